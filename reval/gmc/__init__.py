@@ -1,0 +1,1 @@
+"""GMC Connect: its doctor records and the snapshots of its designated-body lists."""

@@ -1,0 +1,60 @@
+"""A doctor as GMC Connect's GetDoctorsForDB lists it, validated into Reval's own form.
+
+``read_connected_doctor`` is the bulk path used for every doctor in a list; the marshmallow
+``ConnectedDoctorSchema`` is the same contract for single records and is checked against it in
+the tests. Both apply the rules in ``reval.validation``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, post_load
+
+from reval.validation import (
+    gmc_number,
+    optional_enumeration,
+    optional_gmc_date,
+    optional_text,
+    require_object,
+    Rule,
+)
+
+UNDER_NOTICE_VALUES = ("Yes", "No", "On Hold")
+
+# GMC's field name -> (Reval's field name, the rule for its value).
+CONNECTED_DOCTOR_FIELDS = {
+    "GMCReferenceNumber": ("gmc_number", gmc_number),
+    "DoctorFirstName": ("first_name", optional_text),
+    "DoctorLastName": ("last_name", optional_text),
+    "SubmissionDate": ("submission_date", optional_gmc_date),
+    "DateAdded": ("date_added", optional_gmc_date),
+    "UnderNotice": ("under_notice", partial(optional_enumeration, allowed=UNDER_NOTICE_VALUES)),
+    "DoctorStatus": ("doctor_status", optional_text),
+    "Breach": ("breach", optional_text),
+    "Investigation": ("investigation", optional_text),
+    "PreliminaryInvestigation": ("preliminary_investigation", optional_text),
+    "Sanction": ("sanction", optional_text),
+}
+
+
+def read_connected_doctor(raw: Any) -> dict[str, Any]:
+    """The validated doctor, keyed by Reval's field names; raises InvalidValue."""
+    raw = require_object("doctor", raw)
+    return {name: rule(gmc_field, raw.get(gmc_field)) for gmc_field, (name, rule) in CONNECTED_DOCTOR_FIELDS.items()}
+
+
+class _ConnectedDoctorBase(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    @post_load
+    def in_field_order(self, data: dict, **kwargs) -> dict:
+        return {name: data.get(name) for name, _rule in CONNECTED_DOCTOR_FIELDS.values()}
+
+
+ConnectedDoctorSchema = _ConnectedDoctorBase.from_dict(
+    {name: Rule(rule, data_key=gmc_field) for gmc_field, (name, rule) in CONNECTED_DOCTOR_FIELDS.items()},
+    name="ConnectedDoctorSchema",
+)

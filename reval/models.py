@@ -1,0 +1,180 @@
+"""Reval's stored state: what the sources last said, the decisions, hides, history and runs.
+
+The schema is owned by Alembic (``reval/migrations``); these models describe it and a test
+checks the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+GMC_NUMBER = String(7)
+BODY_CODE = String(32)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class DesignatedBodyRecord(Base):
+    """A designated body Reval works for; only these are fetched from GMC."""
+
+    __tablename__ = "designated_body"
+
+    code: Mapped[str] = mapped_column(BODY_CODE, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class GmcConnection(Base):
+    """A doctor on a designated body's GMC list, as last fetched (or kept when not fetched)."""
+
+    __tablename__ = "gmc_connection"
+
+    gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True)
+    designated_body_code: Mapped[str] = mapped_column(BODY_CODE, index=True)
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    submission_date: Mapped[date | None] = mapped_column(Date)
+    date_added: Mapped[date | None] = mapped_column(Date)
+    under_notice: Mapped[str | None] = mapped_column(String(20))
+    doctor_status: Mapped[str | None] = mapped_column(String(100))
+    breach: Mapped[str | None] = mapped_column(String(100))
+    investigation: Mapped[str | None] = mapped_column(String(100))
+    preliminary_investigation: Mapped[str | None] = mapped_column(String(100))
+    sanction: Mapped[str | None] = mapped_column(String(100))
+    record_hash: Mapped[str] = mapped_column(String(32))
+
+
+class TisPerson(Base):
+    """A TIS person as last pulled; programmes and placements are kept as TIS's documents."""
+
+    __tablename__ = "tis_person"
+
+    tis_person_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    gmc_number: Mapped[str | None] = mapped_column(GMC_NUMBER, index=True)
+    forenames: Mapped[str | None] = mapped_column(String(200))
+    surname: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str | None] = mapped_column(String(20))
+    programme_memberships: Mapped[list[Any]]
+    placements: Mapped[list[Any]]
+    record_hash: Mapped[str] = mapped_column(String(32))
+
+
+class Doctor(Base):
+    """The current decision for one GMC number, with what the export and queues show."""
+
+    __tablename__ = "doctor"
+
+    gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True)
+    queue: Mapped[str] = mapped_column(String(20), index=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    rule_number: Mapped[int] = mapped_column(Integer)
+    rule_table: Mapped[str] = mapped_column(String(60))
+    designated_body_code: Mapped[str | None] = mapped_column(BODY_CODE)
+    last_connected_designated_body_code: Mapped[str | None] = mapped_column(BODY_CODE)
+    visible_to: Mapped[list[Any]]
+    programme_owner_designated_bodies: Mapped[list[Any]]
+    tis_person_ids: Mapped[list[Any]]
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    decided_as_of: Mapped[date] = mapped_column(Date)
+
+
+class DoctorVisibility(Base):
+    """Which designated bodies see a doctor: the one place a body's queues are read from."""
+
+    __tablename__ = "doctor_visibility"
+
+    designated_body_code: Mapped[str] = mapped_column(BODY_CODE, primary_key=True)
+    gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True, index=True)
+
+
+class DoctorHide(Base):
+    """An admin's hide of a doctor for one designated body; ended, never deleted."""
+
+    __tablename__ = "doctor_hide"
+    __table_args__ = (
+        Index(
+            "uq_doctor_hide_active",
+            "gmc_number",
+            "designated_body_code",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, index=True)
+    designated_body_code: Mapped[str] = mapped_column(BODY_CODE)
+    reason: Mapped[str] = mapped_column(Text)
+    until: Mapped[date | None] = mapped_column(Date)
+    hidden_by: Mapped[str] = mapped_column(String(200))
+    hidden_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # What the admin looked at; a change to either ends the hide.
+    gmc_designated_body_code: Mapped[str | None] = mapped_column(BODY_CODE)
+    programme_owner_designated_bodies: Mapped[list[Any]]
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class DoctorEvent(Base):
+    """Append-only history of a doctor: connection, decision and hide changes."""
+
+    __tablename__ = "doctor_event"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, index=True)
+    sync_run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_run.id"), index=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    as_of: Mapped[date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(20))  # GMC_SYNC, TIS_SYNC, ADMIN
+    kind: Mapped[str] = mapped_column(String(20))  # CONNECTION, DECISION, HIDE, UNHIDE, HIDE_ENDED
+    old: Mapped[dict[str, Any] | None]
+    new: Mapped[dict[str, Any] | None]
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncRun(Base):
+    """One reconciliation: when, on what date, from what, and what it changed."""
+
+    __tablename__ = "sync_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    as_of: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20))  # RUNNING, SUCCEEDED, FAILED
+    rule_table: Mapped[str] = mapped_column(String(60))
+    gmc_source: Mapped[str | None] = mapped_column(Text)
+    tis_source: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict[str, Any] | None]
+    rejected_records: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class RejectedRecord(Base):
+    """The data-quality log: a record a sync could not accept, and why."""
+
+    __tablename__ = "rejected_record"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sync_run_id: Mapped[int] = mapped_column(ForeignKey("sync_run.id"), index=True)
+    source: Mapped[str] = mapped_column(String(10))  # GMC or TIS
+    locator: Mapped[str] = mapped_column(Text)  # where in the input: "people[12]", "line 40"
+    record_key: Mapped[str | None] = mapped_column(String(40))  # GMC number or TIS person id, if readable
+    field: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)

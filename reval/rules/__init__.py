@@ -1,0 +1,10 @@
+"""The rule table and its engine: pure, no framework, database or clock."""
+
+from reval.rules.engine import Decision, Explanation, RuleEngine
+from reval.rules.facts import DoctorSituation, PlacementSpan, ProgrammeSpan, TisPersonView
+from reval.rules.table import DEFAULT_RULE_TABLE, HIDDEN_BY_ADMIN, Audience, Queue, RuleTable
+
+__all__ = [
+    "DEFAULT_RULE_TABLE", "HIDDEN_BY_ADMIN", "Audience", "Decision", "DoctorSituation", "Explanation",
+    "PlacementSpan", "ProgrammeSpan", "Queue", "RuleEngine", "RuleTable", "TisPersonView",
+]

@@ -1,0 +1,194 @@
+"""Facts: what the rule table may ask about a doctor, and how they are derived on a date.
+
+Every fact has a small finite domain, so the whole space of doctors the table can see is
+enumerable; that is what lets ``reval.rules.checks`` prove the table has no gaps.
+The derivation is pure: it is handed the doctor's situation and the as-of date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Callable, NamedTuple
+
+NONE, ONE, MANY = "NONE", "ONE", "MANY"
+BOOLEAN = (False, True)
+COUNT = (NONE, ONE, MANY)
+
+
+@dataclass(frozen=True)
+class Fact:
+    name: str
+    meaning: str
+    domain: tuple
+
+
+FACTS: tuple[Fact, ...] = (
+    Fact("current_f1_placement", "a current placement has grade F1", BOOLEAN),
+    Fact(
+        "military",
+        "a current programme membership is MILITARY (none current: the most recently ended one is)",
+        BOOLEAN,
+    ),
+    Fact("tis_people", "how many TIS people have the GMC number", COUNT),
+    Fact("connected", "a fetched GMC list of a designated body contains the doctor", BOOLEAN),
+    Fact("inactive_in_tis", "a TIS person with the GMC number is INACTIVE", BOOLEAN),
+    Fact("unknown_programme_owner", "a current programme's owner maps to no designated body", BOOLEAN),
+    Fact("current_programme_owners", "how many designated bodies own current programmes", COUNT),
+    Fact(
+        "connected_to_programme_owner",
+        "the GMC connection is to a designated body owning a current programme",
+        BOOLEAN,
+    ),
+    Fact("current_programme", "a programme membership is current", BOOLEAN),
+    Fact("ended_programme", "a programme membership has ended", BOOLEAN),
+    Fact("previously_connected", "was connected to a designated body in an earlier sync", BOOLEAN),
+)
+
+
+class DoctorFacts(NamedTuple):
+    current_f1_placement: bool
+    military: bool
+    tis_people: str
+    connected: bool
+    inactive_in_tis: bool
+    unknown_programme_owner: bool
+    current_programme_owners: str
+    connected_to_programme_owner: bool
+    current_programme: bool
+    ended_programme: bool
+    previously_connected: bool
+
+
+assert DoctorFacts._fields == tuple(fact.name for fact in FACTS), "DoctorFacts must follow FACTS"
+
+# What can be true together. The static checks only demand answers for consistent facts, and
+# a property test shows that derive() never produces anything else.
+CONSISTENCY: tuple[tuple[str, Callable[[DoctorFacts], bool]], ...] = (
+    (
+        "with no TIS person there are no placements, programmes or TIS statuses",
+        lambda f: f.tis_people != NONE
+        or not (
+            f.current_f1_placement or f.military or f.inactive_in_tis or f.unknown_programme_owner
+            or f.current_programme or f.ended_programme
+        ),
+    ),
+    (
+        "programme owners, known or not, belong to current programmes",
+        lambda f: f.current_programme == (f.current_programme_owners != NONE or f.unknown_programme_owner),
+    ),
+    (
+        "being connected to a programme owner needs a connection and a current owner",
+        lambda f: not f.connected_to_programme_owner or (f.connected and f.current_programme_owners != NONE),
+    ),
+    (
+        "a military doctor has a current or an ended programme",
+        lambda f: not f.military or f.current_programme or f.ended_programme,
+    ),
+)
+
+
+def is_consistent(facts: DoctorFacts) -> bool:
+    return all(holds(facts) for _meaning, holds in CONSISTENCY)
+
+
+# The doctor's situation, as the reconciliation hands it over: plain values, no sources.
+class ProgrammeSpan(NamedTuple):
+    membership_type: str | None
+    start: date
+    end: date | None  # None: open-ended
+    owner: str | None
+    owner_designated_body: str | None  # None: the owner maps to no designated body
+
+
+class PlacementSpan(NamedTuple):
+    grade: str | None
+    start: date
+    end: date | None
+
+
+class TisPersonView(NamedTuple):
+    tis_person_id: int
+    status: str | None
+    programmes: tuple[ProgrammeSpan, ...]
+    placements: tuple[PlacementSpan, ...]
+
+
+class DoctorSituation(NamedTuple):
+    gmc_designated_body: str | None  # from a fetched (or kept, when not fetched) GMC list
+    last_connected_designated_body: str | None  # from earlier syncs
+    tis_people: tuple[TisPersonView, ...]
+
+
+class DerivedFacts(NamedTuple):
+    facts: DoctorFacts
+    programme_owner_designated_bodies: tuple[str, ...]  # "P", sorted
+
+
+def programme_is_current(programme: ProgrammeSpan, as_of: date) -> bool:
+    # A membership ending on the as-of date has ended: it must end on the next day or later.
+    return programme.start <= as_of and (programme.end is None or programme.end >= as_of + timedelta(days=1))
+
+
+def programme_has_ended(programme: ProgrammeSpan, as_of: date) -> bool:
+    return programme.end is not None and programme.end <= as_of
+
+
+def placement_is_current(placement: PlacementSpan, as_of: date) -> bool:
+    return placement.start <= as_of and (placement.end is None or as_of <= placement.end)
+
+
+def is_f1(placement: PlacementSpan) -> bool:
+    return placement.grade is not None and placement.grade.strip().upper() == "F1"
+
+
+def programme_owners(programmes: tuple[ProgrammeSpan, ...], as_of: date) -> set[str]:
+    """P for one person: current owners; else the most recently ended; else the soonest future."""
+    current = [p for p in programmes if programme_is_current(p, as_of)]
+    chosen = current or _most_recently_ended(programmes, as_of) or _soonest_future(programmes, as_of)
+    return {p.owner_designated_body for p in chosen if p.owner_designated_body is not None}
+
+
+def _most_recently_ended(programmes, as_of: date) -> list[ProgrammeSpan]:
+    ended = [p for p in programmes if programme_has_ended(p, as_of)]
+    latest = max((p.end for p in ended), default=None)
+    return [p for p in ended if p.end == latest]
+
+
+def _soonest_future(programmes, as_of: date) -> list[ProgrammeSpan]:
+    future = [p for p in programmes if p.start > as_of]
+    soonest = min((p.start for p in future), default=None)
+    return [p for p in future if p.start == soonest]
+
+
+def _count(n: int) -> str:
+    return NONE if n == 0 else ONE if n == 1 else MANY
+
+
+def derive(situation: DoctorSituation, as_of: date) -> DerivedFacts:
+    programmes = tuple(p for person in situation.tis_people for p in person.programmes)
+    current = [p for p in programmes if programme_is_current(p, as_of)]
+    current_owners = {p.owner_designated_body for p in current if p.owner_designated_body is not None}
+    military_candidates = current or _most_recently_ended(programmes, as_of)
+    owners: set[str] = set()
+    for person in situation.tis_people:
+        owners |= programme_owners(person.programmes, as_of)
+    gmc_body = situation.gmc_designated_body
+    facts = DoctorFacts(
+        current_f1_placement=any(
+            is_f1(placement) and placement_is_current(placement, as_of)
+            for person in situation.tis_people
+            for placement in person.placements
+        ),
+        military=any(p.membership_type == "MILITARY" for p in military_candidates),
+        tis_people=_count(len(situation.tis_people)),
+        connected=gmc_body is not None,
+        inactive_in_tis=any(person.status == "INACTIVE" for person in situation.tis_people),
+        unknown_programme_owner=any(p.owner_designated_body is None for p in current),
+        current_programme_owners=_count(len(current_owners)),
+        connected_to_programme_owner=gmc_body is not None and gmc_body in current_owners,
+        current_programme=bool(current),
+        ended_programme=any(programme_has_ended(p, as_of) for p in programmes),
+        previously_connected=situation.last_connected_designated_body is not None,
+    )
+    return DerivedFacts(facts, tuple(sorted(owners)))

@@ -1,0 +1,127 @@
+"""The rule table as data: queues, reasons, audiences and the product's default rows.
+
+Hit policy FIRST (as in DMN): rows are tried in order and the first whose every condition holds
+decides. Conditions compare one fact with one value; a row lists only the facts it cares about.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Mapping
+
+from reval.rules.facts import FACTS, MANY, NONE, DoctorFacts, Fact
+
+
+class Queue(StrEnum):
+    CONNECTED = "CONNECTED"
+    DISCREPANCY = "DISCREPANCY"
+    HIDDEN = "HIDDEN"
+    HISTORIC = "HISTORIC"
+
+
+class Audience(StrEnum):
+    """Who sees a decision, resolved to designated body codes for each doctor."""
+
+    GMC_DESIGNATED_BODY = "GMC DB"
+    PROGRAMME_OWNERS = "P"
+    LAST_CONNECTED_DESIGNATED_BODY = "last connected DB"
+
+
+HIDDEN_BY_ADMIN = "HIDDEN_BY_ADMIN"
+
+
+@dataclass(frozen=True)
+class Row:
+    number: int
+    reason: str
+    when: Mapping[str, Any]
+    queue: Queue
+    visible_to: tuple[Audience, ...]
+
+    def failed_conditions(self, facts: DoctorFacts) -> list[tuple[str, Any, Any]]:
+        """(fact, required value, actual value) for each condition the facts do not meet."""
+        return [
+            (name, required, getattr(facts, name))
+            for name, required in self.when.items()
+            if getattr(facts, name) != required
+        ]
+
+    def matches(self, facts: DoctorFacts) -> bool:
+        return all(getattr(facts, name) == required for name, required in self.when.items())
+
+    def describe_conditions(self) -> str:
+        return " and ".join(f"{name} = {format_value(value)}" for name, value in self.when.items())
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class RuleTable:
+    name: str
+    version: str
+    facts: tuple[Fact, ...]
+    rows: tuple[Row, ...]
+    hit_policy: str = "FIRST"
+
+    @property
+    def label(self) -> str:
+        """What every decision records: which table, which version."""
+        return f"{self.name}@{self.version}"
+
+    def fingerprint(self) -> str:
+        """A digest of the rows: a test pins it to the version so edits must bump the version."""
+        text = repr([(r.number, r.reason, sorted(r.when.items()), r.queue.value, [a.value for a in r.visible_to])
+                     for r in self.rows])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_GMC = (Audience.GMC_DESIGNATED_BODY,)
+_GMC_AND_P = (Audience.GMC_DESIGNATED_BODY, Audience.PROGRAMME_OWNERS)
+
+
+def _row(number: int, reason: str, queue: Queue, visible_to: tuple[Audience, ...], **when: Any) -> Row:
+    return Row(number, reason, when, queue, visible_to)
+
+
+DEFAULT_RULE_TABLE = RuleTable(
+    name="reval-default",
+    version="1",
+    facts=FACTS,
+    rows=(
+        _row(1, "F1_DOCTOR", Queue.HIDDEN, _GMC_AND_P, current_f1_placement=True),
+        _row(2, "MILITARY_DOCTOR", Queue.HIDDEN, _GMC_AND_P, military=True),
+        _row(3, "DUPLICATE_GMC_NUMBER", Queue.DISCREPANCY, _GMC_AND_P, tis_people=MANY),
+        _row(4, "NOT_IN_TIS", Queue.DISCREPANCY, _GMC, connected=True, tis_people=NONE),
+        _row(5, "INACTIVE_IN_TIS", Queue.DISCREPANCY, _GMC_AND_P, connected=True, inactive_in_tis=True),
+        _row(6, "UNKNOWN_PROGRAMME_OWNER", Queue.DISCREPANCY, _GMC_AND_P, unknown_programme_owner=True),
+        _row(7, "OVERLAPPING_PROGRAMMES", Queue.DISCREPANCY, _GMC_AND_P, current_programme_owners=MANY),
+        _row(8, "CONNECTED", Queue.CONNECTED, _GMC, connected=True, connected_to_programme_owner=True),
+        _row(
+            9, "DB_MISMATCH", Queue.DISCREPANCY, _GMC,
+            connected=True, current_programme=True, connected_to_programme_owner=False,
+        ),
+        _row(
+            10, "PROGRAMME_EXPIRED", Queue.DISCREPANCY, _GMC,
+            connected=True, current_programme=False, ended_programme=True,
+        ),
+        _row(
+            11, "NO_CURRENT_PROGRAMME", Queue.DISCREPANCY, _GMC,
+            connected=True, current_programme=False, ended_programme=False,
+        ),
+        _row(12, "NOT_CONNECTED", Queue.DISCREPANCY, (Audience.PROGRAMME_OWNERS,), connected=False, current_programme=True),
+        _row(
+            13, "PREVIOUSLY_CONNECTED", Queue.HISTORIC, (Audience.LAST_CONNECTED_DESIGNATED_BODY,),
+            connected=False, current_programme=False, previously_connected=True,
+        ),
+        _row(
+            14, "NO_PROGRAMME_NOT_CONNECTED", Queue.HIDDEN, (Audience.PROGRAMME_OWNERS,),
+            connected=False, current_programme=False, previously_connected=False,
+        ),
+    ),
+)

@@ -1,0 +1,1 @@
+"""TIS: its trainee (person) records and the snapshots of them."""

@@ -1,0 +1,151 @@
+"""A TIS person with programme memberships and placements, validated into Reval's own form.
+
+The validated form keeps TIS's field names, with values normalised (trimmed text, canonical
+enumerations, ``date`` objects), and is what Reval stores for the person. ``read_person`` is the
+bulk path; ``PersonSchema`` is the same contract in marshmallow, used for single records and
+checked against ``read_person`` in the tests. Both apply the rules in ``reval.validation``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
+
+from reval.validation import (
+    InvalidValue,
+    Rule,
+    date_range,
+    gmc_number_or_none,
+    iso_date,
+    list_of_objects,
+    optional_enumeration,
+    optional_int,
+    optional_iso_date,
+    optional_text,
+    require_object,
+    required_int,
+)
+
+PERSON_STATUSES = ("CURRENT", "INACTIVE")
+PROGRAMME_MEMBERSHIP_TYPES = ("SUBSTANTIVE", "LAT", "FTSTA", "MILITARY", "VISITOR", "ACADEMIC")
+
+FieldRules = dict[str, Callable[[str, Any], Any]]
+
+CURRICULUM_FIELDS: FieldRules = {
+    "curriculumName": optional_text,
+    "curriculumStartDate": optional_iso_date,
+    "curriculumEndDate": optional_iso_date,
+}
+PLACEMENT_FIELDS: FieldRules = {
+    "id": optional_int,
+    "gradeAbbreviation": optional_text,
+    "dateFrom": iso_date,
+    "dateTo": optional_iso_date,
+}
+PROGRAMME_MEMBERSHIP_FIELDS: FieldRules = {
+    "id": optional_int,
+    "programmeName": optional_text,
+    "programmeNumber": optional_text,
+    "programmeMembershipType": partial(optional_enumeration, allowed=PROGRAMME_MEMBERSHIP_TYPES),
+    "programmeStartDate": iso_date,
+    "programmeEndDate": optional_iso_date,
+    "programmeOwner": optional_text,
+    "trainingPathway": optional_text,
+}
+PERSON_FIELDS: FieldRules = {
+    "tisPersonId": required_int,
+    "gmcNumber": gmc_number_or_none,
+    "forenames": optional_text,
+    "surname": optional_text,
+    "status": partial(optional_enumeration, allowed=PERSON_STATUSES),
+}
+# Cross-field rules: (start field, end field) pairs whose end may not precede their start.
+DATE_RANGES = {
+    "curricula": ("curriculumStartDate", "curriculumEndDate"),
+    "placements": ("dateFrom", "dateTo"),
+    "programmeMemberships": ("programmeStartDate", "programmeEndDate"),
+}
+
+
+def read_person(raw: Any) -> dict[str, Any]:
+    """The validated person; raises InvalidValue naming the first bad field and its value."""
+    raw = require_object("person", raw)
+    person = _read_fields(raw, PERSON_FIELDS)
+    memberships = []
+    for index, item in enumerate(list_of_objects("programmeMemberships", raw.get("programmeMemberships"))):
+        prefix = f"programmeMemberships[{index}]"
+        membership = _read_item(item, PROGRAMME_MEMBERSHIP_FIELDS, "programmeMemberships", prefix)
+        membership["curricula"] = [
+            _read_item(curriculum, CURRICULUM_FIELDS, "curricula", f"{prefix}.curricula[{position}]")
+            for position, curriculum in enumerate(
+                _located(prefix, list_of_objects, "curricula", item.get("curricula"))
+            )
+        ]
+        memberships.append(membership)
+    person["programmeMemberships"] = memberships
+    person["placements"] = [
+        _read_item(item, PLACEMENT_FIELDS, "placements", f"placements[{index}]")
+        for index, item in enumerate(list_of_objects("placements", raw.get("placements")))
+    ]
+    return person
+
+
+def _read_fields(raw: dict, rules: FieldRules) -> dict[str, Any]:
+    return {name: rule(name, raw.get(name)) for name, rule in rules.items()}
+
+
+def _read_item(raw: dict, rules: FieldRules, kind: str, prefix: str) -> dict[str, Any]:
+    item = _located(prefix, _read_fields, raw, rules)
+    start, end = DATE_RANGES[kind]
+    _located(prefix, date_range, start, item[start], end, item[end])
+    return item
+
+
+def _located(prefix: str, function, *args):
+    try:
+        return function(*args)
+    except InvalidValue as error:
+        raise error.at(prefix) from None
+
+
+class _ValidatedSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    kind: str = ""
+
+    @post_load
+    def check_date_range(self, data: dict, **kwargs) -> dict:
+        if self.kind:
+            start, end = DATE_RANGES[self.kind]
+            try:
+                date_range(start, data.get(start), end, data.get(end))
+            except InvalidValue as error:
+                raise ValidationError(str(error), field_name=end) from None
+        return data
+
+
+def _schema(name: str, rules: FieldRules, kind: str = "", **nested) -> type[Schema]:
+    declared = {field: Rule(rule) for field, rule in rules.items()}
+    declared.update(nested)
+    schema = _ValidatedSchema.from_dict(declared, name=name)
+    schema.kind = kind
+    return schema
+
+
+CurriculumSchema = _schema("CurriculumSchema", CURRICULUM_FIELDS, "curricula")
+PlacementSchema = _schema("PlacementSchema", PLACEMENT_FIELDS, "placements")
+ProgrammeMembershipSchema = _schema(
+    "ProgrammeMembershipSchema",
+    PROGRAMME_MEMBERSHIP_FIELDS,
+    "programmeMemberships",
+    curricula=fields.List(fields.Nested(CurriculumSchema), load_default=list),
+)
+PersonSchema = _schema(
+    "PersonSchema",
+    PERSON_FIELDS,
+    programmeMemberships=fields.List(fields.Nested(ProgrammeMembershipSchema), load_default=list),
+    placements=fields.List(fields.Nested(PlacementSchema), load_default=list),
+)

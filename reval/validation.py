@@ -1,0 +1,189 @@
+"""The value rules shared by every record that crosses Reval's boundary.
+
+Each rule lives here once. The marshmallow schemas (one record at a time: API, tests, the
+single-record paths) and the bulk file readers (hundreds of thousands of records per sync) both
+call these functions, so the two paths cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from functools import cache
+from typing import Any
+
+from marshmallow import ValidationError, fields, missing as missing_
+
+
+class InvalidValue(ValueError):
+    """A value that breaks a rule; its message names the field and the offending value."""
+
+    def __init__(self, field: str, value: Any, problem: str):
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{field}: {problem} (got {describe_value(value)})")
+
+    def at(self, prefix: str) -> "InvalidValue":
+        """The same error, located under a parent field (e.g. ``programmeMemberships[1]``)."""
+        return InvalidValue(f"{prefix}.{self.field}", self.value, self.problem)
+
+
+def describe_value(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+GMC_NUMBER_PATTERN = re.compile(r"\d{7}")
+
+# What TIS admins type when a trainee has no GMC number yet.
+NO_GMC_NUMBER_PLACEHOLDERS = frozenset({"", "unknown", "n/a", "na", "none", "null", "-"})
+
+
+def gmc_number_or_none(field: str, value: Any) -> str | None:
+    """A TIS GMC number: 7 digits, or None where TIS says there is none."""
+    if value is None:
+        return None
+    text = _stripped_text(field, value)
+    if text.lower() in NO_GMC_NUMBER_PLACEHOLDERS:
+        return None
+    if not GMC_NUMBER_PATTERN.fullmatch(text):
+        raise InvalidValue(field, value, "is not a 7-digit GMC number")
+    return text
+
+
+def gmc_number(field: str, value: Any) -> str:
+    """A GMC reference number that must be present (GMC's own lists, admin commands)."""
+    number = gmc_number_or_none(field, value)
+    if number is None:
+        raise InvalidValue(field, value, "is required: a 7-digit GMC number")
+    return number
+
+
+def _stripped_text(field: str, value: Any) -> str:
+    if isinstance(value, bool):
+        raise InvalidValue(field, value, "must be text")
+    if isinstance(value, int):
+        return str(value)
+    if not isinstance(value, str):
+        raise InvalidValue(field, value, "must be text")
+    # str.strip() also removes non-breaking spaces, which TIS exports are full of.
+    return value.strip()
+
+
+def optional_text(field: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidValue(field, value, "must be text")
+    text = value.strip()
+    return text or None
+
+
+def required_int(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InvalidValue(field, value, "must be a whole number")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isdigit():
+            raise InvalidValue(field, value, "must be a whole number")
+        return int(text)
+    return value
+
+
+def optional_int(field: str, value: Any) -> int | None:
+    return None if value is None else required_int(field, value)
+
+
+def iso_date(field: str, value: Any) -> date:
+    """An ISO 8601 calendar date, ``YYYY-MM-DD`` (TIS's format)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) == 10:
+            try:
+                return date.fromisoformat(text)
+            except ValueError:
+                pass
+    raise InvalidValue(field, value, "is not a date in the form YYYY-MM-DD")
+
+
+def optional_iso_date(field: str, value: Any) -> date | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return iso_date(field, value)
+
+
+def optional_gmc_date(field: str, value: Any) -> date | None:
+    """GMC Connect's ``dd/MM/yyyy`` date strings; GMC sends empty strings for 'no date'."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            return datetime.strptime(text, "%d/%m/%Y").date()
+        except ValueError:
+            pass
+    raise InvalidValue(field, value, "is not a date in the form dd/MM/yyyy")
+
+
+def enumeration(field: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """One of ``allowed``, matched case-insensitively and returned in its canonical spelling."""
+    if isinstance(value, str):
+        match = _canonical_spellings(allowed).get(value.strip().lower())
+        if match is not None:
+            return match
+    raise InvalidValue(field, value, f"must be one of {', '.join(allowed)}")
+
+
+@cache
+def _canonical_spellings(allowed: tuple[str, ...]) -> dict[str, str]:
+    return {choice.lower(): choice for choice in allowed}
+
+
+def optional_enumeration(field: str, value: Any, allowed: tuple[str, ...]) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return enumeration(field, value, allowed)
+
+
+def date_range(field_from: str, start: date | None, field_to: str, end: date | None) -> None:
+    if start is not None and end is not None and end < start:
+        raise InvalidValue(field_to, end.isoformat(), f"is before {field_from} {start.isoformat()}")
+
+
+def list_of_objects(field: str, value: Any) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidValue(field, value, "must be a list")
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise InvalidValue(f"{field}[{index}]", item, "must be an object")
+    return value
+
+
+def require_object(field: str, value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise InvalidValue(field, value, "must be an object")
+    return value
+
+
+class Rule(fields.Field):
+    """A marshmallow field that applies one of the rules above, so schemas and bulk readers agree."""
+
+    def __init__(self, rule, **kwargs):
+        kwargs.setdefault("load_default", None)
+        kwargs.setdefault("allow_none", True)
+        super().__init__(**kwargs)
+        self.rule = rule
+
+    def deserialize(self, value, attr=None, data=None, **kwargs):
+        # The rule, not marshmallow, decides what a missing or null value means.
+        if value is missing_:
+            value = None
+        try:
+            return self.rule(self.data_key or attr, value)
+        except InvalidValue as error:
+            raise ValidationError(str(error)) from None
