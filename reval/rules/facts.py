@@ -42,7 +42,11 @@ FACTS: tuple[Fact, ...] = (
     ),
     Fact("current_programme", "a programme membership is current", BOOLEAN),
     Fact("ended_programme", "a programme membership has ended", BOOLEAN),
-    Fact("previously_connected", "was connected to a designated body in an earlier sync", BOOLEAN),
+    Fact(
+        "previously_connected",
+        "has been connected to a designated body, in this sync or an earlier one",
+        BOOLEAN,
+    ),
 )
 
 
@@ -82,6 +86,10 @@ CONSISTENCY: tuple[tuple[str, Callable[[DoctorFacts], bool]], ...] = (
         lambda f: not f.connected_to_programme_owner or (f.connected and f.current_programme_owners != NONE),
     ),
     (
+        "a connected doctor has been connected",
+        lambda f: not f.connected or f.previously_connected,
+    ),
+    (
         "a military doctor has a current or an ended programme",
         lambda f: not f.military or f.current_programme or f.ended_programme,
     ),
@@ -116,7 +124,7 @@ class TisPersonView(NamedTuple):
 
 class DoctorSituation(NamedTuple):
     gmc_designated_body: str | None  # from a fetched (or kept, when not fetched) GMC list
-    last_connected_designated_body: str | None  # from earlier syncs
+    last_connected_designated_body: str | None  # the GMC one when connected, else the last before
     tis_people: tuple[TisPersonView, ...]
 
 

@@ -1,0 +1,389 @@
+"""The ``reval`` command: the same plain functions the web and workers call, for a terminal."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import getpass
+import io
+import sys
+from datetime import date, datetime
+
+import click
+import orjson
+from flask.cli import FlaskGroup
+
+from reval.app import create_app, database
+from reval.db import schema_is_current, upgrade_schema
+from reval.designated_bodies import DesignatedBodyFileError, read_designated_bodies_csv
+from reval.reconcile.common import RefusedRequest, utcnow
+from reval.reconcile.hides import record_hide, record_unhide
+from reval.reconcile.queries import EXPORT_FIELDS, doctor_history, explain_doctor, export_rows
+from reval.reconcile.reference import configured_designated_bodies, replace_designated_bodies
+from reval.reconcile.sync import GmcInput, SyncFailed, TisInput, latest_successful_run, run_sync
+from reval.rules import DEFAULT_RULE_TABLE, Queue, RuleEngine
+from reval.rules.checks import check_table
+from reval.rules.engine import placement_state, programme_state
+from reval.rules.table import format_value
+from reval.snapshot_files import SnapshotUnreadable, open_snapshot
+from reval.validation import InvalidValue
+
+
+class CommandRefused(click.ClickException):
+    """A one-line refusal with exit status 2: bad input, nothing changed."""
+
+    exit_code = 2
+
+
+def refusals_exit_2(command):
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (RefusedRequest, InvalidValue, SnapshotUnreadable, DesignatedBodyFileError) as error:
+            raise CommandRefused(str(error)) from None
+        except SyncFailed as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+AS_OF = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def as_of_or_today(value: datetime | None) -> date:
+    return value.date() if value else date.today()
+
+
+def sessions():
+    return database().sessions
+
+
+def print_json(value) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False, load_dotenv=False, set_debug_flag=False)
+def cli():
+    """Reval: reconciles GMC prescribed connections with TIS programme memberships."""
+
+
+def main() -> None:
+    cli.main(prog_name="reval")
+
+
+# --- database -----------------------------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group():
+    """The database schema (migrated automatically on first use)."""
+
+
+@db_group.command("upgrade")
+def db_upgrade():
+    """Migrate the database to the latest schema."""
+    upgrade_schema(database().engine)
+    click.echo("database schema is up to date")
+
+
+@db_group.command("current")
+def db_current():
+    """Say whether the database schema is up to date."""
+    click.echo("up to date" if schema_is_current(database().engine) else "needs `reval db upgrade`")
+
+
+# --- designated bodies --------------------------------------------------------------------------
+
+
+@cli.group("designated-bodies", invoke_without_command=True)
+@click.pass_context
+def designated_bodies_group(ctx):
+    """List the configured designated bodies (only these are fetched from GMC)."""
+    if ctx.invoked_subcommand is None:
+        with sessions().begin() as session:
+            for body in configured_designated_bodies(session):
+                click.echo(f"{body.code:<11} {body.name}" + (f" (TIS owner: {body.owner})" if body.owner != body.name else ""))
+
+
+@designated_bodies_group.command("load")
+@click.argument("csv_file", type=click.Path(dir_okay=False))
+@refusals_exit_2
+def designated_bodies_load(csv_file):
+    """Replace the configured designated bodies with those in CSV_FILE (header code,name,owner)."""
+    bodies = read_designated_bodies_csv(csv_file)
+    with sessions().begin() as session:
+        replace_designated_bodies(session, bodies)
+    click.echo(f"{len(bodies)} designated bodies configured")
+
+
+# --- sync ---------------------------------------------------------------------------------------
+
+
+@cli.command("sync")
+@click.option("--gmc-file", type=click.Path(dir_okay=False), help="GMC snapshot (.json or .jsonl).")
+@click.option("--tis-file", type=click.Path(dir_okay=False), help="TIS snapshot (.json or .jsonl).")
+@click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: today).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@refusals_exit_2
+def sync_command(gmc_file, tis_file, as_of, as_json):
+    """Import GMC and TIS snapshots, decide every doctor, and print the run's summary."""
+    if not gmc_file and not tis_file:
+        raise CommandRefused("give --gmc-file and/or --tis-file: live GMC and TIS pulls are not configured")
+    # Both files are opened (and a .json one fully read) before anything is written.
+    gmc = GmcInput(gmc_file, open_snapshot(gmc_file, label="GMC", list_key="designatedBodies")) if gmc_file else None
+    tis = TisInput(tis_file, open_snapshot(tis_file, label="TIS", list_key="people")) if tis_file else None
+    summary = run_sync(sessions(), gmc=gmc, tis=tis, as_of=as_of_or_today(as_of))
+    if as_json:
+        print_json(summary)
+    else:
+        click.echo(format_summary(summary))
+
+
+def format_summary(summary: dict) -> str:
+    gmc, tis = summary["gmc"], summary["tis"]
+    lines = [
+        f"Sync run {summary['syncRunId']} {summary['status'].lower()}: as of {summary['asOf']}, rules {summary['ruleTable']}",
+    ]
+    if gmc["source"]:
+        lines.append(
+            f"GMC  {gmc['source']}: {len(gmc['designatedBodiesFetched'])} designated bodies fetched, "
+            f"{gmc['doctorsRead']} doctors read; connections +{gmc['connectionsAdded']} -{gmc['connectionsRemoved']}, "
+            f"{gmc['connectionsMoved']} moved, {gmc['connectionsUpdated']} details updated"
+        )
+    by_reason: dict[str, list[str]] = {}
+    for code, why in gmc["designatedBodiesNotFetched"].items():
+        by_reason.setdefault(why, []).append(code)
+    for why, codes in by_reason.items():
+        lines.append(f"     {len(codes)} not fetched ({why}), their doctors keep their connections: {', '.join(codes)}")
+    if tis["source"]:
+        completeness = "complete" if tis["complete"] else "INCOMPLETE: nobody deleted"
+        lines.append(
+            f"TIS  {tis['source']}: {tis['peopleRead']} people read ({completeness}); "
+            f"+{tis['peopleAdded']} added, {tis['peopleUpdated']} updated, {tis['peopleDeleted']} deleted"
+        )
+    else:
+        lines.append("TIS  not fetched in this run: TIS people keep their previous state")
+    lines.append(f"{'queue':<12}{'before':>8}{'after':>8}{'in':>8}{'out':>8}")
+    for queue, counts in summary["queues"].items():
+        lines.append(f"{queue:<12}{counts['before']:>8}{counts['after']:>8}{counts['in']:>8}{counts['out']:>8}")
+    lines.append(
+        f"{summary['doctors']} doctors decided, {summary['decisionsChanged']} decisions changed, "
+        f"{summary['events']} history events, {summary['hidesEnded']} hides ended"
+    )
+    lines.append(f"Rejected records: {summary['rejectedRecords']}")
+    for rejection in summary["rejections"]:
+        lines.append(f"  {rejection['source']} {rejection['locator']}: {rejection['message']}")
+    if summary["rejectedRecords"] > len(summary["rejections"]):
+        lines.append(f"  ... and {summary['rejectedRecords'] - len(summary['rejections'])} more in the data-quality log")
+    return "\n".join(lines)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+@cli.command("export")
+@click.option("--format", "output_format", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option("--queue", type=click.Choice([q.value for q in Queue], case_sensitive=False))
+@click.option("--designated-body", help="Only doctors this designated body sees, with its hides applied.")
+@refusals_exit_2
+def export_command(output_format, queue, designated_body):
+    """Write every doctor's queue and reason to standard output."""
+    with sessions().begin() as session:
+        code = None
+        if designated_body is not None:
+            codes = {body.code.upper(): body.code for body in configured_designated_bodies(session)}
+            code = codes.get(designated_body.strip().upper())
+            if code is None:
+                raise CommandRefused(f"designated body {designated_body!r} is not configured; see `reval designated-bodies`")
+        rows = export_rows(session, queue=queue.upper() if queue else None, designated_body=code)
+        if output_format == "json":
+            sys.stdout.write(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode() + "\n")
+        else:
+            write_csv(rows, sys.stdout)
+
+
+def write_csv(rows, stream: io.TextIOBase) -> None:
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(EXPORT_FIELDS)
+    for row in rows:
+        writer.writerow(
+            [";".join(map(str, value)) if isinstance(value, list) else ("" if value is None else value)
+             for value in (row[name] for name in EXPORT_FIELDS)]
+        )
+
+
+@cli.command("explain")
+@click.argument("gmc_number")
+@click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: the last sync's as-of date).")
+@refusals_exit_2
+def explain_command(gmc_number, as_of):
+    """Show a doctor's facts, the rule that decided them, and why each earlier rule did not."""
+    engine = RuleEngine(DEFAULT_RULE_TABLE)
+    with sessions().begin() as session:
+        if as_of is None:
+            last_run = latest_successful_run(session)
+            day = last_run.as_of if last_run else date.today()
+        else:
+            day = as_of.date()
+        result = explain_doctor(session, gmc_number, day, engine)
+        click.echo(format_explanation(result))
+
+
+def format_explanation(result) -> str:
+    explanation = result.explanation
+    decision, situation = explanation.decision, explanation.situation
+    lines = [f"Doctor {result.gmc_number}, as of {explanation.as_of.isoformat()}, rules {decision.rule_table}"]
+    lines.append(f"  GMC connection: {situation.gmc_designated_body or 'not connected'}")
+    lines.append(f"  last connected to: {situation.last_connected_designated_body or 'never connected'}")
+    if not situation.tis_people:
+        lines.append("  TIS: no person has this GMC number")
+    for person in situation.tis_people:
+        lines.append(f"  TIS person {person.tis_person_id} ({person.status or 'status unknown'})")
+        for p in person.programmes:
+            owner = p.owner_designated_body or "no designated body"
+            lines.append(
+                f"    programme {p.membership_type or '?'} {p.start.isoformat()} to "
+                f"{p.end.isoformat() if p.end else 'open'}, owner {p.owner!r} -> {owner}: {programme_state(p, explanation.as_of)}"
+            )
+        for placement in person.placements:
+            lines.append(
+                f"    placement {placement.grade or '?'} {placement.start.isoformat()} to "
+                f"{placement.end.isoformat() if placement.end else 'open'}: {placement_state(placement, explanation.as_of)}"
+            )
+    lines.append("Facts:")
+    for fact in DEFAULT_RULE_TABLE.facts:
+        lines.append(f"  {fact.name:<30} {format_value(getattr(explanation.facts, fact.name)):<5} {fact.meaning}")
+    lines.append("Rules tried:")
+    for outcome in explanation.rows_tried:
+        row = outcome.row
+        if outcome.failed:
+            why = "; ".join(f"{name} is {format_value(actual)}, needs {format_value(required)}"
+                            for name, required, actual in outcome.failed)
+            lines.append(f"  {row.number:>2} {row.reason:<27} no: {why}")
+        else:
+            lines.append(f"  {row.number:>2} {row.reason:<27} MATCHED ({row.describe_conditions()})")
+    lines.append(
+        f"Decision: {decision.queue} / {decision.reason} (row {decision.rule_number}), "
+        f"visible to {', '.join(decision.visible_to) or 'no designated body'}; "
+        f"programme owners {', '.join(decision.programme_owner_designated_bodies) or 'none'}"
+    )
+    stored = result.stored
+    if stored is None:
+        lines.append("Stored decision: none yet (run a sync)")
+    elif (stored.queue, stored.reason) != (decision.queue, decision.reason):
+        lines.append(f"Stored decision: {stored.queue} / {stored.reason} from {stored.rule_table} (differs on this date)")
+    for hide in result.hides:
+        state = f"ended {hide.ended_at:%Y-%m-%d}: {hide.end_reason}" if hide.ended_at else "active"
+        until = f" until {hide.until.isoformat()}" if hide.until else ""
+        lines.append(f"Hidden for {hide.designated_body_code} by {hide.hidden_by}{until} ({hide.reason}): {state}")
+    return "\n".join(lines)
+
+
+@cli.command("history")
+@click.argument("gmc_number")
+@click.option("--json", "as_json", is_flag=True)
+@refusals_exit_2
+def history_command(gmc_number, as_json):
+    """Every recorded change of a doctor's connection, decision and hides, oldest first."""
+    with sessions().begin() as session:
+        events = doctor_history(session, gmc_number)
+        rows = [
+            {
+                "recordedAt": event.recorded_at.isoformat(),
+                "asOf": event.as_of.isoformat(),
+                "syncRunId": event.sync_run_id,
+                "source": event.source,
+                "kind": event.kind,
+                "old": event.old,
+                "new": event.new,
+                "detail": event.detail,
+            }
+            for event in events
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo(f"no history for {gmc_number}")
+    for row in rows:
+        click.echo(
+            f"{row['asOf']} run {row['syncRunId'] or '-':>4} {row['source']:<9} {row['kind']:<10} "
+            f"{_brief(row['old'])} -> {_brief(row['new'])}  {row['detail'] or ''}"
+        )
+
+
+def _brief(value) -> str:
+    if value is None:
+        return "none"
+    return " ".join(f"{key}={','.join(v) if isinstance(v, list) else v}" for key, v in value.items())
+
+
+@cli.command("rules")
+@click.option("--check", is_flag=True, help="Also run the static checks (exit 1 on a gap or unreachable row).")
+def rules_command(check):
+    """Print the rule table."""
+    table = DEFAULT_RULE_TABLE
+    click.echo(f"Rule table {table.label} (hit policy {table.hit_policy}, fingerprint {table.fingerprint()})")
+    click.echo(f"{'#':>2}  {'reason':<27}{'queue':<12}{'visible to':<22}when")
+    for row in table.rows:
+        audience = " + ".join(a.value for a in row.visible_to)
+        click.echo(f"{row.number:>2}  {row.reason:<27}{row.queue.value:<12}{audience:<22}{row.describe_conditions()}")
+    click.echo("Facts:")
+    for fact in table.facts:
+        click.echo(f"  {fact.name:<30} {'/'.join(format_value(v) for v in fact.domain):<15} {fact.meaning}")
+    if check:
+        report = check_table(table)
+        click.echo(
+            f"Check: {report.combinations} consistent fact combinations, {len(report.gaps)} gaps, "
+            f"{len(report.unreachable)} unreachable rows, {len(report.problems)} problems"
+        )
+        for problem in report.problems:
+            click.echo(f"  problem: {problem}")
+        for facts in report.gaps[:10]:
+            click.echo(f"  gap: {facts}")
+        for row in report.unreachable:
+            click.echo(f"  unreachable: row {row.number} {row.reason}")
+        if not report.ok:
+            sys.exit(1)
+
+
+# --- admin actions ------------------------------------------------------------------------------
+
+
+def _who(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except OSError:
+        return "unknown"
+
+
+@cli.command("hide")
+@click.argument("gmc_number")
+@click.option("--designated-body", required=True)
+@click.option("--reason", required=True)
+@click.option("--until", type=AS_OF, help="The hide ends on this day.")
+@click.option("--by", help="Who is hiding (default: your user name).")
+@refusals_exit_2
+def hide_command(gmc_number, designated_body, reason, until, by):
+    """Hide a doctor for one designated body."""
+    with sessions().begin() as session:
+        hide = record_hide(
+            session, gmc_number, designated_body, reason, until.date() if until else None, _who(by),
+            as_of=date.today(), now=utcnow(),
+        )
+        click.echo(f"doctor {hide.gmc_number} hidden for {hide.designated_body_code}")
+
+
+@cli.command("unhide")
+@click.argument("gmc_number")
+@click.option("--designated-body", required=True)
+@click.option("--by", help="Who is unhiding (default: your user name).")
+@refusals_exit_2
+def unhide_command(gmc_number, designated_body, by):
+    """End a doctor's hide for one designated body."""
+    with sessions().begin() as session:
+        hide = record_unhide(session, gmc_number, designated_body, _who(by), as_of=date.today(), now=utcnow())
+        click.echo(f"doctor {hide.gmc_number} no longer hidden for {hide.designated_body_code}")

@@ -1,0 +1,163 @@
+"""Pieces every reconciliation step shares: batching, hashing, sources of change, rejections."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from enum import StrEnum
+from typing import Any, Iterable, Iterator, Sequence, TypeVar
+
+import orjson
+from sqlalchemy import Table, bindparam, delete, insert, update
+from sqlalchemy.orm import Session
+
+from reval.models import DoctorEvent
+
+BATCH_SIZE = 5000
+T = TypeVar("T")
+
+
+class Source(StrEnum):
+    GMC_SYNC = "GMC_SYNC"
+    TIS_SYNC = "TIS_SYNC"
+    ADMIN = "ADMIN"
+
+
+class EventKind(StrEnum):
+    CONNECTION = "CONNECTION"
+    DECISION = "DECISION"
+    HIDE = "HIDE"
+    UNHIDE = "UNHIDE"
+    HIDE_ENDED = "HIDE_ENDED"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def record_hash(record: Any) -> str:
+    """A stable digest of a validated record, to tell changed records from unchanged ones."""
+    return hashlib.blake2b(orjson.dumps(record, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+def batched(items: Iterable[T], size: int = BATCH_SIZE) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@dataclass
+class Rejection:
+    source: str  # "GMC" or "TIS"
+    locator: str
+    record_key: str | None
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "locator": self.locator,
+            "recordKey": self.record_key,
+            "field": self.field,
+            "message": self.message,
+        }
+
+
+@dataclass
+class EventLog:
+    """History events of one unit of work, written in batches."""
+
+    recorded_at: datetime
+    as_of: date
+    sync_run_id: int | None
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    written: int = 0
+
+    def add(self, gmc_number: str, source: Source, kind: EventKind, old, new, detail: str | None = None) -> None:
+        self.pending.append(
+            {
+                "gmc_number": gmc_number,
+                "sync_run_id": self.sync_run_id,
+                "recorded_at": self.recorded_at,
+                "as_of": self.as_of,
+                "source": source.value,
+                "kind": kind.value,
+                "old": old,
+                "new": new,
+                "detail": detail,
+            }
+        )
+
+    def flush(self, session: Session, force: bool = False) -> None:
+        if self.pending and (force or len(self.pending) >= BATCH_SIZE):
+            session.execute(insert(DoctorEvent), self.pending)
+            self.written += len(self.pending)
+            self.pending = []
+
+
+class RowWriter:
+    """Buffers inserts, updates (by key) and deletes (by key) for one table, and writes them in batches."""
+
+    def __init__(self, session: Session, table: Table, key: str):
+        self.session = session
+        self.table = table
+        self.key = key
+        self.inserts: list[dict] = []
+        self.updates: list[dict] = []
+        self.deletes: list[Any] = []
+
+    def insert(self, row: dict) -> None:
+        self.inserts.append(row)
+        self._flush_when_full(self.inserts)
+
+    def update(self, row: dict) -> None:
+        self.updates.append(row)
+        self._flush_when_full(self.updates)
+
+    def delete(self, key_value: Any) -> None:
+        self.deletes.append(key_value)
+        self._flush_when_full(self.deletes)
+
+    def _flush_when_full(self, buffer: list) -> None:
+        # All buffers go together, deletes first, so a key deleted then re-inserted stays in order.
+        if len(buffer) >= BATCH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        self._write_deletes()
+        self._write_updates()
+        self._write_inserts()
+
+    def _write_inserts(self) -> None:
+        if self.inserts:
+            self.session.execute(insert(self.table), self.inserts)
+            self.inserts = []
+
+    def _write_updates(self) -> None:
+        if self.updates:
+            # Core executemany: the SET clause comes from each row's keys, the key itself moves to WHERE.
+            statement = update(self.table).where(self.table.c[self.key] == bindparam("key_"))
+            rows = [{**{k: v for k, v in row.items() if k != self.key}, "key_": row[self.key]} for row in self.updates]
+            self.session.connection().execute(statement, rows)
+            self.updates = []
+
+    def _write_deletes(self) -> None:
+        for chunk in _chunks(self.deletes, 900):  # under SQLite's limit on bound parameters
+            self.session.execute(delete(self.table).where(self.table.c[self.key].in_(chunk)))
+        self.deletes = []
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class RefusedRequest(Exception):
+    """A request Reval will not carry out, explained in one sentence for the person who asked."""

@@ -1,0 +1,268 @@
+"""Deciding every doctor from the stored state of both sources, and recording what changed.
+
+Doctors are decided in ranges of GMC numbers: three queries per range (GMC connections, TIS
+people, previous decisions) instead of one per doctor, with memory bounded by the range, and the
+ranges are the natural unit for spreading the work over several workers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Iterator, Sequence
+
+from sqlalchemy import Row, select
+from sqlalchemy.orm import Session
+
+from reval.designated_bodies import OwnerDirectory
+from reval.models import Doctor, DoctorHide, DoctorVisibility, GmcConnection, TisPerson
+from reval.reconcile.common import EventKind, EventLog, RowWriter, Source
+from reval.rules import Decision, DoctorSituation, PlacementSpan, ProgrammeSpan, Queue, RuleEngine, TisPersonView
+
+DECISION_FIELDS = ("queue", "reason", "visible_to")
+
+
+def gmc_number_ranges(prefix_digits: int = 2) -> Iterator[tuple[str, str | None]]:
+    """[low, high) ranges of GMC numbers by leading digits; the last one is open-ended."""
+    count = 10**prefix_digits
+    for index in range(count):
+        low = f"{index:0{prefix_digits}d}"
+        yield low, (f"{index + 1:0{prefix_digits}d}" if index + 1 < count else None)
+
+
+def in_range(column, low: str, high: str | None):
+    return column >= low if high is None else (column >= low) & (column < high)
+
+
+def person_view(row: Any, owners: OwnerDirectory) -> TisPersonView:
+    """A stored TIS person as the rules see it (dates parsed, owners mapped to bodies)."""
+    return TisPersonView(
+        tis_person_id=row.tis_person_id,
+        status=row.status,
+        programmes=tuple(
+            ProgrammeSpan(
+                membership_type=pm["programmeMembershipType"],
+                start=date.fromisoformat(pm["programmeStartDate"]),
+                end=_optional_date(pm["programmeEndDate"]),
+                owner=pm["programmeOwner"],
+                owner_designated_body=owners.designated_body_for(pm["programmeOwner"]),
+            )
+            for pm in row.programme_memberships
+        ),
+        placements=tuple(
+            PlacementSpan(
+                grade=placement["gradeAbbreviation"],
+                start=date.fromisoformat(placement["dateFrom"]),
+                end=_optional_date(placement["dateTo"]),
+            )
+            for placement in row.placements
+        ),
+    )
+
+
+def _optional_date(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
+def situation_of(
+    connection: Any | None, people: Sequence[Any], previous: Any | None, owners: OwnerDirectory
+) -> DoctorSituation:
+    body = connection.designated_body_code if connection is not None else None
+    last = body or (previous.last_connected_designated_body_code if previous is not None else None)
+    return DoctorSituation(
+        gmc_designated_body=body,
+        last_connected_designated_body=last,
+        tis_people=tuple(person_view(person, owners) for person in people),
+    )
+
+
+def doctor_row(
+    number: str, decision: Decision, situation: DoctorSituation, connection: Any | None, people: Sequence[Any], as_of: date
+) -> dict[str, Any]:
+    named = connection if connection is not None and (connection.first_name or connection.last_name) else None
+    first_person = people[0] if people else None
+    return {
+        "gmc_number": number,
+        "queue": decision.queue,
+        "reason": decision.reason,
+        "rule_number": decision.rule_number,
+        "rule_table": decision.rule_table,
+        "designated_body_code": situation.gmc_designated_body,
+        "last_connected_designated_body_code": situation.last_connected_designated_body,
+        "visible_to": list(decision.visible_to),
+        "programme_owner_designated_bodies": list(decision.programme_owner_designated_bodies),
+        "tis_person_ids": [person.tis_person_id for person in people],
+        "first_name": named.first_name if named else first_person.forenames if first_person else None,
+        "last_name": named.last_name if named else first_person.surname if first_person else None,
+        "decided_as_of": as_of,
+    }
+
+
+def decision_view(row: dict[str, Any] | Any) -> dict[str, Any]:
+    """What a DECISION history event records as old and new."""
+    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    return {
+        "queue": get("queue"),
+        "reason": get("reason"),
+        "rule": get("rule_number"),
+        "ruleTable": get("rule_table"),
+        "visibleTo": list(get("visible_to")),
+    }
+
+
+@dataclass
+class DecisionOutcome:
+    doctors: int = 0
+    changed: int = 0
+    hides_ended: int = 0
+    before: Counter = field(default_factory=Counter)
+    after: Counter = field(default_factory=Counter)
+    entered: Counter = field(default_factory=Counter)
+    left: Counter = field(default_factory=Counter)
+
+    def queue_summary(self) -> dict[str, dict[str, int]]:
+        return {
+            queue.value: {
+                "before": self.before[queue.value],
+                "after": self.after[queue.value],
+                "in": self.entered[queue.value],
+                "out": self.left[queue.value],
+            }
+            for queue in Queue
+        }
+
+
+def decide_doctors(
+    session: Session,
+    *,
+    engine: RuleEngine,
+    owners: OwnerDirectory,
+    as_of: date,
+    now: datetime,
+    events: EventLog,
+    gmc_changed: set[str],
+    ranges: Iterator[tuple[str, str | None]] | None = None,
+) -> DecisionOutcome:
+    """Decides every doctor in the given GMC-number ranges (default: all) and records changes."""
+    outcome = DecisionOutcome()
+    doctors = RowWriter(session, Doctor.__table__, "gmc_number")
+    visibility = RowWriter(session, DoctorVisibility.__table__, "gmc_number")
+    hides_ending = RowWriter(session, DoctorHide.__table__, "id")
+    active_hides = _active_hides(session)
+
+    for low, high in ranges or gmc_number_ranges():
+        connections = {
+            row.gmc_number: row
+            for row in session.execute(select(GmcConnection.__table__).where(in_range(GmcConnection.gmc_number, low, high)))
+        }
+        people: dict[str, list[Row]] = defaultdict(list)
+        for row in session.execute(
+            select(TisPerson.__table__)
+            .where(in_range(TisPerson.gmc_number, low, high))
+            .order_by(TisPerson.tis_person_id)
+        ):
+            people[row.gmc_number].append(row)
+        previous_rows = {
+            row.gmc_number: row
+            for row in session.execute(select(Doctor.__table__).where(in_range(Doctor.gmc_number, low, high)))
+        }
+        for number in sorted(connections.keys() | people.keys() | previous_rows.keys()):
+            connection, persons, previous = connections.get(number), people.get(number, ()), previous_rows.get(number)
+            situation = situation_of(connection, persons, previous, owners)
+            decision = engine.decide(situation, as_of)
+            new = doctor_row(number, decision, situation, connection, persons, as_of)
+            source = Source.GMC_SYNC if number in gmc_changed else Source.TIS_SYNC
+            outcome.doctors += 1
+            outcome.after[decision.queue] += 1
+            if previous is not None:
+                outcome.before[previous.queue] += 1
+            _record_decision(outcome, doctors, visibility, events, source, previous, new)
+            for hide in active_hides.get(number, ()):
+                end_reason = hide_end_reason(hide, new, as_of)
+                if end_reason:
+                    hides_ending.update({"id": hide.id, "ended_at": now, "end_reason": end_reason})
+                    outcome.hides_ended += 1
+                    events.add(
+                        number,
+                        Source.ADMIN if end_reason.startswith("until-date") else source,
+                        EventKind.HIDE_ENDED,
+                        hide_view(hide),
+                        None,
+                        end_reason,
+                    )
+        events.flush(session)
+    for writer in (doctors, visibility, hides_ending):
+        writer.flush()
+    events.flush(session, force=True)
+    return outcome
+
+
+def _record_decision(outcome, doctors, visibility, events, source, previous, new) -> None:
+    if previous is None:
+        doctors.insert(new)
+        outcome.changed += 1
+        outcome.entered[new["queue"]] += 1
+        events.add(new["gmc_number"], source, EventKind.DECISION, None, decision_view(new), new["reason"])
+        _write_visibility(visibility, new, replace=False)
+        return
+    decision_changed = any(getattr(previous, name) != new[name] for name in DECISION_FIELDS)
+    if decision_changed:
+        outcome.changed += 1
+        if previous.queue != new["queue"]:
+            outcome.left[previous.queue] += 1
+            outcome.entered[new["queue"]] += 1
+        events.add(
+            new["gmc_number"], source, EventKind.DECISION, decision_view(previous), decision_view(new), new["reason"]
+        )
+        if previous.visible_to != new["visible_to"]:
+            _write_visibility(visibility, new, replace=True)
+    else:
+        # Unchanged decision: keep the date it was first reached.
+        new["decided_as_of"] = previous.decided_as_of
+    if any(getattr(previous, name) != value for name, value in new.items()):
+        doctors.update(new)
+
+
+def _write_visibility(visibility: RowWriter, doctor: dict[str, Any], replace: bool) -> None:
+    if replace:
+        visibility.delete(doctor["gmc_number"])
+    for code in doctor["visible_to"]:
+        visibility.insert({"designated_body_code": code, "gmc_number": doctor["gmc_number"]})
+
+
+def _active_hides(session: Session) -> dict[str, list[DoctorHide]]:
+    hides: dict[str, list[DoctorHide]] = defaultdict(list)
+    for hide in session.scalars(select(DoctorHide).where(DoctorHide.ended_at.is_(None))):
+        hides[hide.gmc_number].append(hide)
+    return hides
+
+
+def hide_end_reason(hide: DoctorHide, doctor: dict[str, Any], as_of: date) -> str | None:
+    """Why a hide ends now, or None: its until-date, or a change the admin has not looked at."""
+    if hide.until is not None and as_of >= hide.until:
+        return f"until-date {hide.until.isoformat()} reached"
+    if hide.gmc_designated_body_code != doctor["designated_body_code"]:
+        return (
+            f"GMC connection changed from {hide.gmc_designated_body_code or 'none'} "
+            f"to {doctor['designated_body_code'] or 'none'}"
+        )
+    if list(hide.programme_owner_designated_bodies) != doctor["programme_owner_designated_bodies"]:
+        return (
+            f"programme owners changed from {_codes(hide.programme_owner_designated_bodies)} "
+            f"to {_codes(doctor['programme_owner_designated_bodies'])}"
+        )
+    return None
+
+
+def _codes(codes: Sequence[str]) -> str:
+    return ", ".join(codes) if codes else "none"
+
+
+def hide_view(hide: DoctorHide) -> dict[str, Any]:
+    return {
+        "designatedBody": hide.designated_body_code,
+        "reason": hide.reason,
+        "until": hide.until.isoformat() if hide.until else None,
+        "hiddenBy": hide.hidden_by,
+    }

@@ -1,0 +1,25 @@
+"""The configured designated bodies, as stored."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from reval.designated_bodies import DesignatedBody, check_unique
+from reval.models import DesignatedBodyRecord
+
+
+def configured_designated_bodies(session: Session) -> list[DesignatedBody]:
+    return [
+        DesignatedBody(record.code, record.name, record.owner)
+        for record in session.scalars(select(DesignatedBodyRecord).order_by(DesignatedBodyRecord.code))
+    ]
+
+
+def replace_designated_bodies(session: Session, bodies: Sequence[DesignatedBody]) -> None:
+    """Makes ``bodies`` the configured set; only these are fetched from GMC from now on."""
+    check_unique(bodies, source="designated bodies")
+    session.execute(delete(DesignatedBodyRecord))
+    session.add_all(DesignatedBodyRecord(code=b.code, name=b.name, owner=b.owner) for b in bodies)

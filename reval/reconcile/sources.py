@@ -1,0 +1,264 @@
+"""Applying what GMC and TIS said in this run to the stored state of each source.
+
+Both steps stream their records, validate each, and write only what changed, in batches.
+Neither ever removes something on the strength of a list it did not fully read: a GMC body that
+was not fetched keeps its doctors, a rejected record keeps its previous state, and a TIS snapshot
+with a record whose person cannot even be identified deletes nobody.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reval.gmc.records import read_connected_doctor
+from reval.models import GmcConnection, TisPerson
+from reval.reconcile.common import EventKind, EventLog, Rejection, RowWriter, Source, record_hash
+from reval.snapshot_files import UnparseableRecord
+from reval.tis.records import read_person
+from reval.validation import InvalidValue, gmc_number, list_of_objects, require_object, required_int
+
+
+@dataclass
+class GmcOutcome:
+    fetched: list[str] = field(default_factory=list)
+    not_fetched: dict[str, str] = field(default_factory=dict)  # configured body -> why not
+    doctors_read: int = 0
+    added: int = 0
+    removed: int = 0
+    moved: int = 0
+    updated: int = 0
+    changed_numbers: set[str] = field(default_factory=set)  # whose connection changed
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "designatedBodiesFetched": sorted(self.fetched),
+            "designatedBodiesNotFetched": dict(sorted(self.not_fetched.items())),
+            "doctorsRead": self.doctors_read,
+            "connectionsAdded": self.added,
+            "connectionsRemoved": self.removed,
+            "connectionsMoved": self.moved,
+            "connectionsUpdated": self.updated,
+        }
+
+
+def apply_gmc_lists(
+    session: Session,
+    body_lists: Iterable[tuple[str, Any]],
+    configured_bodies: Iterable[str],
+    events: EventLog,
+    not_fetched_reasons: dict[str, str] | None = None,
+) -> GmcOutcome:
+    """Applies complete GMC lists of designated bodies; bodies without a list keep their doctors."""
+    outcome = GmcOutcome()
+    canonical_codes = {code.upper(): code for code in configured_bodies}
+    table = GmcConnection.__table__
+    stored = {
+        number: (body, digest)
+        for number, body, digest in session.execute(
+            select(table.c.gmc_number, table.c.designated_body_code, table.c.record_hash)
+        )
+    }
+    writer = RowWriter(session, table, "gmc_number")
+    seen: dict[str, str] = {}  # GMC number -> body whose list holds it
+    kept: set[str] = set()  # rejected doctors whose number we know: they keep their previous state
+    incomplete: set[str] = set()  # bodies with an entry we could not identify: no removals inferred
+
+    def reject(locator: str, error: InvalidValue | str, key: str | None = None) -> None:
+        field_name = error.field if isinstance(error, InvalidValue) else None
+        outcome.rejections.append(Rejection("GMC", locator, key, field_name, str(error)))
+
+    for locator, body_list in body_lists:
+        if isinstance(body_list, UnparseableRecord):
+            reject(locator, body_list.problem)
+            continue
+        try:
+            body_list = require_object("designatedBodyList", body_list)
+            raw_code = body_list.get("designatedBodyCode")
+            code = canonical_codes.get(raw_code.strip().upper()) if isinstance(raw_code, str) else None
+            if code is None:
+                raise InvalidValue("designatedBodyCode", raw_code, "is not a configured designated body")
+            if code in outcome.fetched:
+                raise InvalidValue("designatedBodyCode", raw_code, "appears twice; the later list is ignored")
+            doctors = list_of_objects("doctors", body_list.get("doctors"))
+        except InvalidValue as error:
+            reject(locator, error)
+            continue
+        outcome.fetched.append(code)
+        for index, raw_doctor in enumerate(doctors):
+            doctor_locator = f"{locator} {code} doctors[{index}]"
+            outcome.doctors_read += 1
+            try:
+                doctor = read_connected_doctor(raw_doctor)
+            except InvalidValue as error:
+                key = _readable(gmc_number, "GMCReferenceNumber", raw_doctor.get("GMCReferenceNumber"))
+                if key is None:
+                    incomplete.add(code)
+                else:
+                    kept.add(key)
+                reject(doctor_locator, error, key)
+                continue
+            number = doctor["gmc_number"]
+            if number in seen:
+                reject(
+                    doctor_locator,
+                    InvalidValue("GMCReferenceNumber", number, f"is also on the list of {seen[number]}; kept there"),
+                    number,
+                )
+                continue
+            seen[number] = code
+            digest = record_hash(doctor)
+            previous = stored.get(number)
+            row = {**doctor, "designated_body_code": code, "record_hash": digest}
+            if previous is None:
+                writer.insert(row)
+                outcome.added += 1
+                _record_connection_change(outcome, events, number, None, code)
+            elif previous[0] != code:
+                writer.update(row)
+                outcome.moved += 1
+                _record_connection_change(outcome, events, number, previous[0], code)
+            elif previous[1] != digest:
+                writer.update(row)
+                outcome.updated += 1
+            events.flush(session)
+
+    fetched = set(outcome.fetched)
+    for number, (body, _digest) in stored.items():
+        if body in fetched and number not in seen and number not in kept and body not in incomplete:
+            writer.delete(number)
+            outcome.removed += 1
+            _record_connection_change(outcome, events, number, body, None)
+    writer.flush()
+    events.flush(session, force=True)
+
+    outcome.not_fetched = {
+        code: (not_fetched_reasons or {}).get(code, "no list for this designated body in the GMC snapshot")
+        for code in canonical_codes.values()
+        if code not in fetched
+    }
+    for code in incomplete:
+        outcome.not_fetched.setdefault(code, "list had unidentifiable doctors; no disconnections inferred")
+    return outcome
+
+
+def _record_connection_change(
+    outcome: GmcOutcome, events: EventLog, number: str, old: str | None, new: str | None
+) -> None:
+    outcome.changed_numbers.add(number)
+    events.add(
+        number,
+        Source.GMC_SYNC,
+        EventKind.CONNECTION,
+        {"designatedBody": old},
+        {"designatedBody": new},
+        "connected" if old is None else "disconnected" if new is None else "moved",
+    )
+
+
+@dataclass
+class TisOutcome:
+    complete: bool = True
+    people_read: int = 0
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    touched_numbers: set[str] = field(default_factory=set)  # GMC numbers whose TIS people changed
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "complete": self.complete,
+            "peopleRead": self.people_read,
+            "peopleAdded": self.added,
+            "peopleUpdated": self.updated,
+            "peopleDeleted": self.deleted,
+        }
+
+
+def apply_tis_people(session: Session, people: Iterable[tuple[str, Any]]) -> TisOutcome:
+    """Applies a full TIS snapshot: people absent from a complete one have been deleted."""
+    outcome = TisOutcome()
+    table = TisPerson.__table__
+    stored = {
+        person_id: (digest, number)
+        for person_id, digest, number in session.execute(
+            select(table.c.tis_person_id, table.c.record_hash, table.c.gmc_number)
+        )
+    }
+    writer = RowWriter(session, table, "tis_person_id")
+    seen: set[int] = set()
+
+    for locator, raw in people:
+        outcome.people_read += 1
+        if isinstance(raw, UnparseableRecord):
+            outcome.complete = False
+            outcome.rejections.append(Rejection("TIS", locator, None, None, raw.problem))
+            continue
+        try:
+            person = read_person(raw)
+        except InvalidValue as error:
+            person_id = _readable(required_int, "tisPersonId", raw.get("tisPersonId") if isinstance(raw, dict) else None)
+            if person_id is None:
+                outcome.complete = False
+            else:
+                seen.add(person_id)
+            key = None if person_id is None else str(person_id)
+            outcome.rejections.append(Rejection("TIS", locator, key, error.field, str(error)))
+            continue
+        person_id = person["tisPersonId"]
+        if person_id in seen:
+            error = InvalidValue("tisPersonId", person_id, "appears twice; the later record is ignored")
+            outcome.rejections.append(Rejection("TIS", locator, str(person_id), error.field, str(error)))
+            continue
+        seen.add(person_id)
+        digest = record_hash(person)
+        previous = stored.get(person_id)
+        if previous is not None and previous[0] == digest:
+            continue
+        if previous is None:
+            writer.insert(_person_row(person, digest))
+            outcome.added += 1
+        else:
+            writer.update(_person_row(person, digest))
+            outcome.updated += 1
+            if previous[1]:
+                outcome.touched_numbers.add(previous[1])
+        if person["gmcNumber"]:
+            outcome.touched_numbers.add(person["gmcNumber"])
+
+    if outcome.complete:
+        for person_id, (_digest, number) in stored.items():
+            if person_id not in seen:
+                writer.delete(person_id)
+                outcome.deleted += 1
+                if number:
+                    outcome.touched_numbers.add(number)
+    writer.flush()
+    return outcome
+
+
+def _person_row(person: dict[str, Any], digest: str) -> dict[str, Any]:
+    return {
+        "tis_person_id": person["tisPersonId"],
+        "gmc_number": person["gmcNumber"],
+        "forenames": person["forenames"],
+        "surname": person["surname"],
+        "status": person["status"],
+        "programme_memberships": person["programmeMemberships"],
+        "placements": person["placements"],
+        "record_hash": digest,
+    }
+
+
+def _readable(rule, field_name: str, value: Any):
+    """The value if it passes its rule, else None: used to identify a record that was rejected."""
+    try:
+        return rule(field_name, value)
+    except InvalidValue:
+        return None
+

@@ -1,0 +1,145 @@
+"""A sync: apply both sources and decide every doctor, in one transaction, recorded as a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Iterable
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from reval.designated_bodies import OwnerDirectory
+from reval.models import RejectedRecord, SyncRun
+from reval.reconcile.common import EventLog, utcnow
+from reval.reconcile.decisions import decide_doctors
+from reval.reconcile.reference import configured_designated_bodies
+from reval.reconcile.sources import GmcOutcome, TisOutcome, apply_gmc_lists, apply_tis_people
+from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
+
+REJECTIONS_IN_SUMMARY = 20
+
+
+@dataclass
+class GmcInput:
+    """This run's GMC lists: (locator, {"designatedBodyCode", "doctors"}) pairs, one per fetched body."""
+
+    label: str
+    body_lists: Iterable[tuple[str, Any]]
+    not_fetched_reasons: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TisInput:
+    """This run's TIS people: (locator, person) pairs forming a full snapshot."""
+
+    label: str
+    people: Iterable[tuple[str, Any]]
+
+
+class SyncFailed(Exception):
+    def __init__(self, run_id: int, cause: BaseException):
+        self.run_id = run_id
+        super().__init__(f"sync run {run_id} failed and changed nothing: {cause}")
+
+
+def run_sync(
+    sessions: sessionmaker[Session],
+    *,
+    gmc: GmcInput | None,
+    tis: TisInput | None,
+    as_of: date,
+    engine: RuleEngine | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Runs one sync and returns its summary. Either source may be absent (not fetched)."""
+    engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
+    started = now or utcnow()
+    with sessions.begin() as session:
+        run = SyncRun(
+            started_at=started,
+            as_of=as_of,
+            status="RUNNING",
+            rule_table=engine.table.label,
+            gmc_source=gmc.label if gmc else None,
+            tis_source=tis.label if tis else None,
+            rejected_records=0,
+        )
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    try:
+        with sessions.begin() as session:
+            summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started)
+            run = session.get(SyncRun, run_id)
+            run.status, run.finished_at = "SUCCEEDED", utcnow()
+            summary["finishedAt"] = run.finished_at.isoformat()
+            run.summary, run.rejected_records = summary, summary["rejectedRecords"]
+            return summary
+    except Exception as error:
+        with sessions.begin() as session:
+            run = session.get(SyncRun, run_id)
+            run.status, run.finished_at, run.error = "FAILED", utcnow(), f"{type(error).__name__}: {error}"
+        raise SyncFailed(run_id, error) from error
+
+
+def _reconcile(
+    session: Session, run_id: int, gmc: GmcInput | None, tis: TisInput | None, as_of: date, engine: RuleEngine,
+    started: datetime,
+) -> dict[str, Any]:
+    bodies = configured_designated_bodies(session)
+    events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
+
+    gmc_outcome = (
+        apply_gmc_lists(session, gmc.body_lists, [b.code for b in bodies], events, gmc.not_fetched_reasons)
+        if gmc
+        else GmcOutcome(not_fetched={b.code: "GMC was not fetched in this run" for b in bodies})
+    )
+    tis_outcome = apply_tis_people(session, tis.people) if tis else None
+    decisions = decide_doctors(
+        session,
+        engine=engine,
+        owners=OwnerDirectory(bodies),
+        as_of=as_of,
+        now=started,
+        events=events,
+        gmc_changed=gmc_outcome.changed_numbers,
+    )
+    rejections = gmc_outcome.rejections + (tis_outcome.rejections if tis_outcome else [])
+    if rejections:
+        session.execute(
+            insert(RejectedRecord),
+            [
+                {
+                    "sync_run_id": run_id,
+                    "source": r.source,
+                    "locator": r.locator,
+                    "record_key": r.record_key,
+                    "field": r.field,
+                    "message": r.message,
+                }
+                for r in rejections
+            ],
+        )
+    return {
+        "syncRunId": run_id,
+        "status": "SUCCEEDED",
+        "asOf": as_of.isoformat(),
+        "ruleTable": engine.table.label,
+        "startedAt": started.isoformat(),
+        "gmc": {"source": gmc.label if gmc else None, **gmc_outcome.summary()},
+        "tis": {"source": tis.label, **tis_outcome.summary()} if tis and tis_outcome else {"source": None, "fetched": False},
+        "doctors": decisions.doctors,
+        "decisionsChanged": decisions.changed,
+        "hidesEnded": decisions.hides_ended,
+        "events": events.written,
+        "queues": decisions.queue_summary(),
+        "rejectedRecords": len(rejections),
+        "rejections": [r.as_dict() for r in rejections[:REJECTIONS_IN_SUMMARY]],
+    }
+
+
+def latest_successful_run(session: Session) -> SyncRun | None:
+    return session.scalars(
+        select(SyncRun).where(SyncRun.status == "SUCCEEDED").order_by(SyncRun.id.desc()).limit(1)
+    ).first()
