@@ -8,6 +8,7 @@ import getpass
 import io
 import sys
 from datetime import date, datetime
+from pathlib import Path
 
 import click
 import orjson
@@ -387,3 +388,68 @@ def unhide_command(gmc_number, designated_body, by):
     with sessions().begin() as session:
         hide = record_unhide(session, gmc_number, designated_body, _who(by), as_of=date.today(), now=utcnow())
         click.echo(f"doctor {hide.gmc_number} no longer hidden for {hide.designated_body_code}")
+
+
+# --- demo and benchmark -------------------------------------------------------------------------
+
+
+@cli.command("demo")
+@click.option("--doctors", default=3000, show_default=True, help="About how many GMC-connected doctors.")
+@click.option("--seed", default=2026, show_default=True)
+@click.option("--as-of", type=AS_OF, help="Tonight's date (default: today).")
+def demo_command(doctors, seed, as_of):
+    """Generate a synthetic national dataset, sync two nights of it, and summarise the queues."""
+    from flask import current_app
+
+    from reval.demo import run_demo
+
+    directory = Path(current_app.instance_path) / "demo"
+    result = run_demo(sessions(), directory, doctors, as_of_or_today(as_of), seed)
+    dataset = result.dataset
+    click.echo(
+        f"Generated {dataset.gmc_doctors} GMC-connected doctors and {dataset.tis_people} TIS people "
+        f"in {dataset.directory} (seed {seed})"
+    )
+    click.echo(f"Synced the previous night (run {result.previous_night['syncRunId']}), then tonight:\n")
+    click.echo(format_summary(result.tonight))
+    queues = [q.value for q in Queue]
+    click.echo("\nWhat each designated body sees:")
+    click.echo(f"{'designated body':<58}" + "".join(f"{q:>13}" for q in queues))
+    for code, name, counts in result.bodies:
+        click.echo(f"{code + ' ' + name:<58}" + "".join(f"{counts.get(q, 0):>13}" for q in queues))
+    click.echo(
+        f"\nDatabase: {database().engine.url.render_as_string(hide_password=True)}\n"
+        "Try: reval export --queue DISCREPANCY --designated-body 1-1RSSQ05 | head -40; reval explain GMCNO; reval rules"
+    )
+
+
+@cli.command("bench")
+@click.option("--doctors", default=100_000, show_default=True)
+@click.option("--seed", default=2026, show_default=True)
+@click.option("--database-url", help="An empty database to use (default: a fresh SQLite file).")
+@click.option("--json", "as_json", is_flag=True)
+@refusals_exit_2
+def bench_command(doctors, seed, database_url, as_json):
+    """Time a full national sync and an unchanged re-sync into a fresh database."""
+    from reval.bench import run_bench
+
+    try:
+        figures = run_bench(doctors, seed, date.today(), database_url)
+    except ValueError as error:
+        raise CommandRefused(str(error)) from None
+    if as_json:
+        print_json(figures)
+        return
+    click.echo(
+        f"{figures['doctors']} GMC doctors, {figures['tisPeople']} TIS people, {figures['decided']} decided "
+        f"on {figures['database']}\n"
+        f"  generate files          {figures['generateSeconds']:8.2f} s (not part of the sync)\n"
+        f"  migrate schema          {figures['migrateSeconds']:8.2f} s\n"
+        f"  full sync               {figures['fullSyncSeconds']:8.2f} s\n"
+        f"  unchanged re-sync       {figures['unchangedResyncSeconds']:8.2f} s ({figures['unchangedResyncEvents']} events)\n"
+        f"  peak memory             {figures['peakMemoryMiB']:8.0f} MiB "
+        f"(before sync {figures['peakMemoryMiBBeforeSync']:.0f}, after full sync {figures['peakMemoryMiBAfterFullSync']:.0f})\n"
+        f"  validating a TIS person {figures['bulkMicrosPerPerson']:8.1f} us bulk reader, "
+        f"{figures['marshmallowMicrosPerPerson']:.1f} us marshmallow\n"
+        f"  queues                  {figures['queues']}, {figures['rejectedRecords']} rejected records"
+    )

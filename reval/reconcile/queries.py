@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterator
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from reval.designated_bodies import OwnerDirectory
@@ -86,3 +86,27 @@ def explain_doctor(session: Session, number: str, as_of: date, engine: RuleEngin
 def doctor_history(session: Session, number: str) -> list[DoctorEvent]:
     number = gmc_number("GMC number", number)
     return list(session.scalars(select(DoctorEvent).where(DoctorEvent.gmc_number == number).order_by(DoctorEvent.id)))
+
+
+def queue_counts_by_body(session: Session) -> dict[str, dict[str, int]]:
+    """For each designated body, how many doctors it sees in each queue, its own hides applied."""
+    active_hide = (
+        select(DoctorHide.gmc_number, DoctorHide.designated_body_code)
+        .where(DoctorHide.ended_at.is_(None))
+        .subquery()
+    )
+    queue_seen = case((active_hide.c.gmc_number.is_not(None), Queue.HIDDEN.value), else_=Doctor.queue)
+    statement = (
+        select(DoctorVisibility.designated_body_code, queue_seen, func.count())
+        .join(Doctor, Doctor.gmc_number == DoctorVisibility.gmc_number)
+        .outerjoin(
+            active_hide,
+            (active_hide.c.gmc_number == DoctorVisibility.gmc_number)
+            & (active_hide.c.designated_body_code == DoctorVisibility.designated_body_code),
+        )
+        .group_by(DoctorVisibility.designated_body_code, queue_seen)
+    )
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {queue.value: 0 for queue in Queue})
+    for code, queue, count in session.execute(statement):
+        counts[code][queue] = count
+    return dict(counts)
