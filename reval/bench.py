@@ -76,6 +76,8 @@ def run_bench(doctors: int, seed: int, as_of: date, database_url: str | None = N
             "fullSyncSeconds": full_seconds,
             "unchangedResyncSeconds": again_seconds,
             "unchangedResyncEvents": again["events"],
+            "fullSyncPhases": full["seconds"],
+            "unchangedResyncPhases": again["seconds"],
             "peakMemoryMiBBeforeSync": memory_before,
             "peakMemoryMiBAfterFullSync": memory_after_full,
             "peakMemoryMiB": peak_memory_mib(),

@@ -169,7 +169,7 @@ def format_summary(summary: dict) -> str:
     for queue, counts in summary["queues"].items():
         lines.append(f"{queue:<12}{counts['before']:>8}{counts['after']:>8}{counts['in']:>8}{counts['out']:>8}")
     lines.append(
-        f"{summary['doctors']} doctors decided, {summary['decisionsChanged']} decisions changed, "
+        f"{summary['doctors']} doctors, {summary['doctorsDecided']} decided afresh, {summary['decisionsChanged']} decisions changed, "
         f"{summary['events']} history events, {summary['hidesEnded']} hides ended"
     )
     lines.append(f"Rejected records: {summary['rejectedRecords']}")
@@ -445,8 +445,9 @@ def bench_command(doctors, seed, database_url, as_json):
         f"on {figures['database']}\n"
         f"  generate files          {figures['generateSeconds']:8.2f} s (not part of the sync)\n"
         f"  migrate schema          {figures['migrateSeconds']:8.2f} s\n"
-        f"  full sync               {figures['fullSyncSeconds']:8.2f} s\n"
-        f"  unchanged re-sync       {figures['unchangedResyncSeconds']:8.2f} s ({figures['unchangedResyncEvents']} events)\n"
+        f"  full sync               {figures['fullSyncSeconds']:8.2f} s {figures['fullSyncPhases']}\n"
+        f"  unchanged re-sync       {figures['unchangedResyncSeconds']:8.2f} s {figures['unchangedResyncPhases']}, "
+        f"{figures['unchangedResyncEvents']} events\n"
         f"  peak memory             {figures['peakMemoryMiB']:8.0f} MiB "
         f"(before sync {figures['peakMemoryMiBBeforeSync']:.0f}, after full sync {figures['peakMemoryMiBAfterFullSync']:.0f})\n"
         f"  validating a TIS person {figures['bulkMicrosPerPerson']:8.1f} us bulk reader, "

@@ -90,7 +90,12 @@ class Doctor(Base):
     tis_person_ids: Mapped[list[Any]]
     first_name: Mapped[str | None] = mapped_column(String(200))
     last_name: Mapped[str | None] = mapped_column(String(200))
-    decided_as_of: Mapped[date] = mapped_column(Date)
+    decided_as_of: Mapped[date] = mapped_column(Date)  # the first as-of date of this decision
+    # The decision holds while the sources are unchanged and the as-of date is in [stable_from,
+    # stable_until), under the same rules and designated bodies (decision_basis); None is unbounded.
+    stable_from: Mapped[date | None] = mapped_column(Date)
+    stable_until: Mapped[date | None] = mapped_column(Date)
+    decision_basis: Mapped[str] = mapped_column(String(64))
 
 
 class DoctorVisibility(Base):

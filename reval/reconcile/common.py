@@ -37,8 +37,8 @@ def utcnow() -> datetime:
 
 
 def record_hash(record: Any) -> str:
-    """A stable digest of a validated record, to tell changed records from unchanged ones."""
-    return hashlib.blake2b(orjson.dumps(record, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+    """A digest of a record as received: an unchanged record is recognised without validating it again."""
+    return hashlib.blake2b(orjson.dumps(record), digest_size=16).hexdigest()
 
 
 def batched(items: Iterable[T], size: int = BATCH_SIZE) -> Iterator[list[T]]:
@@ -97,7 +97,7 @@ class EventLog:
 
     def flush(self, session: Session, force: bool = False) -> None:
         if self.pending and (force or len(self.pending) >= BATCH_SIZE):
-            session.execute(insert(DoctorEvent), self.pending)
+            session.connection().execute(insert(DoctorEvent.__table__), self.pending)
             self.written += len(self.pending)
             self.pending = []
 
@@ -137,7 +137,7 @@ class RowWriter:
 
     def _write_inserts(self) -> None:
         if self.inserts:
-            self.session.execute(insert(self.table), self.inserts)
+            self.session.connection().execute(insert(self.table), self.inserts)
             self.inserts = []
 
     def _write_updates(self) -> None:
@@ -150,7 +150,7 @@ class RowWriter:
 
     def _write_deletes(self) -> None:
         for chunk in _chunks(self.deletes, 900):  # under SQLite's limit on bound parameters
-            self.session.execute(delete(self.table).where(self.table.c[self.key].in_(chunk)))
+            self.session.connection().execute(delete(self.table).where(self.table.c[self.key].in_(chunk)))
         self.deletes = []
 
 

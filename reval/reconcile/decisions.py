@@ -10,25 +10,29 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import Row, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from reval.designated_bodies import OwnerDirectory
 from reval.models import Doctor, DoctorHide, DoctorVisibility, GmcConnection, TisPerson
 from reval.reconcile.common import EventKind, EventLog, RowWriter, Source
 from reval.rules import Decision, DoctorSituation, PlacementSpan, ProgrammeSpan, Queue, RuleEngine, TisPersonView
+from reval.rules.facts import stable_between
 
 DECISION_FIELDS = ("queue", "reason", "visible_to")
 
 
-def gmc_number_ranges(prefix_digits: int = 2) -> Iterator[tuple[str, str | None]]:
-    """[low, high) ranges of GMC numbers by leading digits; the last one is open-ended."""
-    count = 10**prefix_digits
+RANGE_DIGITS = 2
+
+
+def gmc_number_ranges() -> Iterator[tuple[str, str | None]]:
+    """[low, high) ranges of GMC numbers sharing their leading digits; the last is open-ended."""
+    count = 10**RANGE_DIGITS
     for index in range(count):
-        low = f"{index:0{prefix_digits}d}"
-        yield low, (f"{index + 1:0{prefix_digits}d}" if index + 1 < count else None)
+        low = f"{index:0{RANGE_DIGITS}d}"
+        yield low, (f"{index + 1:0{RANGE_DIGITS}d}" if index + 1 < count else None)
 
 
 def in_range(column, low: str, high: str | None):
@@ -113,7 +117,7 @@ def decision_view(row: dict[str, Any] | Any) -> dict[str, Any]:
 
 @dataclass
 class DecisionOutcome:
-    doctors: int = 0
+    decided: int = 0
     changed: int = 0
     hides_ended: int = 0
     before: Counter = field(default_factory=Counter)
@@ -138,45 +142,50 @@ def decide_doctors(
     *,
     engine: RuleEngine,
     owners: OwnerDirectory,
+    basis: str,
     as_of: date,
     now: datetime,
     events: EventLog,
     gmc_changed: set[str],
-    ranges: Iterator[tuple[str, str | None]] | None = None,
+    touched: set[str],
+    ranges: Iterable[tuple[str, str | None]] | None = None,
 ) -> DecisionOutcome:
-    """Decides every doctor in the given GMC-number ranges (default: all) and records changes."""
-    outcome = DecisionOutcome()
+    """Decides, in the given GMC-number ranges (default: all), every doctor whose decision may have
+    changed: sources touched in this run, as-of date outside its stable window, different rules or
+    designated bodies (``basis``), or an active hide to check. Records what changed."""
+    outcome = DecisionOutcome(before=queue_counts(session))
     doctors = RowWriter(session, Doctor.__table__, "gmc_number")
     visibility = RowWriter(session, DoctorVisibility.__table__, "gmc_number")
     hides_ending = RowWriter(session, DoctorHide.__table__, "id")
     active_hides = _active_hides(session)
+    checked_every_time: dict[str, set[str]] = defaultdict(set)  # by range (its leading digits)
+    for number in touched | active_hides.keys():
+        checked_every_time[number[:RANGE_DIGITS]].add(number)
 
     for low, high in ranges or gmc_number_ranges():
-        connections = {
-            row.gmc_number: row
-            for row in session.execute(select(GmcConnection.__table__).where(in_range(GmcConnection.gmc_number, low, high)))
-        }
-        people: dict[str, list[Row]] = defaultdict(list)
-        for row in session.execute(
-            select(TisPerson.__table__)
-            .where(in_range(TisPerson.gmc_number, low, high))
-            .order_by(TisPerson.tis_person_id)
-        ):
+        stale = session.scalars(
+            select(Doctor.gmc_number).where(
+                in_range(Doctor.gmc_number, low, high),
+                or_(Doctor.decision_basis != basis, Doctor.stable_from > as_of, Doctor.stable_until <= as_of),
+            )
+        ).all()
+        needed = set(stale) | checked_every_time.get(low, set())
+        if not needed:
+            continue
+        connections = {row.gmc_number: row for row in _rows(session, GmcConnection.__table__, needed, low, high)}
+        people: dict[str, list[Any]] = defaultdict(list)
+        for row in _rows(session, TisPerson.__table__, needed, low, high, order_by=TisPerson.tis_person_id):
             people[row.gmc_number].append(row)
-        previous_rows = {
-            row.gmc_number: row
-            for row in session.execute(select(Doctor.__table__).where(in_range(Doctor.gmc_number, low, high)))
-        }
-        for number in sorted(connections.keys() | people.keys() | previous_rows.keys()):
+        previous_rows = {row.gmc_number: row for row in _rows(session, Doctor.__table__, needed, low, high)}
+        for number in sorted(needed & (connections.keys() | people.keys() | previous_rows.keys())):
             connection, persons, previous = connections.get(number), people.get(number, ()), previous_rows.get(number)
             situation = situation_of(connection, persons, previous, owners)
             decision = engine.decide(situation, as_of)
             new = doctor_row(number, decision, situation, connection, persons, as_of)
+            new["stable_from"], new["stable_until"] = stable_between(situation, as_of)
+            new["decision_basis"] = basis
             source = Source.GMC_SYNC if number in gmc_changed else Source.TIS_SYNC
-            outcome.doctors += 1
-            outcome.after[decision.queue] += 1
-            if previous is not None:
-                outcome.before[previous.queue] += 1
+            outcome.decided += 1
             _record_decision(outcome, doctors, visibility, events, source, previous, new)
             for hide in active_hides.get(number, ()):
                 end_reason = hide_end_reason(hide, new, as_of)
@@ -195,7 +204,31 @@ def decide_doctors(
     for writer in (doctors, visibility, hides_ending):
         writer.flush()
     events.flush(session, force=True)
+    outcome.after = queue_counts(session)
     return outcome
+
+
+# Above this many doctors in a range, reading the whole range beats a long IN list.
+SELECTIVE_READ_LIMIT = 500
+
+
+def _rows(session: Session, table, needed: set[str], low: str, high: str | None, order_by=None) -> list[Any]:
+    statement = select(table)
+    if order_by is not None:
+        statement = statement.order_by(order_by)
+    if len(needed) > SELECTIVE_READ_LIMIT:
+        rows = session.execute(statement.where(in_range(table.c.gmc_number, low, high))).all()
+        return [row for row in rows if row.gmc_number in needed]
+    ordered = sorted(needed)
+    return [
+        row
+        for start in range(0, len(ordered), SELECTIVE_READ_LIMIT)
+        for row in session.execute(statement.where(table.c.gmc_number.in_(ordered[start : start + SELECTIVE_READ_LIMIT])))
+    ]
+
+
+def queue_counts(session: Session) -> Counter:
+    return Counter(dict(session.execute(select(Doctor.queue, func.count()).group_by(Doctor.queue)).all()))
 
 
 def _record_decision(outcome, doctors, visibility, events, source, previous, new) -> None:

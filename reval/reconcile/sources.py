@@ -32,6 +32,7 @@ class GmcOutcome:
     moved: int = 0
     updated: int = 0
     changed_numbers: set[str] = field(default_factory=set)  # whose connection changed
+    touched_numbers: set[str] = field(default_factory=set)  # whose connection or GMC details changed
     rejections: list[Rejection] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -92,17 +93,21 @@ def apply_gmc_lists(
         for index, raw_doctor in enumerate(doctors):
             doctor_locator = f"{locator} {code} doctors[{index}]"
             outcome.doctors_read += 1
+            digest = record_hash(raw_doctor)
+            number = _readable(gmc_number, "GMCReferenceNumber", raw_doctor.get("GMCReferenceNumber"))
+            previous = stored.get(number) if number is not None else None
+            if previous == (code, digest) and number not in seen:
+                seen[number] = code  # the very record stored last time: nothing to validate or write
+                continue
             try:
                 doctor = read_connected_doctor(raw_doctor)
             except InvalidValue as error:
-                key = _readable(gmc_number, "GMCReferenceNumber", raw_doctor.get("GMCReferenceNumber"))
-                if key is None:
+                if number is None:
                     incomplete.add(code)
                 else:
-                    kept.add(key)
-                reject(doctor_locator, error, key)
+                    kept.add(number)
+                reject(doctor_locator, error, number)
                 continue
-            number = doctor["gmc_number"]
             if number in seen:
                 reject(
                     doctor_locator,
@@ -111,8 +116,6 @@ def apply_gmc_lists(
                 )
                 continue
             seen[number] = code
-            digest = record_hash(doctor)
-            previous = stored.get(number)
             row = {**doctor, "designated_body_code": code, "record_hash": digest}
             if previous is None:
                 writer.insert(row)
@@ -122,9 +125,10 @@ def apply_gmc_lists(
                 writer.update(row)
                 outcome.moved += 1
                 _record_connection_change(outcome, events, number, previous[0], code)
-            elif previous[1] != digest:
+            else:
                 writer.update(row)
                 outcome.updated += 1
+                outcome.touched_numbers.add(number)
             events.flush(session)
 
     fetched = set(outcome.fetched)
@@ -150,6 +154,7 @@ def _record_connection_change(
     outcome: GmcOutcome, events: EventLog, number: str, old: str | None, new: str | None
 ) -> None:
     outcome.changed_numbers.add(number)
+    outcome.touched_numbers.add(number)
     events.add(
         number,
         Source.GMC_SYNC,
@@ -199,10 +204,15 @@ def apply_tis_people(session: Session, people: Iterable[tuple[str, Any]]) -> Tis
             outcome.complete = False
             outcome.rejections.append(Rejection("TIS", locator, None, None, raw.problem))
             continue
+        digest = record_hash(raw)
+        person_id = _readable(required_int, "tisPersonId", raw.get("tisPersonId") if isinstance(raw, dict) else None)
+        previous = stored.get(person_id) if person_id is not None else None
+        if previous is not None and previous[0] == digest and person_id not in seen:
+            seen.add(person_id)  # the very record stored last time: nothing to validate or write
+            continue
         try:
             person = read_person(raw)
         except InvalidValue as error:
-            person_id = _readable(required_int, "tisPersonId", raw.get("tisPersonId") if isinstance(raw, dict) else None)
             if person_id is None:
                 outcome.complete = False
             else:
@@ -210,16 +220,11 @@ def apply_tis_people(session: Session, people: Iterable[tuple[str, Any]]) -> Tis
             key = None if person_id is None else str(person_id)
             outcome.rejections.append(Rejection("TIS", locator, key, error.field, str(error)))
             continue
-        person_id = person["tisPersonId"]
         if person_id in seen:
             error = InvalidValue("tisPersonId", person_id, "appears twice; the later record is ignored")
             outcome.rejections.append(Rejection("TIS", locator, str(person_id), error.field, str(error)))
             continue
         seen.add(person_id)
-        digest = record_hash(person)
-        previous = stored.get(person_id)
-        if previous is not None and previous[0] == digest:
-            continue
         if previous is None:
             writer.insert(_person_row(person, digest))
             outcome.added += 1

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from reval.designated_bodies import OwnerDirectory
+from reval.designated_bodies import DesignatedBody, OwnerDirectory
 from reval.models import RejectedRecord, SyncRun
 from reval.reconcile.common import EventLog, utcnow
 from reval.reconcile.decisions import decide_doctors
@@ -89,22 +91,34 @@ def _reconcile(
 ) -> dict[str, Any]:
     bodies = configured_designated_bodies(session)
     events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
+    clock = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        seconds[phase] = round(time.perf_counter() - clock, 3)
+        clock = time.perf_counter()
 
     gmc_outcome = (
         apply_gmc_lists(session, gmc.body_lists, [b.code for b in bodies], events, gmc.not_fetched_reasons)
         if gmc
         else GmcOutcome(not_fetched={b.code: "GMC was not fetched in this run" for b in bodies})
     )
+    lap("gmc")
     tis_outcome = apply_tis_people(session, tis.people) if tis else None
+    lap("tis")
     decisions = decide_doctors(
         session,
         engine=engine,
         owners=OwnerDirectory(bodies),
+        basis=decision_basis(engine, bodies),
         as_of=as_of,
         now=started,
         events=events,
         gmc_changed=gmc_outcome.changed_numbers,
+        touched=gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()),
     )
+    lap("decide")
     rejections = gmc_outcome.rejections + (tis_outcome.rejections if tis_outcome else [])
     if rejections:
         session.execute(
@@ -129,14 +143,22 @@ def _reconcile(
         "startedAt": started.isoformat(),
         "gmc": {"source": gmc.label if gmc else None, **gmc_outcome.summary()},
         "tis": {"source": tis.label, **tis_outcome.summary()} if tis and tis_outcome else {"source": None, "fetched": False},
-        "doctors": decisions.doctors,
+        "doctors": sum(decisions.after.values()),
+        "doctorsDecided": decisions.decided,
         "decisionsChanged": decisions.changed,
         "hidesEnded": decisions.hides_ended,
         "events": events.written,
         "queues": decisions.queue_summary(),
         "rejectedRecords": len(rejections),
         "rejections": [r.as_dict() for r in rejections[:REJECTIONS_IN_SUMMARY]],
+        "seconds": seconds,
     }
+
+
+def decision_basis(engine: RuleEngine, bodies: Sequence[DesignatedBody]) -> str:
+    """What every stored decision was made under: a change of rules or bodies re-decides everyone."""
+    text = repr((engine.table.label, engine.table.fingerprint(), sorted((b.code, b.owner.casefold()) for b in bodies)))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def latest_successful_run(session: Session) -> SyncRun | None:

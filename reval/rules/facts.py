@@ -200,3 +200,25 @@ def derive(situation: DoctorSituation, as_of: date) -> DerivedFacts:
         previously_connected=situation.last_connected_designated_body is not None,
     )
     return DerivedFacts(facts, tuple(sorted(owners)))
+
+
+def stable_between(situation: DoctorSituation, as_of: date) -> tuple[date | None, date | None]:
+    """[from, until): the dates around ``as_of`` on which no date-based fact can change.
+
+    Facts change only when a programme starts or ends or a placement starts or stops, so a
+    decision made on ``as_of`` holds for every day in this window while the sources stay the same.
+    None means unbounded.
+    """
+    boundaries: set[date] = set()
+    for person in situation.tis_people:
+        for programme in person.programmes:
+            boundaries.add(programme.start)  # current from its start date
+            if programme.end is not None:
+                boundaries.add(programme.end)  # ended from its end date
+        for placement in person.placements:
+            boundaries.add(placement.start)
+            if placement.end is not None:
+                boundaries.add(placement.end + timedelta(days=1))  # current through its last day
+    since = max((day for day in boundaries if day <= as_of), default=None)
+    until = min((day for day in boundaries if day > as_of), default=None)
+    return since, until

@@ -97,9 +97,12 @@ def _read_fields(raw: dict, rules: FieldRules) -> dict[str, Any]:
 
 
 def _read_item(raw: dict, rules: FieldRules, kind: str, prefix: str) -> dict[str, Any]:
-    item = _located(prefix, _read_fields, raw, rules)
-    start, end = DATE_RANGES[kind]
-    _located(prefix, date_range, start, item[start], end, item[end])
+    try:
+        item = _read_fields(raw, rules)
+        start, end = DATE_RANGES[kind]
+        date_range(start, item[start], end, item[end])
+    except InvalidValue as error:
+        raise error.at(prefix) from None
     return item
 
 

@@ -38,6 +38,9 @@ def upgrade() -> None:
     sa.Column('first_name', sa.String(length=200), nullable=True),
     sa.Column('last_name', sa.String(length=200), nullable=True),
     sa.Column('decided_as_of', sa.Date(), nullable=False),
+    sa.Column('stable_from', sa.Date(), nullable=True),
+    sa.Column('stable_until', sa.Date(), nullable=True),
+    sa.Column('decision_basis', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('gmc_number', name=op.f('pk_doctor'))
     )
     with op.batch_alter_table('doctor', schema=None) as batch_op:
