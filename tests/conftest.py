@@ -1,0 +1,80 @@
+"""Fixtures: a real database (SQLite, or PostgreSQL via REVAL_TEST_DATABASE_URL), migrated once,
+emptied before each test; an app and a CLI runner on it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete
+
+from reval.app import create_app, database
+from reval.cli import cli
+from reval.db import ensure_schema, make_engine
+from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
+from reval.models import Base
+from reval.reconcile.reference import replace_designated_bodies
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    url = os.environ.get("REVAL_TEST_DATABASE_URL")
+    if url:
+        engine = make_engine(url)
+        with engine.begin() as connection:  # start from nothing: this database is the tests' own
+            connection.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        engine.dispose()
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'reval-test.sqlite'}"
+
+
+@pytest.fixture(scope="session")
+def migrated(database_url):
+    engine = make_engine(database_url)
+    ensure_schema(engine)
+    engine.dispose()
+    return database_url
+
+
+@pytest.fixture
+def app(migrated, tmp_path):
+    app = create_app({"REVAL_DATABASE_URL": migrated, "TESTING": True})
+    sessions = database(app).sessions
+    with sessions.begin() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(delete(table))
+        replace_designated_bodies(session, DEFAULT_DESIGNATED_BODIES)
+    yield app
+    database(app).engine.dispose()
+
+
+@pytest.fixture
+def sessions(app):
+    return database(app).sessions
+
+
+class Reval:
+    """Runs `reval` commands in-process against the test app."""
+
+    def __init__(self, app):
+        self.runner = app.test_cli_runner()
+
+    def __call__(self, *args: str, expect_exit: int = 0):
+        result = self.runner.invoke(cli, [str(a) for a in args])
+        if result.exit_code != expect_exit:
+            raise AssertionError(
+                f"`reval {' '.join(map(str, args))}` exited {result.exit_code}, expected {expect_exit}:\n"
+                f"{result.output}\n{result.exception!r}"
+            )
+        return result
+
+
+@pytest.fixture
+def reval(app) -> Reval:
+    return Reval(app)
+
+
+@pytest.fixture
+def files(tmp_path) -> Path:
+    return tmp_path
