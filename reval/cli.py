@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 import orjson
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 
 from reval.app import create_app, database
 from reval.db import schema_is_current, upgrade_schema
@@ -99,6 +99,7 @@ def db_current():
 
 @cli.group("designated-bodies", invoke_without_command=True)
 @click.pass_context
+@with_appcontext
 def designated_bodies_group(ctx):
     """List the configured designated bodies (only these are fetched from GMC)."""
     if ctx.invoked_subcommand is None:

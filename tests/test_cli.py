@@ -1,0 +1,177 @@
+"""The `reval` command end to end: the contract external checks rely on."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import time_machine
+
+from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
+
+EXPORT_KEYS = {
+    "gmcReferenceNumber", "queue", "reason", "visibleTo", "designatedBody", "programmeOwnerDesignatedBodies",
+    "hiddenFor", "firstName", "lastName", "tisPersonIds",
+}
+
+
+@pytest.fixture
+def snapshots(files):
+    gmc = gmc_snapshot(files / "gmc.json", {EAST_OF_ENGLAND: [gmc_doctor("1000001"), gmc_doctor("1000003")]})
+    tis = tis_snapshot(files / "tis.json", [
+        person("1000001", programme(EAST_OF_ENGLAND), person_id=1),
+        person("1000002", programme(WESSEX), person_id=2),
+        person("1000003", programme(WESSEX), person_id=3),
+        person("bad-one", programme(WESSEX), person_id=4),
+    ])
+    return gmc, tis
+
+
+@pytest.fixture
+def synced(reval, snapshots):
+    gmc, tis = snapshots
+    return json.loads(reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF.isoformat(), "--json").output)
+
+
+def export(reval, *args):
+    return json.loads(reval("export", *args).output)
+
+
+def test_sync_json_summary(synced):
+    assert synced["status"] == "SUCCEEDED" and synced["asOf"] == "2026-11-21"
+    assert synced["queues"]["DISCREPANCY"]["after"] == 2
+    assert synced["rejectedRecords"] == 1
+    assert synced["rejections"][0]["message"] == "gmcNumber: is not a 7-digit GMC number (got 'bad-one')"
+
+
+def test_sync_prints_a_readable_summary(reval, snapshots):
+    gmc, tis = snapshots
+    output = reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21").output
+    assert "Rejected records: 1" in output and "DISCREPANCY" in output
+
+
+def test_export_json_rows(reval, synced):
+    rows = export(reval)
+    assert [row["gmcReferenceNumber"] for row in rows] == ["1000001", "1000002", "1000003"]
+    assert all(set(row) == EXPORT_KEYS for row in rows)
+    assert rows[2] == {
+        "gmcReferenceNumber": "1000003", "queue": "DISCREPANCY", "reason": "DB_MISMATCH", "visibleTo": [EAST_OF_ENGLAND],
+        "designatedBody": EAST_OF_ENGLAND, "programmeOwnerDesignatedBodies": [WESSEX], "hiddenFor": [],
+        "firstName": "Ada", "lastName": "Lovelace", "tisPersonIds": [3],
+    }
+
+
+def test_export_filters_by_queue_and_designated_body(reval, synced):
+    assert [r["gmcReferenceNumber"] for r in export(reval, "--queue", "CONNECTED")] == ["1000001"]
+    assert [r["gmcReferenceNumber"] for r in export(reval, "--designated-body", WESSEX)] == ["1000002"]
+
+
+def test_export_csv(reval, synced):
+    rows = list(csv.DictReader(io.StringIO(reval("export", "--format", "csv").output)))
+    assert set(rows[0]) == EXPORT_KEYS
+    assert rows[1]["visibleTo"] == WESSEX and rows[1]["designatedBody"] == ""
+
+
+def test_hide_shows_hidden_by_admin_to_that_body_only(reval, synced):
+    with time_machine.travel("2026-11-21 09:00 +0000", tick=False):
+        reval("hide", "1000003", "--designated-body", EAST_OF_ENGLAND, "--reason", "moving next week", "--until", "2026-12-01")
+    [row] = export(reval, "--designated-body", EAST_OF_ENGLAND, "--queue", "HIDDEN")
+    assert (row["gmcReferenceNumber"], row["reason"], row["hiddenFor"]) == ("1000003", "HIDDEN_BY_ADMIN", [EAST_OF_ENGLAND])
+    assert export(reval, "--queue", "HIDDEN") == []
+    reval("unhide", "1000003", "--designated-body", EAST_OF_ENGLAND)
+    assert export(reval, "--designated-body", EAST_OF_ENGLAND, "--queue", "HIDDEN") == []
+    kinds = [e["kind"] for e in json.loads(reval("history", "1000003", "--json").output)]
+    assert kinds == ["CONNECTION", "DECISION", "HIDE", "UNHIDE"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["hide", "12", "--designated-body", EAST_OF_ENGLAND, "--reason", "x"], "GMC number: is not a 7-digit GMC number (got '12')"),
+        (["hide", "9999999", "--designated-body", EAST_OF_ENGLAND, "--reason", "x"], "GMC number 9999999 is not a doctor Reval knows"),
+        (["hide", "1000002", "--designated-body", EAST_OF_ENGLAND, "--reason", "x"], "is not visible to 1-1RSSQ05"),
+        (["hide", "1000001", "--designated-body", "NOPE", "--reason", "x"], "designated body 'NOPE' is not configured"),
+        (["unhide", "1000001", "--designated-body", EAST_OF_ENGLAND], "is not hidden for 1-1RSSQ05"),
+        (["explain", "7777777"], "is not known to GMC, TIS or any earlier sync"),
+        (["export", "--designated-body", "NOPE"], "designated body 'NOPE' is not configured"),
+    ],
+)
+def test_refusals_exit_2_with_one_line(reval, synced, args, message):
+    result = reval(*args, expect_exit=2)
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_explain_shows_facts_the_matching_row_and_why_earlier_rows_failed(reval, synced):
+    output = reval("explain", "1000003").output
+    assert "9 DB_MISMATCH                 MATCHED" in output
+    assert "8 CONNECTED                   no: connected_to_programme_owner is no, needs yes" in output
+    assert "Decision: DISCREPANCY / DB_MISMATCH (row 9)" in output
+
+
+def test_rules_prints_the_table_and_passes_its_checks(reval):
+    output = reval("rules", "--check").output
+    assert "14  NO_PROGRAMME_NOT_CONNECTED" in output
+    assert "0 gaps, 0 unreachable rows, 0 problems" in output
+
+
+def test_designated_bodies_load_replaces_the_set(reval, files):
+    path = files / "bodies.csv"
+    path.write_text("code,name,owner\nX-1,Somewhere,Somewhere LETB\n")
+    reval("designated-bodies", "load", path)
+    assert reval("designated-bodies").output.strip() == "X-1         Somewhere (TIS owner: Somewhere LETB)"
+
+
+def test_a_bad_designated_bodies_file_changes_nothing(reval, files):
+    path = files / "bodies.csv"
+    path.write_text("code,title\nX-1,Somewhere\n")
+    result = reval("designated-bodies", "load", path, expect_exit=2)
+    assert "must have the header code,name,owner" in result.output
+    assert len(reval("designated-bodies").output.strip().splitlines()) == 14
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "cannot be read: No such file or directory"),
+        (b"{not json", "is not valid JSON"),
+        (b'{"doctors": []}', "must be a JSON object with a 'people' list"),
+    ],
+)
+def test_an_unreadable_file_exits_2_and_changes_nothing(reval, synced, files, content, message):
+    before = export(reval)
+    path = files / "tis-bad.json"
+    if content is not None:
+        path.write_bytes(content)
+    result = reval("sync", "--tis-file", path, expect_exit=2)
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert export(reval) == before
+
+
+def test_demo_exercises_every_rule(reval, app):
+    output = reval("demo", "--doctors", "300", "--as-of", "2026-11-21").output
+    assert "What each designated body sees:" in output
+    reasons = {row["reason"] for row in export(reval)}
+    from reval.rules import DEFAULT_RULE_TABLE
+
+    assert reasons == {row.reason for row in DEFAULT_RULE_TABLE.rows}
+
+
+def test_console_script_reports_an_unreadable_file_without_a_traceback(files, migrated):
+    # The installed `reval` script, beside the interpreter running the tests.
+    script = Path(sys.executable).with_name("reval")
+    path = files / "gmc.json"
+    path.write_text("[1, 2]")
+    result = subprocess.run(
+        [str(script), "sync", "--gmc-file", str(path)],
+        capture_output=True, text=True, env={**os.environ, "REVAL_DATABASE_URL": migrated},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"Error: GMC file '{path}' must be a JSON object with a 'designatedBodies' list"
+    assert result.stdout == ""
