@@ -58,12 +58,7 @@ def apply_gmc_lists(
     outcome = GmcOutcome()
     canonical_codes = {code.upper(): code for code in configured_bodies}
     table = GmcConnection.__table__
-    stored = {
-        number: (body, digest)
-        for number, body, digest in session.execute(
-            select(table.c.gmc_number, table.c.designated_body_code, table.c.record_hash)
-        )
-    }
+    stored = _stored_by_key(session, table.c.gmc_number, table.c.designated_body_code, table.c.record_hash)
     writer = RowWriter(session, table, "gmc_number")
     seen: dict[str, str] = {}  # GMC number -> body whose list holds it
     kept: set[str] = set()  # rejected doctors whose number we know: they keep their previous state
@@ -189,12 +184,7 @@ def apply_tis_people(session: Session, people: Iterable[tuple[str, Any]]) -> Tis
     """Applies a full TIS snapshot: people absent from a complete one have been deleted."""
     outcome = TisOutcome()
     table = TisPerson.__table__
-    stored = {
-        person_id: (digest, number)
-        for person_id, digest, number in session.execute(
-            select(table.c.tis_person_id, table.c.record_hash, table.c.gmc_number)
-        )
-    }
+    stored = _stored_by_key(session, table.c.tis_person_id, table.c.record_hash, table.c.gmc_number)
     writer = RowWriter(session, table, "tis_person_id")
     seen: set[int] = set()
 
@@ -245,6 +235,11 @@ def apply_tis_people(session: Session, people: Iterable[tuple[str, Any]]) -> Tis
                     outcome.touched_numbers.add(number)
     writer.flush()
     return outcome
+
+
+def _stored_by_key(session: Session, key, *columns) -> dict[Any, tuple]:
+    """What is stored now, as key -> (columns...), read in one query to compare a snapshot against."""
+    return {row[0]: tuple(row[1:]) for row in session.execute(select(key, *columns))}
 
 
 def _person_row(person: dict[str, Any], digest: str) -> dict[str, Any]:
