@@ -83,11 +83,12 @@ def generate(directory: Path, doctors: int, as_of: date, seed: int = 2026) -> Sy
             for person in people:
                 tis.write(orjson.dumps(person) + b"\n")
             dataset.tis_people += len(people)
+            record = doctor.gmc_record()  # the same details on both nights
             if gmc_now:
-                current_gmc.add(gmc_now, doctor.gmc_record())
+                current_gmc.add(gmc_now, record)
                 dataset.gmc_doctors += 1
             if gmc_before:
-                previous_gmc.add(gmc_before, doctor.gmc_record())
+                previous_gmc.add(gmc_before, record)
     return dataset
 
 
