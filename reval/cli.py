@@ -20,7 +20,7 @@ from reval.designated_bodies import DesignatedBodyFileError, read_designated_bod
 from reval.reconcile.common import RefusedRequest, utcnow
 from reval.reconcile.hides import record_hide, record_unhide
 from reval.reconcile.queries import EXPORT_FIELDS, doctor_history, explain_doctor, export_rows
-from reval.reconcile.reference import configured_designated_bodies, replace_designated_bodies
+from reval.reconcile.reference import configured_code, configured_designated_bodies, replace_designated_bodies
 from reval.reconcile.sync import GmcInput, SyncFailed, TisInput, latest_successful_run, run_sync
 from reval.rules import DEFAULT_RULE_TABLE, Queue, RuleEngine
 from reval.rules.checks import check_table
@@ -192,12 +192,7 @@ def format_summary(summary: dict) -> str:
 def export_command(output_format, queue, designated_body):
     """Write every doctor's queue and reason to standard output."""
     with sessions().begin() as session:
-        code = None
-        if designated_body is not None:
-            codes = {body.code.upper(): body.code for body in configured_designated_bodies(session)}
-            code = codes.get(designated_body.strip().upper())
-            if code is None:
-                raise CommandRefused(f"designated body {designated_body!r} is not configured; see `reval designated-bodies`")
+        code = configured_code(session, designated_body) if designated_body is not None else None
         rows = export_rows(session, queue=queue.upper() if queue else None, designated_body=code)
         if output_format == "json":
             sys.stdout.write(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from reval.models import Doctor, DoctorHide
 from reval.reconcile.common import EventKind, EventLog, RefusedRequest, Source
 from reval.reconcile.decisions import hide_view
-from reval.reconcile.reference import configured_designated_bodies
+from reval.reconcile.reference import configured_code
 from reval.validation import gmc_number
 
 
@@ -19,14 +19,6 @@ def _known_doctor(session: Session, number: str) -> Doctor:
     if doctor is None:
         raise RefusedRequest(f"GMC number {number} is not a doctor Reval knows; run a sync that includes it first")
     return doctor
-
-
-def _configured_code(session: Session, code: str) -> str:
-    by_upper = {body.code.upper(): body.code for body in configured_designated_bodies(session)}
-    canonical = by_upper.get(code.strip().upper())
-    if canonical is None:
-        raise RefusedRequest(f"designated body {code!r} is not configured; see `reval designated-bodies`")
-    return canonical
 
 
 def _active_hide(session: Session, number: str, code: str) -> DoctorHide | None:
@@ -42,7 +34,7 @@ def record_hide(
     as_of: date, now: datetime,
 ) -> DoctorHide:
     doctor = _known_doctor(session, number)
-    code = _configured_code(session, designated_body)
+    code = configured_code(session, designated_body)
     if not reason or not reason.strip():
         raise RefusedRequest("a hide needs a reason; give one with --reason")
     if until is not None and until <= as_of:
@@ -70,7 +62,7 @@ def record_hide(
 
 def record_unhide(session: Session, number: str, designated_body: str, unhidden_by: str, as_of: date, now: datetime) -> DoctorHide:
     doctor = _known_doctor(session, number)
-    code = _configured_code(session, designated_body)
+    code = configured_code(session, designated_body)
     hide = _active_hide(session, doctor.gmc_number, code)
     if hide is None:
         raise RefusedRequest(f"doctor {doctor.gmc_number} is not hidden for {code}")

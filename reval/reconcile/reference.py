@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from reval.designated_bodies import DesignatedBody, check_unique
 from reval.models import DesignatedBodyRecord
+from reval.reconcile.common import RefusedRequest
 
 
 def configured_designated_bodies(session: Session) -> list[DesignatedBody]:
@@ -16,6 +17,15 @@ def configured_designated_bodies(session: Session) -> list[DesignatedBody]:
         DesignatedBody(record.code, record.name, record.owner)
         for record in session.scalars(select(DesignatedBodyRecord).order_by(DesignatedBodyRecord.code))
     ]
+
+
+def configured_code(session: Session, code: str) -> str:
+    """The configured body's code for ``code`` (any case), or a refusal naming it."""
+    by_upper = {body.code.upper(): body.code for body in configured_designated_bodies(session)}
+    canonical = by_upper.get(code.strip().upper())
+    if canonical is None:
+        raise RefusedRequest(f"designated body {code!r} is not configured; see `reval designated-bodies`")
+    return canonical
 
 
 def replace_designated_bodies(session: Session, bodies: Sequence[DesignatedBody]) -> None:
