@@ -16,7 +16,7 @@ from reval.models import RejectedRecord, SyncRun
 from reval.reconcile.common import EventLog, utcnow
 from reval.reconcile.decisions import decide_doctors
 from reval.reconcile.reference import configured_designated_bodies
-from reval.reconcile.sources import GmcOutcome, TisOutcome, apply_gmc_lists, apply_tis_people
+from reval.reconcile.sources import GmcOutcome, apply_gmc_lists, apply_tis_people
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
 
 REJECTIONS_IN_SUMMARY = 20

@@ -61,7 +61,9 @@ class RuleEngine:
         return row
 
     def decide(self, situation: DoctorSituation, as_of: date) -> Decision:
-        derived = derive(situation, as_of)
+        return self._decision(situation, derive(situation, as_of))
+
+    def _decision(self, situation: DoctorSituation, derived) -> Decision:
         row = self.first_row(derived.facts)
         return Decision(
             queue=row.queue.value,
@@ -73,8 +75,8 @@ class RuleEngine:
         )
 
     def explain(self, situation: DoctorSituation, as_of: date) -> Explanation:
-        decision = self.decide(situation, as_of)
-        facts = derive(situation, as_of).facts
+        derived = derive(situation, as_of)
+        decision, facts = self._decision(situation, derived), derived.facts
         tried = []
         for row in self.table.rows:
             tried.append(RowOutcome(row, row.failed_conditions(facts)))
