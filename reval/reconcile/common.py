@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from enum import StrEnum
 from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
 import orjson
-from sqlalchemy import Table, bindparam, delete, insert, update
+from sqlalchemy import JSON, Connection, Table, bindparam, delete, insert, update
 from sqlalchemy.orm import Session
 
 from reval.models import DoctorEvent
@@ -41,6 +43,22 @@ def record_hash(record: Any) -> str:
     return hashlib.blake2b(orjson.dumps(record), digest_size=16).hexdigest()
 
 
+@contextmanager
+def infrequent_garbage_collection() -> Iterator[None]:
+    """Runs bulk work with the cyclic garbage collector running less often.
+
+    A national sync keeps hundreds of thousands of small containers alive (stored keys, seen
+    numbers, batches), and at the default thresholds the collector rescans them all again and
+    again: about 4 s of a 19 s full sync at 100,000 doctors. Cycles are still collected.
+    """
+    previous = gc.get_threshold()
+    gc.set_threshold(50_000, 50, 1000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
 def batched(items: Iterable[T], size: int = BATCH_SIZE) -> Iterator[list[T]]:
     batch: list[T] = []
     for item in items:
@@ -50,6 +68,34 @@ def batched(items: Iterable[T], size: int = BATCH_SIZE) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Inserts rows that all carry the same keys, through the driver's executemany.
+
+    Each value is converted by its column type's own bind processor, as SQLAlchemy would, but
+    the statement is compiled once and the per-row parameter handling skipped: at national
+    scale that handling cost more than the database's own work (0.9 s against 0.36 s per
+    100,000 history events on SQLite).
+    """
+    if not rows:
+        return
+    dialect = connection.dialect
+    columns = [table.c[key] for key in rows[0]]
+    compiled = insert(table).values({column.key: bindparam(column.key) for column in columns}).compile(dialect=dialect)
+    order = list(compiled.positiontup) if compiled.positional else [column.key for column in columns]
+    converted_columns = []
+    for key in order:
+        convert = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+        column_values = [row[key] for row in rows]
+        if convert is not None and not isinstance(table.c[key].type, JSON):
+            # Dates and times repeat (the run's as-of date on every event): convert each once.
+            convert = {value: convert(value) for value in set(column_values)}.__getitem__
+        converted_columns.append(column_values if convert is None else list(map(convert, column_values)))
+    values: list = list(zip(*converted_columns))
+    if not compiled.positional:
+        values = [dict(zip(order, row)) for row in values]
+    connection.exec_driver_sql(compiled.string, values)
 
 
 @dataclass
@@ -97,7 +143,7 @@ class EventLog:
 
     def flush(self, session: Session, force: bool = False) -> None:
         if self.pending and (force or len(self.pending) >= BATCH_SIZE):
-            session.connection().execute(insert(DoctorEvent.__table__), self.pending)
+            insert_rows(session.connection(), DoctorEvent.__table__, self.pending)
             self.written += len(self.pending)
             self.pending = []
 
@@ -137,7 +183,7 @@ class RowWriter:
 
     def _write_inserts(self) -> None:
         if self.inserts:
-            self.session.connection().execute(insert(self.table), self.inserts)
+            insert_rows(self.session.connection(), self.table, self.inserts)
             self.inserts = []
 
     def _write_updates(self) -> None:

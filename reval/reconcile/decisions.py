@@ -216,14 +216,15 @@ def _rows(session: Session, table, needed: set[str], low: str, high: str | None,
     statement = select(table)
     if order_by is not None:
         statement = statement.order_by(order_by)
+    connection = session.connection()  # plain rows: the ORM's per-row loading is not needed here
     if len(needed) > SELECTIVE_READ_LIMIT:
-        rows = session.execute(statement.where(in_range(table.c.gmc_number, low, high))).all()
+        rows = connection.execute(statement.where(in_range(table.c.gmc_number, low, high))).all()
         return [row for row in rows if row.gmc_number in needed]
     ordered = sorted(needed)
     return [
         row
         for start in range(0, len(ordered), SELECTIVE_READ_LIMIT)
-        for row in session.execute(statement.where(table.c.gmc_number.in_(ordered[start : start + SELECTIVE_READ_LIMIT])))
+        for row in connection.execute(statement.where(table.c.gmc_number.in_(ordered[start : start + SELECTIVE_READ_LIMIT])))
     ]
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reval.designated_bodies import DesignatedBody, OwnerDirectory
 from reval.models import RejectedRecord, SyncRun
-from reval.reconcile.common import EventLog, utcnow
+from reval.reconcile.common import EventLog, infrequent_garbage_collection, utcnow
 from reval.reconcile.decisions import decide_doctors
 from reval.reconcile.reference import configured_designated_bodies
 from reval.reconcile.sources import GmcOutcome, apply_gmc_lists, apply_tis_people
@@ -71,7 +71,7 @@ def run_sync(
         session.flush()
         run_id = run.id
     try:
-        with sessions.begin() as session:
+        with infrequent_garbage_collection(), sessions.begin() as session:
             summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started)
             run = session.get(SyncRun, run_id)
             run.status, run.finished_at = "SUCCEEDED", utcnow()
