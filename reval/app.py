@@ -7,11 +7,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from celery import Celery, Task
 from flask import Flask, current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from reval.db import ensure_schema, make_engine, session_factory
+from reval.gmc.client import GmcClient, GmcSettings
+
+# Settings read from the environment (or given to create_app); see the README.
+SETTINGS = (
+    "REVAL_DATABASE_URL", "REVAL_BROKER_URL",
+    "REVAL_GMC_URL", "REVAL_GMC_USERNAME", "REVAL_GMC_PASSWORD", "REVAL_GMC_CONNECT_TIMEOUT",
+    "REVAL_GMC_READ_TIMEOUT", "REVAL_GMC_ATTEMPTS", "REVAL_GMC_BACKOFF_SECONDS",
+)
+
+
+class NotConfigured(Exception):
+    """A service Reval needs for this is not configured; the message names the setting."""
 
 
 @dataclass
@@ -40,11 +53,53 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask("reval", instance_relative_config=True, root_path=str(Path(__file__).parent))
     app.template_folder = str(Path(__file__).parent.parent / "templates")
     default_url = f"sqlite:///{Path(app.instance_path) / 'reval.sqlite'}"
-    app.config.from_mapping(REVAL_DATABASE_URL=os.environ.get("REVAL_DATABASE_URL") or default_url)
+    app.config.from_mapping({name: os.environ[name] for name in SETTINGS if os.environ.get(name)})
+    app.config.setdefault("REVAL_DATABASE_URL", default_url)
     if config:
         app.config.from_mapping(config)
     Database(app.config["REVAL_DATABASE_URL"]).init_app(app)
+    if app.config.get("REVAL_BROKER_URL"):
+        celery_init_app(app)
     return app
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Flask's Celery pattern: every task runs inside this app's context."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.conf.update(
+        broker_url=app.config["REVAL_BROKER_URL"],
+        include=["reval.tasks"],
+        task_acks_late=True,  # a task is acknowledged once done, so a lost worker's task runs again
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        timezone="Europe/London",
+    )
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
+def broker_configured(app: Flask | None = None) -> bool:
+    return "celery" in (app or current_app).extensions
+
+
+def gmc_client(app: Flask | None = None) -> GmcClient:
+    """The app's GMC Connect client, made on first use from the REVAL_GMC_* settings."""
+    app = app or current_app
+    if "reval.gmc" not in app.extensions:
+        settings = GmcSettings.from_environment(app.config)
+        if settings is None:
+            raise NotConfigured("GMC Connect is not configured: set REVAL_GMC_URL, REVAL_GMC_USERNAME and REVAL_GMC_PASSWORD")
+        app.extensions["reval.gmc"] = GmcClient(settings)
+    return app.extensions["reval.gmc"]
 
 
 def database(app: Flask | None = None) -> Database:

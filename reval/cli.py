@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import getpass
 import io
 import sys
+import threading
 from datetime import date, datetime
 from pathlib import Path
 
@@ -14,11 +16,21 @@ import click
 import orjson
 from flask.cli import FlaskGroup, with_appcontext
 
-from reval.app import create_app, database
+from reval.app import NotConfigured, broker_configured, create_app, database, gmc_client
 from reval.db import schema_is_current, upgrade_schema
 from reval.designated_bodies import DesignatedBodyFileError, read_designated_bodies_csv
 from reval.reconcile.common import RefusedRequest, utcnow
+from reval.reconcile.connections import (
+    DeliveryPolicy,
+    Status,
+    deliver_due_requests,
+    list_requests,
+    record_connection_request,
+    record_resend,
+    request_view,
+)
 from reval.reconcile.hides import record_hide, record_unhide
+from reval.reconcile.live import fetched_gmc_lists
 from reval.reconcile.queries import EXPORT_FIELDS, doctor_history, explain_doctor, export_rows
 from reval.reconcile.reference import configured_code, configured_designated_bodies, replace_designated_bodies
 from reval.reconcile.sync import GmcInput, SyncFailed, TisInput, latest_successful_run, run_sync
@@ -27,6 +39,8 @@ from reval.rules.checks import check_table
 from reval.rules.engine import placement_state, programme_state
 from reval.rules.table import format_value
 from reval.snapshot_files import SnapshotUnreadable, open_snapshot
+from reval.tasks import dispatch_delivery
+from reval.gmc.codes import CHANGE_REASONS, Action
 from reval.validation import InvalidValue
 
 
@@ -41,7 +55,7 @@ def refusals_exit_2(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (RefusedRequest, InvalidValue, SnapshotUnreadable, DesignatedBodyFileError) as error:
+        except (RefusedRequest, InvalidValue, SnapshotUnreadable, DesignatedBodyFileError, NotConfigured) as error:
             raise CommandRefused(str(error)) from None
         except SyncFailed as error:
             raise click.ClickException(str(error)) from None
@@ -123,19 +137,26 @@ def designated_bodies_load(csv_file):
 
 
 @cli.command("sync")
-@click.option("--gmc-file", type=click.Path(dir_okay=False), help="GMC snapshot (.json or .jsonl).")
+@click.option("--gmc-file", type=click.Path(dir_okay=False), help="GMC snapshot (.json or .jsonl); default: fetch from GMC Connect.")
 @click.option("--tis-file", type=click.Path(dir_okay=False), help="TIS snapshot (.json or .jsonl).")
 @click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: today).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @refusals_exit_2
 def sync_command(gmc_file, tis_file, as_of, as_json):
-    """Import GMC and TIS snapshots, decide every doctor, and print the run's summary."""
+    """Import GMC and TIS (from files, or GMC live), decide every doctor, and print the run's summary."""
     if not gmc_file and not tis_file:
-        raise CommandRefused("give --gmc-file and/or --tis-file: live GMC and TIS pulls are not configured")
-    # Both files are opened (and a .json one fully read) before anything is written.
-    gmc = GmcInput(gmc_file, open_snapshot(gmc_file, label="GMC", list_key="designatedBodies")) if gmc_file else None
+        raise CommandRefused("give --tis-file (and --gmc-file, or GMC Connect is fetched): live TIS pulls are not configured")
+    # Files are opened (and a .json one fully read) before anything is written.
     tis = TisInput(tis_file, open_snapshot(tis_file, label="TIS", list_key="people")) if tis_file else None
-    summary = run_sync(sessions(), gmc=gmc, tis=tis, as_of=as_of_or_today(as_of))
+    with contextlib.ExitStack() as stack:
+        if gmc_file:
+            gmc = GmcInput(gmc_file, open_snapshot(gmc_file, label="GMC", list_key="designatedBodies"))
+        else:
+            client = gmc_client()
+            with sessions().begin() as session:
+                codes = [body.code for body in configured_designated_bodies(session)]
+            gmc = stack.enter_context(fetched_gmc_lists(client, codes))
+        summary = run_sync(sessions(), gmc=gmc, tis=tis, as_of=as_of_or_today(as_of))
     if as_json:
         print_json(summary)
     else:
@@ -384,6 +405,122 @@ def unhide_command(gmc_number, designated_body, by):
     with sessions().begin() as session:
         hide = record_unhide(session, gmc_number, designated_body, _who(by), as_of=date.today(), now=utcnow())
         click.echo(f"doctor {hide.gmc_number} no longer hidden for {hide.designated_body_code}")
+
+
+# --- connection changes at GMC ------------------------------------------------------------------
+
+
+def _change_connection(gmc_number: str, designated_body: str, action: Action, reason: str, by: str | None) -> None:
+    if not broker_configured():
+        gmc_client()  # refuse now, before recording a request nothing could deliver
+    with sessions().begin() as session:
+        request = record_connection_request(
+            session, gmc_number_text=gmc_number, designated_body=designated_body, action=action, reason=reason,
+            requested_by=_who(by), now=utcnow(),
+        )
+        request_id = request.id
+    _report_delivery(request_id, dispatch_delivery(request_id))
+
+
+def _report_delivery(request_id: int, request) -> None:
+    if request is None:
+        click.echo(f"request {request_id} recorded; a worker will deliver it to GMC")
+    elif request.status == Status.SUCCEEDED:
+        click.echo(f"request {request_id} succeeded: {request.message}")
+    elif request.status == Status.PENDING:
+        click.echo(f"request {request_id} pending, next attempt at {request.next_attempt_at.isoformat()}: {request.message}")
+    else:
+        raise click.ClickException(f"request {request_id} failed: {request.message}; `reval resend {request_id}` tries again")
+
+
+def _connection_change_command(name: str, action: Action, preposition: str) -> None:
+    reasons = "; ".join(f"{code} = {meaning}" for code, meaning in CHANGE_REASONS[action].items())
+
+    @cli.command(name, help=f"Ask GMC to {name} a doctor {preposition} a designated body (recorded first, never lost).")
+    @click.argument("gmc_number")
+    @click.option("--designated-body", required=True, help=f"The designated body to {name} the doctor {preposition}.")
+    @click.option("--reason", required=True, help=f"GMC change reason: {reasons}.")
+    @click.option("--by", help="Who asks (default: your user name).")
+    @refusals_exit_2
+    def command(gmc_number, designated_body, reason, by):
+        _change_connection(gmc_number, designated_body, action, reason, by)
+
+
+_connection_change_command("connect", Action.ADD, "to")
+_connection_change_command("disconnect", Action.REMOVE, "from")
+
+
+@cli.command("deliver")
+@click.option("--all", "ignore_backoff", is_flag=True, help="Deliver every pending request now, ignoring backoff timers.")
+@refusals_exit_2
+def deliver_command(ignore_backoff):
+    """Deliver every pending connection request that is due."""
+    counts = deliver_due_requests(sessions(), gmc_client(), now=utcnow, ignore_backoff=ignore_backoff)
+    click.echo(
+        f"{counts['due']} due: {counts[Status.SUCCEEDED]} succeeded, {counts[Status.FAILED]} failed, "
+        f"{counts[Status.PENDING]} still pending"
+    )
+
+
+@cli.command("resend")
+@click.argument("request_id", type=int)
+@click.option("--by", help="Who asks (default: the original requester).")
+@refusals_exit_2
+def resend_command(request_id, by):
+    """Make a new attempt of a failed connection request."""
+    if not broker_configured():
+        gmc_client()
+    with sessions().begin() as session:
+        request = record_resend(session, request_id, by, utcnow())
+        new_id = request.id
+    click.echo(f"request {new_id} resends request {request_id}")
+    _report_delivery(new_id, dispatch_delivery(new_id))
+
+
+REQUEST_COLUMNS = (
+    "id", "gmcReferenceNumber", "designatedBodyCode", "action", "reason", "status", "returnCode", "message",
+    "attempts", "requestedBy", "requestedAt", "lastAttemptAt",
+)
+
+
+@cli.command("requests")
+@click.option("--status", type=click.Choice([s.lower() for s in (Status.PENDING, Status.SUCCEEDED, Status.FAILED)]))
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def requests_command(status, output_format):
+    """List connection requests and what GMC answered."""
+    with sessions().begin() as session:
+        views = [request_view(request) for request in list_requests(session, status)]
+    if output_format == "json":
+        print_json(views)
+        return
+    writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
+    writer.writerow(REQUEST_COLUMNS)
+    for view in views:
+        writer.writerow(["" if view[name] is None else view[name] for name in REQUEST_COLUMNS])
+
+
+@cli.command("gmc-simulator")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8081, show_default=True)
+@click.option("--data", "data_file", type=click.Path(dir_okay=False), help="GMC snapshot the simulator starts from.")
+@click.option("--username", envvar="REVAL_GMC_USERNAME", default="reval", show_default=True)
+@click.option("--password", envvar="REVAL_GMC_PASSWORD", default="reval", show_default=False)
+@refusals_exit_2
+def gmc_simulator_command(host, port, data_file, username, password):
+    """Serve a local GMC Connect (development and tests only)."""
+    from reval.gmc.simulator import GmcConnectState, RunningSimulator
+
+    body_lists = [record for _locator, record in open_snapshot(data_file, label="GMC", list_key="designatedBodies")] if data_file else []
+    state = GmcConnectState.from_snapshot(body_lists, username, password)
+    with sessions().begin() as session:
+        for body in configured_designated_bodies(session):
+            state.lists.setdefault(body.code, {})
+    with RunningSimulator(state, host, port) as simulator:
+        click.echo(f"GMC Connect simulator on {simulator.url} (WSDL at ?wsdl); faults: POST /simulator/faults. Ctrl-C stops.")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
 
 
 # --- demo and benchmark -------------------------------------------------------------------------

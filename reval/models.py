@@ -6,14 +6,31 @@ checks the two agree.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, text
+from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 GMC_NUMBER = String(7)
 BODY_CODE = String(32)
+
+class UtcDateTime(TypeDecorator):
+    """A moment, stored in UTC and read back zone-aware on every database (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError(f"moment {value.isoformat()} has no time zone; Reval stores zone-aware moments")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -128,11 +145,11 @@ class DoctorHide(Base):
     reason: Mapped[str] = mapped_column(Text)
     until: Mapped[date | None] = mapped_column(Date)
     hidden_by: Mapped[str] = mapped_column(String(200))
-    hidden_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    hidden_at: Mapped[datetime] = mapped_column(UtcDateTime)
     # What the admin looked at; a change to either ends the hide.
     gmc_designated_body_code: Mapped[str | None] = mapped_column(BODY_CODE)
     programme_owner_designated_bodies: Mapped[list[Any]]
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     end_reason: Mapped[str | None] = mapped_column(Text)
 
 
@@ -144,10 +161,10 @@ class DoctorEvent(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, index=True)
     sync_run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_run.id"), index=True)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
     as_of: Mapped[date] = mapped_column(Date)
     source: Mapped[str] = mapped_column(String(20))  # GMC_SYNC, TIS_SYNC, ADMIN
-    kind: Mapped[str] = mapped_column(String(20))  # CONNECTION, DECISION, HIDE, UNHIDE, HIDE_ENDED
+    kind: Mapped[str] = mapped_column(String(20))  # see reval.reconcile.common.EventKind
     old: Mapped[dict[str, Any] | None]
     new: Mapped[dict[str, Any] | None]
     detail: Mapped[str | None] = mapped_column(Text)
@@ -159,10 +176,10 @@ class SyncRun(Base):
     __tablename__ = "sync_run"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     as_of: Mapped[date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(20))  # RUNNING, SUCCEEDED, FAILED
+    status: Mapped[str] = mapped_column(String(20))  # RUNNING, SUCCEEDED, PARTIAL, FAILED
     rule_table: Mapped[str] = mapped_column(String(60))
     gmc_source: Mapped[str | None] = mapped_column(Text)
     tis_source: Mapped[str | None] = mapped_column(Text)
@@ -183,3 +200,33 @@ class RejectedRecord(Base):
     record_key: Mapped[str | None] = mapped_column(String(40))  # GMC number or TIS person id, if readable
     field: Mapped[str | None] = mapped_column(Text)
     message: Mapped[str] = mapped_column(Text)
+
+
+class ConnectionRequest(Base):
+    """An admin's request to add or remove a GMC connection: the outbox GMC is called from.
+
+    Recorded before GMC is called, so no request is lost; ``in_flight_since`` marks an attempt
+    whose outcome is not yet recorded (a crash leaves it set, and a later delivery repeats the
+    call with the same ClientRequestID, which GMC answers "already so" if it was accepted).
+    """
+
+    __tablename__ = "connection_request"
+    __table_args__ = (Index("ix_connection_request_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_request_id: Mapped[str] = mapped_column(String(36), unique=True)
+    gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, index=True)
+    designated_body_code: Mapped[str] = mapped_column(BODY_CODE)
+    action: Mapped[str] = mapped_column(String(10))  # ADD, REMOVE
+    reason: Mapped[str] = mapped_column(String(4))  # GMC's ChangeReason code
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(20))  # PENDING, SUCCEEDED, FAILED
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    in_flight_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    return_code: Mapped[str | None] = mapped_column(String(10))
+    message: Mapped[str | None] = mapped_column(Text)
+    gmc_request_id: Mapped[str | None] = mapped_column(String(100))
+    resend_of: Mapped[int | None] = mapped_column(ForeignKey("connection_request.id"))

@@ -13,8 +13,11 @@ from reval.app import create_app, database
 from reval.cli import cli
 from reval.db import ensure_schema, make_engine
 from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
+from reval.gmc.client import GmcSettings
+from reval.gmc.simulator import GmcConnectState, RunningSimulator
 from reval.models import Base
 from reval.reconcile.reference import replace_designated_bodies
+from tests.factories import AS_OF
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +81,34 @@ def reval(app) -> Reval:
 @pytest.fixture
 def files(tmp_path) -> Path:
     return tmp_path
+
+
+GMC_USERNAME, GMC_PASSWORD = "reval-test", "s3cret-Pa55word"
+
+
+@pytest.fixture
+def gmc_connect():
+    """A GMC Connect simulator on a loopback port, holding every default body (empty lists)."""
+    state = GmcConnectState.from_snapshot(
+        [{"designatedBodyCode": body.code, "doctors": []} for body in DEFAULT_DESIGNATED_BODIES],
+        GMC_USERNAME,
+        GMC_PASSWORD,
+        today=lambda: AS_OF,
+    )
+    with RunningSimulator(state) as simulator:
+        yield simulator
+
+
+def gmc_settings(url: str, **overrides) -> GmcSettings:
+    values = dict(url=url, username=GMC_USERNAME, password=GMC_PASSWORD, read_timeout=2.0, attempts=3, backoff_seconds=0.0)
+    return GmcSettings(**{**values, **overrides})
+
+
+@pytest.fixture
+def gmc_app(app, gmc_connect):
+    """The test app configured to call the simulator (fast timeouts, no backoff between retries)."""
+    app.config.update(
+        REVAL_GMC_URL=gmc_connect.url, REVAL_GMC_USERNAME=GMC_USERNAME, REVAL_GMC_PASSWORD=GMC_PASSWORD,
+        REVAL_GMC_READ_TIMEOUT="2", REVAL_GMC_ATTEMPTS="3", REVAL_GMC_BACKOFF_SECONDS="0",
+    )
+    return app

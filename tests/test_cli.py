@@ -17,7 +17,7 @@ from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snap
 
 EXPORT_KEYS = {
     "gmcReferenceNumber", "queue", "reason", "visibleTo", "designatedBody", "programmeOwnerDesignatedBodies",
-    "hiddenFor", "firstName", "lastName", "tisPersonIds",
+    "hiddenFor", "firstName", "lastName", "tisPersonIds", "gmcUpdateFailed",
 }
 
 
@@ -63,7 +63,7 @@ def test_export_json_rows(reval, synced):
     assert rows[2] == {
         "gmcReferenceNumber": "1000003", "queue": "DISCREPANCY", "reason": "DB_MISMATCH", "visibleTo": [EAST_OF_ENGLAND],
         "designatedBody": EAST_OF_ENGLAND, "programmeOwnerDesignatedBodies": [WESSEX], "hiddenFor": [],
-        "firstName": "Ada", "lastName": "Lovelace", "tisPersonIds": [3],
+        "firstName": "Ada", "lastName": "Lovelace", "tisPersonIds": [3], "gmcUpdateFailed": False,
     }
 
 

@@ -32,6 +32,8 @@ class EventKind(StrEnum):
     HIDE = "HIDE"
     UNHIDE = "UNHIDE"
     HIDE_ENDED = "HIDE_ENDED"
+    GMC_REQUEST = "GMC_REQUEST"
+    GMC_REQUEST_FAILED = "GMC_REQUEST_FAILED"
 
 
 def utcnow() -> datetime:

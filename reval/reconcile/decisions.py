@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -146,13 +146,16 @@ def decide_doctors(
     as_of: date,
     now: datetime,
     events: EventLog,
-    gmc_changed: set[str],
+    change_sources: Mapping[str, Source],
     touched: set[str],
     ranges: Iterable[tuple[str, str | None]] | None = None,
+    only: set[str] | None = None,
 ) -> DecisionOutcome:
     """Decides, in the given GMC-number ranges (default: all), every doctor whose decision may have
     changed: sources touched in this run, as-of date outside its stable window, different rules or
-    designated bodies (``basis``), or an active hide to check. Records what changed."""
+    designated bodies (``basis``), or an active hide to check. Records what changed, put down to
+    the doctor's source in ``change_sources`` (others: TIS, whose dates drive the rest).
+    ``only``: decide just these doctors (after an admin's change), whatever else is stale."""
     outcome = DecisionOutcome(before=queue_counts(session))
     doctors = RowWriter(session, Doctor.__table__, "gmc_number")
     visibility = RowWriter(session, DoctorVisibility.__table__, "gmc_number")
@@ -162,8 +165,13 @@ def decide_doctors(
     for number in touched | active_hides.keys():
         checked_every_time[number[:RANGE_DIGITS]].add(number)
 
+    if only is not None:
+        checked_every_time = defaultdict(set)
+        for number in only:
+            checked_every_time[number[:RANGE_DIGITS]].add(number)
+        ranges = [(low, high) for low, high in gmc_number_ranges() if low in checked_every_time]
     for low, high in ranges or gmc_number_ranges():
-        stale = session.scalars(
+        stale = [] if only is not None else session.scalars(
             select(Doctor.gmc_number).where(
                 in_range(Doctor.gmc_number, low, high),
                 or_(Doctor.decision_basis != basis, Doctor.stable_from > as_of, Doctor.stable_until <= as_of),
@@ -184,7 +192,7 @@ def decide_doctors(
             new = doctor_row(number, decision, situation, connection, persons, as_of)
             new["stable_from"], new["stable_until"] = stable_between(situation, as_of)
             new["decision_basis"] = basis
-            source = Source.GMC_SYNC if number in gmc_changed else Source.TIS_SYNC
+            source = change_sources.get(number, Source.TIS_SYNC)
             outcome.decided += 1
             _record_decision(outcome, doctors, visibility, events, source, previous, new)
             for hide in active_hides.get(number, ()):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from reval.designated_bodies import OwnerDirectory
 from reval.models import Doctor, DoctorEvent, DoctorHide, DoctorVisibility, GmcConnection, TisPerson
 from reval.reconcile.common import RefusedRequest
+from reval.reconcile.connections import numbers_with_failed_update
 from reval.reconcile.decisions import situation_of
 from reval.reconcile.reference import configured_designated_bodies
 from reval.rules import HIDDEN_BY_ADMIN, Explanation, Queue, RuleEngine
@@ -20,7 +21,7 @@ from reval.validation import gmc_number
 
 EXPORT_FIELDS = (
     "gmcReferenceNumber", "queue", "reason", "visibleTo", "designatedBody", "programmeOwnerDesignatedBodies",
-    "hiddenFor", "firstName", "lastName", "tisPersonIds",
+    "hiddenFor", "firstName", "lastName", "tisPersonIds", "gmcUpdateFailed",
 )
 
 
@@ -33,6 +34,7 @@ def export_rows(session: Session, queue: str | None = None, designated_body: str
         .order_by(DoctorHide.designated_body_code)
     ):
         hidden_for[number].append(code)
+    update_failed = numbers_with_failed_update(session)
 
     statement = select(Doctor).order_by(Doctor.gmc_number)
     if designated_body is not None:
@@ -51,6 +53,7 @@ def export_rows(session: Session, queue: str | None = None, designated_body: str
             "firstName": doctor.first_name,
             "lastName": doctor.last_name,
             "tisPersonIds": list(doctor.tis_person_ids),
+            "gmcUpdateFailed": doctor.gmc_number in update_failed,
         }
         if designated_body is not None and designated_body in row["hiddenFor"]:
             row["queue"], row["reason"] = Queue.HIDDEN.value, HIDDEN_BY_ADMIN

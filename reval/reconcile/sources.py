@@ -26,6 +26,7 @@ from reval.validation import InvalidValue, gmc_number, list_of_objects, require_
 class GmcOutcome:
     fetched: list[str] = field(default_factory=list)
     not_fetched: dict[str, str] = field(default_factory=dict)  # configured body -> why not
+    failed: set[str] = field(default_factory=set)  # bodies whose fetch failed or list was incomplete
     doctors_read: int = 0
     added: int = 0
     removed: int = 0
@@ -142,6 +143,7 @@ def apply_gmc_lists(
     }
     for code in incomplete:
         outcome.not_fetched.setdefault(code, "list had unidentifiable doctors; no disconnections inferred")
+    outcome.failed = incomplete | (set(not_fetched_reasons or {}) & set(outcome.not_fetched))
     return outcome
 
 

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reval.designated_bodies import DesignatedBody, OwnerDirectory
 from reval.models import RejectedRecord, SyncRun
-from reval.reconcile.common import EventLog, infrequent_garbage_collection, utcnow
-from reval.reconcile.decisions import decide_doctors
+from reval.reconcile.common import EventLog, Source, infrequent_garbage_collection, utcnow
+from reval.reconcile.decisions import DecisionOutcome, decide_doctors
 from reval.reconcile.reference import configured_designated_bodies
 from reval.reconcile.sources import GmcOutcome, apply_gmc_lists, apply_tis_people
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
@@ -74,7 +74,7 @@ def run_sync(
         with infrequent_garbage_collection(), sessions.begin() as session:
             summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started)
             run = session.get(SyncRun, run_id)
-            run.status, run.finished_at = "SUCCEEDED", utcnow()
+            run.status, run.finished_at = summary["status"], utcnow()
             summary["finishedAt"] = run.finished_at.isoformat()
             run.summary, run.rejected_records = summary, summary["rejectedRecords"]
             return summary
@@ -107,15 +107,9 @@ def _reconcile(
     lap("gmc")
     tis_outcome = apply_tis_people(session, tis.people) if tis else None
     lap("tis")
-    decisions = decide_doctors(
-        session,
-        engine=engine,
-        owners=OwnerDirectory(bodies),
-        basis=decision_basis(engine, bodies),
-        as_of=as_of,
-        now=started,
-        events=events,
-        gmc_changed=gmc_outcome.changed_numbers,
+    decisions = _decide(
+        session, engine, bodies, as_of, started, events,
+        change_sources={number: Source.GMC_SYNC for number in gmc_outcome.changed_numbers},
         touched=gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()),
     )
     lap("decide")
@@ -135,9 +129,11 @@ def _reconcile(
                 for r in rejections
             ],
         )
+    failed = gmc_outcome.failed or (tis_outcome is not None and not tis_outcome.complete)
     return {
         "syncRunId": run_id,
-        "status": "SUCCEEDED",
+        # PARTIAL: a source could not be fetched (or not completely) and kept its previous state.
+        "status": "PARTIAL" if failed else "SUCCEEDED",
         "asOf": as_of.isoformat(),
         "ruleTable": engine.table.label,
         "startedAt": started.isoformat(),
@@ -161,7 +157,28 @@ def decision_basis(engine: RuleEngine, bodies: Sequence[DesignatedBody]) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+def redecide_doctors(
+    session: Session, numbers: set[str], *, source: Source, as_of: date, now: datetime, events: EventLog,
+    engine: RuleEngine | None = None,
+) -> DecisionOutcome:
+    """Decides just these doctors again, at once, after a change made outside a sync."""
+    engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
+    bodies = configured_designated_bodies(session)
+    change_sources = {number: source for number in numbers}
+    return _decide(session, engine, bodies, as_of, now, events, change_sources, set(numbers), only=set(numbers))
+
+
+def _decide(
+    session: Session, engine: RuleEngine, bodies: Sequence[DesignatedBody], as_of: date, now: datetime,
+    events: EventLog, change_sources: dict[str, Source], touched: set[str], only: set[str] | None = None,
+) -> DecisionOutcome:
+    return decide_doctors(
+        session, engine=engine, owners=OwnerDirectory(bodies), basis=decision_basis(engine, bodies), as_of=as_of,
+        now=now, events=events, change_sources=change_sources, touched=touched, only=only,
+    )
+
+
 def latest_successful_run(session: Session) -> SyncRun | None:
     return session.scalars(
-        select(SyncRun).where(SyncRun.status == "SUCCEEDED").order_by(SyncRun.id.desc()).limit(1)
+        select(SyncRun).where(SyncRun.status.in_(["SUCCEEDED", "PARTIAL"])).order_by(SyncRun.id.desc()).limit(1)
     ).first()

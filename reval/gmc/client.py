@@ -1,0 +1,198 @@
+"""The GMC Connect SOAP client: three operations, each outcome classified, never the password shown.
+
+Zeep speaks the WSDL shipped in this package (never fetched at run time): SOAP 1.1,
+document/literal, SOAPAction per operation, credentials in the body. Each call is one attempt
+and returns a ``GmcReply``; ``with_retries`` repeats transient failures with exponential
+backoff and jitter, for callers that wait (the sync). The outbox keeps its own retry timers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import requests
+import zeep
+import zeep.exceptions
+import zeep.helpers
+from lxml.etree import XMLSyntaxError
+
+from reval.gmc.codes import Action, OutcomeKind, classify_return_code, describe_return_code
+
+WSDL = Path(__file__).with_name("FullGMCConnect.wsdl")
+NAMESPACE = "https://webcache.gmc-uk.org/GMCWebServices/"
+BINDING = f"{{{NAMESPACE}}}GMCWebServicesSoap"  # the SOAP 1.1 binding
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GmcSettings:
+    url: str
+    username: str
+    password: str = field(repr=False)
+    connect_timeout: float = 5.0
+    read_timeout: float = 120.0  # a large designated body's list takes a while to build
+    attempts: int = 4  # per call, for callers that wait; the outbox keeps its own count
+    backoff_seconds: float = 2.0  # first retry's mean delay; doubles each time
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> GmcSettings | None:
+        """The settings from REVAL_GMC_*; None when no URL is configured."""
+        url = environ.get("REVAL_GMC_URL", "").strip()
+        if not url:
+            return None
+        return cls(
+            url=url,
+            username=environ.get("REVAL_GMC_USERNAME", ""),
+            password=environ.get("REVAL_GMC_PASSWORD", ""),
+            connect_timeout=float(environ.get("REVAL_GMC_CONNECT_TIMEOUT", cls.connect_timeout)),
+            read_timeout=float(environ.get("REVAL_GMC_READ_TIMEOUT", cls.read_timeout)),
+            attempts=int(environ.get("REVAL_GMC_ATTEMPTS", cls.attempts)),
+            backoff_seconds=float(environ.get("REVAL_GMC_BACKOFF_SECONDS", cls.backoff_seconds)),
+        )
+
+
+@dataclass(frozen=True)
+class GmcReply:
+    """One call's outcome. ``message`` is for people: GMC's code and meaning, or what went wrong."""
+
+    kind: OutcomeKind
+    message: str
+    client_request_id: str
+    return_code: str | None = None
+    gmc_request_id: str | None = None
+    doctors: list[dict[str, Any]] | None = None  # GetDoctorsForDB only, with GMC's field names
+
+    @property
+    def succeeded(self) -> bool:
+        return self.kind is OutcomeKind.SUCCESS
+
+
+class _PasswordRedactor(logging.Filter):
+    """Zeep logs whole envelopes at DEBUG, and our envelopes carry the password."""
+
+    PASSWORD = re.compile(r"(<(?:[\w-]+:)?Password>).*?(</(?:[\w-]+:)?Password>)", re.DOTALL)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.PASSWORD.sub(r"\1***\2", record.getMessage())
+        record.args = ()
+        return True
+
+
+_REDACTOR = _PasswordRedactor()
+
+
+def backoff_delay(retry: int, base_seconds: float, cap_seconds: float = 3600.0, rand: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with full jitter: uniform in [0, base * 2**retry), capped."""
+    return min(cap_seconds, base_seconds * 2**retry) * rand()
+
+
+class GmcClient:
+    def __init__(self, settings: GmcSettings, session: requests.Session | None = None):
+        self.settings = settings
+        transport = zeep.Transport(
+            session=session or requests.Session(),
+            operation_timeout=(settings.connect_timeout, settings.read_timeout),
+        )
+        logging.getLogger("zeep.transports").addFilter(_REDACTOR)  # a filter is only added once
+        client = zeep.Client(str(WSDL), transport=transport)
+        self._service = client.create_service(BINDING, settings.url)
+
+    def get_doctors_for_db(self, designated_body_code: str, internal_user: str = "reval") -> GmcReply:
+        request_id = new_client_request_id()
+        reply = self._call(
+            "GetDoctorsForDB",
+            None,
+            request_id,
+            request={"DesignatedBodyCode": designated_body_code, "ClientRequestID": request_id, "InternalUser": internal_user},
+        )
+        return reply
+
+    def try_add_doctor(
+        self, gmc_number: str, designated_body_code: str, reason: str, client_request_id: str, internal_user: str
+    ) -> GmcReply:
+        return self._change("TryAddDoctor", Action.ADD, gmc_number, designated_body_code, reason, client_request_id, internal_user)
+
+    def try_remove_doctor(
+        self, gmc_number: str, designated_body_code: str, reason: str, client_request_id: str, internal_user: str
+    ) -> GmcReply:
+        return self._change("TryRemoveDoctor", Action.REMOVE, gmc_number, designated_body_code, reason, client_request_id, internal_user)
+
+    def change_connection(
+        self, action: Action, gmc_number: str, designated_body_code: str, reason: str, client_request_id: str, internal_user: str
+    ) -> GmcReply:
+        change = self.try_add_doctor if action is Action.ADD else self.try_remove_doctor
+        return change(gmc_number, designated_body_code, reason, client_request_id, internal_user)
+
+    def _change(self, operation, action, gmc_number, designated_body_code, reason, client_request_id, internal_user):
+        return self._call(
+            operation,
+            action,
+            client_request_id,
+            RecReq={
+                "DoctorUID": gmc_number,
+                "DesignatedBodyCode": designated_body_code,
+                "ChangeReason": reason,
+                "ClientRequestID": client_request_id,
+                "InternalUser": internal_user,
+            },
+        )
+
+    def _call(self, operation: str, action: Action | None, client_request_id: str, **body) -> GmcReply:
+        def failed(kind: OutcomeKind, message: str) -> GmcReply:
+            return GmcReply(kind, f"{operation}: {message}", client_request_id)
+
+        try:
+            result = getattr(self._service, operation)(
+                **body, Username=self.settings.username, Password=self.settings.password
+            )
+        except requests.Timeout:
+            return failed(OutcomeKind.TRANSIENT, f"no answer within {self.settings.read_timeout:g} s")
+        except requests.ConnectionError as error:
+            return failed(OutcomeKind.TRANSIENT, f"could not connect to {self.settings.url} ({type(error).__name__})")
+        except zeep.exceptions.Fault as fault:
+            return failed(OutcomeKind.TRANSIENT, f"SOAP fault: {fault.message}")
+        except zeep.exceptions.TransportError as error:
+            kind = OutcomeKind.TRANSIENT if (error.status_code or 500) >= 500 else OutcomeKind.PERMANENT
+            return failed(kind, f"HTTP {error.status_code}")
+        except (zeep.exceptions.XMLParseError, XMLSyntaxError) as error:
+            return failed(OutcomeKind.TRANSIENT, f"unreadable answer ({error})")
+        reply = zeep.helpers.serialize_object(result, target_cls=dict) or {}
+        code = reply.get("ReturnCode")
+        code = code.strip() if isinstance(code, str) else code
+        kind = classify_return_code(code, action)
+        doctors = None
+        if operation == "GetDoctorsForDB" and kind is OutcomeKind.SUCCESS:
+            listed = (reply.get("Doctors") or {}).get("GetDoctorsForDBResponse_Doctor") or []
+            doctors = [{name: value for name, value in doctor.items() if value is not None} for doctor in listed if doctor]
+        reply_message = f"{operation}: {describe_return_code(code)}"
+        if kind is OutcomeKind.ACCESS:
+            log.error("OPERATOR ALERT: GMC Connect refused Reval's account: %s; check REVAL_GMC_* settings", reply_message)
+        return GmcReply(kind, reply_message, client_request_id, code, reply.get("GMCRequestID"), doctors)
+
+
+def new_client_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def with_retries(
+    call: Callable[[], GmcReply],
+    attempts: int,
+    backoff_seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[GmcReply, int]:
+    """Calls until success, a non-transient failure, or ``attempts`` calls; returns the last reply and the count."""
+    for attempt in range(1, attempts + 1):
+        reply = call()
+        if reply.kind is not OutcomeKind.TRANSIENT or attempt == attempts:
+            return reply, attempt
+        log.warning("GMC call failed, will retry (%d of %d): %s", attempt, attempts, reply.message)
+        sleep(backoff_delay(attempt - 1, backoff_seconds))
+    raise ValueError(f"attempts must be at least 1, not {attempts}")

@@ -1,0 +1,275 @@
+"""Admins' connection changes at GMC, through an outbox: recorded first, then delivered, never lost.
+
+A request is stored with its audit event before GMC is called. Each delivery attempt is
+claimed in its own transaction (so two workers never send the same request at once), GMC is
+called once, and the outcome recorded in another. A crash between the call and the record
+leaves the claim behind; once its lease expires the request is delivered again with the same
+ClientRequestID, and GMC answers "already so" (100, 140) to a change it had accepted, which
+counts as success: nothing is changed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Callable, Iterable, Sequence
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from reval.gmc.client import GmcClient, GmcReply, backoff_delay, new_client_request_id
+from reval.gmc.codes import CHANGE_REASONS, Action, OutcomeKind
+from reval.models import ConnectionRequest, GmcConnection
+from reval.reconcile.common import EventKind, EventLog, RefusedRequest, Source
+from reval.reconcile.reference import configured_code
+from reval.reconcile.sync import redecide_doctors
+from reval.validation import InvalidValue, gmc_number
+
+log = logging.getLogger(__name__)
+
+
+class Status:
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    max_attempts: int = 8  # transient failures; about four hours of retries at the defaults
+    backoff_seconds: float = 60.0  # mean delay before the first retry; doubles each time
+    backoff_cap_seconds: float = 3600.0
+    lease_seconds: float = 300.0  # an attempt unrecorded for this long is taken to have crashed
+
+
+def record_connection_request(
+    session: Session,
+    *,
+    gmc_number_text: str,
+    designated_body: str,
+    action: Action,
+    reason: str,
+    requested_by: str,
+    now: datetime,
+    resend_of: int | None = None,
+) -> ConnectionRequest:
+    """Checks and records a request and its audit event; refuses bad input before recording anything."""
+    try:
+        number = gmc_number("GMC number", gmc_number_text)
+    except InvalidValue as error:
+        raise RefusedRequest(str(error)) from None
+    code = configured_code(session, designated_body)
+    reason = str(reason).strip()
+    if reason not in CHANGE_REASONS[action]:
+        allowed = "; ".join(f"{key} = {meaning}" for key, meaning in CHANGE_REASONS[action].items())
+        raise RefusedRequest(f"reason {reason!r} does not fit {action.value}; use one of: {allowed}")
+    if not requested_by.strip():
+        raise RefusedRequest("a connection request needs the name of who asked for it")
+    request = ConnectionRequest(
+        client_request_id=new_client_request_id(),
+        gmc_number=number,
+        designated_body_code=code,
+        action=action.value,
+        reason=reason,
+        requested_by=requested_by.strip(),
+        requested_at=now,
+        status=Status.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        resend_of=resend_of,
+    )
+    session.add(request)
+    session.flush()
+    events = EventLog(recorded_at=now, as_of=now.date(), sync_run_id=None)
+    verb = "connection to" if action is Action.ADD else "disconnection from"
+    events.add(
+        number, Source.ADMIN, EventKind.GMC_REQUEST, None, request_view(request),
+        f"{requested_by} asked GMC for a {verb} {code} (request {request.id})",
+    )
+    events.flush(session, force=True)
+    return request
+
+
+def record_resend(session: Session, request_id: int, requested_by: str | None, now: datetime) -> ConnectionRequest:
+    """A new request repeating a failed one (the failed one stays in the record as it was)."""
+    failed = session.get(ConnectionRequest, request_id)
+    if failed is None:
+        raise RefusedRequest(f"there is no connection request {request_id}; see `reval requests`")
+    if failed.status != Status.FAILED:
+        raise RefusedRequest(f"request {request_id} is {failed.status.lower()}, not failed; only a failed request is resent")
+    return record_connection_request(
+        session,
+        gmc_number_text=failed.gmc_number,
+        designated_body=failed.designated_body_code,
+        action=Action(failed.action),
+        reason=failed.reason,
+        requested_by=requested_by or failed.requested_by,
+        now=now,
+        resend_of=failed.id,
+    )
+
+
+def deliver_request(
+    sessions: sessionmaker[Session],
+    client: GmcClient,
+    request_id: int,
+    *,
+    now: Callable[[], datetime],
+    policy: DeliveryPolicy = DeliveryPolicy(),
+) -> ConnectionRequest | None:
+    """One delivery attempt; None when the request is not deliverable now (done, or claimed by another)."""
+    claimed_at = now()
+    with sessions.begin() as session:
+        claimed = session.execute(
+            update(ConnectionRequest)
+            .where(
+                ConnectionRequest.id == request_id,
+                ConnectionRequest.status == Status.PENDING,
+                or_(
+                    ConnectionRequest.in_flight_since.is_(None),
+                    ConnectionRequest.in_flight_since <= claimed_at - timedelta(seconds=policy.lease_seconds),
+                ),
+            )
+            .values(in_flight_since=claimed_at, last_attempt_at=claimed_at, attempts=ConnectionRequest.attempts + 1)
+        ).rowcount
+        if not claimed:
+            return None
+        request = session.get(ConnectionRequest, request_id)
+        call = (Action(request.action), request.gmc_number, request.designated_body_code, request.reason,
+                request.client_request_id, request.requested_by)
+    reply = client.change_connection(*call)
+    with sessions.begin() as session:
+        request = session.get(ConnectionRequest, request_id)
+        record_delivery_outcome(session, request, reply, now(), policy)
+        return request
+
+
+def record_delivery_outcome(
+    session: Session, request: ConnectionRequest, reply: GmcReply, now: datetime, policy: DeliveryPolicy
+) -> None:
+    request.in_flight_since = None
+    request.return_code, request.message, request.gmc_request_id = reply.return_code, reply.message, reply.gmc_request_id
+    events = EventLog(recorded_at=now, as_of=now.date(), sync_run_id=None)
+    if reply.kind is OutcomeKind.SUCCESS:
+        request.status, request.next_attempt_at = Status.SUCCEEDED, None
+        _apply_accepted_change(session, request, events)
+        events.flush(session, force=True)
+        redecide_doctors(session, {request.gmc_number}, source=Source.ADMIN, as_of=now.date(), now=now, events=events)
+        return
+    if reply.kind is OutcomeKind.TRANSIENT and request.attempts < policy.max_attempts:
+        delay = backoff_delay(request.attempts - 1, policy.backoff_seconds, policy.backoff_cap_seconds)
+        request.next_attempt_at = now + timedelta(seconds=delay)
+        log.warning("GMC request %s not delivered (attempt %d), next at %s: %s", request.id, request.attempts,
+                    request.next_attempt_at.isoformat(), reply.message)
+        return
+    request.status, request.next_attempt_at = Status.FAILED, None
+    if reply.kind is OutcomeKind.TRANSIENT:
+        request.message = f"gave up after {request.attempts} attempts; last: {reply.message}"
+    log.error("GMC request %s failed: %s", request.id, request.message)
+    events.add(
+        request.gmc_number, Source.ADMIN, EventKind.GMC_REQUEST_FAILED, None, request_view(request),
+        f"GMC did not make the change asked for in request {request.id}: {request.message}",
+    )
+    events.flush(session, force=True)
+
+
+def _apply_accepted_change(session: Session, request: ConnectionRequest, events: EventLog) -> None:
+    """GMC now holds the change (made now, or already so): our copy of its lists follows at once."""
+    connection = session.get(GmcConnection, request.gmc_number)
+    before = connection.designated_body_code if connection is not None else None
+    if request.action == Action.ADD:
+        after = request.designated_body_code
+        if connection is None:
+            session.add(GmcConnection(gmc_number=request.gmc_number, designated_body_code=after, record_hash=""))
+        else:
+            connection.designated_body_code = after
+            connection.record_hash = ""  # the next list from GMC is taken in full, not skipped as unchanged
+    else:
+        after = None if before == request.designated_body_code else before
+        if connection is not None and after is None:
+            session.delete(connection)
+    session.flush()
+    if before != after:
+        events.add(
+            request.gmc_number, Source.ADMIN, EventKind.CONNECTION, {"designatedBody": before}, {"designatedBody": after},
+            f"{'connected' if after else 'disconnected'} at GMC by {request.requested_by} (request {request.id})",
+        )
+
+
+def due_request_ids(session: Session, now: datetime, *, ignore_backoff: bool = False, policy: DeliveryPolicy = DeliveryPolicy()) -> list[int]:
+    statement = select(ConnectionRequest.id).where(
+        ConnectionRequest.status == Status.PENDING,
+        or_(ConnectionRequest.in_flight_since.is_(None),
+            ConnectionRequest.in_flight_since <= now - timedelta(seconds=policy.lease_seconds)),
+    )
+    if not ignore_backoff:
+        statement = statement.where(or_(ConnectionRequest.next_attempt_at.is_(None), ConnectionRequest.next_attempt_at <= now))
+    return list(session.scalars(statement.order_by(ConnectionRequest.id)))
+
+
+def deliver_due_requests(
+    sessions: sessionmaker[Session],
+    client: GmcClient,
+    *,
+    now: Callable[[], datetime],
+    ignore_backoff: bool = False,
+    policy: DeliveryPolicy = DeliveryPolicy(),
+) -> dict[str, int]:
+    """Delivers every due request once; returns how many ended in each status."""
+    with sessions.begin() as session:
+        due = due_request_ids(session, now(), ignore_backoff=ignore_backoff, policy=policy)
+    counts = {"due": len(due), Status.SUCCEEDED: 0, Status.FAILED: 0, Status.PENDING: 0}
+    for request_id in due:
+        request = deliver_request(sessions, client, request_id, now=now, policy=policy)
+        if request is not None:
+            counts[request.status] += 1
+    return counts
+
+
+def list_requests(session: Session, status: str | None = None) -> list[ConnectionRequest]:
+    statement = select(ConnectionRequest).order_by(ConnectionRequest.id)
+    if status is not None:
+        statement = statement.where(ConnectionRequest.status == status.upper())
+    return list(session.scalars(statement))
+
+
+def numbers_with_failed_update(session: Session, numbers: Iterable[str] | None = None) -> set[str]:
+    """Doctors whose latest finished request failed: flagged until a later one succeeds."""
+    statement = (
+        select(ConnectionRequest.gmc_number, ConnectionRequest.status)
+        .where(ConnectionRequest.status.in_([Status.SUCCEEDED, Status.FAILED]))
+        .order_by(ConnectionRequest.id)
+    )
+    if numbers is not None:
+        statement = statement.where(ConnectionRequest.gmc_number.in_(list(numbers)))
+    latest: dict[str, str] = {}
+    for number, status in session.execute(statement):
+        latest[number] = status
+    return {number for number, status in latest.items() if status == Status.FAILED}
+
+
+def request_view(request: ConnectionRequest) -> dict[str, Any]:
+    """A request as ``reval requests`` and the history show it."""
+    return {
+        "id": request.id,
+        "gmcReferenceNumber": request.gmc_number,
+        "designatedBodyCode": request.designated_body_code,
+        "action": request.action,
+        "reason": request.reason,
+        "status": request.status,
+        "returnCode": request.return_code,
+        "message": request.message,
+        "attempts": request.attempts,
+        "requestedBy": request.requested_by,
+        "requestedAt": _iso(request.requested_at),
+        "lastAttemptAt": _iso(request.last_attempt_at),
+        "nextAttemptAt": _iso(request.next_attempt_at) if request.status == Status.PENDING else None,
+        "clientRequestId": request.client_request_id,
+        "gmcRequestId": request.gmc_request_id,
+        "resendOf": request.resend_of,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
