@@ -455,7 +455,10 @@ _connection_change_command("disconnect", Action.REMOVE, "from")
 @refusals_exit_2
 def deliver_command(ignore_backoff):
     """Deliver every pending connection request that is due."""
-    counts = deliver_due_requests(sessions(), gmc_client(), now=utcnow, ignore_backoff=ignore_backoff)
+    from flask import current_app
+
+    policy = DeliveryPolicy.from_config(current_app.config)
+    counts = deliver_due_requests(sessions(), gmc_client(), now=utcnow, ignore_backoff=ignore_backoff, policy=policy)
     click.echo(
         f"{counts['due']} due: {counts[Status.SUCCEEDED]} succeeded, {counts[Status.FAILED]} failed, "
         f"{counts[Status.PENDING]} still pending"
@@ -521,6 +524,20 @@ def gmc_simulator_command(host, port, data_file, username, password):
             threading.Event().wait()
         except KeyboardInterrupt:
             pass
+
+
+# --- background work ----------------------------------------------------------------------------
+
+
+@cli.command("worker", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def worker_command(ctx):
+    """Start a Celery worker (needs REVAL_BROKER_URL); further arguments go to Celery's worker."""
+    from flask import current_app
+
+    if not broker_configured():
+        raise CommandRefused("no broker is configured: set REVAL_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
+    current_app.extensions["celery"].worker_main(["worker", "--loglevel=INFO", *ctx.args])
 
 
 # --- demo and benchmark -------------------------------------------------------------------------

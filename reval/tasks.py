@@ -8,12 +8,12 @@ from flask import current_app
 from reval.app import broker_configured, database, gmc_client
 from reval.models import ConnectionRequest
 from reval.reconcile.common import utcnow
-from reval.reconcile.connections import Status, deliver_request
+from reval.reconcile.connections import DeliveryPolicy, Status, deliver_request
 
 
 @shared_task(name="reval.deliver_connection_request", bind=True)
 def deliver_connection_request(self, request_id: int) -> str | None:
-    request = deliver_request(database().sessions, gmc_client(), request_id, now=utcnow)
+    request = _deliver(request_id)
     if request is not None and request.status == Status.PENDING:
         # A transient failure: try again when the request's backoff timer says.
         self.apply_async((request_id,), eta=request.next_attempt_at)
@@ -28,4 +28,9 @@ def dispatch_delivery(request_id: int) -> ConnectionRequest | None:
     if broker_configured(current_app):
         deliver_connection_request.delay(request_id)
         return None
-    return deliver_request(database().sessions, gmc_client(), request_id, now=utcnow)
+    return _deliver(request_id)
+
+
+def _deliver(request_id: int) -> ConnectionRequest | None:
+    policy = DeliveryPolicy.from_config(current_app.config)
+    return deliver_request(database().sessions, gmc_client(), request_id, now=utcnow, policy=policy)

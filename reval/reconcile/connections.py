@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,6 +41,14 @@ class DeliveryPolicy:
     backoff_seconds: float = 60.0  # mean delay before the first retry; doubles each time
     backoff_cap_seconds: float = 3600.0
     lease_seconds: float = 300.0  # an attempt unrecorded for this long is taken to have crashed
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> DeliveryPolicy:
+        """From REVAL_DELIVERY_MAX_ATTEMPTS and REVAL_DELIVERY_BACKOFF_SECONDS, where set."""
+        return cls(
+            max_attempts=int(config.get("REVAL_DELIVERY_MAX_ATTEMPTS") or cls.max_attempts),
+            backoff_seconds=float(config.get("REVAL_DELIVERY_BACKOFF_SECONDS") or cls.backoff_seconds),
+        )
 
 
 def record_connection_request(
