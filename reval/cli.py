@@ -560,8 +560,17 @@ def demo_command(doctors, seed, as_of):
         f"Generated {dataset.gmc_doctors} GMC-connected doctors and {dataset.tis_people} TIS people "
         f"in {dataset.directory} (seed {seed})"
     )
-    click.echo(f"Synced the previous night (run {result.previous_night['syncRunId']}), then tonight:\n")
+    click.echo(
+        f"Served both nights' GMC lists from a local GMC Connect simulator ({result.gmc_url}); synced the previous "
+        f"night (run {result.previous_night['syncRunId']}), then tonight:\n"
+    )
     click.echo(format_summary(result.tonight))
+    click.echo("\nAn admin connects unconnected trainees to their programme's owner at GMC:")
+    for request in result.requests:
+        click.echo(
+            f"  request {request.id}: {request.action} {request.gmc_number} to {request.designated_body_code}: "
+            f"{request.status.lower()}, {request.message}"
+        )
     queues = [q.value for q in Queue]
     click.echo("\nWhat each designated body sees:")
     click.echo(f"{'designated body':<58}" + "".join(f"{q:>13}" for q in queues))
@@ -569,7 +578,8 @@ def demo_command(doctors, seed, as_of):
         click.echo(f"{code + ' ' + name:<58}" + "".join(f"{counts.get(q, 0):>13}" for q in queues))
     click.echo(
         f"\nDatabase: {database().engine.url.render_as_string(hide_password=True)}\n"
-        "Try: reval export --queue DISCREPANCY --designated-body 1-1RSSQ05 | head -40; reval explain GMCNO; reval rules"
+        "Try: reval export --queue DISCREPANCY --designated-body 1-1RSSQ05 | head -40; reval explain GMCNO; "
+        "reval requests; reval rules"
     )
 
 

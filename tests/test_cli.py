@@ -161,6 +161,10 @@ def test_demo_exercises_every_rule(reval, app):
     from reval.rules import DEFAULT_RULE_TABLE
 
     assert reasons == {row.reason for row in DEFAULT_RULE_TABLE.rows}
+    requests = json.loads(reval("requests", "--format", "json").output)
+    assert [(r["status"], r["returnCode"]) for r in requests] == [("SUCCEEDED", "0"), ("FAILED", "106")]
+    flagged = [row["gmcReferenceNumber"] for row in export(reval) if row["gmcUpdateFailed"]]
+    assert flagged == [requests[1]["gmcReferenceNumber"]]
 
 
 def test_console_script_reports_an_unreadable_file_without_a_traceback(files, migrated):

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Callable, Iterable
 
 import orjson
 from lxml import etree
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from reval.gmc.client import NAMESPACE, WSDL
@@ -72,6 +72,9 @@ class InjectedFault:
             raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
         return cls(**{cls.CONTROL_FIELDS[name]: value for name, value in document.items()})
 
+    def to_control(self) -> dict[str, Any]:
+        return {name: getattr(self, attribute) for name, attribute in self.CONTROL_FIELDS.items()}
+
 
 @dataclass
 class GmcConnectState:
@@ -90,9 +93,13 @@ class GmcConnectState:
     def from_snapshot(cls, body_lists: Iterable[dict[str, Any]], username: str, password: str, **kwargs) -> GmcConnectState:
         state = cls(username, password, **kwargs)
         for body_list in body_lists:
-            doctors = state.lists.setdefault(body_list["designatedBodyCode"], {})
-            for doctor in body_list.get("doctors", []):
-                number = str(doctor["GMCReferenceNumber"])
+            doctors = state.lists.setdefault(str(body_list.get("designatedBodyCode")), {})
+            entries = body_list.get("doctors") if isinstance(body_list.get("doctors"), list) else []
+            for index, doctor in enumerate(entries):
+                if not isinstance(doctor, dict):
+                    continue
+                # Served as given, even when malformed: the data GMC sends is not always clean.
+                number = str(doctor.get("GMCReferenceNumber", f"unnumbered-{index}"))
                 doctors[number] = dict(doctor)
                 state.known_doctors[number] = dict(doctor)
         return state
@@ -225,13 +232,13 @@ class GmcConnectSimulator:
                 return json_response({"error": str(error)}, 400)
             with self.state.lock:
                 self.state.faults.append(fault)
-            return json_response(asdict(fault), 201)
+            return json_response(fault.to_control(), 201)
         if path == "faults" and request.method == "DELETE":
             with self.state.lock:
                 self.state.faults.clear()
             return json_response({"faults": []})
         if path == "faults":
-            return json_response({"faults": [asdict(fault) for fault in self.state.faults]})
+            return json_response({"faults": [fault.to_control() for fault in self.state.faults]})
         if path == "doctors":
             with self.state.lock:
                 return json_response({code: sorted(doctors) for code, doctors in self.state.lists.items()})
@@ -280,13 +287,19 @@ def json_response(document: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(document), status, content_type="application/json")
 
 
+class _QuietRequestHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+
 class RunningSimulator:
     """A simulator served on a background thread; ``url`` is its SOAP endpoint."""
 
-    def __init__(self, state: GmcConnectState, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, state: GmcConnectState, host: str = "127.0.0.1", port: int = 0, log_requests: bool = True):
         self.stop = threading.Event()
         self.app = GmcConnectSimulator(state, self.stop)
-        self.server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
+        handler = WSGIRequestHandler if log_requests else _QuietRequestHandler
+        self.server: BaseWSGIServer = make_server(host, port, self.app, threaded=True, request_handler=handler)
         self.url = f"http://{host}:{self.server.server_port}/GMCWebServices/WebService.asmx"
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="gmc-simulator", daemon=True
