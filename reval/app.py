@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reval.db import ensure_schema, make_engine, session_factory
 from reval.gmc.client import GmcClient, GmcSettings
+from reval.tis.client import TisClient, TisSettings
 
 # Settings read from the environment (or given to create_app); see the README.
 SETTINGS = (
@@ -21,6 +22,9 @@ SETTINGS = (
     "REVAL_GMC_URL", "REVAL_GMC_USERNAME", "REVAL_GMC_PASSWORD", "REVAL_GMC_CONNECT_TIMEOUT",
     "REVAL_GMC_READ_TIMEOUT", "REVAL_GMC_ATTEMPTS", "REVAL_GMC_BACKOFF_SECONDS",
     "REVAL_DELIVERY_MAX_ATTEMPTS", "REVAL_DELIVERY_BACKOFF_SECONDS",
+    "REVAL_TIS_URL", "REVAL_TIS_TOKEN_URL", "REVAL_TIS_CLIENT_ID", "REVAL_TIS_CLIENT_SECRET",
+    "REVAL_TIS_CONNECT_TIMEOUT", "REVAL_TIS_READ_TIMEOUT", "REVAL_TIS_ATTEMPTS", "REVAL_TIS_BACKOFF_SECONDS",
+    "REVAL_TIS_PAGE_SIZE", "REVAL_TIS_CONCURRENCY",
 )
 
 
@@ -105,3 +109,16 @@ def gmc_client(app: Flask | None = None) -> GmcClient:
 
 def database(app: Flask | None = None) -> Database:
     return (app or current_app).extensions["reval.database"]
+
+
+def tis_client(app: Flask | None = None) -> TisClient:
+    """The app's TIS client, made on first use from the REVAL_TIS_* settings."""
+    app = app or current_app
+    if "reval.tis" not in app.extensions:
+        settings = TisSettings.from_environment(app.config)
+        if settings is None or not settings.token_url:
+            raise NotConfigured(
+                "TIS is not configured: set REVAL_TIS_URL, REVAL_TIS_TOKEN_URL, REVAL_TIS_CLIENT_ID and REVAL_TIS_CLIENT_SECRET"
+            )
+        app.extensions["reval.tis"] = TisClient(settings)
+    return app.extensions["reval.tis"]

@@ -16,7 +16,7 @@ import click
 import orjson
 from flask.cli import FlaskGroup, with_appcontext
 
-from reval.app import NotConfigured, broker_configured, create_app, database, gmc_client
+from reval.app import NotConfigured, broker_configured, create_app, database, gmc_client, tis_client
 from reval.db import schema_is_current, upgrade_schema
 from reval.designated_bodies import DesignatedBodyFileError, read_designated_bodies_csv
 from reval.reconcile.common import RefusedRequest, utcnow
@@ -30,7 +30,7 @@ from reval.reconcile.connections import (
     request_view,
 )
 from reval.reconcile.hides import record_hide, record_unhide
-from reval.reconcile.live import fetched_gmc_lists
+from reval.reconcile.live import TisPullFailed, fetched_gmc_lists, fetched_tis_people, pulled_people
 from reval.reconcile.queries import EXPORT_FIELDS, doctor_history, explain_doctor, export_rows
 from reval.reconcile.reference import configured_code, configured_designated_bodies, replace_designated_bodies
 from reval.reconcile.sync import GmcInput, SyncFailed, TisInput, latest_successful_run, run_sync
@@ -40,6 +40,7 @@ from reval.rules.engine import placement_state, programme_state
 from reval.rules.table import format_value
 from reval.snapshot_files import SnapshotUnreadable, open_snapshot
 from reval.tasks import dispatch_delivery
+from reval.tis.client import TisUnavailable
 from reval.gmc.codes import CHANGE_REASONS, Action
 from reval.validation import InvalidValue
 
@@ -138,25 +139,50 @@ def designated_bodies_load(csv_file):
 
 @cli.command("sync")
 @click.option("--gmc-file", type=click.Path(dir_okay=False), help="GMC snapshot (.json or .jsonl); default: fetch from GMC Connect.")
-@click.option("--tis-file", type=click.Path(dir_okay=False), help="TIS snapshot (.json or .jsonl).")
+@click.option("--tis-file", type=click.Path(dir_okay=False), help="TIS snapshot (.json or .jsonl); default: pull from TIS.")
 @click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: today).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @refusals_exit_2
 def sync_command(gmc_file, tis_file, as_of, as_json):
-    """Import GMC and TIS (from files, or GMC live), decide every doctor, and print the run's summary."""
-    if not gmc_file and not tis_file:
-        raise CommandRefused("give --tis-file (and --gmc-file, or GMC Connect is fetched): live TIS pulls are not configured")
-    # Files are opened (and a .json one fully read) before anything is written.
+    """Take GMC's lists and TIS's people (from files, or live), decide every doctor, print the summary."""
+    # Files are opened (and a .json one fully read), and live services checked for settings,
+    # before anything is fetched or written.
+    gmc = GmcInput(gmc_file, open_snapshot(gmc_file, label="GMC", list_key="designatedBodies")) if gmc_file else None
     tis = TisInput(tis_file, open_snapshot(tis_file, label="TIS", list_key="people")) if tis_file else None
+    live_gmc = gmc_client() if gmc is None else None
+    live_tis = tis_client() if tis is None else None
+    tis_not_fetched_reason = None
     with contextlib.ExitStack() as stack:
-        if gmc_file:
-            gmc = GmcInput(gmc_file, open_snapshot(gmc_file, label="GMC", list_key="designatedBodies"))
-        else:
-            client = gmc_client()
+        if live_gmc is not None:
             with sessions().begin() as session:
                 codes = [body.code for body in configured_designated_bodies(session)]
-            gmc = stack.enter_context(fetched_gmc_lists(client, codes))
-        summary = run_sync(sessions(), gmc=gmc, tis=tis, as_of=as_of_or_today(as_of))
+            gmc = stack.enter_context(fetched_gmc_lists(live_gmc, codes))
+        if live_tis is not None:
+            try:
+                tis = stack.enter_context(fetched_tis_people(live_tis))
+            except TisPullFailed as error:
+                tis_not_fetched_reason = str(error)
+        summary = run_sync(
+            sessions(), gmc=gmc, tis=tis, as_of=as_of_or_today(as_of), tis_not_fetched_reason=tis_not_fetched_reason
+        )
+    if as_json:
+        print_json(summary)
+    else:
+        click.echo(format_summary(summary))
+
+
+@cli.command("refresh-people")
+@click.argument("person_ids", nargs=-1, required=True, type=int)
+@click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: today).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@refusals_exit_2
+def refresh_people_command(person_ids, as_of, as_json):
+    """Pull just these TIS people (a 404 means deleted) and re-decide the doctors they touch."""
+    try:
+        tis = pulled_people(tis_client(), person_ids)
+    except TisUnavailable as error:
+        raise click.ClickException(f"TIS could not be read, nothing changed: {error}") from None
+    summary = run_sync(sessions(), gmc=None, tis=tis, as_of=as_of_or_today(as_of))
     if as_json:
         print_json(summary)
     else:
@@ -186,7 +212,7 @@ def format_summary(summary: dict) -> str:
             f"+{tis['peopleAdded']} added, {tis['peopleUpdated']} updated, {tis['peopleDeleted']} deleted"
         )
     else:
-        lines.append("TIS  not fetched in this run: TIS people keep their previous state")
+        lines.append(f"TIS  not fetched in this run ({tis['notFetchedReason']}): TIS people keep their previous state")
     lines.append(f"{'queue':<12}{'before':>8}{'after':>8}{'in':>8}{'out':>8}")
     for queue, counts in summary["queues"].items():
         lines.append(f"{queue:<12}{counts['before']:>8}{counts['after']:>8}{counts['in']:>8}{counts['out']:>8}")
@@ -513,13 +539,40 @@ def gmc_simulator_command(host, port, data_file, username, password):
     """Serve a local GMC Connect (development and tests only)."""
     from reval.gmc.simulator import GmcConnectState, RunningSimulator
 
-    body_lists = [record for _locator, record in open_snapshot(data_file, label="GMC", list_key="designatedBodies")] if data_file else []
-    state = GmcConnectState.from_snapshot(body_lists, username, password)
+    state = GmcConnectState.from_snapshot(_records(data_file, "GMC", "designatedBodies"), username, password)
     with sessions().begin() as session:
         for body in configured_designated_bodies(session):
             state.lists.setdefault(body.code, {})
-    with RunningSimulator(state, host, port) as simulator:
-        click.echo(f"GMC Connect simulator on {simulator.url} (WSDL at ?wsdl); faults: POST /simulator/faults. Ctrl-C stops.")
+    _serve(RunningSimulator(state, host, port), lambda simulator: f"GMC Connect simulator on {simulator.url} (WSDL at ?wsdl)")
+
+
+@cli.command("tis-simulator")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8082, show_default=True)
+@click.option("--data", "data_file", type=click.Path(dir_okay=False), help="TIS snapshot the simulator serves.")
+@click.option("--client-id", envvar="REVAL_TIS_CLIENT_ID", default="reval", show_default=True)
+@click.option("--client-secret", envvar="REVAL_TIS_CLIENT_SECRET", default="reval", show_default=False)
+@click.option("--token-lifetime", default=300, show_default=True, help="Seconds an access token lasts.")
+@refusals_exit_2
+def tis_simulator_command(host, port, data_file, client_id, client_secret, token_lifetime):
+    """Serve a local TIS: the TCS API and its token endpoint (development and tests only)."""
+    from reval.tis.simulator import RunningTisSimulator, TisState
+
+    state = TisState.from_snapshot(_records(data_file, "TIS", "people"), client_id, client_secret, token_lifetime=token_lifetime)
+    _serve(
+        RunningTisSimulator(state, host, port),
+        lambda simulator: f"TIS simulator: REVAL_TIS_URL={simulator.url} REVAL_TIS_TOKEN_URL={simulator.token_url}, "
+        f"{len(state.people)} people",
+    )
+
+
+def _records(path: str | None, label: str, list_key: str) -> list:
+    return [record for _locator, record in open_snapshot(path, label=label, list_key=list_key)] if path else []
+
+
+def _serve(simulator, banner) -> None:
+    with simulator:
+        click.echo(f"{banner(simulator)}; faults: POST /simulator/faults. Ctrl-C stops.")
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
@@ -561,7 +614,7 @@ def demo_command(doctors, seed, as_of):
         f"in {dataset.directory} (seed {seed})"
     )
     click.echo(
-        f"Served both nights' GMC lists from a local GMC Connect simulator ({result.gmc_url}); synced the previous "
+        f"Served both nights from local GMC Connect ({result.gmc_url}) and TIS simulators; synced the previous "
         f"night (run {result.previous_night['syncRunId']}), then tonight:\n"
     )
     click.echo(format_summary(result.tonight))

@@ -1,7 +1,8 @@
-"""``reval demo``: a synthetic national dataset on a local GMC Connect, two nights, and admins at work.
+"""``reval demo``: a synthetic national dataset on local GMC and TIS services, two nights, admins at work.
 
-The GMC side is served by the GMC Connect simulator over real SOAP, so the demo runs the same
-path as production: live lists in the sync, and connection requests through the outbox.
+GMC Connect and TIS are served by their simulators over their real protocols (SOAP; REST with
+OAuth2), so the demo runs the same path as production: live pulls in the sync, and connection
+requests through the outbox.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from reval.gmc.codes import Action
 from reval.gmc.simulator import GmcConnectState, InjectedFault, RunningSimulator
 from reval.models import ConnectionRequest, Doctor
 from reval.reconcile.connections import deliver_request, record_connection_request
-from reval.reconcile.live import fetched_gmc_lists
+from reval.reconcile.live import fetched_gmc_lists, fetched_tis_people
 from reval.reconcile.queries import queue_counts_by_body
 from reval.reconcile.reference import configured_designated_bodies
 from reval.reconcile.sync import GmcInput, TisInput, run_sync
 from reval.snapshot_files import UnparseableRecord, open_snapshot
 from reval.synthetic import SyntheticDataset, generate
+from reval.tis.client import TisClient, TisSettings
+from reval.tis.simulator import RunningTisSimulator, TisState
 
 
 @dataclass
@@ -57,6 +60,14 @@ def gmc_lists(path: Path) -> list[dict[str, Any]]:
 
 
 @contextmanager
+def local_tis(path: Path) -> Iterator[TisClient]:
+    secret = secrets.token_urlsafe(12)
+    people = [record for _locator, record in open_snapshot(path, label="TIS", list_key="people")]
+    with RunningTisSimulator(TisState.from_snapshot(people, "reval-demo", secret), log_requests=False) as simulator:
+        yield TisClient(TisSettings(simulator.url, simulator.token_url, "reval-demo", secret, concurrency=16))
+
+
+@contextmanager
 def local_gmc_connect(path: Path, as_of: date) -> Iterator[tuple[RunningSimulator, GmcClient]]:
     password = secrets.token_urlsafe(12)
     state = GmcConnectState.from_snapshot(gmc_lists(path), "reval-demo", password, today=lambda: as_of)
@@ -68,16 +79,17 @@ def run_demo(sessions: sessionmaker[Session], directory: Path, doctors: int, as_
     dataset = generate(directory, doctors, as_of, seed)
     with sessions.begin() as session:
         codes = [body.code for body in configured_designated_bodies(session)]
-    tis = lambda: TisInput(str(dataset.tis), open_snapshot(dataset.tis, label="TIS", list_key="people"))  # noqa: E731
-    with local_gmc_connect(dataset.previous_gmc, as_of - timedelta(days=1)) as (simulator, client):
-        with fetched_gmc_lists(client, codes) as gmc:
-            previous_night = run_sync(sessions, gmc=gmc, tis=tis(), as_of=as_of - timedelta(days=1))
+    with local_tis(dataset.tis) as tis_client, local_gmc_connect(dataset.previous_gmc, as_of - timedelta(days=1)) as (
+        simulator, client
+    ):
+        with fetched_gmc_lists(client, codes) as gmc, fetched_tis_people(tis_client) as tis:
+            previous_night = run_sync(sessions, gmc=gmc, tis=tis, as_of=as_of - timedelta(days=1))
         # During the day GMC's lists moved on to tonight's.
         tonight_state = GmcConnectState.from_snapshot(gmc_lists(dataset.gmc), "", "")
         simulator.state.lists, simulator.state.known_doctors = tonight_state.lists, tonight_state.known_doctors
         simulator.state.today = lambda: as_of
-        with fetched_gmc_lists(client, codes) as gmc:
-            tonight = run_sync(sessions, gmc=gmc, tis=tis(), as_of=as_of)
+        with fetched_gmc_lists(client, codes) as gmc, fetched_tis_people(tis_client) as tis:
+            tonight = run_sync(sessions, gmc=gmc, tis=tis, as_of=as_of)
         requests = _admins_connect_doctors(sessions, simulator, client, as_of)
     with sessions.begin() as session:
         counts = queue_counts_by_body(session)

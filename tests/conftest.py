@@ -15,6 +15,8 @@ from reval.db import ensure_schema, make_engine
 from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
 from reval.gmc.client import GmcSettings
 from reval.gmc.simulator import GmcConnectState, RunningSimulator
+from reval.tis.client import TisSettings
+from reval.tis.simulator import RunningTisSimulator, TisState
 from reval.models import Base
 from reval.reconcile.reference import replace_designated_bodies
 from tests.factories import AS_OF
@@ -110,5 +112,35 @@ def gmc_app(app, gmc_connect):
     app.config.update(
         REVAL_GMC_URL=gmc_connect.url, REVAL_GMC_USERNAME=GMC_USERNAME, REVAL_GMC_PASSWORD=GMC_PASSWORD,
         REVAL_GMC_READ_TIMEOUT="2", REVAL_GMC_ATTEMPTS="3", REVAL_GMC_BACKOFF_SECONDS="0",
+    )
+    return app
+
+
+TIS_CLIENT_ID, TIS_CLIENT_SECRET = "reval-test", "tis-Secret-42"
+
+
+@pytest.fixture
+def tis_service():
+    """A TIS simulator on a loopback port, empty (tests move its clock with time-machine)."""
+    state = TisState(TIS_CLIENT_ID, TIS_CLIENT_SECRET)
+    with RunningTisSimulator(state) as simulator:
+        yield simulator
+
+
+def tis_settings(simulator, **overrides) -> TisSettings:
+    values = dict(
+        url=simulator.url, token_url=simulator.token_url, client_id=TIS_CLIENT_ID, client_secret=TIS_CLIENT_SECRET,
+        read_timeout=2.0, attempts=3, backoff_seconds=0.0, page_size=2, concurrency=3,
+    )
+    return TisSettings(**{**values, **overrides})
+
+
+@pytest.fixture
+def tis_app(app, tis_service):
+    """The test app configured to pull from the TIS simulator (small pages, no backoff)."""
+    app.config.update(
+        REVAL_TIS_URL=tis_service.url, REVAL_TIS_TOKEN_URL=tis_service.token_url,
+        REVAL_TIS_CLIENT_ID=TIS_CLIENT_ID, REVAL_TIS_CLIENT_SECRET=TIS_CLIENT_SECRET,
+        REVAL_TIS_READ_TIMEOUT="2", REVAL_TIS_ATTEMPTS="3", REVAL_TIS_BACKOFF_SECONDS="0", REVAL_TIS_PAGE_SIZE="2",
     )
     return app

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import re
 import time
 import uuid
@@ -25,6 +24,7 @@ import zeep.helpers
 from lxml.etree import XMLSyntaxError
 
 from reval.gmc.codes import Action, OutcomeKind, classify_return_code, describe_return_code
+from reval.retrying import backoff_delay
 
 WSDL = Path(__file__).with_name("FullGMCConnect.wsdl")
 NAMESPACE = "https://webcache.gmc-uk.org/GMCWebServices/"
@@ -87,11 +87,6 @@ class _PasswordRedactor(logging.Filter):
 
 
 _REDACTOR = _PasswordRedactor()
-
-
-def backoff_delay(retry: int, base_seconds: float, cap_seconds: float = 3600.0, rand: Callable[[], float] = random.random) -> float:
-    """Exponential backoff with full jitter: uniform in [0, base * 2**retry), capped."""
-    return min(cap_seconds, base_seconds * 2**retry) * rand()
 
 
 class GmcClient:

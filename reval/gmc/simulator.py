@@ -12,15 +12,14 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ClassVar, Iterable
 
-import orjson
 from lxml import etree
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from reval.gmc.client import NAMESPACE, WSDL
 from reval.gmc.codes import CHANGE_REASONS, Action
+from reval.simulators import BackgroundServer, FaultList, InjectedFaultBase, json_response
 from reval.validation import InvalidValue, gmc_number
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -29,7 +28,7 @@ FAULT_KINDS = ("delay", "http-500", "soap-fault", "return-code")
 
 
 @dataclass
-class InjectedFault:
+class InjectedFault(InjectedFaultBase):
     """A fault for calls matching every given criterion; ``times`` None means until cleared."""
 
     kind: str
@@ -39,6 +38,16 @@ class InjectedFault:
     seconds: float = 0.0
     return_code: str | None = None
     times: int | None = None
+
+    CONTROL_FIELDS: ClassVar[dict[str, str]] = {
+        "kind": "kind",
+        "operation": "operation",
+        "designatedBodyCode": "designated_body_code",
+        "gmcNumber": "gmc_number",
+        "seconds": "seconds",
+        "returnCode": "return_code",
+        "times": "times",
+    }
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -55,26 +64,6 @@ class InjectedFault:
             and (self.gmc_number in (None, number))
         )
 
-    CONTROL_FIELDS = {
-        "kind": "kind",
-        "operation": "operation",
-        "designatedBodyCode": "designated_body_code",
-        "gmcNumber": "gmc_number",
-        "seconds": "seconds",
-        "returnCode": "return_code",
-        "times": "times",
-    }
-
-    @classmethod
-    def from_control(cls, document: dict[str, Any]) -> InjectedFault:
-        unknown = set(document) - set(cls.CONTROL_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
-        return cls(**{cls.CONTROL_FIELDS[name]: value for name, value in document.items()})
-
-    def to_control(self) -> dict[str, Any]:
-        return {name: getattr(self, attribute) for name, attribute in self.CONTROL_FIELDS.items()}
-
 
 @dataclass
 class GmcConnectState:
@@ -84,7 +73,7 @@ class GmcConnectState:
     password: str = field(repr=False)
     lists: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # body -> number -> doctor
     known_doctors: dict[str, dict[str, Any]] = field(default_factory=dict)  # every doctor ever listed
-    faults: list[InjectedFault] = field(default_factory=list)
+    faults: FaultList = field(default_factory=lambda: FaultList(InjectedFault))
     calls: list[dict[str, Any]] = field(default_factory=list)  # every call received, without the password
     today: Callable[[], date] = date.today
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -108,15 +97,7 @@ class GmcConnectState:
         return next((code for code, doctors in self.lists.items() if number in doctors), None)
 
     def take_fault(self, operation: str, body: str | None, number: str | None) -> InjectedFault | None:
-        with self.lock:
-            for fault in self.faults:
-                if fault.matches(operation, body, number):
-                    if fault.times is not None:
-                        fault.times -= 1
-                        if fault.times <= 0:
-                            self.faults.remove(fault)
-                    return fault
-        return None
+        return self.faults.take(lambda fault: fault.matches(operation, body, number))
 
     def list_doctors(self, body: str) -> tuple[str, list[dict[str, Any]]]:
         with self.lock:
@@ -225,20 +206,8 @@ class GmcConnectSimulator:
 
     def _control(self, request: Request) -> Response:
         path = request.path.removeprefix("/simulator/")
-        if path == "faults" and request.method == "POST":
-            try:
-                fault = InjectedFault.from_control(orjson.loads(request.get_data()))
-            except (ValueError, TypeError) as error:
-                return json_response({"error": str(error)}, 400)
-            with self.state.lock:
-                self.state.faults.append(fault)
-            return json_response(fault.to_control(), 201)
-        if path == "faults" and request.method == "DELETE":
-            with self.state.lock:
-                self.state.faults.clear()
-            return json_response({"faults": []})
         if path == "faults":
-            return json_response({"faults": [fault.to_control() for fault in self.state.faults]})
+            return self.state.faults.control(request)
         if path == "doctors":
             with self.state.lock:
                 return json_response({code: sorted(doctors) for code, doctors in self.state.lists.items()})
@@ -283,38 +252,13 @@ def soap_fault(code: str, message: str) -> Response:
     return Response(etree.tostring(envelope, xml_declaration=True, encoding="utf-8"), 500, content_type="text/xml; charset=utf-8")
 
 
-def json_response(document: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(document), status, content_type="application/json")
-
-
-class _QuietRequestHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs) -> None:
-        pass
-
-
-class RunningSimulator:
+class RunningSimulator(BackgroundServer):
     """A simulator served on a background thread; ``url`` is its SOAP endpoint."""
 
     def __init__(self, state: GmcConnectState, host: str = "127.0.0.1", port: int = 0, log_requests: bool = True):
-        self.stop = threading.Event()
-        self.app = GmcConnectSimulator(state, self.stop)
-        handler = WSGIRequestHandler if log_requests else _QuietRequestHandler
-        self.server: BaseWSGIServer = make_server(host, port, self.app, threaded=True, request_handler=handler)
-        self.url = f"http://{host}:{self.server.server_port}/GMCWebServices/WebService.asmx"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="gmc-simulator", daemon=True
-        )
+        super().__init__(lambda stop: GmcConnectSimulator(state, stop), host, port, log_requests, "gmc-simulator")
+        self.url = f"{self.base_url}/GMCWebServices/WebService.asmx"
 
     @property
     def state(self) -> GmcConnectState:
         return self.app.state
-
-    def __enter__(self) -> RunningSimulator:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join()

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from reval.gmc.client import GmcClient, GmcReply, backoff_delay, new_client_request_id
+from reval.gmc.client import GmcClient, GmcReply, new_client_request_id
+from reval.retrying import backoff_delay
 from reval.gmc.codes import CHANGE_REASONS, Action, OutcomeKind
 from reval.models import ConnectionRequest, GmcConnection
 from reval.reconcile.common import EventKind, EventLog, RefusedRequest, Source

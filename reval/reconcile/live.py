@@ -1,6 +1,6 @@
 """Sources fetched from the live services, staged on disk before the sync's transaction opens.
 
-Fetching a national GMC list takes minutes; staging it first keeps the sync's transaction (and
+Fetching a national GMC list or TIS pull takes minutes; staging it first keeps the sync's transaction (and
 SQLite's write lock) as short as an import of the same data from a file, and bounds memory.
 """
 
@@ -16,8 +16,9 @@ from typing import Callable, Iterator, Sequence
 import orjson
 
 from reval.gmc.client import GmcClient, with_retries
-from reval.reconcile.sync import GmcInput
+from reval.reconcile.sync import GmcInput, TisInput
 from reval.snapshot_files import open_snapshot
+from reval.tis.client import TisClient, TisUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,38 @@ def fetched_gmc_lists(
                 reference = f"; GMC request id {reply.gmc_request_id}" if reply.gmc_request_id else ""
                 not_fetched[code] = f"{reply.message}, after {attempts} attempt{'s' if attempts > 1 else ''}{reference}"
                 log.warning("GMC list of %s not fetched: %s", code, not_fetched[code])
-        yield GmcInput(
-            f"GMC Connect {client.settings.url}",
-            open_snapshot(staged, label="GMC", list_key="designatedBodies"),
-            not_fetched,
-        )
+        lists = open_snapshot(staged, label="GMC", list_key="designatedBodies")
+        yield GmcInput(f"GMC Connect {client.settings.url}", (("GetDoctorsForDB", item) for _line, item in lists), not_fetched)
+
+
+class TisPullFailed(Exception):
+    """A full TIS pull that did not finish: not a snapshot, so nobody may be deleted on its account."""
+
+
+@contextmanager
+def fetched_tis_people(client: TisClient) -> Iterator[TisInput]:
+    """Every person TIS lists, fetched and staged on disk; raises TisPullFailed part-way."""
+    with tempfile.TemporaryDirectory(prefix="reval-tis-") as directory:
+        staged = Path(directory) / "tis.jsonl"
+        try:
+            with staged.open("wb") as handle:
+                for _person_id, person in client.people(client.listed_person_ids()):
+                    if person is not None:  # None: deleted between the listing and the fetch
+                        handle.write(orjson.dumps(person) + b"\n")
+        except TisUnavailable as error:
+            log.warning("TIS full pull failed part-way: %s", error)
+            raise TisPullFailed(f"the full pull failed part-way: {error}") from None
+        people = open_snapshot(staged, label="TIS", list_key="people")
+        yield TisInput(f"TIS {client.settings.url}", ((f"person {person['tisPersonId']}", person) for _line, person in people))
+
+
+def pulled_people(client: TisClient, person_ids: Sequence[int]) -> TisInput:
+    """Just these people, fetched now (a 404 means deleted); raises TisUnavailable if TIS fails."""
+    people, deleted = [], set()
+    for person_id, person in client.people(sorted(set(person_ids))):
+        if person is None:
+            deleted.add(person_id)
+        else:
+            people.append((f"person {person_id}", person))
+    label = f"TIS {client.settings.url}, {len(people) + len(deleted)} people refreshed"
+    return TisInput(label, people, full_snapshot=False, deleted_person_ids=frozenset(deleted))

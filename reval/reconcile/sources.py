@@ -182,8 +182,14 @@ class TisOutcome:
         }
 
 
-def apply_tis_people(session: Session, people: Iterable[tuple[str, Any]]) -> TisOutcome:
-    """Applies a full TIS snapshot: people absent from a complete one have been deleted."""
+def apply_tis_people(
+    session: Session,
+    people: Iterable[tuple[str, Any]],
+    full_snapshot: bool = True,
+    deleted_person_ids: Iterable[int] = (),
+) -> TisOutcome:
+    """Applies TIS people. From a full snapshot, people absent from a complete one have been
+    deleted; from a targeted pull (not full), only ``deleted_person_ids`` have."""
     outcome = TisOutcome()
     table = TisPerson.__table__
     stored = _stored_by_key(session, table.c.tis_person_id, table.c.record_hash, table.c.gmc_number)
@@ -228,13 +234,13 @@ def apply_tis_people(session: Session, people: Iterable[tuple[str, Any]]) -> Tis
         if person["gmcNumber"]:
             outcome.touched_numbers.add(person["gmcNumber"])
 
-    if outcome.complete:
-        for person_id, (_digest, number) in stored.items():
-            if person_id not in seen:
-                writer.delete(person_id)
-                outcome.deleted += 1
-                if number:
-                    outcome.touched_numbers.add(number)
+    deleted = set(deleted_person_ids) if not full_snapshot else set(stored) - seen if outcome.complete else set()
+    for person_id, (_digest, number) in stored.items():
+        if person_id in deleted:
+            writer.delete(person_id)
+            outcome.deleted += 1
+            if number:
+                outcome.touched_numbers.add(number)
     writer.flush()
     return outcome
 

@@ -33,10 +33,13 @@ class GmcInput:
 
 @dataclass
 class TisInput:
-    """This run's TIS people: (locator, person) pairs forming a full snapshot."""
+    """This run's TIS people: (locator, person) pairs forming a full snapshot, or, when not
+    ``full_snapshot``, just some people (a targeted pull) with those TIS has deleted."""
 
     label: str
     people: Iterable[tuple[str, Any]]
+    full_snapshot: bool = True
+    deleted_person_ids: frozenset[int] = frozenset()
 
 
 class SyncFailed(Exception):
@@ -53,8 +56,10 @@ def run_sync(
     as_of: date,
     engine: RuleEngine | None = None,
     now: datetime | None = None,
+    tis_not_fetched_reason: str | None = None,
 ) -> dict[str, Any]:
-    """Runs one sync and returns its summary. Either source may be absent (not fetched)."""
+    """Runs one sync and returns its summary. Either source may be absent (not fetched); a TIS
+    pull that failed says why in ``tis_not_fetched_reason`` and makes the run PARTIAL."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
     started = now or utcnow()
     with sessions.begin() as session:
@@ -72,7 +77,7 @@ def run_sync(
         run_id = run.id
     try:
         with infrequent_garbage_collection(), sessions.begin() as session:
-            summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started)
+            summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started, tis_not_fetched_reason)
             run = session.get(SyncRun, run_id)
             run.status, run.finished_at = summary["status"], utcnow()
             summary["finishedAt"] = run.finished_at.isoformat()
@@ -87,7 +92,7 @@ def run_sync(
 
 def _reconcile(
     session: Session, run_id: int, gmc: GmcInput | None, tis: TisInput | None, as_of: date, engine: RuleEngine,
-    started: datetime,
+    started: datetime, tis_not_fetched_reason: str | None,
 ) -> dict[str, Any]:
     bodies = configured_designated_bodies(session)
     events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
@@ -105,7 +110,7 @@ def _reconcile(
         else GmcOutcome(not_fetched={b.code: "GMC was not fetched in this run" for b in bodies})
     )
     lap("gmc")
-    tis_outcome = apply_tis_people(session, tis.people) if tis else None
+    tis_outcome = apply_tis_people(session, tis.people, tis.full_snapshot, tis.deleted_person_ids) if tis else None
     lap("tis")
     decisions = _decide(
         session, engine, bodies, as_of, started, events,
@@ -129,7 +134,7 @@ def _reconcile(
                 for r in rejections
             ],
         )
-    failed = gmc_outcome.failed or (tis_outcome is not None and not tis_outcome.complete)
+    failed = gmc_outcome.failed or tis_not_fetched_reason or (tis_outcome is not None and not tis_outcome.complete)
     return {
         "syncRunId": run_id,
         # PARTIAL: a source could not be fetched (or not completely) and kept its previous state.
@@ -138,7 +143,10 @@ def _reconcile(
         "ruleTable": engine.table.label,
         "startedAt": started.isoformat(),
         "gmc": {"source": gmc.label if gmc else None, **gmc_outcome.summary()},
-        "tis": {"source": tis.label, **tis_outcome.summary()} if tis and tis_outcome else {"source": None, "fetched": False},
+        "tis": (
+            {"source": tis.label, **tis_outcome.summary()} if tis and tis_outcome
+            else {"source": None, "fetched": False, "notFetchedReason": tis_not_fetched_reason or "TIS was not given"}
+        ),
         "doctors": sum(decisions.after.values()),
         "doctorsDecided": decisions.decided,
         "decisionsChanged": decisions.changed,

@@ -7,7 +7,8 @@ import logging
 import pytest
 import requests
 
-from reval.gmc.client import NAMESPACE, GmcClient, backoff_delay, with_retries
+from reval.gmc.client import NAMESPACE, GmcClient, with_retries
+from reval.retrying import backoff_delay
 from reval.gmc.codes import OutcomeKind
 from reval.gmc.records import read_connected_doctor
 from reval.gmc.simulator import InjectedFault

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from reval.app import gmc_client
 from reval.gmc.simulator import InjectedFault
-from reval.models import ConnectionRequest, DoctorEvent, GmcConnection
+from reval.models import ConnectionRequest, DoctorEvent
 from reval.reconcile import connections
 from reval.reconcile.connections import DeliveryPolicy, deliver_request
 from tests.conftest import GMC_PASSWORD

@@ -1,0 +1,208 @@
+"""The TIS (TCS) REST client: OAuth2 client credentials, paging, retries, bounded concurrency.
+
+Authlib's OAuth2 session fetches the token with the client-credentials grant, keeps it until
+shortly before ``expires_in`` runs out and then fetches another; a 401 all the same (a token
+revoked early) gets one new token and one retry. Timeouts, connection errors, 429 and 5xx are
+retried with backoff (429 and 503 after the server's Retry-After); any other 4xx is not.
+People come out in the TIS snapshot format (``reval.tis.mapping``), validated later by the same
+rules as a file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.integrations.base_client.errors import OAuthError
+
+from reval.retrying import backoff_delay
+from reval.tis.mapping import is_placeholder, person_record
+
+log = logging.getLogger(__name__)
+RETRIED_STATUSES = {429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class TisSettings:
+    url: str  # TCS base, e.g. https://tis.example/tcs (the API is under /api)
+    token_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    attempts: int = 5
+    backoff_seconds: float = 1.0
+    page_size: int = 500
+    concurrency: int = 8  # person calls in flight at once
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> TisSettings | None:
+        """The settings from REVAL_TIS_*; None when no URL is configured."""
+        url = str(environ.get("REVAL_TIS_URL") or "").strip()
+        if not url:
+            return None
+
+        def number(name: str, kind, default):
+            value = environ.get(name)
+            return kind(value) if value not in (None, "") else default
+
+        return cls(
+            url=url.rstrip("/"),
+            token_url=str(environ.get("REVAL_TIS_TOKEN_URL") or ""),
+            client_id=str(environ.get("REVAL_TIS_CLIENT_ID") or ""),
+            client_secret=str(environ.get("REVAL_TIS_CLIENT_SECRET") or ""),
+            connect_timeout=number("REVAL_TIS_CONNECT_TIMEOUT", float, cls.connect_timeout),
+            read_timeout=number("REVAL_TIS_READ_TIMEOUT", float, cls.read_timeout),
+            attempts=number("REVAL_TIS_ATTEMPTS", int, cls.attempts),
+            backoff_seconds=number("REVAL_TIS_BACKOFF_SECONDS", float, cls.backoff_seconds),
+            page_size=number("REVAL_TIS_PAGE_SIZE", int, cls.page_size),
+            concurrency=number("REVAL_TIS_CONCURRENCY", int, cls.concurrency),
+        )
+
+
+class TisUnavailable(Exception):
+    """A TIS call failed for good (after any retries); the message says which and why."""
+
+
+class PersonDeleted(Exception):
+    """TIS answers 404 for the person: they have been deleted."""
+
+
+class TisClient:
+    def __init__(self, settings: TisSettings, sleep: Callable[[float], None] = time.sleep):
+        self.settings = settings
+        self._sleep = sleep
+        self._token_lock = threading.Lock()
+        self._session = OAuth2Session(
+            settings.client_id,
+            settings.client_secret,
+            token_endpoint=settings.token_url,
+            grant_type="client_credentials",
+            token_endpoint_auth_method="client_secret_post",
+            leeway=30,  # a new token this long before the old one expires
+        )
+
+    # --- the three endpoints -------------------------------------------------------------------
+
+    def people_page(self, page: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of people (numbered from 0) and the total in X-Total-Count."""
+        response = self._get("/api/people", params={"page": page, "size": self.settings.page_size})
+        total = response.headers.get("X-Total-Count")
+        if total is None or not total.isdigit():
+            raise TisUnavailable(f"GET /api/people page {page}: no X-Total-Count header (got {total!r})")
+        people = response.json()
+        if not isinstance(people, list):
+            raise TisUnavailable(f"GET /api/people page {page}: expected a list of people")
+        return people, int(total)
+
+    def person(self, person_id: int) -> dict[str, Any]:
+        """The person in the TIS snapshot format; raises PersonDeleted on 404."""
+        person = self._get(f"/api/people/v2/{person_id}", not_found_is_deletion=True).json()
+        placements = self._get(f"/api/people/{person_id}/placements", not_found_is_deletion=True).json()
+        return person_record(person, placements)
+
+    # --- pulls ---------------------------------------------------------------------------------
+
+    def listed_person_ids(self) -> Iterator[int]:
+        """Every real person's id, page by page (dummy and placeholder records are skipped)."""
+        page, seen = 0, 0
+        while True:
+            people, total = self.people_page(page)
+            for listed in people:
+                seen += 1
+                if not is_placeholder(listed):
+                    yield listed["id"]
+            if not people or seen >= total:
+                return
+            page += 1
+
+    def people(self, person_ids) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        """(id, person) for each id, fetched with bounded concurrency, in order; None: deleted."""
+        def fetch(person_id: int):
+            try:
+                return person_id, self.person(person_id)
+            except PersonDeleted:
+                return person_id, None
+
+        ahead = self.settings.concurrency * 4  # submitted but not yet consumed: bounds memory
+        with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="tis") as pool:
+            pending: deque[Future] = deque()
+            for person_id in person_ids:
+                pending.append(pool.submit(fetch, person_id))
+                if len(pending) >= ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    # --- one call, with its token and retries --------------------------------------------------
+
+    def _get(self, path: str, params: dict | None = None, not_found_is_deletion: bool = False) -> requests.Response:
+        what = f"GET {path}" + (f" page {params['page']}" if params and "page" in params else "")
+        refreshed = False
+        for attempt in range(1, self.settings.attempts + 1):
+            try:
+                self._ensure_token()
+                response = self._session.get(
+                    self.settings.url + path, params=params,
+                    timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                )
+            except requests.Timeout:
+                problem, retry_after = f"no answer within {self.settings.read_timeout:g} s", None
+            except requests.ConnectionError as error:
+                problem, retry_after = f"could not connect to {self.settings.url} ({type(error).__name__})", None
+            except OAuthError as error:
+                raise TisUnavailable(f"{what}: TIS's identity provider refused Reval's client: {error.error}") from None
+            else:
+                if response.status_code == 200:
+                    return response
+                if response.status_code == 401 and not refreshed:
+                    refreshed = True  # the token was refused before its time: one new token, one retry
+                    self._fetch_token()
+                    continue
+                if response.status_code == 404 and not_found_is_deletion:
+                    raise PersonDeleted(path)
+                if response.status_code not in RETRIED_STATUSES:
+                    raise TisUnavailable(f"{what}: HTTP {response.status_code}")
+                problem, retry_after = f"HTTP {response.status_code}", _seconds(response.headers.get("Retry-After"))
+            if attempt == self.settings.attempts:
+                raise TisUnavailable(f"{what}: {problem}, after {attempt} attempts")
+            delay = retry_after if retry_after is not None else backoff_delay(attempt - 1, self.settings.backoff_seconds)
+            log.warning("TIS %s failed (%s); retrying in %.1f s", what, problem, delay)
+            self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _ensure_token(self) -> None:
+        with self._token_lock:
+            if not self._session.token:
+                self._fetch_token(locked=True)
+
+    def _fetch_token(self, locked: bool = False) -> None:
+        if not locked:
+            with self._token_lock:
+                return self._fetch_token(locked=True)
+        try:
+            self._session.fetch_token(
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout)
+            )
+        except requests.RequestException as error:
+            raise TisUnavailable(f"the TIS token endpoint did not answer ({type(error).__name__})") from None
+        except OAuthError as error:
+            raise TisUnavailable(f"TIS's identity provider refused Reval's client: {error.error}") from None
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """Retry-After as seconds (TIS sends delta-seconds); None when absent or unreadable."""
+    if retry_after is None:
+        return None
+    try:
+        return max(0.0, float(retry_after))
+    except ValueError:
+        return None
