@@ -136,3 +136,14 @@ def test_a_page_that_fails_stops_the_listing(tis_service, people):
     client, _ = client_for(tis_service)
     with pytest.raises(TisUnavailable, match="page 1"):
         list(client.listed_person_ids())
+
+
+def test_the_simulator_refuses_an_expired_token(tis_service, people):
+    token = requests.post(
+        tis_service.token_url, data={"grant_type": "client_credentials", "client_id": "reval-test", "client_secret": "tis-Secret-42"},
+        timeout=5,
+    ).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    assert requests.get(f"{tis_service.url}/api/people/v2/1", headers=headers, timeout=5).status_code == 200
+    with time_machine.travel(time.time() + token["expires_in"] + 1):
+        assert requests.get(f"{tis_service.url}/api/people/v2/1", headers=headers, timeout=5).status_code == 401
