@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ SETTINGS = (
     "REVAL_TIS_URL", "REVAL_TIS_TOKEN_URL", "REVAL_TIS_CLIENT_ID", "REVAL_TIS_CLIENT_SECRET",
     "REVAL_TIS_CONNECT_TIMEOUT", "REVAL_TIS_READ_TIMEOUT", "REVAL_TIS_ATTEMPTS", "REVAL_TIS_BACKOFF_SECONDS",
     "REVAL_TIS_PAGE_SIZE", "REVAL_TIS_CONCURRENCY",
+    "REVAL_RESULT_BACKEND", "REVAL_LOCK_URL", "REVAL_NIGHTLY_LOCK_SECONDS", "REVAL_NIGHTLY_AT", "REVAL_NIGHTLY_RETRIES",
+    "REVAL_NIGHTLY_RETRY_MINUTES", "REVAL_DELIVER_EVERY_MINUTES", "REVAL_HIDE_EXPIRY_AT", "REVAL_BROKER_VISIBILITY_TIMEOUT",
 )
 
 
@@ -79,6 +82,11 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.conf.update(
         broker_url=app.config["REVAL_BROKER_URL"],
+        # The nightly run's chord counts its fetches in the result backend (Redis, like the broker).
+        result_backend=app.config.get("REVAL_RESULT_BACKEND") or app.config["REVAL_BROKER_URL"],
+        result_expires=timedelta(days=1),
+        # An unacknowledged task (its worker died) goes back on the queue after this long.
+        broker_transport_options={"visibility_timeout": float(app.config.get("REVAL_BROKER_VISIBILITY_TIMEOUT") or 3600)},
         include=["reval.tasks"],
         task_acks_late=True,  # a task is acknowledged once done, so a lost worker's task runs again
         task_reject_on_worker_lost=True,

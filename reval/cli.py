@@ -39,7 +39,10 @@ from reval.rules.checks import check_table
 from reval.rules.engine import placement_state, programme_state
 from reval.rules.table import format_value
 from reval.snapshot_files import SnapshotUnreadable, open_snapshot
-from reval.tasks import dispatch_delivery
+from reval.tasks import PersonChangedConsumer, beat_schedule, dispatch_delivery, london_today, nightly
+from reval.reconcile.nightly import run_nightly_in_process
+from reval.reconcile.runs import recent_runs, run_view
+from reval.models import SyncRun
 from reval.tis.client import TisUnavailable
 from reval.gmc.codes import CHANGE_REASONS, Action
 from reval.validation import InvalidValue
@@ -585,12 +588,96 @@ def _serve(simulator, banner) -> None:
 @cli.command("worker", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def worker_command(ctx):
-    """Start a Celery worker (needs REVAL_BROKER_URL); further arguments go to Celery's worker."""
+    """Start a Celery worker, with TIS's person-changed consumer; further arguments go to Celery."""
+    celery_app = _celery_app()
+    celery_app.steps["consumer"].add(PersonChangedConsumer)
+    celery_app.worker_main(["worker", "--loglevel=INFO", *ctx.args])
+
+
+@cli.command("beat", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def beat_command(ctx):
+    """Start Celery beat with Reval's schedule (run exactly one); further arguments go to Celery."""
+    from flask import current_app
+
+    celery_app = _celery_app()
+    celery_app.conf.beat_schedule = beat_schedule(current_app.config)
+    celery_app.start(["beat", "--loglevel=INFO", *ctx.args])
+
+
+def _celery_app():
     from flask import current_app
 
     if not broker_configured():
         raise CommandRefused("no broker is configured: set REVAL_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
-    current_app.extensions["celery"].worker_main(["worker", "--loglevel=INFO", *ctx.args])
+    return current_app.extensions["celery"]
+
+
+@cli.command("nightly")
+@click.option("--wait", is_flag=True, help="Wait for the run to finish and print its summary.")
+@click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: today in London).")
+@refusals_exit_2
+def nightly_command(wait, as_of):
+    """Trigger the nightly run now: by the workers when a broker is configured, else here."""
+    day = as_of.date() if as_of else london_today()
+    if not broker_configured():
+        from flask import current_app
+
+        policy = DeliveryPolicy.from_config(current_app.config)
+        summary = run_nightly_in_process(sessions(), gmc_client(), tis_client(), day, policy)
+        click.echo(format_summary(summary))
+        delivered = summary["connectionRequestsDelivered"]
+        click.echo(f"Connection requests: {delivered['due']} due, {delivered[Status.SUCCEEDED]} succeeded, "
+                   f"{delivered[Status.FAILED]} failed, {delivered[Status.PENDING]} still pending")
+        return
+    started = nightly.delay(as_of=day.isoformat()).get(timeout=60)
+    click.echo(f"nightly run {started['runId']} {started['status'].lower()}")
+    if wait and started["status"] == "RUNNING":
+        run = _wait_for_run(started["runId"])
+        click.echo(format_run(run_view(run)))
+        if run.status == "FAILED":
+            raise click.ClickException(f"nightly run {run.id} failed: {run.error}")
+
+
+def _wait_for_run(run_id: int):
+    import time
+
+    while True:
+        with sessions().begin() as session:
+            run = session.get(SyncRun, run_id)
+            if run.status != "RUNNING":
+                return run
+        time.sleep(1)
+
+
+@cli.command("runs")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--limit", default=20, show_default=True, help="The most recent runs to show.")
+def runs_command(output_format, limit):
+    """List sync runs: status, times, sources fetched or not (and why), queue movements, rejections."""
+    with sessions().begin() as session:
+        views = [run_view(run) for run in recent_runs(session, limit)]
+    if output_format == "json":
+        print_json(views)
+        return
+    for view in views:
+        click.echo(format_run(view))
+
+
+def format_run(view: dict) -> str:
+    lines = [
+        f"run {view['id']} {view['status'].lower()}: as of {view['asOf']}, started {view['startedAt']}, "
+        f"finished {view['finishedAt'] or '-'}; {view['rejectedRecords']} rejected records"
+    ]
+    for source in ("gmc", "tis"):
+        details = view["sources"][source]
+        if details["notFetched"]:
+            lines.append(f"  {source.upper()} not fetched: " + "; ".join(f"{k}: {v}" for k, v in details["notFetched"].items()))
+    if view["queues"]:
+        lines.append("  " + ", ".join(f"{q} {c['after']} (+{c['in']} -{c['out']})" for q, c in view["queues"].items()))
+    if view["error"]:
+        lines.append(f"  {view['error']}")
+    return "\n".join(lines)
 
 
 # --- demo and benchmark -------------------------------------------------------------------------

@@ -179,7 +179,7 @@ class SyncRun(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     as_of: Mapped[date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(20))  # RUNNING, SUCCEEDED, PARTIAL, FAILED
+    status: Mapped[str] = mapped_column(String(20))  # RUNNING, SUCCEEDED, PARTIAL, FAILED, SKIPPED
     rule_table: Mapped[str] = mapped_column(String(60))
     gmc_source: Mapped[str | None] = mapped_column(Text)
     tis_source: Mapped[str | None] = mapped_column(Text)
@@ -230,3 +230,31 @@ class ConnectionRequest(Base):
     message: Mapped[str | None] = mapped_column(Text)
     gmc_request_id: Mapped[str | None] = mapped_column(String(100))
     resend_of: Mapped[int | None] = mapped_column(ForeignKey("connection_request.id"))
+
+
+class StagedSource(Base):
+    """What one fetch of a nightly run brought back, kept until the run's reconciliation reads it.
+
+    The fetches run as separate tasks, possibly on other machines; staging them in the database
+    lets the reconciliation run once all have reported, in one transaction of its own.
+    One row per GMC body (its list in ``doctors``) and one for TIS (its people are StagedTisPerson).
+    """
+
+    __tablename__ = "staged_source"
+
+    sync_run_id: Mapped[int] = mapped_column(ForeignKey("sync_run.id"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(10), primary_key=True)  # GMC or TIS
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)  # the body code; "TIS" for TIS
+    fetched: Mapped[bool]
+    reason: Mapped[str | None] = mapped_column(Text)  # why not fetched
+    doctors: Mapped[list[Any] | None]
+
+
+class StagedTisPerson(Base):
+    """A person from a nightly run's TIS pull, as mapped into the snapshot format."""
+
+    __tablename__ = "staged_tis_person"
+
+    sync_run_id: Mapped[int] = mapped_column(ForeignKey("sync_run.id"), primary_key=True)
+    tis_person_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    record: Mapped[dict[str, Any]]

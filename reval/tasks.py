@@ -1,14 +1,49 @@
-"""Celery tasks: ids in, the same plain functions the CLI calls, retries here only."""
+"""Celery tasks: ids in, the same plain functions the CLI calls; retries, locks and schedules here only."""
 
 from __future__ import annotations
 
-from celery import shared_task
-from flask import current_app
+import logging
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
 
-from reval.app import broker_configured, database, gmc_client
+import orjson
+import redis
+from celery import bootsteps, chord, shared_task
+from celery.schedules import crontab
+from flask import current_app
+from kombu import Consumer, Exchange, Queue
+
+from reval.app import broker_configured, database, gmc_client, tis_client
 from reval.models import ConnectionRequest
 from reval.reconcile.common import utcnow
-from reval.reconcile.connections import DeliveryPolicy, Status, deliver_request
+from reval.reconcile.connections import DeliveryPolicy, Status, deliver_due_requests, deliver_request
+from reval.reconcile.hides import end_expired_hides
+from reval.reconcile.live import pulled_people
+from reval.reconcile.nightly import (
+    AllSourcesFailed,
+    reconcile_staged,
+    record_run_failure,
+    record_run_start,
+    record_skipped_run,
+    stage_gmc_list,
+    stage_tis_people,
+)
+from reval.reconcile.reference import configured_designated_bodies
+from reval.reconcile.sync import run_sync
+from reval.tis.client import TisUnavailable
+
+log = logging.getLogger(__name__)
+LONDON = ZoneInfo("Europe/London")
+PERSON_CHANGED = "reval.tis.person-changed"
+
+
+def london_today() -> date:
+    return datetime.now(LONDON).date()
+
+
+# --- connection requests -------------------------------------------------------------------------
 
 
 @shared_task(name="reval.deliver_connection_request", bind=True)
@@ -18,6 +53,12 @@ def deliver_connection_request(self, request_id: int) -> str | None:
         # A transient failure: try again when the request's backoff timer says.
         self.apply_async((request_id,), eta=request.next_attempt_at)
     return request.status if request is not None else None
+
+
+@shared_task(name="reval.deliver_due")
+def deliver_due() -> dict[str, int]:
+    policy = DeliveryPolicy.from_config(current_app.config)
+    return deliver_due_requests(database().sessions, gmc_client(), now=utcnow, policy=policy)
 
 
 def dispatch_delivery(request_id: int) -> ConnectionRequest | None:
@@ -34,3 +75,159 @@ def dispatch_delivery(request_id: int) -> ConnectionRequest | None:
 def _deliver(request_id: int) -> ConnectionRequest | None:
     policy = DeliveryPolicy.from_config(current_app.config)
     return deliver_request(database().sessions, gmc_client(), request_id, now=utcnow, policy=policy)
+
+
+# --- hides ---------------------------------------------------------------------------------------
+
+
+@shared_task(name="reval.end_expired_hides")
+def end_expired_hides_task() -> int:
+    return end_expired_hides(database().sessions, as_of=london_today(), now=utcnow())
+
+
+# --- the nightly run -----------------------------------------------------------------------------
+
+
+class RunLock:
+    """One nightly run at a time across every machine: a Redis key holding the run's token.
+
+    It expires on its own (a worker that dies mid-run cannot hold it for ever), is extended while
+    the run makes progress, and only the holder of the token may extend or release it.
+    """
+
+    NAME = "reval:nightly-run"
+    _EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+    _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+    def __init__(self, url: str, seconds: float):
+        self.redis = redis.Redis.from_url(url)
+        self.milliseconds = int(seconds * 1000)
+
+    def acquire(self, token: str) -> bool:
+        return bool(self.redis.set(self.NAME, token, nx=True, px=self.milliseconds))
+
+    def extend(self, token: str) -> bool:
+        return bool(self.redis.eval(self._EXTEND, 1, self.NAME, token, self.milliseconds))
+
+    def release(self, token: str) -> bool:
+        return bool(self.redis.eval(self._RELEASE, 1, self.NAME, token))
+
+
+def run_lock(config: Mapping[str, Any] | None = None) -> RunLock:
+    config = config or current_app.config
+    url = config.get("REVAL_LOCK_URL") or config["REVAL_BROKER_URL"]
+    return RunLock(url, float(config.get("REVAL_NIGHTLY_LOCK_SECONDS") or 1800))
+
+
+@shared_task(name="reval.nightly", ignore_result=False)
+def nightly(as_of: str | None = None, attempt: int = 1) -> dict[str, Any]:
+    """Starts a nightly run: one fetch task per designated body and one TIS pull, then one reconciliation."""
+    sessions = database().sessions
+    day = date.fromisoformat(as_of) if as_of else london_today()
+    token, lock = uuid.uuid4().hex, run_lock()
+    if not lock.acquire(token):
+        run_id = record_skipped_run(sessions, day, utcnow(), "another nightly run was in progress")
+        log.warning("Nightly run %s skipped: another nightly run is in progress", run_id)
+        return {"runId": run_id, "status": "SKIPPED"}
+    try:
+        run_id = record_run_start(sessions, day, utcnow())
+        with sessions.begin() as session:
+            codes = [body.code for body in configured_designated_bodies(session)]
+        fetches = [fetch_gmc_list.si(run_id, code, token) for code in codes] + [pull_tis.si(run_id, token)]
+        chord(fetches)(reconcile_run.si(run_id, day.isoformat(), token, attempt))
+    except BaseException:
+        lock.release(token)
+        raise
+    return {"runId": run_id, "status": "RUNNING"}
+
+
+@shared_task(name="reval.fetch_gmc_list", ignore_result=False)
+def fetch_gmc_list(run_id: int, code: str, token: str) -> bool:
+    fetched = stage_gmc_list(database().sessions, run_id, gmc_client(), code)
+    run_lock().extend(token)
+    return fetched
+
+
+@shared_task(name="reval.pull_tis", ignore_result=False)
+def pull_tis(run_id: int, token: str) -> bool:
+    fetched = stage_tis_people(database().sessions, run_id, tis_client())
+    run_lock().extend(token)
+    return fetched
+
+
+@shared_task(name="reval.reconcile_run")
+def reconcile_run(run_id: int, as_of: str, token: str, attempt: int) -> dict[str, Any] | None:
+    lock = run_lock()
+    try:
+        summary = reconcile_staged(database().sessions, run_id, date.fromisoformat(as_of), progress=lambda _phase: lock.extend(token))
+    except AllSourcesFailed as error:
+        retries = int(current_app.config.get("REVAL_NIGHTLY_RETRIES") or 3)
+        minutes = float(current_app.config.get("REVAL_NIGHTLY_RETRY_MINUTES") or 30)
+        log.error("OPERATOR ALERT: nightly run %s (attempt %d of %d) failed: %s", run_id, attempt, retries + 1, error)
+        if attempt <= retries:
+            nightly.apply_async(kwargs={"as_of": as_of, "attempt": attempt + 1}, countdown=minutes * 60)
+        return None
+    except BaseException as error:
+        record_run_failure(database().sessions, run_id, f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        lock.release(token)
+    deliver_due.delay()  # the nightly job delivers pending GMC requests too
+    return {"runId": run_id, "status": summary["status"]}
+
+
+def beat_schedule(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The unattended schedule, in Europe/London time; each entry's time is configurable."""
+    hour, minute = map(int, str(config.get("REVAL_NIGHTLY_AT") or "00:30").split(":"))
+    hides_hour, hides_minute = map(int, str(config.get("REVAL_HIDE_EXPIRY_AT") or "06:00").split(":"))
+    return {
+        # 00:30 by default: outside the hour that the clocks change in, so it runs once every night.
+        "nightly-run": {"task": "reval.nightly", "schedule": crontab(hour=hour, minute=minute)},
+        "deliver-connection-requests": {
+            "task": "reval.deliver_due",
+            "schedule": timedelta(minutes=float(config.get("REVAL_DELIVER_EVERY_MINUTES") or 5)),
+        },
+        "end-expired-hides": {"task": "reval.end_expired_hides", "schedule": crontab(hour=hides_hour, minute=hides_minute)},
+    }
+
+
+# --- same-day updates from TIS -------------------------------------------------------------------
+
+
+@shared_task(name="reval.refresh_people", autoretry_for=(TisUnavailable,), retry_backoff=True, max_retries=5)
+def refresh_people(person_ids: list[int]) -> dict[str, Any]:
+    summary = run_sync(database().sessions, gmc=None, tis=pulled_people(tis_client(), person_ids), as_of=london_today())
+    return {"runId": summary["syncRunId"], "doctorsDecided": summary["doctorsDecided"]}
+
+
+def person_ids_of(body: Any) -> list[int]:
+    """The ids in a person-changed message ``{"personIds": [...]}``; ValueError names what is wrong."""
+    if isinstance(body, (bytes, str)):
+        try:
+            body = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise ValueError(f"message is not JSON: {error}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("personIds"), list):
+        raise ValueError(f"message {body!r:.200} has no personIds list")
+    ids = body["personIds"]
+    if not ids or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids):
+        raise ValueError(f"personIds {ids!r:.200} must be a non-empty list of positive whole numbers")
+    return ids
+
+
+class PersonChangedConsumer(bootsteps.ConsumerStep):
+    """Consumes TIS's plain JSON messages on ``reval.tis.person-changed`` (not Celery task messages)."""
+
+    def get_consumers(self, channel):
+        exchange = Exchange(PERSON_CHANGED, type="direct", durable=True)
+        queue = Queue(PERSON_CHANGED, exchange, routing_key=PERSON_CHANGED, durable=True)
+        return [Consumer(channel, queues=[queue], callbacks=[self.on_message], accept=["json", "text/plain"])]
+
+    def on_message(self, body, message) -> None:
+        try:
+            ids = person_ids_of(body)
+        except ValueError as error:
+            log.warning("Dropped a malformed %s message: %s", PERSON_CHANGED, error)
+        else:
+            refresh_people.delay(ids)
+        message.ack()  # a malformed message is never retried; a refresh retries as its own task

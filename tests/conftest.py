@@ -4,12 +4,16 @@ emptied before each test; an app and a CLI runner on it."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import delete
 
-from reval.app import create_app, database
+from reval.app import celery_init_app, create_app, database
 from reval.cli import cli
 from reval.db import ensure_schema, make_engine
 from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
@@ -144,3 +148,67 @@ def tis_app(app, tis_service):
         REVAL_TIS_READ_TIMEOUT="2", REVAL_TIS_ATTEMPTS="3", REVAL_TIS_BACKOFF_SECONDS="0", REVAL_TIS_PAGE_SIZE="2",
     )
     return app
+
+
+BROKER_URL = os.environ.get("REVAL_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+
+
+def wait_for(condition, seconds: float = 30.0):
+    """Polls for an outcome another process produces; fails the test when it does not come."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting {seconds:g} s for {condition.__doc__ or condition}")
+
+
+@pytest.fixture
+def broker():
+    connection = redis.Redis.from_url(BROKER_URL)
+    connection.flushdb()  # this database number is the tests' own
+    yield BROKER_URL
+    connection.flushdb()
+
+
+class Workers:
+    """Real `reval worker` processes on the test's database and broker, configured as the app is."""
+
+    def __init__(self, app, broker_url: str, log_directory: Path):
+        self.app, self.broker_url, self.log_directory = app, broker_url, log_directory
+        self.processes: list[subprocess.Popen] = []
+        app.config["REVAL_BROKER_URL"] = broker_url
+        celery_init_app(app)
+
+    def start(self, **settings: str) -> subprocess.Popen:
+        environment = {**os.environ, **{k: str(v) for k, v in self.app.config.items() if k.startswith("REVAL_")}, **settings}
+        log = (self.log_directory / f"worker-{len(self.processes)}.log").open("wb")
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("reval")), "worker", "--pool=solo", "--without-heartbeat",
+             "--without-gossip", "--without-mingle", "-n", f"test{len(self.processes)}@%h"],
+            env=environment, stdout=log, stderr=subprocess.STDOUT,
+        )
+        process.log_path = log.name
+        self.processes.append(process)
+        return process
+
+    def log_of(self, process) -> str:
+        return Path(process.log_path).read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def workers(app, broker, tmp_path):
+    started = Workers(app, broker, tmp_path)
+    yield started
+    started.stop_all()

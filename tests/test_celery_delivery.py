@@ -2,66 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
-import redis
 from sqlalchemy import select
 
-from reval.app import celery_init_app
-from reval.models import ConnectionRequest
 from reval.gmc.simulator import InjectedFault
-from tests.conftest import GMC_PASSWORD, GMC_USERNAME
+from reval.models import ConnectionRequest
+from tests.conftest import wait_for
 from tests.factories import WESSEX
 
-BROKER_URL = os.environ.get("REVAL_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
-
-
-def wait_for(condition, seconds: float = 30.0):
-    """Polls for an outcome another process produces; fails the test when it does not come."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"gave up waiting {seconds:g} s for {condition.__doc__ or condition}")
-
-
 @pytest.fixture
-def broker():
-    connection = redis.Redis.from_url(BROKER_URL)
-    connection.flushdb()  # this database number is the tests' own
-    yield BROKER_URL
-    connection.flushdb()
-
-
-@pytest.fixture
-def worker(gmc_app, broker, migrated, gmc_connect, tmp_path):
-    environment = {
-        **os.environ,
-        "REVAL_DATABASE_URL": migrated,
-        "REVAL_BROKER_URL": broker,
-        "REVAL_GMC_URL": gmc_connect.url,
-        "REVAL_GMC_USERNAME": GMC_USERNAME,
-        "REVAL_GMC_PASSWORD": GMC_PASSWORD,
-        "REVAL_DELIVERY_BACKOFF_SECONDS": "0.5",
-    }
-    log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("reval")), "worker", "--pool=solo", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        env=environment, stdout=log, stderr=subprocess.STDOUT,
-    )
-    gmc_app.config["REVAL_BROKER_URL"] = broker
-    celery_init_app(gmc_app)
-    yield process
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+def worker(gmc_app, workers):
+    return workers.start(REVAL_DELIVERY_BACKOFF_SECONDS="0.5")
 
 
 def latest_request(sessions) -> ConnectionRequest:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from reval.models import Doctor, DoctorHide
 from reval.reconcile.common import EventKind, EventLog, RefusedRequest, Source
 from reval.reconcile.decisions import hide_view
 from reval.reconcile.reference import configured_code
+from reval.reconcile.sync import redecide_doctors
 from reval.validation import gmc_number
 
 
@@ -72,3 +73,18 @@ def record_unhide(session: Session, number: str, designated_body: str, unhidden_
     events.add(doctor.gmc_number, Source.ADMIN, EventKind.UNHIDE, hide_view(hide), None, hide.end_reason)
     events.flush(session, force=True)
     return hide
+
+
+def end_expired_hides(sessions: sessionmaker[Session], as_of: date, now: datetime) -> int:
+    """Ends every hide whose until-date has come and decides those doctors again; returns how many ended.
+
+    A sync does this too; this runs between syncs so a hide ends on its day whatever else happens.
+    """
+    with sessions.begin() as session:
+        numbers = set(session.scalars(
+            select(DoctorHide.gmc_number).where(DoctorHide.ended_at.is_(None), DoctorHide.until <= as_of)
+        ))
+        if not numbers:
+            return 0
+        events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)
+        return redecide_doctors(session, numbers, source=Source.ADMIN, as_of=as_of, now=now, events=events).hides_ended

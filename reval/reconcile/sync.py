@@ -6,7 +6,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -57,27 +57,22 @@ def run_sync(
     engine: RuleEngine | None = None,
     now: datetime | None = None,
     tis_not_fetched_reason: str | None = None,
+    run_id: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Runs one sync and returns its summary. Either source may be absent (not fetched); a TIS
-    pull that failed says why in ``tis_not_fetched_reason`` and makes the run PARTIAL."""
+    pull that failed says why in ``tis_not_fetched_reason`` and makes the run PARTIAL.
+    ``run_id``: a run already started (a nightly run whose fetches came first). ``progress`` is
+    told of each phase done (a nightly run extends its lock with it)."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
-    started = now or utcnow()
     with sessions.begin() as session:
-        run = SyncRun(
-            started_at=started,
-            as_of=as_of,
-            status="RUNNING",
-            rule_table=engine.table.label,
-            gmc_source=gmc.label if gmc else None,
-            tis_source=tis.label if tis else None,
-            rejected_records=0,
-        )
-        session.add(run)
-        session.flush()
-        run_id = run.id
+        run = session.get(SyncRun, run_id) if run_id is not None else start_run(session, as_of, now or utcnow())
+        run.rule_table = engine.table.label
+        run.gmc_source, run.tis_source = (gmc.label if gmc else None), (tis.label if tis else None)
+        run_id, started = run.id, run.started_at
     try:
         with infrequent_garbage_collection(), sessions.begin() as session:
-            summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started, tis_not_fetched_reason)
+            summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started, tis_not_fetched_reason, progress)
             run = session.get(SyncRun, run_id)
             run.status, run.finished_at = summary["status"], utcnow()
             summary["finishedAt"] = run.finished_at.isoformat()
@@ -86,13 +81,13 @@ def run_sync(
     except Exception as error:
         with sessions.begin() as session:
             run = session.get(SyncRun, run_id)
-            run.status, run.finished_at, run.error = "FAILED", utcnow(), f"{type(error).__name__}: {error}"
+            run.status, run.finished_at, run.error = RunStatus.FAILED, utcnow(), f"{type(error).__name__}: {error}"
         raise SyncFailed(run_id, error) from error
 
 
 def _reconcile(
     session: Session, run_id: int, gmc: GmcInput | None, tis: TisInput | None, as_of: date, engine: RuleEngine,
-    started: datetime, tis_not_fetched_reason: str | None,
+    started: datetime, tis_not_fetched_reason: str | None, progress: Callable[[str], None] | None,
 ) -> dict[str, Any]:
     bodies = configured_designated_bodies(session)
     events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
@@ -103,6 +98,8 @@ def _reconcile(
         nonlocal clock
         seconds[phase] = round(time.perf_counter() - clock, 3)
         clock = time.perf_counter()
+        if progress is not None:
+            progress(phase)
 
     gmc_outcome = (
         apply_gmc_lists(session, gmc.body_lists, [b.code for b in bodies], events, gmc.not_fetched_reasons)
@@ -137,8 +134,7 @@ def _reconcile(
     failed = gmc_outcome.failed or tis_not_fetched_reason or (tis_outcome is not None and not tis_outcome.complete)
     return {
         "syncRunId": run_id,
-        # PARTIAL: a source could not be fetched (or not completely) and kept its previous state.
-        "status": "PARTIAL" if failed else "SUCCEEDED",
+        "status": RunStatus.PARTIAL if failed else RunStatus.SUCCEEDED,
         "asOf": as_of.isoformat(),
         "ruleTable": engine.table.label,
         "startedAt": started.isoformat(),
@@ -157,6 +153,21 @@ def _reconcile(
         "rejections": [r.as_dict() for r in rejections[:REJECTIONS_IN_SUMMARY]],
         "seconds": seconds,
     }
+
+
+def start_run(session: Session, as_of: date, now: datetime) -> SyncRun:
+    run = SyncRun(started_at=now, as_of=as_of, status=RunStatus.RUNNING, rule_table=DEFAULT_RULE_TABLE.label, rejected_records=0)
+    session.add(run)
+    session.flush()
+    return run
+
+
+class RunStatus:
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    PARTIAL = "PARTIAL"  # a source could not be fetched (or not completely) and kept its previous state
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"  # triggered while another nightly run was running
 
 
 def decision_basis(engine: RuleEngine, bodies: Sequence[DesignatedBody]) -> str:
@@ -188,5 +199,5 @@ def _decide(
 
 def latest_successful_run(session: Session) -> SyncRun | None:
     return session.scalars(
-        select(SyncRun).where(SyncRun.status.in_(["SUCCEEDED", "PARTIAL"])).order_by(SyncRun.id.desc()).limit(1)
+        select(SyncRun).where(SyncRun.status.in_([RunStatus.SUCCEEDED, RunStatus.PARTIAL])).order_by(SyncRun.id.desc()).limit(1)
     ).first()

@@ -122,3 +122,15 @@ def test_files_still_override_either_side(reval, live, files):
 
 def test_a_live_sync_without_tis_settings_is_refused(gmc_app, reval):
     assert "REVAL_TIS_URL" in reval("sync", expect_exit=2).output
+
+
+def test_the_nightly_job_runs_in_process_without_a_broker(reval, live, gmc_connect, app):
+    from reval.gmc.simulator import InjectedFault as GmcFault
+
+    app.config["REVAL_DELIVERY_BACKOFF_SECONDS"] = "0"  # a failed attempt is due again at once
+    gmc_connect.state.faults.append(GmcFault("http-500", operation="TryAddDoctor", times=1))
+    assert "pending" in reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1").output
+    output = reval("nightly", "--as-of", AS_OF.isoformat()).output
+    assert "succeeded" in output.splitlines()[0]
+    assert "Connection requests: 1 due, 1 succeeded" in output
+    assert exported(reval)["1000002"]["queue"] == "CONNECTED"

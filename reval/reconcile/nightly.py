@@ -1,0 +1,170 @@
+"""The nightly job as plain functions: start a run, stage each source's fetch, reconcile once.
+
+Each fetch (one per GMC designated body, one for TIS) stages what it got, or why it got nothing,
+in the database, so fetches can run as separate tasks on several machines. The reconciliation
+then reads the staged sources (through a file, so the sync's own transaction is the only one
+open) and runs the ordinary sync under the same run. A source that could not be fetched is "not
+fetched", never a disconnection or a deletion; when nothing at all could be fetched the run fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import orjson
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from reval.gmc.client import GmcClient, with_retries
+from reval.models import StagedSource, StagedTisPerson, SyncRun
+from reval.reconcile.common import batched, insert_rows, utcnow
+from reval.reconcile.connections import DeliveryPolicy, deliver_due_requests
+from reval.reconcile.reference import configured_designated_bodies
+from reval.reconcile.sync import GmcInput, RunStatus, TisInput, run_sync, start_run
+from reval.snapshot_files import open_snapshot
+from reval.tis.client import TisClient, TisUnavailable
+
+log = logging.getLogger(__name__)
+TIS_KEY = "TIS"
+
+
+class AllSourcesFailed(Exception):
+    """Neither GMC nor TIS could be fetched: the run failed and changed nothing."""
+
+
+def record_run_start(sessions: sessionmaker[Session], as_of: date, now: datetime) -> int:
+    with sessions.begin() as session:
+        return start_run(session, as_of, now).id
+
+
+def record_skipped_run(sessions: sessionmaker[Session], as_of: date, now: datetime, reason: str) -> int:
+    with sessions.begin() as session:
+        run = start_run(session, as_of, now)
+        run.status, run.finished_at, run.error = RunStatus.SKIPPED, now, reason
+        return run.id
+
+
+def record_run_failure(sessions: sessionmaker[Session], run_id: int, reason: str) -> None:
+    with sessions.begin() as session:
+        run = session.get(SyncRun, run_id)
+        run.status, run.finished_at, run.error = RunStatus.FAILED, utcnow(), reason
+        _discard_staged(session, run_id)
+
+
+def stage_gmc_list(sessions: sessionmaker[Session], run_id: int, client: GmcClient, code: str) -> bool:
+    """Fetches one body's list (with retries) and stages it, or why it could not be fetched."""
+    reply, attempts = with_retries(lambda: client.get_doctors_for_db(code), client.settings.attempts, client.settings.backoff_seconds)
+    reason = None
+    if not reply.succeeded:
+        reference = f"; GMC request id {reply.gmc_request_id}" if reply.gmc_request_id else ""
+        reason = f"{reply.message}, after {attempts} attempt{'s' if attempts > 1 else ''}{reference}"
+        log.warning("GMC list of %s not fetched in run %s: %s", code, run_id, reason)
+    with sessions.begin() as session:
+        session.merge(StagedSource(sync_run_id=run_id, source="GMC", key=code, fetched=reply.succeeded, reason=reason,
+                                   doctors=reply.doctors if reply.succeeded else None))
+    return reply.succeeded
+
+
+def stage_tis_people(sessions: sessionmaker[Session], run_id: int, client: TisClient) -> bool:
+    """A full TIS pull staged person by person; a pull that fails part-way stages only its reason."""
+    table = StagedTisPerson.__table__
+    try:
+        with sessions.begin() as session:
+            session.execute(delete(StagedTisPerson).where(StagedTisPerson.sync_run_id == run_id))  # a repeated task
+            people = (person for _id, person in client.people(client.listed_person_ids()) if person is not None)
+            for batch in batched(people, 1000):
+                rows = [{"sync_run_id": run_id, "tis_person_id": person["tisPersonId"], "record": person} for person in batch]
+                insert_rows(session.connection(), table, rows)
+            session.merge(StagedSource(sync_run_id=run_id, source="TIS", key=TIS_KEY, fetched=True))
+        return True
+    except TisUnavailable as error:
+        reason = f"the full pull failed part-way: {error}"
+        log.warning("TIS not fetched in run %s: %s", run_id, reason)
+        with sessions.begin() as session:
+            session.merge(StagedSource(sync_run_id=run_id, source="TIS", key=TIS_KEY, fetched=False, reason=reason))
+        return False
+
+
+def reconcile_staged(
+    sessions: sessionmaker[Session], run_id: int, as_of: date, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Runs the sync of a nightly run from what its fetches staged; raises AllSourcesFailed."""
+    with sessions.begin() as session:
+        codes = [body.code for body in configured_designated_bodies(session)]
+        staged = {(row.source, row.key): row for row in session.scalars(select(StagedSource).where(StagedSource.sync_run_id == run_id))}
+    not_fetched = {
+        code: staged[("GMC", code)].reason if ("GMC", code) in staged else "its fetch did not report"
+        for code in codes
+        if not (("GMC", code) in staged and staged[("GMC", code)].fetched)
+    }
+    tis_row = staged.get(("TIS", TIS_KEY))
+    tis_reason = None if tis_row is not None and tis_row.fetched else (tis_row.reason if tis_row else "its pull did not report")
+    if len(not_fetched) == len(codes) and tis_reason is not None:
+        reason = f"no source could be fetched: TIS: {tis_reason}; GMC: " + "; ".join(f"{c}: {r}" for c, r in not_fetched.items())
+        record_run_failure(sessions, run_id, reason)
+        raise AllSourcesFailed(reason)
+    with tempfile.TemporaryDirectory(prefix="reval-nightly-") as directory:
+        gmc_file = _write_lines(Path(directory) / "gmc.jsonl", _staged_gmc_lists(sessions, run_id, codes, not_fetched))
+        gmc = GmcInput("GMC Connect (nightly)", (("GetDoctorsForDB", item) for _line, item in
+                                                  open_snapshot(gmc_file, label="GMC", list_key="designatedBodies")), not_fetched)
+        tis = None
+        if tis_reason is None:
+            tis_file = _write_lines(Path(directory) / "tis.jsonl", _staged_people(sessions, run_id))
+            people = open_snapshot(tis_file, label="TIS", list_key="people")
+            tis = TisInput("TIS (nightly)", ((f"person {person['tisPersonId']}", person) for _line, person in people))
+        summary = run_sync(
+            sessions, gmc=gmc, tis=tis, as_of=as_of, tis_not_fetched_reason=tis_reason, run_id=run_id, progress=progress
+        )
+    with sessions.begin() as session:
+        _discard_staged(session, run_id)
+    return summary
+
+
+def run_nightly_in_process(
+    sessions: sessionmaker[Session], gmc_client: GmcClient, tis_client: TisClient, as_of: date,
+    policy: DeliveryPolicy, now: Callable[[], datetime] = utcnow,
+) -> dict[str, Any]:
+    """The whole nightly job on this machine, one step after another (no broker needed): fetch,
+    reconcile (which also ends hides whose day has come), then deliver due GMC requests."""
+    run_id = record_run_start(sessions, as_of, now())
+    with sessions.begin() as session:
+        codes = [body.code for body in configured_designated_bodies(session)]
+    for code in codes:
+        stage_gmc_list(sessions, run_id, gmc_client, code)
+    stage_tis_people(sessions, run_id, tis_client)
+    summary = reconcile_staged(sessions, run_id, as_of)
+    summary["connectionRequestsDelivered"] = deliver_due_requests(sessions, gmc_client, now=now, policy=policy)
+    return summary
+
+
+def _staged_gmc_lists(sessions, run_id: int, codes, not_fetched) -> Iterator[dict[str, Any]]:
+    for code in codes:
+        if code in not_fetched:
+            continue
+        with sessions.begin() as session:
+            row = session.get(StagedSource, (run_id, "GMC", code))
+            yield {"designatedBodyCode": code, "doctors": row.doctors}
+
+
+def _staged_people(sessions, run_id: int) -> Iterator[dict[str, Any]]:
+    with sessions.begin() as session:
+        statement = (
+            select(StagedTisPerson.record).where(StagedTisPerson.sync_run_id == run_id).order_by(StagedTisPerson.tis_person_id)
+        )
+        yield from session.scalars(statement.execution_options(yield_per=2000))
+
+
+def _write_lines(path: Path, records) -> Path:
+    with path.open("wb") as handle:
+        for record in records:
+            handle.write(orjson.dumps(record) + b"\n")
+    return path
+
+
+def _discard_staged(session: Session, run_id: int) -> None:
+    session.execute(delete(StagedTisPerson).where(StagedTisPerson.sync_run_id == run_id))
+    session.execute(delete(StagedSource).where(StagedSource.sync_run_id == run_id))
