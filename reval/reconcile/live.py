@@ -11,7 +11,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import orjson
 
@@ -21,6 +21,19 @@ from reval.snapshot_files import open_snapshot
 from reval.tis.client import TisClient, TisUnavailable
 
 log = logging.getLogger(__name__)
+
+
+def fetch_gmc_list(
+    client: GmcClient, code: str, sleep: Callable[[float], None] = time.sleep
+) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """One body's list, retried: (doctors, None), or (None, why it could not be fetched)."""
+    reply, attempts = with_retries(lambda: client.get_doctors_for_db(code), client.settings.attempts, client.settings.backoff_seconds, sleep)
+    if reply.succeeded:
+        return reply.doctors, None
+    reference = f"; GMC request id {reply.gmc_request_id}" if reply.gmc_request_id else ""
+    reason = f"{reply.message}, after {attempts} attempt{'s' if attempts > 1 else ''}{reference}"
+    log.warning("GMC list of %s not fetched: %s", code, reason)
+    return None, reason
 
 
 @contextmanager
@@ -33,15 +46,11 @@ def fetched_gmc_lists(
         staged = Path(directory) / "gmc.jsonl"
         with staged.open("wb") as handle:
             for code in designated_body_codes:
-                reply, attempts = with_retries(
-                    lambda: client.get_doctors_for_db(code), client.settings.attempts, client.settings.backoff_seconds, sleep
-                )
-                if reply.succeeded:
-                    handle.write(orjson.dumps({"designatedBodyCode": code, "doctors": reply.doctors}) + b"\n")
-                    continue
-                reference = f"; GMC request id {reply.gmc_request_id}" if reply.gmc_request_id else ""
-                not_fetched[code] = f"{reply.message}, after {attempts} attempt{'s' if attempts > 1 else ''}{reference}"
-                log.warning("GMC list of %s not fetched: %s", code, not_fetched[code])
+                doctors, reason = fetch_gmc_list(client, code, sleep)
+                if reason is None:
+                    handle.write(orjson.dumps({"designatedBodyCode": code, "doctors": doctors}) + b"\n")
+                else:
+                    not_fetched[code] = reason
         lists = open_snapshot(staged, label="GMC", list_key="designatedBodies")
         yield GmcInput(f"GMC Connect {client.settings.url}", (("GetDoctorsForDB", item) for _line, item in lists), not_fetched)
 
@@ -57,9 +66,8 @@ def fetched_tis_people(client: TisClient) -> Iterator[TisInput]:
         staged = Path(directory) / "tis.jsonl"
         try:
             with staged.open("wb") as handle:
-                for _person_id, person in client.people(client.listed_person_ids()):
-                    if person is not None:  # None: deleted between the listing and the fetch
-                        handle.write(orjson.dumps(person) + b"\n")
+                for person in client.everyone():
+                    handle.write(orjson.dumps(person) + b"\n")
         except TisUnavailable as error:
             log.warning("TIS full pull failed part-way: %s", error)
             raise TisPullFailed(f"the full pull failed part-way: {error}") from None

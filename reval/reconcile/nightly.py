@@ -19,10 +19,11 @@ import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from reval.gmc.client import GmcClient, with_retries
+from reval.gmc.client import GmcClient
 from reval.models import StagedSource, StagedTisPerson, SyncRun
 from reval.reconcile.common import batched, insert_rows, utcnow
 from reval.reconcile.connections import DeliveryPolicy, deliver_due_requests
+from reval.reconcile.live import fetch_gmc_list
 from reval.reconcile.reference import configured_designated_bodies
 from reval.reconcile.sync import GmcInput, RunStatus, TisInput, run_sync, start_run
 from reval.snapshot_files import open_snapshot
@@ -57,16 +58,10 @@ def record_run_failure(sessions: sessionmaker[Session], run_id: int, reason: str
 
 def stage_gmc_list(sessions: sessionmaker[Session], run_id: int, client: GmcClient, code: str) -> bool:
     """Fetches one body's list (with retries) and stages it, or why it could not be fetched."""
-    reply, attempts = with_retries(lambda: client.get_doctors_for_db(code), client.settings.attempts, client.settings.backoff_seconds)
-    reason = None
-    if not reply.succeeded:
-        reference = f"; GMC request id {reply.gmc_request_id}" if reply.gmc_request_id else ""
-        reason = f"{reply.message}, after {attempts} attempt{'s' if attempts > 1 else ''}{reference}"
-        log.warning("GMC list of %s not fetched in run %s: %s", code, run_id, reason)
+    doctors, reason = fetch_gmc_list(client, code)
     with sessions.begin() as session:
-        session.merge(StagedSource(sync_run_id=run_id, source="GMC", key=code, fetched=reply.succeeded, reason=reason,
-                                   doctors=reply.doctors if reply.succeeded else None))
-    return reply.succeeded
+        session.merge(StagedSource(sync_run_id=run_id, source="GMC", key=code, fetched=reason is None, reason=reason, doctors=doctors))
+    return reason is None
 
 
 def stage_tis_people(sessions: sessionmaker[Session], run_id: int, client: TisClient) -> bool:
@@ -75,8 +70,7 @@ def stage_tis_people(sessions: sessionmaker[Session], run_id: int, client: TisCl
     try:
         with sessions.begin() as session:
             session.execute(delete(StagedTisPerson).where(StagedTisPerson.sync_run_id == run_id))  # a repeated task
-            people = (person for _id, person in client.people(client.listed_person_ids()) if person is not None)
-            for batch in batched(people, 1000):
+            for batch in batched(client.everyone(), 1000):
                 rows = [{"sync_run_id": run_id, "tis_person_id": person["tisPersonId"], "record": person} for person in batch]
                 insert_rows(session.connection(), table, rows)
             session.merge(StagedSource(sync_run_id=run_id, source="TIS", key=TIS_KEY, fetched=True))

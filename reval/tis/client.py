@@ -124,6 +124,10 @@ class TisClient:
                 return
             page += 1
 
+    def everyone(self) -> Iterator[dict[str, Any]]:
+        """A full pull: every real person TIS lists (one deleted since the listing is left out)."""
+        return (person for _id, person in self.people(self.listed_person_ids()) if person is not None)
+
     def people(self, person_ids) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """(id, person) for each id, fetched with bounded concurrency, in order; None: deleted."""
         def fetch(person_id: int):
