@@ -169,7 +169,7 @@ class TisClient:
                     return response
                 if response.status_code == 401 and not refreshed:
                     refreshed = True  # the token was refused before its time: one new token, one retry
-                    self._fetch_token()
+                    self._renew_token()
                     continue
                 if response.status_code == 404 and not_found_is_deletion:
                     raise PersonDeleted(path)
@@ -186,16 +186,16 @@ class TisClient:
     def _ensure_token(self) -> None:
         with self._token_lock:
             if not self._session.token:
-                self._fetch_token(locked=True)
+                self._request_token()
 
-    def _fetch_token(self, locked: bool = False) -> None:
-        if not locked:
-            with self._token_lock:
-                return self._fetch_token(locked=True)
+    def _renew_token(self) -> None:
+        with self._token_lock:
+            self._request_token()
+
+    def _request_token(self) -> None:
+        """A new token by the client-credentials grant (the caller holds the token lock)."""
         try:
-            self._session.fetch_token(
-                timeout=(self.settings.connect_timeout, self.settings.read_timeout)
-            )
+            self._session.fetch_token(timeout=(self.settings.connect_timeout, self.settings.read_timeout))
         except requests.RequestException as error:
             raise TisUnavailable(f"the TIS token endpoint did not answer ({type(error).__name__})") from None
         except OAuthError as error:
