@@ -162,13 +162,9 @@ def decide_doctors(
     hides_ending = RowWriter(session, DoctorHide.__table__, "id")
     active_hides = _active_hides(session)
     checked_every_time: dict[str, set[str]] = defaultdict(set)  # by range (its leading digits)
-    for number in touched | active_hides.keys():
+    for number in only if only is not None else touched | active_hides.keys():
         checked_every_time[number[:RANGE_DIGITS]].add(number)
-
     if only is not None:
-        checked_every_time = defaultdict(set)
-        for number in only:
-            checked_every_time[number[:RANGE_DIGITS]].add(number)
         ranges = [(low, high) for low, high in gmc_number_ranges() if low in checked_every_time]
     for low, high in ranges or gmc_number_ranges():
         stale = [] if only is not None else session.scalars(
