@@ -125,6 +125,18 @@ class DecisionOutcome:
     entered: Counter = field(default_factory=Counter)
     left: Counter = field(default_factory=Counter)
 
+    def shard_counts(self) -> dict[str, Any]:
+        """What a shard reports to the run it belongs to (plain values: it may cross a broker)."""
+        return {"decided": self.decided, "changed": self.changed, "hidesEnded": self.hides_ended,
+                "entered": dict(self.entered), "left": dict(self.left)}
+
+    def add_shard(self, counts: dict[str, Any]) -> None:
+        self.decided += counts["decided"]
+        self.changed += counts["changed"]
+        self.hides_ended += counts["hidesEnded"]
+        self.entered.update(counts["entered"])
+        self.left.update(counts["left"])
+
     def queue_summary(self) -> dict[str, dict[str, int]]:
         return {
             queue.value: {
@@ -150,13 +162,15 @@ def decide_doctors(
     touched: set[str],
     ranges: Iterable[tuple[str, str | None]] | None = None,
     only: set[str] | None = None,
+    count_queues: bool = True,
 ) -> DecisionOutcome:
     """Decides, in the given GMC-number ranges (default: all), every doctor whose decision may have
     changed: sources touched in this run, as-of date outside its stable window, different rules or
     designated bodies (``basis``), or an active hide to check. Records what changed, put down to
     the doctor's source in ``change_sources`` (others: TIS, whose dates drive the rest).
-    ``only``: decide just these doctors (after an admin's change), whatever else is stale."""
-    outcome = DecisionOutcome(before=queue_counts(session))
+    ``only``: decide just these doctors (after an admin's change), whatever else is stale.
+    ``count_queues``: count every queue before and after (a shard leaves that to its run)."""
+    outcome = DecisionOutcome(before=queue_counts(session) if count_queues else Counter())
     doctors = RowWriter(session, Doctor.__table__, "gmc_number")
     visibility = RowWriter(session, DoctorVisibility.__table__, "gmc_number")
     hides_ending = RowWriter(session, DoctorHide.__table__, "id")
@@ -208,8 +222,41 @@ def decide_doctors(
     for writer in (doctors, visibility, hides_ending):
         writer.flush()
     events.flush(session, force=True)
-    outcome.after = queue_counts(session)
+    if count_queues:
+        outcome.after = queue_counts(session)
     return outcome
+
+
+def shards_of_ranges(shards: int) -> list[list[tuple[str, str | None]]]:
+    """The GMC-number ranges split into ``shards`` contiguous groups of near-equal size."""
+    ranges = list(gmc_number_ranges())
+    shards = max(1, min(shards, len(ranges)))
+    size, extra = divmod(len(ranges), shards)
+    groups, start = [], 0
+    for index in range(shards):
+        end = start + size + (1 if index < extra else 0)
+        groups.append(ranges[start:end])
+        start = end
+    return groups
+
+
+def mark_for_decision(session: Session, numbers: Iterable[str]) -> None:
+    """Makes these doctors' decisions stale, so whichever step decides next decides them again."""
+    ordered = sorted(numbers)
+    for start in range(0, len(ordered), SELECTIVE_READ_LIMIT):
+        session.execute(
+            Doctor.__table__.update().where(Doctor.gmc_number.in_(ordered[start : start + SELECTIVE_READ_LIMIT]))
+            .values(decision_basis="")
+        )
+
+
+def undecided_numbers(session: Session, low: str, high: str | None) -> set[str]:
+    """GMC numbers in the range that a source knows and no decision does yet."""
+    known = set(session.scalars(select(GmcConnection.gmc_number).where(in_range(GmcConnection.gmc_number, low, high))))
+    known |= set(session.scalars(
+        select(TisPerson.gmc_number).where(TisPerson.gmc_number.is_not(None), in_range(TisPerson.gmc_number, low, high))
+    ))
+    return known - set(session.scalars(select(Doctor.gmc_number).where(in_range(Doctor.gmc_number, low, high))))
 
 
 # Above this many doctors in a range, reading the whole range beats a long IN list.

@@ -8,15 +8,24 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import insert, select
+from collections import Counter
+
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from reval.designated_bodies import DesignatedBody, OwnerDirectory
-from reval.models import RejectedRecord, SyncRun
-from reval.reconcile.common import EventLog, Source, infrequent_garbage_collection, utcnow
-from reval.reconcile.decisions import DecisionOutcome, decide_doctors
+from reval.models import DoctorEvent, RejectedRecord, SyncRun
+from reval.reconcile.common import EventKind, EventLog, Rejection, Source, infrequent_garbage_collection, utcnow
+from reval.reconcile.decisions import (
+    DecisionOutcome,
+    decide_doctors,
+    mark_for_decision,
+    queue_counts,
+    shards_of_ranges,
+    undecided_numbers,
+)
 from reval.reconcile.reference import configured_designated_bodies
-from reval.reconcile.sources import GmcOutcome, apply_gmc_lists, apply_tis_people
+from reval.reconcile.sources import GmcOutcome, TisOutcome, apply_gmc_lists, apply_tis_people
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
 
 REJECTIONS_IN_SUMMARY = 20
@@ -79,9 +88,7 @@ def run_sync(
             run.summary, run.rejected_records = summary, summary["rejectedRecords"]
             return summary
     except Exception as error:
-        with sessions.begin() as session:
-            run = session.get(SyncRun, run_id)
-            run.status, run.finished_at, run.error = RunStatus.FAILED, utcnow(), f"{type(error).__name__}: {error}"
+        _record_failure(sessions, run_id, error)
         raise SyncFailed(run_id, error) from error
 
 
@@ -101,6 +108,22 @@ def _reconcile(
         if progress is not None:
             progress(phase)
 
+    gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, lap)
+    decisions = _decide(
+        session, engine, bodies, as_of, started, events,
+        change_sources={number: Source.GMC_SYNC for number in gmc_outcome.changed_numbers},
+        touched=gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()),
+    )
+    lap("decide")
+    summary = _sources_summary(run_id, as_of, engine, started, gmc, tis, gmc_outcome, tis_outcome, rejections,
+                               tis_not_fetched_reason)
+    return summary | _decisions_summary(decisions, events.written) | {"seconds": seconds}
+
+
+def _apply_sources(
+    session: Session, run_id: int, gmc: GmcInput | None, tis: TisInput | None, bodies: Sequence[DesignatedBody],
+    events: EventLog, lap: Callable[[str], None],
+) -> tuple[GmcOutcome, TisOutcome | None, list[Rejection]]:
     gmc_outcome = (
         apply_gmc_lists(session, gmc.body_lists, [b.code for b in bodies], events, gmc.not_fetched_reasons)
         if gmc
@@ -109,28 +132,23 @@ def _reconcile(
     lap("gmc")
     tis_outcome = apply_tis_people(session, tis.people, tis.full_snapshot, tis.deleted_person_ids) if tis else None
     lap("tis")
-    decisions = _decide(
-        session, engine, bodies, as_of, started, events,
-        change_sources={number: Source.GMC_SYNC for number in gmc_outcome.changed_numbers},
-        touched=gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()),
-    )
-    lap("decide")
     rejections = gmc_outcome.rejections + (tis_outcome.rejections if tis_outcome else [])
     if rejections:
         session.execute(
             insert(RejectedRecord),
             [
-                {
-                    "sync_run_id": run_id,
-                    "source": r.source,
-                    "locator": r.locator,
-                    "record_key": r.record_key,
-                    "field": r.field,
-                    "message": r.message,
-                }
+                {"sync_run_id": run_id, "source": r.source, "locator": r.locator, "record_key": r.record_key,
+                 "field": r.field, "message": r.message}
                 for r in rejections
             ],
         )
+    return gmc_outcome, tis_outcome, rejections
+
+
+def _sources_summary(
+    run_id: int, as_of: date, engine: RuleEngine, started: datetime, gmc: GmcInput | None, tis: TisInput | None,
+    gmc_outcome: GmcOutcome, tis_outcome: TisOutcome | None, rejections: list[Rejection], tis_not_fetched_reason: str | None,
+) -> dict[str, Any]:
     failed = gmc_outcome.failed or tis_not_fetched_reason or (tis_outcome is not None and not tis_outcome.complete)
     return {
         "syncRunId": run_id,
@@ -143,16 +161,131 @@ def _reconcile(
             {"source": tis.label, **tis_outcome.summary()} if tis and tis_outcome
             else {"source": None, "fetched": False, "notFetchedReason": tis_not_fetched_reason or "TIS was not given"}
         ),
+        "rejectedRecords": len(rejections),
+        "rejections": [r.as_dict() for r in rejections[:REJECTIONS_IN_SUMMARY]],
+    }
+
+
+def _decisions_summary(decisions: DecisionOutcome, events: int) -> dict[str, Any]:
+    return {
         "doctors": sum(decisions.after.values()),
         "doctorsDecided": decisions.decided,
         "decisionsChanged": decisions.changed,
         "hidesEnded": decisions.hides_ended,
-        "events": events.written,
+        "events": events,
         "queues": decisions.queue_summary(),
-        "rejectedRecords": len(rejections),
-        "rejections": [r.as_dict() for r in rejections[:REJECTIONS_IN_SUMMARY]],
-        "seconds": seconds,
     }
+
+
+# --- a sync whose decisions are spread over several workers --------------------------------------
+#
+# Applying the sources is one transaction, as in a single sync, and marks every doctor it touched
+# as due for a decision (in the same transaction, so the mark cannot be lost). Each shard then
+# decides its ranges of GMC numbers in a transaction of its own: doctors marked, doctors a
+# source knows but no decision does yet, doctors whose window has passed, and hides. A shard
+# run twice decides nothing twice. The run is finished once every shard has reported.
+
+
+def apply_run_sources(
+    sessions: sessionmaker[Session], *, gmc: GmcInput | None, tis: TisInput | None, as_of: date, run_id: int | None = None,
+    tis_not_fetched_reason: str | None = None, engine: RuleEngine | None = None, now: datetime | None = None,
+) -> int:
+    """A sharded sync's first step; returns the run id. Its decisions are left to ``decide_shard``."""
+    engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
+    with sessions.begin() as session:
+        run = session.get(SyncRun, run_id) if run_id is not None else start_run(session, as_of, now or utcnow())
+        run.rule_table = engine.table.label
+        run.gmc_source, run.tis_source = (gmc.label if gmc else None), (tis.label if tis else None)
+        run_id, started = run.id, run.started_at
+    try:
+        with infrequent_garbage_collection(), sessions.begin() as session:
+            clock, seconds = time.perf_counter(), {}
+
+            def lap(phase: str) -> None:
+                nonlocal clock
+                seconds[phase], clock = round(time.perf_counter() - clock, 3), time.perf_counter()
+
+            events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
+            bodies = configured_designated_bodies(session)
+            before = queue_counts(session)
+            gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, lap)
+            mark_for_decision(session, gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()))
+            events.flush(session, force=True)
+            run = session.get(SyncRun, run_id)
+            run.summary = _sources_summary(run_id, as_of, engine, started, gmc, tis, gmc_outcome, tis_outcome, rejections,
+                                           tis_not_fetched_reason) | {
+                "queuesBefore": dict(before), "seconds": seconds,
+                "sourcesAppliedAt": utcnow().isoformat(),
+            }
+            run.rejected_records = len(rejections)
+        return run_id
+    except Exception as error:
+        _record_failure(sessions, run_id, error)
+        raise SyncFailed(run_id, error) from error
+
+
+def decide_shard(
+    sessions: sessionmaker[Session], run_id: int, ranges: Sequence[tuple[str, str | None]], engine: RuleEngine | None = None,
+) -> dict[str, Any]:
+    """Decides one shard's ranges for a run whose sources are applied; returns the shard's counts."""
+    engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
+    with infrequent_garbage_collection(), sessions.begin() as session:
+        run = session.get(SyncRun, run_id)
+        events = EventLog(recorded_at=run.started_at, as_of=run.as_of, sync_run_id=run_id)
+        new = set().union(*(undecided_numbers(session, low, high) for low, high in ranges))
+        moved = set(session.scalars(
+            select(DoctorEvent.gmc_number).where(DoctorEvent.sync_run_id == run_id, DoctorEvent.kind == EventKind.CONNECTION)
+        ))
+        bodies = configured_designated_bodies(session)
+        outcome = decide_doctors(
+            session, engine=engine, owners=OwnerDirectory(bodies), basis=decision_basis(engine, bodies), as_of=run.as_of,
+            now=run.started_at, events=events, change_sources={number: Source.GMC_SYNC for number in moved},
+            touched=new, ranges=ranges, count_queues=False,
+        )
+        return outcome.shard_counts()
+
+
+def finish_sharded_run(sessions: sessionmaker[Session], run_id: int, shard_counts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Completes a sharded run once every shard has reported: its counts, queues and status."""
+    with sessions.begin() as session:
+        run = session.get(SyncRun, run_id)
+        summary = dict(run.summary)
+        decisions = DecisionOutcome(before=Counter(summary.pop("queuesBefore")), after=queue_counts(session))
+        for counts in shard_counts:
+            decisions.add_shard(counts)
+        events = session.scalar(select(func.count()).select_from(DoctorEvent).where(DoctorEvent.sync_run_id == run_id))
+        applied_at = datetime.fromisoformat(summary.pop("sourcesAppliedAt"))
+        seconds = summary.pop("seconds") | {"decide": round((utcnow() - applied_at).total_seconds(), 3)}
+        summary = summary | _decisions_summary(decisions, events) | {"seconds": seconds, "shards": len(shard_counts)}
+        run.status, run.finished_at = summary["status"], utcnow()
+        summary["finishedAt"] = run.finished_at.isoformat()
+        run.summary = summary
+        return summary
+
+
+def run_sync_sharded(
+    sessions: sessionmaker[Session], *, gmc: GmcInput | None, tis: TisInput | None, as_of: date, shards: int,
+    decide_shards: Callable[[int, list[list[tuple[str, str | None]]]], Sequence[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """A sync with its decisions split into ``shards`` groups of ranges, decided by ``decide_shards``
+    (default: one after another, here)."""
+    run_id = apply_run_sources(sessions, gmc=gmc, tis=tis, as_of=as_of)
+    groups = shards_of_ranges(shards)
+    try:
+        if decide_shards is None:
+            counts = [decide_shard(sessions, run_id, group) for group in groups]
+        else:
+            counts = decide_shards(run_id, groups)
+    except Exception as error:
+        _record_failure(sessions, run_id, error)
+        raise SyncFailed(run_id, error) from error
+    return finish_sharded_run(sessions, run_id, counts)
+
+
+def _record_failure(sessions: sessionmaker[Session], run_id: int, error: BaseException) -> None:
+    with sessions.begin() as session:
+        run = session.get(SyncRun, run_id)
+        run.status, run.finished_at, run.error = RunStatus.FAILED, utcnow(), f"{type(error).__name__}: {error}"
 
 
 def start_run(session: Session, as_of: date, now: datetime) -> SyncRun:
