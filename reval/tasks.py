@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
@@ -21,8 +22,11 @@ from reval.reconcile.common import utcnow
 from reval.reconcile.connections import DeliveryPolicy, Status, deliver_due_requests, deliver_request
 from reval.reconcile.hides import end_expired_hides
 from reval.reconcile.live import pulled_people
+from reval.reconcile.decisions import shards_of_ranges
 from reval.reconcile.nightly import (
     AllSourcesFailed,
+    apply_staged,
+    planned_shards,
     reconcile_staged,
     record_run_failure,
     record_run_start,
@@ -31,7 +35,7 @@ from reval.reconcile.nightly import (
     stage_tis_people,
 )
 from reval.reconcile.reference import configured_designated_bodies
-from reval.reconcile.sync import run_sync
+from reval.reconcile.sync import decide_shard, finish_sharded_run, run_sync
 from reval.tis.client import TisUnavailable
 
 log = logging.getLogger(__name__)
@@ -157,9 +161,20 @@ def pull_tis(run_id: int, token: str) -> bool:
 
 @shared_task(name="reval.reconcile_run")
 def reconcile_run(run_id: int, as_of: str, token: str, attempt: int) -> dict[str, Any] | None:
-    lock = run_lock()
+    """Once every fetch has reported: one sync, or, for more doctors than a shard holds, the
+    sources applied and the decisions spread over shards (the lock then passes to them)."""
+    sessions, lock, day = database().sessions, run_lock(), date.fromisoformat(as_of)
+    handed_on = False
     try:
-        summary = reconcile_staged(database().sessions, run_id, date.fromisoformat(as_of), progress=lambda _phase: lock.extend(token))
+        shards = planned_shards(sessions, run_id, int(current_app.config.get("REVAL_SHARD_SIZE") or 200_000))
+        if shards > 1:
+            apply_staged(sessions, run_id, day)
+            lock.extend(token)
+            decide = [decide_shard_task.si(run_id, group, token) for group in shards_of_ranges(shards)]
+            chord(decide)(finish_run.s(run_id, token))
+            handed_on = True
+            return {"runId": run_id, "status": "RUNNING", "shards": shards}
+        summary = reconcile_staged(sessions, run_id, day, progress=lambda _phase: lock.extend(token))
     except AllSourcesFailed as error:
         retries = int(current_app.config.get("REVAL_NIGHTLY_RETRIES") or 3)
         minutes = float(current_app.config.get("REVAL_NIGHTLY_RETRY_MINUTES") or 30)
@@ -168,11 +183,31 @@ def reconcile_run(run_id: int, as_of: str, token: str, attempt: int) -> dict[str
             nightly.apply_async(kwargs={"as_of": as_of, "attempt": attempt + 1}, countdown=minutes * 60)
         return None
     except BaseException as error:
-        record_run_failure(database().sessions, run_id, f"{type(error).__name__}: {error}")
+        record_run_failure(sessions, run_id, f"{type(error).__name__}: {error}")
         raise
     finally:
-        lock.release(token)
+        if not handed_on:
+            lock.release(token)
     deliver_due.delay()  # the nightly job delivers pending GMC requests too
+    return {"runId": run_id, "status": summary["status"]}
+
+
+@shared_task(name="reval.decide_shard", ignore_result=False)
+def decide_shard_task(run_id: int, ranges: list[list[str | None]], token: str | None = None) -> dict[str, Any]:
+    counts = decide_shard(database().sessions, run_id, [tuple(r) for r in ranges])
+    if token is not None:
+        run_lock().extend(token)
+    # ru_maxrss is in KiB on Linux: this worker process's peak so far.
+    return counts | {"workerPeakMemoryMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+@shared_task(name="reval.finish_run")
+def finish_run(shard_counts: list[dict[str, Any]], run_id: int, token: str) -> dict[str, Any]:
+    try:
+        summary = finish_sharded_run(database().sessions, run_id, shard_counts)
+    finally:
+        run_lock().release(token)
+    deliver_due.delay()
     return {"runId": run_id, "status": summary["status"]}
 
 

@@ -140,3 +140,15 @@ def test_the_schedule_runs_nightly_at_half_past_midnight_london_time_by_default(
     assert (nightly.hour, nightly.minute) == ({0}, {30})
     assert schedule["deliver-connection-requests"]["schedule"].total_seconds() == 300
     assert beat_schedule({"REVAL_NIGHTLY_AT": "01:15"})["nightly-run"]["schedule"].hour == {1}
+
+
+def test_a_run_with_more_doctors_than_a_shard_holds_spreads_its_decisions(services, workers, reval, sessions):
+    workers.start(REVAL_SHARD_SIZE="1")
+    workers.start(REVAL_SHARD_SIZE="1")
+    reval("nightly", "--wait", "--as-of", AS_OF.isoformat())
+    [run] = runs(sessions)
+    assert run.status == "SUCCEEDED" and run.summary["shards"] == 2
+    assert run.summary["doctorsDecided"] == 2 and run.summary["queues"]["CONNECTED"] == {"before": 0, "after": 1, "in": 1, "out": 0}
+    doctors = exported(reval)
+    assert (doctors["1000001"]["queue"], doctors["1000002"]["reason"]) == ("CONNECTED", "NOT_CONNECTED")
+    assert not redis.Redis.from_url(BROKER_URL).exists(RunLock.NAME)

@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from reval.gmc.client import GmcClient
-from reval.models import StagedSource, StagedTisPerson, SyncRun
+from reval.models import Doctor, StagedSource, StagedTisPerson, SyncRun
 from reval.reconcile.common import batched, insert_rows, utcnow
 from reval.reconcile.connections import DeliveryPolicy, deliver_due_requests
 from reval.reconcile.live import fetch_gmc_list
 from reval.reconcile.reference import configured_designated_bodies
-from reval.reconcile.sync import GmcInput, RunStatus, TisInput, run_sync, start_run
+from reval.reconcile.sync import GmcInput, RunStatus, TisInput, apply_run_sources, run_sync, start_run
 from reval.snapshot_files import open_snapshot
 from reval.tis.client import TisClient, TisUnavailable
 
@@ -83,10 +84,9 @@ def stage_tis_people(sessions: sessionmaker[Session], run_id: int, client: TisCl
         return False
 
 
-def reconcile_staged(
-    sessions: sessionmaker[Session], run_id: int, as_of: date, progress: Callable[[str], None] | None = None
-) -> dict[str, Any]:
-    """Runs the sync of a nightly run from what its fetches staged; raises AllSourcesFailed."""
+@contextmanager
+def staged_inputs(sessions: sessionmaker[Session], run_id: int) -> Iterator[tuple[GmcInput, TisInput | None, str | None]]:
+    """What a run's fetches staged, as sync inputs (GMC lists, TIS people or why not); raises AllSourcesFailed."""
     with sessions.begin() as session:
         codes = [body.code for body in configured_designated_bodies(session)]
         staged = {(row.source, row.key): row for row in session.scalars(select(StagedSource).where(StagedSource.sync_run_id == run_id))}
@@ -110,12 +110,32 @@ def reconcile_staged(
             tis_file = _write_lines(Path(directory) / "tis.jsonl", _staged_people(sessions, run_id))
             people = open_snapshot(tis_file, label="TIS", list_key="people")
             tis = TisInput("TIS (nightly)", ((f"person {person['tisPersonId']}", person) for _line, person in people))
-        summary = run_sync(
-            sessions, gmc=gmc, tis=tis, as_of=as_of, tis_not_fetched_reason=tis_reason, run_id=run_id, progress=progress
-        )
+        yield gmc, tis, tis_reason
     with sessions.begin() as session:
         _discard_staged(session, run_id)
-    return summary
+
+
+def reconcile_staged(
+    sessions: sessionmaker[Session], run_id: int, as_of: date, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Runs the sync of a nightly run from what its fetches staged; raises AllSourcesFailed."""
+    with staged_inputs(sessions, run_id) as (gmc, tis, tis_reason):
+        return run_sync(sessions, gmc=gmc, tis=tis, as_of=as_of, tis_not_fetched_reason=tis_reason, run_id=run_id,
+                        progress=progress)
+
+
+def apply_staged(sessions: sessionmaker[Session], run_id: int, as_of: date) -> None:
+    """A sharded nightly run's first step: apply what its fetches staged; shards decide next."""
+    with staged_inputs(sessions, run_id) as (gmc, tis, tis_reason):
+        apply_run_sources(sessions, gmc=gmc, tis=tis, as_of=as_of, run_id=run_id, tis_not_fetched_reason=tis_reason)
+
+
+def planned_shards(sessions: sessionmaker[Session], run_id: int, shard_size: int) -> int:
+    """How many shards a run's decisions need: one per ``shard_size`` doctors (at most one per range)."""
+    with sessions.begin() as session:
+        doctors = session.scalar(select(func.count()).select_from(Doctor))
+        people = session.scalar(select(func.count()).select_from(StagedTisPerson).where(StagedTisPerson.sync_run_id == run_id))
+    return max(1, -(-max(doctors, people) // shard_size))
 
 
 def run_nightly_in_process(
