@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date
@@ -14,6 +17,7 @@ from sqlalchemy import func, select
 
 from reval.db import ensure_schema, make_engine, session_factory
 from reval.demo import sync_files
+from reval.reconcile.sync import GmcInput, TisInput, run_sync_sharded
 from reval.models import Doctor
 from reval.snapshot_files import open_snapshot
 from reval.synthetic import generate
@@ -87,3 +91,85 @@ def run_bench(doctors: int, seed: int, as_of: date, database_url: str | None = N
         }
         engine.dispose()
         return figures
+
+
+def run_sharded_bench(
+    doctors: int, seed: int, as_of: date, database_url: str | None, workers: int, shards: int, app
+) -> dict[str, Any]:
+    """The same syncs with their decisions sharded over ``workers`` real `reval worker` processes."""
+    from celery import group
+
+    from reval.tasks import decide_shard_task
+
+    celery_app = app.extensions["celery"]
+    with tempfile.TemporaryDirectory(prefix="reval-bench-") as work:
+        directory = Path(work)
+        dataset, generate_seconds = _timed(lambda: generate(directory, doctors, as_of, seed))
+        url = database_url or f"sqlite:///{directory / 'bench.sqlite'}"
+        engine = make_engine(url)
+        sessions = session_factory(engine)
+        ensure_schema(engine)
+        with sessions.begin() as session:
+            if session.scalar(select(func.count()).select_from(Doctor)):
+                raise ValueError(f"the bench needs an empty database; {database_url} already holds doctors")
+        processes = _start_workers(workers, url, app.config["REVAL_BROKER_URL"], directory)
+        worker_peaks: list[float] = []
+
+        def decide_shards(run_id: int, groups) -> list[dict[str, Any]]:
+            counts = group(decide_shard_task.s(run_id, ranges) for ranges in groups).apply_async().get(timeout=7200)
+            worker_peaks.extend(c["workerPeakMemoryMiB"] for c in counts)
+            return counts
+
+        def sync() -> dict[str, Any]:
+            return run_sync_sharded(
+                sessions, as_of=as_of, shards=shards, decide_shards=decide_shards,
+                gmc=GmcInput(str(dataset.gmc), open_snapshot(dataset.gmc, label="GMC", list_key="designatedBodies")),
+                tis=TisInput(str(dataset.tis), open_snapshot(dataset.tis, label="TIS", list_key="people")),
+            )
+
+        try:
+            _wait_for_workers(celery_app, workers)
+            full, full_seconds = _timed(sync)
+            again, again_seconds = _timed(sync)
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=60)
+        engine.dispose()
+        return {
+            "doctors": dataset.gmc_doctors,
+            "tisPeople": dataset.tis_people,
+            "database": engine.dialect.name,
+            "workers": workers,
+            "shards": shards,
+            "generateSeconds": generate_seconds,
+            "fullSyncSeconds": full_seconds,
+            "fullSyncPhases": full["seconds"],
+            "unchangedResyncSeconds": again_seconds,
+            "unchangedResyncPhases": again["seconds"],
+            "unchangedResyncEvents": again["events"],
+            "coordinatorPeakMemoryMiB": peak_memory_mib(),
+            "workerPeakMemoryMiB": max(worker_peaks, default=0.0),
+            "queues": {queue: counts["after"] for queue, counts in full["queues"].items()},
+        }
+
+
+def _start_workers(count: int, database_url: str, broker_url: str, directory: Path) -> list[subprocess.Popen]:
+    environment = {**os.environ, "REVAL_DATABASE_URL": database_url, "REVAL_BROKER_URL": broker_url}
+    reval = str(Path(sys.executable).with_name("reval"))
+    return [
+        subprocess.Popen(
+            [reval, "worker", "--pool=solo", "--without-gossip", "--without-mingle", "-n", f"bench{index}@%h"],
+            env=environment, stdout=(directory / f"worker{index}.log").open("wb"), stderr=subprocess.STDOUT,
+        )
+        for index in range(count)
+    ]
+
+
+def _wait_for_workers(celery_app, count: int, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if len(celery_app.control.ping(timeout=1.0) or []) >= count:
+            return
+    raise RuntimeError(f"{count} workers did not answer within {seconds:g} s")

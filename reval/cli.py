@@ -727,17 +727,25 @@ def demo_command(doctors, seed, as_of):
 @click.option("--doctors", default=100_000, show_default=True)
 @click.option("--seed", default=2026, show_default=True)
 @click.option("--database-url", help="An empty database to use (default: a fresh SQLite file).")
+@click.option("--workers", type=int, help="Shard the decisions over this many `reval worker` processes (needs REVAL_BROKER_URL).")
+@click.option("--shards", default=4, show_default=True, help="With --workers: how many shards.")
 @click.option("--json", "as_json", is_flag=True)
 @refusals_exit_2
-def bench_command(doctors, seed, database_url, as_json):
+def bench_command(doctors, seed, database_url, workers, shards, as_json):
     """Time a full national sync and an unchanged re-sync into a fresh database."""
-    from reval.bench import run_bench
+    from flask import current_app
+
+    from reval.bench import run_bench, run_sharded_bench
 
     try:
-        figures = run_bench(doctors, seed, date.today(), database_url)
+        if workers:
+            _celery_app()
+            figures = run_sharded_bench(doctors, seed, date.today(), database_url, workers, shards, current_app)
+        else:
+            figures = run_bench(doctors, seed, date.today(), database_url)
     except ValueError as error:
         raise CommandRefused(str(error)) from None
-    if as_json:
+    if as_json or workers:
         print_json(figures)
         return
     click.echo(
