@@ -26,6 +26,7 @@ from reval.reconcile.decisions import shards_of_ranges
 from reval.reconcile.nightly import (
     AllSourcesFailed,
     apply_staged,
+    finished_run_summary,
     planned_shards,
     reconcile_staged,
     record_run_failure,
@@ -164,6 +165,9 @@ def reconcile_run(run_id: int, as_of: str, token: str, attempt: int) -> dict[str
     """Once every fetch has reported: one sync, or, for more doctors than a shard holds, the
     sources applied and the decisions spread over shards (the lock then passes to them)."""
     sessions, lock, day = database().sessions, run_lock(), date.fromisoformat(as_of)
+    finished = finished_run_summary(sessions, run_id)
+    if finished is not None:  # this task delivered again after the run had finished
+        return {"runId": run_id, "status": finished["status"]}
     handed_on = False
     try:
         shards = planned_shards(sessions, run_id, int(current_app.config.get("REVAL_SHARD_SIZE") or 200_000))

@@ -118,14 +118,24 @@ def staged_inputs(sessions: sessionmaker[Session], run_id: int) -> Iterator[tupl
 def reconcile_staged(
     sessions: sessionmaker[Session], run_id: int, as_of: date, progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
-    """Runs the sync of a nightly run from what its fetches staged; raises AllSourcesFailed."""
+    """Runs the sync of a nightly run from what its fetches staged; raises AllSourcesFailed.
+    A run already finished (its task delivered again) is left as it is."""
+    finished = finished_run_summary(sessions, run_id)
+    if finished is not None:
+        return finished
     with staged_inputs(sessions, run_id) as (gmc, tis, tis_reason):
         return run_sync(sessions, gmc=gmc, tis=tis, as_of=as_of, tis_not_fetched_reason=tis_reason, run_id=run_id,
                         progress=progress)
 
 
 def apply_staged(sessions: sessionmaker[Session], run_id: int, as_of: date) -> None:
-    """A sharded nightly run's first step: apply what its fetches staged; shards decide next."""
+    """A sharded nightly run's first step: apply what its fetches staged; shards decide next.
+    A run whose sources are already applied, or that has finished (its task delivered again),
+    is left as it is."""
+    with sessions.begin() as session:
+        run = session.get(SyncRun, run_id)
+        if run.status != RunStatus.RUNNING or "sourcesAppliedAt" in (run.summary or {}):
+            return
     with staged_inputs(sessions, run_id) as (gmc, tis, tis_reason):
         apply_run_sources(sessions, gmc=gmc, tis=tis, as_of=as_of, run_id=run_id, tis_not_fetched_reason=tis_reason)
 
@@ -153,6 +163,13 @@ def run_nightly_in_process(
     summary = reconcile_staged(sessions, run_id, as_of)
     summary["connectionRequestsDelivered"] = deliver_due_requests(sessions, gmc_client, now=now, policy=policy)
     return summary
+
+
+def finished_run_summary(sessions: sessionmaker[Session], run_id: int) -> dict[str, Any] | None:
+    """The summary of a run that has finished, or None while it runs."""
+    with sessions.begin() as session:
+        run = session.get(SyncRun, run_id)
+        return None if run.status == RunStatus.RUNNING else (run.summary or {"status": run.status})
 
 
 def _staged_gmc_lists(sessions, run_id: int, codes, not_fetched) -> Iterator[dict[str, Any]]:

@@ -246,9 +246,12 @@ def decide_shard(
 
 
 def finish_sharded_run(sessions: sessionmaker[Session], run_id: int, shard_counts: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Completes a sharded run once every shard has reported: its counts, queues and status."""
+    """Completes a sharded run once every shard has reported: its counts, queues and status.
+    A run already finished (its task delivered again) is left as it is."""
     with sessions.begin() as session:
         run = session.get(SyncRun, run_id)
+        if run.status != RunStatus.RUNNING:
+            return dict(run.summary or {"status": run.status})
         summary = dict(run.summary)
         decisions = DecisionOutcome(before=Counter(summary.pop("queuesBefore")), after=queue_counts(session))
         for counts in shard_counts:

@@ -134,3 +134,18 @@ def test_the_nightly_job_runs_in_process_without_a_broker(reval, live, gmc_conne
     assert "succeeded" in output.splitlines()[0]
     assert "Connection requests: 1 due, 1 succeeded" in output
     assert exported(reval)["1000002"]["queue"] == "CONNECTED"
+
+
+def test_a_nightly_reconciliation_delivered_again_leaves_the_finished_run_alone(reval, live, sessions, app):
+    from reval.app import gmc_client, tis_client
+    from reval.models import SyncRun
+    from reval.reconcile.connections import DeliveryPolicy
+    from reval.reconcile.nightly import apply_staged, reconcile_staged, run_nightly_in_process
+
+    with app.app_context():
+        summary = run_nightly_in_process(sessions, gmc_client(), tis_client(), AS_OF, DeliveryPolicy())
+    run_id = summary["syncRunId"]
+    assert reconcile_staged(sessions, run_id, AS_OF)["status"] == "SUCCEEDED"
+    apply_staged(sessions, run_id, AS_OF)  # nothing staged is left, and nothing fails for it
+    with sessions.begin() as session:
+        assert session.get(SyncRun, run_id).status == "SUCCEEDED"
