@@ -74,7 +74,7 @@ def test_a_second_trigger_while_one_runs_is_skipped_and_recorded(services, worke
     assert "skipped" in reval("runs").output
 
 
-def test_a_source_outage_is_retried_then_the_run_fails(services, workers, reval, sessions, caplog):
+def test_a_source_outage_is_retried_then_the_run_fails(services, workers, reval, sessions):
     gmc, tis = services
     gmc.state.faults.append(GmcFault("http-500"))
     tis.state.faults.append(TisFault("page-fails", page=0))
