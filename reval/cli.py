@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 import orjson
+from celery.exceptions import TimeoutError as CeleryTimeout
 from flask.cli import FlaskGroup, with_appcontext
 
 from reval.app import NotConfigured, broker_configured, create_app, database, gmc_client, tis_client
@@ -613,6 +614,9 @@ def _celery_app():
     return current_app.extensions["celery"]
 
 
+NIGHTLY_START_SECONDS = 60
+
+
 @cli.command("nightly")
 @click.option("--wait", is_flag=True, help="Wait for the run to finish and print its summary.")
 @click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: today in London).")
@@ -630,7 +634,12 @@ def nightly_command(wait, as_of):
         click.echo(f"Connection requests: {delivered['due']} due, {delivered[Status.SUCCEEDED]} succeeded, "
                    f"{delivered[Status.FAILED]} failed, {delivered[Status.PENDING]} still pending")
         return
-    started = nightly.delay(as_of=day.isoformat()).get(timeout=60)
+    try:
+        started = nightly.delay(as_of=day.isoformat()).get(timeout=NIGHTLY_START_SECONDS)
+    except CeleryTimeout:
+        raise click.ClickException(
+            f"no worker started the nightly run within {NIGHTLY_START_SECONDS} s; is `reval worker` running?"
+        ) from None
     click.echo(f"nightly run {started['runId']} {started['status'].lower()}")
     if wait and started["status"] == "RUNNING":
         run = _wait_for_run(started["runId"])

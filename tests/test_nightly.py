@@ -152,3 +152,9 @@ def test_a_run_with_more_doctors_than_a_shard_holds_spreads_its_decisions(servic
     doctors = exported(reval)
     assert (doctors["1000001"]["queue"], doctors["1000002"]["reason"]) == ("CONNECTED", "NOT_CONNECTED")
     assert not redis.Redis.from_url(BROKER_URL).exists(RunLock.NAME)
+
+
+def test_triggering_without_a_worker_says_so(services, workers, reval, monkeypatch):
+    monkeypatch.setattr("reval.cli.NIGHTLY_START_SECONDS", 1)
+    result = reval("nightly", expect_exit=1)
+    assert "is `reval worker` running?" in result.output
