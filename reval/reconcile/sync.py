@@ -74,11 +74,7 @@ def run_sync(
     ``run_id``: a run already started (a nightly run whose fetches came first). ``progress`` is
     told of each phase done (a nightly run extends its lock with it)."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
-    with sessions.begin() as session:
-        run = session.get(SyncRun, run_id) if run_id is not None else start_run(session, as_of, now or utcnow())
-        run.rule_table = engine.table.label
-        run.gmc_source, run.tis_source = (gmc.label if gmc else None), (tis.label if tis else None)
-        run_id, started = run.id, run.started_at
+    run_id, started = _open_run(sessions, run_id, as_of, now, engine, gmc, tis)
     try:
         with infrequent_garbage_collection(), sessions.begin() as session:
             summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started, tis_not_fetched_reason, progress)
@@ -98,26 +94,44 @@ def _reconcile(
 ) -> dict[str, Any]:
     bodies = configured_designated_bodies(session)
     events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
-    clock = time.perf_counter()
-    seconds: dict[str, float] = {}
-
-    def lap(phase: str) -> None:
-        nonlocal clock
-        seconds[phase] = round(time.perf_counter() - clock, 3)
-        clock = time.perf_counter()
-        if progress is not None:
-            progress(phase)
-
-    gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, lap)
+    clock = PhaseClock(progress)
+    gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap)
     decisions = _decide(
         session, engine, bodies, as_of, started, events,
         change_sources={number: Source.GMC_SYNC for number in gmc_outcome.changed_numbers},
         touched=gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()),
     )
-    lap("decide")
+    clock.lap("decide")
     summary = _sources_summary(run_id, as_of, engine, started, gmc, tis, gmc_outcome, tis_outcome, rejections,
                                tis_not_fetched_reason)
-    return summary | _decisions_summary(decisions, events.written) | {"seconds": seconds}
+    return summary | _decisions_summary(decisions, events.written) | {"seconds": clock.seconds}
+
+
+def _open_run(
+    sessions: sessionmaker[Session], run_id: int | None, as_of: date, now: datetime | None, engine: RuleEngine,
+    gmc: GmcInput | None, tis: TisInput | None,
+) -> tuple[int, datetime]:
+    """The run a sync records itself under: the one given (a nightly run's) or a new one."""
+    with sessions.begin() as session:
+        run = session.get(SyncRun, run_id) if run_id is not None else start_run(session, as_of, now or utcnow())
+        run.rule_table = engine.table.label
+        run.gmc_source, run.tis_source = (gmc.label if gmc else None), (tis.label if tis else None)
+        return run.id, run.started_at
+
+
+class PhaseClock:
+    """Seconds per phase of a sync, for its summary; ``progress`` hears of each phase done."""
+
+    def __init__(self, progress: Callable[[str], None] | None = None):
+        self.seconds: dict[str, float] = {}
+        self.progress = progress
+        self._since = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase], self._since = round(now - self._since, 3), now
+        if self.progress is not None:
+            self.progress(phase)
 
 
 def _apply_sources(
@@ -192,29 +206,20 @@ def apply_run_sources(
 ) -> int:
     """A sharded sync's first step; returns the run id. Its decisions are left to ``decide_shard``."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
-    with sessions.begin() as session:
-        run = session.get(SyncRun, run_id) if run_id is not None else start_run(session, as_of, now or utcnow())
-        run.rule_table = engine.table.label
-        run.gmc_source, run.tis_source = (gmc.label if gmc else None), (tis.label if tis else None)
-        run_id, started = run.id, run.started_at
+    run_id, started = _open_run(sessions, run_id, as_of, now, engine, gmc, tis)
     try:
         with infrequent_garbage_collection(), sessions.begin() as session:
-            clock, seconds = time.perf_counter(), {}
-
-            def lap(phase: str) -> None:
-                nonlocal clock
-                seconds[phase], clock = round(time.perf_counter() - clock, 3), time.perf_counter()
-
+            clock = PhaseClock()
             events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
             bodies = configured_designated_bodies(session)
             before = queue_counts(session)
-            gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, lap)
+            gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap)
             mark_for_decision(session, gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()))
             events.flush(session, force=True)
             run = session.get(SyncRun, run_id)
             run.summary = _sources_summary(run_id, as_of, engine, started, gmc, tis, gmc_outcome, tis_outcome, rejections,
                                            tis_not_fetched_reason) | {
-                "queuesBefore": dict(before), "seconds": seconds,
+                "queuesBefore": dict(before), "seconds": clock.seconds,
                 "sourcesAppliedAt": utcnow().isoformat(),
             }
             run.rejected_records = len(rejections)
