@@ -86,8 +86,7 @@ def celery_init_app(app: Flask) -> Celery:
         # The nightly run's chord counts its fetches in the result backend (Redis, like the broker).
         result_backend=app.config.get("REVAL_RESULT_BACKEND") or app.config["REVAL_BROKER_URL"],
         result_expires=timedelta(days=1),
-        # An unacknowledged task (its worker died) goes back on the queue after this long.
-        broker_transport_options={"visibility_timeout": float(app.config.get("REVAL_BROKER_VISIBILITY_TIMEOUT") or 3600)},
+        broker_transport_options=_transport_options(float(app.config.get("REVAL_BROKER_VISIBILITY_TIMEOUT") or 3600)),
         include=["reval.tasks"],
         task_acks_late=True,  # a task is acknowledged once done, so a lost worker's task runs again
         task_reject_on_worker_lost=True,
@@ -99,6 +98,16 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app
+
+
+def _transport_options(visibility_timeout: float) -> dict[str, Any]:
+    """An unacknowledged task (its worker died) goes back on the queue after ``visibility_timeout``
+    seconds; workers look for such tasks every so often (kombu's default is about every 100 s)."""
+    return {
+        "visibility_timeout": visibility_timeout,
+        "unacked_restore_interval": max(1, min(60, int(visibility_timeout / 4))),
+        "unacked_restore_throttle": 1,
+    }
 
 
 def broker_configured(app: Flask | None = None) -> bool:

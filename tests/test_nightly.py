@@ -95,8 +95,9 @@ def test_a_worker_killed_mid_run_leaves_the_previous_state_whole_and_its_task_is
     tis.state.people[2]["programmeMemberships"] = [programme(EAST_OF_ENGLAND)]
     tis.state.faults.append(TisFault("delay", seconds=30, path="/api/people"))
     process = workers.start(REVAL_NIGHTLY_LOCK_SECONDS="2")
+    tis.state.calls.clear()
     reval("nightly", "--as-of", AS_OF.isoformat())
-    wait_for(lambda: "/api/people" in tis.state.calls)  # the pull is under way
+    wait_for(lambda: "/api/people" in tis.state.calls)  # this run's pull is under way
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
     assert exported(reval) == before
