@@ -15,9 +15,11 @@ from pathlib import Path
 import click
 import orjson
 from celery.exceptions import TimeoutError as CeleryTimeout
+from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from reval.app import NotConfigured, broker_configured, create_app, database, gmc_client, tis_client
+from reval.gmc.client import GmcSettings
 from reval.db import schema_is_current, upgrade_schema
 from reval.designated_bodies import DesignatedBodyFileError, read_designated_bodies_csv
 from reval.reconcile.common import RefusedRequest, utcnow
@@ -169,10 +171,16 @@ def sync_command(gmc_file, tis_file, as_of, as_json):
         summary = run_sync(
             sessions(), gmc=gmc, tis=tis, as_of=as_of_or_today(as_of), tis_not_fetched_reason=tis_not_fetched_reason
         )
+    if not broker_configured() and GmcSettings.from_environment(current_app.config) is not None:
+        # Without workers, the sync is the nightly job: pending connection requests go with it.
+        policy = DeliveryPolicy.from_config(current_app.config)
+        summary["connectionRequestsDelivered"] = deliver_due_requests(sessions(), gmc_client(), now=utcnow, policy=policy)
     if as_json:
         print_json(summary)
     else:
         click.echo(format_summary(summary))
+        if "connectionRequestsDelivered" in summary:
+            click.echo(f"Connection requests: {format_delivery(summary['connectionRequestsDelivered'])}")
 
 
 @cli.command("refresh-people")
@@ -485,11 +493,13 @@ _connection_change_command("disconnect", Action.REMOVE, "from")
 @refusals_exit_2
 def deliver_command(ignore_backoff):
     """Deliver every pending connection request that is due."""
-    from flask import current_app
-
     policy = DeliveryPolicy.from_config(current_app.config)
     counts = deliver_due_requests(sessions(), gmc_client(), now=utcnow, ignore_backoff=ignore_backoff, policy=policy)
-    click.echo(
+    click.echo(format_delivery(counts))
+
+
+def format_delivery(counts: dict[str, int]) -> str:
+    return (
         f"{counts['due']} due: {counts[Status.SUCCEEDED]} succeeded, {counts[Status.FAILED]} failed, "
         f"{counts[Status.PENDING]} still pending"
     )
@@ -599,16 +609,12 @@ def worker_command(ctx):
 @click.pass_context
 def beat_command(ctx):
     """Start Celery beat with Reval's schedule (run exactly one); further arguments go to Celery."""
-    from flask import current_app
-
     celery_app = _celery_app()
     celery_app.conf.beat_schedule = beat_schedule(current_app.config)
     celery_app.start(["beat", "--loglevel=INFO", *ctx.args])
 
 
 def _celery_app():
-    from flask import current_app
-
     if not broker_configured():
         raise CommandRefused("no broker is configured: set REVAL_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
     return current_app.extensions["celery"]
@@ -625,14 +631,11 @@ def nightly_command(wait, as_of):
     """Trigger the nightly run now: by the workers when a broker is configured, else here."""
     day = as_of.date() if as_of else london_today()
     if not broker_configured():
-        from flask import current_app
-
         policy = DeliveryPolicy.from_config(current_app.config)
         summary = run_nightly_in_process(sessions(), gmc_client(), tis_client(), day, policy)
         click.echo(format_summary(summary))
         delivered = summary["connectionRequestsDelivered"]
-        click.echo(f"Connection requests: {delivered['due']} due, {delivered[Status.SUCCEEDED]} succeeded, "
-                   f"{delivered[Status.FAILED]} failed, {delivered[Status.PENDING]} still pending")
+        click.echo(f"Connection requests: {format_delivery(delivered)}")
         return
     try:
         started = nightly.delay(as_of=day.isoformat()).get(timeout=NIGHTLY_START_SECONDS)
@@ -698,8 +701,6 @@ def format_run(view: dict) -> str:
 @click.option("--as-of", type=AS_OF, help="Tonight's date (default: today).")
 def demo_command(doctors, seed, as_of):
     """Generate a synthetic national dataset, sync two nights of it, and summarise the queues."""
-    from flask import current_app
-
     from reval.demo import run_demo
 
     directory = Path(current_app.instance_path) / "demo"
@@ -742,8 +743,6 @@ def demo_command(doctors, seed, as_of):
 @refusals_exit_2
 def bench_command(doctors, seed, database_url, workers, shards, as_json):
     """Time a full national sync and an unchanged re-sync into a fresh database."""
-    from flask import current_app
-
     from reval.bench import run_bench, run_sharded_bench
 
     try:

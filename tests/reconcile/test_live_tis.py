@@ -132,7 +132,7 @@ def test_the_nightly_job_runs_in_process_without_a_broker(reval, live, gmc_conne
     assert "pending" in reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1").output
     output = reval("nightly", "--as-of", AS_OF.isoformat()).output
     assert "succeeded" in output.splitlines()[0]
-    assert "Connection requests: 1 due, 1 succeeded" in output
+    assert "Connection requests: 1 due: 1 succeeded, 0 failed, 0 still pending" in output
     assert exported(reval)["1000002"]["queue"] == "CONNECTED"
 
 
@@ -149,3 +149,14 @@ def test_a_nightly_reconciliation_delivered_again_leaves_the_finished_run_alone(
     apply_staged(sessions, run_id, AS_OF)  # nothing staged is left, and nothing fails for it
     with sessions.begin() as session:
         assert session.get(SyncRun, run_id).status == "SUCCEEDED"
+
+
+def test_without_a_broker_a_sync_delivers_pending_requests_too(reval, live, gmc_connect, app):
+    from reval.gmc.simulator import InjectedFault as GmcFault
+
+    app.config["REVAL_DELIVERY_BACKOFF_SECONDS"] = "0"
+    gmc_connect.state.faults.append(GmcFault("http-500", operation="TryAddDoctor", times=1))
+    assert "pending" in reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1").output
+    summary = sync(reval)
+    assert summary["connectionRequestsDelivered"]["SUCCEEDED"] == 1
+    assert "Connection requests: 0 due: 0 succeeded" in reval("sync", "--as-of", AS_OF.isoformat()).output
