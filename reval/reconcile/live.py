@@ -51,8 +51,7 @@ def fetched_gmc_lists(
                     handle.write(orjson.dumps({"designatedBodyCode": code, "doctors": doctors}) + b"\n")
                 else:
                     not_fetched[code] = reason
-        lists = open_snapshot(staged, label="GMC", list_key="designatedBodies")
-        yield GmcInput(f"GMC Connect {client.settings.url}", (("GetDoctorsForDB", item) for _line, item in lists), not_fetched)
+        yield staged_gmc_input(staged, f"GMC Connect {client.settings.url}", not_fetched)
 
 
 class TisPullFailed(Exception):
@@ -65,14 +64,36 @@ def fetched_tis_people(client: TisClient) -> Iterator[TisInput]:
     with tempfile.TemporaryDirectory(prefix="reval-tis-") as directory:
         staged = Path(directory) / "tis.jsonl"
         try:
-            with staged.open("wb") as handle:
-                for person in client.everyone():
-                    handle.write(orjson.dumps(person) + b"\n")
+            write_lines(staged, client.everyone())
         except TisUnavailable as error:
             log.warning("TIS full pull failed part-way: %s", error)
-            raise TisPullFailed(f"the full pull failed part-way: {error}") from None
-        people = open_snapshot(staged, label="TIS", list_key="people")
-        yield TisInput(f"TIS {client.settings.url}", ((f"person {person['tisPersonId']}", person) for _line, person in people))
+            raise TisPullFailed(pull_failure(error)) from None
+        yield staged_tis_input(staged, f"TIS {client.settings.url}")
+
+
+def pull_failure(error: TisUnavailable) -> str:
+    """Why TIS was not fetched when a full pull failed."""
+    return f"the full pull failed part-way: {error}"
+
+
+def write_lines(path: Path, records) -> Path:
+    """Stages records as JSON Lines, the form the sync streams back."""
+    with path.open("wb") as handle:
+        for record in records:
+            handle.write(orjson.dumps(record) + b"\n")
+    return path
+
+
+def staged_gmc_input(path: Path, label: str, not_fetched: dict[str, str]) -> GmcInput:
+    """Staged GMC lists as the sync takes them; a rejected doctor is located by the call that listed it."""
+    lists = open_snapshot(path, label="GMC", list_key="designatedBodies")
+    return GmcInput(label, (("GetDoctorsForDB", item) for _line, item in lists), not_fetched)
+
+
+def staged_tis_input(path: Path, label: str) -> TisInput:
+    """Staged TIS people as the sync takes them; a rejected person is located by their TIS id."""
+    people = open_snapshot(path, label="TIS", list_key="people")
+    return TisInput(label, ((f"person {person['tisPersonId']}", person) for _line, person in people))
 
 
 def pulled_people(client: TisClient, person_ids: Sequence[int]) -> TisInput:

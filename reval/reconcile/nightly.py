@@ -16,7 +16,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import orjson
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,10 +23,9 @@ from reval.gmc.client import GmcClient
 from reval.models import Doctor, StagedSource, StagedTisPerson, SyncRun
 from reval.reconcile.common import batched, insert_rows, utcnow
 from reval.reconcile.connections import DeliveryPolicy, deliver_due_requests
-from reval.reconcile.live import fetch_gmc_list
+from reval.reconcile.live import fetch_gmc_list, pull_failure, staged_gmc_input, staged_tis_input, write_lines
 from reval.reconcile.reference import configured_designated_bodies
 from reval.reconcile.sync import GmcInput, RunStatus, TisInput, apply_run_sources, run_sync, start_run
-from reval.snapshot_files import open_snapshot
 from reval.tis.client import TisClient, TisUnavailable
 
 log = logging.getLogger(__name__)
@@ -77,7 +75,7 @@ def stage_tis_people(sessions: sessionmaker[Session], run_id: int, client: TisCl
             session.merge(StagedSource(sync_run_id=run_id, source="TIS", key=TIS_KEY, fetched=True))
         return True
     except TisUnavailable as error:
-        reason = f"the full pull failed part-way: {error}"
+        reason = pull_failure(error)
         log.warning("TIS not fetched in run %s: %s", run_id, reason)
         with sessions.begin() as session:
             session.merge(StagedSource(sync_run_id=run_id, source="TIS", key=TIS_KEY, fetched=False, reason=reason))
@@ -102,14 +100,12 @@ def staged_inputs(sessions: sessionmaker[Session], run_id: int) -> Iterator[tupl
         record_run_failure(sessions, run_id, reason)
         raise AllSourcesFailed(reason)
     with tempfile.TemporaryDirectory(prefix="reval-nightly-") as directory:
-        gmc_file = _write_lines(Path(directory) / "gmc.jsonl", _staged_gmc_lists(sessions, run_id, codes, not_fetched))
-        gmc = GmcInput("GMC Connect (nightly)", (("GetDoctorsForDB", item) for _line, item in
-                                                  open_snapshot(gmc_file, label="GMC", list_key="designatedBodies")), not_fetched)
+        gmc_file = write_lines(Path(directory) / "gmc.jsonl", _staged_gmc_lists(sessions, run_id, codes, not_fetched))
+        gmc = staged_gmc_input(gmc_file, "GMC Connect (nightly)", not_fetched)
         tis = None
         if tis_reason is None:
-            tis_file = _write_lines(Path(directory) / "tis.jsonl", _staged_people(sessions, run_id))
-            people = open_snapshot(tis_file, label="TIS", list_key="people")
-            tis = TisInput("TIS (nightly)", ((f"person {person['tisPersonId']}", person) for _line, person in people))
+            tis_file = write_lines(Path(directory) / "tis.jsonl", _staged_people(sessions, run_id))
+            tis = staged_tis_input(tis_file, "TIS (nightly)")
         yield gmc, tis, tis_reason
     with sessions.begin() as session:
         _discard_staged(session, run_id)
@@ -187,13 +183,6 @@ def _staged_people(sessions, run_id: int) -> Iterator[dict[str, Any]]:
             select(StagedTisPerson.record).where(StagedTisPerson.sync_run_id == run_id).order_by(StagedTisPerson.tis_person_id)
         )
         yield from session.scalars(statement.execution_options(yield_per=2000))
-
-
-def _write_lines(path: Path, records) -> Path:
-    with path.open("wb") as handle:
-        for record in records:
-            handle.write(orjson.dumps(record) + b"\n")
-    return path
 
 
 def _discard_staged(session: Session, run_id: int) -> None:
