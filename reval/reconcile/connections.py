@@ -132,14 +132,7 @@ def deliver_request(
     with sessions.begin() as session:
         claimed = session.execute(
             update(ConnectionRequest)
-            .where(
-                ConnectionRequest.id == request_id,
-                ConnectionRequest.status == Status.PENDING,
-                or_(
-                    ConnectionRequest.in_flight_since.is_(None),
-                    ConnectionRequest.in_flight_since <= claimed_at - timedelta(seconds=policy.lease_seconds),
-                ),
-            )
+            .where(ConnectionRequest.id == request_id, _deliverable(claimed_at, policy))
             .values(in_flight_since=claimed_at, last_attempt_at=claimed_at, attempts=ConnectionRequest.attempts + 1)
         ).rowcount
         if not claimed:
@@ -206,12 +199,16 @@ def _apply_accepted_change(session: Session, request: ConnectionRequest, events:
         )
 
 
-def due_request_ids(session: Session, now: datetime, *, ignore_backoff: bool = False, policy: DeliveryPolicy = DeliveryPolicy()) -> list[int]:
-    statement = select(ConnectionRequest.id).where(
-        ConnectionRequest.status == Status.PENDING,
-        or_(ConnectionRequest.in_flight_since.is_(None),
-            ConnectionRequest.in_flight_since <= now - timedelta(seconds=policy.lease_seconds)),
+def _deliverable(now: datetime, policy: DeliveryPolicy):
+    """Pending, and not in flight (or in flight longer than the lease: that attempt crashed)."""
+    return (ConnectionRequest.status == Status.PENDING) & or_(
+        ConnectionRequest.in_flight_since.is_(None),
+        ConnectionRequest.in_flight_since <= now - timedelta(seconds=policy.lease_seconds),
     )
+
+
+def due_request_ids(session: Session, now: datetime, *, ignore_backoff: bool = False, policy: DeliveryPolicy = DeliveryPolicy()) -> list[int]:
+    statement = select(ConnectionRequest.id).where(_deliverable(now, policy))
     if not ignore_backoff:
         statement = statement.where(or_(ConnectionRequest.next_attempt_at.is_(None), ConnectionRequest.next_attempt_at <= now))
     return list(session.scalars(statement.order_by(ConnectionRequest.id)))
