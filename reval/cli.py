@@ -26,7 +26,6 @@ from reval.reconcile.common import RefusedRequest, utcnow
 from reval.reconcile.connections import (
     DeliveryPolicy,
     Status,
-    deliver_due_requests,
     list_requests,
     record_connection_request,
     record_resend,
@@ -42,7 +41,7 @@ from reval.rules.checks import check_table
 from reval.rules.engine import placement_state, programme_state
 from reval.rules.table import format_value
 from reval.snapshot_files import SnapshotUnreadable, open_snapshot
-from reval.tasks import PersonChangedConsumer, beat_schedule, dispatch_delivery, london_today, nightly
+from reval.tasks import PersonChangedConsumer, beat_schedule, deliver_due_now, dispatch_delivery, london_today, nightly
 from reval.reconcile.nightly import run_nightly_in_process
 from reval.reconcile.runs import recent_runs, run_view
 from reval.models import SyncRun
@@ -173,8 +172,7 @@ def sync_command(gmc_file, tis_file, as_of, as_json):
         )
     if not broker_configured() and GmcSettings.from_environment(current_app.config) is not None:
         # Without workers, the sync is the nightly job: pending connection requests go with it.
-        policy = DeliveryPolicy.from_config(current_app.config)
-        summary["connectionRequestsDelivered"] = deliver_due_requests(sessions(), gmc_client(), now=utcnow, policy=policy)
+        summary["connectionRequestsDelivered"] = deliver_due_now()
     if as_json:
         print_json(summary)
     else:
@@ -493,8 +491,7 @@ _connection_change_command("disconnect", Action.REMOVE, "from")
 @refusals_exit_2
 def deliver_command(ignore_backoff):
     """Deliver every pending connection request that is due."""
-    policy = DeliveryPolicy.from_config(current_app.config)
-    counts = deliver_due_requests(sessions(), gmc_client(), now=utcnow, ignore_backoff=ignore_backoff, policy=policy)
+    counts = deliver_due_now(ignore_backoff)
     click.echo(format_delivery(counts))
 
 

@@ -62,8 +62,13 @@ def deliver_connection_request(self, request_id: int) -> str | None:
 
 @shared_task(name="reval.deliver_due")
 def deliver_due() -> dict[str, int]:
+    return deliver_due_now()
+
+
+def deliver_due_now(ignore_backoff: bool = False) -> dict[str, int]:
+    """Delivers every due connection request here and now, under the app's delivery policy."""
     policy = DeliveryPolicy.from_config(current_app.config)
-    return deliver_due_requests(database().sessions, gmc_client(), now=utcnow, policy=policy)
+    return deliver_due_requests(database().sessions, gmc_client(), now=utcnow, ignore_backoff=ignore_backoff, policy=policy)
 
 
 def dispatch_delivery(request_id: int) -> ConnectionRequest | None:
