@@ -19,6 +19,7 @@ from reval.reconcile.common import EventKind, EventLog, Rejection, Source, infre
 from reval.reconcile.decisions import (
     DecisionOutcome,
     decide_doctors,
+    in_range,
     mark_for_decision,
     queue_counts,
     shards_of_ranges,
@@ -232,14 +233,18 @@ def apply_run_sources(
 def decide_shard(
     sessions: sessionmaker[Session], run_id: int, ranges: Sequence[tuple[str, str | None]], engine: RuleEngine | None = None,
 ) -> dict[str, Any]:
-    """Decides one shard's ranges for a run whose sources are applied; returns the shard's counts."""
+    """Decides one shard's contiguous ranges for a run whose sources are applied; returns its counts."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
     with infrequent_garbage_collection(), sessions.begin() as session:
         run = session.get(SyncRun, run_id)
         events = EventLog(recorded_at=run.started_at, as_of=run.as_of, sync_run_id=run_id)
         new = set().union(*(undecided_numbers(session, low, high) for low, high in ranges))
+        # The shard's ranges are contiguous (shards_of_ranges): one span covers all of them.
+        span = in_range(DoctorEvent.gmc_number, ranges[0][0], ranges[-1][1])
         moved = set(session.scalars(
-            select(DoctorEvent.gmc_number).where(DoctorEvent.sync_run_id == run_id, DoctorEvent.kind == EventKind.CONNECTION)
+            select(DoctorEvent.gmc_number).where(
+                DoctorEvent.sync_run_id == run_id, DoctorEvent.kind == EventKind.CONNECTION, span
+            )
         ))
         bodies = configured_designated_bodies(session)
         outcome = decide_doctors(
