@@ -38,10 +38,16 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
     # Let SQLAlchemy, not pysqlite, decide when transactions begin (see _begin_immediately).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # Larger pages for a new database (an existing one keeps its own): a national sync writes
+    # hundreds of megabytes, and 16 KiB pages take a quarter of the writes and shallower indexes.
+    cursor.execute("PRAGMA page_size=16384")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Up to 64 MiB of page cache (used only as needed): a sync reads back pages it wrote moments
+    # ago, and the default 2 MiB sends those reads to the WAL file.
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 
