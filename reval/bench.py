@@ -123,8 +123,8 @@ def run_sharded_bench(
         def sync() -> dict[str, Any]:
             return run_sync_sharded(
                 sessions, as_of=as_of, shards=shards, decide_shards=decide_shards,
-                gmc=GmcInput(str(dataset.gmc), open_snapshot(dataset.gmc, label="GMC", list_key="designatedBodies")),
-                tis=TisInput(str(dataset.tis), open_snapshot(dataset.tis, label="TIS", list_key="people")),
+                gmc=GmcInput.from_file(dataset.gmc),
+                tis=TisInput.from_file(dataset.tis),
             )
 
         try:

@@ -152,8 +152,8 @@ def sync_command(gmc_file, tis_file, as_of, as_json):
     """Take GMC's lists and TIS's people (from files, or live), decide every doctor, print the summary."""
     # Files are opened (and a .json one fully read), and live services checked for settings,
     # before anything is fetched or written.
-    gmc = GmcInput(gmc_file, open_snapshot(gmc_file, label="GMC", list_key="designatedBodies")) if gmc_file else None
-    tis = TisInput(tis_file, open_snapshot(tis_file, label="TIS", list_key="people")) if tis_file else None
+    gmc = GmcInput.from_file(gmc_file) if gmc_file else None
+    tis = TisInput.from_file(tis_file) if tis_file else None
     live_gmc = gmc_client() if gmc is None else None
     live_tis = tis_client() if tis is None else None
     tis_not_fetched_reason = None

@@ -16,7 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+class SerializedJson(str):
+    """A JSON column's value already serialized (by a sync's helper process): stored as it is."""
+
+
 def _json_dumps(value) -> str:
+    if isinstance(value, SerializedJson):
+        return value
     return orjson.dumps(value).decode()
 
 

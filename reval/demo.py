@@ -45,8 +45,8 @@ class DemoResult:
 def sync_files(sessions: sessionmaker[Session], gmc: Path, tis: Path, as_of: date) -> dict[str, Any]:
     return run_sync(
         sessions,
-        gmc=GmcInput(str(gmc), open_snapshot(gmc, label="GMC", list_key="designatedBodies")),
-        tis=TisInput(str(tis), open_snapshot(tis, label="TIS", list_key="people")),
+        gmc=GmcInput.from_file(gmc),
+        tis=TisInput.from_file(tis),
         as_of=as_of,
     )
 

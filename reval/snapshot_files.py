@@ -23,11 +23,13 @@ class UnparseableRecord:
     problem: str
 
 
-def open_snapshot(path: str | Path, *, label: str, list_key: str) -> Iterator[tuple[str, Any]]:
+def open_snapshot(path: str | Path, *, label: str, list_key: str, undecoded: bool = False) -> Iterator[tuple[str, Any]]:
     """Checks the file can be read, then returns an iterator of (locator, record).
 
     The check happens here, eagerly, so callers learn of an unreadable file before they open a
-    transaction; the records themselves are produced lazily.
+    transaction; the records themselves are produced lazily. ``undecoded``: JSON Lines records
+    come as their line's bytes, for whoever validates them to decode (``parse_line``); a sync
+    does that in its helper process.
     """
     path = Path(path)
     if path.suffix == ".jsonl":
@@ -35,7 +37,7 @@ def open_snapshot(path: str | Path, *, label: str, list_key: str) -> Iterator[tu
             handle = path.open("rb")
         except OSError as error:
             raise SnapshotUnreadable(f"{label} file '{path}' cannot be read: {error.strerror}") from None
-        return _json_lines(handle)
+        return _json_lines(handle, undecoded)
     if path.suffix == ".json":
         try:
             document = orjson.loads(path.read_bytes())
@@ -52,12 +54,17 @@ def open_snapshot(path: str | Path, *, label: str, list_key: str) -> Iterator[tu
     raise SnapshotUnreadable(f"{label} file '{path}' must end in .json or .jsonl")
 
 
-def _json_lines(handle) -> Iterator[tuple[str, Any]]:
+def _json_lines(handle, undecoded: bool) -> Iterator[tuple[str, Any]]:
     with handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            try:
-                yield f"line {number}", orjson.loads(line)
-            except orjson.JSONDecodeError as error:
-                yield f"line {number}", UnparseableRecord(f"line is not valid JSON: {error}")
+            yield f"line {number}", line if undecoded else parse_line(line)
+
+
+def parse_line(line: bytes) -> Any:
+    """One JSON Lines record, or UnparseableRecord: a bad line is a bad record, not a bad file."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        return UnparseableRecord(f"line is not valid JSON: {error}")

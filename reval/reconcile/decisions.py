@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
-from sqlalchemy import func, or_, select
+import orjson
+from sqlalchemy import Text, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from reval.designated_bodies import OwnerDirectory
 from reval.models import Doctor, DoctorHide, DoctorVisibility, GmcConnection, TisPerson
-from reval.reconcile.common import EventKind, EventLog, RowWriter, Source
+from reval.reconcile.common import BATCH_SIZE, EventKind, EventLog, RowWriter, Source
+from reval.reconcile.helper import SyncHelper
 from reval.rules import Decision, DoctorSituation, PlacementSpan, ProgrammeSpan, Queue, RuleEngine, TisPersonView
 from reval.rules.facts import stable_between
 
@@ -39,6 +41,26 @@ def in_range(column, low: str, high: str | None):
     return column >= low if high is None else (column >= low) & (column < high)
 
 
+class ConnectionInput(NamedTuple):
+    """What deciding a doctor needs of their GMC connection."""
+
+    designated_body_code: str
+    first_name: str | None
+    last_name: str | None
+
+
+class PersonInput(NamedTuple):
+    """What deciding a doctor needs of a TIS person; programmes and placements as stored
+    (JSON text when read for a sync, so the helper process decodes them, not this one)."""
+
+    tis_person_id: int
+    status: str | None
+    forenames: str | None
+    surname: str | None
+    programme_memberships: list[dict[str, Any]] | str
+    placements: list[dict[str, Any]] | str
+
+
 def person_view(row: Any, owners: OwnerDirectory) -> TisPersonView:
     """A stored TIS person as the rules see it (dates parsed, owners mapped to bodies)."""
     return TisPersonView(
@@ -52,7 +74,7 @@ def person_view(row: Any, owners: OwnerDirectory) -> TisPersonView:
                 owner=pm["programmeOwner"],
                 owner_designated_body=owners.designated_body_for(pm["programmeOwner"]),
             )
-            for pm in row.programme_memberships
+            for pm in _decoded(row.programme_memberships)
         ),
         placements=tuple(
             PlacementSpan(
@@ -60,9 +82,13 @@ def person_view(row: Any, owners: OwnerDirectory) -> TisPersonView:
                 start=date.fromisoformat(placement["dateFrom"]),
                 end=_optional_date(placement["dateTo"]),
             )
-            for placement in row.placements
+            for placement in _decoded(row.placements)
         ),
     )
+
+
+def _decoded(document: list[dict[str, Any]] | str) -> list[dict[str, Any]]:
+    return orjson.loads(document) if isinstance(document, str) else document
 
 
 def _optional_date(value: str | None) -> date | None:
@@ -70,13 +96,12 @@ def _optional_date(value: str | None) -> date | None:
 
 
 def situation_of(
-    connection: Any | None, people: Sequence[Any], previous: Any | None, owners: OwnerDirectory
+    connection: Any | None, people: Sequence[Any], last_connected_before: str | None, owners: OwnerDirectory
 ) -> DoctorSituation:
     body = connection.designated_body_code if connection is not None else None
-    last = body or (previous.last_connected_designated_body_code if previous is not None else None)
     return DoctorSituation(
         gmc_designated_body=body,
-        last_connected_designated_body=last,
+        last_connected_designated_body=body or last_connected_before,
         tis_people=tuple(person_view(person, owners) for person in people),
     )
 
@@ -101,6 +126,33 @@ def doctor_row(
         "last_name": named.last_name if named else first_person.surname if first_person else None,
         "decided_as_of": as_of,
     }
+
+
+@dataclass(frozen=True)
+class DecisionContext:
+    """What every decision of a sync is made under (it crosses to the helper process once)."""
+
+    engine: RuleEngine
+    owners: OwnerDirectory
+    basis: str
+    as_of: date
+
+
+# (GMC number, connection, TIS people, the last body connected to as stored before)
+DoctorInputs = tuple[str, ConnectionInput | None, tuple[PersonInput, ...], str | None]
+
+
+def decide_batch(context: DecisionContext, batch: list[DoctorInputs]) -> list[dict[str, Any]]:
+    """The doctor row each doctor's inputs decide: pure, so it may run in the helper process."""
+    decided = []
+    for number, connection, people, last_connected_before in batch:
+        situation = situation_of(connection, people, last_connected_before, context.owners)
+        decision = context.engine.decide(situation, context.as_of)
+        new = doctor_row(number, decision, situation, connection, people, context.as_of)
+        new["stable_from"], new["stable_until"] = stable_between(situation, context.as_of)
+        new["decision_basis"] = context.basis
+        decided.append(new)
+    return decided
 
 
 def decision_view(row: dict[str, Any] | Any) -> dict[str, Any]:
@@ -163,13 +215,15 @@ def decide_doctors(
     ranges: Iterable[tuple[str, str | None]] | None = None,
     only: set[str] | None = None,
     count_queues: bool = True,
+    helper: SyncHelper | None = None,
 ) -> DecisionOutcome:
     """Decides, in the given GMC-number ranges (default: all), every doctor whose decision may have
     changed: sources touched in this run, as-of date outside its stable window, different rules or
     designated bodies (``basis``), or an active hide to check. Records what changed, put down to
     the doctor's source in ``change_sources`` (others: TIS, whose dates drive the rest).
     ``only``: decide just these doctors (after an admin's change), whatever else is stale.
-    ``count_queues``: count every queue before and after (a shard leaves that to its run)."""
+    ``count_queues``: count every queue before and after (a shard leaves that to its run).
+    ``helper``: decides batches in a second process while this one reads and writes."""
     outcome = DecisionOutcome(before=queue_counts(session) if count_queues else Counter())
     doctors = RowWriter(session, Doctor.__table__, "gmc_number")
     visibility = RowWriter(session, DoctorVisibility.__table__, "gmc_number")
@@ -180,28 +234,35 @@ def decide_doctors(
         checked_every_time[number[:RANGE_DIGITS]].add(number)
     if only is not None:
         ranges = [(low, high) for low, high in gmc_number_ranges() if low in checked_every_time]
-    for low, high in ranges or gmc_number_ranges():
-        stale = [] if only is not None else session.scalars(
-            select(Doctor.gmc_number).where(
-                in_range(Doctor.gmc_number, low, high),
-                or_(Doctor.decision_basis != basis, Doctor.stable_from > as_of, Doctor.stable_until <= as_of),
-            )
-        ).all()
-        needed = set(stale) | checked_every_time.get(low, set())
-        if not needed:
-            continue
-        connections = {row.gmc_number: row for row in _rows(session, GmcConnection.__table__, needed, low, high)}
-        people: dict[str, list[Any]] = defaultdict(list)
-        for row in _rows(session, TisPerson.__table__, needed, low, high, order_by=TisPerson.tis_person_id):
-            people[row.gmc_number].append(row)
-        previous_rows = {row.gmc_number: row for row in _rows(session, Doctor.__table__, needed, low, high)}
-        for number in sorted(needed & (connections.keys() | people.keys() | previous_rows.keys())):
-            connection, persons, previous = connections.get(number), people.get(number, ()), previous_rows.get(number)
-            situation = situation_of(connection, persons, previous, owners)
-            decision = engine.decide(situation, as_of)
-            new = doctor_row(number, decision, situation, connection, persons, as_of)
-            new["stable_from"], new["stable_until"] = stable_between(situation, as_of)
-            new["decision_basis"] = basis
+
+    def inputs() -> Iterator[tuple[list[DoctorInputs], dict[str, Any]]]:
+        """The doctors to decide, read here range by range, in batches of about BATCH_SIZE: each
+        batch goes to ``decide_batch``, the previous decisions stay here to compare against."""
+        batch: list[DoctorInputs] = []
+        previous_rows: dict[str, Any] = {}
+        for low, high in ranges or gmc_number_ranges():
+            stale = [] if only is not None else session.scalars(
+                select(Doctor.gmc_number).where(
+                    in_range(Doctor.gmc_number, low, high),
+                    or_(Doctor.decision_basis != basis, Doctor.stable_from > as_of, Doctor.stable_until <= as_of),
+                )
+            ).all()
+            needed = set(stale) | checked_every_time.get(low, set())
+            if needed:
+                range_batch, range_previous = _range_inputs(session, needed, low, high)
+                batch += range_batch
+                previous_rows |= range_previous
+            if len(batch) >= BATCH_SIZE:
+                yield batch, previous_rows
+                batch, previous_rows = [], {}
+        if batch:
+            yield batch, previous_rows
+
+    context = DecisionContext(engine, owners, basis, as_of)
+    for previous_rows, decided in (helper or SyncHelper(use_process=False)).ordered(decide_batch, context, inputs()):
+        for new in decided:
+            number = new["gmc_number"]
+            previous = previous_rows.get(number)
             source = change_sources.get(number, Source.TIS_SYNC)
             outcome.decided += 1
             _record_decision(outcome, doctors, visibility, events, source, previous, new)
@@ -225,6 +286,40 @@ def decide_doctors(
     if count_queues:
         outcome.after = queue_counts(session)
     return outcome
+
+
+def _range_inputs(
+    session: Session, needed: set[str], low: str, high: str | None
+) -> tuple[list[DoctorInputs], dict[str, Any]]:
+    connection_table, person_table = GmcConnection.__table__, TisPerson.__table__
+    connections = {
+        row[0]: ConnectionInput(*row[1:])
+        for row in _rows(session, connection_table, [connection_table.c[name] for name in CONNECTION_INPUT_COLUMNS],
+                         needed, low, high)
+    }
+    people: dict[str, list[PersonInput]] = defaultdict(list)
+    person_columns = [
+        # JSON documents as their text: decoding them is the deciding process's work.
+        type_coerce(person_table.c[name], Text) if name in ("programme_memberships", "placements") else person_table.c[name]
+        for name in PERSON_INPUT_COLUMNS
+    ]
+    for row in _rows(session, person_table, person_columns, needed, low, high, order_by=person_table.c.tis_person_id):
+        people[row[0]].append(PersonInput(*row[1:]))
+    previous_rows = {row.gmc_number: row for row in _rows(session, Doctor.__table__, [Doctor.__table__], needed, low, high)}
+    batch = [
+        (
+            number,
+            connections.get(number),
+            tuple(people.get(number, ())),
+            previous_rows[number].last_connected_designated_body_code if number in previous_rows else None,
+        )
+        for number in sorted(needed & (connections.keys() | people.keys() | previous_rows.keys()))
+    ]
+    return batch, previous_rows
+
+
+CONNECTION_INPUT_COLUMNS = ("gmc_number", *ConnectionInput._fields)
+PERSON_INPUT_COLUMNS = ("gmc_number", *PersonInput._fields)
 
 
 def shards_of_ranges(shards: int) -> list[list[tuple[str, str | None]]]:
@@ -263,14 +358,14 @@ def undecided_numbers(session: Session, low: str, high: str | None) -> set[str]:
 SELECTIVE_READ_LIMIT = 500
 
 
-def _rows(session: Session, table, needed: set[str], low: str, high: str | None, order_by=None) -> list[Any]:
-    statement = select(table)
+def _rows(session: Session, table, columns, needed: set[str], low: str, high: str | None, order_by=None) -> list[Any]:
+    statement = select(*columns)
     if order_by is not None:
         statement = statement.order_by(order_by)
     connection = session.connection()  # plain rows: the ORM's per-row loading is not needed here
     if len(needed) > SELECTIVE_READ_LIMIT:
         rows = connection.execute(statement.where(in_range(table.c.gmc_number, low, high))).all()
-        return [row for row in rows if row.gmc_number in needed]
+        return [row for row in rows if row[0] in needed]
     ordered = sorted(needed)
     return [
         row

@@ -79,7 +79,8 @@ def explain_doctor(session: Session, number: str, as_of: date, engine: RuleEngin
     stored = session.get(Doctor, number)
     if connection is None and not people and stored is None:
         raise RefusedRequest(f"GMC number {number} is not known to GMC, TIS or any earlier sync")
-    situation = situation_of(connection, people, stored, OwnerDirectory(configured_designated_bodies(session)))
+    last_connected_before = stored.last_connected_designated_body_code if stored is not None else None
+    situation = situation_of(connection, people, last_connected_before, OwnerDirectory(configured_designated_bodies(session)))
     hides = list(
         session.scalars(select(DoctorHide).where(DoctorHide.gmc_number == number).order_by(DoctorHide.id))
     )

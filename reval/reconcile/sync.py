@@ -6,6 +6,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from collections import Counter
@@ -25,9 +26,11 @@ from reval.reconcile.decisions import (
     shards_of_ranges,
     undecided_numbers,
 )
+from reval.reconcile.helper import SyncHelper
 from reval.reconcile.reference import configured_designated_bodies
 from reval.reconcile.sources import GmcOutcome, TisOutcome, apply_gmc_lists, apply_tis_people
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
+from reval.snapshot_files import open_snapshot
 
 REJECTIONS_IN_SUMMARY = 20
 
@@ -40,6 +43,11 @@ class GmcInput:
     body_lists: Iterable[tuple[str, Any]]
     not_fetched_reasons: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def from_file(cls, path: str | Path) -> "GmcInput":
+        """A GMC snapshot file; raises SnapshotUnreadable before anything is stored."""
+        return cls(str(path), open_snapshot(path, label="GMC", list_key="designatedBodies"))
+
 
 @dataclass
 class TisInput:
@@ -50,6 +58,12 @@ class TisInput:
     people: Iterable[tuple[str, Any]]
     full_snapshot: bool = True
     deleted_person_ids: frozenset[int] = frozenset()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "TisInput":
+        """A TIS snapshot file; raises SnapshotUnreadable before anything is stored. Its lines are
+        decoded where they are validated (in the sync's helper process, if it has one)."""
+        return cls(str(path), open_snapshot(path, label="TIS", list_key="people", undecoded=True))
 
 
 class SyncFailed(Exception):
@@ -69,16 +83,20 @@ def run_sync(
     tis_not_fetched_reason: str | None = None,
     run_id: int | None = None,
     progress: Callable[[str], None] | None = None,
+    helper_process: bool | None = None,
 ) -> dict[str, Any]:
     """Runs one sync and returns its summary. Either source may be absent (not fetched); a TIS
     pull that failed says why in ``tis_not_fetched_reason`` and makes the run PARTIAL.
     ``run_id``: a run already started (a nightly run whose fetches came first). ``progress`` is
-    told of each phase done (a nightly run extends its lock with it)."""
+    told of each phase done (a nightly run extends its lock with it). ``helper_process``: share
+    the work with a second process (default: when there is a second core; see SyncHelper)."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
     run_id, started = _open_run(sessions, run_id, as_of, now, engine, gmc, tis)
     try:
         with infrequent_garbage_collection(), sessions.begin() as session:
-            summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started, tis_not_fetched_reason, progress)
+            with SyncHelper(helper_process) as helper:  # its process ends before the commit
+                summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started, tis_not_fetched_reason, progress, helper)
+                summary["helperProcess"] = helper.uses_process
             run = session.get(SyncRun, run_id)
             run.status, run.finished_at = summary["status"], utcnow()
             summary["finishedAt"] = run.finished_at.isoformat()
@@ -91,16 +109,17 @@ def run_sync(
 
 def _reconcile(
     session: Session, run_id: int, gmc: GmcInput | None, tis: TisInput | None, as_of: date, engine: RuleEngine,
-    started: datetime, tis_not_fetched_reason: str | None, progress: Callable[[str], None] | None,
+    started: datetime, tis_not_fetched_reason: str | None, progress: Callable[[str], None] | None, helper: SyncHelper,
 ) -> dict[str, Any]:
     bodies = configured_designated_bodies(session)
     events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
     clock = PhaseClock(progress)
-    gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap)
+    gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap, helper)
     decisions = _decide(
         session, engine, bodies, as_of, started, events,
         change_sources={number: Source.GMC_SYNC for number in gmc_outcome.changed_numbers},
         touched=gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()),
+        helper=helper,
     )
     clock.lap("decide")
     summary = _sources_summary(run_id, as_of, engine, started, gmc, tis, gmc_outcome, tis_outcome, rejections,
@@ -137,7 +156,7 @@ class PhaseClock:
 
 def _apply_sources(
     session: Session, run_id: int, gmc: GmcInput | None, tis: TisInput | None, bodies: Sequence[DesignatedBody],
-    events: EventLog, lap: Callable[[str], None],
+    events: EventLog, lap: Callable[[str], None], helper: SyncHelper | None = None,
 ) -> tuple[GmcOutcome, TisOutcome | None, list[Rejection]]:
     gmc_outcome = (
         apply_gmc_lists(session, gmc.body_lists, [b.code for b in bodies], events, gmc.not_fetched_reasons)
@@ -145,7 +164,7 @@ def _apply_sources(
         else GmcOutcome(not_fetched={b.code: "GMC was not fetched in this run" for b in bodies})
     )
     lap("gmc")
-    tis_outcome = apply_tis_people(session, tis.people, tis.full_snapshot, tis.deleted_person_ids) if tis else None
+    tis_outcome = apply_tis_people(session, tis.people, tis.full_snapshot, tis.deleted_person_ids, helper) if tis else None
     lap("tis")
     rejections = gmc_outcome.rejections + (tis_outcome.rejections if tis_outcome else [])
     if rejections:
@@ -336,10 +355,11 @@ def redecide_doctors(
 def _decide(
     session: Session, engine: RuleEngine, bodies: Sequence[DesignatedBody], as_of: date, now: datetime,
     events: EventLog, change_sources: dict[str, Source], touched: set[str], only: set[str] | None = None,
+    helper: SyncHelper | None = None,
 ) -> DecisionOutcome:
     return decide_doctors(
         session, engine=engine, owners=OwnerDirectory(bodies), basis=decision_basis(engine, bodies), as_of=as_of,
-        now=now, events=events, change_sources=change_sources, touched=touched, only=only,
+        now=now, events=events, change_sources=change_sources, touched=touched, only=only, helper=helper,
     )
 
 

@@ -37,6 +37,11 @@ def two_nights(sessions, dataset, shards: int | None):
             run_sync(sessions, as_of=as_of, **inputs(dataset, gmc_path))
         else:
             run_sync_sharded(sessions, as_of=as_of, shards=shards, **inputs(dataset, gmc_path))
+    return two_nights_state(sessions)
+
+
+def two_nights_state(sessions):
+    """Every decision, every doctor's history and each run's status."""
     with sessions.begin() as session:
         decisions = list(export_rows(session))
         history = sorted(

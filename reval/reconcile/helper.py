@@ -1,0 +1,125 @@
+"""A second process for a sync's pure, CPU-bound steps, so a national sync uses both cores.
+
+A sync holds one database transaction, and only the process holding it may read or write. Much
+of a sync's time, though, goes on work that needs no database: decoding and validating records,
+and deciding doctors from rows already read. ``SyncHelper`` runs that work in a helper process
+while this one reads and writes, and this process takes a batch itself whenever it would
+otherwise wait, so neither sits idle and the order of results never changes.
+
+The functions it runs are pure and module-level; with no helper process (one core, a
+``REVAL_SYNC_HELPER=0`` setting, or inside a daemonic process) they run here, the same code in
+the same order, so both ways give identical results (a test checks this).
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+K = TypeVar("K")
+R = TypeVar("R")
+
+# Batches queued for the helper ahead of the one this process waits for.
+LOOKAHEAD = 3
+
+_context: Any = None  # in the helper process: what every batch of the current step shares
+
+
+def _install(context: Any) -> None:
+    global _context
+    _context = context
+
+
+def _run(work: Callable[[Any, Any], R], batch: Any) -> R:
+    return work(_context, batch)
+
+
+def helper_process_wanted() -> bool:
+    """A helper process pays off with a second core; a daemonic process may not start one."""
+    setting = os.environ.get("REVAL_SYNC_HELPER", "").strip().lower()
+    if setting in ("0", "false", "no", "off"):
+        return False
+    return (os.cpu_count() or 1) > 1 and not multiprocessing.current_process().daemon
+
+
+class SyncHelper:
+    """Runs batches of pure work in a helper process (if wanted) and here, results in order.
+
+    The process starts with the first step that has more than one batch to do: a small sync
+    (a few thousand records) never pays for starting it.
+    """
+
+    def __init__(self, use_process: bool | None = None):
+        self._wanted = helper_process_wanted() if use_process is None else use_process
+        self._executor: ProcessPoolExecutor | None = None
+
+    @property
+    def uses_process(self) -> bool:
+        return self._executor is not None
+
+    def ordered(
+        self, work: Callable[[Any, Any], R], context: Any, items: Iterable[tuple[Any, K]]
+    ) -> Iterator[tuple[K, R]]:
+        """``(keep, work(context, batch))`` for each ``(batch, keep)`` of ``items``, in their order.
+
+        ``context`` crosses to the helper once; ``keep`` stays here (rows to compare against, say).
+        """
+        items = iter(items)
+        first = next(items, None)
+        second = next(items, None) if first is not None and self._wanted else None
+        items = itertools.chain([item for item in (first, second) if item is not None], items)
+        if second is None:
+            return ((keep, work(context, batch)) for batch, keep in items)
+        if self._executor is None:
+            # spawn, not fork: this process holds an open database connection, perhaps threads.
+            self._executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        self._executor.submit(_install, context)  # one worker takes tasks in order: this comes first
+        return _InOrder(self._executor, work, context, items)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> "SyncHelper":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
+class _InOrder(Iterator[tuple[K, R]]):
+    """Results of batches shared between the helper process and this one, in the batches' order."""
+
+    def __init__(self, executor: ProcessPoolExecutor, work, context, items: Iterator):
+        self.executor, self.work, self.context, self.items = executor, work, context, items
+        self.slots: deque[tuple[Any, Future | list]] = deque()  # a future, or [result] worked out here
+        self.queued = 0  # futures among the slots
+        self.exhausted = False
+
+    def _take(self) -> tuple[Any, Any] | None:
+        item = None if self.exhausted else next(self.items, None)
+        self.exhausted = item is None
+        return item
+
+    def _queue_for_helper(self) -> None:
+        while self.queued < LOOKAHEAD and (item := self._take()) is not None:
+            self.slots.append((item[1], self.executor.submit(_run, self.work, item[0])))
+            self.queued += 1
+
+    def __next__(self) -> tuple[Any, Any]:
+        self._queue_for_helper()
+        if not self.slots:
+            raise StopIteration
+        keep, slot = self.slots[0]
+        while isinstance(slot, Future) and not slot.done() and (item := self._take()) is not None:
+            self.slots.append((item[1], [self.work(self.context, item[0])]))  # rather than wait, work here
+        self.slots.popleft()
+        if isinstance(slot, Future):
+            self.queued -= 1
+            return keep, slot.result()
+        return keep, slot[0]

@@ -1,0 +1,84 @@
+"""A sync that shares its work with a helper process decides exactly as one that does not."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from reval.models import RejectedRecord
+from reval.reconcile.common import BATCH_SIZE
+from reval.reconcile.helper import SyncHelper
+from reval.reconcile.sync import GmcInput, TisInput, run_sync
+from reval.synthetic import generate
+from tests.factories import AS_OF
+from tests.reconcile.test_shards import empty, two_nights_state
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    # Over one batch of people and of doctors, so a helper process is started and given work.
+    return generate(tmp_path_factory.mktemp("synthetic"), int(BATCH_SIZE * 1.3), AS_OF, seed=11)
+
+
+def two_nights(sessions, dataset, helper_process: bool):
+    summaries = [
+        run_sync(sessions, as_of=as_of, gmc=GmcInput.from_file(gmc_path), tis=TisInput.from_file(dataset.tis),
+                 helper_process=helper_process)
+        for gmc_path, as_of in ((dataset.previous_gmc, AS_OF - timedelta(days=1)), (dataset.gmc, AS_OF))
+    ]
+    with sessions.begin() as session:
+        rejected = [
+            (r.source, r.locator, r.record_key, r.field, r.message)
+            for r in session.scalars(select(RejectedRecord).order_by(RejectedRecord.id))
+        ]
+    return summaries, rejected, two_nights_state(sessions)
+
+
+def comparable(summary):
+    return {key: value for key, value in summary.items()
+            if key not in ("syncRunId", "startedAt", "finishedAt", "seconds", "helperProcess")}
+
+
+def test_decisions_history_and_rejections_match_with_and_without_a_helper_process(sessions, dataset):
+    alone_summaries, alone_rejected, alone = two_nights(sessions, dataset, helper_process=False)
+    empty(sessions)
+    shared_summaries, shared_rejected, shared = two_nights(sessions, dataset, helper_process=True)
+    assert [s["helperProcess"] for s in alone_summaries] == [False, False]
+    assert [s["helperProcess"] for s in shared_summaries] == [True, True]
+    assert alone_summaries[0]["doctors"] > BATCH_SIZE and alone_summaries[0]["tis"]["peopleRead"] > BATCH_SIZE
+    assert len(alone_rejected) > 10  # the synthetic data's bad records, in the order they were read
+    assert shared == alone
+    assert shared_rejected == alone_rejected
+    assert [comparable(s) for s in shared_summaries] == [comparable(s) for s in alone_summaries]
+
+
+def test_a_small_sync_starts_no_helper_process(sessions, tmp_path):
+    small = generate(tmp_path, 50, AS_OF, seed=3)
+    summary = run_sync(sessions, as_of=AS_OF, gmc=GmcInput.from_file(small.gmc), tis=TisInput.from_file(small.tis),
+                       helper_process=True)
+    assert summary["helperProcess"] is False and summary["doctors"] > 40
+
+
+def offset_all(offset, numbers):
+    if 13 in numbers:
+        raise ValueError(f"batch with 13 (offset {offset})")
+    return [number + offset for number in numbers]
+
+
+def test_results_come_in_the_batches_order_whoever_worked_them_out():
+    batches = [list(range(start, start + 50)) for start in range(20, 5020, 50)]
+    with SyncHelper(use_process=True) as helper:
+        results = list(helper.ordered(offset_all, 1000, ((batch, batch[0]) for batch in batches)))
+        assert helper.uses_process
+    assert [first for first, _ in results] == [batch[0] for batch in batches]
+    assert [result for _, result in results] == [[n + 1000 for n in batch] for batch in batches]
+
+
+@pytest.mark.parametrize("use_process", [False, True])
+def test_a_failing_batch_fails_the_step(use_process):
+    batches = [list(range(start, start + 10)) for start in range(0, 100, 10)]  # the second holds 13
+    with SyncHelper(use_process=use_process) as helper:
+        with pytest.raises(ValueError, match="batch with 13"):
+            list(helper.ordered(offset_all, 0, ((batch, None) for batch in batches)))
