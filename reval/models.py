@@ -59,6 +59,7 @@ class GmcConnection(Base):
     """A doctor on a designated body's GMC list, as last fetched (or kept when not fetched)."""
 
     __tablename__ = "gmc_connection"
+    __table_args__ = {"sqlite_with_rowid": False}  # stored in GMC-number order (migration 0004)
 
     gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True)
     designated_body_code: Mapped[str] = mapped_column(BODY_CODE, index=True)
@@ -94,6 +95,7 @@ class Doctor(Base):
     """The current decision for one GMC number, with what the export and queues show."""
 
     __tablename__ = "doctor"
+    __table_args__ = {"sqlite_with_rowid": False}  # stored in GMC-number order (migration 0004)
 
     gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True)
     queue: Mapped[str] = mapped_column(String(20), index=True)
@@ -119,6 +121,7 @@ class DoctorVisibility(Base):
     """Which designated bodies see a doctor: the one place a body's queues are read from."""
 
     __tablename__ = "doctor_visibility"
+    __table_args__ = {"sqlite_with_rowid": False}  # stored in key order (migration 0004)
 
     designated_body_code: Mapped[str] = mapped_column(BODY_CODE, primary_key=True)
     gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True, index=True)

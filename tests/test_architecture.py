@@ -6,10 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from reval.db import make_engine
+from reval.db import alembic_config, make_engine
 from reval.models import Base
 
 ROOT = Path(__file__).parent.parent
@@ -28,3 +29,27 @@ def test_layers_import_only_downwards():
         [str(Path(sys.executable).with_name("lint-imports"))], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sqlite_keeps_the_tables_read_by_gmc_number_in_that_order_and_the_migration_keeps_their_rows(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'reval.sqlite'}")
+    config = alembic_config(engine)
+    command.upgrade(config, "0003")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO doctor_visibility VALUES ('1-1RSSQ05', '1234567')")
+        connection.exec_driver_sql(
+            "INSERT INTO gmc_connection (gmc_number, designated_body_code, record_hash) VALUES ('1234567', '1-1RSSQ05', 'h')"
+        )
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        tables = dict(connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all())
+        assert connection.exec_driver_sql("SELECT * FROM doctor_visibility").all() == [("1-1RSSQ05", "1234567")]
+        assert connection.exec_driver_sql("SELECT gmc_number, designated_body_code FROM gmc_connection").all() == [
+            ("1234567", "1-1RSSQ05")
+        ]
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    for name in ("gmc_connection", "doctor", "doctor_visibility"):
+        assert "WITHOUT ROWID" in tables[name], name
+    assert "WITHOUT ROWID" not in tables["tis_person"]  # keyed by TIS id, read by GMC number: no gain
+    assert differences == []
