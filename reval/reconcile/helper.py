@@ -13,9 +13,9 @@ the same order, so both ways give identical results (a test checks this).
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import os
+import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, TypeVar
@@ -25,6 +25,9 @@ R = TypeVar("R")
 
 # Batches queued for the helper ahead of the one this process waits for.
 LOOKAHEAD = 3
+# How long a step works alone before it is worth a helper process (a fork costs milliseconds,
+# but a small sync should not make one at all).
+WORK_ALONE_SECONDS = 0.2
 
 _context: Any = None  # in the helper process: what every batch of the current step shares
 
@@ -56,10 +59,11 @@ def _helper_context() -> multiprocessing.context.BaseContext:
 
 
 class SyncHelper:
-    """Runs batches of pure work in a helper process (if wanted) and here, results in order.
+    """Runs batches of pure work here, and, once a sync has shown it is large, in a helper process
+    too, results always in the batches' order.
 
-    The process starts with the first step that has more than one batch to do: a small sync
-    (a few thousand records) never pays for starting it.
+    The process starts when a step has been working here for WORK_ALONE_SECONDS with batches
+    still to come: a small sync (an admin's change, a test) never starts one.
     """
 
     def __init__(self, use_process: bool | None = None):
@@ -77,16 +81,16 @@ class SyncHelper:
 
         ``context`` crosses to the helper once; ``keep`` stays here (rows to compare against, say).
         """
-        items = iter(items)
-        first = next(items, None)
-        second = next(items, None) if first is not None and self._wanted else None
-        items = itertools.chain([item for item in (first, second) if item is not None], items)
-        if second is None:
-            return ((keep, work(context, batch)) for batch, keep in items)
+        return _InOrder(self, work, context, iter(items))
+
+    def _executor_for(self, context: Any, started: float) -> ProcessPoolExecutor | None:
+        """The process to share a step with (given its context first), if it is worth one now."""
         if self._executor is None:
+            if not self._wanted or time.perf_counter() - started < WORK_ALONE_SECONDS:
+                return None
             self._executor = ProcessPoolExecutor(1, mp_context=_helper_context())
         self._executor.submit(_install, context)  # one worker takes tasks in order: this comes first
-        return _InOrder(self._executor, work, context, items)
+        return self._executor
 
     def close(self) -> None:
         if self._executor is not None:
@@ -103,8 +107,10 @@ class SyncHelper:
 class _InOrder(Iterator[tuple[K, R]]):
     """Results of batches shared between the helper process and this one, in the batches' order."""
 
-    def __init__(self, executor: ProcessPoolExecutor, work, context, items: Iterator):
-        self.executor, self.work, self.context, self.items = executor, work, context, items
+    def __init__(self, helper: SyncHelper, work, context, items: Iterator):
+        self.helper, self.work, self.context, self.items = helper, work, context, items
+        self.executor: ProcessPoolExecutor | None = None
+        self.started = time.perf_counter()
         self.slots: deque[tuple[Any, Future | list]] = deque()  # a future, or [result] worked out here
         self.queued = 0  # futures among the slots
         self.exhausted = False
@@ -115,14 +121,22 @@ class _InOrder(Iterator[tuple[K, R]]):
         return item
 
     def _queue_for_helper(self) -> None:
+        if self.executor is None:
+            self.executor = self.helper._executor_for(self.context, self.started)
+            if self.executor is None:
+                return
         while self.queued < LOOKAHEAD and (item := self._take()) is not None:
             self.slots.append((item[1], self.executor.submit(_run, self.work, item[0])))
             self.queued += 1
 
     def __next__(self) -> tuple[Any, Any]:
-        self._queue_for_helper()
+        if not self.exhausted:
+            self._queue_for_helper()
         if not self.slots:
-            raise StopIteration
+            item = self._take()  # no helper (yet): the next batch is worked out here
+            if item is None:
+                raise StopIteration
+            return item[1], self.work(self.context, item[0])
         keep, slot = self.slots[0]
         while isinstance(slot, Future) and not slot.done() and (item := self._take()) is not None:
             self.slots.append((item[1], [self.work(self.context, item[0])]))  # rather than wait, work here

@@ -57,8 +57,10 @@ def apply_gmc_lists(
     configured_bodies: Iterable[str],
     events: EventLog,
     not_fetched_reasons: dict[str, str] | None = None,
+    helper: SyncHelper | None = None,
 ) -> GmcOutcome:
-    """Applies complete GMC lists of designated bodies; bodies without a list keep their doctors."""
+    """Applies complete GMC lists of designated bodies; bodies without a list keep their doctors.
+    ``helper`` examines the lists in a second process while this one writes."""
     outcome = GmcOutcome()
     canonical_codes = {code.upper(): code for code in configured_bodies}
     table = GmcConnection.__table__
@@ -72,63 +74,51 @@ def apply_gmc_lists(
         field_name = error.field if isinstance(error, InvalidValue) else None
         outcome.rejections.append(Rejection("GMC", locator, key, field_name, str(error)))
 
-    for locator, body_list in body_lists:
-        if isinstance(body_list, UnparseableRecord):
-            reject(locator, body_list.problem)
-            continue
-        try:
-            body_list = require_object("designatedBodyList", body_list)
-            raw_code = body_list.get("designatedBodyCode")
-            code = canonical_codes.get(raw_code.strip().upper()) if isinstance(raw_code, str) else None
-            if code is None:
-                raise InvalidValue("designatedBodyCode", raw_code, "is not a configured designated body")
-            if code in outcome.fetched:
-                raise InvalidValue("designatedBodyCode", raw_code, "appears twice; the later list is ignored")
-            doctors = list_of_objects("doctors", body_list.get("doctors"))
-        except InvalidValue as error:
-            reject(locator, error)
+    lists = (((locator, body_list), locator) for locator, body_list in body_lists)
+    for locator, (code, raw_code, problem, examined) in (helper or SyncHelper(use_process=False)).ordered(
+        examine_body_list, (canonical_codes, stored), lists
+    ):
+        if problem is None and code in outcome.fetched:
+            problem = InvalidValue("designatedBodyCode", raw_code, "appears twice; the later list is ignored")
+        if problem is not None:
+            reject(locator, problem)
             continue
         outcome.fetched.append(code)
-        for index, raw_doctor in enumerate(doctors):
-            doctor_locator = f"{locator} {code} doctors[{index}]"
+        for doctor in examined:
+            number = doctor.number
             outcome.doctors_read += 1
-            digest = record_hash(raw_doctor)
-            number = _readable(gmc_number, "GMCReferenceNumber", raw_doctor.get("GMCReferenceNumber"))
-            previous = stored.get(number) if number is not None else None
-            if previous == (code, digest) and number not in seen:
-                seen[number] = code  # the very record stored last time: nothing to validate or write
-                continue
-            try:
-                doctor = read_connected_doctor(raw_doctor)
-            except InvalidValue as error:
+            if doctor.rejection is not None:
                 if number is None:
                     incomplete.add(code)
                 else:
                     kept.add(number)
-                reject(doctor_locator, error, number)
+                outcome.rejections.append(doctor.rejection)
+                continue
+            if doctor.row is None and number not in seen:
+                seen[number] = code  # the very record stored last time: nothing to write
                 continue
             if number in seen:
                 reject(
-                    doctor_locator,
+                    _doctor_locator(locator, code, doctor.index),
                     InvalidValue("GMCReferenceNumber", number, f"is also on the list of {seen[number]}; kept there"),
                     number,
                 )
                 continue
             seen[number] = code
-            row = {**doctor, "designated_body_code": code, "record_hash": digest}
+            previous = stored.get(number)
             if previous is None:
-                writer.insert(row)
+                writer.insert(doctor.row)
                 outcome.added += 1
                 _record_connection_change(outcome, events, number, None, code)
             elif previous[0] != code:
-                writer.update(row)
+                writer.update(doctor.row)
                 outcome.moved += 1
                 _record_connection_change(outcome, events, number, previous[0], code)
             else:
-                writer.update(row)
+                writer.update(doctor.row)
                 outcome.updated += 1
                 outcome.touched_numbers.add(number)
-            events.flush(session)
+        events.flush(session)
 
     fetched = set(outcome.fetched)
     for number, (body, _digest) in stored.items():
@@ -148,6 +138,57 @@ def apply_gmc_lists(
         outcome.not_fetched.setdefault(code, "list had unidentifiable doctors; no disconnections inferred")
     outcome.failed = incomplete | (set(not_fetched_reasons or {}) & set(outcome.not_fetched))
     return outcome
+
+
+class ExaminedDoctor(NamedTuple):
+    index: int  # in its list
+    number: str | None  # None: the record has no readable GMC number
+    row: dict[str, Any] | None  # what to store; None when rejected, or unchanged since stored
+    rejection: Rejection | None
+
+
+def examine_body_list(
+    context: tuple[Mapping[str, str], Mapping[str, tuple[str, str]]], locator_and_list: tuple[str, Any]
+) -> tuple[str | None, Any, InvalidValue | str | None, list[ExaminedDoctor]]:
+    """A body's list: (configured body code, the code as given, None, its doctors examined), or
+    (None, None, why not, []). Each doctor is validated unless identical to the record stored
+    for them on that list (it was valid when stored). Pure, so it may run in the helper process.
+    """
+    canonical_codes, stored = context
+    locator, body_list = locator_and_list
+    if isinstance(body_list, bytes):
+        body_list = parse_line(body_list)
+    if isinstance(body_list, UnparseableRecord):
+        return None, None, body_list.problem, []
+    try:
+        body_list = require_object("designatedBodyList", body_list)
+        raw_code = body_list.get("designatedBodyCode")
+        code = canonical_codes.get(raw_code.strip().upper()) if isinstance(raw_code, str) else None
+        if code is None:
+            raise InvalidValue("designatedBodyCode", raw_code, "is not a configured designated body")
+        doctors = list_of_objects("doctors", body_list.get("doctors"))
+    except InvalidValue as error:
+        return None, None, error, []
+    examined = []
+    for index, raw in enumerate(doctors):
+        digest = record_hash(raw)
+        number = _readable(gmc_number, "GMCReferenceNumber", raw.get("GMCReferenceNumber"))
+        if number is not None and stored.get(number) == (code, digest):
+            examined.append(ExaminedDoctor(index, number, None, None))
+            continue
+        try:
+            doctor = read_connected_doctor(raw)
+        except InvalidValue as error:
+            rejection = Rejection("GMC", _doctor_locator(locator, code, index), number, error.field, str(error))
+            examined.append(ExaminedDoctor(index, number, None, rejection))
+            continue
+        row = {**doctor, "designated_body_code": code, "record_hash": digest}
+        examined.append(ExaminedDoctor(index, number, row, None))
+    return code, raw_code, None, examined
+
+
+def _doctor_locator(list_locator: str, code: str, index: int) -> str:
+    return f"{list_locator} {code} doctors[{index}]"
 
 
 def _record_connection_change(

@@ -46,7 +46,7 @@ class GmcInput:
     @classmethod
     def from_file(cls, path: str | Path) -> "GmcInput":
         """A GMC snapshot file; raises SnapshotUnreadable before anything is stored."""
-        return cls(str(path), open_snapshot(path, label="GMC", list_key="designatedBodies"))
+        return cls(str(path), open_snapshot(path, label="GMC", list_key="designatedBodies", undecoded=True))
 
 
 @dataclass
@@ -159,7 +159,7 @@ def _apply_sources(
     events: EventLog, lap: Callable[[str], None], helper: SyncHelper | None = None,
 ) -> tuple[GmcOutcome, TisOutcome | None, list[Rejection]]:
     gmc_outcome = (
-        apply_gmc_lists(session, gmc.body_lists, [b.code for b in bodies], events, gmc.not_fetched_reasons)
+        apply_gmc_lists(session, gmc.body_lists, [b.code for b in bodies], events, gmc.not_fetched_reasons, helper)
         if gmc
         else GmcOutcome(not_fetched={b.code: "GMC was not fetched in this run" for b in bodies})
     )

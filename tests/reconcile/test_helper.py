@@ -9,11 +9,18 @@ from sqlalchemy import select
 
 from reval.models import RejectedRecord
 from reval.reconcile.common import BATCH_SIZE
+from reval.reconcile import helper as helper_module
 from reval.reconcile.helper import SyncHelper
 from reval.reconcile.sync import GmcInput, TisInput, run_sync
 from reval.synthetic import generate
 from tests.factories import AS_OF
 from tests.reconcile.test_shards import empty, two_nights_state
+
+
+@pytest.fixture
+def helper_at_once(monkeypatch):
+    """The helper process starts with a step's first batch, not after a while (the data here is small)."""
+    monkeypatch.setattr(helper_module, "WORK_ALONE_SECONDS", 0)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +48,7 @@ def comparable(summary):
             if key not in ("syncRunId", "startedAt", "finishedAt", "seconds", "helperProcess")}
 
 
-def test_decisions_history_and_rejections_match_with_and_without_a_helper_process(sessions, dataset):
+def test_decisions_history_and_rejections_match_with_and_without_a_helper_process(sessions, dataset, helper_at_once):
     alone_summaries, alone_rejected, alone = two_nights(sessions, dataset, helper_process=False)
     empty(sessions)
     shared_summaries, shared_rejected, shared = two_nights(sessions, dataset, helper_process=True)
@@ -55,6 +62,7 @@ def test_decisions_history_and_rejections_match_with_and_without_a_helper_proces
 
 
 def test_a_small_sync_starts_no_helper_process(sessions, tmp_path):
+    # Its steps take a few milliseconds each: far under WORK_ALONE_SECONDS.
     small = generate(tmp_path, 50, AS_OF, seed=3)
     summary = run_sync(sessions, as_of=AS_OF, gmc=GmcInput.from_file(small.gmc), tis=TisInput.from_file(small.tis),
                        helper_process=True)
@@ -67,7 +75,7 @@ def offset_all(offset, numbers):
     return [number + offset for number in numbers]
 
 
-def test_results_come_in_the_batches_order_whoever_worked_them_out():
+def test_results_come_in_the_batches_order_whoever_worked_them_out(helper_at_once):
     batches = [list(range(start, start + 50)) for start in range(20, 5020, 50)]
     with SyncHelper(use_process=True) as helper:
         results = list(helper.ordered(offset_all, 1000, ((batch, batch[0]) for batch in batches)))
@@ -77,7 +85,7 @@ def test_results_come_in_the_batches_order_whoever_worked_them_out():
 
 
 @pytest.mark.parametrize("use_process", [False, True])
-def test_a_failing_batch_fails_the_step(use_process):
+def test_a_failing_batch_fails_the_step(use_process, helper_at_once):
     batches = [list(range(start, start + 10)) for start in range(0, 100, 10)]  # the second holds 13
     with SyncHelper(use_process=use_process) as helper:
         with pytest.raises(ValueError, match="batch with 13"):
