@@ -6,9 +6,9 @@ and deciding doctors from rows already read. ``SyncHelper`` runs that work in a 
 while this one reads and writes, and this process takes a batch itself whenever it would
 otherwise wait, so neither sits idle and the order of results never changes.
 
-The functions it runs are pure and module-level; with no helper process (one core, a
-``REVAL_SYNC_HELPER=0`` setting, or inside a daemonic process) they run here, the same code in
-the same order, so both ways give identical results (a test checks this).
+The functions it runs are pure and module-level; without a helper process (a small sync, one
+core, ``REVAL_SYNC_HELPER=0``, or inside a daemonic process) they run here, the same code in the
+same order, so both ways give identical results (a test checks this).
 """
 
 from __future__ import annotations
@@ -46,12 +46,13 @@ def helper_process_wanted() -> bool:
     setting = os.environ.get("REVAL_SYNC_HELPER", "").strip().lower()
     if setting in ("0", "false", "no", "off"):
         return False
-    return (os.cpu_count() or 1) > 1 and not multiprocessing.current_process().daemon
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores > 1 and not multiprocessing.current_process().daemon
 
 
 def _helper_context() -> multiprocessing.context.BaseContext:
     """fork where there is one: the helper is ready in milliseconds, with every module already
-    imported, so it takes its share from the first batch (a spawned one needs about a second).
+    imported (a spawned one imports the whole command again: about a second of two cores).
     The forked helper only runs pure functions on the values sent to it: it never touches the
     database connections it inherits, and leaves with os._exit, closing nothing of theirs."""
     methods = multiprocessing.get_all_start_methods()
