@@ -26,9 +26,10 @@ from reval.tis.records import PersonSchema, read_person
 VALIDATION_SAMPLE = 2000
 
 
-def peak_memory_mib() -> float:
-    # ru_maxrss is in KiB on Linux: the peak of this process so far.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_memory_mib(who: int = resource.RUSAGE_SELF) -> float:
+    # ru_maxrss is in KiB on Linux: the peak of this process so far (RUSAGE_CHILDREN: of the
+    # largest child that has ended, here the sync's helper process).
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
 def _timed(action) -> tuple[Any, float]:
@@ -85,6 +86,8 @@ def run_bench(doctors: int, seed: int, as_of: date, database_url: str | None = N
             "peakMemoryMiBBeforeSync": memory_before,
             "peakMemoryMiBAfterFullSync": memory_after_full,
             "peakMemoryMiB": peak_memory_mib(),
+            "helperProcess": full["helperProcess"],
+            "helperPeakMemoryMiB": peak_memory_mib(resource.RUSAGE_CHILDREN),
             "queues": {queue: counts["after"] for queue, counts in full["queues"].items()},
             "rejectedRecords": full["rejectedRecords"],
             **validation_cost(dataset.tis),
