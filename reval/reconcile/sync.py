@@ -156,7 +156,7 @@ class PhaseClock:
 
 def _apply_sources(
     session: Session, run_id: int, gmc: GmcInput | None, tis: TisInput | None, bodies: Sequence[DesignatedBody],
-    events: EventLog, lap: Callable[[str], None], helper: SyncHelper | None = None,
+    events: EventLog, lap: Callable[[str], None], helper: SyncHelper,
 ) -> tuple[GmcOutcome, TisOutcome | None, list[Rejection]]:
     gmc_outcome = (
         apply_gmc_lists(session, gmc.body_lists, [b.code for b in bodies], events, gmc.not_fetched_reasons, helper)
@@ -233,7 +233,9 @@ def apply_run_sources(
             events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
             bodies = configured_designated_bodies(session)
             before = queue_counts(session)
-            gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap)
+            with SyncHelper() as helper:
+                gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap,
+                                                                      helper)
             mark_for_decision(session, gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()))
             events.flush(session, force=True)
             run = session.get(SyncRun, run_id)
