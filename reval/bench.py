@@ -86,7 +86,7 @@ def run_bench(doctors: int, seed: int, as_of: date, database_url: str | None = N
             "peakMemoryMiBBeforeSync": memory_before,
             "peakMemoryMiBAfterFullSync": memory_after_full,
             "peakMemoryMiB": peak_memory_mib(),
-            "helperProcess": full["helperProcess"],
+            "helperProcess": full["helperProcess"]["used"],
             "helperPeakMemoryMiB": peak_memory_mib(resource.RUSAGE_CHILDREN),
             "queues": {queue: counts["after"] for queue, counts in full["queues"].items()},
             "rejectedRecords": full["rejectedRecords"],

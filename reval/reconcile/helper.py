@@ -13,6 +13,7 @@ same order, so both ways give identical results (a test checks this).
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import time
@@ -25,8 +26,7 @@ R = TypeVar("R")
 
 # Batches queued for the helper ahead of the one this process waits for.
 LOOKAHEAD = 3
-# How long a step works alone before it is worth a helper process (a fork costs milliseconds,
-# but a small sync should not make one at all).
+# How long a step works alone before it is worth starting a helper process for the rest.
 WORK_ALONE_SECONDS = 0.2
 
 _context: Any = None  # in the helper process: what every batch of the current step shares
@@ -41,6 +41,11 @@ def _run(work: Callable[[Any, Any], R], batch: Any) -> R:
     return work(_context, batch)
 
 
+def _import_all(modules: tuple[str, ...]) -> None:
+    for module in modules:
+        importlib.import_module(module)
+
+
 def helper_process_wanted() -> bool:
     """A helper process pays off with a second core; a daemonic process may not start one."""
     setting = os.environ.get("REVAL_SYNC_HELPER", "").strip().lower()
@@ -50,26 +55,26 @@ def helper_process_wanted() -> bool:
     return cores > 1 and not multiprocessing.current_process().daemon
 
 
-def _helper_context() -> multiprocessing.context.BaseContext:
-    """fork where there is one: the helper is ready in milliseconds, with every module already
-    imported (a spawned one imports the whole command again: about a second of two cores).
-    The forked helper only runs pure functions on the values sent to it: it never touches the
-    database connections it inherits, and leaves with os._exit, closing nothing of theirs."""
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-
-
 class SyncHelper:
-    """Runs batches of pure work here, and, once a sync has shown it is large, in a helper process
-    too, results always in the batches' order.
+    """Runs batches of pure work here and in a helper process, results always in the batches' order.
 
-    The process starts when a step has been working here for WORK_ALONE_SECONDS with batches
-    still to come: a small sync (an admin's change, a test) never starts one.
+    The helper is a fresh interpreter (spawned, not forked: a forked child would inherit this
+    process's connections and threads, and run the after-fork hooks libraries register for
+    them; kombu's, for one, closes the broker connections it finds). Starting one takes about a
+    second, so a sync whose input is known to be large starts it at once (``start_now``), and
+    otherwise a step starts it once it has worked alone for WORK_ALONE_SECONDS with batches still
+    to come: a small sync (an admin's change, a test) never starts one.
     """
 
-    def __init__(self, use_process: bool | None = None):
+    def __init__(self, use_process: bool | None = None, start_now: bool = False, preload: tuple[str, ...] = ()):
+        """``preload``: the modules of the work to come, imported as the process starts."""
         self._wanted = helper_process_wanted() if use_process is None else use_process
+        self._preload = preload
         self._executor: ProcessPoolExecutor | None = None
+        self._up: Future | None = None  # done once the process has started and imported ``preload``
+        self.batches_in_process = 0  # how many batches the helper process worked out
+        if start_now and self._wanted:
+            self._start()
 
     @property
     def uses_process(self) -> bool:
@@ -84,14 +89,29 @@ class SyncHelper:
         """
         return _InOrder(self, work, context, iter(items))
 
+    def _start(self) -> None:
+        self._executor = ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_import_all, initargs=(self._preload,)
+        )
+        self._up = self._executor.submit(_install, None)  # the process starts with its first task
+
     def _executor_for(self, context: Any, started: float) -> ProcessPoolExecutor | None:
-        """The process to share a step with (given its context first), if it is worth one now."""
+        """The process to share a step with (given its context first), once it is worth one and up:
+        until then the step carries on here, rather than wait for the process to start."""
         if self._executor is None:
             if not self._wanted or time.perf_counter() - started < WORK_ALONE_SECONDS:
                 return None
-            self._executor = ProcessPoolExecutor(1, mp_context=_helper_context())
+            self._start()
+        if not self._up.done():
+            return None
         self._executor.submit(_install, context)  # one worker takes tasks in order: this comes first
         return self._executor
+
+    def wait_until_up(self, timeout: float | None = None) -> None:
+        """Blocks until the helper process has started (for a caller that would rather wait than
+        work alone meanwhile: a test that must see work cross to it)."""
+        if self._up is not None:
+            self._up.result(timeout)
 
     def close(self) -> None:
         if self._executor is not None:
@@ -144,5 +164,7 @@ class _InOrder(Iterator[tuple[K, R]]):
         self.slots.popleft()
         if isinstance(slot, Future):
             self.queued -= 1
-            return keep, slot.result()
+            result = slot.result()
+            self.helper.batches_in_process += 1
+            return keep, result
         return keep, slot[0]

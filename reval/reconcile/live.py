@@ -86,14 +86,16 @@ def write_lines(path: Path, records) -> Path:
 
 def staged_gmc_input(path: Path, label: str, not_fetched: dict[str, str]) -> GmcInput:
     """Staged GMC lists as the sync takes them; a rejected doctor is located by the call that listed it."""
-    lists = open_snapshot(path, label="GMC", list_key="designatedBodies")
-    return GmcInput(label, (("GetDoctorsForDB", item) for _line, item in lists), not_fetched)
+    lists = open_snapshot(path, label="GMC", list_key="designatedBodies", undecoded=True)
+    return GmcInput(label, (("GetDoctorsForDB", item) for _line, item in lists), not_fetched, path.stat().st_size)
 
 
 def staged_tis_input(path: Path, label: str) -> TisInput:
     """Staged TIS people as the sync takes them; a rejected person is located by their TIS id."""
     people = open_snapshot(path, label="TIS", list_key="people")
-    return TisInput(label, ((f"person {person['tisPersonId']}", person) for _line, person in people))
+    return TisInput(
+        label, ((f"person {person['tisPersonId']}", person) for _line, person in people), size_bytes=path.stat().st_size
+    )
 
 
 def pulled_people(client: TisClient, person_ids: Sequence[int]) -> TisInput:

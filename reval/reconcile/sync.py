@@ -19,6 +19,7 @@ from reval.models import DoctorEvent, RejectedRecord, SyncRun
 from reval.reconcile.common import EventKind, EventLog, Rejection, Source, infrequent_garbage_collection, utcnow
 from reval.reconcile.decisions import (
     DecisionOutcome,
+    decide_batch,
     decide_doctors,
     in_range,
     mark_for_decision,
@@ -28,7 +29,7 @@ from reval.reconcile.decisions import (
 )
 from reval.reconcile.helper import SyncHelper
 from reval.reconcile.reference import configured_designated_bodies
-from reval.reconcile.sources import GmcOutcome, TisOutcome, apply_gmc_lists, apply_tis_people
+from reval.reconcile.sources import GmcOutcome, TisOutcome, apply_gmc_lists, apply_tis_people, examine_people
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
 from reval.snapshot_files import open_snapshot
 
@@ -43,10 +44,14 @@ class GmcInput:
     body_lists: Iterable[tuple[str, Any]]
     not_fetched_reasons: dict[str, str] = field(default_factory=dict)
 
+    size_bytes: int = 0  # how much there is to read, when known
+
     @classmethod
     def from_file(cls, path: str | Path) -> "GmcInput":
-        """A GMC snapshot file; raises SnapshotUnreadable before anything is stored."""
-        return cls(str(path), open_snapshot(path, label="GMC", list_key="designatedBodies", undecoded=True))
+        """A GMC snapshot file; raises SnapshotUnreadable before anything is stored. Its lines are
+        decoded where they are validated (in the sync's helper process, if it has one)."""
+        lists = open_snapshot(path, label="GMC", list_key="designatedBodies", undecoded=True)
+        return cls(str(path), lists, size_bytes=Path(path).stat().st_size)
 
 
 @dataclass
@@ -59,11 +64,24 @@ class TisInput:
     full_snapshot: bool = True
     deleted_person_ids: frozenset[int] = frozenset()
 
+    size_bytes: int = 0  # how much there is to read, when known
+
     @classmethod
     def from_file(cls, path: str | Path) -> "TisInput":
         """A TIS snapshot file; raises SnapshotUnreadable before anything is stored. Its lines are
         decoded where they are validated (in the sync's helper process, if it has one)."""
-        return cls(str(path), open_snapshot(path, label="TIS", list_key="people", undecoded=True))
+        people = open_snapshot(path, label="TIS", list_key="people", undecoded=True)
+        return cls(str(path), people, size_bytes=Path(path).stat().st_size)
+
+
+# Inputs above this size (several batches of records) start the sync's helper process at once.
+LARGE_INPUT_BYTES = 5_000_000
+
+
+def _sync_helper(gmc: GmcInput | None, tis: TisInput | None, use_process: bool | None = None) -> SyncHelper:
+    size = (gmc.size_bytes if gmc else 0) + (tis.size_bytes if tis else 0)
+    preload = (examine_people.__module__, decide_batch.__module__)  # the helper's work
+    return SyncHelper(use_process, start_now=size > LARGE_INPUT_BYTES, preload=preload)
 
 
 class SyncFailed(Exception):
@@ -94,9 +112,9 @@ def run_sync(
     run_id, started = _open_run(sessions, run_id, as_of, now, engine, gmc, tis)
     try:
         with infrequent_garbage_collection(), sessions.begin() as session:
-            with SyncHelper(helper_process) as helper:  # its process ends before the commit
+            with _sync_helper(gmc, tis, helper_process) as helper:  # its process ends before the commit
                 summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started, tis_not_fetched_reason, progress, helper)
-                summary["helperProcess"] = helper.uses_process
+                summary["helperProcess"] = {"used": helper.uses_process, "batches": helper.batches_in_process}
             run = session.get(SyncRun, run_id)
             run.status, run.finished_at = summary["status"], utcnow()
             summary["finishedAt"] = run.finished_at.isoformat()
@@ -233,7 +251,7 @@ def apply_run_sources(
             events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
             bodies = configured_designated_bodies(session)
             before = queue_counts(session)
-            with SyncHelper() as helper:
+            with _sync_helper(gmc, tis) as helper:
                 gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap,
                                                                       helper)
             mark_for_decision(session, gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()))

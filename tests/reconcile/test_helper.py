@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from reval.models import RejectedRecord
+from reval.reconcile import sync as sync_module
 from reval.reconcile.common import BATCH_SIZE
-from reval.reconcile import helper as helper_module
 from reval.reconcile.helper import SyncHelper
 from reval.reconcile.sync import GmcInput, TisInput, run_sync
 from reval.synthetic import generate
@@ -17,16 +17,10 @@ from tests.factories import AS_OF
 from tests.reconcile.test_shards import empty, two_nights_state
 
 
-@pytest.fixture
-def helper_at_once(monkeypatch):
-    """The helper process starts with a step's first batch, not after a while (the data here is small)."""
-    monkeypatch.setattr(helper_module, "WORK_ALONE_SECONDS", 0)
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    # Over one batch of people and of doctors, so a helper process is started and given work.
-    return generate(tmp_path_factory.mktemp("synthetic"), int(BATCH_SIZE * 1.3), AS_OF, seed=11)
+    # Several batches of people and of doctors: enough work for the helper to take a share.
+    return generate(tmp_path_factory.mktemp("synthetic"), BATCH_SIZE * 3, AS_OF, seed=11)
 
 
 def two_nights(sessions, dataset, helper_process: bool):
@@ -48,13 +42,15 @@ def comparable(summary):
             if key not in ("syncRunId", "startedAt", "finishedAt", "seconds", "helperProcess")}
 
 
-def test_decisions_history_and_rejections_match_with_and_without_a_helper_process(sessions, dataset, helper_at_once):
+def test_decisions_history_and_rejections_match_with_and_without_a_helper_process(sessions, dataset, monkeypatch):
+    monkeypatch.setattr(sync_module, "LARGE_INPUT_BYTES", 0)  # start the helper with each sync
     alone_summaries, alone_rejected, alone = two_nights(sessions, dataset, helper_process=False)
     empty(sessions)
     shared_summaries, shared_rejected, shared = two_nights(sessions, dataset, helper_process=True)
-    assert [s["helperProcess"] for s in alone_summaries] == [False, False]
-    assert [s["helperProcess"] for s in shared_summaries] == [True, True]
-    assert alone_summaries[0]["doctors"] > BATCH_SIZE and alone_summaries[0]["tis"]["peopleRead"] > BATCH_SIZE
+    assert [s["helperProcess"] for s in alone_summaries] == [{"used": False, "batches": 0}] * 2
+    assert all(s["helperProcess"]["used"] for s in shared_summaries)
+    assert sum(s["helperProcess"]["batches"] for s in shared_summaries) > 0  # work did cross to it
+    assert alone_summaries[0]["doctors"] > 2 * BATCH_SIZE and alone_summaries[0]["tis"]["peopleRead"] > 2 * BATCH_SIZE
     assert len(alone_rejected) > 10  # the synthetic data's bad records, in the order they were read
     assert shared == alone
     assert shared_rejected == alone_rejected
@@ -62,11 +58,11 @@ def test_decisions_history_and_rejections_match_with_and_without_a_helper_proces
 
 
 def test_a_small_sync_starts_no_helper_process(sessions, tmp_path):
-    # Its steps take a few milliseconds each: far under WORK_ALONE_SECONDS.
+    # Its steps take a few milliseconds each, far under WORK_ALONE_SECONDS, and its files are small.
     small = generate(tmp_path, 50, AS_OF, seed=3)
     summary = run_sync(sessions, as_of=AS_OF, gmc=GmcInput.from_file(small.gmc), tis=TisInput.from_file(small.tis),
                        helper_process=True)
-    assert summary["helperProcess"] is False and summary["doctors"] > 40
+    assert summary["helperProcess"] == {"used": False, "batches": 0} and summary["doctors"] > 40
 
 
 def offset_all(offset, numbers):
@@ -75,18 +71,20 @@ def offset_all(offset, numbers):
     return [number + offset for number in numbers]
 
 
-def test_results_come_in_the_batches_order_whoever_worked_them_out(helper_at_once):
+def test_results_come_in_the_batches_order_whoever_worked_them_out():
     batches = [list(range(start, start + 50)) for start in range(20, 5020, 50)]
-    with SyncHelper(use_process=True) as helper:
+    with SyncHelper(use_process=True, start_now=True, preload=(__name__,)) as helper:
+        helper.wait_until_up(timeout=60)
         results = list(helper.ordered(offset_all, 1000, ((batch, batch[0]) for batch in batches)))
-        assert helper.uses_process
+        assert helper.batches_in_process > 0
     assert [first for first, _ in results] == [batch[0] for batch in batches]
     assert [result for _, result in results] == [[n + 1000 for n in batch] for batch in batches]
 
 
 @pytest.mark.parametrize("use_process", [False, True])
-def test_a_failing_batch_fails_the_step(use_process, helper_at_once):
+def test_a_failing_batch_fails_the_step(use_process):
     batches = [list(range(start, start + 10)) for start in range(0, 100, 10)]  # the second holds 13
-    with SyncHelper(use_process=use_process) as helper:
+    with SyncHelper(use_process=use_process, start_now=True) as helper:
+        helper.wait_until_up(timeout=60)
         with pytest.raises(ValueError, match="batch with 13"):
             list(helper.ordered(offset_all, 0, ((batch, None) for batch in batches)))
