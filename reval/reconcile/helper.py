@@ -41,6 +41,19 @@ def _run(work: Callable[[Any, Any], R], batch: Any) -> R:
     return work(_context, batch)
 
 
+def _peak_memory_mib() -> float | None:
+    """This process's peak resident memory since it started (Linux), in MiB. Not ru_maxrss: that
+    also counts the moment between fork and exec, when the child still shares its parent's pages."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def _import_all(modules: tuple[str, ...]) -> None:
     for module in modules:
         importlib.import_module(module)
@@ -73,12 +86,14 @@ class SyncHelper:
         self._executor: ProcessPoolExecutor | None = None
         self._up: Future | None = None  # done once the process has started and imported ``preload``
         self.batches_in_process = 0  # how many batches the helper process worked out
+        self.peak_memory_mib: float | None = None  # the helper's, known once it has closed
         if start_now and self._wanted:
             self._start()
 
     @property
     def uses_process(self) -> bool:
-        return self._executor is not None
+        """Whether this sync has started a helper process (it may have closed since)."""
+        return self._up is not None
 
     def ordered(
         self, work: Callable[[Any, Any], R], context: Any, items: Iterable[tuple[Any, K]]
@@ -115,6 +130,10 @@ class SyncHelper:
 
     def close(self) -> None:
         if self._executor is not None:
+            try:
+                self.peak_memory_mib = self._executor.submit(_peak_memory_mib).result()
+            except Exception:  # a helper that died has no figure to give; its failure is reported elsewhere
+                pass
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 

@@ -114,7 +114,11 @@ def run_sync(
         with infrequent_garbage_collection(), sessions.begin() as session:
             with _sync_helper(gmc, tis, helper_process) as helper:  # its process ends before the commit
                 summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started, tis_not_fetched_reason, progress, helper)
-                summary["helperProcess"] = {"used": helper.uses_process, "batches": helper.batches_in_process}
+            summary["helperProcess"] = {
+                "used": helper.uses_process,
+                "batches": helper.batches_in_process,
+                "peakMemoryMiB": helper.peak_memory_mib,
+            }
             run = session.get(SyncRun, run_id)
             run.status, run.finished_at = summary["status"], utcnow()
             summary["finishedAt"] = run.finished_at.isoformat()

@@ -47,8 +47,8 @@ def test_decisions_history_and_rejections_match_with_and_without_a_helper_proces
     alone_summaries, alone_rejected, alone = two_nights(sessions, dataset, helper_process=False)
     empty(sessions)
     shared_summaries, shared_rejected, shared = two_nights(sessions, dataset, helper_process=True)
-    assert [s["helperProcess"] for s in alone_summaries] == [{"used": False, "batches": 0}] * 2
-    assert all(s["helperProcess"]["used"] for s in shared_summaries)
+    assert [s["helperProcess"] for s in alone_summaries] == [{"used": False, "batches": 0, "peakMemoryMiB": None}] * 2
+    assert all(s["helperProcess"]["used"] and s["helperProcess"]["peakMemoryMiB"] > 10 for s in shared_summaries)
     assert sum(s["helperProcess"]["batches"] for s in shared_summaries) > 0  # work did cross to it
     assert alone_summaries[0]["doctors"] > 2 * BATCH_SIZE and alone_summaries[0]["tis"]["peopleRead"] > 2 * BATCH_SIZE
     assert len(alone_rejected) > 10  # the synthetic data's bad records, in the order they were read
@@ -62,7 +62,7 @@ def test_a_small_sync_starts_no_helper_process(sessions, tmp_path):
     small = generate(tmp_path, 50, AS_OF, seed=3)
     summary = run_sync(sessions, as_of=AS_OF, gmc=GmcInput.from_file(small.gmc), tis=TisInput.from_file(small.tis),
                        helper_process=True)
-    assert summary["helperProcess"] == {"used": False, "batches": 0} and summary["doctors"] > 40
+    assert summary["helperProcess"] == {"used": False, "batches": 0, "peakMemoryMiB": None} and summary["doctors"] > 40
 
 
 def offset_all(offset, numbers):
