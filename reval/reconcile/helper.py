@@ -131,8 +131,8 @@ class SyncHelper:
     def close(self) -> None:
         if self._executor is not None:
             try:
-                self.peak_memory_mib = self._executor.submit(_peak_memory_mib).result()
-            except Exception:  # a helper that died has no figure to give; its failure is reported elsewhere
+                self.peak_memory_mib = self._executor.submit(_peak_memory_mib).result(timeout=60)
+            except Exception:  # a helper that died or hangs has no figure to give; the sync reports its failure
                 pass
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
