@@ -48,10 +48,8 @@ class GmcInput:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "GmcInput":
-        """A GMC snapshot file; raises SnapshotUnreadable before anything is stored. Its lines are
-        decoded where they are validated (in the sync's helper process, if it has one)."""
-        lists = open_snapshot(path, label="GMC", list_key="designatedBodies", undecoded=True)
-        return cls(str(path), lists, size_bytes=Path(path).stat().st_size)
+        lists, size = _snapshot_file(path, "GMC", "designatedBodies")
+        return cls(str(path), lists, size_bytes=size)
 
 
 @dataclass
@@ -68,10 +66,15 @@ class TisInput:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "TisInput":
-        """A TIS snapshot file; raises SnapshotUnreadable before anything is stored. Its lines are
-        decoded where they are validated (in the sync's helper process, if it has one)."""
-        people = open_snapshot(path, label="TIS", list_key="people", undecoded=True)
-        return cls(str(path), people, size_bytes=Path(path).stat().st_size)
+        people, size = _snapshot_file(path, "TIS", "people")
+        return cls(str(path), people, size_bytes=size)
+
+
+def _snapshot_file(path: str | Path, label: str, list_key: str) -> tuple[Iterable[tuple[str, Any]], int]:
+    """A snapshot file's records and its size; raises SnapshotUnreadable before anything is
+    stored. Its lines come undecoded: they are decoded where they are validated (in the sync's
+    helper process, if it has one)."""
+    return open_snapshot(path, label=label, list_key=list_key, undecoded=True), Path(path).stat().st_size
 
 
 # Inputs above this size (several batches of records) start the sync's helper process at once.
