@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from reval.designated_bodies import OwnerDirectory
 from reval.models import Doctor, DoctorHide, DoctorVisibility, GmcConnection, TisPerson
 from reval.reconcile.common import BATCH_SIZE, EventKind, EventLog, RowWriter, Source
-from reval.reconcile.helper import SyncHelper
+from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.rules import Decision, DoctorSituation, PlacementSpan, ProgrammeSpan, Queue, RuleEngine, TisPersonView
 from reval.rules.facts import stable_between
 
@@ -215,7 +215,7 @@ def decide_doctors(
     ranges: Iterable[tuple[str, str | None]] | None = None,
     only: set[str] | None = None,
     count_queues: bool = True,
-    helper: SyncHelper | None = None,
+    helper: SyncHelper = IN_THIS_PROCESS,
 ) -> DecisionOutcome:
     """Decides, in the given GMC-number ranges (default: all), every doctor whose decision may have
     changed: sources touched in this run, as-of date outside its stable window, different rules or
@@ -259,7 +259,7 @@ def decide_doctors(
             yield batch, previous_rows
 
     context = DecisionContext(engine, owners, basis, as_of)
-    for previous_rows, decided in (helper or SyncHelper(use_process=False)).ordered(decide_batch, context, inputs()):
+    for previous_rows, decided in helper.ordered(decide_batch, context, inputs()):
         for new in decided:
             number = new["gmc_number"]
             previous = previous_rows.get(number)

@@ -189,3 +189,7 @@ class _InOrder(Iterator[tuple[K, R]]):
             self.helper.batches_in_process += 1
             return keep, result
         return keep, slot[0]
+
+
+# For steps given no helper: everything runs here, in order. Safe to share, as it never starts one.
+IN_THIS_PROCESS = SyncHelper(use_process=False)

@@ -19,7 +19,7 @@ from reval.db import SerializedJson
 from reval.gmc.records import read_connected_doctor
 from reval.models import GmcConnection, TisPerson
 from reval.reconcile.common import EventKind, EventLog, Rejection, RowWriter, Source, batched, record_hash
-from reval.reconcile.helper import SyncHelper
+from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.snapshot_files import UnparseableRecord, parse_line
 from reval.tis.records import read_person
 from reval.validation import InvalidValue, gmc_number, list_of_objects, require_object, required_int
@@ -57,7 +57,7 @@ def apply_gmc_lists(
     configured_bodies: Iterable[str],
     events: EventLog,
     not_fetched_reasons: dict[str, str] | None = None,
-    helper: SyncHelper | None = None,
+    helper: SyncHelper = IN_THIS_PROCESS,
 ) -> GmcOutcome:
     """Applies complete GMC lists of designated bodies; bodies without a list keep their doctors.
     ``helper`` examines the lists in a second process while this one writes."""
@@ -75,9 +75,7 @@ def apply_gmc_lists(
         outcome.rejections.append(Rejection("GMC", locator, key, field_name, str(error)))
 
     lists = (((locator, body_list), locator) for locator, body_list in body_lists)
-    for locator, (code, raw_code, problem, examined) in (helper or SyncHelper(use_process=False)).ordered(
-        examine_body_list, (canonical_codes, stored), lists
-    ):
+    for locator, (code, raw_code, problem, examined) in helper.ordered(examine_body_list, (canonical_codes, stored), lists):
         if problem is None and code in outcome.fetched:
             problem = InvalidValue("designatedBodyCode", raw_code, "appears twice; the later list is ignored")
         if problem is not None:
@@ -231,7 +229,7 @@ def apply_tis_people(
     people: Iterable[tuple[str, Any]],
     full_snapshot: bool = True,
     deleted_person_ids: Iterable[int] = (),
-    helper: SyncHelper | None = None,
+    helper: SyncHelper = IN_THIS_PROCESS,
 ) -> TisOutcome:
     """Applies TIS people. From a full snapshot, people absent from a complete one have been
     deleted; from a targeted pull (not full), only ``deleted_person_ids`` have. ``helper``
@@ -244,7 +242,7 @@ def apply_tis_people(
     stored_digests = {person_id: digest for person_id, (digest, _number) in stored.items()}
     batches = ((batch, None) for batch in batched(people))
 
-    for _, examined in (helper or SyncHelper(use_process=False)).ordered(examine_people, stored_digests, batches):
+    for _, examined in helper.ordered(examine_people, stored_digests, batches):
         for person in examined:
             outcome.people_read += 1
             person_id = person.person_id

@@ -27,7 +27,7 @@ from reval.reconcile.decisions import (
     shards_of_ranges,
     undecided_numbers,
 )
-from reval.reconcile.helper import SyncHelper
+from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.reconcile.reference import configured_designated_bodies
 from reval.reconcile.sources import GmcOutcome, TisOutcome, apply_gmc_lists, apply_tis_people, examine_people
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
@@ -382,7 +382,7 @@ def redecide_doctors(
 def _decide(
     session: Session, engine: RuleEngine, bodies: Sequence[DesignatedBody], as_of: date, now: datetime,
     events: EventLog, change_sources: dict[str, Source], touched: set[str], only: set[str] | None = None,
-    helper: SyncHelper | None = None,
+    helper: SyncHelper = IN_THIS_PROCESS,
 ) -> DecisionOutcome:
     return decide_doctors(
         session, engine=engine, owners=OwnerDirectory(bodies), basis=decision_basis(engine, bodies), as_of=as_of,
