@@ -57,9 +57,19 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+READ_ONLY = "reval_read_only"
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine, for transactions that only read (on SQLite: no write lock taken)."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
 def _begin_immediately(connection) -> None:
-    # Take the write lock at the start, so two writers queue instead of failing mid-transaction.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A writer takes the write lock at the start, so two writers queue instead of failing
+    # mid-transaction; a reader begins deferred and, under WAL, never waits for a writer.
+    read = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -71,7 +81,7 @@ def alembic_config(engine: Engine) -> Config:
 
 def schema_is_current(engine: Engine) -> bool:
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
-    with engine.connect() as connection:
+    with read_only(engine).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision() == head
 
 

@@ -23,7 +23,7 @@ from reval.gmc.simulator import GmcConnectState, InjectedFault, RunningSimulator
 from reval.models import ConnectionRequest, Doctor
 from reval.reconcile.connections import deliver_request, record_connection_request
 from reval.reconcile.live import fetched_gmc_lists, fetched_tis_people
-from reval.reconcile.queries import queue_counts_by_body
+from reval.services.queues import counts_by_body
 from reval.reconcile.reference import configured_designated_bodies
 from reval.reconcile.sync import GmcInput, TisInput, run_sync
 from reval.snapshot_files import UnparseableRecord, open_snapshot
@@ -92,7 +92,7 @@ def run_demo(sessions: sessionmaker[Session], directory: Path, doctors: int, as_
             tonight = run_sync(sessions, gmc=gmc, tis=tis, as_of=as_of)
         requests = _admins_connect_doctors(sessions, simulator, client, as_of)
     with sessions.begin() as session:
-        counts = queue_counts_by_body(session)
+        counts = counts_by_body(session)
         bodies = [(b.code, b.name, counts.get(b.code, {})) for b in configured_designated_bodies(session)]
     return DemoResult(dataset, simulator.url, previous_night, tonight, bodies, requests)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator, text
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator, false, text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 GMC_NUMBER = String(7)
@@ -95,7 +97,11 @@ class Doctor(Base):
     """The current decision for one GMC number, with what the export and queues show."""
 
     __tablename__ = "doctor"
-    __table_args__ = {"sqlite_with_rowid": False}  # stored in GMC-number order (migration 0004)
+    __table_args__ = (
+        # The few doctors no configured body sees (national users' Unassigned queue).
+        Index("ix_doctor_unassigned", "gmc_number", sqlite_where=text("unassigned"), postgresql_where=text("unassigned")),
+        {"sqlite_with_rowid": False},  # stored in GMC-number order (migration 0004)
+    )
 
     gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True)
     queue: Mapped[str] = mapped_column(String(20), index=True)
@@ -115,16 +121,33 @@ class Doctor(Base):
     stable_from: Mapped[date | None] = mapped_column(Date)
     stable_until: Mapped[date | None] = mapped_column(Date)
     decision_basis: Mapped[str] = mapped_column(String(64))
+    # What the queues show, sort and search on (migration 0005): written with the decision.
+    submission_date: Mapped[date | None] = mapped_column(Date)  # GMC's revalidation submission date
+    programme_name: Mapped[str | None] = mapped_column(String(200))  # of the programme shown (shown_programme)
+    programme_start: Mapped[date | None] = mapped_column(Date)
+    programme_end: Mapped[date | None] = mapped_column(Date)
+    programme_owners: Mapped[str] = mapped_column(String(400), server_default="")  # P's codes, space-separated
+    sort_name: Mapped[str] = mapped_column(String(400), server_default="")  # "last first", case-folded
+    # Every first and last name GMC and TIS give, case-folded, each on a line of its own: a
+    # name-prefix search is LIKE '%\n' || prefix || '%'.
+    search_names: Mapped[str] = mapped_column(Text, server_default="")
+    unassigned: Mapped[bool] = mapped_column(Boolean, server_default=false())  # visible to no configured body
 
 
 class DoctorVisibility(Base):
-    """Which designated bodies see a doctor: the one place a body's queues are read from."""
+    """Which designated bodies see a doctor, and in which queue and for what reason each sees them
+    (an admin's hide for that body applied): the one place a body's queues are read from."""
 
     __tablename__ = "doctor_visibility"
-    __table_args__ = {"sqlite_with_rowid": False}  # stored in key order (migration 0004)
+    __table_args__ = (
+        Index("ix_doctor_visibility_queue", "designated_body_code", "queue", "reason"),
+        {"sqlite_with_rowid": False},  # stored in key order (migration 0004)
+    )
 
     designated_body_code: Mapped[str] = mapped_column(BODY_CODE, primary_key=True)
     gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True, index=True)
+    queue: Mapped[str] = mapped_column(String(20), server_default="")
+    reason: Mapped[str] = mapped_column(String(40), server_default="")
 
 
 class DoctorHide(Base):
@@ -214,7 +237,6 @@ class ConnectionRequest(Base):
     """
 
     __tablename__ = "connection_request"
-    __table_args__ = (Index("ix_connection_request_due", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     client_request_id: Mapped[str] = mapped_column(String(36), unique=True)
@@ -233,6 +255,14 @@ class ConnectionRequest(Base):
     message: Mapped[str | None] = mapped_column(Text)
     gmc_request_id: Mapped[str | None] = mapped_column(String(100))
     resend_of: Mapped[int | None] = mapped_column(ForeignKey("connection_request.id"))
+    # Asked for although Reval's checks advised against it (an unknown doctor, an unrelated body,
+    # a resend of a superseded request): recorded so the choice can be seen later.
+    forced: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # Speeds up the search for a later request of the same doctor and body.
+    __table_args__ = (
+        Index("ix_connection_request_due", "status", "next_attempt_at"),
+        Index("ix_connection_request_doctor_body", "gmc_number", "designated_body_code", "id"),
+    )
 
 
 class StagedSource(Base):

@@ -7,7 +7,6 @@ import resource
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
-from zoneinfo import ZoneInfo
 
 import orjson
 import redis
@@ -16,9 +15,9 @@ from celery.schedules import crontab
 from flask import current_app
 from kombu import Consumer, Exchange, Queue
 
-from reval.app import broker_configured, database, gmc_client, tis_client
+from reval.extensions import database, gmc_client, tis_client
 from reval.models import ConnectionRequest
-from reval.reconcile.common import utcnow
+from reval.clock import london_today, utcnow
 from reval.reconcile.connections import DeliveryPolicy, Status, deliver_due_requests, deliver_request
 from reval.reconcile.hides import end_expired_hides
 from reval.reconcile.live import pulled_people
@@ -40,12 +39,7 @@ from reval.reconcile.sync import decide_shard, finish_sharded_run, run_sync
 from reval.tis.client import TisUnavailable
 
 log = logging.getLogger(__name__)
-LONDON = ZoneInfo("Europe/London")
 PERSON_CHANGED = "reval.tis.person-changed"
-
-
-def london_today() -> date:
-    return datetime.now(LONDON).date()
 
 
 # --- connection requests -------------------------------------------------------------------------
@@ -53,7 +47,7 @@ def london_today() -> date:
 
 @shared_task(name="reval.deliver_connection_request", bind=True)
 def deliver_connection_request(self, request_id: int) -> str | None:
-    request = _deliver(request_id)
+    request = deliver_now(request_id)
     if request is not None and request.status == Status.PENDING:
         # A transient failure: try again when the request's backoff timer says.
         self.apply_async((request_id,), eta=request.next_attempt_at)
@@ -71,18 +65,8 @@ def deliver_due_now(ignore_backoff: bool = False) -> dict[str, int]:
     return deliver_due_requests(database().sessions, gmc_client(), now=utcnow, ignore_backoff=ignore_backoff, policy=policy)
 
 
-def dispatch_delivery(request_id: int) -> ConnectionRequest | None:
-    """Delivers a recorded request: by a worker when a broker is configured, else here and now.
-
-    Returns the request as delivered in-process, or None when a worker will deliver it.
-    """
-    if broker_configured(current_app):
-        deliver_connection_request.delay(request_id)
-        return None
-    return _deliver(request_id)
-
-
-def _deliver(request_id: int) -> ConnectionRequest | None:
+def deliver_now(request_id: int) -> ConnectionRequest | None:
+    """One delivery attempt here and now, under the app's policy (None: not deliverable now)."""
     policy = DeliveryPolicy.from_config(current_app.config)
     return deliver_request(database().sessions, gmc_client(), request_id, now=utcnow, policy=policy)
 
@@ -130,17 +114,19 @@ def run_lock(config: Mapping[str, Any] | None = None) -> RunLock:
 
 
 @shared_task(name="reval.nightly", ignore_result=False)
-def nightly(as_of: str | None = None, attempt: int = 1) -> dict[str, Any]:
-    """Starts a nightly run: one fetch task per designated body and one TIS pull, then one reconciliation."""
+def nightly(as_of: str | None = None, attempt: int = 1, run_id: int | None = None) -> dict[str, Any]:
+    """Starts a nightly run: one fetch task per designated body and one TIS pull, then one
+    reconciliation. ``run_id``: the run already recorded by whoever asked for it (a person)."""
     sessions = database().sessions
     day = date.fromisoformat(as_of) if as_of else london_today()
     token, lock = uuid.uuid4().hex, run_lock()
     if not lock.acquire(token):
-        run_id = record_skipped_run(sessions, day, utcnow(), "another nightly run was in progress")
+        run_id = record_skipped_run(sessions, day, utcnow(), "another nightly run was in progress", run_id)
         log.warning("Nightly run %s skipped: another nightly run is in progress", run_id)
         return {"runId": run_id, "status": "SKIPPED"}
     try:
-        run_id = record_run_start(sessions, day, utcnow())
+        if run_id is None:
+            run_id = record_run_start(sessions, day, utcnow())
         with sessions.begin() as session:
             codes = [body.code for body in configured_designated_bodies(session)]
         fetches = [fetch_gmc_list.si(run_id, code, token) for code in codes] + [pull_tis.si(run_id, token)]

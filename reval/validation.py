@@ -82,6 +82,26 @@ def optional_text(field: str, value: Any) -> str | None:
     return text or None
 
 
+# C0 and C1 control characters (NUL, tabs, newlines, escapes...): never part of a name or a reason,
+# refused by PostgreSQL (NUL) and used by Reval itself to separate names (newline).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def free_text(field: str, value: Any, max_length: int) -> str | None:
+    """Text a person typed: trimmed, at most ``max_length`` characters, no control characters;
+    None when empty."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidValue(field, value, "must be text")
+    text = value.strip()
+    if CONTROL_CHARACTERS.search(text):
+        raise InvalidValue(field, value, "must not contain control characters (tabs, line breaks and the like)")
+    if len(text) > max_length:
+        raise InvalidValue(field, value, f"is longer than {max_length} characters")
+    return text or None
+
+
 def required_int(field: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise InvalidValue(field, value, "must be a whole number")

@@ -13,7 +13,8 @@ import pytest
 import redis
 from sqlalchemy import delete
 
-from reval.app import celery_init_app, create_app, database
+from reval.app import create_app
+from reval.extensions import celery_init_app, database
 from reval.cli import cli
 from reval.db import ensure_schema, make_engine
 from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES

@@ -9,6 +9,9 @@ from typing import Any
 
 import orjson
 
+from reval.services.context import Actor, Context
+from reval.services.queues import QueueView, queue_entries
+
 EAST_OF_ENGLAND = "1-1RSSQ05"
 WESSEX = "1-1RUZUSF"
 NORTH_EAST = "1-1RSSQ1B"
@@ -85,3 +88,13 @@ def tis_snapshot(path: Path, people: list[dict[str, Any]], jsonl: bool = False) 
     else:
         path.write_bytes(orjson.dumps({"people": people}))
     return path
+
+
+def operator_context(sessions) -> Context:
+    """A use case's context for an operator at the command line (every designated body)."""
+    return Context(sessions, sessions, Actor.operator("tester"))
+
+
+def exported(sessions, body: str | None = None) -> list[dict[str, Any]]:
+    """What `reval export [--designated-body body]` writes."""
+    return [entry.export_row() for entry in queue_entries(operator_context(sessions), QueueView(body))]

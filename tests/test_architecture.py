@@ -43,7 +43,9 @@ def test_sqlite_keeps_the_tables_read_by_gmc_number_in_that_order_and_the_migrat
     command.upgrade(config, "head")
     with engine.connect() as connection:
         tables = dict(connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all())
-        assert connection.exec_driver_sql("SELECT * FROM doctor_visibility").all() == [("1-1RSSQ05", "1234567")]
+        assert connection.exec_driver_sql("SELECT designated_body_code, gmc_number FROM doctor_visibility").all() == [
+            ("1-1RSSQ05", "1234567")
+        ]
         assert connection.exec_driver_sql("SELECT gmc_number, designated_body_code FROM gmc_connection").all() == [
             ("1234567", "1-1RSSQ05")
         ]

@@ -26,7 +26,7 @@ def succeeded(sessions) -> bool:
 
 
 def test_a_worker_delivers_a_recorded_request(worker, reval, sessions, gmc_connect):
-    output = reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1", "--by", "ann").output
+    output = reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1", "--by", "ann", "--force").output
     assert "a worker will deliver it" in output
     wait_for(lambda: succeeded(sessions))
     assert "1000002" in gmc_connect.state.lists[WESSEX]
@@ -34,6 +34,6 @@ def test_a_worker_delivers_a_recorded_request(worker, reval, sessions, gmc_conne
 
 def test_a_worker_retries_a_transient_failure_when_its_timer_is_due(worker, reval, sessions, gmc_connect):
     gmc_connect.state.faults.append(InjectedFault("http-500", times=1))
-    reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1", "--by", "ann")
+    reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1", "--by", "ann", "--force")
     wait_for(lambda: succeeded(sessions))
     assert latest_request(sessions).attempts == 2

@@ -156,6 +156,6 @@ def test_a_run_with_more_doctors_than_a_shard_holds_spreads_its_decisions(servic
 
 
 def test_triggering_without_a_worker_says_so(services, workers, reval, monkeypatch):
-    monkeypatch.setattr("reval.cli.NIGHTLY_START_SECONDS", 1)
+    monkeypatch.setattr("reval.cli.runs.NIGHTLY_START_SECONDS", 1)
     result = reval("nightly", expect_exit=1)
     assert "is `reval worker` running?" in result.output

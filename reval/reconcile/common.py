@@ -6,7 +6,7 @@ import gc
 import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
@@ -14,9 +14,13 @@ import orjson
 from sqlalchemy import JSON, Connection, Table, bindparam, delete, insert, update
 from sqlalchemy.orm import Session
 
+from reval.clock import utcnow
 from reval.models import DoctorEvent
+from reval.refusals import Invalid
+from reval.validation import InvalidValue, free_text
 
 BATCH_SIZE = 5000
+PERSON_NAME_LENGTH = 200  # who did something (hides, requests): the width of those columns
 T = TypeVar("T")
 
 
@@ -34,10 +38,6 @@ class EventKind(StrEnum):
     HIDE_ENDED = "HIDE_ENDED"
     GMC_REQUEST = "GMC_REQUEST"
     GMC_REQUEST_FAILED = "GMC_REQUEST_FAILED"
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def record_hash(record: Any) -> str:
@@ -207,5 +207,12 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-class RefusedRequest(Exception):
-    """A request Reval will not carry out, explained in one sentence for the person who asked."""
+def checked_person_name(field: str, name: str | None) -> str:
+    """Who did something, as recorded beside it."""
+    try:
+        text = free_text(field, name, PERSON_NAME_LENGTH)
+    except InvalidValue as error:
+        raise Invalid(str(error), field=field) from None
+    if text is None:
+        raise Invalid(f"{field}: the name of who did this is required", field=field)
+    return text

@@ -16,15 +16,17 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from reval.clock import london_today
 from reval.gmc.client import GmcClient, GmcReply, new_client_request_id
 from reval.retrying import backoff_delay
 from reval.gmc.codes import CHANGE_REASONS, Action, OutcomeKind
 from reval.models import ConnectionRequest, GmcConnection
-from reval.reconcile.common import EventKind, EventLog, RefusedRequest, Source
+from reval.reconcile.common import EventKind, EventLog, Source, checked_person_name
 from reval.reconcile.reference import configured_code
 from reval.reconcile.sync import redecide_doctors
+from reval.refusals import Conflict, Invalid
 from reval.validation import InvalidValue, gmc_number
 
 log = logging.getLogger(__name__)
@@ -62,51 +64,61 @@ def record_connection_request(
     requested_by: str,
     now: datetime,
     resend_of: int | None = None,
+    forced: bool = False,
 ) -> ConnectionRequest:
-    """Checks and records a request and its audit event; refuses bad input before recording anything."""
+    """Checks and records a request and its audit event; refuses bad input before recording anything.
+    ``forced``: asked for against Reval's advice (recorded with the request and in its event)."""
     try:
         number = gmc_number("GMC number", gmc_number_text)
     except InvalidValue as error:
-        raise RefusedRequest(str(error)) from None
+        raise Invalid(str(error), field="gmcNumber") from None
     code = configured_code(session, designated_body)
     reason = str(reason).strip()
     if reason not in CHANGE_REASONS[action]:
         allowed = "; ".join(f"{key} = {meaning}" for key, meaning in CHANGE_REASONS[action].items())
-        raise RefusedRequest(f"reason {reason!r} does not fit {action.value}; use one of: {allowed}")
-    if not requested_by.strip():
-        raise RefusedRequest("a connection request needs the name of who asked for it")
+        raise Invalid(f"reason {reason!r} does not fit {action.value}; use one of: {allowed}", field="reason")
+    requested_by = checked_person_name("requestedBy", requested_by)
     request = ConnectionRequest(
         client_request_id=new_client_request_id(),
         gmc_number=number,
         designated_body_code=code,
         action=action.value,
         reason=reason,
-        requested_by=requested_by.strip(),
+        requested_by=requested_by,
         requested_at=now,
         status=Status.PENDING,
         attempts=0,
         next_attempt_at=now,
         resend_of=resend_of,
+        forced=forced,
     )
     session.add(request)
     session.flush()
-    events = EventLog(recorded_at=now, as_of=now.date(), sync_run_id=None)
+    events = EventLog(recorded_at=now, as_of=london_today(now), sync_run_id=None)
     verb = "connection to" if action is Action.ADD else "disconnection from"
     events.add(
         number, Source.ADMIN, EventKind.GMC_REQUEST, None, request_view(request),
-        f"{requested_by} asked GMC for a {verb} {code} (request {request.id})",
+        f"{requested_by} asked GMC for a {verb} {code} (request {request.id}"
+        + (", forced past Reval's checks)" if forced else ")"),
     )
     events.flush(session, force=True)
     return request
 
 
-def record_resend(session: Session, request_id: int, requested_by: str | None, now: datetime) -> ConnectionRequest:
-    """A new request repeating a failed one (the failed one stays in the record as it was)."""
-    failed = session.get(ConnectionRequest, request_id)
-    if failed is None:
-        raise RefusedRequest(f"there is no connection request {request_id}; see `reval requests`")
+def record_resend(
+    session: Session, failed: ConnectionRequest, requested_by: str | None, now: datetime, *, force: bool = False
+) -> ConnectionRequest:
+    """A new request repeating a failed one (the failed one stays in the record as it was).
+    Refused when a later request for the same doctor and body has superseded it, since
+    repeating it could undo that later change at GMC, unless ``force``."""
     if failed.status != Status.FAILED:
-        raise RefusedRequest(f"request {request_id} is {failed.status.lower()}, not failed; only a failed request is resent")
+        raise Conflict(f"request {failed.id} is {failed.status.lower()}, not failed; only a failed request is resent")
+    later = superseding_request(session, failed)
+    if later is not None and not force:
+        raise Conflict(
+            f"request {failed.id} has been superseded by request {later.id} ({later.action} {later.gmc_number} "
+            f"for {later.designated_body_code}, {later.status.lower()}); resending it could undo that change at GMC"
+        )
     return record_connection_request(
         session,
         gmc_number_text=failed.gmc_number,
@@ -116,6 +128,7 @@ def record_resend(session: Session, request_id: int, requested_by: str | None, n
         requested_by=requested_by or failed.requested_by,
         now=now,
         resend_of=failed.id,
+        forced=force and later is not None,
     )
 
 
@@ -152,12 +165,13 @@ def record_delivery_outcome(
 ) -> None:
     request.in_flight_since = None
     request.return_code, request.message, request.gmc_request_id = reply.return_code, reply.message, reply.gmc_request_id
-    events = EventLog(recorded_at=now, as_of=now.date(), sync_run_id=None)
+    as_of = london_today(now)
+    events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)
     if reply.kind is OutcomeKind.SUCCESS:
         request.status, request.next_attempt_at = Status.SUCCEEDED, None
         _apply_accepted_change(session, request, events)
         events.flush(session, force=True)
-        redecide_doctors(session, {request.gmc_number}, source=Source.ADMIN, as_of=now.date(), now=now, events=events)
+        redecide_doctors(session, {request.gmc_number}, source=Source.ADMIN, as_of=as_of, now=now, events=events)
         return
     if reply.kind is OutcomeKind.TRANSIENT and request.attempts < policy.max_attempts:
         delay = backoff_delay(request.attempts - 1, policy.backoff_seconds, policy.backoff_cap_seconds)
@@ -240,19 +254,47 @@ def list_requests(session: Session, status: str | None = None) -> list[Connectio
     return list(session.scalars(statement))
 
 
-def numbers_with_failed_update(session: Session, numbers: Iterable[str] | None = None) -> set[str]:
-    """Doctors whose latest finished request failed: flagged until a later one succeeds."""
-    statement = (
-        select(ConnectionRequest.gmc_number, ConnectionRequest.status)
-        .where(ConnectionRequest.status.in_([Status.SUCCEEDED, Status.FAILED]))
-        .order_by(ConnectionRequest.id)
+def _later_request_for_same_doctor_and_body():
+    later = aliased(ConnectionRequest)
+    return (
+        select(later.id)
+        .where(
+            later.gmc_number == ConnectionRequest.gmc_number,
+            later.designated_body_code == ConnectionRequest.designated_body_code,
+            later.id > ConnectionRequest.id,
+        )
+        .correlate(ConnectionRequest)
     )
+
+
+def failed_update_numbers_query():
+    """The GMC numbers flagged "GMC update failed": a request failed and no later request for the
+    same doctor and body has superseded it (a resend, or a change asked for since)."""
+    return select(ConnectionRequest.gmc_number).where(
+        ConnectionRequest.status == Status.FAILED, ~_later_request_for_same_doctor_and_body().exists()
+    )
+
+
+def failed_update_numbers(session: Session, numbers: Iterable[str] | None = None) -> set[str]:
+    statement = failed_update_numbers_query()
     if numbers is not None:
         statement = statement.where(ConnectionRequest.gmc_number.in_(list(numbers)))
-    latest: dict[str, str] = {}
-    for number, status in session.execute(statement):
-        latest[number] = status
-    return {number for number, status in latest.items() if status == Status.FAILED}
+    return set(session.scalars(statement))
+
+
+def superseding_request(session: Session, request: ConnectionRequest) -> ConnectionRequest | None:
+    """The latest later request for the same doctor and body, if any: it, not ``request``, says
+    what was last asked of GMC for them."""
+    return session.scalars(
+        select(ConnectionRequest)
+        .where(
+            ConnectionRequest.gmc_number == request.gmc_number,
+            ConnectionRequest.designated_body_code == request.designated_body_code,
+            ConnectionRequest.id > request.id,
+        )
+        .order_by(ConnectionRequest.id.desc())
+        .limit(1)
+    ).first()
 
 
 def request_view(request: ConnectionRequest) -> dict[str, Any]:
@@ -274,6 +316,7 @@ def request_view(request: ConnectionRequest) -> dict[str, Any]:
         "clientRequestId": request.client_request_id,
         "gmcRequestId": request.gmc_request_id,
         "resendOf": request.resend_of,
+        "forced": request.forced,
     }
 
 

@@ -20,8 +20,8 @@ from reval.designated_bodies import OwnerDirectory
 from reval.models import Doctor, DoctorHide, DoctorVisibility, GmcConnection, TisPerson
 from reval.reconcile.common import BATCH_SIZE, EventKind, EventLog, RowWriter, Source
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
-from reval.rules import Decision, DoctorSituation, PlacementSpan, ProgrammeSpan, Queue, RuleEngine, TisPersonView
-from reval.rules.facts import stable_between
+from reval.rules import HIDDEN_BY_ADMIN, Decision, DoctorSituation, PlacementSpan, ProgrammeSpan, Queue, RuleEngine, TisPersonView
+from reval.rules.facts import shown_programme, stable_between
 
 DECISION_FIELDS = ("queue", "reason", "visible_to")
 
@@ -42,11 +42,12 @@ def in_range(column, low: str, high: str | None):
 
 
 class ConnectionInput(NamedTuple):
-    """What deciding a doctor needs of their GMC connection."""
+    """What deciding a doctor needs of their GMC connection (and the queues show of it)."""
 
     designated_body_code: str
     first_name: str | None
     last_name: str | None
+    submission_date: date | None
 
 
 class PersonInput(NamedTuple):
@@ -73,6 +74,7 @@ def person_view(row: Any, owners: OwnerDirectory) -> TisPersonView:
                 end=_optional_date(pm["programmeEndDate"]),
                 owner=pm["programmeOwner"],
                 owner_designated_body=owners.designated_body_for(pm["programmeOwner"]),
+                name=pm.get("programmeName"),
             )
             for pm in _decoded(row.programme_memberships)
         ),
@@ -107,10 +109,14 @@ def situation_of(
 
 
 def doctor_row(
-    number: str, decision: Decision, situation: DoctorSituation, connection: Any | None, people: Sequence[Any], as_of: date
+    number: str, decision: Decision, situation: DoctorSituation, connection: Any | None, people: Sequence[Any], as_of: date,
+    configured_bodies: frozenset[str],
 ) -> dict[str, Any]:
     named = connection if connection is not None and (connection.first_name or connection.last_name) else None
     first_person = people[0] if people else None
+    first_name = named.first_name if named else first_person.forenames if first_person else None
+    last_name = named.last_name if named else first_person.surname if first_person else None
+    shown = shown_programme(situation, as_of)
     return {
         "gmc_number": number,
         "queue": decision.queue,
@@ -122,10 +128,28 @@ def doctor_row(
         "visible_to": list(decision.visible_to),
         "programme_owner_designated_bodies": list(decision.programme_owner_designated_bodies),
         "tis_person_ids": [person.tis_person_id for person in people],
-        "first_name": named.first_name if named else first_person.forenames if first_person else None,
-        "last_name": named.last_name if named else first_person.surname if first_person else None,
+        "first_name": first_name,
+        "last_name": last_name,
         "decided_as_of": as_of,
+        "submission_date": connection.submission_date if connection is not None else None,
+        "programme_name": shown.name if shown is not None else None,
+        "programme_start": shown.start if shown is not None else None,
+        "programme_end": shown.end if shown is not None else None,
+        "programme_owners": " ".join(decision.programme_owner_designated_bodies),
+        "sort_name": f"{last_name or ''} {first_name or ''}".strip().casefold(),
+        "search_names": search_names(
+            [connection.first_name, connection.last_name] if connection is not None else [],
+            *([person.forenames, person.surname] for person in people),
+        ),
+        "unassigned": configured_bodies.isdisjoint(decision.visible_to),
     }
+
+
+def search_names(*name_lists: Sequence[str | None]) -> str:
+    """Every name given, case-folded, one per line with a newline before and after each: a name
+    starts with a prefix when this contains newline + prefix (names hold no control characters)."""
+    names = sorted({name.strip().casefold() for names in name_lists for name in names if name and name.strip()})
+    return "\n" + "\n".join(names) + "\n" if names else ""
 
 
 @dataclass(frozen=True)
@@ -148,7 +172,7 @@ def decide_batch(context: DecisionContext, batch: list[DoctorInputs]) -> list[di
     for number, connection, people, last_connected_before in batch:
         situation = situation_of(connection, people, last_connected_before, context.owners)
         decision = context.engine.decide(situation, context.as_of)
-        new = doctor_row(number, decision, situation, connection, people, context.as_of)
+        new = doctor_row(number, decision, situation, connection, people, context.as_of, context.owners.codes)
         new["stable_from"], new["stable_until"] = stable_between(situation, context.as_of)
         new["decision_basis"] = context.basis
         decided.append(new)
@@ -265,20 +289,21 @@ def decide_doctors(
             previous = previous_rows.get(number)
             source = change_sources.get(number, Source.TIS_SYNC)
             outcome.decided += 1
-            _record_decision(outcome, doctors, visibility, events, source, previous, new)
-            for hide in active_hides.get(number, ()):
-                end_reason = hide_end_reason(hide, new, as_of)
-                if end_reason:
-                    hides_ending.update({"id": hide.id, "ended_at": now, "end_reason": end_reason})
-                    outcome.hides_ended += 1
-                    events.add(
-                        number,
-                        Source.ADMIN if end_reason.startswith("until-date") else source,
-                        EventKind.HIDE_ENDED,
-                        hide_view(hide),
-                        None,
-                        end_reason,
-                    )
+            hides = [(hide, hide_end_reason(hide, new, as_of)) for hide in active_hides.get(number, ())]
+            hidden_for = {hide.designated_body_code for hide, end_reason in hides if not end_reason}
+            ending = [(hide, end_reason) for hide, end_reason in hides if end_reason]
+            _record_decision(outcome, doctors, visibility, events, source, previous, new, hidden_for, bool(ending))
+            for hide, end_reason in ending:
+                hides_ending.update({"id": hide.id, "ended_at": now, "end_reason": end_reason})
+                outcome.hides_ended += 1
+                events.add(
+                    number,
+                    Source.ADMIN if end_reason.startswith("until-date") else source,
+                    EventKind.HIDE_ENDED,
+                    hide_view(hide),
+                    None,
+                    end_reason,
+                )
         events.flush(session)
     for writer in (doctors, visibility, hides_ending):
         writer.flush()
@@ -379,13 +404,15 @@ def queue_counts(session: Session) -> Counter:
     return Counter(dict(session.execute(select(Doctor.queue, func.count()).group_by(Doctor.queue)).all()))
 
 
-def _record_decision(outcome, doctors, visibility, events, source, previous, new) -> None:
+def _record_decision(outcome, doctors, visibility, events, source, previous, new, hidden_for, hide_ended) -> None:
+    """Writes a doctor's decision if it changed, with history, and each body's view of them
+    (``hidden_for``: the bodies whose admins hid the doctor and whose hides still stand)."""
     if previous is None:
         doctors.insert(new)
         outcome.changed += 1
         outcome.entered[new["queue"]] += 1
         events.add(new["gmc_number"], source, EventKind.DECISION, None, decision_view(new), new["reason"])
-        _write_visibility(visibility, new, replace=False)
+        write_visibility(visibility, new, hidden_for, replace=False)
         return
     decision_changed = any(getattr(previous, name) != new[name] for name in DECISION_FIELDS)
     if decision_changed:
@@ -396,20 +423,23 @@ def _record_decision(outcome, doctors, visibility, events, source, previous, new
         events.add(
             new["gmc_number"], source, EventKind.DECISION, decision_view(previous), decision_view(new), new["reason"]
         )
-        if previous.visible_to != new["visible_to"]:
-            _write_visibility(visibility, new, replace=True)
     else:
         # Unchanged decision: keep the date it was first reached.
         new["decided_as_of"] = previous.decided_as_of
+    if decision_changed or hide_ended:
+        write_visibility(visibility, new, hidden_for, replace=True)
     if any(getattr(previous, name) != value for name, value in new.items()):
         doctors.update(new)
 
 
-def _write_visibility(visibility: RowWriter, doctor: dict[str, Any], replace: bool) -> None:
+def write_visibility(visibility: RowWriter, doctor: dict[str, Any], hidden_for: set[str], replace: bool) -> None:
+    """Each body that sees the doctor, with the queue and reason it sees: the decision's, or
+    HIDDEN_BY_ADMIN where that body's admin hid them."""
     if replace:
         visibility.delete(doctor["gmc_number"])
     for code in doctor["visible_to"]:
-        visibility.insert({"designated_body_code": code, "gmc_number": doctor["gmc_number"]})
+        queue, reason = (Queue.HIDDEN.value, HIDDEN_BY_ADMIN) if code in hidden_for else (doctor["queue"], doctor["reason"])
+        visibility.insert({"designated_body_code": code, "gmc_number": doctor["gmc_number"], "queue": queue, "reason": reason})
 
 
 def _active_hides(session: Session) -> dict[str, list[DoctorHide]]:

@@ -4,25 +4,33 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from reval.models import Doctor, DoctorHide
-from reval.reconcile.common import EventKind, EventLog, RefusedRequest, Source
+from reval.models import Doctor, DoctorHide, DoctorVisibility
+from reval.reconcile.common import EventKind, EventLog, Source, checked_person_name
 from reval.reconcile.decisions import hide_view
 from reval.reconcile.reference import configured_code
 from reval.reconcile.sync import redecide_doctors
-from reval.validation import gmc_number
+from reval.refusals import Conflict, Invalid, NotFound
+from reval.rules import HIDDEN_BY_ADMIN, Queue
+from reval.validation import InvalidValue, free_text, gmc_number
+
+HIDE_REASON_LENGTH = 500
 
 
-def _known_doctor(session: Session, number: str) -> Doctor:
-    doctor = session.get(Doctor, gmc_number("GMC number", number))
+def known_doctor(session: Session, number: str) -> Doctor:
+    try:
+        number = gmc_number("GMC number", number)
+    except InvalidValue as error:
+        raise Invalid(str(error), field="gmcNumber") from None
+    doctor = session.get(Doctor, number)
     if doctor is None:
-        raise RefusedRequest(f"GMC number {number} is not a doctor Reval knows; run a sync that includes it first")
+        raise NotFound(f"GMC number {number} is not a doctor Reval knows; a sync must include them first")
     return doctor
 
 
-def _active_hide(session: Session, number: str, code: str) -> DoctorHide | None:
+def active_hide(session: Session, number: str, code: str) -> DoctorHide | None:
     return session.scalars(
         select(DoctorHide).where(
             DoctorHide.gmc_number == number, DoctorHide.designated_body_code == code, DoctorHide.ended_at.is_(None)
@@ -30,24 +38,35 @@ def _active_hide(session: Session, number: str, code: str) -> DoctorHide | None:
     ).first()
 
 
+def checked_hide_reason(reason: str | None) -> str:
+    try:
+        text = free_text("reason", reason, HIDE_REASON_LENGTH)
+    except InvalidValue as error:
+        raise Invalid(str(error), field="reason") from None
+    if text is None:
+        raise Invalid("a hide needs a reason", field="reason")
+    return text
+
+
 def record_hide(
     session: Session, number: str, designated_body: str, reason: str, until: date | None, hidden_by: str,
     as_of: date, now: datetime,
 ) -> DoctorHide:
-    doctor = _known_doctor(session, number)
+    reason = checked_hide_reason(reason)
+    hidden_by = checked_person_name("hiddenBy", hidden_by)
+    doctor = known_doctor(session, number)
     code = configured_code(session, designated_body)
-    if not reason or not reason.strip():
-        raise RefusedRequest("a hide needs a reason; give one with --reason")
     if until is not None and until <= as_of:
-        raise RefusedRequest(f"until-date {until.isoformat()} is not after {as_of.isoformat()}; a hide must end in the future")
+        raise Invalid(f"until-date {until.isoformat()} is not after {as_of.isoformat()}; a hide must end in the future",
+                      field="until")
     if code not in doctor.visible_to:
-        raise RefusedRequest(f"doctor {doctor.gmc_number} is not visible to {code}, so {code} cannot hide them")
-    if _active_hide(session, doctor.gmc_number, code) is not None:
-        raise RefusedRequest(f"doctor {doctor.gmc_number} is already hidden for {code}; unhide first to change the hide")
+        raise Invalid(f"doctor {doctor.gmc_number} is not visible to {code}, so {code} cannot hide them")
+    if active_hide(session, doctor.gmc_number, code) is not None:
+        raise Conflict(f"doctor {doctor.gmc_number} is already hidden for {code}; unhide them first to change the hide")
     hide = DoctorHide(
         gmc_number=doctor.gmc_number,
         designated_body_code=code,
-        reason=reason.strip(),
+        reason=reason,
         until=until,
         hidden_by=hidden_by,
         hidden_at=now,
@@ -55,6 +74,7 @@ def record_hide(
         programme_owner_designated_bodies=list(doctor.programme_owner_designated_bodies),
     )
     session.add(hide)
+    _set_view(session, doctor.gmc_number, code, Queue.HIDDEN.value, HIDDEN_BY_ADMIN)
     events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)
     events.add(doctor.gmc_number, Source.ADMIN, EventKind.HIDE, None, hide_view(hide), f"hidden for {code} by {hidden_by}")
     events.flush(session, force=True)
@@ -62,17 +82,28 @@ def record_hide(
 
 
 def record_unhide(session: Session, number: str, designated_body: str, unhidden_by: str, as_of: date, now: datetime) -> DoctorHide:
-    doctor = _known_doctor(session, number)
+    unhidden_by = checked_person_name("unhiddenBy", unhidden_by)
+    doctor = known_doctor(session, number)
     code = configured_code(session, designated_body)
-    hide = _active_hide(session, doctor.gmc_number, code)
+    hide = active_hide(session, doctor.gmc_number, code)
     if hide is None:
-        raise RefusedRequest(f"doctor {doctor.gmc_number} is not hidden for {code}")
+        raise Conflict(f"doctor {doctor.gmc_number} is not hidden for {code}")
     hide.ended_at = now
     hide.end_reason = f"unhidden by {unhidden_by}"
+    _set_view(session, doctor.gmc_number, code, doctor.queue, doctor.reason)
     events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)
     events.add(doctor.gmc_number, Source.ADMIN, EventKind.UNHIDE, hide_view(hide), None, hide.end_reason)
     events.flush(session, force=True)
     return hide
+
+
+def _set_view(session: Session, number: str, code: str, queue: str, reason: str) -> None:
+    """What one body sees of a doctor, after its admin hid or unhid them."""
+    session.execute(
+        update(DoctorVisibility)
+        .where(DoctorVisibility.gmc_number == number, DoctorVisibility.designated_body_code == code)
+        .values(queue=queue, reason=reason)
+    )
 
 
 def end_expired_hides(sessions: sessionmaker[Session], as_of: date, now: datetime) -> int:

@@ -41,9 +41,12 @@ def record_run_start(sessions: sessionmaker[Session], as_of: date, now: datetime
         return start_run(session, as_of, now).id
 
 
-def record_skipped_run(sessions: sessionmaker[Session], as_of: date, now: datetime, reason: str) -> int:
+def record_skipped_run(
+    sessions: sessionmaker[Session], as_of: date, now: datetime, reason: str, run_id: int | None = None
+) -> int:
+    """Records a run that did not go ahead (``run_id``: one already started for it), and why."""
     with sessions.begin() as session:
-        run = start_run(session, as_of, now)
+        run = session.get(SyncRun, run_id) if run_id is not None else start_run(session, as_of, now)
         run.status, run.finished_at, run.error = RunStatus.SKIPPED, now, reason
         return run.id
 
@@ -146,11 +149,13 @@ def planned_shards(sessions: sessionmaker[Session], run_id: int, shard_size: int
 
 def run_nightly_in_process(
     sessions: sessionmaker[Session], gmc_client: GmcClient, tis_client: TisClient, as_of: date,
-    policy: DeliveryPolicy, now: Callable[[], datetime] = utcnow,
+    policy: DeliveryPolicy, now: Callable[[], datetime] = utcnow, run_id: int | None = None,
 ) -> dict[str, Any]:
     """The whole nightly job on this machine, one step after another (no broker needed): fetch,
-    reconcile (which also ends hides whose day has come), then deliver due GMC requests."""
-    run_id = record_run_start(sessions, as_of, now())
+    reconcile (which also ends hides whose day has come), then deliver due GMC requests.
+    ``run_id``: a run already recorded as started (by whoever started the job)."""
+    if run_id is None:
+        run_id = record_run_start(sessions, as_of, now())
     with sessions.begin() as session:
         codes = [body.code for body in configured_designated_bodies(session)]
     for code in codes:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from reval.designated_bodies import DesignatedBody, check_unique
 from reval.models import DesignatedBodyRecord
-from reval.reconcile.common import RefusedRequest
+from reval.refusals import Invalid
 
 
 def configured_designated_bodies(session: Session) -> list[DesignatedBody]:
@@ -24,7 +24,7 @@ def configured_code(session: Session, code: str) -> str:
     by_upper = {body.code.upper(): body.code for body in configured_designated_bodies(session)}
     canonical = by_upper.get(code.strip().upper())
     if canonical is None:
-        raise RefusedRequest(f"designated body {code!r} is not configured; see `reval designated-bodies`")
+        raise Invalid(f"designated body {code!r} is not configured", field="designatedBody")
     return canonical
 
 

@@ -107,6 +107,7 @@ class ProgrammeSpan(NamedTuple):
     end: date | None  # None: open-ended
     owner: str | None
     owner_designated_body: str | None  # None: the owner maps to no designated body
+    name: str | None = None  # the programme's name: shown to people, never decided on
 
 
 class PlacementSpan(NamedTuple):
@@ -135,7 +136,7 @@ class DerivedFacts(NamedTuple):
 
 def programme_is_current(programme: ProgrammeSpan, as_of: date) -> bool:
     # A membership ending on the as-of date has ended: it must end on the next day or later.
-    return programme.start <= as_of and (programme.end is None or programme.end >= as_of + timedelta(days=1))
+    return programme.start <= as_of and (programme.end is None or programme.end > as_of)
 
 
 def programme_has_ended(programme: ProgrammeSpan, as_of: date) -> bool:
@@ -167,6 +168,17 @@ def _soonest_future(programmes, as_of: date) -> list[ProgrammeSpan]:
     future = [p for p in programmes if p.start > as_of]
     soonest = min((p.start for p in future), default=None)
     return [p for p in future if p.start == soonest]
+
+
+def shown_programme(situation: DoctorSituation, as_of: date) -> ProgrammeSpan | None:
+    """The one programme membership a queue shows for a doctor: the current one that started
+    last; with none current, the most recently ended; else the soonest to start."""
+    programmes = [p for person in situation.tis_people for p in person.programmes]
+    current = [p for p in programmes if programme_is_current(p, as_of)]
+    if current:
+        return max(current, key=lambda p: (p.start, p.end or date.max))
+    chosen = _most_recently_ended(programmes, as_of) or _soonest_future(programmes, as_of)
+    return chosen[0] if chosen else None
 
 
 def _count(n: int) -> str:
@@ -217,7 +229,7 @@ def stable_between(situation: DoctorSituation, as_of: date) -> tuple[date | None
                 boundaries.add(programme.end)  # ended from its end date
         for placement in person.placements:
             boundaries.add(placement.start)
-            if placement.end is not None:
+            if placement.end is not None and placement.end < date.max:  # 9999-12-31: never stops
                 boundaries.add(placement.end + timedelta(days=1))  # current through its last day
     since = max((day for day in boundaries if day <= as_of), default=None)
     until = min((day for day in boundaries if day > as_of), default=None)

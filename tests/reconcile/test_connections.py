@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from sqlalchemy import func, select
 
-from reval.app import gmc_client
+from reval.extensions import gmc_client
 from reval.gmc.simulator import InjectedFault
 from reval.models import ConnectionRequest, DoctorEvent
 from reval.reconcile import connections
@@ -59,6 +59,7 @@ def test_a_connection_accepted_by_gmc_moves_the_doctor_at_once(reval, synced, gm
         "reason": "1", "status": "SUCCEEDED", "returnCode": "0", "message": "TryAddDoctor: return code 0 (success)",
         "attempts": 1, "requestedBy": "ann", "requestedAt": None, "lastAttemptAt": None, "nextAttemptAt": None,
         "clientRequestId": request["clientRequestId"], "gmcRequestId": request["gmcRequestId"], "resendOf": None,
+        "forced": False, "supersededBy": None,
     }
     assert history(reval, "1000002")[-3:] == [("ADMIN", "GMC_REQUEST"), ("ADMIN", "CONNECTION"), ("ADMIN", "DECISION")]
 

@@ -129,7 +129,7 @@ def test_the_nightly_job_runs_in_process_without_a_broker(reval, live, gmc_conne
 
     app.config["REVAL_DELIVERY_BACKOFF_SECONDS"] = "0"  # a failed attempt is due again at once
     gmc_connect.state.faults.append(GmcFault("http-500", operation="TryAddDoctor", times=1))
-    assert "pending" in reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1").output
+    assert "pending" in reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1", "--force").output  # not synced yet
     output = reval("nightly", "--as-of", AS_OF.isoformat()).output
     assert "succeeded" in output.splitlines()[0]
     assert "Connection requests: 1 due: 1 succeeded, 0 failed, 0 still pending" in output
@@ -137,7 +137,7 @@ def test_the_nightly_job_runs_in_process_without_a_broker(reval, live, gmc_conne
 
 
 def test_a_nightly_reconciliation_delivered_again_leaves_the_finished_run_alone(reval, live, sessions, app):
-    from reval.app import gmc_client, tis_client
+    from reval.extensions import gmc_client, tis_client
     from reval.models import SyncRun
     from reval.reconcile.connections import DeliveryPolicy
     from reval.reconcile.nightly import apply_staged, reconcile_staged, run_nightly_in_process
@@ -156,7 +156,7 @@ def test_without_a_broker_a_sync_delivers_pending_requests_too(reval, live, gmc_
 
     app.config["REVAL_DELIVERY_BACKOFF_SECONDS"] = "0"
     gmc_connect.state.faults.append(GmcFault("http-500", operation="TryAddDoctor", times=1))
-    assert "pending" in reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1").output
+    assert "pending" in reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1", "--force").output  # not synced yet
     summary = sync(reval)
     assert summary["connectionRequestsDelivered"]["SUCCEEDED"] == 1
     assert "Connection requests: 0 due: 0 succeeded" in reval("sync", "--as-of", AS_OF.isoformat()).output

@@ -10,12 +10,11 @@ from sqlalchemy import delete, select
 from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
 from reval.models import Base, DoctorEvent, SyncRun
 from reval.reconcile.decisions import gmc_number_ranges, shards_of_ranges
-from reval.reconcile.queries import export_rows
 from reval.reconcile.reference import replace_designated_bodies
 from reval.reconcile.sync import GmcInput, TisInput, run_sync, run_sync_sharded
 from reval.snapshot_files import open_snapshot
 from reval.synthetic import generate
-from tests.factories import AS_OF
+from tests.factories import AS_OF, exported
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +41,8 @@ def two_nights(sessions, dataset, shards: int | None):
 
 def two_nights_state(sessions):
     """Every decision, every doctor's history and each run's status."""
+    decisions = exported(sessions)
     with sessions.begin() as session:
-        decisions = list(export_rows(session))
         history = sorted(
             (e.gmc_number, e.source, e.kind, repr(e.old), repr(e.new), e.detail, e.as_of)
             for e in session.scalars(select(DoctorEvent))

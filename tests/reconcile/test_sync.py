@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES, DesignatedBody
 from reval.models import DoctorEvent, GmcConnection, RejectedRecord, SyncRun, TisPerson
 from reval.reconcile.hides import record_hide
-from reval.reconcile.queries import doctor_history, export_rows
+from reval.reconcile.queries import doctor_history
 from reval.reconcile.reference import replace_designated_bodies
 from reval.reconcile.sync import GmcInput, SyncFailed, TisInput, run_sync
 from reval.snapshot_files import open_snapshot
 from tests.factories import (
-    AS_OF, EAST_OF_ENGLAND, NORTH_EAST, WESSEX, days, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot,
+    AS_OF, EAST_OF_ENGLAND, NORTH_EAST, WESSEX, days, exported, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot,
 )
 
 NOW = datetime(2026, 11, 21, 1, 0, tzinfo=timezone.utc)
@@ -41,8 +41,7 @@ def sync(sessions, files):
 
 
 def decisions(sessions, body=None):
-    with sessions.begin() as session:
-        return {row["gmcReferenceNumber"]: (row["queue"], row["reason"]) for row in export_rows(session, designated_body=body)}
+    return {row["gmcReferenceNumber"]: (row["queue"], row["reason"]) for row in exported(sessions, body)}
 
 
 def events(sessions, number):

@@ -1,0 +1,89 @@
+"""Configuration and reference: `reval db`, `designated-bodies`, `rules`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from reval.cli.base import cli, command, context
+from reval.db import schema_is_current, upgrade_schema
+from reval.designated_bodies import read_designated_bodies_csv
+from reval.extensions import database
+from reval.reconcile.reference import configured_designated_bodies, replace_designated_bodies
+from reval.rules import DEFAULT_RULE_TABLE
+from reval.rules.checks import check_table
+from reval.rules.table import format_value
+
+
+@cli.group("db")
+def db_group():
+    """The database schema (migrated automatically on first use by a command)."""
+
+
+@command(db_group, name="upgrade")
+def db_upgrade():
+    """Migrate the database to the latest schema."""
+    upgrade_schema(database().engine)
+    click.echo("database schema is up to date")
+
+
+@command(db_group, name="current")
+def db_current():
+    """Say whether the database schema is up to date."""
+    click.echo("up to date" if schema_is_current(database().engine) else "needs `reval db upgrade`")
+
+
+@cli.group("designated-bodies", invoke_without_command=True)
+@click.pass_context
+def designated_bodies_group(ctx):
+    """List the configured designated bodies (only these are fetched from GMC)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(_list_designated_bodies)
+
+
+@command(designated_bodies_group, name="list", hidden=True)
+def _list_designated_bodies():
+    with context().reads() as session:
+        for body in configured_designated_bodies(session):
+            click.echo(f"{body.code:<11} {body.name}" + (f" (TIS owner: {body.owner})" if body.owner != body.name else ""))
+
+
+@command(designated_bodies_group, name="load")
+@click.argument("csv_file", type=click.Path(dir_okay=False))
+def designated_bodies_load(csv_file):
+    """Replace the configured designated bodies with those in CSV_FILE (header code,name,owner)."""
+    bodies = read_designated_bodies_csv(csv_file)
+    with context().sessions.begin() as session:
+        replace_designated_bodies(session, bodies)
+    click.echo(f"{len(bodies)} designated bodies configured")
+
+
+@command()
+@click.option("--check", is_flag=True, help="Also run the static checks (exit 1 on a gap or unreachable row).")
+def rules(check):
+    """Print the rule table."""
+    table = DEFAULT_RULE_TABLE
+    click.echo(f"Rule table {table.label} (hit policy {table.hit_policy}, fingerprint {table.fingerprint()})")
+    click.echo(f"{'#':>2}  {'reason':<27}{'queue':<12}{'visible to':<22}when")
+    for row in table.rows:
+        audience = " + ".join(a.value for a in row.visible_to)
+        click.echo(f"{row.number:>2}  {row.reason:<27}{row.queue.value:<12}{audience:<22}{row.describe_conditions()}")
+        click.echo(f"    {row.label}: {row.description}")
+    click.echo("Facts:")
+    for fact in table.facts:
+        click.echo(f"  {fact.name:<30} {'/'.join(format_value(v) for v in fact.domain):<15} {fact.meaning}")
+    if check:
+        report = check_table(table)
+        click.echo(
+            f"Check: {report.combinations} consistent fact combinations, {len(report.gaps)} gaps, "
+            f"{len(report.unreachable)} unreachable rows, {len(report.problems)} problems"
+        )
+        for problem in report.problems:
+            click.echo(f"  problem: {problem}")
+        for facts in report.gaps[:10]:
+            click.echo(f"  gap: {facts}")
+        for row in report.unreachable:
+            click.echo(f"  unreachable: row {row.number} {row.reason}")
+        if not report.ok:
+            sys.exit(1)

@@ -1,0 +1,97 @@
+"""The root group and what every command shares: the app, the context, refusals, output."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import sys
+from datetime import date, datetime
+
+import click
+import orjson
+from flask import Flask, current_app
+from flask.cli import ScriptInfo
+
+from reval.app import create_app
+from reval.designated_bodies import DesignatedBodyFileError
+from reval.extensions import database
+from reval.gateway import AppGateway
+from reval.reconcile.sync import SyncFailed
+from reval.refusals import Refused
+from reval.services.context import Actor, Context
+from reval.snapshot_files import SnapshotUnreadable
+from reval.tis.client import TisUnavailable
+from reval.validation import InvalidValue
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="reval", prog_name="reval")
+def cli():
+    """Reval: reconciles GMC prescribed connections with TIS programme memberships."""
+
+
+def main() -> None:
+    cli.main(prog_name="reval")
+
+
+class CommandRefused(click.ClickException):
+    """A one-line refusal with exit status 2: bad input, nothing changed."""
+
+    exit_code = 2
+
+
+def command(group: click.Group = cli, name: str | None = None, **settings):
+    """A command that runs inside the app, answering refusals with one line and exit status 2
+    (and a failed sync or an unreadable TIS with exit status 1), never a traceback."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            try:
+                with app().app_context():
+                    return function(*args, **kwargs)
+            except (Refused, InvalidValue, SnapshotUnreadable, DesignatedBodyFileError) as error:
+                raise CommandRefused(str(error)) from None
+            except SyncFailed as error:
+                raise click.ClickException(str(error)) from None
+            except TisUnavailable as error:
+                raise click.ClickException(f"TIS could not be read, nothing changed: {error}") from None
+
+        return group.command(name, **settings)(run)
+
+    return decorate
+
+
+def app() -> Flask:
+    """The command's app: the test runner's (it passes a ScriptInfo), else one from the settings."""
+    root = click.get_current_context().find_root()
+    if not isinstance(root.obj, ScriptInfo):
+        root.obj = ScriptInfo(create_app=create_app, set_debug_flag=False)
+    return root.obj.load_app()
+
+
+def context(by: str | None = None) -> Context:
+    """The operator at this terminal acting (recorded as ``by``, default their user name); GMC
+    requests are delivered here and now, so the command can say what GMC answered."""
+    db = database()
+    return Context(db.sessions, db.reads, Actor.operator(who(by)), AppGateway(current_app, wait_for_delivery=True))
+
+
+def who(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+AS_OF = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def day(value: datetime | None) -> date | None:
+    return value.date() if value is not None else None
+
+
+def print_json(value) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -1,0 +1,170 @@
+"""Doctors: `reval export`, `explain`, `history`, `hide`, `unhide`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from typing import Iterable
+
+import click
+import orjson
+
+from reval.cli.base import AS_OF, command, context, day, print_json
+from reval.models import DoctorEvent
+from reval.rules import DEFAULT_RULE_TABLE, Queue
+from reval.rules.engine import placement_state, programme_state
+from reval.rules.table import format_value
+from reval.services.doctors import DoctorDetail, doctor_detail, doctor_history
+from reval.services.hides import hide_doctor, unhide_doctor
+from reval.services.queues import EXPORT_FIELDS, QueueEntry, QueueView, queue_entries
+
+
+@command()
+@click.option("--format", "output_format", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option("--queue", type=click.Choice([q.value for q in Queue], case_sensitive=False))
+@click.option("--designated-body", help="Only doctors this designated body sees, with its hides applied.")
+def export(output_format, queue, designated_body):
+    """Write every doctor's queue and reason to standard output."""
+    view = QueueView(designated_body, Queue(queue.upper()) if queue else None)
+    entries = queue_entries(context(), view)
+    first = next(entries, None)  # a refusal (an unknown body) comes before any output
+    rows = (entry.export_row() for entry in _chain(first, entries))
+    if output_format == "json":
+        sys.stdout.write(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        write_csv(rows, sys.stdout)
+
+
+def _chain(first: QueueEntry | None, rest: Iterable[QueueEntry]) -> Iterable[QueueEntry]:
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def write_csv(rows, stream: io.TextIOBase) -> None:
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(EXPORT_FIELDS)
+    for row in rows:
+        writer.writerow(
+            [";".join(map(str, value)) if isinstance(value, list) else ("" if value is None else value)
+             for value in (row[name] for name in EXPORT_FIELDS)]
+        )
+
+
+@command()
+@click.argument("gmc_number")
+@click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: the last sync's as-of date).")
+def explain(gmc_number, as_of):
+    """Show a doctor's facts, the rule that decided them, and why each earlier rule did not."""
+    ctx = context()
+    click.echo(format_explanation(doctor_detail(ctx, gmc_number, ctx.checked_as_of(day(as_of)) if as_of else None)))
+
+
+def format_explanation(detail: DoctorDetail) -> str:
+    explanation = detail.explanation
+    decision, situation = explanation.decision, explanation.situation
+    lines = [f"Doctor {detail.gmc_number}, as of {explanation.as_of.isoformat()}, rules {decision.rule_table}"]
+    lines.append(f"  GMC connection: {situation.gmc_designated_body or 'not connected'}")
+    lines.append(f"  last connected to: {situation.last_connected_designated_body or 'never connected'}")
+    if not situation.tis_people:
+        lines.append("  TIS: no person has this GMC number")
+    for person in situation.tis_people:
+        lines.append(f"  TIS person {person.tis_person_id} ({person.status or 'status unknown'})")
+        for p in person.programmes:
+            owner = p.owner_designated_body or "no designated body"
+            lines.append(
+                f"    programme {p.membership_type or '?'} {p.start.isoformat()} to "
+                f"{p.end.isoformat() if p.end else 'open'}, owner {p.owner!r} -> {owner}: {programme_state(p, explanation.as_of)}"
+            )
+        for placement in person.placements:
+            lines.append(
+                f"    placement {placement.grade or '?'} {placement.start.isoformat()} to "
+                f"{placement.end.isoformat() if placement.end else 'open'}: {placement_state(placement, explanation.as_of)}"
+            )
+    lines.append("Facts:")
+    for fact in DEFAULT_RULE_TABLE.facts:
+        lines.append(f"  {fact.name:<30} {format_value(getattr(explanation.facts, fact.name)):<5} {fact.meaning}")
+    lines.append("Rules tried:")
+    for outcome in explanation.rows_tried:
+        row = outcome.row
+        if outcome.failed:
+            why = "; ".join(f"{name} is {format_value(actual)}, needs {format_value(required)}"
+                            for name, required, actual in outcome.failed)
+            lines.append(f"  {row.number:>2} {row.reason:<27} no: {why}")
+        else:
+            lines.append(f"  {row.number:>2} {row.reason:<27} MATCHED ({row.describe_conditions()})")
+    lines.append(
+        f"Decision: {decision.queue} / {decision.reason} (row {decision.rule_number}), "
+        f"visible to {', '.join(decision.visible_to) or 'no designated body'}; "
+        f"programme owners {', '.join(decision.programme_owner_designated_bodies) or 'none'}"
+    )
+    stored = detail.stored
+    if stored is None:
+        lines.append("Stored decision: none yet (run a sync)")
+    elif (stored.queue, stored.reason) != (decision.queue, decision.reason):
+        lines.append(f"Stored decision: {stored.queue} / {stored.reason} from {stored.rule_table} (differs on this date)")
+    for hide in detail.records.hides:
+        state = f"ended {hide.ended_at:%Y-%m-%d}: {hide.end_reason}" if hide.ended_at else "active"
+        until = f" until {hide.until.isoformat()}" if hide.until else ""
+        lines.append(f"Hidden for {hide.designated_body_code} by {hide.hidden_by}{until} ({hide.reason}): {state}")
+    return "\n".join(lines)
+
+
+@command()
+@click.argument("gmc_number")
+@click.option("--json", "as_json", is_flag=True)
+def history(gmc_number, as_json):
+    """Every recorded change of a doctor's connection, decision and hides, oldest first."""
+    rows = [event_row(event) for event in doctor_history(context(), gmc_number)]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo(f"no history for {gmc_number}")
+    for row in rows:
+        click.echo(
+            f"{row['asOf']} run {row['syncRunId'] or '-':>4} {row['source']:<9} {row['kind']:<10} "
+            f"{_brief(row['old'])} -> {_brief(row['new'])}  {row['detail'] or ''}"
+        )
+
+
+def event_row(event: DoctorEvent) -> dict:
+    return {
+        "recordedAt": event.recorded_at.isoformat(),
+        "asOf": event.as_of.isoformat(),
+        "syncRunId": event.sync_run_id,
+        "source": event.source,
+        "kind": event.kind,
+        "old": event.old,
+        "new": event.new,
+        "detail": event.detail,
+    }
+
+
+def _brief(value) -> str:
+    if value is None:
+        return "none"
+    return " ".join(f"{key}={','.join(v) if isinstance(v, list) else v}" for key, v in value.items())
+
+
+@command()
+@click.argument("gmc_number")
+@click.option("--designated-body", required=True)
+@click.option("--reason", required=True)
+@click.option("--until", type=AS_OF, help="The hide ends on this day.")
+@click.option("--by", help="Who is hiding (default: your user name).")
+def hide(gmc_number, designated_body, reason, until, by):
+    """Hide a doctor for one designated body."""
+    hidden = hide_doctor(context(by), gmc_number, designated_body, reason, day(until))
+    click.echo(f"doctor {hidden.gmc_number} hidden for {hidden.designated_body_code}")
+
+
+@command()
+@click.argument("gmc_number")
+@click.option("--designated-body", required=True)
+@click.option("--by", help="Who is unhiding (default: your user name).")
+def unhide(gmc_number, designated_body, by):
+    """End a doctor's hide for one designated body."""
+    hidden = unhide_doctor(context(by), gmc_number, designated_body)
+    click.echo(f"doctor {hidden.gmc_number} no longer hidden for {hidden.designated_body_code}")

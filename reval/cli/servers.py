@@ -1,0 +1,89 @@
+"""Long-running processes: `reval worker`, `beat`, and the GMC and TIS simulators."""
+
+from __future__ import annotations
+
+import threading
+
+import click
+from flask import current_app
+
+from reval.cli.base import CommandRefused, command, context
+from reval.extensions import broker_configured
+from reval.reconcile.reference import configured_designated_bodies
+from reval.snapshot_files import open_snapshot
+from reval.tasks import PersonChangedConsumer, beat_schedule
+
+PASS_TO_CELERY = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+@command(context_settings=PASS_TO_CELERY)
+@click.pass_context
+def worker(ctx):
+    """Start a Celery worker, with TIS's person-changed consumer; further arguments go to Celery."""
+    celery_app = _celery_app()
+    celery_app.steps["consumer"].add(PersonChangedConsumer)
+    celery_app.worker_main(["worker", "--loglevel=INFO", *ctx.args])
+
+
+@command(context_settings=PASS_TO_CELERY)
+@click.pass_context
+def beat(ctx):
+    """Start Celery beat with Reval's schedule (run exactly one); further arguments go to Celery."""
+    celery_app = _celery_app()
+    celery_app.conf.beat_schedule = beat_schedule(current_app.config)
+    celery_app.start(["beat", "--loglevel=INFO", *ctx.args])
+
+
+def _celery_app():
+    if not broker_configured():
+        raise CommandRefused("no broker is configured: set REVAL_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
+    return current_app.extensions["celery"]
+
+
+@command(name="gmc-simulator")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8081, show_default=True)
+@click.option("--data", "data_file", type=click.Path(dir_okay=False), help="GMC snapshot the simulator starts from.")
+@click.option("--username", envvar="REVAL_GMC_USERNAME", default="reval", show_default=True)
+@click.option("--password", envvar="REVAL_GMC_PASSWORD", default="reval", show_default=False)
+def gmc_simulator(host, port, data_file, username, password):
+    """Serve a local GMC Connect (development and tests only)."""
+    from reval.gmc.simulator import GmcConnectState, RunningSimulator
+
+    state = GmcConnectState.from_snapshot(_records(data_file, "GMC", "designatedBodies"), username, password)
+    with context().reads() as session:
+        for body in configured_designated_bodies(session):
+            state.lists.setdefault(body.code, {})
+    _serve(RunningSimulator(state, host, port), lambda simulator: f"GMC Connect simulator on {simulator.url} (WSDL at ?wsdl)")
+
+
+@command(name="tis-simulator")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8082, show_default=True)
+@click.option("--data", "data_file", type=click.Path(dir_okay=False), help="TIS snapshot the simulator serves.")
+@click.option("--client-id", envvar="REVAL_TIS_CLIENT_ID", default="reval", show_default=True)
+@click.option("--client-secret", envvar="REVAL_TIS_CLIENT_SECRET", default="reval", show_default=False)
+@click.option("--token-lifetime", default=300, show_default=True, help="Seconds an access token lasts.")
+def tis_simulator(host, port, data_file, client_id, client_secret, token_lifetime):
+    """Serve a local TIS: the TCS API and its token endpoint (development and tests only)."""
+    from reval.tis.simulator import RunningTisSimulator, TisState
+
+    state = TisState.from_snapshot(_records(data_file, "TIS", "people"), client_id, client_secret, token_lifetime=token_lifetime)
+    _serve(
+        RunningTisSimulator(state, host, port),
+        lambda simulator: f"TIS simulator: REVAL_TIS_URL={simulator.url} REVAL_TIS_TOKEN_URL={simulator.token_url}, "
+        f"{len(state.people)} people",
+    )
+
+
+def _records(path: str | None, label: str, list_key: str) -> list:
+    return [record for _locator, record in open_snapshot(path, label=label, list_key=list_key)] if path else []
+
+
+def _serve(simulator, banner) -> None:
+    with simulator:
+        click.echo(f"{banner(simulator)}; faults: POST /simulator/faults. Ctrl-C stops.")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass

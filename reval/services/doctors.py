@@ -1,0 +1,108 @@
+"""One doctor, as the doctor's page, `reval explain`, `reval history` and the API show them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from reval.models import DoctorEvent, DoctorHide
+from reval.reconcile import queries
+from reval.reconcile.queries import DoctorRecords, doctor_records, explain_records
+from reval.reconcile.sync import latest_successful_run
+from reval.refusals import NotFound
+from reval.rules import DEFAULT_RULE_TABLE, Explanation, RuleEngine
+from reval.rules.facts import placement_is_current
+from reval.services.access import checked_gmc_number, doctor_bodies, may_see_doctor, not_visible
+from reval.services.connections import RequestState, request_states
+from reval.services.context import Context
+
+
+@dataclass(frozen=True)
+class DoctorDetail:
+    gmc_number: str
+    as_of: date  # the date the explanation judges on
+    records: DoctorRecords
+    explanation: Explanation
+    visible_to: frozenset[str]  # the bodies that see the doctor now
+    requests: list[RequestState]
+    gmc_update_failed: bool
+
+    @property
+    def stored(self):
+        return self.records.stored
+
+    @property
+    def connection(self):
+        return self.records.connection
+
+    @property
+    def tis_people(self):
+        return self.records.tis_people
+
+    @property
+    def history(self) -> list[DoctorEvent]:
+        return self.records.events
+
+    @property
+    def active_hides(self) -> list[DoctorHide]:
+        return [hide for hide in self.records.hides if hide.ended_at is None]
+
+    @property
+    def past_hides(self) -> list[DoctorHide]:
+        return [hide for hide in self.records.hides if hide.ended_at is not None]
+
+    def current_placements(self, person: Any) -> list[dict[str, Any]]:
+        return [
+            placement for placement in person.placements
+            if placement_is_current(_PlacementDates.of(placement), self.as_of)
+        ]
+
+
+class _PlacementDates:
+    """A stored placement's dates, as the rules read them."""
+
+    __slots__ = ("start", "end")
+
+    def __init__(self, start: date, end: date | None):
+        self.start, self.end = start, end
+
+    @classmethod
+    def of(cls, placement: dict[str, Any]) -> _PlacementDates:
+        end = placement.get("dateTo")
+        return cls(date.fromisoformat(placement["dateFrom"]), date.fromisoformat(end) if end else None)
+
+
+def doctor_detail(context: Context, number: str, as_of: date | None = None) -> DoctorDetail:
+    """Both sources, the decision and its explanation, hides, GMC requests and history; NotFound
+    for a doctor none of the actor's bodies sees, or one no source knows."""
+    number = checked_gmc_number(number)
+    with context.reads() as session:
+        if not may_see_doctor(session, context.actor, number):
+            raise not_visible(number)
+        records = doctor_records(session, number)
+        if not records.known:
+            raise NotFound(f"GMC number {number} is not known to GMC, TIS or any earlier sync", field="gmcNumber")
+        if as_of is None:
+            last_run = latest_successful_run(session)
+            as_of = last_run.as_of if last_run is not None else context.today()
+        explanation = explain_records(session, records, as_of, RuleEngine(DEFAULT_RULE_TABLE))
+        requests = request_states(session, records.requests)
+        return DoctorDetail(
+            gmc_number=number,
+            as_of=as_of,
+            records=records,
+            explanation=explanation,
+            visible_to=frozenset(doctor_bodies(session, number)),
+            requests=requests,
+            gmc_update_failed=any(state.flags_failure for state in requests),
+        )
+
+
+def doctor_history(context: Context, number: str) -> list[DoctorEvent]:
+    """The doctor's history, oldest first (empty for a number Reval has not met)."""
+    number = checked_gmc_number(number)
+    with context.reads() as session:
+        if not may_see_doctor(session, context.actor, number):
+            raise not_visible(number)
+        return queries.doctor_history(session, number)

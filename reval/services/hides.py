@@ -1,0 +1,36 @@
+"""Hiding a doctor from one designated body's queues, and undoing it."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from reval.models import DoctorHide
+from reval.reconcile.hides import record_hide, record_unhide
+from reval.services.access import checked_gmc_number, may_see_doctor, not_visible, require_may_act, visible_body
+from reval.services.context import Context
+
+
+def hide_doctor(context: Context, number: str, body: str, reason: str | None, until: date | None = None) -> DoctorHide:
+    """Hides the doctor from ``body`` (one of the actor's) until ``until`` (or until unhidden, or
+    until their GMC connection or programme owners change)."""
+    with context.sessions.begin() as session:
+        number, code = _acting_for(session, context, number, body)
+        return record_hide(session, number, code, reason, until, context.actor.name, as_of=context.today(), now=context.now())
+
+
+def unhide_doctor(context: Context, number: str, body: str) -> DoctorHide:
+    with context.sessions.begin() as session:
+        number, code = _acting_for(session, context, number, body)
+        return record_unhide(session, number, code, context.actor.name, as_of=context.today(), now=context.now())
+
+
+def _acting_for(session: Session, context: Context, number: str, body: str) -> tuple[str, str]:
+    """The doctor's number and the body's code, once the actor may act for that body on them."""
+    require_may_act(context.actor)
+    number = checked_gmc_number(number)
+    code = visible_body(session, context.actor, body).code
+    if not may_see_doctor(session, context.actor, number):
+        raise not_visible(number)
+    return number, code

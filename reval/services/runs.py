@@ -1,0 +1,82 @@
+"""Sync runs: what ran and what it found, the data-quality log, and starting a run now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+
+from reval.models import RejectedRecord, SyncRun
+from reval.reconcile.runs import recent_runs
+from reval.reconcile.sync import RunStatus
+from reval.refusals import Conflict, Invalid, NotFound
+from reval.services.access import require_may_act, require_national
+from reval.services.context import Context
+
+SOURCES = ("GMC", "TIS")
+
+
+def list_runs(context: Context, limit: int = 20) -> list[SyncRun]:
+    """The most recent runs, newest first: every signed-in person may see how the nights went."""
+    if not 1 <= limit <= 1000:
+        raise Invalid(f"limit {limit} is not between 1 and 1000", field="limit")
+    with context.reads() as session:
+        return recent_runs(session, limit)
+
+
+def get_run(context: Context, run_id: int) -> SyncRun:
+    with context.reads() as session:
+        run = session.get(SyncRun, run_id)
+        if run is None:
+            raise NotFound(f"there is no sync run {run_id}", field="id")
+        return run
+
+
+@dataclass(frozen=True)
+class Rejections:
+    run: SyncRun
+    records: list[RejectedRecord]
+
+
+def run_rejections(context: Context, run_id: int | None = None, source: str | None = None) -> Rejections:
+    """The records a run rejected for data quality (default: the latest run). National users only:
+    they name doctors of every office."""
+    require_national(context.actor, "see the records a sync rejected")
+    wanted = None
+    if source:
+        wanted = source.strip().upper()
+        if wanted not in SOURCES:
+            raise Invalid(f"source {source!r} is not GMC or TIS", field="source")
+    with context.reads() as session:
+        if run_id is None:
+            run = session.scalars(select(SyncRun).order_by(SyncRun.id.desc()).limit(1)).first()
+            if run is None:
+                raise NotFound("there are no sync runs yet")
+        else:
+            run = session.get(SyncRun, run_id)
+            if run is None:
+                raise NotFound(f"there is no sync run {run_id}", field="run")
+        statement = select(RejectedRecord).where(RejectedRecord.sync_run_id == run.id).order_by(RejectedRecord.id)
+        if wanted:
+            statement = statement.where(RejectedRecord.source == wanted)
+        return Rejections(run, list(session.scalars(statement)))
+
+
+def running_run(context: Context) -> SyncRun | None:
+    with context.reads() as session:
+        return session.scalars(
+            select(SyncRun).where(SyncRun.status == RunStatus.RUNNING).order_by(SyncRun.id.desc()).limit(1)
+        ).first()
+
+
+def start_nightly_run(context: Context, as_of: date | None = None) -> int:
+    """Starts the nightly job now, in the background (by the workers when there is a broker);
+    returns the run's id. Conflict while another run is running."""
+    require_national(context.actor, "start a sync run")
+    require_may_act(context.actor)
+    day = context.checked_as_of(as_of)
+    running = running_run(context)
+    if running is not None:
+        raise Conflict(f"sync run {running.id} is already running (started {running.started_at:%Y-%m-%d %H:%M} UTC)")
+    return context.require_gateway().start_nightly(day)
