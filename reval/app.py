@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 
 from reval.extensions import Database, celery_init_app, settings_from_environment
+from reval.web import init_web
+from reval.web.errors import error_page
 
 PACKAGE = Path(__file__).parent
 
@@ -15,12 +18,19 @@ PACKAGE = Path(__file__).parent
 def create_app(config: dict[str, Any] | None = None, *, migrate: bool = True) -> Flask:
     """``config`` overrides the settings read from the environment. ``migrate``: bring the
     schema up to date on first use (a command); a server or worker only checks it."""
-    app = Flask("reval", instance_relative_config=True, root_path=str(PACKAGE))
-    app.config.from_mapping(settings_from_environment())
+    config = {**settings_from_environment(), **(config or {})}
+    instance_path = config.get("REVAL_INSTANCE_PATH") or os.environ.get("REVAL_INSTANCE_PATH")
+    app = Flask("reval", instance_relative_config=True, root_path=str(PACKAGE),
+                instance_path=str(Path(instance_path).resolve()) if instance_path else None)
+    app.config.from_mapping(config)
     app.config.setdefault("REVAL_DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'reval.sqlite'}")
-    if config:
-        app.config.from_mapping(config)
     Database(app.config["REVAL_DATABASE_URL"], migrate=migrate).init_app(app)
     if app.config.get("REVAL_BROKER_URL"):
         celery_init_app(app)
+    init_web(app)
+    app.register_error_handler(Exception, _error_response)
     return app
+
+
+def _error_response(error: Exception):
+    return error_page(error)

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 class AppGateway:
     def __init__(self, app: Flask, *, wait_for_delivery: bool):
-        self.app = app
+        # The app itself, not flask.current_app: background threads have no app context of their own.
+        self.app = app._get_current_object() if hasattr(app, "_get_current_object") else app
         self.wait_for_delivery = wait_for_delivery
 
     @property
@@ -78,13 +79,15 @@ class AppGateway:
     def _background(self, work, *args) -> None:
         """Runs work in this process's background thread, in the app's context; a failure is
         logged (what it was doing is recorded in the database, and retried from there)."""
-        executor = self.app.extensions.setdefault("reval.background", ThreadPoolExecutor(2, "reval-background"))
+        executor = self.app.extensions.get("reval.background")
+        if executor is None:
+            executor = self.app.extensions["reval.background"] = ThreadPoolExecutor(2, "reval-background")
 
         def run() -> None:
-            with self.app.app_context():
-                try:
+            try:
+                with self.app.app_context():
                     work(*args)
-                except Exception:
-                    log.exception("background work failed; what it was doing stays recorded for a retry")
+            except Exception:
+                log.exception("background work failed; what it was doing stays recorded for a retry")
 
         executor.submit(run)

@@ -265,6 +265,21 @@ class ConnectionRequest(Base):
     )
 
 
+class AdminAction(Base):
+    """One person's action on one or more doctors, and what became of each: the record the web's
+    results page reads (a hide, unhide or request is also recorded in its own table)."""
+
+    __tablename__ = "admin_action"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(20))  # hide, unhide, connect, disconnect, resend
+    designated_body_code: Mapped[str | None] = mapped_column(BODY_CODE)
+    performed_by: Mapped[str] = mapped_column(String(200))
+    performed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # [{"gmcNumber", "result": "done" | "requested" | "refused", "message", "requestId"}]
+    outcomes: Mapped[list[Any]]
+
+
 class StagedSource(Base):
     """What one fetch of a nightly run brought back, kept until the run's reconciliation reads it.
 

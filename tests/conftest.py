@@ -49,7 +49,7 @@ def migrated(database_url):
 
 @pytest.fixture
 def app(migrated, tmp_path):
-    app = create_app({"REVAL_DATABASE_URL": migrated, "TESTING": True})
+    app = create_app({"REVAL_DATABASE_URL": migrated, "REVAL_INSTANCE_PATH": str(tmp_path / "instance"), "TESTING": True})
     sessions = database(app).sessions
     with sessions.begin() as session:
         for table in reversed(Base.metadata.sorted_tables):

@@ -154,8 +154,8 @@ def test_an_unreadable_file_exits_2_and_changes_nothing(reval, synced, files, co
     assert export(reval) == before
 
 
-def test_demo_exercises_every_rule(reval, app):
-    output = reval("demo", "--doctors", "300", "--as-of", "2026-11-21").output
+def test_demo_exercises_every_rule(reval, app, migrated):
+    output = reval("demo", "--doctors", "300", "--as-of", "2026-11-21", "--database-url", migrated, "--no-serve").output
     assert "What each designated body sees:" in output
     reasons = {row["reason"] for row in export(reval)}
     from reval.rules import DEFAULT_RULE_TABLE

@@ -7,9 +7,11 @@ from pathlib import Path
 import click
 from flask import current_app
 
+from reval.app import create_app
 from reval.cli.base import AS_OF, CommandRefused, command, context, day, print_json
 from reval.cli.runs import format_summary
-from reval.cli.servers import _celery_app
+from reval.cli.servers import _celery_app, serve_app
+from reval.demo import check_demo_database, demo_services, run_demo
 from reval.extensions import database
 from reval.rules import Queue
 
@@ -18,13 +20,32 @@ from reval.rules import Queue
 @click.option("--doctors", default=3000, show_default=True, help="About how many GMC-connected doctors.")
 @click.option("--seed", default=2026, show_default=True)
 @click.option("--as-of", type=AS_OF, help="Tonight's date (default: today in London).")
-def demo(doctors, seed, as_of):
-    """Generate a synthetic national dataset, sync two nights of it, and summarise the queues."""
-    from reval.demo import run_demo
-
-    ctx = context()
+@click.option("--database-url", help="A database for the demo (default: its own, made afresh in the instance folder).")
+@click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the web UI on the demo data at the end.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+def demo(doctors, seed, as_of, database_url, serve, host, port):
+    """Generate a synthetic national dataset, sync two nights of it, summarise the queues, serve the UI."""
     directory = Path(current_app.instance_path) / "demo"
-    result = run_demo(ctx.sessions, directory, doctors, ctx.checked_as_of(day(as_of)), seed)
+    if database_url is None:
+        database_file = directory / "reval-demo.sqlite"
+        for stale in directory.glob("reval-demo.sqlite*"):  # the demo's own: made afresh
+            stale.unlink()
+        database_url = f"sqlite:///{database_file}"
+    instance = {"REVAL_INSTANCE_PATH": current_app.instance_path, "REVAL_DATABASE_URL": database_url}
+    tonight = context().checked_as_of(day(as_of))
+    db = database(create_app(instance | {"REVAL_BROKER_URL": ""}))
+    check_demo_database(db.sessions)
+    with demo_services(directory, doctors, tonight, seed) as services:
+        result = run_demo(db.sessions, services, tonight)
+        _print_demo(result, seed, db.engine.url.render_as_string(hide_password=True))
+        if serve:
+            app = create_app(instance | services.app_settings() | {"REVAL_AUTH": "dev"})
+            _print_offices(result, host, port)
+            serve_app(app, host, port)
+
+
+def _print_demo(result, seed: int, database_url: str) -> None:
     dataset = result.dataset
     click.echo(
         f"Generated {dataset.gmc_doctors} GMC-connected doctors and {dataset.tis_people} TIS people "
@@ -47,10 +68,21 @@ def demo(doctors, seed, as_of):
     for code, name, counts in result.bodies:
         click.echo(f"{code + ' ' + name:<58}" + "".join(f"{counts.get(q, 0):>13}" for q in queues))
     click.echo(
-        f"\nDatabase: {database().engine.url.render_as_string(hide_password=True)}\n"
+        f"\nDatabase: {database_url}\n"
         "Try: reval export --queue DISCREPANCY --designated-body 1-1RSSQ05 | head -40; reval explain GMCNO; "
         "reval requests; reval rules"
     )
+
+
+def _print_offices(result, host: str, port: int) -> None:
+    address = f"http://{host}:{port}"
+    click.echo(f"\nThe web UI, with development sign-in: {address}/auth/dev")
+    click.echo("Sign in as an Admin of one of these offices (or as National to see them all):")
+    for code, name, counts in result.bodies:
+        click.echo(
+            f"  {name} ({code}): {counts.get('DISCREPANCY', 0)} discrepancies, "
+            f"{address}/queues/discrepancies?body={code}"
+        )
 
 
 @command()

@@ -8,7 +8,9 @@ import click
 from flask import current_app
 
 from reval.cli.base import CommandRefused, command, context
-from reval.extensions import broker_configured
+from reval.db import schema_is_current
+from reval.extensions import broker_configured, database
+from reval.web.auth import require_web_settings
 from reval.reconcile.reference import configured_designated_bodies
 from reval.snapshot_files import open_snapshot
 from reval.tasks import PersonChangedConsumer, beat_schedule
@@ -87,3 +89,27 @@ def _serve(simulator, banner) -> None:
             threading.Event().wait()
         except KeyboardInterrupt:
             pass
+
+
+@command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--threads", default=8, show_default=True, help="Requests served at once.")
+def serve(host, port, threads):
+    """Serve the web UI and the API with a production WSGI server (waitress)."""
+    app = current_app._get_current_object()
+    require_web_settings(app)
+    if not schema_is_current(database().engine):
+        raise CommandRefused("the database schema is not up to date; run `reval db upgrade` first")
+    serve_app(app, host, port, threads)
+
+
+def serve_app(app, host: str, port: int, threads: int = 8) -> None:
+    """Serves until Ctrl-C: waitress, one process with threads (a web request never waits on GMC)."""
+    from waitress import serve as waitress_serve
+
+    click.echo(f"Reval is serving on http://{host}:{port}/ (Ctrl-C stops)")
+    try:
+        waitress_serve(app, host=host, port=port, threads=threads, ident="Reval", _quiet=True)
+    except KeyboardInterrupt:
+        pass

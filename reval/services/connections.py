@@ -55,12 +55,12 @@ def request_connection_change(
     unless ``force``), commits it, then has it delivered."""
     require_may_act(context.actor)
     number = checked_gmc_number(number)
+    with context.reads() as session:  # what the actor may not see is not found, whatever else
+        _visible_doctor_for_body(session, context, number, body)
     gateway = context.require_gateway()
     gateway.check_delivery()  # before anything is recorded: a request nothing could deliver
     with context.sessions.begin() as session:
-        code = visible_body(session, context.actor, body).code
-        if not may_see_doctor(session, context.actor, number):
-            raise not_visible(number)
+        code = _visible_doctor_for_body(session, context, number, body)
         if not force:
             _check_plausible(session, number, code, action)
         request = connections.record_connection_request(
@@ -68,6 +68,14 @@ def request_connection_change(
             requested_by=context.actor.name, now=context.now(), forced=force,
         )
     return Requested(request, gateway.deliver(request.id))
+
+
+def _visible_doctor_for_body(session: Session, context: Context, number: str, body: str) -> str:
+    """The body's code, once the body is the actor's and the doctor is visible to them."""
+    code = visible_body(session, context.actor, body).code
+    if not may_see_doctor(session, context.actor, number):
+        raise not_visible(number)
+    return code
 
 
 def _check_plausible(session: Session, number: str, code: str, action: Action) -> None:
@@ -91,6 +99,8 @@ def resend_request(context: Context, request_id: int, *, force: bool = False) ->
     """A new attempt of a failed request, refused when a later request for the same doctor and
     body has superseded it (resending could undo that change at GMC), unless ``force``."""
     require_may_act(context.actor)
+    with context.reads() as session:
+        _visible_request(session, context, request_id)
     gateway = context.require_gateway()
     gateway.check_delivery()
     with context.sessions.begin() as session:

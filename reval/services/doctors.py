@@ -106,3 +106,37 @@ def doctor_history(context: Context, number: str) -> list[DoctorEvent]:
         if not may_see_doctor(session, context.actor, number):
             raise not_visible(number)
         return queries.doctor_history(session, number)
+
+
+EVENT_SOURCES = {"GMC_SYNC": "GMC", "TIS_SYNC": "TIS", "ADMIN": "Admin"}
+
+
+def describe_event(event: DoctorEvent) -> str:
+    """One history event as a sentence: what changed, from what to what."""
+    old, new = event.old or {}, event.new or {}
+    if event.kind == "CONNECTION":
+        before, after = old.get("designatedBody"), new.get("designatedBody")
+        change = (
+            f"connected to {after}" if before is None else f"disconnected from {before}" if after is None
+            else f"moved from {before} to {after}"
+        )
+        how = "at GMC" if event.source == "ADMIN" else "on GMC's list"
+        return f"GMC connection: {change} {how}" + (f" ({event.detail})" if event.source == "ADMIN" and event.detail else "")
+    if event.kind == "DECISION":
+        after = f"{new.get('queue')} / {new.get('reason')} (rule {new.get('rule')})"
+        if not old:
+            return f"Decided: {after}"
+        return f"Decision changed from {old.get('queue')} / {old.get('reason')} to {after}"
+    if event.kind in ("GMC_REQUEST", "GMC_REQUEST_FAILED"):
+        request = new
+        head = (f"GMC request {request.get('id')}: {request.get('action')} {request.get('designatedBodyCode')}, "
+                f"reason {request.get('reason')}, {str(request.get('status', '')).lower()}")
+        if request.get("returnCode") or event.kind == "GMC_REQUEST_FAILED":
+            head += f"; GMC answered {request.get('returnCode') or 'nothing'}: {request.get('message')}"
+        return head
+    if event.kind == "HIDE":
+        until = f" until {new.get('until')}" if new.get("until") else ""
+        return f"Hidden for {new.get('designatedBody')} by {new.get('hiddenBy')}{until}: {new.get('reason')}"
+    if event.kind in ("UNHIDE", "HIDE_ENDED"):
+        return f"Hide for {old.get('designatedBody')} ended: {event.detail}"
+    return event.detail or event.kind

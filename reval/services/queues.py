@@ -192,6 +192,19 @@ def queue_entries(context: Context, view: QueueView) -> Iterator[QueueEntry]:
             yield from _entries(session, rows, hidden_for, failed)
 
 
+def doctors_seen_by(context: Context, body: str, numbers: list[str]) -> tuple[list[QueueEntry], list[str]]:
+    """The doctors among ``numbers`` that ``body`` (one of the actor's) sees, in the order given,
+    and the numbers it does not see (or that are not GMC numbers)."""
+    wanted = list(dict.fromkeys(number.strip() for number in numbers if number and number.strip()))[:1000]
+    with context.reads() as session:
+        query = _query(session, context, QueueView(body))
+        rows = session.execute(query.select().where(Doctor.__table__.c.gmc_number.in_(wanted))).all() if wanted else []
+        entries = {entry.gmc_number: entry for entry in _entries(
+            session, rows, _hidden_for(session, [row.gmc_number for row in rows]), failed_update_numbers(session, wanted)
+        )}
+    return [entries[number] for number in wanted if number in entries], [number for number in wanted if number not in entries]
+
+
 def tab_counts(context: Context, body: str | None, filters: QueueFilters) -> dict[QueueTab, int]:
     """How many doctors each tab holds for a body, with the same search and filters; Unassigned
     only for a national actor."""

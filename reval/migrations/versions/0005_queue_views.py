@@ -1,4 +1,5 @@
-"""Each body's view of its doctors, stored where it can be indexed, and what queues sort on.
+"""Each body's view of its doctors, stored where it can be indexed, and what queues sort on;
+the record of admins' actions and whether a request was forced.
 
 ``doctor_visibility`` gains the queue and reason each body sees (an admin's hide for that body
 applied), so a body's queue is one indexed range instead of a scan of every doctor. ``doctor``
@@ -56,6 +57,15 @@ def upgrade() -> None:
         # The next sync decides everyone again, and with it fills in the columns above.
         "decision_basis = ''"
     )
+    op.create_table('admin_action',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('action', sa.String(length=20), nullable=False),
+    sa.Column('designated_body_code', sa.String(length=32), nullable=True),
+    sa.Column('performed_by', sa.String(length=200), nullable=False),
+    sa.Column('performed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('outcomes', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_admin_action'))
+    )
     with op.batch_alter_table('doctor_visibility') as batch_op:
         batch_op.create_index('ix_doctor_visibility_queue', ['designated_body_code', 'queue', 'reason'], unique=False)
     with op.batch_alter_table('doctor') as batch_op:
@@ -66,6 +76,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('admin_action')
     with op.batch_alter_table('connection_request') as batch_op:
         batch_op.drop_index('ix_connection_request_doctor_body')
         batch_op.drop_column('forced')

@@ -1,0 +1,263 @@
+"""Signing in: OpenID Connect in production, a development form when REVAL_AUTH=dev.
+
+A signed-in person is an ``Actor`` (name, role, designated bodies) kept in the session cookie.
+Their role and bodies come from the identity provider's claims; a person without a Reval role
+is refused. The development form exists only in development mode (otherwise its address is a
+404), and every page then says so in a banner.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Mapping
+
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.flask_client import OAuth
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
+from joserfc.errors import JoseError
+
+from reval.extensions import database
+from reval.reconcile.reference import configured_designated_bodies
+from reval.refusals import NotConfigured
+from reval.services.context import Actor, Role
+from reval.validation import InvalidValue, free_text
+
+blueprint = Blueprint("auth", __name__, url_prefix="/auth")
+dev_blueprint = Blueprint("dev_auth", __name__, url_prefix="/auth")
+
+ROLE_CLAIM_VALUES = {"reval.viewer": Role.VIEWER, "reval.admin": Role.ADMIN, "reval.national": Role.NATIONAL}
+RANK = (Role.VIEWER, Role.ADMIN, Role.NATIONAL)
+OIDC_SETTINGS = ("REVAL_OIDC_ISSUER", "REVAL_OIDC_CLIENT_ID", "REVAL_OIDC_CLIENT_SECRET")
+SESSION_HOURS = 8
+
+
+@dataclass(frozen=True)
+class SignInSettings:
+    dev: bool  # REVAL_AUTH=dev: the development form, and a development banner on every page
+    issuer: str | None
+    client_id: str | None
+    client_secret: str | None
+    roles_claim: str
+    bodies_claim: str
+    secret_key: str | None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SignInSettings:
+        def setting(name: str) -> str | None:
+            return str(config.get(name) or "").strip() or None
+
+        return cls(
+            dev=(setting("REVAL_AUTH") or "").lower() == "dev",
+            issuer=setting("REVAL_OIDC_ISSUER"),
+            client_id=setting("REVAL_OIDC_CLIENT_ID"),
+            client_secret=setting("REVAL_OIDC_CLIENT_SECRET"),
+            roles_claim=setting("REVAL_OIDC_ROLES_CLAIM") or "roles",
+            bodies_claim=setting("REVAL_OIDC_BODIES_CLAIM") or "designated_bodies",
+            secret_key=setting("REVAL_SECRET_KEY"),
+        )
+
+    @property
+    def oidc(self) -> bool:
+        return bool(self.issuer and self.client_id and self.client_secret)
+
+    def problem(self) -> str | None:
+        """Why the web cannot serve anyone, in one line naming the settings; None when it can."""
+        if not self.dev and not self.oidc:
+            return "sign-in is not configured: set REVAL_OIDC_ISSUER, REVAL_OIDC_CLIENT_ID and REVAL_OIDC_CLIENT_SECRET " \
+                   "(or REVAL_AUTH=dev for development sign-in)"
+        if not self.dev and not self.secret_key:
+            return "REVAL_SECRET_KEY is not set: the web needs a secret key to sign its session cookies"
+        return None
+
+
+def settings(app: Flask | None = None) -> SignInSettings:
+    return (app or current_app).extensions["reval.sign_in"]
+
+
+def require_web_settings(app: Flask) -> None:
+    """Refuses to serve (NotConfigured) when nobody could sign in, or sessions could be forged."""
+    problem = settings(app).problem()
+    if problem:
+        raise NotConfigured(problem)
+
+
+def init_app(app: Flask) -> None:
+    configured = SignInSettings.from_config(app.config)
+    app.extensions["reval.sign_in"] = configured
+    # Development: a key of this process's own (sessions end when it stops). Elsewhere the key
+    # is required before serving (require_web_settings).
+    app.secret_key = configured.secret_key or (secrets.token_hex(32) if configured.dev else None)
+    app.config.update(
+        SESSION_COOKIE_NAME="reval_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",  # Lax: the identity provider's redirect back is a top-level GET
+        # Sent over HTTPS only, outside development (REVAL_SECURE_COOKIES=0 to test over plain HTTP).
+        SESSION_COOKIE_SECURE=_flag(app.config.get("REVAL_SECURE_COOKIES"), default=not configured.dev),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+    )
+    if configured.oidc:
+        oauth = OAuth(app)
+        oauth.register(
+            name="oidc",
+            client_id=configured.client_id,
+            client_secret=configured.client_secret,
+            server_metadata_url=configured.issuer.rstrip("/") + "/.well-known/openid-configuration",
+            client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256", "timeout": 10},
+        )
+        app.extensions["reval.oidc"] = oauth.oidc
+    if configured.dev:
+        app.register_blueprint(dev_blueprint)
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value is None or str(value).strip() == "":
+        return default
+    return str(value).strip().lower() not in ("0", "false", "no", "off")
+
+
+# --- who is signed in ----------------------------------------------------------------------------
+
+
+def current_actor() -> Actor | None:
+    if "actor" not in g:
+        user = session.get("user")
+        g.actor = None if not user else Actor(user["name"], Role(user["role"]), frozenset(user["bodies"]))
+    return g.actor
+
+
+def sign_in_as(name: str, role: Role, bodies: list[str], via: str) -> None:
+    session.clear()
+    session.permanent = True
+    session["user"] = {"name": name, "role": role.value, "bodies": sorted(bodies), "via": via}
+
+
+def local_path(target: str | None, default: str | None = None) -> str:
+    """``target`` if it is a path of this site, else ``default`` (home): never a redirect or a
+    link to another site, or a javascript: address."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default or url_for("pages.home")
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+@blueprint.get("/sign-in")
+def sign_in():
+    configured = settings()
+    next_page = local_path(request.args.get("next"))
+    if configured.oidc and not configured.dev:
+        return redirect(url_for("auth.oidc", next=next_page))
+    if configured.dev and not configured.oidc:
+        return redirect(url_for("dev_auth.dev_sign_in", next=next_page))
+    return render_template("auth/sign_in.html", oidc=configured.oidc, next_page=next_page)
+
+
+@blueprint.get("/oidc")
+def oidc():
+    client = current_app.extensions.get("reval.oidc")
+    if client is None:
+        return render_template("errors/error.html", status=404, title="Page not found"), 404
+    session["next"] = local_path(request.args.get("next"))
+    return client.authorize_redirect(url_for("auth.callback", _external=True))
+
+
+@blueprint.get("/callback")
+def callback():
+    client = current_app.extensions.get("reval.oidc")
+    if client is None:
+        return render_template("errors/error.html", status=404, title="Page not found"), 404
+    next_page = session.pop("next", None)
+    try:
+        token = client.authorize_access_token()
+        claims = dict(token.get("userinfo") or {})
+        if client.load_server_metadata().get("userinfo_endpoint"):
+            extra = client.userinfo(token=token)
+            if extra.get("sub") == claims.get("sub"):
+                claims.update(extra)
+    except (OAuthError, JoseError) as error:
+        current_app.logger.warning("Sign-in failed at the identity provider: %s", error)
+        session.clear()
+        return render_template("errors/error.html", title="Sign-in failed",
+                               detail="The identity provider did not confirm who you are. Try again."), 401
+    configured = settings()
+    role = role_from_claims(claims.get(configured.roles_claim))
+    name = next((str(claims[key]) for key in ("name", "preferred_username", "email", "sub") if claims.get(key)), "unknown")
+    if role is None:
+        current_app.logger.warning("Sign-in refused: %s has no Reval role", name)
+        session.clear()
+        return render_template(
+            "errors/error.html", title="You do not have access to Reval",
+            detail=f"Your account ({name}) has no Reval role. Ask your revalidation team to give you one.",
+        ), 403
+    sign_in_as(name, role, _configured_codes(claim_values(claims.get(configured.bodies_claim))), via="oidc")
+    return redirect(local_path(next_page))
+
+
+@blueprint.post("/sign-out")
+def sign_out():
+    session.clear()
+    return redirect(url_for("auth.signed_out"))
+
+
+@blueprint.get("/signed-out")
+def signed_out():
+    return render_template("auth/signed_out.html")
+
+
+@dev_blueprint.route("/dev", methods=["GET", "POST"])
+def dev_sign_in():
+    with database().reads() as session_:
+        bodies = configured_designated_bodies(session_)
+    codes = {body.code for body in bodies}
+    form = request.form if request.method == "POST" else {}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        try:
+            name = free_text("Name", form.get("name"), 200)
+        except InvalidValue as error:
+            name, errors["name"] = None, str(error)
+        if not name and "name" not in errors:
+            errors["name"] = "Enter your name"
+        role = form.get("role")
+        if role not in {r.value for r in Role}:
+            errors["role"] = "Select a role"
+        body = form.get("designated_body")
+        if body not in codes:
+            errors["designated_body"] = "Select a designated body"
+        if not errors:
+            sign_in_as(name, Role(role), [body], via="dev")
+            return redirect(local_path(form.get("next")))
+    return render_template(
+        "auth/dev_sign_in.html", bodies=bodies, form=form, errors=errors,
+        next_page=local_path(request.values.get("next")),
+    ), (422 if errors else 200)
+
+
+# --- claims --------------------------------------------------------------------------------------
+
+
+def claim_values(value: Any) -> list[str]:
+    """A claim as a list: a JSON list, or one string of values separated by spaces or commas."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part for part in value.replace(",", " ").split() if part]
+    if isinstance(value, (list, tuple)):
+        return [str(part).strip() for part in value if isinstance(part, (str, int)) and str(part).strip()]
+    return []
+
+
+def role_from_claims(value: Any) -> Role | None:
+    """The highest Reval role the claim grants (national over admin over viewer), or None."""
+    roles = [ROLE_CLAIM_VALUES[v] for v in claim_values(value) if v in ROLE_CLAIM_VALUES]
+    return max(roles, key=RANK.index) if roles else None
+
+
+def _configured_codes(codes: list[str]) -> list[str]:
+    """The claimed bodies that are configured, in their configured spelling."""
+    with database().reads() as session_:
+        configured = {body.code.upper(): body.code for body in configured_designated_bodies(session_)}
+    return sorted({configured[code.upper()] for code in codes if code.upper() in configured})

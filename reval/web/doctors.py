@@ -1,0 +1,32 @@
+"""A doctor's page: both sources, the decision and why, hides, GMC requests, history, actions."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template, request
+
+from reval.gmc.codes import CHANGE_REASONS
+from reval.refusals import Invalid
+from reval.services.doctors import describe_event, doctor_detail
+from reval.web.auth import current_actor
+from reval.web.pages import my_bodies, web_context
+
+blueprint = Blueprint("doctors", __name__)
+
+
+@blueprint.get("/doctors/<gmc_number>")
+def doctor(gmc_number: str):
+    try:
+        detail = doctor_detail(web_context(), gmc_number)
+    except Invalid:
+        abort(404)  # not a GMC number: no such page
+    bodies = my_bodies()
+    seeing = [body for body in bodies if body.code in detail.visible_to]
+    wanted = (request.args.get("body") or "").strip().upper()
+    acting_for = next((b for b in bodies if b.code.upper() == wanted), None) or (seeing or bodies or [None])[0]
+    active_hide = next(
+        (hide for hide in detail.active_hides if acting_for is not None and hide.designated_body_code == acting_for.code), None
+    )
+    return render_template(
+        "doctors/doctor.html", detail=detail, bodies=bodies, acting_for=acting_for, active_hide=active_hide,
+        may_act=current_actor().may_act, describe_event=describe_event, change_reasons=CHANGE_REASONS,
+    )

@@ -1,0 +1,154 @@
+"""What every page shares: sign-in required, security headers, the use-case context, formatting,
+and the pages with no topic of their own (home, rules)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, url_for
+from markupsafe import Markup
+
+from reval.clock import LONDON
+from reval.extensions import database
+from reval.gateway import AppGateway
+from reval.reconcile.reference import configured_designated_bodies
+from reval.rules import DEFAULT_RULE_TABLE
+from reval.rules.table import format_value
+from reval.services.access import visible_bodies
+from reval.services.context import Context
+from reval.web.auth import current_actor, settings
+
+blueprint = Blueprint("pages", __name__)
+
+# Endpoints anyone may reach: signing in, and the files every page loads.
+PUBLIC_BLUEPRINTS = {"auth", "dev_auth", "assets", "api"}
+
+CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'self'",
+    "script-src 'self'",  # no inline scripts, no eval
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "font-src 'self' https://assets.nhs.uk",  # the NHS.UK typeface (falls back to Arial where blocked)
+    "connect-src 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+    "base-uri 'self'",
+    "object-src 'none'",
+))
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(blueprint)
+    app.before_request(_require_sign_in)
+    app.after_request(_security_headers)
+    app.context_processor(_template_globals)
+    app.jinja_env.filters.update(day=format_day, moment=format_moment, yes_no=format_value)
+
+
+def web_context() -> Context:
+    """The signed-in person's context: a web request never waits on GMC (workers or a background
+    thread deliver), and reads never wait for a sync's writes."""
+    db = database()
+    return Context(db.sessions, db.reads, current_actor(), AppGateway(current_app, wait_for_delivery=False))
+
+
+def _require_sign_in():
+    if request.blueprint in PUBLIC_BLUEPRINTS or request.endpoint is None:
+        return None
+    problem = settings().problem()
+    if problem:
+        current_app.logger.error("Refusing to serve: %s", problem)
+        return render_template("errors/error.html", status=503, title="Sign-in is not configured",
+                               detail="Reval cannot serve pages until sign-in is configured."), 503
+    if current_actor() is None:
+        return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
+    return None
+
+
+def _security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if not settings().dev:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    if request.blueprint != "assets":
+        headers.setdefault("Cache-Control", "no-store")  # pages name doctors: keep them out of caches
+    return response
+
+
+def _template_globals() -> dict[str, Any]:
+    return {
+        "actor": current_actor(),
+        "dev_sign_in": settings().dev,
+        "body_name": body_name,
+        "reason_label": DEFAULT_RULE_TABLE.reason_label,
+        "url_with": url_with,
+    }
+
+
+def my_bodies():
+    """The signed-in person's designated bodies, read once per request."""
+    if "my_bodies" not in g:
+        with database().reads() as session:
+            g.my_bodies = visible_bodies(session, current_actor())
+    return g.my_bodies
+
+
+def configured_bodies():
+    """Every configured designated body (any may own a programme), read once per request."""
+    if "configured_bodies" not in g:
+        with database().reads() as session:
+            g.configured_bodies = configured_designated_bodies(session)
+    return g.configured_bodies
+
+
+def body_name(code: str | None) -> str:
+    """A body's name as people know it (every configured body, not only the viewer's)."""
+    if code is None:
+        return ""
+    return next((body.name for body in configured_bodies() if body.code == code), code)
+
+
+def url_with(**changes: Any) -> str:
+    """This page's address with some query parameters changed (None removes one)."""
+    args = {key: value for key, value in request.args.items(multi=False)}
+    args.update({key: value for key, value in changes.items()})
+    query = urlencode({key: value for key, value in args.items() if value not in (None, "")})
+    return request.path + (f"?{query}" if query else "")
+
+
+def format_day(value: date | str | None) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = date.fromisoformat(value)
+    return f"{value.day} {value:%b %Y}"
+
+
+def format_moment(value: datetime | str | None) -> Markup | str:
+    """A moment in London time, with the full moment in a <time> element."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    local = value.astimezone(LONDON)
+    return Markup('<time datetime="{}">{} {}</time>').format(
+        value.isoformat(), format_day(local.date()), local.strftime("%H:%M")
+    )
+
+
+@blueprint.get("/")
+def home():
+    """The signed-in person's Discrepancies."""
+    return redirect(url_for("queues.queue", queue="discrepancies"))
+
+
+@blueprint.get("/rules")
+def rules():
+    return render_template("rules.html", rule_table=DEFAULT_RULE_TABLE)

@@ -1,0 +1,192 @@
+"""A designated body's queues: one tab each, searched, filtered, sorted and paged in the address,
+and the whole view as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Iterator
+
+from flask import Blueprint, Response, abort, render_template, request, stream_with_context, url_for
+
+from reval.designated_bodies import DesignatedBody
+from reval.refusals import Invalid, NotFound
+from reval.rules import DEFAULT_RULE_TABLE
+from reval.services.queues import (
+    DEFAULT_PAGE_SIZE,
+    QueueEntry,
+    QueueFilters,
+    QueueTab,
+    QueueView,
+    SortKey,
+    checked_page,
+    descending,
+    queue_entries,
+    queue_page,
+    queue_tab,
+    sort_key,
+    tab_counts,
+)
+from reval.web.auth import current_actor
+from reval.web.pages import configured_bodies, my_bodies, url_with, web_context
+
+blueprint = Blueprint("queues", __name__)
+
+TAB_LABELS = {
+    QueueTab.CONNECTED: "Connected",
+    QueueTab.DISCREPANCIES: "Discrepancies",
+    QueueTab.HIDDEN: "Hidden",
+    QueueTab.HISTORIC: "Historic",
+    QueueTab.FAILED_UPDATES: "Failed GMC updates",
+    QueueTab.UNASSIGNED: "Unassigned",
+}
+COLUMNS = (
+    (SortKey.NAME, "Name"),
+    (SortKey.GMC_NUMBER, "GMC number"),
+    (SortKey.DESIGNATED_BODY, "GMC designated body"),
+    (SortKey.PROGRAMME_OWNER, "Programme owner"),
+    (SortKey.PROGRAMME, "Programme"),
+    (SortKey.START, "Start"),
+    (SortKey.END, "End"),
+    (SortKey.SUBMISSION_DATE, "GMC submission date"),
+    (SortKey.REASON, "Reason"),
+    (SortKey.CHANGED, "Last change"),
+)
+
+
+@dataclass(frozen=True)
+class ViewAsked:
+    """A queue view as its address asks for it."""
+
+    tab: QueueTab
+    body: DesignatedBody
+    filters: QueueFilters
+    sort: SortKey
+    descending: bool
+
+    def view(self) -> QueueView:
+        return QueueView.of_tab(self.tab, self.body.code, filters=self.filters, sort=self.sort, descending=self.descending)
+
+
+def _asked(queue: str) -> ViewAsked:
+    try:
+        tab = queue_tab(queue)
+    except Invalid:
+        abort(404)
+    if tab is QueueTab.UNASSIGNED and not current_actor().national:
+        raise NotFound("the Unassigned queue is for national users")
+    bodies = my_bodies()
+    if not bodies:
+        raise NotFound("you have no designated bodies in Reval; ask your revalidation team to add yours")
+    wanted = (request.args.get("body") or bodies[0].code).strip().upper()
+    body = next((b for b in bodies if b.code.upper() == wanted), None)
+    if body is None:
+        raise NotFound(f"designated body {request.args.get('body')!r} is not one of yours")
+    filters = QueueFilters(
+        q=request.args.get("q"), reason=request.args.get("reason"), owner=request.args.get("owner"),
+        failed_only=request.args.get("failed") == "yes",
+    )
+    return ViewAsked(tab, body, filters, sort_key(request.args.get("sort")), descending(request.args.get("order")))
+
+
+@blueprint.get("/queues/<queue>")
+def queue(queue: str):
+    asked = _asked(queue)
+    context = web_context()
+    page = queue_page(context, asked.view(), checked_page(request.args.get("page") or 1), DEFAULT_PAGE_SIZE)
+    counts = tab_counts(context, asked.body.code, asked.filters)
+    return render_template(
+        "queues/queue.html",
+        asked=asked, page=page, counts=counts, tabs=[(tab, TAB_LABELS[tab]) for tab in counts],
+        tab_label=TAB_LABELS[asked.tab], columns=COLUMNS, head=_sortable_head(asked), pager=_pager(page),
+        bodies=my_bodies(), owners=configured_bodies(), reasons=DEFAULT_RULE_TABLE.reasons(),
+        download_href=url_for("queues.download", queue=asked.tab.value,
+                              **{key: value for key, value in request.args.items() if key != "page"}),
+    )
+
+
+def _sortable_head(asked: ViewAsked) -> list[dict]:
+    """Each column's header: a link to sort by it (the other way when it is the sort already)."""
+    head = []
+    for key, label in COLUMNS:
+        current = key is asked.sort
+        order = "asc" if not current or asked.descending else "desc"
+        head.append({
+            "text": label,
+            "sort": ("descending" if asked.descending else "ascending") if current else "none",
+            "href": url_with(sort=key.value, order=order, page=None),
+        })
+    return head
+
+
+def _pager(page) -> dict:
+    """The pagination component's parameters: first, last and neighbours, with ellipses."""
+    numbers = sorted({1, page.pages, page.page - 1, page.page, page.page + 1} & set(range(1, page.pages + 1)))
+    items, previous = [], 0
+    for number in numbers:
+        if number - previous > 1:
+            items.append({"ellipsis": True})
+        items.append({"number": number, "href": url_with(page=number), "current": number == page.page})
+        previous = number
+    return {
+        "previous": {"href": url_with(page=page.page - 1)} if page.page > 1 else None,
+        "next": {"href": url_with(page=page.page + 1)} if page.page < page.pages else None,
+        "items": items if page.pages > 1 else [],
+    }
+
+
+CSV_HEADER = (
+    "GMC number", "First name", "Last name", "GMC designated body", "Programme owners", "Programme",
+    "Programme start", "Programme end", "GMC submission date", "Queue", "Reason code", "Reason", "Last change",
+    "GMC update failed", "Hidden for",
+)
+
+
+@blueprint.get("/queues/<queue>/download")
+def download(queue: str):
+    """The whole view (every page, its search and filters) as CSV, streamed."""
+    asked = _asked(queue)
+    entries = queue_entries(web_context(), asked.view())
+    first = next(entries, None)  # any refusal comes now, before the response starts
+    filename = f"reval-{asked.body.code}-{asked.tab.value}.csv"
+    return Response(
+        stream_with_context(_csv_lines(first, entries)), mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _csv_lines(first: QueueEntry | None, rest: Iterator[QueueEntry]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_HEADER)
+    entries = rest if first is None else _chain(first, rest)
+    for entry in entries:
+        writer.writerow(_csv_row(entry))
+        if buffer.tell() > 65536:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _chain(first: QueueEntry, rest: Iterator[QueueEntry]) -> Iterator[QueueEntry]:
+    yield first
+    yield from rest
+
+
+def _csv_row(entry: QueueEntry) -> list[str]:
+    def text(value: str | None) -> str:
+        # A cell a spreadsheet would run as a formula is written as text.
+        value = value or ""
+        return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+    def day(value) -> str:
+        return value.isoformat() if value else ""
+
+    return [
+        entry.gmc_number, text(entry.first_name), text(entry.last_name), entry.designated_body or "",
+        " ".join(entry.programme_owners), text(entry.programme_name), day(entry.programme_start),
+        day(entry.programme_end), day(entry.submission_date), entry.queue, entry.reason, entry.reason_label,
+        day(entry.changed), "yes" if entry.gmc_update_failed else "no", " ".join(entry.hidden_for),
+    ]

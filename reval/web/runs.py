@@ -1,0 +1,33 @@
+"""Sync runs: how recent nights went, one run's detail, and starting a run now."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, url_for
+
+from reval.reconcile.runs import run_view
+from reval.services.runs import get_run, list_runs, run_rejections, start_nightly_run
+from reval.web.auth import current_actor
+from reval.web.pages import web_context
+
+blueprint = Blueprint("runs", __name__)
+RUNS_SHOWN = 30
+
+
+@blueprint.get("/runs")
+def runs():
+    views = [run_view(run) for run in list_runs(web_context(), RUNS_SHOWN)]
+    return render_template("runs/runs.html", runs=views, may_start=current_actor().national)
+
+
+@blueprint.get("/runs/<int:run_id>")
+def run(run_id: int):
+    context = web_context()
+    view = run_view(get_run(context, run_id))
+    rejections = run_rejections(context, run_id).records if current_actor().national else None
+    return render_template("runs/run.html", run=view, rejections=rejections)
+
+
+@blueprint.post("/runs")
+def start():
+    run_id = start_nightly_run(web_context())
+    return redirect(url_for("runs.run", run_id=run_id), 303)
