@@ -8,8 +8,9 @@ from typing import Any
 
 from flask import Flask, request
 
+from reval.api import API_PREFIX, error_problem, init_api
 from reval.extensions import Database, celery_init_app, settings_from_environment
-from reval.web import init_web
+from reval.web import csrf, init_web
 from reval.web.errors import error_page
 
 PACKAGE = Path(__file__).parent
@@ -28,9 +29,13 @@ def create_app(config: dict[str, Any] | None = None, *, migrate: bool = True) ->
     if app.config.get("REVAL_BROKER_URL"):
         celery_init_app(app)
     init_web(app)
+    init_api(app, csrf)
     app.register_error_handler(Exception, _error_response)
     return app
 
 
 def _error_response(error: Exception):
+    """A problem document under the API's address, a page elsewhere."""
+    if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
+        return error_problem(error)
     return error_page(error)

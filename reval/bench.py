@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -15,8 +16,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from reval.app import create_app
 from reval.db import ensure_schema, make_engine, session_factory
 from reval.demo import sync_files
+from reval.extensions import database
+from reval.services.context import Actor, Context
+from reval.services.queues import QueueFilters, counts_by_body, tab_counts
 from reval.reconcile.sync import GmcInput, TisInput, run_sync_sharded
 from reval.models import Doctor
 from reval.snapshot_files import open_snapshot
@@ -90,9 +95,56 @@ def run_bench(doctors: int, seed: int, as_of: date, database_url: str | None = N
             "queues": {queue: counts["after"] for queue, counts in full["queues"].items()},
             "rejectedRecords": full["rejectedRecords"],
             **validation_cost(dataset.tis),
+            "pages": page_times(engine.url.render_as_string(hide_password=False), directory),
         }
         engine.dispose()
         return figures
+
+
+PAGE_SAMPLES = 30
+
+
+def page_times(database_url: str, directory: Path) -> dict[str, Any]:
+    """Server time of the pages and API reads people wait on, on the largest body, through the real
+    app (its test client: routing, scoping, queries and rendering; no network): p50 and p95 of
+    PAGE_SAMPLES requests each, after a warm-up."""
+    app = create_app({"REVAL_DATABASE_URL": database_url, "REVAL_AUTH": "dev", "REVAL_SECURE_COOKIES": "0",
+                      "REVAL_INSTANCE_PATH": str(directory / "instance")}, migrate=False)
+    client = app.test_client()
+    form = client.get("/auth/dev").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    with database(app).reads() as session:
+        counts = counts_by_body(session)
+    body = max(counts, key=lambda code: counts[code]["DISCREPANCY"])
+    client.post("/auth/dev", data={"csrf_token": token, "name": "bench", "role": "national", "designated_body": body})
+    queue = f"/queues/discrepancies?body={body}"
+    urls = {
+        "discrepancies": queue,
+        "discrepanciesByName": f"{queue}&sort=name",
+        "discrepanciesPage50": f"{queue}&page=50",
+        "nameSearch": f"/queues/connected?body={body}&q=kha",
+    }
+    figures: dict[str, Any] = {"designatedBody": body, "bodyDiscrepancies": counts[body]["DISCREPANCY"]}
+    for name, url in urls.items():
+        figures[name] = _percentiles(lambda: _ok(client.get(url), url))
+    context = Context(database(app).sessions, database(app).reads, Actor.operator("bench"))
+    figures["tabCounts"] = _percentiles(lambda: tab_counts(context, body, QueueFilters()))
+    database(app).engine.dispose()
+    return figures
+
+
+def _ok(response, url: str):
+    if response.status_code != 200:
+        raise RuntimeError(f"{url} answered {response.status_code}")
+    return response
+
+
+def _percentiles(action) -> dict[str, float]:
+    for _ in range(3):
+        action()
+    times = sorted(_timed(action)[1] * 1000 for _ in range(PAGE_SAMPLES))
+    return {"p50Ms": round(times[len(times) // 2], 1), "p95Ms": round(times[int(len(times) * 0.95) - 1], 1),
+            "maxMs": round(times[-1], 1)}
 
 
 def run_sharded_bench(

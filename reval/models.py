@@ -280,6 +280,21 @@ class AdminAction(Base):
     outcomes: Mapped[list[Any]]
 
 
+class ApiIdempotencyKey(Base):
+    """An API caller's Idempotency-Key and the answer it got, so a repeated request gets the same
+    answer instead of acting twice; ``status`` is None while the first request is in flight."""
+
+    __tablename__ = "api_idempotency_key"
+
+    caller: Mapped[str] = mapped_column(String(300), primary_key=True)  # issuer and subject of the token
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # of the method, address and body
+    status: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class StagedSource(Base):
     """What one fetch of a nightly run brought back, kept until the run's reconciliation reads it.
 

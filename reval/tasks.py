@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import resource
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, Mapping
 
 import orjson

@@ -6,12 +6,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+# Hypothesis keeps its example database and caches under the working directory unless told
+# otherwise: the tests write nothing into the checkout.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "reval-tests-hypothesis"))
 
 import pytest
 import redis
 from sqlalchemy import delete
+from werkzeug.serving import make_server
 
 from reval.app import create_app
 from reval.extensions import celery_init_app, database
@@ -149,6 +158,19 @@ def tis_app(app, tis_service):
         REVAL_TIS_READ_TIMEOUT="2", REVAL_TIS_ATTEMPTS="3", REVAL_TIS_BACKOFF_SECONDS="0", REVAL_TIS_PAGE_SIZE="2",
     )
     return app
+
+
+@contextmanager
+def served(wsgi) -> Iterator[str]:
+    """A WSGI app served on a free loopback port, in a thread; yields its address."""
+    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 BROKER_URL = os.environ.get("REVAL_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")

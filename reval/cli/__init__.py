@@ -3,7 +3,7 @@
 Each topic has a module of its own; importing this package registers them all on ``cli``.
 """
 
-from reval.cli import admin, connections, demo, doctors, runs, servers  # noqa: F401  (registers the commands)
+from reval.cli import admin, api, connections, demo, doctors, runs, servers  # noqa: F401  (registers the commands)
 from reval.cli.base import cli, main
 
 __all__ = ["cli", "main"]

@@ -121,5 +121,14 @@ def bench(doctors, seed, database_url, workers, shards, as_json):
         f"{'helper process ' + format(figures['helperPeakMemoryMiB'], '.0f') + ' MiB' if figures['helperProcess'] else 'no helper process'}\n"
         f"  validating a TIS person {figures['bulkMicrosPerPerson']:8.1f} us bulk reader, "
         f"{figures['marshmallowMicrosPerPerson']:.1f} us marshmallow\n"
-        f"  queues                  {figures['queues']}, {figures['rejectedRecords']} rejected records"
+        f"  queues                  {figures['queues']}, {figures['rejectedRecords']} rejected records\n"
+        + format_page_times(figures["pages"])
     )
+
+
+def format_page_times(pages: dict) -> str:
+    lines = [f"  pages, {pages['designatedBody']} ({pages['bodyDiscrepancies']} discrepancies), server time p50 / p95 / max:"]
+    for name, times in pages.items():
+        if isinstance(times, dict):
+            lines.append(f"    {name:<22}{times['p50Ms']:8.1f} {times['p95Ms']:8.1f} {times['maxMs']:8.1f} ms")
+    return "\n".join(lines)

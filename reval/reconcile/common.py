@@ -14,7 +14,6 @@ import orjson
 from sqlalchemy import JSON, Connection, Table, bindparam, delete, insert, update
 from sqlalchemy.orm import Session
 
-from reval.clock import utcnow
 from reval.models import DoctorEvent
 from reval.refusals import Invalid
 from reval.validation import InvalidValue, free_text

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reval.gmc.client import GmcClient
 from reval.models import Doctor, StagedSource, StagedTisPerson, SyncRun
-from reval.reconcile.common import batched, insert_rows, utcnow
+from reval.clock import utcnow
+from reval.reconcile.common import batched, insert_rows
 from reval.reconcile.connections import DeliveryPolicy, deliver_due_requests
 from reval.reconcile.live import fetch_gmc_list, pull_failure, staged_gmc_input, staged_tis_input, write_lines
 from reval.reconcile.reference import configured_designated_bodies

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reval.designated_bodies import DesignatedBody, OwnerDirectory
 from reval.models import DoctorEvent, RejectedRecord, SyncRun
-from reval.reconcile.common import EventKind, EventLog, Rejection, Source, infrequent_garbage_collection, utcnow
+from reval.clock import utcnow
+from reval.reconcile.common import EventKind, EventLog, Rejection, Source, infrequent_garbage_collection
 from reval.reconcile.decisions import (
     DecisionOutcome,
     decide_batch,

@@ -31,6 +31,14 @@ class RequestState:
     def flags_failure(self) -> bool:
         return self.request.status == Status.FAILED and self.superseded_by is None
 
+    @property
+    def id(self) -> int:
+        return self.request.id
+
+    @property
+    def next_attempt_at(self):
+        return self.request.next_attempt_at if self.request.status == Status.PENDING else None
+
 
 @dataclass(frozen=True)
 class Requested:

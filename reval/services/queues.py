@@ -68,7 +68,7 @@ class QueueFilters:
     q: str | None = None  # a prefix of the GMC number, or of a first or last name
     reason: str | None = None  # a reason code
     owner: str | None = None  # a designated body code among the programme owners
-    failed_only: bool = False  # only doctors flagged "GMC update failed"
+    gmc_update_failed: bool | None = None  # only doctors flagged "GMC update failed" (True), or unflagged (False)
 
     def __post_init__(self) -> None:
         if self.q is not None:
@@ -84,6 +84,10 @@ class QueueFilters:
             object.__setattr__(self, "reason", reason or None)
         if self.owner is not None:
             object.__setattr__(self, "owner", self.owner.strip() or None)
+
+
+    def flagged(self, gmc_update_failed: bool | None) -> QueueFilters:
+        return QueueFilters(self.q, self.reason, self.owner, gmc_update_failed)
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ class QueueView:
             return cls(None, unassigned=True, **kwargs)
         if tab is QueueTab.FAILED_UPDATES:
             filters = kwargs.pop("filters", QueueFilters())
-            return cls(body, filters=QueueFilters(filters.q, filters.reason, filters.owner, True), **kwargs)
+            return cls(body, filters=filters.flagged(True), **kwargs)
         return cls(body, TAB_QUEUES[tab], **kwargs)
 
 
@@ -218,7 +222,7 @@ def tab_counts(context: Context, body: str | None, filters: QueueFilters) -> dic
         for queue, count in by_queue:
             if queue in tab_of:
                 counts[tab_of[queue]] = count
-        failed = _query(session, context, QueueView(body, filters=QueueFilters(filters.q, filters.reason, filters.owner, True)))
+        failed = _query(session, context, QueueView(body, filters=filters.flagged(True)))
         counts[QueueTab.FAILED_UPDATES] = session.scalar(select(func.count()).select_from(failed.source).where(*failed.conditions))
         if context.actor.national:
             unassigned = _query(session, context, QueueView(unassigned=True, filters=filters))
@@ -343,8 +347,9 @@ def _query(session: Session, context: Context, view: QueueView) -> _Query:
     if filters.owner:
         owner = _owner_code(session, filters.owner)
         conditions.append(_spaced(doctor.c.programme_owners).like(f"% {_like_escaped(owner)} %", escape="\\"))
-    if filters.failed_only:
-        conditions.append(doctor.c.gmc_number.in_(failed_update_numbers_query()))
+    if filters.gmc_update_failed is not None:
+        flagged = doctor.c.gmc_number.in_(failed_update_numbers_query())
+        conditions.append(flagged if filters.gmc_update_failed else ~flagged)
     return _Query(source, tuple(conditions), queue, reason, view.sort, view.descending)
 
 

@@ -96,12 +96,12 @@ def _confirmation(action: BulkAction, body: str | None, numbers: list[str], form
     ), status
 
 
-@blueprint.get("/results/<int:action_id>")
+@blueprint.get("/results/<int(max=2147483647):action_id>")
 def results(action_id: int):
     return render_template("actions/results.html", results=action_results(web_context(), action_id))
 
 
-@blueprint.post("/requests/<int:request_id>/resend")
+@blueprint.post("/requests/<int(max=2147483647):request_id>/resend")
 def resend(request_id: int):
     action_id = resend_failed_request(web_context(), request_id)
     return redirect(url_for("actions.results", action_id=action_id), 303)

@@ -22,6 +22,7 @@ from reval.extensions import database
 from reval.reconcile.reference import configured_designated_bodies
 from reval.refusals import NotConfigured
 from reval.services.context import Actor, Role
+from reval.settings import flag
 from reval.validation import InvalidValue, free_text
 
 blueprint = Blueprint("auth", __name__, url_prefix="/auth")
@@ -94,7 +95,7 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",  # Lax: the identity provider's redirect back is a top-level GET
         # Sent over HTTPS only, outside development (REVAL_SECURE_COOKIES=0 to test over plain HTTP).
-        SESSION_COOKIE_SECURE=_flag(app.config.get("REVAL_SECURE_COOKIES"), default=not configured.dev),
+        SESSION_COOKIE_SECURE=flag(app.config, "REVAL_SECURE_COOKIES", default=not configured.dev),
         PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
     )
     if configured.oidc:
@@ -109,12 +110,6 @@ def init_app(app: Flask) -> None:
         app.extensions["reval.oidc"] = oauth.oidc
     if configured.dev:
         app.register_blueprint(dev_blueprint)
-
-
-def _flag(value: Any, default: bool) -> bool:
-    if value is None or str(value).strip() == "":
-        return default
-    return str(value).strip().lower() not in ("0", "false", "no", "off")
 
 
 # --- who is signed in ----------------------------------------------------------------------------

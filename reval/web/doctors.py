@@ -10,7 +10,7 @@ from reval.services.doctors import describe_event, doctor_detail
 from reval.web.auth import current_actor
 from reval.web.pages import my_bodies, web_context
 
-blueprint = Blueprint("doctors", __name__)
+blueprint = Blueprint("doctor_pages", __name__)
 
 
 @blueprint.get("/doctors/<gmc_number>")

@@ -22,8 +22,10 @@ from reval.web.auth import current_actor, settings
 
 blueprint = Blueprint("pages", __name__)
 
-# Endpoints anyone may reach: signing in, and the files every page loads.
-PUBLIC_BLUEPRINTS = {"auth", "dev_auth", "assets", "api"}
+# Endpoints anyone may reach: signing in, and the files every page loads. (The API, under
+# /api/, names its callers with tokens, not the session.)
+PUBLIC_BLUEPRINTS = {"auth", "dev_auth", "assets"}
+API_PATH = "/api/"
 
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'",
@@ -55,7 +57,7 @@ def web_context() -> Context:
 
 
 def _require_sign_in():
-    if request.blueprint in PUBLIC_BLUEPRINTS or request.endpoint is None:
+    if request.blueprint in PUBLIC_BLUEPRINTS or request.endpoint is None or request.path.startswith(API_PATH):
         return None
     problem = settings().problem()
     if problem:
@@ -77,7 +79,9 @@ def _security_headers(response: Response) -> Response:
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if not settings().dev:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-    if request.blueprint != "assets":
+    if request.path.startswith(API_PATH):
+        headers.setdefault("Cache-Control", "private, no-cache")  # revalidated with its ETag
+    elif request.blueprint != "assets":
         headers.setdefault("Cache-Control", "no-store")  # pages name doctors: keep them out of caches
     return response
 

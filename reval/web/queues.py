@@ -85,7 +85,7 @@ def _asked(queue: str) -> ViewAsked:
         raise NotFound(f"designated body {request.args.get('body')!r} is not one of yours")
     filters = QueueFilters(
         q=request.args.get("q"), reason=request.args.get("reason"), owner=request.args.get("owner"),
-        failed_only=request.args.get("failed") == "yes",
+        gmc_update_failed=True if request.args.get("failed") == "yes" else None,
     )
     return ViewAsked(tab, body, filters, sort_key(request.args.get("sort")), descending(request.args.get("order")))
 

@@ -9,7 +9,7 @@ from reval.services.runs import get_run, list_runs, run_rejections, start_nightl
 from reval.web.auth import current_actor
 from reval.web.pages import web_context
 
-blueprint = Blueprint("runs", __name__)
+blueprint = Blueprint("run_pages", __name__)
 RUNS_SHOWN = 30
 
 
@@ -19,7 +19,7 @@ def runs():
     return render_template("runs/runs.html", runs=views, may_start=current_actor().national)
 
 
-@blueprint.get("/runs/<int:run_id>")
+@blueprint.get("/runs/<int(max=2147483647):run_id>")
 def run(run_id: int):
     context = web_context()
     view = run_view(get_run(context, run_id))
@@ -30,4 +30,4 @@ def run(run_id: int):
 @blueprint.post("/runs")
 def start():
     run_id = start_nightly_run(web_context())
-    return redirect(url_for("runs.run", run_id=run_id), 303)
+    return redirect(url_for("run_pages.run", run_id=run_id), 303)

@@ -29,6 +29,7 @@ SURNAMES = {"1100003": "Zephaniah", "1100004": "Okafor", "1200001": "Mbeki", "13
 class Dataset:
     gmc_lists: dict[str, list[dict]]
     people: list[dict]
+    run_id: int | None = None  # the sync that stored it
 
 
 def national_dataset() -> Dataset:
@@ -58,12 +59,12 @@ def national(app, sessions, files):
     data = national_dataset()
     gmc = gmc_snapshot(files / "gmc.json", data.gmc_lists)
     tis = tis_snapshot(files / "tis.json", data.people)
-    run_sync(
+    summary = run_sync(
         sessions, as_of=AS_OF,
         gmc=GmcInput(str(gmc), open_snapshot(gmc, label="GMC", list_key="designatedBodies")),
         tis=TisInput(str(tis), open_snapshot(tis, label="TIS", list_key="people")),
     )
-    return data
+    return Dataset(data.gmc_lists, data.people, summary["syncRunId"])
 
 
 @pytest.fixture

@@ -8,17 +8,16 @@ from __future__ import annotations
 import csv
 import os
 import re
-import threading
 from importlib import resources
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from werkzeug.serving import make_server
 
 from reval.app import create_app
 from reval.extensions import database
 from reval.gmc.simulator import InjectedFault
+from tests.conftest import served
 from tests.factories import EAST_OF_ENGLAND, gmc_doctor
 from tests.web.conftest import EAST_CONNECTED, EAST_MISMATCH, EAST_NOT_CONNECTED
 
@@ -53,12 +52,8 @@ def site(gmc_app, gmc_connect, national):
         gmc_connect.state.lists[EAST_OF_ENGLAND][number] = gmc_doctor(number)
     settings = {key: value for key, value in gmc_app.config.items() if key.startswith("REVAL_")}
     app = create_app(settings | {"REVAL_AUTH": "dev", "REVAL_SECURE_COOKIES": "0"})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with served(app) as address:
+        yield address
     database(app).engine.dispose()
 
 
@@ -249,9 +244,10 @@ def test_download_csv_of_the_current_view(page, site):
     assert [row["GMC number"] for row in rows] == EAST_CONNECTED  # every page, not just the first
 
 
-def test_runs_rules_and_errors_read_well(page, site, artifacts):
+def test_runs_rules_and_errors_read_well(page, site, artifacts, national):
     sign_in(page, site, role="National")
-    for path, heading, name in (("/runs", "Sync runs", "runs"), ("/runs/1", "Run 1", "run"),
+    run = national.run_id
+    for path, heading, name in (("/runs", "Sync runs", "runs"), (f"/runs/{run}", f"Run {run}", "run"),
                                 ("/rules", "How Reval decides", "rules"), ("/doctors/0000001", "Page not found", "not-found")):
         page.goto(site + path)
         expect(page.get_by_role("heading", name=heading, level=1)).to_be_visible()

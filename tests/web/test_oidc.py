@@ -4,34 +4,20 @@ the authorization code flow with PKCE, roles and bodies from claims, a person wi
 from __future__ import annotations
 
 import re
-import threading
-from contextlib import contextmanager
 from typing import Iterator
 from urllib.parse import parse_qs, quote, urlparse
 
 import oidc_provider_mock
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from reval.app import create_app
 from reval.extensions import database
+from tests.conftest import served
 from tests.factories import EAST_OF_ENGLAND, WESSEX
 from tests.web.conftest import EAST_CONNECTED, WESSEX_CONNECTED
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the mock provider's own
-
-
-@contextmanager
-def served(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

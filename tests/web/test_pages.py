@@ -13,7 +13,7 @@ from reval.clock import utcnow
 from reval.extensions import database
 from reval.gmc.codes import Action
 from reval.reconcile.connections import record_connection_request
-from tests.factories import AS_OF, EAST_OF_ENGLAND, NORTH_EAST, WESSEX
+from tests.factories import EAST_OF_ENGLAND, NORTH_EAST, WESSEX
 from tests.web.conftest import (
     EAST_CONNECTED, EAST_MISMATCH, EAST_NOT_CONNECTED, UNASSIGNED, WESSEX_CONNECTED, csrf_token,
 )
@@ -160,7 +160,7 @@ def test_a_viewers_action_is_forbidden(sign_in, national):
     viewer = sign_in(role="viewer")
     response = viewer.post("/actions/hide", {"body": EAST_OF_ENGLAND, "doctor": EAST_CONNECTED[0], "reason": "x"})
     assert response.status_code == 403
-    assert viewer.post(f"/requests/1/resend").status_code in (403, 404)
+    assert viewer.post("/requests/1/resend").status_code in (403, 404)
     # And the page offers no actions.
     assert 'name="doctor"' not in viewer.get("/queues/connected").text
 
@@ -265,6 +265,6 @@ def test_the_rules_page_lists_every_row_with_its_label(sign_in, national):
 
 
 def test_runs_show_rejected_records_to_national_users_only(sign_in, national):
-    assert "Rejected records" in sign_in(role="national").get("/runs/1").text
-    admin_view = sign_in(role="admin").get("/runs/1")
+    assert "Rejected records" in sign_in(role="national").get(f"/runs/{national.run_id}").text
+    admin_view = sign_in(role="admin").get(f"/runs/{national.run_id}")
     assert admin_view.status_code == 200 and "<h2>Rejected records</h2>" not in admin_view.text

@@ -1,5 +1,5 @@
 """Each body's view of its doctors, stored where it can be indexed, and what queues sort on;
-the record of admins' actions and whether a request was forced.
+the record of admins' actions and the API's idempotency keys, and whether a request was forced.
 
 ``doctor_visibility`` gains the queue and reason each body sees (an admin's hide for that body
 applied), so a body's queue is one indexed range instead of a scan of every doctor. ``doctor``
@@ -66,6 +66,16 @@ def upgrade() -> None:
     sa.Column('outcomes', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_admin_action'))
     )
+    op.create_table('api_idempotency_key',
+    sa.Column('caller', sa.String(length=300), nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.Integer(), nullable=True),
+    sa.Column('body', sa.Text(), nullable=True),
+    sa.Column('location', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('caller', 'key', name=op.f('pk_api_idempotency_key'))
+    )
     with op.batch_alter_table('doctor_visibility') as batch_op:
         batch_op.create_index('ix_doctor_visibility_queue', ['designated_body_code', 'queue', 'reason'], unique=False)
     with op.batch_alter_table('doctor') as batch_op:
@@ -76,6 +86,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('api_idempotency_key')
     op.drop_table('admin_action')
     with op.batch_alter_table('connection_request') as batch_op:
         batch_op.drop_index('ix_connection_request_doctor_body')

@@ -1,0 +1,126 @@
+"""The JSON API (/api/v1): queues, doctors and actions for other systems, over the same use
+cases as the web and the command, with the same rules for who may see and do what.
+
+Built with flask-smorest: the OpenAPI 3 document is served at /api/v1/openapi.json and a copy
+is committed (docs/openapi.json); a test fails when they differ, so every API change is a
+reviewed diff. Callers present bearer JWTs (``reval.api.tokens``); every failure is a problem
+document (``reval.api.problems``).
+"""
+
+from __future__ import annotations
+
+import http
+import json
+from typing import Any
+
+from flask import Flask, current_app
+from flask_limiter import Limiter
+from flask_smorest import Api, Blueprint
+from flask_smorest.etag import _get_etag_ctx
+from flask_smorest.utils import prepare_response
+
+from reval.api.callers import rate_limit_key
+from reval.api.problems import PROBLEM_JSON, ProblemSchema, error_problem
+from reval.api.tokens import SCOPES, TokenSettings, TokenVerifier, dev_key
+from reval.settings import flag
+
+API_PREFIX = "/api/v1"
+VERSION = "1.0.0"
+
+# Headers of the error answers, documented once for every operation.
+ERROR_HEADERS = {
+    401: {"WWW-Authenticate": {"description": "The bearer challenge (RFC 6750)", "schema": {"type": "string"}, "required": True}},
+    403: {"WWW-Authenticate": {"description": "insufficient_scope, with the scopes needed", "schema": {"type": "string"}}},
+    405: {"Allow": {"description": "The methods this address takes", "schema": {"type": "string"}, "required": True}},
+    429: {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 0}, "required": True}},
+}
+COMMON_ERRORS = (400, 401, 403, 405, 429, 500, 503)
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api, every error answer a documented problem document."""
+
+    ERROR_SCHEMA = ProblemSchema
+    # No "default" answer: with one, an undocumented status could never be caught by the contract tests.
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _register_responses(self):  # flask-smorest's own, with problem+json bodies and their headers
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status == 304:
+                response["headers"] = {"ETag": "ETAG"}
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+                if status in ERROR_HEADERS:
+                    response["headers"] = ERROR_HEADERS[status]
+                prepare_response(response, self.spec, PROBLEM_JSON)
+            self.spec.components.response(status.name, response, lazy=True)
+
+    def _register_pagination_header(self):
+        """Pages are envelopes with Link headers; no X-Pagination header, so no schema for it."""
+
+    def _register_error_handlers(self):
+        """``reval.app`` sends errors under /api/ to ``error_problem``."""
+
+
+class ApiBlueprint(Blueprint):
+    """A blueprint whose every operation documents the common error answers, and whose 304s
+    keep their ETag."""
+
+    def _check_not_modified(self, etag):
+        _get_etag_ctx()["not_modified_etag"] = etag
+        super()._check_not_modified(etag)
+
+    def _prepare_response_doc(self, doc, doc_info, *, api, spec, **kwargs):
+        responses = doc_info.setdefault("response", {}).setdefault("responses", {})
+        for status in COMMON_ERRORS:
+            responses.setdefault(status, [http.HTTPStatus(status).name])
+        return super()._prepare_response_doc(doc, doc_info, api=api, spec=spec, **kwargs)
+
+
+def init_api(app: Flask, csrf) -> None:
+    from reval.api import resources
+
+    app.config.update(
+        API_TITLE="Reval", API_VERSION=VERSION, OPENAPI_VERSION="3.0.3", OPENAPI_URL_PREFIX=API_PREFIX,
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "security": [{"bearerAuth": []}],
+            "info": {"description": (
+                "Doctors' GMC connections reconciled with their TIS programmes: each designated body's queues, "
+                "a doctor's decision and history, hides and connection requests. Bearer JWTs with the scopes "
+                + ", ".join(f"{scope} ({meaning})" for scope, meaning in SCOPES.items())
+                + ". Every error is a problem document (application/problem+json)."
+            )},
+        },
+    )
+    settings = TokenSettings.from_config(app.config)
+    app.extensions["reval.tokens"] = TokenVerifier(settings, dev_key(app.instance_path) if settings.dev else None)
+    api = ProblemApi(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    app.extensions["reval.api"] = api
+    limiter = Limiter(rate_limit_key, app=app, storage_uri=_limit_storage(app), key_prefix="reval-api",
+                      headers_enabled=False, enabled=flag(app.config, "REVAL_API_RATE_LIMITS", True))
+    app.extensions["reval.limiter"] = limiter
+    for blueprint in resources.BLUEPRINTS:
+        limiter.shared_limit(lambda: current_app.config.get("REVAL_API_RATE_LIMIT") or "600/minute", scope="api")(blueprint)
+        csrf.exempt(blueprint)  # callers prove who they are with tokens, not cookies
+        api.register_blueprint(blueprint)
+    if settings.dev:
+        app.register_blueprint(resources.dev_keys)
+        csrf.exempt(resources.dev_keys)
+
+
+def openapi_document(app: Flask) -> str:
+    """The API's OpenAPI document as the committed copy holds it (sorted keys, indented)."""
+    with app.app_context():
+        spec = app.extensions["reval.api"].spec.to_dict()
+    return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _limit_storage(app: Flask) -> str:
+    """Redis when there is a broker (every server process shares the counts), else memory."""
+    return app.config.get("REVAL_RATE_LIMIT_STORAGE_URL") or app.config.get("REVAL_BROKER_URL") or "memory://"
+
+
+__all__ = ["API_PREFIX", "error_problem", "init_api", "openapi_document"]

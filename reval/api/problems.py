@@ -1,0 +1,143 @@
+"""One error shape for every failure of the API: problem details (RFC 9457), as
+``application/problem+json``, with per-field ``errors`` where input was at fault.
+
+Nothing internal reaches a caller: a fault answers 500 with an ``errorId`` that is in the log
+beside the traceback.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+import time
+import uuid
+from typing import Any
+
+import marshmallow as ma
+import orjson
+from flask import Response, current_app, request
+from flask_smorest.etag import _get_etag_ctx
+from werkzeug.exceptions import HTTPException
+
+from reval.refusals import Conflict, Invalid, NotConfigured, NotFound, NotPermitted, Refused
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPES = "https://reval.nhs.example/problems/"  # the documentation of each problem type
+REFUSAL_STATUS = ((NotFound, 404), (NotPermitted, 403), (Conflict, 409), (Invalid, 422), (NotConfigured, 503))
+# The use cases' names for inputs the API spells otherwise.
+FIELD_NAMES = {"owner": "programmeOwner", "gmcNumbers": "gmcNumber"}
+
+
+class ProblemSchema(ma.Schema):
+    # No Meta.description: apispec would then drop additionalProperties: false.
+    type = ma.fields.String(required=True, metadata={"description": "What kind of problem (a URI)", "example": "about:blank"})
+    title = ma.fields.String(required=True, metadata={"description": "The kind of problem, for people"})
+    status = ma.fields.Integer(required=True, metadata={"description": "The HTTP status", "example": 404})
+    detail = ma.fields.String(metadata={"description": "What went wrong this time, in one sentence"})
+    errors = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
+        metadata={"description": "Per field (as sent: query, header or body), what is wrong with it",
+                  "example": {"pageSize": ["page size 501 is not between 1 and 500"]}},
+    )
+    errorId = ma.fields.String(metadata={"description": "On a 500 only: quote it to the service desk; it is in the log"})
+
+
+def problem(status: int, detail: str | None = None, *, kind: str | None = None, errors: dict[str, list[str]] | None = None,
+            headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPES + kind if kind else "about:blank",
+        "title": http.HTTPStatus(status).phrase,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    body.update(extra or {})
+    response = current_app.response_class(orjson.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def refusal_problem(refusal: Refused) -> Response:
+    status = next((code for kind, code in REFUSAL_STATUS if isinstance(refusal, kind)), 400)
+    if isinstance(refusal, NotFound):
+        # The same answer whether it does not exist or is another office's.
+        return problem(404, str(refusal), kind="not-found")
+    errors = {FIELD_NAMES.get(refusal.field, refusal.field): [str(refusal)]} if status == 422 and refusal.field else None
+    kind = {403: "not-permitted", 409: "conflict", 422: "validation-error", 503: "not-configured"}.get(status)
+    return problem(status, str(refusal), kind=kind, errors=errors)
+
+
+def error_problem(error: Exception) -> Response:
+    """The problem for any error raised while answering an API request."""
+    if isinstance(error, Refused):
+        return refusal_problem(error)
+    if not isinstance(error, HTTPException):
+        return _fault(error)
+    if error.code == 304:  # the ETag machinery's NotModified: no body, and the tag again
+        response = current_app.response_class(status=304)
+        etag = _get_etag_ctx().get("not_modified_etag")
+        if etag:
+            response.set_etag(etag)
+        return response
+    headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+    data = getattr(error, "data", None) or {}
+    headers.update(data.get("headers") or {})
+    detail, kind, errors = data.get("message"), data.get("kind"), data.get("errors")
+    if "messages" in data:  # webargs: {"query": {...}, "json": {...}} or {"json": ["Invalid JSON body."]}
+        errors = {}
+        for messages in data["messages"].values():
+            if isinstance(messages, dict):
+                errors.update(flatten(messages))
+            else:
+                detail = " ".join(map(str, messages))
+        if error.code == 422:
+            kind, detail = "validation-error", detail or "some fields are not valid: see errors"
+    status = error.code or 500
+    if status >= 500:
+        return _fault(getattr(error, "original_exception", None) or error)
+    if status == 400 and not detail:
+        detail = "the request could not be read"
+    if status == 404 and not detail:
+        detail = "there is nothing at this address"
+    if status == 405:
+        detail = f"{request.method} is not allowed here"
+    if status == 429:
+        retry_after = _seconds_until_reset()
+        headers["Retry-After"] = str(retry_after)
+        kind, detail = "rate-limited", f"too many requests ({error.description}); try again in {retry_after} s"
+    return problem(status, detail, kind=kind, errors=errors or None, headers=headers)
+
+
+def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's messages as {"field" or "parent.child": [message, ...]}."""
+    if isinstance(messages, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(messages, (list, tuple)) and all(isinstance(message, str) for message in messages):
+        return {prefix or "_request": list(messages)}
+    if isinstance(messages, (list, tuple)):
+        flat = {}
+        for index, value in enumerate(messages):
+            flat.update(flatten(value, f"{prefix}.{index}" if prefix else str(index)))
+        return flat
+    return {prefix or "_request": [str(messages)]}
+
+
+def _fault(error: BaseException) -> Response:
+    error_id = uuid.uuid4().hex[:16]
+    log.error("API fault %s on %s %s", error_id, request.method, request.path, exc_info=error)
+    return problem(500, f"something went wrong on Reval's side; quote error id {error_id}",
+                   extra={"errorId": error_id})
+
+
+def _seconds_until_reset() -> int:
+    limiter = current_app.extensions.get("reval.limiter")
+    current = limiter.current_limit if limiter is not None else None
+    return max(1, int(current.reset_at - time.time())) if current is not None else 1

@@ -1,0 +1,36 @@
+"""Reading settings: each bad value refused with one line naming the setting and the value."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from reval.refusals import NotConfigured
+
+FALSE = ("0", "false", "no", "off")
+TRUE = ("1", "true", "yes", "on")
+
+
+def flag(config: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = str(config.get(name) if config.get(name) is not None else "").strip().lower()
+    if not value:
+        return default
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise NotConfigured(f"{name} must be one of {', '.join(TRUE + FALSE)} (got {config.get(name)!r})")
+
+
+def number(config: Mapping[str, Any], name: str, default: float, *, minimum: float = 0, whole: bool = False) -> float:
+    """A number setting (a whole number if ``whole``), at least ``minimum``."""
+    raw = config.get(name)
+    if raw is None or str(raw).strip() == "":
+        return default
+    try:
+        value = int(str(raw).strip()) if whole else float(str(raw).strip())
+    except ValueError:
+        kind = "a whole number" if whole else "a number"
+        raise NotConfigured(f"{name} must be {kind} (got {raw!r})") from None
+    if value < minimum or value != value:  # NaN
+        raise NotConfigured(f"{name} must be at least {minimum:g} (got {raw!r})")
+    return value
