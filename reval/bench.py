@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from reval.api.tokens import TokenSettings, dev_key, mint_dev_token
 from reval.app import create_app
 from reval.db import ensure_schema, make_engine, session_factory
 from reval.demo import sync_files
@@ -129,6 +130,14 @@ def page_times(database_url: str, directory: Path) -> dict[str, Any]:
         figures[name] = _percentiles(lambda: _ok(client.get(url), url))
     context = Context(database(app).sessions, database(app).reads, Actor.operator("bench"))
     figures["tabCounts"] = _percentiles(lambda: tab_counts(context, body, QueueFilters()))
+
+    token = mint_dev_token(dev_key(app.instance_path), TokenSettings.from_config(app.config), "bench", "reval.read", [body], 60)
+    auth = {"Authorization": f"Bearer {token}"}
+    api = f"/api/v1/designated-bodies/{body}/doctors?queue=DISCREPANCY"
+    doctor = _ok(client.get(api, headers=auth), api).json["items"][0]["gmcReferenceNumber"]
+    for name, url in {"apiDoctors": api, "apiDoctorsPage50": f"{api}&page=50", "apiNameSearch": f"{api}&q=kha",
+                      "apiDoctor": f"/api/v1/doctors/{doctor}"}.items():
+        figures[name] = _percentiles(lambda: _ok(client.get(url, headers=auth), url))
     database(app).engine.dispose()
     return figures
 

@@ -205,13 +205,16 @@ class SyncRun(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     as_of: Mapped[date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(20))  # RUNNING, SUCCEEDED, PARTIAL, FAILED, SKIPPED
+    status: Mapped[str] = mapped_column(String(20))  # RUNNING, SUCCEEDED, PARTIAL, FAILED, SKIPPED, ABANDONED
     rule_table: Mapped[str] = mapped_column(String(60))
     gmc_source: Mapped[str | None] = mapped_column(Text)
     tis_source: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[dict[str, Any] | None]
     rejected_records: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # Who runs it ("host pid"), once it holds the sync lock: a RUNNING run whose holder no longer
+    # holds the lock was cut short, and the next sync marks it ABANDONED.
+    holder: Mapped[str | None] = mapped_column(String(200))
 
 
 class RejectedRecord(Base):
@@ -225,7 +228,24 @@ class RejectedRecord(Base):
     locator: Mapped[str] = mapped_column(Text)  # where in the input: "people[12]", "line 40"
     record_key: Mapped[str | None] = mapped_column(String(40))  # GMC number or TIS person id, if readable
     field: Mapped[str | None] = mapped_column(Text)
-    message: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)  # field, what is wrong, and the value, as one sentence
+    value: Mapped[str | None] = mapped_column(Text)  # the offending value as written (cut short)
+    reason: Mapped[str | None] = mapped_column(Text)  # what is wrong with it
+
+
+class RejectedTisPerson(Base):
+    """A TIS person whose every record so far was rejected, so Reval holds no version of them:
+    their doctor is a discrepancy (TIS_RECORD_REJECTED) until TIS sends a record Reval can take."""
+
+    __tablename__ = "rejected_tis_person"
+
+    tis_person_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, index=True)
+    owners: Mapped[list[Any]]  # the designated bodies its programmes name, where readable
+    sync_run_id: Mapped[int] = mapped_column(ForeignKey("sync_run.id"))
+    field: Mapped[str | None] = mapped_column(Text)
+    value: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class ConnectionRequest(Base):
@@ -309,6 +329,7 @@ class StagedSource(Base):
     source: Mapped[str] = mapped_column(String(10), primary_key=True)  # GMC or TIS
     key: Mapped[str] = mapped_column(String(40), primary_key=True)  # the body code; "TIS" for TIS
     fetched: Mapped[bool]
+    fetched_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # when the fetch began
     reason: Mapped[str | None] = mapped_column(Text)  # why not fetched
     doctors: Mapped[list[Any] | None]
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from reval.models import DoctorEvent
 from reval.refusals import Invalid
-from reval.validation import InvalidValue, free_text
+from reval.validation import InvalidValue, describe_value, free_text
 
 BATCH_SIZE = 5000
 PERSON_NAME_LENGTH = 200  # who did something (hides, requests): the width of those columns
@@ -105,7 +105,15 @@ class Rejection:
     locator: str
     record_key: str | None
     field: str | None
-    message: str
+    message: str  # the whole sentence: field, what is wrong, and the value
+    value: str | None = None  # the offending value as written (quoted, cut at 60 characters)
+    reason: str | None = None  # what is wrong with it
+
+    @classmethod
+    def of(cls, source: str, locator: str, key: str | None, error: InvalidValue | str) -> Rejection:
+        if isinstance(error, InvalidValue):
+            return cls(source, locator, key, error.field, str(error), describe_value(error.value), error.problem)
+        return cls(source, locator, key, None, error, None, error)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -71,8 +71,7 @@ def apply_gmc_lists(
     incomplete: set[str] = set()  # bodies with an entry we could not identify: no removals inferred
 
     def reject(locator: str, error: InvalidValue | str, key: str | None = None) -> None:
-        field_name = error.field if isinstance(error, InvalidValue) else None
-        outcome.rejections.append(Rejection("GMC", locator, key, field_name, str(error)))
+        outcome.rejections.append(Rejection.of("GMC", locator, key, error))
 
     lists = (((locator, body_list), locator) for locator, body_list in body_lists)
     for locator, (code, raw_code, problem, examined) in helper.ordered(examine_body_list, (canonical_codes, stored), lists):
@@ -177,7 +176,7 @@ def examine_body_list(
         try:
             doctor = read_connected_doctor(raw)
         except InvalidValue as error:
-            rejection = Rejection("GMC", _doctor_locator(locator, code, index), number, error.field, str(error))
+            rejection = Rejection.of("GMC", _doctor_locator(locator, code, index), number, error)
             examined.append(ExaminedDoctor(index, number, None, rejection))
             continue
         row = {**doctor, "designated_body_code": code, "record_hash": digest}
@@ -258,7 +257,7 @@ def apply_tis_people(
                 continue
             if person_id in seen:
                 error = InvalidValue("tisPersonId", person_id, "appears twice; the later record is ignored")
-                outcome.rejections.append(Rejection("TIS", person.locator, str(person_id), error.field, str(error)))
+                outcome.rejections.append(Rejection.of("TIS", person.locator, str(person_id), error))
                 continue
             seen.add(person_id)
             previous = stored.get(person_id)
@@ -303,7 +302,7 @@ def _examine_person(stored_digests: Mapping[int, str], locator: str, raw: Any) -
     if isinstance(raw, bytes):
         raw = parse_line(raw)
     if isinstance(raw, UnparseableRecord):
-        return ExaminedPerson(locator, None, None, Rejection("TIS", locator, None, None, raw.problem))
+        return ExaminedPerson(locator, None, None, Rejection.of("TIS", locator, None, raw.problem))
     digest = record_hash(raw)
     person_id = _readable(required_int, "tisPersonId", raw.get("tisPersonId") if isinstance(raw, dict) else None)
     if person_id is not None and stored_digests.get(person_id) == digest:
@@ -312,7 +311,7 @@ def _examine_person(stored_digests: Mapping[int, str], locator: str, raw: Any) -
         person = read_person(raw)
     except InvalidValue as error:
         key = None if person_id is None else str(person_id)
-        return ExaminedPerson(locator, person_id, None, Rejection("TIS", locator, key, error.field, str(error)))
+        return ExaminedPerson(locator, person_id, None, Rejection.of("TIS", locator, key, error))
     return ExaminedPerson(locator, person_id, _person_row(person, digest), None)
 
 

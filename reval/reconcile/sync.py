@@ -198,7 +198,7 @@ def _apply_sources(
             insert(RejectedRecord),
             [
                 {"sync_run_id": run_id, "source": r.source, "locator": r.locator, "record_key": r.record_key,
-                 "field": r.field, "message": r.message}
+                 "field": r.field, "message": r.message, "value": r.value, "reason": r.reason}
                 for r in rejections
             ],
         )
