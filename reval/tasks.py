@@ -30,12 +30,20 @@ from reval.reconcile.nightly import (
     reconcile_staged,
     record_run_failure,
     record_run_start,
-    record_skipped_run,
     stage_gmc_list,
     stage_tis_people,
 )
 from reval.reconcile.reference import configured_designated_bodies
-from reval.reconcile.sync import decide_shard, finish_sharded_run, run_sync
+from reval.reconcile.sync import (
+    SyncControls,
+    SyncFailed,
+    SyncSkipped,
+    decide_shard,
+    failure_text,
+    finish_sharded_run,
+    record_skipped_run,
+    run_sync,
+)
 from reval.tis.client import TisUnavailable
 
 log = logging.getLogger(__name__)
@@ -114,9 +122,12 @@ def run_lock(config: Mapping[str, Any] | None = None) -> RunLock:
 
 
 @shared_task(name="reval.nightly", ignore_result=False)
-def nightly(as_of: str | None = None, attempt: int = 1, run_id: int | None = None) -> dict[str, Any]:
+def nightly(
+    as_of: str | None = None, attempt: int = 1, run_id: int | None = None, allow_mass_changes: bool = False
+) -> dict[str, Any]:
     """Starts a nightly run: one fetch task per designated body and one TIS pull, then one
-    reconciliation. ``run_id``: the run already recorded by whoever asked for it (a person)."""
+    reconciliation. ``run_id``: the run already recorded by whoever asked for it (a person);
+    ``allow_mass_changes``: apply sources the mass-change guard would hold back, this once."""
     sessions = database().sessions
     day = date.fromisoformat(as_of) if as_of else london_today()
     token, lock = uuid.uuid4().hex, run_lock()
@@ -130,7 +141,7 @@ def nightly(as_of: str | None = None, attempt: int = 1, run_id: int | None = Non
         with sessions.begin() as session:
             codes = [body.code for body in configured_designated_bodies(session)]
         fetches = [fetch_gmc_list.si(run_id, code, token) for code in codes] + [pull_tis.si(run_id, token)]
-        chord(fetches)(reconcile_run.si(run_id, day.isoformat(), token, attempt))
+        chord(fetches)(reconcile_run.si(run_id, day.isoformat(), token, attempt, allow_mass_changes))
     except BaseException:
         lock.release(token)
         raise
@@ -152,7 +163,9 @@ def pull_tis(run_id: int, token: str) -> bool:
 
 
 @shared_task(name="reval.reconcile_run")
-def reconcile_run(run_id: int, as_of: str, token: str, attempt: int) -> dict[str, Any] | None:
+def reconcile_run(
+    run_id: int, as_of: str, token: str, attempt: int, allow_mass_changes: bool = False
+) -> dict[str, Any] | None:
     """Once every fetch has reported: one sync, or, for more doctors than a shard holds, the
     sources applied and the decisions spread over shards (the lock then passes to them)."""
     sessions, lock, day = database().sessions, run_lock(), date.fromisoformat(as_of)
@@ -161,24 +174,29 @@ def reconcile_run(run_id: int, as_of: str, token: str, attempt: int) -> dict[str
         return {"runId": run_id, "status": finished["status"]}
     handed_on = False
     try:
+        controls = SyncControls.from_config(current_app.config, allow_mass_changes=allow_mass_changes)
         shards = planned_shards(sessions, run_id, int(current_app.config.get("REVAL_SHARD_SIZE") or 200_000))
         if shards > 1:
-            apply_staged(sessions, run_id, day)
+            apply_staged(sessions, run_id, day, controls)
             lock.extend(token)
             decide = [decide_shard_task.si(run_id, group, token) for group in shards_of_ranges(shards)]
             chord(decide)(finish_run.s(run_id, token))
             handed_on = True
             return {"runId": run_id, "status": "RUNNING", "shards": shards}
-        summary = reconcile_staged(sessions, run_id, day, progress=lambda _phase: lock.extend(token))
-    except AllSourcesFailed as error:
+        summary = reconcile_staged(sessions, run_id, day, progress=lambda _phase: lock.extend(token), controls=controls)
+    except (AllSourcesFailed, SyncSkipped) as error:
+        # Nothing was applied (no source could be fetched, or another sync held the lock all the
+        # while): the whole nightly run is tried again later.
         retries = int(current_app.config.get("REVAL_NIGHTLY_RETRIES") or 3)
         minutes = float(current_app.config.get("REVAL_NIGHTLY_RETRY_MINUTES") or 30)
-        log.error("OPERATOR ALERT: nightly run %s (attempt %d of %d) failed: %s", run_id, attempt, retries + 1, error)
+        log.error("OPERATOR ALERT: nightly run %s (attempt %d of %d) did not run: %s", run_id, attempt, retries + 1, error)
         if attempt <= retries:
             nightly.apply_async(kwargs={"as_of": as_of, "attempt": attempt + 1}, countdown=minutes * 60)
         return None
+    except SyncFailed:  # recorded on the run already
+        raise
     except BaseException as error:
-        record_run_failure(sessions, run_id, f"{type(error).__name__}: {error}")
+        record_run_failure(sessions, run_id, failure_text(error))
         raise
     finally:
         if not handed_on:
@@ -224,9 +242,12 @@ def beat_schedule(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 # --- same-day updates from TIS -------------------------------------------------------------------
 
 
-@shared_task(name="reval.refresh_people", autoretry_for=(TisUnavailable,), retry_backoff=True, max_retries=5)
+# Retried when TIS cannot be read, or another sync held the lock all the while: a change TIS
+# announced is never dropped.
+@shared_task(name="reval.refresh_people", autoretry_for=(TisUnavailable, SyncSkipped), retry_backoff=True, max_retries=5)
 def refresh_people(person_ids: list[int]) -> dict[str, Any]:
-    summary = run_sync(database().sessions, gmc=None, tis=pulled_people(tis_client(), person_ids), as_of=london_today())
+    summary = run_sync(database().sessions, gmc=None, tis=pulled_people(tis_client(), person_ids), as_of=london_today(),
+                       controls=SyncControls.from_config(current_app.config))
     return {"runId": summary["syncRunId"], "doctorsDecided": summary["doctorsDecided"]}
 
 

@@ -34,7 +34,20 @@ def describe_value(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-GMC_NUMBER_PATTERN = re.compile(r"\d{7}")
+# ASCII digits only: \d would take any script's digits (١٢٣٤٥٦٧), which no GMC list holds.
+GMC_NUMBER_PATTERN = re.compile(r"[0-9]{7}")
+ISO_DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+# What storage and the rules can hold: the earliest date taken (a later one up to 9999-12-31,
+# TIS's "open-ended", is an ordinary date), the largest record id, the longest texts.
+EARLIEST_DATE = date(1900, 1, 1)
+MAX_RECORD_ID = 2**63 - 1
+NAME_LENGTH = 200  # names, programme names and owners: the width of the columns that hold them
+CODE_LENGTH = 100  # GMC's statuses, grades, programme numbers, opaque ids
+
+# C0 and C1 control characters (NUL, tabs, newlines, escapes...): never part of a name or a reason,
+# refused by PostgreSQL (NUL) and used by Reval itself to separate names (newline).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # What TIS admins type when a trainee has no GMC number yet.
 NO_GMC_NUMBER_PLACEHOLDERS = frozenset({"", "unknown", "n/a", "na", "none", "null", "-"})
@@ -71,20 +84,24 @@ def _stripped_text(field: str, value: Any) -> str:
     return value.strip()
 
 
-def optional_text(field: str, value: Any) -> str | None:
-    if type(value) is str:
-        return value.strip() or None
+def optional_text(field: str, value: Any, max_length: int = NAME_LENGTH) -> str | None:
+    """Text from a source: trimmed, None when empty, at most ``max_length`` characters and no
+    control characters (PostgreSQL refuses NUL; Reval separates names with newlines)."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise InvalidValue(field, value, "must be text")
     text = value.strip()
+    if len(text) > max_length:
+        raise InvalidValue(field, value, f"is longer than {max_length} characters")
+    if CONTROL_CHARACTERS.search(text):
+        raise InvalidValue(field, value, "must not contain control characters (tabs, line breaks and the like)")
     return text or None
 
 
-# C0 and C1 control characters (NUL, tabs, newlines, escapes...): never part of a name or a reason,
-# refused by PostgreSQL (NUL) and used by Reval itself to separate names (newline).
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+def optional_code(field: str, value: Any) -> str | None:
+    """A short text from a source (a status, a grade, a programme number)."""
+    return optional_text(field, value, CODE_LENGTH)
 
 
 def free_text(field: str, value: Any, max_length: int) -> str | None:
@@ -102,36 +119,53 @@ def free_text(field: str, value: Any, max_length: int) -> str | None:
     return text or None
 
 
-def required_int(field: str, value: Any) -> int:
+def record_id(field: str, value: Any) -> int:
+    """A record's own number (a TIS person's id): a whole number from 1 to 2^63 - 1, written
+    with ASCII digits if written as text."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise InvalidValue(field, value, "must be a whole number")
     if isinstance(value, str):
         text = value.strip()
-        if not text.isdigit():
-            raise InvalidValue(field, value, "must be a whole number")
-        return int(text)
+        if not (text.isascii() and text.isdigit()) or len(text) > 19:
+            raise InvalidValue(field, value, "must be a whole number written with the digits 0-9")
+        value = int(text)
+    if not 1 <= value <= MAX_RECORD_ID:
+        raise InvalidValue(field, value, f"must be between 1 and {MAX_RECORD_ID}")
     return value
 
 
-def optional_int(field: str, value: Any) -> int | None:
-    return None if value is None else required_int(field, value)
+def opaque_id(field: str, value: Any) -> int | str | None:
+    """An identifier Reval only carries (a programme membership's, a placement's): a whole number
+    or a text such as a UUID, as the source wrote it."""
+    if value is None or isinstance(value, bool):
+        if value is None:
+            return None
+        raise InvalidValue(field, value, "must be a whole number or a text")
+    if isinstance(value, int):
+        if abs(value) > MAX_RECORD_ID:
+            raise InvalidValue(field, value, "is too large a number")
+        return value
+    return optional_code(field, value)
 
 
 def iso_date(field: str, value: Any) -> date:
-    """An ISO 8601 calendar date, ``YYYY-MM-DD`` (TIS's format)."""
-    if type(value) is str and len(value) == 10 and value[4] == "-":
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
+    """An ISO 8601 calendar date, ``YYYY-MM-DD`` (TIS's format), from 1900-01-01 to 9999-12-31."""
     if isinstance(value, str):
-        text = value.strip()
-        if len(text) == 10:
+        text = value if len(value) == 10 else value.strip()
+        if len(text) == 10 and ISO_DATE_PATTERN.fullmatch(text):  # fromisoformat takes week dates too
             try:
-                return date.fromisoformat(text)
+                day = date.fromisoformat(text)
             except ValueError:
                 pass
+            else:
+                return _not_too_early(field, value, day)
     raise InvalidValue(field, value, "is not a date in the form YYYY-MM-DD")
+
+
+def _not_too_early(field: str, value: Any, day: date) -> date:
+    if day < EARLIEST_DATE:
+        raise InvalidValue(field, value, f"is before {EARLIEST_DATE.isoformat()}")
+    return day
 
 
 def optional_iso_date(field: str, value: Any) -> date | None:
@@ -151,11 +185,14 @@ def optional_gmc_date(field: str, value: Any) -> date | None:
         # Split by hand: strptime costs several times more, and this runs for every GMC doctor.
         day, _, rest = text.partition("/")
         month, _, year = rest.partition("/")
-        if len(day) == 2 and len(month) == 2 and len(year) == 4 and (day + month + year).isdigit():
+        digits = day + month + year
+        if len(day) == 2 and len(month) == 2 and len(year) == 4 and digits.isascii() and digits.isdigit():
             try:
-                return date(int(year), int(month), int(day))
+                parsed = date(int(year), int(month), int(day))
             except ValueError:
                 pass
+            else:
+                return _not_too_early(field, value, parsed)
     raise InvalidValue(field, value, "is not a date in the form dd/MM/yyyy")
 
 

@@ -110,14 +110,14 @@ def test_refusals_exit_2_with_one_line(reval, synced, args, message):
 
 def test_explain_shows_facts_the_matching_row_and_why_earlier_rows_failed(reval, synced):
     output = reval("explain", "1000003").output
-    assert "9 DB_MISMATCH                 MATCHED" in output
-    assert "8 CONNECTED                   no: connected_to_programme_owner is no, needs yes" in output
-    assert "Decision: DISCREPANCY / DB_MISMATCH (row 9)" in output
+    assert "10 DB_MISMATCH                 MATCHED" in output
+    assert " 9 CONNECTED                   no: connected_to_programme_owner is no, needs yes" in output
+    assert "Decision: DISCREPANCY / DB_MISMATCH (row 10)" in output
 
 
 def test_rules_prints_the_table_and_passes_its_checks(reval):
     output = reval("rules", "--check").output
-    assert "14  NO_PROGRAMME_NOT_CONNECTED" in output
+    assert "15  NO_PROGRAMME_NOT_CONNECTED" in output
     assert "0 gaps, 0 unreachable rows, 0 problems" in output
 
 

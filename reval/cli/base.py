@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import getpass
+import signal
 import sys
+import threading
+from contextlib import contextmanager, nullcontext
 from datetime import date, datetime
 
 import click
@@ -16,7 +19,7 @@ from reval.app import create_app
 from reval.designated_bodies import DesignatedBodyFileError
 from reval.extensions import database
 from reval.gateway import AppGateway
-from reval.reconcile.sync import SyncFailed
+from reval.reconcile.sync import SyncFailed, SyncInterrupted, SyncSkipped
 from reval.refusals import Refused
 from reval.services.context import Actor, Context
 from reval.snapshot_files import SnapshotUnreadable
@@ -40,26 +43,54 @@ class CommandRefused(click.ClickException):
     exit_code = 2
 
 
-def command(group: click.Group = cli, name: str | None = None, **settings):
+def command(group: click.Group = cli, name: str | None = None, stoppable: bool = False, **settings):
     """A command that runs inside the app, answering refusals with one line and exit status 2
-    (and a failed sync or an unreadable TIS with exit status 1), never a traceback."""
+    (and a failed or skipped sync or an unreadable TIS with exit status 1), never a traceback.
+    ``stoppable``: SIGTERM stops it as Ctrl-C does, so a sync it runs is recorded as interrupted."""
 
     def decorate(function):
         @functools.wraps(function)
         def run(*args, **kwargs):
             try:
-                with app().app_context():
+                with app().app_context(), (terminated_as_interrupt() if stoppable else nullcontext()):
                     return function(*args, **kwargs)
             except (Refused, InvalidValue, SnapshotUnreadable, DesignatedBodyFileError) as error:
                 raise CommandRefused(str(error)) from None
-            except SyncFailed as error:
+            except (SyncFailed, SyncSkipped) as error:
                 raise click.ClickException(str(error)) from None
             except TisUnavailable as error:
                 raise click.ClickException(f"TIS could not be read, nothing changed: {error}") from None
+            except SyncInterrupted as error:
+                click.echo(f"Error: {error}", err=True)
+                sys.exit(128 + getattr(error.__cause__, "signal_number", signal.SIGINT))
 
         return group.command(name, **settings)(run)
 
     return decorate
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received: stops the command where it is, as Ctrl-C would."""
+
+    signal_number = signal.SIGTERM
+
+
+@contextmanager
+def terminated_as_interrupt():
+    """SIGTERM (kill, systemd's and cron's stop) raises Terminated instead of ending the process
+    at once, so what the command was doing is rolled back and recorded, as for Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(_signum, _frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def app() -> Flask:

@@ -15,7 +15,7 @@ from reval.models import DoctorEvent
 from reval.rules import DEFAULT_RULE_TABLE, Queue
 from reval.rules.engine import placement_state, programme_state
 from reval.rules.table import format_value
-from reval.services.doctors import DoctorDetail, doctor_detail, doctor_history
+from reval.services.doctors import DoctorDetail, doctor_detail, doctor_history, rejected_record_text
 from reval.services.hides import hide_doctor, unhide_doctor
 from reval.services.queues import EXPORT_FIELDS, QueueEntry, QueueView, queue_entries
 
@@ -67,8 +67,10 @@ def format_explanation(detail: DoctorDetail) -> str:
     lines = [f"Doctor {detail.gmc_number}, as of {explanation.as_of.isoformat()}, rules {decision.rule_table}"]
     lines.append(f"  GMC connection: {situation.gmc_designated_body or 'not connected'}")
     lines.append(f"  last connected to: {situation.last_connected_designated_body or 'never connected'}")
-    if not situation.tis_people:
+    if not situation.tis_people and not detail.records.rejected_tis_people:
         lines.append("  TIS: no person has this GMC number")
+    for rejected in detail.records.rejected_tis_people:
+        lines.append(f"  TIS person {rejected.tis_person_id}: {rejected_record_text(rejected)}")
     for person in situation.tis_people:
         lines.append(f"  TIS person {person.tis_person_id} ({person.status or 'status unknown'})")
         for p in person.programmes:

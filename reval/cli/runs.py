@@ -16,14 +16,33 @@ from reval.services import runs as run_service
 from reval.services.sync import nightly_in_process, refresh_people_now, sync_now
 
 
-@command()
+ALLOW_MASS_CHANGES = click.option(
+    "--allow-mass-changes", is_flag=True,
+    help="Apply this once a source that would delete more than REVAL_MAX_TIS_DELETIONS_PERCENT of TIS people "
+         "or disconnect more than REVAL_MAX_GMC_DISCONNECTIONS_PERCENT of a body's doctors (held back otherwise).",
+)
+WAIT_SECONDS = click.option(
+    "--wait-seconds", type=click.FloatRange(min=0), metavar="SECONDS",
+    help="How long to wait for another sync to finish before this one is recorded as SKIPPED "
+         "(default: REVAL_SYNC_WAIT_SECONDS, 300).",
+)
+
+
+def say_waiting(message: str) -> None:
+    click.echo(f"Sync lock busy: {message}", err=True)
+
+
+@command(stoppable=True)
 @click.option("--gmc-file", type=click.Path(dir_okay=False), help="GMC snapshot (.json or .jsonl); default: fetch from GMC Connect.")
 @click.option("--tis-file", type=click.Path(dir_okay=False), help="TIS snapshot (.json or .jsonl); default: pull from TIS.")
 @click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: today in London).")
+@ALLOW_MASS_CHANGES
+@WAIT_SECONDS
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def sync(gmc_file, tis_file, as_of, as_json):
+def sync(gmc_file, tis_file, as_of, allow_mass_changes, wait_seconds, as_json):
     """Take GMC's lists and TIS's people (from files, or live), decide every doctor, print the summary."""
-    summary = sync_now(context(), gmc_file=gmc_file, tis_file=tis_file, as_of=day(as_of))
+    summary = sync_now(context(), gmc_file=gmc_file, tis_file=tis_file, as_of=day(as_of),
+                       allow_mass_changes=allow_mass_changes, wait_seconds=wait_seconds, on_wait=say_waiting)
     if as_json:
         print_json(summary)
         return
@@ -32,13 +51,14 @@ def sync(gmc_file, tis_file, as_of, as_json):
         click.echo(f"Connection requests: {format_delivery(summary['connectionRequestsDelivered'])}")
 
 
-@command(name="refresh-people")
+@command(name="refresh-people", stoppable=True)
 @click.argument("person_ids", nargs=-1, required=True, type=int)
 @click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: today in London).")
+@WAIT_SECONDS
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def refresh_people(person_ids, as_of, as_json):
+def refresh_people(person_ids, as_of, wait_seconds, as_json):
     """Pull just these TIS people (a 404 means deleted) and re-decide the doctors they touch."""
-    summary = refresh_people_now(context(), person_ids, day(as_of))
+    summary = refresh_people_now(context(), person_ids, day(as_of), wait_seconds=wait_seconds, on_wait=say_waiting)
     if as_json:
         print_json(summary)
     else:
@@ -61,7 +81,12 @@ def format_summary(summary: dict) -> str:
         by_reason.setdefault(why, []).append(code)
     for why, codes in by_reason.items():
         lines.append(f"     {len(codes)} not fetched ({why}), their doctors keep their connections: {', '.join(codes)}")
-    if tis["source"]:
+    if tis["source"] and not tis.get("fetched", True):
+        lines.append(
+            f"TIS  {tis['source']}: {tis['peopleRead']} people read, not applied ({tis['notFetchedReason']}): "
+            f"TIS people keep their previous state"
+        )
+    elif tis["source"]:
         completeness = "complete" if tis["complete"] else "INCOMPLETE: nobody deleted"
         lines.append(
             f"TIS  {tis['source']}: {tis['peopleRead']} people read ({completeness}); "
@@ -94,13 +119,14 @@ def format_delivery(counts: dict[str, int]) -> str:
 NIGHTLY_START_SECONDS = 60
 
 
-@command()
+@command(stoppable=True)
 @click.option("--wait", is_flag=True, help="Wait for the run to finish and print its summary.")
 @click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: today in London).")
-def nightly(wait, as_of):
+@ALLOW_MASS_CHANGES
+def nightly(wait, as_of, allow_mass_changes):
     """Trigger the nightly run now: by the workers when a broker is configured, else here."""
     if not broker_configured():
-        summary = nightly_in_process(context(), day(as_of))
+        summary = nightly_in_process(context(), day(as_of), allow_mass_changes=allow_mass_changes, on_wait=say_waiting)
         click.echo(format_summary(summary))
         click.echo(f"Connection requests: {format_delivery(summary['connectionRequestsDelivered'])}")
         return
@@ -108,7 +134,9 @@ def nightly(wait, as_of):
 
     as_of_day = context().checked_as_of(day(as_of))
     try:
-        started = nightly_task.delay(as_of=as_of_day.isoformat()).get(timeout=NIGHTLY_START_SECONDS)
+        started = nightly_task.delay(as_of=as_of_day.isoformat(), allow_mass_changes=allow_mass_changes).get(
+            timeout=NIGHTLY_START_SECONDS
+        )
     except CeleryTimeout:
         raise click.ClickException(
             f"no worker started the nightly run within {NIGHTLY_START_SECONDS} s; is `reval worker` running?"

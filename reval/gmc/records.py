@@ -15,6 +15,7 @@ from marshmallow import EXCLUDE, Schema, post_load
 from reval.validation import (
     gmc_number,
     optional_enumeration,
+    optional_code,
     optional_gmc_date,
     optional_text,
     require_object,
@@ -31,11 +32,11 @@ CONNECTED_DOCTOR_FIELDS = {
     "SubmissionDate": ("submission_date", optional_gmc_date),
     "DateAdded": ("date_added", optional_gmc_date),
     "UnderNotice": ("under_notice", partial(optional_enumeration, allowed=UNDER_NOTICE_VALUES)),
-    "DoctorStatus": ("doctor_status", optional_text),
-    "Breach": ("breach", optional_text),
-    "Investigation": ("investigation", optional_text),
-    "PreliminaryInvestigation": ("preliminary_investigation", optional_text),
-    "Sanction": ("sanction", optional_text),
+    "DoctorStatus": ("doctor_status", optional_code),
+    "Breach": ("breach", optional_code),
+    "Investigation": ("investigation", optional_code),
+    "PreliminaryInvestigation": ("preliminary_investigation", optional_code),
+    "Sanction": ("sanction", optional_code),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -41,7 +42,11 @@ class EventKind(StrEnum):
 
 def record_hash(record: Any) -> str:
     """A digest of a record as received: an unchanged record is recognised without validating it again."""
-    return hashlib.blake2b(orjson.dumps(record), digest_size=16).hexdigest()
+    try:
+        serialized = orjson.dumps(record)
+    except TypeError:  # an integer beyond 64 bits (a hostile record, rejected once read)
+        serialized = json.dumps(record, sort_keys=False, default=repr).encode()
+    return hashlib.blake2b(serialized, digest_size=16).hexdigest()
 
 
 @contextmanager
@@ -150,6 +155,11 @@ class EventLog:
             }
         )
 
+    def take(self, other: EventLog) -> None:
+        """Another log's pending events, to be written with these."""
+        self.pending += other.pending
+        other.pending = []
+
     def flush(self, session: Session, force: bool = False) -> None:
         if self.pending and (force or len(self.pending) >= BATCH_SIZE):
             insert_rows(session.connection(), DoctorEvent.__table__, self.pending)
@@ -184,6 +194,10 @@ class RowWriter:
         # All buffers go together, deletes first, so a key deleted then re-inserted stays in order.
         if len(buffer) >= BATCH_SIZE:
             self.flush()
+
+    def discard(self) -> None:
+        """Drops what is buffered and not yet written."""
+        self.inserts, self.updates, self.deletes = [], [], []
 
     def flush(self) -> None:
         self._write_deletes()

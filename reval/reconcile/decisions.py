@@ -17,13 +17,14 @@ from sqlalchemy import Text, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from reval.designated_bodies import OwnerDirectory
-from reval.models import Doctor, DoctorHide, DoctorVisibility, GmcConnection, TisPerson
+from reval.models import Doctor, DoctorHide, DoctorVisibility, GmcConnection, RejectedTisPerson, TisPerson
 from reval.reconcile.common import BATCH_SIZE, EventKind, EventLog, RowWriter, Source
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.rules import HIDDEN_BY_ADMIN, Decision, DoctorSituation, PlacementSpan, ProgrammeSpan, Queue, RuleEngine, TisPersonView
 from reval.rules.facts import shown_programme, stable_between
 
 DECISION_FIELDS = ("queue", "reason", "visible_to")
+SORT_NAME_LENGTH = 400  # doctor.sort_name
 
 
 RANGE_DIGITS = 2
@@ -98,13 +99,17 @@ def _optional_date(value: str | None) -> date | None:
 
 
 def situation_of(
-    connection: Any | None, people: Sequence[Any], last_connected_before: str | None, owners: OwnerDirectory
+    connection: Any | None, people: Sequence[Any], last_connected_before: str | None, owners: OwnerDirectory,
+    rejected_people: Sequence[Sequence[str]] = (),
 ) -> DoctorSituation:
+    """``rejected_people``: the owners (designated body codes) of each TIS person with this GMC
+    number whose every record was rejected."""
     body = connection.designated_body_code if connection is not None else None
     return DoctorSituation(
         gmc_designated_body=body,
         last_connected_designated_body=body or last_connected_before,
         tis_people=tuple(person_view(person, owners) for person in people),
+        rejected_tis_people=tuple(tuple(codes) for codes in rejected_people),
     )
 
 
@@ -136,7 +141,8 @@ def doctor_row(
         "programme_start": shown.start if shown is not None else None,
         "programme_end": shown.end if shown is not None else None,
         "programme_owners": " ".join(decision.programme_owner_designated_bodies),
-        "sort_name": f"{last_name or ''} {first_name or ''}".strip().casefold(),
+        # Cut to its column: case-folding can lengthen a name (ß is ss), and order needs no more.
+        "sort_name": f"{last_name or ''} {first_name or ''}".strip().casefold()[:SORT_NAME_LENGTH],
         "search_names": search_names(
             [connection.first_name, connection.last_name] if connection is not None else [],
             *([person.forenames, person.surname] for person in people),
@@ -162,15 +168,16 @@ class DecisionContext:
     as_of: date
 
 
-# (GMC number, connection, TIS people, the last body connected to as stored before)
-DoctorInputs = tuple[str, ConnectionInput | None, tuple[PersonInput, ...], str | None]
+# (GMC number, connection, TIS people, the last body connected to as stored before, the owners
+# of each TIS person with the number whose records were all rejected)
+DoctorInputs = tuple[str, ConnectionInput | None, tuple[PersonInput, ...], str | None, tuple[tuple[str, ...], ...]]
 
 
 def decide_batch(context: DecisionContext, batch: list[DoctorInputs]) -> list[dict[str, Any]]:
     """The doctor row each doctor's inputs decide: pure, so it may run in the helper process."""
     decided = []
-    for number, connection, people, last_connected_before in batch:
-        situation = situation_of(connection, people, last_connected_before, context.owners)
+    for number, connection, people, last_connected_before, rejected_people in batch:
+        situation = situation_of(connection, people, last_connected_before, context.owners, rejected_people)
         decision = context.engine.decide(situation, context.as_of)
         new = doctor_row(number, decision, situation, connection, people, context.as_of, context.owners.codes)
         new["stable_from"], new["stable_until"] = stable_between(situation, context.as_of)
@@ -332,14 +339,20 @@ def _range_inputs(
     for row in _rows(session, person_table, person_columns, needed, low, high, order_by=person_table.c.tis_person_id):
         people[row[0]].append(PersonInput(*row[1:]))
     previous_rows = {row.gmc_number: row for row in _rows(session, Doctor.__table__, [Doctor.__table__], needed, low, high)}
+    rejected: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    rejected_table = RejectedTisPerson.__table__
+    for number, owners in _rows(session, rejected_table, [rejected_table.c.gmc_number, rejected_table.c.owners], needed,
+                                low, high, order_by=rejected_table.c.tis_person_id):
+        rejected[number].append(tuple(owners))
     batch = [
         (
             number,
             connections.get(number),
             tuple(people.get(number, ())),
             previous_rows[number].last_connected_designated_body_code if number in previous_rows else None,
+            tuple(rejected.get(number, ())),
         )
-        for number in sorted(needed & (connections.keys() | people.keys() | previous_rows.keys()))
+        for number in sorted(needed & (connections.keys() | people.keys() | previous_rows.keys() | rejected.keys()))
     ]
     return batch, previous_rows
 
@@ -376,6 +389,9 @@ def undecided_numbers(session: Session, low: str, high: str | None) -> set[str]:
     known = set(session.scalars(select(GmcConnection.gmc_number).where(in_range(GmcConnection.gmc_number, low, high))))
     known |= set(session.scalars(
         select(TisPerson.gmc_number).where(TisPerson.gmc_number.is_not(None), in_range(TisPerson.gmc_number, low, high))
+    ))
+    known |= set(session.scalars(
+        select(RejectedTisPerson.gmc_number).where(in_range(RejectedTisPerson.gmc_number, low, high))
     ))
     return known - set(session.scalars(select(Doctor.gmc_number).where(in_range(Doctor.gmc_number, low, high))))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -28,6 +29,8 @@ R = TypeVar("R")
 LOOKAHEAD = 3
 # How long a step works alone before it is worth starting a helper process for the rest.
 WORK_ALONE_SECONDS = 0.2
+# How often the helper checks its parent is still alive.
+PARENT_CHECK_SECONDS = 0.5
 
 _context: Any = None  # in the helper process: what every batch of the current step shares
 
@@ -54,9 +57,21 @@ def _peak_memory_mib() -> float | None:
     return None
 
 
-def _import_all(modules: tuple[str, ...]) -> None:
+def _start_helper(modules: tuple[str, ...], parent: int) -> None:
+    """The helper process's start: its parent (``parent``, named by the parent itself: it may
+    have died before this runs) watched, the work's modules imported."""
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="reval-parent-watch", daemon=True).start()
     for module in modules:
         importlib.import_module(module)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Ends the helper within a second of its parent's end, however the parent ended (kill -9
+    included): otherwise it would wait for work for ever, reparented, and keep the resource
+    tracker (which waits for every holder of its pipe) alive too."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
 
 
 def helper_process_wanted() -> bool:
@@ -106,7 +121,7 @@ class SyncHelper:
 
     def _start(self) -> None:
         self._executor = ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"), initializer=_import_all, initargs=(self._preload,)
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper, initargs=(self._preload, os.getpid())
         )
         self._up = self._executor.submit(_install, None)  # the process starts with its first task
 

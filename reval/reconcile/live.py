@@ -10,11 +10,13 @@ import logging
 import tempfile
 import time
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import orjson
 
+from reval.clock import utcnow
 from reval.gmc.client import GmcClient, with_retries
 from reval.reconcile.sync import GmcInput, TisInput
 from reval.snapshot_files import open_snapshot
@@ -42,16 +44,20 @@ def fetched_gmc_lists(
 ) -> Iterator[GmcInput]:
     """GetDoctorsForDB for each body, retried; a body that still fails is "not fetched", with why."""
     not_fetched: dict[str, str] = {}
+    began: dict[str, datetime] = {}  # when each list's fetch began
     with tempfile.TemporaryDirectory(prefix="reval-gmc-") as directory:
         staged = Path(directory) / "gmc.jsonl"
         with staged.open("wb") as handle:
             for code in designated_body_codes:
+                began[code] = utcnow()
                 doctors, reason = fetch_gmc_list(client, code, sleep)
                 if reason is None:
                     handle.write(orjson.dumps({"designatedBodyCode": code, "doctors": doctors}) + b"\n")
                 else:
                     not_fetched[code] = reason
-        yield staged_gmc_input(staged, f"GMC Connect {client.settings.url}", not_fetched)
+        gmc = staged_gmc_input(staged, f"GMC Connect {client.settings.url}", not_fetched)
+        gmc.body_taken_at = began
+        yield gmc
 
 
 class TisPullFailed(Exception):

@@ -26,7 +26,15 @@ from reval.reconcile.common import batched, insert_rows
 from reval.reconcile.connections import DeliveryPolicy, deliver_due_requests
 from reval.reconcile.live import fetch_gmc_list, pull_failure, staged_gmc_input, staged_tis_input, write_lines
 from reval.reconcile.reference import configured_designated_bodies
-from reval.reconcile.sync import GmcInput, RunStatus, TisInput, apply_run_sources, run_sync, start_run
+from reval.reconcile.sync import (
+    GmcInput,
+    RunStatus,
+    SyncControls,
+    TisInput,
+    apply_run_sources,
+    run_sync,
+    start_run,
+)
 from reval.tis.client import TisClient, TisUnavailable
 
 log = logging.getLogger(__name__)
@@ -42,16 +50,6 @@ def record_run_start(sessions: sessionmaker[Session], as_of: date, now: datetime
         return start_run(session, as_of, now).id
 
 
-def record_skipped_run(
-    sessions: sessionmaker[Session], as_of: date, now: datetime, reason: str, run_id: int | None = None
-) -> int:
-    """Records a run that did not go ahead (``run_id``: one already started for it), and why."""
-    with sessions.begin() as session:
-        run = session.get(SyncRun, run_id) if run_id is not None else start_run(session, as_of, now)
-        run.status, run.finished_at, run.error = RunStatus.SKIPPED, now, reason
-        return run.id
-
-
 def record_run_failure(sessions: sessionmaker[Session], run_id: int, reason: str) -> None:
     with sessions.begin() as session:
         run = session.get(SyncRun, run_id)
@@ -60,10 +58,13 @@ def record_run_failure(sessions: sessionmaker[Session], run_id: int, reason: str
 
 
 def stage_gmc_list(sessions: sessionmaker[Session], run_id: int, client: GmcClient, code: str) -> bool:
-    """Fetches one body's list (with retries) and stages it, or why it could not be fetched."""
+    """Fetches one body's list (with retries) and stages it, or why it could not be fetched, with
+    when the fetch began (the list does not undo a change GMC confirms after that)."""
+    began = utcnow()
     doctors, reason = fetch_gmc_list(client, code)
     with sessions.begin() as session:
-        session.merge(StagedSource(sync_run_id=run_id, source="GMC", key=code, fetched=reason is None, reason=reason, doctors=doctors))
+        session.merge(StagedSource(sync_run_id=run_id, source="GMC", key=code, fetched=reason is None, reason=reason,
+                                   doctors=doctors, fetched_at=began))
     return reason is None
 
 
@@ -106,29 +107,35 @@ def staged_inputs(sessions: sessionmaker[Session], run_id: int) -> Iterator[tupl
     with tempfile.TemporaryDirectory(prefix="reval-nightly-") as directory:
         gmc_file = write_lines(Path(directory) / "gmc.jsonl", _staged_gmc_lists(sessions, run_id, codes, not_fetched))
         gmc = staged_gmc_input(gmc_file, "GMC Connect (nightly)", not_fetched)
+        gmc.body_taken_at = {key: row.fetched_at for (source, key), row in staged.items() if source == "GMC" and row.fetched_at}
         tis = None
         if tis_reason is None:
             tis_file = write_lines(Path(directory) / "tis.jsonl", _staged_people(sessions, run_id))
             tis = staged_tis_input(tis_file, "TIS (nightly)")
-        yield gmc, tis, tis_reason
-    with sessions.begin() as session:
-        _discard_staged(session, run_id)
+        try:
+            yield gmc, tis, tis_reason
+        finally:  # used or not (the sync failed, or was skipped), what was staged has served
+            with sessions.begin() as session:
+                _discard_staged(session, run_id)
 
 
 def reconcile_staged(
-    sessions: sessionmaker[Session], run_id: int, as_of: date, progress: Callable[[str], None] | None = None
+    sessions: sessionmaker[Session], run_id: int, as_of: date, progress: Callable[[str], None] | None = None,
+    controls: SyncControls = SyncControls(),
 ) -> dict[str, Any]:
-    """Runs the sync of a nightly run from what its fetches staged; raises AllSourcesFailed.
-    A run already finished (its task delivered again) is left as it is."""
+    """Runs the sync of a nightly run from what its fetches staged; raises AllSourcesFailed
+    (and SyncSkipped). A run already finished (its task delivered again) is left as it is."""
     finished = finished_run_summary(sessions, run_id)
     if finished is not None:
         return finished
     with staged_inputs(sessions, run_id) as (gmc, tis, tis_reason):
         return run_sync(sessions, gmc=gmc, tis=tis, as_of=as_of, tis_not_fetched_reason=tis_reason, run_id=run_id,
-                        progress=progress)
+                        progress=progress, controls=controls)
 
 
-def apply_staged(sessions: sessionmaker[Session], run_id: int, as_of: date) -> None:
+def apply_staged(
+    sessions: sessionmaker[Session], run_id: int, as_of: date, controls: SyncControls = SyncControls()
+) -> None:
     """A sharded nightly run's first step: apply what its fetches staged; shards decide next.
     A run whose sources are already applied, or that has finished (its task delivered again),
     is left as it is."""
@@ -137,7 +144,8 @@ def apply_staged(sessions: sessionmaker[Session], run_id: int, as_of: date) -> N
         if run.status != RunStatus.RUNNING or "sourcesAppliedAt" in (run.summary or {}):
             return
     with staged_inputs(sessions, run_id) as (gmc, tis, tis_reason):
-        apply_run_sources(sessions, gmc=gmc, tis=tis, as_of=as_of, run_id=run_id, tis_not_fetched_reason=tis_reason)
+        apply_run_sources(sessions, gmc=gmc, tis=tis, as_of=as_of, run_id=run_id, tis_not_fetched_reason=tis_reason,
+                          controls=controls)
 
 
 def planned_shards(sessions: sessionmaker[Session], run_id: int, shard_size: int) -> int:
@@ -151,6 +159,7 @@ def planned_shards(sessions: sessionmaker[Session], run_id: int, shard_size: int
 def run_nightly_in_process(
     sessions: sessionmaker[Session], gmc_client: GmcClient, tis_client: TisClient, as_of: date,
     policy: DeliveryPolicy, now: Callable[[], datetime] = utcnow, run_id: int | None = None,
+    controls: SyncControls = SyncControls(),
 ) -> dict[str, Any]:
     """The whole nightly job on this machine, one step after another (no broker needed): fetch,
     reconcile (which also ends hides whose day has come), then deliver due GMC requests.
@@ -162,7 +171,7 @@ def run_nightly_in_process(
     for code in codes:
         stage_gmc_list(sessions, run_id, gmc_client, code)
     stage_tis_people(sessions, run_id, tis_client)
-    summary = reconcile_staged(sessions, run_id, as_of)
+    summary = reconcile_staged(sessions, run_id, as_of, controls=controls)
     summary["connectionRequestsDelivered"] = deliver_due_requests(sessions, gmc_client, now=now, policy=policy)
     return summary
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reval.designated_bodies import OwnerDirectory
-from reval.models import ConnectionRequest, Doctor, DoctorEvent, DoctorHide, GmcConnection, TisPerson
+from reval.models import ConnectionRequest, Doctor, DoctorEvent, DoctorHide, GmcConnection, RejectedTisPerson, TisPerson
 from reval.reconcile.decisions import situation_of
 from reval.reconcile.reference import configured_designated_bodies
 from reval.rules import Explanation, RuleEngine
@@ -27,10 +27,12 @@ class DoctorRecords:
     hides: list[DoctorHide]  # active and ended, oldest first
     requests: list[ConnectionRequest]  # oldest first
     events: list[DoctorEvent]  # the history, oldest first
+    # TIS people with this GMC number whose every record was rejected (none of theirs is held)
+    rejected_tis_people: Sequence[RejectedTisPerson] = ()
 
     @property
     def known(self) -> bool:
-        return self.stored is not None or self.connection is not None or bool(self.tis_people)
+        return self.stored is not None or self.connection is not None or bool(self.tis_people) or bool(self.rejected_tis_people)
 
 
 def doctor_records(session: Session, number: str) -> DoctorRecords:
@@ -46,6 +48,9 @@ def doctor_records(session: Session, number: str) -> DoctorRecords:
             select(ConnectionRequest).where(ConnectionRequest.gmc_number == number).order_by(ConnectionRequest.id)
         )),
         events=doctor_history(session, number),
+        rejected_tis_people=list(session.scalars(
+            select(RejectedTisPerson).where(RejectedTisPerson.gmc_number == number).order_by(RejectedTisPerson.tis_person_id)
+        )),
     )
 
 
@@ -54,7 +59,8 @@ def explain_records(session: Session, records: DoctorRecords, as_of: date, engin
     stored = records.stored
     last_connected_before = stored.last_connected_designated_body_code if stored is not None else None
     situation = situation_of(
-        records.connection, records.tis_people, last_connected_before, OwnerDirectory(configured_designated_bodies(session))
+        records.connection, records.tis_people, last_connected_before, OwnerDirectory(configured_designated_bodies(session)),
+        [person.owners for person in records.rejected_tis_people],
     )
     return engine.explain(situation, as_of)
 

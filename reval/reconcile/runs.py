@@ -17,7 +17,7 @@ def recent_runs(session: Session, limit: int = 20) -> list[SyncRun]:
 def run_view(run: SyncRun) -> dict[str, Any]:
     summary = run.summary or {}
     gmc, tis = summary.get("gmc", {}), summary.get("tis", {})
-    tis_reason = tis.get("notFetchedReason") if tis and not tis.get("source") else None
+    tis_reason = tis.get("notFetchedReason")
     return {
         "id": run.id,
         "status": run.status,
@@ -33,7 +33,7 @@ def run_view(run: SyncRun) -> dict[str, Any]:
             },
             "tis": {
                 "source": run.tis_source,
-                "fetched": bool(tis.get("source")),
+                "fetched": bool(tis.get("source")) and tis.get("fetched", True),
                 "notFetched": {"TIS": tis_reason} if tis_reason else {},
             },
         },

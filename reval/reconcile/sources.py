@@ -8,28 +8,70 @@ with a record whose person cannot even be identified deletes nobody.
 
 from __future__ import annotations
 
+import logging
+import re
+from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, NamedTuple
+from datetime import datetime
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from reval.db import SerializedJson
 from reval.gmc.records import read_connected_doctor
-from reval.models import GmcConnection, TisPerson
+from reval.designated_bodies import OwnerDirectory
+from reval.models import ConnectionRequest, GmcConnection, RejectedTisPerson, TisPerson
 from reval.reconcile.common import EventKind, EventLog, Rejection, RowWriter, Source, batched, record_hash
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
+from reval.reconcile.reference import configured_designated_bodies
+from reval import settings
 from reval.snapshot_files import UnparseableRecord, parse_line
 from reval.tis.records import read_person
-from reval.validation import InvalidValue, gmc_number, list_of_objects, require_object, required_int
+from reval.validation import InvalidValue, gmc_number, gmc_number_or_none, list_of_objects, record_id, require_object
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MassChangeGuard:
+    """Holds back a source whose application would remove much of what is stored: an empty or
+    cut-short snapshot looks exactly like everyone having left. ``allowed``: apply it anyway,
+    this once (the day a change really is that large)."""
+
+    max_tis_deletions_percent: float = 5.0  # REVAL_MAX_TIS_DELETIONS_PERCENT
+    max_gmc_disconnections_percent: float = 10.0  # REVAL_MAX_GMC_DISCONNECTIONS_PERCENT
+    allowed: bool = False
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], allowed: bool = False) -> MassChangeGuard:
+        return cls(
+            settings.number(config, "REVAL_MAX_TIS_DELETIONS_PERCENT", cls.max_tis_deletions_percent),
+            settings.number(config, "REVAL_MAX_GMC_DISCONNECTIONS_PERCENT", cls.max_gmc_disconnections_percent),
+            allowed,
+        )
+
+    def tis_refusal(self, deleting: int, stored: int) -> str | None:
+        if self.allowed or deleting * 100 <= self.max_tis_deletions_percent * stored:
+            return None
+        return (f"held back: it would delete {deleting} of the {stored} stored TIS people, more than "
+                f"REVAL_MAX_TIS_DELETIONS_PERCENT ({self.max_tis_deletions_percent:g}%)")
+
+    def gmc_refusal(self, leaving: int, connected: int) -> str | None:
+        if self.allowed or leaving * 100 <= self.max_gmc_disconnections_percent * connected:
+            return None
+        return (f"held back: its list would disconnect {leaving} of its {connected} connected doctors, more than "
+                f"REVAL_MAX_GMC_DISCONNECTIONS_PERCENT ({self.max_gmc_disconnections_percent:g}%)")
 
 
 @dataclass
 class GmcOutcome:
     fetched: list[str] = field(default_factory=list)
     not_fetched: dict[str, str] = field(default_factory=dict)  # configured body -> why not
-    failed: set[str] = field(default_factory=set)  # bodies whose fetch failed or list was incomplete
+    failed: set[str] = field(default_factory=set)  # bodies whose fetch failed, list was incomplete or held back
+    unreadable_lists: int = 0  # body lists (lines, entries) that could not be read at all
+    held_back: set[str] = field(default_factory=set)  # bodies whose lists the mass-change guard held back
     doctors_read: int = 0
     added: int = 0
     removed: int = 0
@@ -38,6 +80,12 @@ class GmcOutcome:
     changed_numbers: set[str] = field(default_factory=set)  # whose connection changed
     touched_numbers: set[str] = field(default_factory=set)  # whose connection or GMC details changed
     rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        """Whether GMC was only partly applied: a body not fetched for a failure, a list held
+        back or incomplete, or a list that could not be read."""
+        return bool(self.failed or self.unreadable_lists)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -51,6 +99,38 @@ class GmcOutcome:
         }
 
 
+@dataclass
+class _BodyList:
+    """One body's list as applied so far: kept apart until the mass-change guard lets it through."""
+
+    code: str
+    events: EventLog
+    seen: dict[str, str] = field(default_factory=dict)
+    kept: set[str] = field(default_factory=set)
+    incomplete: bool = False
+    doctors_read: int = 0
+    added: int = 0
+    moved: int = 0
+    updated: int = 0
+    changed: set[str] = field(default_factory=set)
+    touched: set[str] = field(default_factory=set)
+    rejections: list[Rejection] = field(default_factory=list)
+    writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # ("insert" | "update", row)
+
+    def merge_into(self, outcome: GmcOutcome, seen: dict[str, str], kept: set[str], events: EventLog) -> None:
+        seen.update(self.seen)
+        kept.update(self.kept)
+        outcome.fetched.append(self.code)
+        outcome.doctors_read += self.doctors_read
+        outcome.added += self.added
+        outcome.moved += self.moved
+        outcome.updated += self.updated
+        outcome.changed_numbers |= self.changed
+        outcome.touched_numbers |= self.touched
+        outcome.rejections += self.rejections
+        events.take(self.events)
+
+
 def apply_gmc_lists(
     session: Session,
     body_lists: Iterable[tuple[str, Any]],
@@ -58,83 +138,152 @@ def apply_gmc_lists(
     events: EventLog,
     not_fetched_reasons: dict[str, str] | None = None,
     helper: SyncHelper = IN_THIS_PROCESS,
+    guard: MassChangeGuard = MassChangeGuard(),
+    fetched_at: Callable[[str], datetime | None] = lambda _code: None,
 ) -> GmcOutcome:
     """Applies complete GMC lists of designated bodies; bodies without a list keep their doctors.
-    ``helper`` examines the lists in a second process while this one writes."""
+    A list that would disconnect too many of its body's doctors is held back (``guard``), and a
+    list never undoes a connection change GMC confirmed after it was fetched (``fetched_at`` of
+    each body's list). ``helper`` examines the lists in a second process while this one writes."""
     outcome = GmcOutcome()
     canonical_codes = {code.upper(): code for code in configured_bodies}
     table = GmcConnection.__table__
     stored = _stored_by_key(session, table.c.gmc_number, table.c.designated_body_code, table.c.record_hash)
+    stored_by_body: dict[str, set[str]] = defaultdict(set)
+    for number, (body, _digest) in stored.items():
+        stored_by_body[body].add(number)
+    changed_at_gmc = admin_changes(session)
     writer = RowWriter(session, table, "gmc_number")
     seen: dict[str, str] = {}  # GMC number -> body whose list holds it
-    kept: set[str] = set()  # rejected doctors whose number we know: they keep their previous state
+    kept: set[str] = set()  # doctors who keep their previous state: rejected, protected, on a held-back list
     incomplete: set[str] = set()  # bodies with an entry we could not identify: no removals inferred
+    protected: set[str] = set()  # changed at GMC by an admin after their list was fetched
 
-    def reject(locator: str, error: InvalidValue | str, key: str | None = None) -> None:
-        outcome.rejections.append(Rejection.of("GMC", locator, key, error))
+    def leaving(body: _BodyList, listed: set[str] = frozenset()) -> set[str]:
+        """The body's stored doctors on no list read so far (nor ``listed``, nor kept as they are)."""
+        return stored_by_body[body.code] - seen.keys() - body.seen.keys() - kept - body.kept - protected - listed
 
+    def apply(body: _BodyList) -> None:
+        for kind, row in body.writes:
+            getattr(writer, kind)(row)
+        body.merge_into(outcome, seen, kept, events)
+        if body.incomplete:
+            incomplete.add(body.code)
+        events.flush(session)
+
+    # Lists the guard may hold back, looked at again once every list is read: doctors missing from
+    # them may have moved to a list still to come, and a move is not a disconnection.
+    doubtful: list[tuple[str, str, list, set[str]]] = []
+    on_doubtful_lists: set[str] = set()
     lists = (((locator, body_list), locator) for locator, body_list in body_lists)
     for locator, (code, raw_code, problem, examined) in helper.ordered(examine_body_list, (canonical_codes, stored), lists):
-        if problem is None and code in outcome.fetched:
+        if problem is None and (code in outcome.fetched or any(code == doubt[0] for doubt in doubtful)):
             problem = InvalidValue("designatedBodyCode", raw_code, "appears twice; the later list is ignored")
+            code = None
         if problem is not None:
-            reject(locator, problem)
+            outcome.rejections.append(Rejection.of("GMC", locator, None, problem))
+            named = canonical_codes.get(raw_code.strip().upper()) if isinstance(raw_code, str) else None
+            if named is not None and named not in outcome.fetched:
+                outcome.not_fetched[named] = f"its list ({locator}) could not be read: {problem}"
+            outcome.unreadable_lists += 1
             continue
-        outcome.fetched.append(code)
-        for doctor in examined:
-            number = doctor.number
-            outcome.doctors_read += 1
-            if doctor.rejection is not None:
-                if number is None:
-                    incomplete.add(code)
-                else:
-                    kept.add(number)
-                outcome.rejections.append(doctor.rejection)
-                continue
-            if doctor.row is None and number not in seen:
-                seen[number] = code  # the very record stored last time: nothing to write
-                continue
-            if number in seen:
-                reject(
-                    _doctor_locator(locator, code, doctor.index),
-                    InvalidValue("GMCReferenceNumber", number, f"is also on the list of {seen[number]}; kept there"),
-                    number,
-                )
-                continue
-            seen[number] = code
-            previous = stored.get(number)
-            if previous is None:
-                writer.insert(doctor.row)
-                outcome.added += 1
-                _record_connection_change(outcome, events, number, None, code)
-            elif previous[0] != code:
-                writer.update(doctor.row)
-                outcome.moved += 1
-                _record_connection_change(outcome, events, number, previous[0], code)
-            else:
-                writer.update(doctor.row)
-                outcome.updated += 1
-                outcome.touched_numbers.add(number)
-        events.flush(session)
+        since = fetched_at(code)
+        protected_here = {number for number, when in changed_at_gmc.items() if since is not None and when >= since}
+        protected |= protected_here
+        body = _examine_body(code, locator, examined, stored, seen, protected_here, events)
+        if not body.incomplete and guard.gmc_refusal(len(leaving(body)), len(stored_by_body[code])) is not None:
+            doubtful.append((code, locator, examined, protected_here))
+            on_doubtful_lists |= body.seen.keys()
+        else:
+            apply(body)
+
+    for code, locator, examined, protected_here in doubtful:
+        body = _examine_body(code, locator, examined, stored, seen, protected_here, events)  # against every list now
+        refusal = guard.gmc_refusal(len(leaving(body, on_doubtful_lists)), len(stored_by_body[code]))
+        if refusal is None:
+            apply(body)
+            continue
+        log.error("OPERATOR ALERT: GMC list of %s %s", code, refusal)
+        outcome.not_fetched[code] = refusal
+        outcome.held_back.add(code)
+        kept |= body.seen.keys()  # what a held-back list says is not acted on anywhere
 
     fetched = set(outcome.fetched)
     for number, (body, _digest) in stored.items():
-        if body in fetched and number not in seen and number not in kept and body not in incomplete:
+        if body in fetched and number not in seen and number not in kept and number not in protected and body not in incomplete:
             writer.delete(number)
             outcome.removed += 1
-            _record_connection_change(outcome, events, number, body, None)
+            _record_connection_change(outcome.changed_numbers, outcome.touched_numbers, events, number, body, None)
     writer.flush()
     events.flush(session, force=True)
 
-    outcome.not_fetched = {
-        code: (not_fetched_reasons or {}).get(code, "no list for this designated body in the GMC snapshot")
-        for code in canonical_codes.values()
-        if code not in fetched
-    }
+    for code in canonical_codes.values():
+        if code not in fetched and code not in outcome.not_fetched:
+            outcome.not_fetched[code] = (not_fetched_reasons or {}).get(code, "no list for this designated body in the GMC snapshot")
     for code in incomplete:
         outcome.not_fetched.setdefault(code, "list had unidentifiable doctors; no disconnections inferred")
-    outcome.failed = incomplete | (set(not_fetched_reasons or {}) & set(outcome.not_fetched))
+    unreadable = {code for code, why in outcome.not_fetched.items() if "could not be read" in why}
+    outcome.failed = incomplete | outcome.held_back | unreadable | (set(not_fetched_reasons or {}) & set(outcome.not_fetched))
     return outcome
+
+
+def _examine_body(
+    code: str, locator: str, examined: list, stored: Mapping[str, tuple[str, str]], seen: Mapping[str, str],
+    protected: set[str], events: EventLog,
+) -> _BodyList:
+    """One body's examined doctors turned into the writes and events they call for (none made yet)."""
+    body = _BodyList(code, EventLog(events.recorded_at, events.as_of, events.sync_run_id))
+    for doctor in examined:
+        number = doctor.number
+        body.doctors_read += 1
+        if doctor.rejection is not None:
+            if number is None:
+                body.incomplete = True
+            else:
+                body.kept.add(number)
+            body.rejections.append(doctor.rejection)
+            continue
+        if number in protected:
+            body.kept.add(number)  # GMC confirmed an admin's change after this list was fetched
+            continue
+        if doctor.row is None and number not in seen and number not in body.seen:
+            body.seen[number] = code  # the very record stored last time: nothing to write
+            continue
+        if number in seen or number in body.seen:
+            holder = seen.get(number) or body.seen[number]
+            body.rejections.append(Rejection.of(
+                "GMC", _doctor_locator(locator, code, doctor.index), number,
+                InvalidValue("GMCReferenceNumber", number, f"is also on the list of {holder}; kept there"),
+            ))
+            continue
+        body.seen[number] = code
+        previous = stored.get(number)
+        if previous is None:
+            body.writes.append(("insert", doctor.row))
+            body.added += 1
+            _record_connection_change(body.changed, body.touched, body.events, number, None, code)
+        elif previous[0] != code:
+            body.writes.append(("update", doctor.row))
+            body.moved += 1
+            _record_connection_change(body.changed, body.touched, body.events, number, previous[0], code)
+        else:
+            body.writes.append(("update", doctor.row))
+            body.updated += 1
+            body.touched.add(number)
+    return body
+
+
+def admin_changes(session: Session) -> dict[str, datetime]:
+    """When GMC was last asked, successfully, to change each doctor's connection (the claim's time:
+    GMC made the change at or after it)."""
+    return dict(session.execute(
+        select(ConnectionRequest.gmc_number, func.max(ConnectionRequest.last_attempt_at))
+        .where(ConnectionRequest.status == "SUCCEEDED")
+        .group_by(ConnectionRequest.gmc_number)
+    ).all())
+
+
+BODY_CODE_IN_LINE = re.compile(rb'"designatedBodyCode"\s*:\s*"([^"\\]{1,40})"')
 
 
 class ExaminedDoctor(NamedTuple):
@@ -154,7 +303,10 @@ def examine_body_list(
     canonical_codes, stored = context
     locator, body_list = locator_and_list
     if isinstance(body_list, bytes):
-        body_list = parse_line(body_list)
+        line, body_list = body_list, parse_line(body_list)
+        if isinstance(body_list, UnparseableRecord):  # the body it names, if that much can be read
+            named = BODY_CODE_IN_LINE.search(line[:200])
+            return None, named.group(1).decode(errors="replace") if named else None, body_list.problem, []
     if isinstance(body_list, UnparseableRecord):
         return None, None, body_list.problem, []
     try:
@@ -165,7 +317,8 @@ def examine_body_list(
             raise InvalidValue("designatedBodyCode", raw_code, "is not a configured designated body")
         doctors = list_of_objects("doctors", body_list.get("doctors"))
     except InvalidValue as error:
-        return None, None, error, []
+        readable = body_list.get("designatedBodyCode") if isinstance(body_list, dict) else None
+        return None, readable if isinstance(readable, str) else None, error, []
     examined = []
     for index, raw in enumerate(doctors):
         digest = record_hash(raw)
@@ -189,10 +342,10 @@ def _doctor_locator(list_locator: str, code: str, index: int) -> str:
 
 
 def _record_connection_change(
-    outcome: GmcOutcome, events: EventLog, number: str, old: str | None, new: str | None
+    changed: set[str], touched: set[str], events: EventLog, number: str, old: str | None, new: str | None
 ) -> None:
-    outcome.changed_numbers.add(number)
-    outcome.touched_numbers.add(number)
+    changed.add(number)
+    touched.add(number)
     events.add(
         number,
         Source.GMC_SYNC,
@@ -206,6 +359,7 @@ def _record_connection_change(
 @dataclass
 class TisOutcome:
     complete: bool = True
+    held_back: str | None = None  # why the mass-change guard held the snapshot back (nothing applied)
     people_read: int = 0
     added: int = 0
     updated: int = 0
@@ -214,7 +368,9 @@ class TisOutcome:
     rejections: list[Rejection] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
+        held_back = {"fetched": False, "notFetchedReason": self.held_back} if self.held_back else {"fetched": True}
         return {
+            **held_back,
             "complete": self.complete,
             "peopleRead": self.people_read,
             "peopleAdded": self.added,
@@ -229,17 +385,25 @@ def apply_tis_people(
     full_snapshot: bool = True,
     deleted_person_ids: Iterable[int] = (),
     helper: SyncHelper = IN_THIS_PROCESS,
+    guard: MassChangeGuard = MassChangeGuard(),
+    run_id: int | None = None,
 ) -> TisOutcome:
     """Applies TIS people. From a full snapshot, people absent from a complete one have been
-    deleted; from a targeted pull (not full), only ``deleted_person_ids`` have. ``helper``
-    examines batches of people in a second process while this one writes."""
+    deleted; from a targeted pull (not full), only ``deleted_person_ids`` have. A snapshot that
+    would delete too many people is not applied at all (``guard``). A person rejected with no
+    earlier version stored is kept in the rejected people (their doctor is a discrepancy).
+    ``helper`` examines batches of people in a second process while this one writes."""
     outcome = TisOutcome()
     table = TisPerson.__table__
     stored = _stored_by_key(session, table.c.tis_person_id, table.c.record_hash, table.c.gmc_number)
+    rejected_before = dict(session.execute(select(RejectedTisPerson.tis_person_id, RejectedTisPerson.gmc_number)).all())
+    owners = OwnerDirectory(configured_designated_bodies(session))
     writer = RowWriter(session, table, "tis_person_id")
     seen: set[int] = set()
+    rejected_now: dict[int, dict[str, Any]] = {}  # people rejected with nothing stored for them
     stored_digests = {person_id: digest for person_id, (digest, _number) in stored.items()}
     batches = ((batch, None) for batch in batched(people))
+    savepoint = session.begin_nested()  # undone whole if the guard holds the snapshot back
 
     for _, examined in helper.ordered(examine_people, stored_digests, batches):
         for person in examined:
@@ -250,6 +414,8 @@ def apply_tis_people(
                     outcome.complete = False  # someone we cannot identify: nobody may be deleted
                 else:
                     seen.add(person_id)  # rejected, so they keep what was stored
+                    if person_id not in stored and person.gmc_number is not None:
+                        rejected_now[person_id] = _rejected_person(person, owners, run_id)
                 outcome.rejections.append(person.rejection)
                 continue
             if person.row is None and person_id not in seen:
@@ -275,6 +441,13 @@ def apply_tis_people(
                 outcome.touched_numbers.add(person.row["gmc_number"])
 
     deleted = set(deleted_person_ids) if not full_snapshot else set(stored) - seen if outcome.complete else set()
+    refusal = guard.tis_refusal(len(deleted & stored.keys()), len(stored)) if full_snapshot else None
+    if refusal is not None:
+        writer.discard()
+        savepoint.rollback()
+        log.error("OPERATOR ALERT: TIS snapshot %s", refusal)
+        return TisOutcome(complete=outcome.complete, held_back=refusal, people_read=outcome.people_read,
+                          rejections=outcome.rejections)
     for person_id, (_digest, number) in stored.items():
         if person_id in deleted:
             writer.delete(person_id)
@@ -282,7 +455,35 @@ def apply_tis_people(
             if number:
                 outcome.touched_numbers.add(number)
     writer.flush()
+    outcome.touched_numbers |= _record_rejected_people(session, rejected_before, rejected_now, seen, deleted,
+                                                       full_snapshot and outcome.complete)
+    savepoint.commit()
     return outcome
+
+
+def _rejected_person(person: ExaminedPerson, owners: OwnerDirectory, run_id: int | None) -> dict[str, Any]:
+    rejection = person.rejection
+    return {
+        "tis_person_id": person.person_id, "gmc_number": person.gmc_number,
+        "owners": sorted({code for name in person.owner_names if (code := owners.designated_body_for(name))}),
+        "sync_run_id": run_id, "field": rejection.field, "value": rejection.value, "reason": rejection.reason,
+    }
+
+
+def _record_rejected_people(
+    session: Session, before: Mapping[int, str], now: Mapping[int, dict[str, Any]], seen: set[int], deleted: set[int],
+    snapshot_complete: bool,
+) -> set[str]:
+    """Keeps the TIS people whose every record was rejected: added as rejected, dropped once a
+    record of theirs is taken or they are deleted. Returns the GMC numbers concerned."""
+    gone = {person_id for person_id in before if person_id not in now and (
+        person_id in seen or person_id in deleted or (snapshot_complete and person_id not in seen))}
+    table = RejectedTisPerson.__table__
+    for chunk in batched(sorted(gone | (now.keys() & before.keys())), 900):
+        session.execute(table.delete().where(table.c.tis_person_id.in_(chunk)))
+    if now:
+        session.execute(table.insert(), list(now.values()))
+    return {before[person_id] for person_id in gone} | {row["gmc_number"] for row in now.values()}
 
 
 class ExaminedPerson(NamedTuple):
@@ -290,6 +491,9 @@ class ExaminedPerson(NamedTuple):
     person_id: int | None  # None: the record does not even say who it is
     row: dict[str, Any] | None  # what to store; None when rejected, or unchanged since stored
     rejection: Rejection | None
+    # Of a rejected record, what can still be read: its GMC number and its programmes' owners.
+    gmc_number: str | None = None
+    owner_names: tuple[str, ...] = ()
 
 
 def examine_people(stored_digests: Mapping[int, str], batch: list[tuple[str, Any]]) -> list[ExaminedPerson]:
@@ -304,15 +508,24 @@ def _examine_person(stored_digests: Mapping[int, str], locator: str, raw: Any) -
     if isinstance(raw, UnparseableRecord):
         return ExaminedPerson(locator, None, None, Rejection.of("TIS", locator, None, raw.problem))
     digest = record_hash(raw)
-    person_id = _readable(required_int, "tisPersonId", raw.get("tisPersonId") if isinstance(raw, dict) else None)
+    person_id = _readable(record_id, "tisPersonId", raw.get("tisPersonId") if isinstance(raw, dict) else None)
     if person_id is not None and stored_digests.get(person_id) == digest:
         return ExaminedPerson(locator, person_id, None, None)
     try:
         person = read_person(raw)
     except InvalidValue as error:
         key = None if person_id is None else str(person_id)
-        return ExaminedPerson(locator, person_id, None, Rejection.of("TIS", locator, key, error))
+        return ExaminedPerson(locator, person_id, None, Rejection.of("TIS", locator, key, error),
+                              _readable(gmc_number_or_none, "gmcNumber", raw.get("gmcNumber")), _owner_names(raw))
     return ExaminedPerson(locator, person_id, _person_row(person, digest), None)
+
+
+def _owner_names(raw: dict[str, Any]) -> tuple[str, ...]:
+    memberships = raw.get("programmeMemberships")
+    if not isinstance(memberships, list):
+        return ()
+    return tuple(m["programmeOwner"].strip() for m in memberships
+                 if isinstance(m, dict) and isinstance(m.get("programmeOwner"), str) and m["programmeOwner"].strip())
 
 
 # A person's row holds these JSON documents as text, to be stored as they are.

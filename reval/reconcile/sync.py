@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
-
 from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reval.designated_bodies import DesignatedBody, OwnerDirectory
@@ -29,12 +31,25 @@ from reval.reconcile.decisions import (
     undecided_numbers,
 )
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
+from reval.reconcile.lock import SyncLockBusy, lock_holder, sync_lock
 from reval.reconcile.reference import configured_designated_bodies
-from reval.reconcile.sources import GmcOutcome, TisOutcome, apply_gmc_lists, apply_tis_people, examine_people
+from reval.reconcile.sources import (
+    GmcOutcome,
+    MassChangeGuard,
+    TisOutcome,
+    apply_gmc_lists,
+    apply_tis_people,
+    examine_people,
+)
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
+from reval.settings import number
 from reval.snapshot_files import open_snapshot
 
+log = logging.getLogger(__name__)
 REJECTIONS_IN_SUMMARY = 20
+# How long a sync waits for another to finish before it is recorded as SKIPPED (a national sync
+# takes a minute or two; a nightly run's fetches take longer, and hold no lock meanwhile).
+DEFAULT_WAIT_SECONDS = 300
 
 
 @dataclass
@@ -46,11 +61,20 @@ class GmcInput:
     not_fetched_reasons: dict[str, str] = field(default_factory=dict)
 
     size_bytes: int = 0  # how much there is to read, when known
+    # When the lists were taken from GMC, where known: a list never undoes a connection change
+    # GMC confirmed after it was taken. Per body (live fetches), else for the whole snapshot.
+    taken_at: datetime | None = None
+    body_taken_at: dict[str, datetime] = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "GmcInput":
         lists, size = _snapshot_file(path, "GMC", "designatedBodies")
-        return cls(str(path), lists, size_bytes=size)
+        # A file's lists were taken at the latest when it was last written.
+        written = datetime.fromtimestamp(Path(path).stat().st_mtime, timezone.utc)
+        return cls(str(path), lists, size_bytes=size, taken_at=written)
+
+    def list_taken_at(self, code: str) -> datetime | None:
+        return self.body_taken_at.get(code, self.taken_at)
 
 
 @dataclass
@@ -91,7 +115,59 @@ def _sync_helper(gmc: GmcInput | None, tis: TisInput | None, use_process: bool |
 class SyncFailed(Exception):
     def __init__(self, run_id: int, cause: BaseException):
         self.run_id = run_id
-        super().__init__(f"sync run {run_id} failed and changed nothing: {cause}")
+        super().__init__(f"sync run {run_id} failed and changed nothing: {failure_text(cause)}")
+
+
+class SyncInterrupted(KeyboardInterrupt):
+    """The sync was stopped (Ctrl-C, SIGTERM): its run is recorded FAILED, nothing of it committed."""
+
+    def __init__(self, run_id: int):
+        self.run_id = run_id
+        super().__init__(f"sync run {run_id} interrupted: recorded as failed, nothing of it was applied")
+
+
+class SyncSkipped(Exception):
+    """Another sync held the sync lock for the whole wait: this one was recorded as SKIPPED."""
+
+    def __init__(self, run_id: int, reason: str):
+        self.run_id, self.reason = run_id, reason
+        super().__init__(f"sync run {run_id} skipped: {reason}")
+
+
+@dataclass(frozen=True)
+class SyncControls:
+    """How a sync treats what could go wrong around it: sources that would remove too much
+    (``guard``), and another sync holding the lock (wait up to ``wait_seconds``, telling
+    ``on_wait`` why it waits)."""
+
+    guard: MassChangeGuard = MassChangeGuard()
+    wait_seconds: float = 0
+    on_wait: Callable[[str], None] | None = None
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], *, allow_mass_changes: bool = False, wait_seconds: float | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> SyncControls:
+        """The settings' controls (REVAL_MAX_*_PERCENT, REVAL_SYNC_WAIT_SECONDS), overridden where given."""
+        if wait_seconds is None:
+            wait_seconds = number(config, "REVAL_SYNC_WAIT_SECONDS", DEFAULT_WAIT_SECONDS)
+        return cls(MassChangeGuard.from_config(config, allow_mass_changes), wait_seconds, on_wait)
+
+
+def failure_text(error: BaseException) -> str:
+    """A failure as stored on its run, logged and printed: what went wrong, never the data it
+    went wrong on (a database error's text quotes its SQL and values: names, GMC numbers)."""
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        return "interrupted"
+    if isinstance(error, DBAPIError):
+        cause = error.orig if error.orig is not None else error
+        first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        return f"database error {type(cause).__name__}: {first_line[:200]}"
+    if isinstance(error, (SyncFailed, SyncSkipped)):
+        return str(error)
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
 
 
 def run_sync(
@@ -106,18 +182,20 @@ def run_sync(
     run_id: int | None = None,
     progress: Callable[[str], None] | None = None,
     helper_process: bool | None = None,
+    controls: SyncControls = SyncControls(),
 ) -> dict[str, Any]:
     """Runs one sync and returns its summary. Either source may be absent (not fetched); a TIS
     pull that failed says why in ``tis_not_fetched_reason`` and makes the run PARTIAL.
     ``run_id``: a run already started (a nightly run whose fetches came first). ``progress`` is
     told of each phase done (a nightly run extends its lock with it). ``helper_process``: share
-    the work with a second process (default: when there is a second core; see SyncHelper)."""
+    the work with a second process (default: when there is a second core; see SyncHelper).
+    Raises SyncSkipped when another sync holds the lock, SyncFailed when it fails."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
-    run_id, started = _open_run(sessions, run_id, as_of, now, engine, gmc, tis)
-    try:
+    with _locked_run(sessions, controls, run_id, as_of, now, engine, gmc, tis) as (run_id, started):
         with infrequent_garbage_collection(), sessions.begin() as session:
             with _sync_helper(gmc, tis, helper_process) as helper:  # its process ends before the commit
-                summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started, tis_not_fetched_reason, progress, helper)
+                summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started, tis_not_fetched_reason, progress,
+                                     helper, controls.guard)
             summary["helperProcess"] = {
                 "used": helper.uses_process,
                 "batches": helper.batches_in_process,
@@ -128,19 +206,18 @@ def run_sync(
             summary["finishedAt"] = run.finished_at.isoformat()
             run.summary, run.rejected_records = summary, summary["rejectedRecords"]
             return summary
-    except Exception as error:
-        _record_failure(sessions, run_id, error)
-        raise SyncFailed(run_id, error) from error
 
 
 def _reconcile(
     session: Session, run_id: int, gmc: GmcInput | None, tis: TisInput | None, as_of: date, engine: RuleEngine,
     started: datetime, tis_not_fetched_reason: str | None, progress: Callable[[str], None] | None, helper: SyncHelper,
+    guard: MassChangeGuard,
 ) -> dict[str, Any]:
     bodies = configured_designated_bodies(session)
     events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
     clock = PhaseClock(progress)
-    gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap, helper)
+    gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap, helper,
+                                                          guard)
     decisions = _decide(
         session, engine, bodies, as_of, started, events,
         change_sources={number: Source.GMC_SYNC for number in gmc_outcome.changed_numbers},
@@ -153,16 +230,82 @@ def _reconcile(
     return summary | _decisions_summary(decisions, events.written) | {"seconds": clock.seconds}
 
 
-def _open_run(
-    sessions: sessionmaker[Session], run_id: int | None, as_of: date, now: datetime | None, engine: RuleEngine,
-    gmc: GmcInput | None, tis: TisInput | None,
-) -> tuple[int, datetime]:
-    """The run a sync records itself under: the one given (a nightly run's) or a new one."""
+@contextmanager
+def _locked_run(
+    sessions: sessionmaker[Session], controls: SyncControls, run_id: int | None, as_of: date, now: datetime | None,
+    engine: RuleEngine, gmc: GmcInput | None, tis: TisInput | None,
+) -> Iterator[tuple[int, datetime]]:
+    """The run a sync records itself under (the one given, a nightly run's, or a new one), with
+    the sync lock held. A run still RUNNING under a holder is ABANDONED: whoever ran it no longer
+    holds the lock, so it stopped without finishing. Without the lock within the wait, the run
+    is recorded SKIPPED and SyncSkipped raised. A failure, even an interruption, is recorded on
+    the run (FAILED) before it goes on up; nothing of the sync itself was committed."""
+    bind = sessions.kw["bind"]
+
+    def waiting() -> None:
+        if controls.on_wait is not None:
+            controls.on_wait(f"waiting up to {controls.wait_seconds:g} s for {_lock_holder_description(sessions)} to finish")
+
+    try:
+        with sync_lock(bind, controls.wait_seconds, waiting):
+            with sessions.begin() as session:
+                _mark_abandoned(session, except_run=run_id)
+                run = session.get(SyncRun, run_id) if run_id is not None else start_run(session, as_of, now or utcnow())
+                run.rule_table = engine.table.label
+                run.gmc_source, run.tis_source = (gmc.label if gmc else None), (tis.label if tis else None)
+                run.holder = lock_holder()
+                run_id, started = run.id, run.started_at
+            try:
+                yield run_id, started
+            except BaseException as error:
+                _record_failure(sessions, run_id, error)
+                if isinstance(error, Exception):
+                    raise SyncFailed(run_id, error) from error
+                if isinstance(error, KeyboardInterrupt) and not isinstance(error, SyncInterrupted):
+                    raise SyncInterrupted(run_id) from error
+                raise
+    except SyncLockBusy:
+        reason = f"{_lock_holder_description(sessions)} holds the sync lock"
+        if controls.wait_seconds > 0:
+            reason += f" (waited {controls.wait_seconds:g} s)"
+        skipped = record_skipped_run(sessions, as_of, now or utcnow(), reason, run_id)
+        log.warning("Sync run %s skipped: %s", skipped, reason)
+        raise SyncSkipped(skipped, reason) from None
+
+
+def _lock_holder_description(sessions: sessionmaker[Session]) -> str:
+    """Which sync holds the lock, as far as the runs say."""
     with sessions.begin() as session:
-        run = session.get(SyncRun, run_id) if run_id is not None else start_run(session, as_of, now or utcnow())
-        run.rule_table = engine.table.label
-        run.gmc_source, run.tis_source = (gmc.label if gmc else None), (tis.label if tis else None)
-        return run.id, run.started_at
+        run = session.scalars(
+            select(SyncRun).where(SyncRun.status == RunStatus.RUNNING, SyncRun.holder.is_not(None))
+            .order_by(SyncRun.id.desc()).limit(1)
+        ).first()
+        if run is None:
+            return "another sync"
+        return f"sync run {run.id} (started {run.started_at:%Y-%m-%d %H:%M:%S} UTC by {run.holder})"
+
+
+def _mark_abandoned(session: Session, except_run: int | None) -> None:
+    """Runs left RUNNING by a process that held the lock and no longer does (we hold it now)."""
+    abandoned = session.scalars(
+        update(SyncRun)
+        .where(SyncRun.status == RunStatus.RUNNING, SyncRun.holder.is_not(None), SyncRun.id != (except_run or 0))
+        .values(status=RunStatus.ABANDONED, finished_at=utcnow(),
+                error="abandoned: the process running it stopped before it finished")
+        .returning(SyncRun.id)
+    ).all()
+    for run_id in abandoned:
+        log.warning("Sync run %s was left running by a process that stopped; marked ABANDONED", run_id)
+
+
+def record_skipped_run(
+    sessions: sessionmaker[Session], as_of: date, now: datetime, reason: str, run_id: int | None = None
+) -> int:
+    """Records a run that did not go ahead (``run_id``: one already started for it), and why."""
+    with sessions.begin() as session:
+        run = session.get(SyncRun, run_id) if run_id is not None else start_run(session, as_of, now)
+        run.status, run.finished_at, run.error = RunStatus.SKIPPED, now, reason
+        return run.id
 
 
 class PhaseClock:
@@ -182,15 +325,19 @@ class PhaseClock:
 
 def _apply_sources(
     session: Session, run_id: int, gmc: GmcInput | None, tis: TisInput | None, bodies: Sequence[DesignatedBody],
-    events: EventLog, lap: Callable[[str], None], helper: SyncHelper,
+    events: EventLog, lap: Callable[[str], None], helper: SyncHelper, guard: MassChangeGuard,
 ) -> tuple[GmcOutcome, TisOutcome | None, list[Rejection]]:
     gmc_outcome = (
-        apply_gmc_lists(session, gmc.body_lists, [b.code for b in bodies], events, gmc.not_fetched_reasons, helper)
+        apply_gmc_lists(session, gmc.body_lists, [b.code for b in bodies], events, gmc.not_fetched_reasons, helper,
+                        guard=guard, fetched_at=gmc.list_taken_at)
         if gmc
         else GmcOutcome(not_fetched={b.code: "GMC was not fetched in this run" for b in bodies})
     )
     lap("gmc")
-    tis_outcome = apply_tis_people(session, tis.people, tis.full_snapshot, tis.deleted_person_ids, helper) if tis else None
+    tis_outcome = (
+        apply_tis_people(session, tis.people, tis.full_snapshot, tis.deleted_person_ids, helper, guard=guard, run_id=run_id)
+        if tis else None
+    )
     lap("tis")
     rejections = gmc_outcome.rejections + (tis_outcome.rejections if tis_outcome else [])
     if rejections:
@@ -209,18 +356,20 @@ def _sources_summary(
     run_id: int, as_of: date, engine: RuleEngine, started: datetime, gmc: GmcInput | None, tis: TisInput | None,
     gmc_outcome: GmcOutcome, tis_outcome: TisOutcome | None, rejections: list[Rejection], tis_not_fetched_reason: str | None,
 ) -> dict[str, Any]:
-    failed = gmc_outcome.failed or tis_not_fetched_reason or (tis_outcome is not None and not tis_outcome.complete)
+    tis_partial = tis_outcome is not None and (not tis_outcome.complete or tis_outcome.held_back is not None)
+    partial = gmc_outcome.partial or tis_not_fetched_reason or tis_partial
+    if tis and tis_outcome:
+        tis_summary = {"source": tis.label, **tis_outcome.summary()}
+    else:
+        tis_summary = {"source": None, "fetched": False, "notFetchedReason": tis_not_fetched_reason or "TIS was not given"}
     return {
         "syncRunId": run_id,
-        "status": RunStatus.PARTIAL if failed else RunStatus.SUCCEEDED,
+        "status": RunStatus.PARTIAL if partial else RunStatus.SUCCEEDED,
         "asOf": as_of.isoformat(),
         "ruleTable": engine.table.label,
         "startedAt": started.isoformat(),
         "gmc": {"source": gmc.label if gmc else None, **gmc_outcome.summary()},
-        "tis": (
-            {"source": tis.label, **tis_outcome.summary()} if tis and tis_outcome
-            else {"source": None, "fetched": False, "notFetchedReason": tis_not_fetched_reason or "TIS was not given"}
-        ),
+        "tis": tis_summary,
         "rejectedRecords": len(rejections),
         "rejections": [r.as_dict() for r in rejections[:REJECTIONS_IN_SUMMARY]],
     }
@@ -249,32 +398,41 @@ def _decisions_summary(decisions: DecisionOutcome, events: int) -> dict[str, Any
 def apply_run_sources(
     sessions: sessionmaker[Session], *, gmc: GmcInput | None, tis: TisInput | None, as_of: date, run_id: int | None = None,
     tis_not_fetched_reason: str | None = None, engine: RuleEngine | None = None, now: datetime | None = None,
+    controls: SyncControls = SyncControls(),
 ) -> int:
-    """A sharded sync's first step; returns the run id. Its decisions are left to ``decide_shard``."""
+    """A sharded sync's first step; returns the run id. Its decisions are left to ``decide_shard``.
+    The sync lock is held while the sources are applied; the run then names no holder, as its
+    shards decide in other processes."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
-    run_id, started = _open_run(sessions, run_id, as_of, now, engine, gmc, tis)
-    try:
-        with infrequent_garbage_collection(), sessions.begin() as session:
-            clock = PhaseClock()
-            events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
-            bodies = configured_designated_bodies(session)
-            before = queue_counts(session)
-            with _sync_helper(gmc, tis) as helper:
-                gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap,
-                                                                      helper)
-            mark_for_decision(session, gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()))
-            events.flush(session, force=True)
-            run = session.get(SyncRun, run_id)
-            run.summary = _sources_summary(run_id, as_of, engine, started, gmc, tis, gmc_outcome, tis_outcome, rejections,
-                                           tis_not_fetched_reason) | {
-                "queuesBefore": dict(before), "seconds": clock.seconds,
-                "sourcesAppliedAt": utcnow().isoformat(),
-            }
-            run.rejected_records = len(rejections)
+    with _locked_run(sessions, controls, run_id, as_of, now, engine, gmc, tis) as (run_id, started):
+        _apply_for_shards(sessions, run_id, started, gmc, tis, as_of, engine, tis_not_fetched_reason, controls.guard,
+                          release=True)
         return run_id
-    except Exception as error:
-        _record_failure(sessions, run_id, error)
-        raise SyncFailed(run_id, error) from error
+
+
+def _apply_for_shards(
+    sessions: sessionmaker[Session], run_id: int, started: datetime, gmc: GmcInput | None, tis: TisInput | None,
+    as_of: date, engine: RuleEngine, tis_not_fetched_reason: str | None, guard: MassChangeGuard, release: bool,
+) -> None:
+    with infrequent_garbage_collection(), sessions.begin() as session:
+        clock = PhaseClock()
+        events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
+        bodies = configured_designated_bodies(session)
+        before = queue_counts(session)
+        with _sync_helper(gmc, tis) as helper:
+            gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap,
+                                                                  helper, guard)
+        mark_for_decision(session, gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()))
+        events.flush(session, force=True)
+        run = session.get(SyncRun, run_id)
+        run.summary = _sources_summary(run_id, as_of, engine, started, gmc, tis, gmc_outcome, tis_outcome, rejections,
+                                       tis_not_fetched_reason) | {
+            "queuesBefore": dict(before), "seconds": clock.seconds,
+            "sourcesAppliedAt": utcnow().isoformat(),
+        }
+        run.rejected_records = len(rejections)
+        if release:
+            run.holder = None
 
 
 def decide_shard(
@@ -326,26 +484,26 @@ def finish_sharded_run(sessions: sessionmaker[Session], run_id: int, shard_count
 def run_sync_sharded(
     sessions: sessionmaker[Session], *, gmc: GmcInput | None, tis: TisInput | None, as_of: date, shards: int,
     decide_shards: Callable[[int, list[list[tuple[str, str | None]]]], Sequence[dict[str, Any]]] | None = None,
+    controls: SyncControls = SyncControls(),
 ) -> dict[str, Any]:
     """A sync with its decisions split into ``shards`` groups of ranges, decided by ``decide_shards``
-    (default: one after another, here)."""
-    run_id = apply_run_sources(sessions, gmc=gmc, tis=tis, as_of=as_of)
-    groups = shards_of_ranges(shards)
-    try:
+    (default: one after another, here), all under the sync lock."""
+    engine = RuleEngine(DEFAULT_RULE_TABLE)
+    with _locked_run(sessions, controls, None, as_of, None, engine, gmc, tis) as (run_id, started):
+        _apply_for_shards(sessions, run_id, started, gmc, tis, as_of, engine, None, controls.guard, release=False)
+        groups = shards_of_ranges(shards)
         if decide_shards is None:
             counts = [decide_shard(sessions, run_id, group) for group in groups]
         else:
             counts = decide_shards(run_id, groups)
-    except Exception as error:
-        _record_failure(sessions, run_id, error)
-        raise SyncFailed(run_id, error) from error
-    return finish_sharded_run(sessions, run_id, counts)
+        return finish_sharded_run(sessions, run_id, counts)
 
 
 def _record_failure(sessions: sessionmaker[Session], run_id: int, error: BaseException) -> None:
     with sessions.begin() as session:
         run = session.get(SyncRun, run_id)
-        run.status, run.finished_at, run.error = RunStatus.FAILED, utcnow(), f"{type(error).__name__}: {error}"
+        run.status, run.finished_at, run.error = RunStatus.FAILED, utcnow(), failure_text(error)
+    log.error("Sync run %s failed: %s", run_id, failure_text(error))
 
 
 def start_run(session: Session, as_of: date, now: datetime) -> SyncRun:
@@ -359,8 +517,9 @@ class RunStatus:
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
     PARTIAL = "PARTIAL"  # a source could not be fetched (or not completely) and kept its previous state
-    FAILED = "FAILED"
-    SKIPPED = "SKIPPED"  # triggered while another nightly run was running
+    FAILED = "FAILED"  # failed or was interrupted; nothing of it was committed
+    SKIPPED = "SKIPPED"  # not run: another sync held the sync lock
+    ABANDONED = "ABANDONED"  # its process stopped (killed, machine lost) before it finished
 
 
 def decision_basis(engine: RuleEngine, bodies: Sequence[DesignatedBody]) -> str:

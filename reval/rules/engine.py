@@ -94,6 +94,8 @@ def _audience(row: Row, situation: DoctorSituation, owners: tuple[str, ...]) -> 
             bodies.update(owners)
         elif audience is Audience.LAST_CONNECTED_DESIGNATED_BODY and situation.last_connected_designated_body:
             bodies.add(situation.last_connected_designated_body)
+        elif audience is Audience.REJECTED_RECORD_OWNERS:
+            bodies.update(code for owners in situation.rejected_tis_people for code in owners)
     return tuple(sorted(bodies))
 
 

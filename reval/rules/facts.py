@@ -31,6 +31,11 @@ FACTS: tuple[Fact, ...] = (
         BOOLEAN,
     ),
     Fact("tis_people", "how many TIS people have the GMC number", COUNT),
+    Fact(
+        "tis_record_rejected",
+        "a TIS person with the GMC number sent only records Reval rejected, so none of theirs is held",
+        BOOLEAN,
+    ),
     Fact("connected", "a fetched GMC list of a designated body contains the doctor", BOOLEAN),
     Fact("inactive_in_tis", "a TIS person with the GMC number is INACTIVE", BOOLEAN),
     Fact("unknown_programme_owner", "a current programme's owner maps to no designated body", BOOLEAN),
@@ -54,6 +59,7 @@ class DoctorFacts(NamedTuple):
     current_f1_placement: bool
     military: bool
     tis_people: str
+    tis_record_rejected: bool
     connected: bool
     inactive_in_tis: bool
     unknown_programme_owner: bool
@@ -127,6 +133,9 @@ class DoctorSituation(NamedTuple):
     gmc_designated_body: str | None  # from a fetched (or kept, when not fetched) GMC list
     last_connected_designated_body: str | None  # the GMC one when connected, else the last before
     tis_people: tuple[TisPersonView, ...]
+    # TIS people with this GMC number of whom Reval holds nothing, every record rejected: the
+    # designated bodies their programmes name (where readable), one tuple per person.
+    rejected_tis_people: tuple[tuple[str, ...], ...] = ()
 
 
 class DerivedFacts(NamedTuple):
@@ -202,6 +211,7 @@ def derive(situation: DoctorSituation, as_of: date) -> DerivedFacts:
         ),
         military=any(p.membership_type == "MILITARY" for p in military_candidates),
         tis_people=_count(len(situation.tis_people)),
+        tis_record_rejected=bool(situation.rejected_tis_people),
         connected=gmc_body is not None,
         inactive_in_tis=any(person.status == "INACTIVE" for person in situation.tis_people),
         unknown_programme_owner=any(p.owner_designated_body is None for p in current),

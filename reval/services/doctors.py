@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from reval.models import DoctorEvent, DoctorHide
+from reval.models import DoctorEvent, DoctorHide, RejectedTisPerson
 from reval.reconcile import queries
 from reval.reconcile.queries import DoctorRecords, doctor_records, explain_records
 from reval.reconcile.sync import latest_successful_run
@@ -39,6 +39,10 @@ class DoctorDetail:
     @property
     def tis_people(self):
         return self.records.tis_people
+
+    @property
+    def rejected_tis_people(self) -> list[RejectedTisPerson]:
+        return list(self.records.rejected_tis_people)
 
     @property
     def history(self) -> list[DoctorEvent]:
@@ -106,6 +110,14 @@ def doctor_history(context: Context, number: str) -> list[DoctorEvent]:
         if not may_see_doctor(session, context.actor, number):
             raise not_visible(number)
         return queries.doctor_history(session, number)
+
+
+def rejected_record_text(rejected: RejectedTisPerson) -> str:
+    """Why Reval holds nothing of a TIS person: the rejection of their record, and where it was."""
+    problem = f"{rejected.field} {rejected.reason}" if rejected.field else rejected.reason or "unreadable"
+    got = f" (got {rejected.value})" if rejected.value is not None else ""
+    owners = f"; its programmes name {', '.join(rejected.owners)}" if rejected.owners else ""
+    return f"TIS's record was rejected in sync run {rejected.sync_run_id}: {problem}{got}{owners}"
 
 
 EVENT_SOURCES = {"GMC_SYNC": "GMC", "TIS_SYNC": "TIS", "ADMIN": "Admin"}

@@ -20,12 +20,13 @@ from reval.validation import (
     gmc_number_or_none,
     iso_date,
     list_of_objects,
+    opaque_id,
+    optional_code,
     optional_enumeration,
-    optional_int,
     optional_iso_date,
     optional_text,
+    record_id,
     require_object,
-    required_int,
 )
 
 PERSON_STATUSES = ("CURRENT", "INACTIVE")
@@ -39,23 +40,23 @@ CURRICULUM_FIELDS: FieldRules = {
     "curriculumEndDate": optional_iso_date,
 }
 PLACEMENT_FIELDS: FieldRules = {
-    "id": optional_int,
-    "gradeAbbreviation": optional_text,
+    "id": opaque_id,
+    "gradeAbbreviation": optional_code,
     "dateFrom": iso_date,
     "dateTo": optional_iso_date,
 }
 PROGRAMME_MEMBERSHIP_FIELDS: FieldRules = {
-    "id": optional_int,
+    "id": opaque_id,  # TCS's own is a UUID
     "programmeName": optional_text,
-    "programmeNumber": optional_text,
+    "programmeNumber": optional_code,
     "programmeMembershipType": partial(optional_enumeration, allowed=PROGRAMME_MEMBERSHIP_TYPES),
     "programmeStartDate": iso_date,
     "programmeEndDate": optional_iso_date,
     "programmeOwner": optional_text,
-    "trainingPathway": optional_text,
+    "trainingPathway": optional_code,
 }
 PERSON_FIELDS: FieldRules = {
-    "tisPersonId": required_int,
+    "tisPersonId": record_id,
     "gmcNumber": gmc_number_or_none,
     "forenames": optional_text,
     "surname": optional_text,

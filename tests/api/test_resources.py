@@ -86,8 +86,8 @@ def test_a_doctor_with_the_explanation_and_a_cache_validator(calling):
     caller = calling()
     response = caller.get(f"/api/v1/doctors/{EAST_MISMATCH[0]}")
     doctor = response.json
-    assert doctor["decision"]["reason"] == "DB_MISMATCH" and doctor["explanation"]["matchedRow"] == 9
-    assert doctor["explanation"]["rowsTried"][7]["failed"] == [
+    assert doctor["decision"]["reason"] == "DB_MISMATCH" and doctor["explanation"]["matchedRow"] == 10
+    assert doctor["explanation"]["rowsTried"][8]["failed"] == [
         {"fact": "connected_to_programme_owner", "required": True, "actual": False}
     ]
     assert doctor["gmc"]["designatedBody"] == EAST_OF_ENGLAND and doctor["tisPeople"][0]["programmeMemberships"]
@@ -142,10 +142,10 @@ def test_a_wrong_method_is_refused_with_allow(admin):
 
 def test_the_rule_table_as_data(calling):
     table = calling().get("/api/v1/rules").json
-    assert table["label"] == "reval-default@1" and len(table["rows"]) == 14
-    assert table["rows"][8] | {"when": None} == {
-        "number": 9, "reason": "DB_MISMATCH", "label": "Connected to another body", "queue": "DISCREPANCY",
-        "visibleTo": ["GMC DB"], "when": None, "description": table["rows"][8]["description"],
+    assert table["label"] == "reval-default@2" and len(table["rows"]) == 15
+    assert table["rows"][9] | {"when": None} == {
+        "number": 10, "reason": "DB_MISMATCH", "label": "Connected to another body", "queue": "DISCREPANCY",
+        "visibleTo": ["GMC DB"], "when": None, "description": table["rows"][9]["description"],
     }
 
 

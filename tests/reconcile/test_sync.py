@@ -12,7 +12,8 @@ from reval.models import DoctorEvent, GmcConnection, RejectedRecord, SyncRun, Ti
 from reval.reconcile.hides import record_hide
 from reval.reconcile.queries import doctor_history
 from reval.reconcile.reference import replace_designated_bodies
-from reval.reconcile.sync import GmcInput, SyncFailed, TisInput, run_sync
+from reval.reconcile.sources import MassChangeGuard
+from reval.reconcile.sync import GmcInput, SyncControls, SyncFailed, TisInput, run_sync
 from reval.snapshot_files import open_snapshot
 from tests.factories import (
     AS_OF, EAST_OF_ENGLAND, NORTH_EAST, WESSEX, days, exported, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot,
@@ -25,7 +26,7 @@ NOW = datetime(2026, 11, 21, 1, 0, tzinfo=timezone.utc)
 def sync(sessions, files):
     counter = iter(range(1000))
 
-    def run(gmc_lists=None, people=None, as_of=AS_OF, jsonl=False):
+    def run(gmc_lists=None, people=None, as_of=AS_OF, jsonl=False, allow_mass_changes=False):
         n = next(counter)
         suffix = ".jsonl" if jsonl else ".json"
         gmc = tis = None
@@ -35,7 +36,8 @@ def sync(sessions, files):
         if people is not None:
             path = tis_snapshot(files / f"tis{n}{suffix}", people, jsonl)
             tis = TisInput(str(path), open_snapshot(path, label="TIS", list_key="people"))
-        return run_sync(sessions, gmc=gmc, tis=tis, as_of=as_of)
+        controls = SyncControls(MassChangeGuard(allowed=allow_mass_changes))
+        return run_sync(sessions, gmc=gmc, tis=tis, as_of=as_of, controls=controls)
 
     return run
 
@@ -90,7 +92,7 @@ def test_a_doctor_missing_from_a_fetched_list_has_been_disconnected(sync, sessio
     ended = person("1000001", programme(EAST_OF_ENGLAND, start=days(-900), end=days(-10)), person_id=1)
     sync(CONNECTED_ADA, [ended])
     assert decisions(sessions)["1000001"] == ("DISCREPANCY", "PROGRAMME_EXPIRED")
-    summary = sync({EAST_OF_ENGLAND: []}, [ended])
+    summary = sync({EAST_OF_ENGLAND: []}, [ended], allow_mass_changes=True)
     assert summary["gmc"]["connectionsRemoved"] == 1
     assert decisions(sessions)["1000001"] == ("HISTORIC", "PREVIOUSLY_CONNECTED")
     assert ("GMC_SYNC", "CONNECTION", {"designatedBody": EAST_OF_ENGLAND}, {"designatedBody": None}) in events(sessions, "1000001")
@@ -105,7 +107,7 @@ def test_a_doctor_moved_between_fetched_lists_is_moved(sync, sessions):
 
 def test_a_person_absent_from_a_full_tis_snapshot_has_been_deleted(sync, sessions):
     sync(CONNECTED_ADA, [ADA])
-    summary = sync(CONNECTED_ADA, [])
+    summary = sync(CONNECTED_ADA, [], allow_mass_changes=True)
     assert summary["tis"]["peopleDeleted"] == 1
     assert decisions(sessions)["1000001"] == ("DISCREPANCY", "NOT_IN_TIS")
     assert events(sessions, "1000001")[-1][:2] == ("TIS_SYNC", "DECISION")
@@ -191,7 +193,8 @@ def hide(sessions, number, body, until=None):
 
 def test_a_hide_applies_only_to_its_designated_body(sync, sessions):
     sync(CONNECTED_ADA, [person("1000001", programme(WESSEX), person_id=1)])  # DB_MISMATCH: EoE sees it
-    sync({EAST_OF_ENGLAND: []}, [person("1000002", programme(WESSEX), programme(NORTH_EAST), person_id=2)])
+    sync({EAST_OF_ENGLAND: []}, [person("1000002", programme(WESSEX), programme(NORTH_EAST), person_id=2)],
+         allow_mass_changes=True)
     hide(sessions, "1000002", WESSEX)
     assert decisions(sessions, WESSEX)["1000002"] == ("HIDDEN", "HIDDEN_BY_ADMIN")
     assert decisions(sessions, NORTH_EAST)["1000002"] == ("DISCREPANCY", "OVERLAPPING_PROGRAMMES")

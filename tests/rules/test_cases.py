@@ -33,7 +33,8 @@ def situation(case: dict) -> DoctorSituation:
         for index, person in enumerate(case["people"])
     )
     body = case["gmc"]
-    return DoctorSituation(body, body or case.get("lastConnected"), people)
+    rejected = tuple(tuple(owners) for owners in case.get("rejectedOwners", ()))
+    return DoctorSituation(body, body or case.get("lastConnected"), people, rejected)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
@@ -52,7 +53,7 @@ def test_every_row_has_a_case():
 def test_explanation_names_the_failed_condition_of_each_earlier_row():
     case = next(c for c in CASES if c["name"] == "connected to another body than the current programme's owner")
     explanation = RuleEngine(DEFAULT_RULE_TABLE).explain(situation(case), date(2026, 11, 21))
-    assert [outcome.row.number for outcome in explanation.rows_tried] == list(range(1, 10))
+    assert [outcome.row.number for outcome in explanation.rows_tried] == list(range(1, 11))
     assert all(outcome.failed for outcome in explanation.rows_tried[:-1])
     assert explanation.rows_tried[-1].failed == []
-    assert ("connected_to_programme_owner", True, False) in explanation.rows_tried[7].failed
+    assert ("connected_to_programme_owner", True, False) in explanation.rows_tried[8].failed

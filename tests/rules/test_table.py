@@ -13,7 +13,7 @@ from reval.rules.checks import check_table
 from reval.rules.facts import derive, is_consistent, stable_between
 from reval.rules.table import Queue, _row
 
-PINNED_FINGERPRINTS = {"1": "754477b3083ea064"}
+PINNED_FINGERPRINTS = {"1": "754477b3083ea064", "2": "386d1740d309226f"}
 
 
 def test_default_table_has_no_gaps_and_no_unreachable_rows():
@@ -40,15 +40,15 @@ def test_a_table_missing_its_last_row_has_a_gap():
 
 
 def test_a_row_shadowed_by_an_earlier_one_is_unreachable():
-    shadowed = _row(15, "NEVER", Queue.HIDDEN, (), connected=True, tis_people="NONE")
+    shadowed = _row(16, "NEVER", Queue.HIDDEN, (), connected=True, tis_people="NONE")
     report = check_table(replace(DEFAULT_RULE_TABLE, rows=DEFAULT_RULE_TABLE.rows + (shadowed,)))
     assert [row.reason for row in report.unreachable] == ["NEVER"]
 
 
 def test_a_condition_on_an_undeclared_fact_is_a_problem():
-    broken = _row(15, "TYPO", Queue.HIDDEN, (), conected=True)
+    broken = _row(16, "TYPO", Queue.HIDDEN, (), conected=True)
     report = check_table(replace(DEFAULT_RULE_TABLE, rows=DEFAULT_RULE_TABLE.rows + (broken,)))
-    assert report.problems == ["row 15 (TYPO) tests undeclared fact 'conected'"]
+    assert report.problems == ["row 16 (TYPO) tests undeclared fact 'conected'"]
 
 
 def test_reasons_are_unique():

@@ -148,7 +148,7 @@ def test_a_doctors_page_explains_their_decision(page, site, artifacts):
     sign_in(page, site)
     page.get_by_role("link", name=re.compile("Mbeki")).click()
     expect(page.get_by_role("heading", name="Ada Mbeki", level=1)).to_be_visible()
-    expect(page.get_by_text("Row 9 of reval-default@1")).to_be_visible()
+    expect(page.get_by_text("Row 10 of reval-default@2")).to_be_visible()
     expect(page.get_by_role("cell", name="Matched: connected = yes and current_programme = yes")).to_be_visible()
     page.screenshot(path=artifacts / "doctor.png", full_page=True)
     assert_accessible(page)

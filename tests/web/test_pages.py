@@ -253,7 +253,7 @@ def test_the_doctor_page_explains_the_decision(sign_in, national):
     html = sign_in().get(f"/doctors/{EAST_MISMATCH[0]}").text
     assert "DB_MISMATCH" in html and "Connected to another body" in html
     assert "connected_to_programme_owner is no, needs yes" not in html or "Matched" in html
-    assert "Row 9 of reval-default@1" in html
+    assert "Row 10 of reval-default@2" in html
 
 
 def test_the_rules_page_lists_every_row_with_its_label(sign_in, national):
