@@ -25,6 +25,7 @@ from reval.services.context import Actor, Context
 from reval.services.queues import QueueFilters, counts_by_body, tab_counts
 from reval.reconcile.sync import GmcInput, TisInput, run_sync_sharded
 from reval.models import Doctor
+from reval.progress import SILENT, Progress
 from reval.snapshot_files import open_snapshot
 from reval.synthetic import generate
 from reval.tis.records import PersonSchema, read_person
@@ -62,7 +63,9 @@ def validation_cost(tis_file: Path) -> dict[str, float]:
     return {"bulkMicrosPerPerson": bulk / len(sample) * 1e6, "marshmallowMicrosPerPerson": marshmallow / len(sample) * 1e6}
 
 
-def run_bench(doctors: int, seed: int, as_of: date, database_url: str | None = None) -> dict[str, Any]:
+def run_bench(
+    doctors: int, seed: int, as_of: date, database_url: str | None = None, progress: Progress = SILENT
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="reval-bench-") as work:
         directory = Path(work)
         dataset, generate_seconds = _timed(lambda: generate(directory, doctors, as_of, seed))
@@ -73,9 +76,9 @@ def run_bench(doctors: int, seed: int, as_of: date, database_url: str | None = N
             if session.scalar(select(func.count()).select_from(Doctor)):
                 raise ValueError(f"the bench needs an empty database; {database_url} already holds doctors")
         memory_before = peak_memory_mib()
-        full, full_seconds = _timed(lambda: sync_files(sessions, dataset.gmc, dataset.tis, as_of))
+        full, full_seconds = _timed(lambda: sync_files(sessions, dataset.gmc, dataset.tis, as_of, progress))
         memory_after_full = peak_memory_mib()
-        again, again_seconds = _timed(lambda: sync_files(sessions, dataset.gmc, dataset.tis, as_of))
+        again, again_seconds = _timed(lambda: sync_files(sessions, dataset.gmc, dataset.tis, as_of, progress))
         figures = {
             "doctors": dataset.gmc_doctors,
             "tisPeople": dataset.tis_people,

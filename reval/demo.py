@@ -25,10 +25,11 @@ from reval.gmc.client import GmcClient, GmcSettings
 from reval.gmc.codes import Action
 from reval.gmc.simulator import GmcConnectState, InjectedFault, RunningSimulator
 from reval.models import ConnectionRequest, Doctor, SyncRun
+from reval.progress import SILENT, Progress
 from reval.reconcile.connections import deliver_request, record_connection_request
 from reval.reconcile.live import fetched_gmc_lists, fetched_tis_people
 from reval.reconcile.reference import configured_designated_bodies
-from reval.reconcile.sync import GmcInput, TisInput, run_sync
+from reval.reconcile.sync import GmcInput, SyncControls, TisInput, run_sync
 from reval.refusals import Conflict
 from reval.services.queues import counts_by_body
 from reval.snapshot_files import UnparseableRecord, open_snapshot
@@ -88,8 +89,11 @@ def check_demo_database(sessions: sessionmaker[Session]) -> None:
         )
 
 
-def sync_files(sessions: sessionmaker[Session], gmc: Path, tis: Path, as_of: date) -> dict[str, Any]:
-    return run_sync(sessions, gmc=GmcInput.from_file(gmc), tis=TisInput.from_file(tis), as_of=as_of)
+def sync_files(
+    sessions: sessionmaker[Session], gmc: Path, tis: Path, as_of: date, progress: Progress = SILENT
+) -> dict[str, Any]:
+    return run_sync(sessions, gmc=GmcInput.from_file(gmc), tis=TisInput.from_file(tis), as_of=as_of,
+                    controls=SyncControls(progress=progress))
 
 
 def gmc_lists(path: Path) -> list[dict[str, Any]]:
@@ -101,10 +105,14 @@ def gmc_lists(path: Path) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def demo_services(directory: Path, doctors: int, as_of: date, seed: int) -> Iterator[DemoServices]:
+def demo_services(
+    directory: Path, doctors: int, as_of: date, seed: int, progress: Progress = SILENT
+) -> Iterator[DemoServices]:
     """Generates the dataset and serves it from GMC Connect and TIS simulators until the block ends.
     GMC's lists start as the previous night's."""
+    progress.begin("generate", "GMC-connected doctors")
     dataset = generate(directory, doctors, as_of, seed)
+    progress.end(dataset.gmc_doctors)
     gmc_password, tis_secret = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
     people = [record for _locator, record in open_snapshot(dataset.tis, label="TIS", list_key="people")]
     gmc_state = GmcConnectState.from_snapshot(
@@ -118,29 +126,35 @@ def demo_services(directory: Path, doctors: int, as_of: date, seed: int) -> Iter
         )
 
 
-def run_demo(sessions: sessionmaker[Session], services: DemoServices, as_of: date) -> DemoResult:
+def run_demo(
+    sessions: sessionmaker[Session], services: DemoServices, as_of: date, progress: Progress = SILENT
+) -> DemoResult:
     """Two nights synced from the simulators, then an admin's connection requests."""
     gmc_client, tis_client = GmcClient(services.gmc_settings), TisClient(services.tis_settings)
     with sessions.begin() as session:
         codes = [body.code for body in configured_designated_bodies(session)]
-    previous_night = _sync_live(sessions, gmc_client, tis_client, codes, as_of - timedelta(days=1))
+    previous_night = _sync_live(sessions, gmc_client, tis_client, codes, as_of - timedelta(days=1), progress)
     # During the day GMC's lists moved on to tonight's.
     state = services.gmc.state
     tonight_state = GmcConnectState.from_snapshot(gmc_lists(services.dataset.gmc), "", "")
     state.lists, state.known_doctors = tonight_state.lists, tonight_state.known_doctors
     state.today = lambda: as_of
-    tonight = _sync_live(sessions, gmc_client, tis_client, codes, as_of)
+    tonight = _sync_live(sessions, gmc_client, tis_client, codes, as_of, progress)
+    progress.begin("deliver", "connection requests")
     requests = _admins_connect_doctors(sessions, services.gmc, gmc_client, as_of)
+    progress.end(len(requests))
     with sessions.begin() as session:
         counts = counts_by_body(session)
         bodies = [(b.code, b.name, counts.get(b.code, {})) for b in configured_designated_bodies(session)]
     return DemoResult(services.dataset, services.gmc.url, previous_night, tonight, bodies, requests)
 
 
-def _sync_live(sessions, gmc_client: GmcClient, tis_client: TisClient, codes: list[str], as_of: date) -> dict[str, Any]:
-    with fetched_gmc_lists(gmc_client, codes) as gmc, fetched_tis_people(tis_client) as tis:
+def _sync_live(
+    sessions, gmc_client: GmcClient, tis_client: TisClient, codes: list[str], as_of: date, progress: Progress
+) -> dict[str, Any]:
+    with fetched_gmc_lists(gmc_client, codes, progress=progress) as gmc, fetched_tis_people(tis_client, progress) as tis:
         gmc.label, tis.label = f"{DEMO_LABEL}: {gmc.label}", f"{DEMO_LABEL}: {tis.label}"
-        return run_sync(sessions, gmc=gmc, tis=tis, as_of=as_of)
+        return run_sync(sessions, gmc=gmc, tis=tis, as_of=as_of, controls=SyncControls(progress=progress))
 
 
 def _admins_connect_doctors(

@@ -17,6 +17,7 @@ from kombu import Consumer, Exchange, Queue
 
 from reval.extensions import database, gmc_client, tis_client
 from reval.models import ConnectionRequest
+from reval.progress import Progress
 from reval.clock import london_today, utcnow
 from reval.reconcile.connections import DeliveryPolicy, Status, deliver_due_requests, deliver_request
 from reval.reconcile.hides import end_expired_hides
@@ -115,6 +116,17 @@ class RunLock:
         return bool(self.redis.eval(self._RELEASE, 1, self.NAME, token))
 
 
+class LockKeptAlive(Progress):
+    """Extends the nightly run's lock as each phase of its sync ends: a run still making progress
+    keeps it, a dead one lets it expire."""
+
+    def __init__(self, lock: RunLock, token: str):
+        self.lock, self.token = lock, token
+
+    def end(self, done: int | None = None) -> None:
+        self.lock.extend(self.token)
+
+
 def run_lock(config: Mapping[str, Any] | None = None) -> RunLock:
     config = config or current_app.config
     url = config.get("REVAL_LOCK_URL") or config["REVAL_BROKER_URL"]
@@ -174,7 +186,8 @@ def reconcile_run(
         return {"runId": run_id, "status": finished["status"]}
     handed_on = False
     try:
-        controls = SyncControls.from_config(current_app.config, allow_mass_changes=allow_mass_changes)
+        controls = SyncControls.from_config(current_app.config, allow_mass_changes=allow_mass_changes,
+                                            progress=LockKeptAlive(lock, token))
         shards = planned_shards(sessions, run_id, int(current_app.config.get("REVAL_SHARD_SIZE") or 200_000))
         if shards > 1:
             apply_staged(sessions, run_id, day, controls)
@@ -183,7 +196,7 @@ def reconcile_run(
             chord(decide)(finish_run.s(run_id, token))
             handed_on = True
             return {"runId": run_id, "status": "RUNNING", "shards": shards}
-        summary = reconcile_staged(sessions, run_id, day, progress=lambda _phase: lock.extend(token), controls=controls)
+        summary = reconcile_staged(sessions, run_id, day, controls=controls)
     except (AllSourcesFailed, SyncSkipped) as error:
         # Nothing was applied (no source could be fetched, or another sync held the lock all the
         # while): the whole nightly run is tried again later.

@@ -36,11 +36,11 @@ def snapshots(files):
 @pytest.fixture
 def synced(reval, snapshots):
     gmc, tis = snapshots
-    return json.loads(reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF.isoformat(), "--json").output)
+    return json.loads(reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF.isoformat(), "--json").stdout)
 
 
 def export(reval, *args):
-    return json.loads(reval("export", *args).output)
+    return json.loads(reval("export", *args).stdout)
 
 
 def test_sync_json_summary(synced):
@@ -86,7 +86,7 @@ def test_hide_shows_hidden_by_admin_to_that_body_only(reval, synced):
     assert export(reval, "--queue", "HIDDEN") == []
     reval("unhide", "1000003", "--designated-body", EAST_OF_ENGLAND)
     assert export(reval, "--designated-body", EAST_OF_ENGLAND, "--queue", "HIDDEN") == []
-    kinds = [e["kind"] for e in json.loads(reval("history", "1000003", "--json").output)]
+    kinds = [e["kind"] for e in json.loads(reval("history", "1000003", "--json").stdout)]
     assert kinds == ["CONNECTION", "DECISION", "HIDE", "UNHIDE"]
 
 
@@ -161,7 +161,7 @@ def test_demo_exercises_every_rule(reval, app, migrated):
     from reval.rules import DEFAULT_RULE_TABLE
 
     assert reasons == {row.reason for row in DEFAULT_RULE_TABLE.rows}
-    requests = json.loads(reval("requests", "--format", "json").output)
+    requests = json.loads(reval("requests", "--format", "json").stdout)
     assert [(r["status"], r["returnCode"]) for r in requests] == [("SUCCEEDED", "0"), ("FAILED", "106")]
     flagged = [row["gmcReferenceNumber"] for row in export(reval) if row["gmcUpdateFailed"]]
     assert flagged == [requests[1]["gmcReferenceNumber"]]

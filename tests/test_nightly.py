@@ -45,7 +45,7 @@ def latest_finished(sessions):
 
 
 def exported(reval):
-    return {row["gmcReferenceNumber"]: row for row in json.loads(reval("export").output)}
+    return {row["gmcReferenceNumber"]: row for row in json.loads(reval("export").stdout)}
 
 
 def test_the_nightly_run_fans_out_and_reconciles_once_all_have_reported(services, workers, reval, sessions):
@@ -57,7 +57,7 @@ def test_the_nightly_run_fans_out_and_reconciles_once_all_have_reported(services
     doctors = exported(reval)
     assert (doctors["1000001"]["queue"], doctors["1000002"]["reason"]) == ("CONNECTED", "NOT_CONNECTED")
     assert not redis.Redis.from_url(BROKER_URL).exists(RunLock.NAME)  # released
-    listed = json.loads(reval("runs", "--format", "json").output)
+    listed = json.loads(reval("runs", "--format", "json").stdout)
     assert listed[0]["status"] == "SUCCEEDED" and listed[0]["queues"]["CONNECTED"]["after"] == 1
 
 

@@ -9,6 +9,7 @@ from flask import current_app
 
 from reval.app import create_app
 from reval.cli.base import AS_OF, CommandRefused, command, context, day, print_json
+from reval.cli.progress import QUIET, progress_for
 from reval.cli.runs import format_summary
 from reval.cli.servers import _celery_app, serve_app
 from reval.demo import check_demo_database, demo_services, run_demo
@@ -16,7 +17,7 @@ from reval.extensions import database
 from reval.rules import Queue
 
 
-@command()
+@command(stoppable=True)
 @click.option("--doctors", default=3000, show_default=True, help="About how many GMC-connected doctors.")
 @click.option("--seed", default=2026, show_default=True)
 @click.option("--as-of", type=AS_OF, help="Tonight's date (default: today in London).")
@@ -24,7 +25,8 @@ from reval.rules import Queue
 @click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the web UI on the demo data at the end.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
-def demo(doctors, seed, as_of, database_url, serve, host, port):
+@QUIET
+def demo(doctors, seed, as_of, database_url, serve, host, port, quiet):
     """Generate a synthetic national dataset, sync two nights of it, summarise the queues, serve the UI."""
     directory = Path(current_app.instance_path) / "demo"
     if database_url is None:
@@ -36,8 +38,9 @@ def demo(doctors, seed, as_of, database_url, serve, host, port):
     tonight = context().checked_as_of(day(as_of))
     db = database(create_app(instance | {"REVAL_BROKER_URL": ""}))
     check_demo_database(db.sessions)
-    with demo_services(directory, doctors, tonight, seed) as services:
-        result = run_demo(db.sessions, services, tonight)
+    progress = progress_for(quiet)
+    with demo_services(directory, doctors, tonight, seed, progress) as services:
+        result = run_demo(db.sessions, services, tonight, progress)
         _print_demo(result, seed, db.engine.url.render_as_string(hide_password=True))
         if serve:
             app = create_app(instance | services.app_settings() | {"REVAL_AUTH": "dev"})
@@ -85,14 +88,15 @@ def _print_offices(result, host: str, port: int) -> None:
         )
 
 
-@command()
+@command(stoppable=True)
 @click.option("--doctors", default=100_000, show_default=True)
 @click.option("--seed", default=2026, show_default=True)
 @click.option("--database-url", help="An empty database to use (default: a fresh SQLite file).")
 @click.option("--workers", type=int, help="Shard the decisions over this many `reval worker` processes (needs REVAL_BROKER_URL).")
 @click.option("--shards", default=4, show_default=True, help="With --workers: how many shards.")
 @click.option("--json", "as_json", is_flag=True)
-def bench(doctors, seed, database_url, workers, shards, as_json):
+@QUIET
+def bench(doctors, seed, database_url, workers, shards, as_json, quiet):
     """Time a full national sync and an unchanged re-sync into a fresh database."""
     from reval.bench import run_bench, run_sharded_bench
 
@@ -102,7 +106,7 @@ def bench(doctors, seed, database_url, workers, shards, as_json):
             _celery_app()
             figures = run_sharded_bench(doctors, seed, today, database_url, workers, shards, current_app)
         else:
-            figures = run_bench(doctors, seed, today, database_url)
+            figures = run_bench(doctors, seed, today, database_url, progress_for(quiet))
     except ValueError as error:
         raise CommandRefused(str(error)) from None
     if as_json or workers:

@@ -8,6 +8,7 @@ import click
 from celery.exceptions import TimeoutError as CeleryTimeout
 
 from reval.cli.base import AS_OF, command, context, day, print_json
+from reval.cli.progress import QUIET, progress_for
 from reval.extensions import broker_configured
 from reval.reconcile.connections import Status
 from reval.reconcile.runs import run_view
@@ -38,11 +39,13 @@ def say_waiting(message: str) -> None:
 @click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: today in London).")
 @ALLOW_MASS_CHANGES
 @WAIT_SECONDS
+@QUIET
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def sync(gmc_file, tis_file, as_of, allow_mass_changes, wait_seconds, as_json):
+def sync(gmc_file, tis_file, as_of, allow_mass_changes, wait_seconds, quiet, as_json):
     """Take GMC's lists and TIS's people (from files, or live), decide every doctor, print the summary."""
     summary = sync_now(context(), gmc_file=gmc_file, tis_file=tis_file, as_of=day(as_of),
-                       allow_mass_changes=allow_mass_changes, wait_seconds=wait_seconds, on_wait=say_waiting)
+                       allow_mass_changes=allow_mass_changes, wait_seconds=wait_seconds, on_wait=say_waiting,
+                       progress=progress_for(quiet))
     if as_json:
         print_json(summary)
         return
@@ -55,10 +58,12 @@ def sync(gmc_file, tis_file, as_of, allow_mass_changes, wait_seconds, as_json):
 @click.argument("person_ids", nargs=-1, required=True, type=int)
 @click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: today in London).")
 @WAIT_SECONDS
+@QUIET
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def refresh_people(person_ids, as_of, wait_seconds, as_json):
+def refresh_people(person_ids, as_of, wait_seconds, quiet, as_json):
     """Pull just these TIS people (a 404 means deleted) and re-decide the doctors they touch."""
-    summary = refresh_people_now(context(), person_ids, day(as_of), wait_seconds=wait_seconds, on_wait=say_waiting)
+    summary = refresh_people_now(context(), person_ids, day(as_of), wait_seconds=wait_seconds, on_wait=say_waiting,
+                                 progress=progress_for(quiet))
     if as_json:
         print_json(summary)
     else:
@@ -123,10 +128,12 @@ NIGHTLY_START_SECONDS = 60
 @click.option("--wait", is_flag=True, help="Wait for the run to finish and print its summary.")
 @click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: today in London).")
 @ALLOW_MASS_CHANGES
-def nightly(wait, as_of, allow_mass_changes):
+@QUIET
+def nightly(wait, as_of, allow_mass_changes, quiet):
     """Trigger the nightly run now: by the workers when a broker is configured, else here."""
     if not broker_configured():
-        summary = nightly_in_process(context(), day(as_of), allow_mass_changes=allow_mass_changes, on_wait=say_waiting)
+        summary = nightly_in_process(context(), day(as_of), allow_mass_changes=allow_mass_changes, on_wait=say_waiting,
+                                     progress=progress_for(quiet))
         click.echo(format_summary(summary))
         click.echo(f"Connection requests: {format_delivery(summary['connectionRequestsDelivered'])}")
         return

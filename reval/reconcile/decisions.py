@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from reval.designated_bodies import OwnerDirectory
 from reval.models import Doctor, DoctorHide, DoctorVisibility, GmcConnection, RejectedTisPerson, TisPerson
 from reval.reconcile.common import BATCH_SIZE, EventKind, EventLog, RowWriter, Source
+from reval.progress import SILENT, Progress
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.rules import HIDDEN_BY_ADMIN, Decision, DoctorSituation, PlacementSpan, ProgrammeSpan, Queue, RuleEngine, TisPersonView
 from reval.rules.facts import shown_programme, stable_between
@@ -247,6 +248,7 @@ def decide_doctors(
     only: set[str] | None = None,
     count_queues: bool = True,
     helper: SyncHelper = IN_THIS_PROCESS,
+    progress: Progress = SILENT,
 ) -> DecisionOutcome:
     """Decides, in the given GMC-number ranges (default: all), every doctor whose decision may have
     changed: sources touched in this run, as-of date outside its stable window, different rules or
@@ -271,7 +273,8 @@ def decide_doctors(
         batch goes to ``decide_batch``, the previous decisions stay here to compare against."""
         batch: list[DoctorInputs] = []
         previous_rows: dict[str, Any] = {}
-        for low, high in ranges or gmc_number_ranges():
+        for index, (low, high) in enumerate(range_list):
+            progress.advance(outcome.decided, index / len(range_list))
             stale = [] if only is not None else session.scalars(
                 select(Doctor.gmc_number).where(
                     in_range(Doctor.gmc_number, low, high),
@@ -289,7 +292,9 @@ def decide_doctors(
         if batch:
             yield batch, previous_rows
 
+    range_list = list(ranges or gmc_number_ranges())
     context = DecisionContext(engine, owners, basis, as_of)
+    progress.begin("decide", "doctors")
     for previous_rows, decided in helper.ordered(decide_batch, context, inputs()):
         for new in decided:
             number = new["gmc_number"]
@@ -315,6 +320,7 @@ def decide_doctors(
     for writer in (doctors, visibility, hides_ending):
         writer.flush()
     events.flush(session, force=True)
+    progress.end(outcome.decided)
     if count_queues:
         outcome.after = queue_counts(session)
     return outcome

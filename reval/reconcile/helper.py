@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -60,6 +61,8 @@ def _peak_memory_mib() -> float | None:
 def _start_helper(modules: tuple[str, ...], parent: int) -> None:
     """The helper process's start: its parent (``parent``, named by the parent itself: it may
     have died before this runs) watched, the work's modules imported."""
+    # Ctrl-C reaches every process of the terminal's group: the parent stops this one itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(parent,), name="reval-parent-watch", daemon=True).start()
     for module in modules:
         importlib.import_module(module)
@@ -143,22 +146,25 @@ class SyncHelper:
         if self._up is not None:
             self._up.result(timeout)
 
-    def close(self) -> None:
+    def close(self, interrupted: bool = False) -> None:
+        """Ends the helper process. After a failure or an interruption it is not asked for its
+        figures, and is waited for: the process this one may be about to end is its parent."""
         if self._executor is not None:
-            try:
-                self.peak_memory_mib = self._executor.submit(_peak_memory_mib).result(timeout=60)
-            except Exception:  # a helper that died or hangs has no figure to give; the sync reports its failure
-                pass
-            # Not waiting for it to exit: tearing down its interpreter takes a tenth of a second
-            # that the sync need not spend; the executor's own thread reaps it.
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            if not interrupted:
+                try:
+                    self.peak_memory_mib = self._executor.submit(_peak_memory_mib).result(timeout=60)
+                except Exception:  # a helper that died or hangs has no figure to give; the sync reports its failure
+                    pass
+            # Otherwise not waiting for it to exit: tearing down its interpreter takes a tenth of
+            # a second that the sync need not spend; the executor's own thread reaps it.
+            self._executor.shutdown(wait=interrupted, cancel_futures=True)
             self._executor = None
 
     def __enter__(self) -> "SyncHelper":
         return self
 
-    def __exit__(self, *_exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *_exc) -> None:
+        self.close(interrupted=exc_type is not None)
 
 
 class _InOrder(Iterator[tuple[K, R]]):

@@ -18,6 +18,7 @@ import orjson
 
 from reval.clock import utcnow
 from reval.gmc.client import GmcClient, with_retries
+from reval.progress import SILENT, Progress
 from reval.reconcile.sync import GmcInput, TisInput
 from reval.snapshot_files import open_snapshot
 from reval.tis.client import TisClient, TisUnavailable
@@ -40,21 +41,25 @@ def fetch_gmc_list(
 
 @contextmanager
 def fetched_gmc_lists(
-    client: GmcClient, designated_body_codes: Sequence[str], sleep: Callable[[float], None] = time.sleep
+    client: GmcClient, designated_body_codes: Sequence[str], sleep: Callable[[float], None] = time.sleep,
+    progress: Progress = SILENT,
 ) -> Iterator[GmcInput]:
     """GetDoctorsForDB for each body, retried; a body that still fails is "not fetched", with why."""
     not_fetched: dict[str, str] = {}
     began: dict[str, datetime] = {}  # when each list's fetch began
     with tempfile.TemporaryDirectory(prefix="reval-gmc-") as directory:
         staged = Path(directory) / "gmc.jsonl"
+        progress.begin("GMC", "lists fetched")
         with staged.open("wb") as handle:
-            for code in designated_body_codes:
+            for index, code in enumerate(designated_body_codes, start=1):
                 began[code] = utcnow()
                 doctors, reason = fetch_gmc_list(client, code, sleep)
                 if reason is None:
                     handle.write(orjson.dumps({"designatedBodyCode": code, "doctors": doctors}) + b"\n")
                 else:
                     not_fetched[code] = reason
+                progress.advance(index - len(not_fetched), index / len(designated_body_codes))
+        progress.end()
         gmc = staged_gmc_input(staged, f"GMC Connect {client.settings.url}", not_fetched)
         gmc.body_taken_at = began
         yield gmc
@@ -65,16 +70,28 @@ class TisPullFailed(Exception):
 
 
 @contextmanager
-def fetched_tis_people(client: TisClient) -> Iterator[TisInput]:
+def fetched_tis_people(client: TisClient, progress: Progress = SILENT) -> Iterator[TisInput]:
     """Every person TIS lists, fetched and staged on disk; raises TisPullFailed part-way."""
     with tempfile.TemporaryDirectory(prefix="reval-tis-") as directory:
         staged = Path(directory) / "tis.jsonl"
+        progress.begin("TIS", "people fetched")
         try:
-            write_lines(staged, client.everyone())
+            write_lines(staged, counted(client.everyone(), progress))
         except TisUnavailable as error:
+            progress.end()
             log.warning("TIS full pull failed part-way: %s", error)
             raise TisPullFailed(pull_failure(error)) from None
         yield staged_tis_input(staged, f"TIS {client.settings.url}")
+
+
+def counted(records, progress: Progress):
+    """The records, told to ``progress`` as they pass."""
+    count = 0
+    for count, record in enumerate(records, start=1):
+        if count % 500 == 0:
+            progress.advance(count)
+        yield record
+    progress.end(count)
 
 
 def pull_failure(error: TisUnavailable) -> str:

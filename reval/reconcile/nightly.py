@@ -24,7 +24,8 @@ from reval.models import Doctor, StagedSource, StagedTisPerson, SyncRun
 from reval.clock import utcnow
 from reval.reconcile.common import batched, insert_rows
 from reval.reconcile.connections import DeliveryPolicy, deliver_due_requests
-from reval.reconcile.live import fetch_gmc_list, pull_failure, staged_gmc_input, staged_tis_input, write_lines
+from reval.progress import SILENT, Progress
+from reval.reconcile.live import counted, fetch_gmc_list, pull_failure, staged_gmc_input, staged_tis_input, write_lines
 from reval.reconcile.reference import configured_designated_bodies
 from reval.reconcile.sync import (
     GmcInput,
@@ -68,18 +69,20 @@ def stage_gmc_list(sessions: sessionmaker[Session], run_id: int, client: GmcClie
     return reason is None
 
 
-def stage_tis_people(sessions: sessionmaker[Session], run_id: int, client: TisClient) -> bool:
+def stage_tis_people(sessions: sessionmaker[Session], run_id: int, client: TisClient, progress: Progress = SILENT) -> bool:
     """A full TIS pull staged person by person; a pull that fails part-way stages only its reason."""
     table = StagedTisPerson.__table__
+    progress.begin("TIS", "people fetched")
     try:
         with sessions.begin() as session:
             session.execute(delete(StagedTisPerson).where(StagedTisPerson.sync_run_id == run_id))  # a repeated task
-            for batch in batched(client.everyone(), 1000):
+            for batch in batched(counted(client.everyone(), progress), 1000):
                 rows = [{"sync_run_id": run_id, "tis_person_id": person["tisPersonId"], "record": person} for person in batch]
                 insert_rows(session.connection(), table, rows)
             session.merge(StagedSource(sync_run_id=run_id, source="TIS", key=TIS_KEY, fetched=True))
         return True
     except TisUnavailable as error:
+        progress.end()
         reason = pull_failure(error)
         log.warning("TIS not fetched in run %s: %s", run_id, reason)
         with sessions.begin() as session:
@@ -120,8 +123,7 @@ def staged_inputs(sessions: sessionmaker[Session], run_id: int) -> Iterator[tupl
 
 
 def reconcile_staged(
-    sessions: sessionmaker[Session], run_id: int, as_of: date, progress: Callable[[str], None] | None = None,
-    controls: SyncControls = SyncControls(),
+    sessions: sessionmaker[Session], run_id: int, as_of: date, controls: SyncControls = SyncControls(),
 ) -> dict[str, Any]:
     """Runs the sync of a nightly run from what its fetches staged; raises AllSourcesFailed
     (and SyncSkipped). A run already finished (its task delivered again) is left as it is."""
@@ -130,7 +132,7 @@ def reconcile_staged(
         return finished
     with staged_inputs(sessions, run_id) as (gmc, tis, tis_reason):
         return run_sync(sessions, gmc=gmc, tis=tis, as_of=as_of, tis_not_fetched_reason=tis_reason, run_id=run_id,
-                        progress=progress, controls=controls)
+                        controls=controls)
 
 
 def apply_staged(
@@ -168,11 +170,18 @@ def run_nightly_in_process(
         run_id = record_run_start(sessions, as_of, now())
     with sessions.begin() as session:
         codes = [body.code for body in configured_designated_bodies(session)]
-    for code in codes:
-        stage_gmc_list(sessions, run_id, gmc_client, code)
-    stage_tis_people(sessions, run_id, tis_client)
+    progress = controls.progress
+    progress.begin("GMC", "lists fetched")
+    fetched = 0
+    for index, code in enumerate(codes, start=1):
+        fetched += stage_gmc_list(sessions, run_id, gmc_client, code)
+        progress.advance(fetched, index / len(codes))
+    progress.end()
+    stage_tis_people(sessions, run_id, tis_client, progress)
     summary = reconcile_staged(sessions, run_id, as_of, controls=controls)
+    controls.progress.begin("deliver", "connection requests due")
     summary["connectionRequestsDelivered"] = deliver_due_requests(sessions, gmc_client, now=now, policy=policy)
+    controls.progress.end(summary["connectionRequestsDelivered"]["due"])
     return summary
 
 

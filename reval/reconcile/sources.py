@@ -27,6 +27,7 @@ from reval.reconcile.common import EventKind, EventLog, Rejection, RowWriter, So
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.reconcile.reference import configured_designated_bodies
 from reval import settings
+from reval.progress import SILENT, Progress
 from reval.snapshot_files import UnparseableRecord, parse_line
 from reval.tis.records import read_person
 from reval.validation import InvalidValue, gmc_number, gmc_number_or_none, list_of_objects, record_id, require_object
@@ -140,6 +141,7 @@ def apply_gmc_lists(
     helper: SyncHelper = IN_THIS_PROCESS,
     guard: MassChangeGuard = MassChangeGuard(),
     fetched_at: Callable[[str], datetime | None] = lambda _code: None,
+    progress: Progress = SILENT,
 ) -> GmcOutcome:
     """Applies complete GMC lists of designated bodies; bodies without a list keep their doctors.
     A list that would disconnect too many of its body's doctors is held back (``guard``), and a
@@ -176,7 +178,12 @@ def apply_gmc_lists(
     doubtful: list[tuple[str, str, list, set[str]]] = []
     on_doubtful_lists: set[str] = set()
     lists = (((locator, body_list), locator) for locator, body_list in body_lists)
+    progress.begin("GMC", "doctors")
+    read_so_far = lists_so_far = 0
     for locator, (code, raw_code, problem, examined) in helper.ordered(examine_body_list, (canonical_codes, stored), lists):
+        lists_so_far += 1
+        read_so_far += len(examined)
+        progress.advance(read_so_far, min(1.0, lists_so_far / max(1, len(canonical_codes))))
         if problem is None and (code in outcome.fetched or any(code == doubt[0] for doubt in doubtful)):
             problem = InvalidValue("designatedBodyCode", raw_code, "appears twice; the later list is ignored")
             code = None
@@ -222,6 +229,7 @@ def apply_gmc_lists(
             outcome.not_fetched[code] = (not_fetched_reasons or {}).get(code, "no list for this designated body in the GMC snapshot")
     for code in incomplete:
         outcome.not_fetched.setdefault(code, "list had unidentifiable doctors; no disconnections inferred")
+    progress.end(read_so_far)
     unreadable = {code for code, why in outcome.not_fetched.items() if "could not be read" in why}
     outcome.failed = incomplete | outcome.held_back | unreadable | (set(not_fetched_reasons or {}) & set(outcome.not_fetched))
     return outcome
@@ -387,6 +395,7 @@ def apply_tis_people(
     helper: SyncHelper = IN_THIS_PROCESS,
     guard: MassChangeGuard = MassChangeGuard(),
     run_id: int | None = None,
+    progress: Progress = SILENT,
 ) -> TisOutcome:
     """Applies TIS people. From a full snapshot, people absent from a complete one have been
     deleted; from a targeted pull (not full), only ``deleted_person_ids`` have. A snapshot that
@@ -405,7 +414,10 @@ def apply_tis_people(
     batches = ((batch, None) for batch in batched(people))
     savepoint = session.begin_nested()  # undone whole if the guard holds the snapshot back
 
+    progress.begin("TIS", "people")
     for _, examined in helper.ordered(examine_people, stored_digests, batches):
+        # A full snapshot is about as long as what is stored: the estimate for a re-sync.
+        progress.advance(outcome.people_read, outcome.people_read / len(stored) if full_snapshot and stored else None)
         for person in examined:
             outcome.people_read += 1
             person_id = person.person_id
@@ -440,6 +452,7 @@ def apply_tis_people(
             if person.row["gmc_number"]:
                 outcome.touched_numbers.add(person.row["gmc_number"])
 
+    progress.end(outcome.people_read)
     deleted = set(deleted_person_ids) if not full_snapshot else set(stored) - seen if outcome.complete else set()
     refusal = guard.tis_refusal(len(deleted & stored.keys()), len(stored)) if full_snapshot else None
     if refusal is not None:

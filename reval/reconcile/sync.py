@@ -42,6 +42,7 @@ from reval.reconcile.sources import (
     examine_people,
 )
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
+from reval.progress import SILENT, Progress
 from reval.settings import number
 from reval.snapshot_files import open_snapshot
 
@@ -143,16 +144,17 @@ class SyncControls:
     guard: MassChangeGuard = MassChangeGuard()
     wait_seconds: float = 0
     on_wait: Callable[[str], None] | None = None
+    progress: Progress = SILENT  # hears each phase (GMC, TIS, decide) as it goes
 
     @classmethod
     def from_config(
         cls, config: Mapping[str, Any], *, allow_mass_changes: bool = False, wait_seconds: float | None = None,
-        on_wait: Callable[[str], None] | None = None,
+        on_wait: Callable[[str], None] | None = None, progress: Progress = SILENT,
     ) -> SyncControls:
         """The settings' controls (REVAL_MAX_*_PERCENT, REVAL_SYNC_WAIT_SECONDS), overridden where given."""
         if wait_seconds is None:
             wait_seconds = number(config, "REVAL_SYNC_WAIT_SECONDS", DEFAULT_WAIT_SECONDS)
-        return cls(MassChangeGuard.from_config(config, allow_mass_changes), wait_seconds, on_wait)
+        return cls(MassChangeGuard.from_config(config, allow_mass_changes), wait_seconds, on_wait, progress)
 
 
 def failure_text(error: BaseException) -> str:
@@ -180,22 +182,21 @@ def run_sync(
     now: datetime | None = None,
     tis_not_fetched_reason: str | None = None,
     run_id: int | None = None,
-    progress: Callable[[str], None] | None = None,
     helper_process: bool | None = None,
     controls: SyncControls = SyncControls(),
 ) -> dict[str, Any]:
     """Runs one sync and returns its summary. Either source may be absent (not fetched); a TIS
     pull that failed says why in ``tis_not_fetched_reason`` and makes the run PARTIAL.
-    ``run_id``: a run already started (a nightly run whose fetches came first). ``progress`` is
-    told of each phase done (a nightly run extends its lock with it). ``helper_process``: share
+    ``run_id``: a run already started (a nightly run whose fetches came first). ``controls``: the
+    guard, the wait for the lock, and who hears how it goes. ``helper_process``: share
     the work with a second process (default: when there is a second core; see SyncHelper).
     Raises SyncSkipped when another sync holds the lock, SyncFailed when it fails."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
     with _locked_run(sessions, controls, run_id, as_of, now, engine, gmc, tis) as (run_id, started):
         with infrequent_garbage_collection(), sessions.begin() as session:
             with _sync_helper(gmc, tis, helper_process) as helper:  # its process ends before the commit
-                summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started, tis_not_fetched_reason, progress,
-                                     helper, controls.guard)
+                summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started, tis_not_fetched_reason, helper,
+                                     controls)
             summary["helperProcess"] = {
                 "used": helper.uses_process,
                 "batches": helper.batches_in_process,
@@ -210,19 +211,18 @@ def run_sync(
 
 def _reconcile(
     session: Session, run_id: int, gmc: GmcInput | None, tis: TisInput | None, as_of: date, engine: RuleEngine,
-    started: datetime, tis_not_fetched_reason: str | None, progress: Callable[[str], None] | None, helper: SyncHelper,
-    guard: MassChangeGuard,
+    started: datetime, tis_not_fetched_reason: str | None, helper: SyncHelper, controls: SyncControls,
 ) -> dict[str, Any]:
     bodies = configured_designated_bodies(session)
     events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
-    clock = PhaseClock(progress)
+    clock = PhaseClock()
     gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap, helper,
-                                                          guard)
+                                                          controls.guard, controls.progress)
     decisions = _decide(
         session, engine, bodies, as_of, started, events,
         change_sources={number: Source.GMC_SYNC for number in gmc_outcome.changed_numbers},
         touched=gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()),
-        helper=helper,
+        helper=helper, progress=controls.progress,
     )
     clock.lap("decide")
     summary = _sources_summary(run_id, as_of, engine, started, gmc, tis, gmc_outcome, tis_outcome, rejections,
@@ -309,33 +309,32 @@ def record_skipped_run(
 
 
 class PhaseClock:
-    """Seconds per phase of a sync, for its summary; ``progress`` hears of each phase done."""
+    """Seconds per phase of a sync, for its summary."""
 
-    def __init__(self, progress: Callable[[str], None] | None = None):
+    def __init__(self):
         self.seconds: dict[str, float] = {}
-        self.progress = progress
         self._since = time.perf_counter()
 
     def lap(self, phase: str) -> None:
         now = time.perf_counter()
         self.seconds[phase], self._since = round(now - self._since, 3), now
-        if self.progress is not None:
-            self.progress(phase)
 
 
 def _apply_sources(
     session: Session, run_id: int, gmc: GmcInput | None, tis: TisInput | None, bodies: Sequence[DesignatedBody],
     events: EventLog, lap: Callable[[str], None], helper: SyncHelper, guard: MassChangeGuard,
+    progress: Progress = SILENT,
 ) -> tuple[GmcOutcome, TisOutcome | None, list[Rejection]]:
     gmc_outcome = (
         apply_gmc_lists(session, gmc.body_lists, [b.code for b in bodies], events, gmc.not_fetched_reasons, helper,
-                        guard=guard, fetched_at=gmc.list_taken_at)
+                        guard=guard, fetched_at=gmc.list_taken_at, progress=progress)
         if gmc
         else GmcOutcome(not_fetched={b.code: "GMC was not fetched in this run" for b in bodies})
     )
     lap("gmc")
     tis_outcome = (
-        apply_tis_people(session, tis.people, tis.full_snapshot, tis.deleted_person_ids, helper, guard=guard, run_id=run_id)
+        apply_tis_people(session, tis.people, tis.full_snapshot, tis.deleted_person_ids, helper, guard=guard, run_id=run_id,
+                         progress=progress)
         if tis else None
     )
     lap("tis")
@@ -405,14 +404,14 @@ def apply_run_sources(
     shards decide in other processes."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
     with _locked_run(sessions, controls, run_id, as_of, now, engine, gmc, tis) as (run_id, started):
-        _apply_for_shards(sessions, run_id, started, gmc, tis, as_of, engine, tis_not_fetched_reason, controls.guard,
+        _apply_for_shards(sessions, run_id, started, gmc, tis, as_of, engine, tis_not_fetched_reason, controls,
                           release=True)
         return run_id
 
 
 def _apply_for_shards(
     sessions: sessionmaker[Session], run_id: int, started: datetime, gmc: GmcInput | None, tis: TisInput | None,
-    as_of: date, engine: RuleEngine, tis_not_fetched_reason: str | None, guard: MassChangeGuard, release: bool,
+    as_of: date, engine: RuleEngine, tis_not_fetched_reason: str | None, controls: SyncControls, release: bool,
 ) -> None:
     with infrequent_garbage_collection(), sessions.begin() as session:
         clock = PhaseClock()
@@ -421,7 +420,7 @@ def _apply_for_shards(
         before = queue_counts(session)
         with _sync_helper(gmc, tis) as helper:
             gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap,
-                                                                  helper, guard)
+                                                                  helper, controls.guard, controls.progress)
         mark_for_decision(session, gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()))
         events.flush(session, force=True)
         run = session.get(SyncRun, run_id)
@@ -490,7 +489,7 @@ def run_sync_sharded(
     (default: one after another, here), all under the sync lock."""
     engine = RuleEngine(DEFAULT_RULE_TABLE)
     with _locked_run(sessions, controls, None, as_of, None, engine, gmc, tis) as (run_id, started):
-        _apply_for_shards(sessions, run_id, started, gmc, tis, as_of, engine, None, controls.guard, release=False)
+        _apply_for_shards(sessions, run_id, started, gmc, tis, as_of, engine, None, controls, release=False)
         groups = shards_of_ranges(shards)
         if decide_shards is None:
             counts = [decide_shard(sessions, run_id, group) for group in groups]
@@ -542,11 +541,12 @@ def redecide_doctors(
 def _decide(
     session: Session, engine: RuleEngine, bodies: Sequence[DesignatedBody], as_of: date, now: datetime,
     events: EventLog, change_sources: dict[str, Source], touched: set[str], only: set[str] | None = None,
-    helper: SyncHelper = IN_THIS_PROCESS,
+    helper: SyncHelper = IN_THIS_PROCESS, progress: Progress = SILENT,
 ) -> DecisionOutcome:
     return decide_doctors(
         session, engine=engine, owners=OwnerDirectory(bodies), basis=decision_basis(engine, bodies), as_of=as_of,
         now=now, events=events, change_sources=change_sources, touched=touched, only=only, helper=helper,
+        progress=progress,
     )
 
 

@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from reval.progress import SILENT, Progress
 from reval.reconcile.connections import DeliveryPolicy
 from reval.reconcile.live import TisPullFailed, fetched_gmc_lists, fetched_tis_people, pulled_people
 from reval.reconcile.nightly import run_nightly_in_process
@@ -20,17 +21,18 @@ from reval.services.context import Context
 def sync_now(
     context: Context, *, gmc_file: str | Path | None = None, tis_file: str | Path | None = None, as_of: date | None = None,
     allow_mass_changes: bool = False, wait_seconds: float | None = None, on_wait: Callable[[str], None] | None = None,
+    progress: Progress = SILENT,
 ) -> dict[str, Any]:
     """Takes each source from its file, or live when no file is given, decides every doctor and
     returns the run's summary. Without workers the sync is the whole nightly job, so due
     connection requests are delivered after it. ``allow_mass_changes``: apply a source the
     mass-change guard would hold back; ``wait_seconds``: how long to wait for another sync
-    (default: the setting), telling ``on_wait`` why."""
+    (default: the setting), telling ``on_wait`` why; ``progress`` hears each phase."""
     require_national(context.actor, "run a sync")
     day = context.checked_as_of(as_of)
     gateway = context.require_gateway()
     controls = SyncControls.from_config(gateway.config, allow_mass_changes=allow_mass_changes,
-                                        wait_seconds=wait_seconds, on_wait=on_wait)
+                                        wait_seconds=wait_seconds, on_wait=on_wait, progress=progress)
     # Files are opened (and checked as far as their lists) and live services checked for settings before
     # anything is fetched or written.
     gmc = GmcInput.from_file(gmc_file) if gmc_file else None
@@ -42,36 +44,38 @@ def sync_now(
         if live_gmc is not None:
             with context.reads() as session:
                 codes = [body.code for body in configured_designated_bodies(session)]
-            gmc = stack.enter_context(fetched_gmc_lists(live_gmc, codes))
+            gmc = stack.enter_context(fetched_gmc_lists(live_gmc, codes, progress=progress))
         if live_tis is not None:
             try:
-                tis = stack.enter_context(fetched_tis_people(live_tis))
+                tis = stack.enter_context(fetched_tis_people(live_tis, progress))
             except TisPullFailed as error:
                 tis_not_fetched_reason = str(error)
         summary = run_sync(context.sessions, gmc=gmc, tis=tis, as_of=day, tis_not_fetched_reason=tis_not_fetched_reason,
                            controls=controls)
     if not gateway.broker_configured and _gmc_configured(context):
+        progress.begin("deliver", "connection requests due")
         summary["connectionRequestsDelivered"] = gateway.deliver_due()
+        progress.end(summary["connectionRequestsDelivered"]["due"])
     return summary
 
 
 def refresh_people_now(
     context: Context, person_ids: Sequence[int], as_of: date | None = None, wait_seconds: float | None = None,
-    on_wait: Callable[[str], None] | None = None,
+    on_wait: Callable[[str], None] | None = None, progress: Progress = SILENT,
 ) -> dict[str, Any]:
     """Pulls just these TIS people (404: deleted) and decides again the doctors they touch.
     Raises TisUnavailable when TIS cannot be read (nothing is changed)."""
     require_national(context.actor, "refresh TIS people")
     day = context.checked_as_of(as_of)
     gateway = context.require_gateway()
-    controls = SyncControls.from_config(gateway.config, wait_seconds=wait_seconds, on_wait=on_wait)
+    controls = SyncControls.from_config(gateway.config, wait_seconds=wait_seconds, on_wait=on_wait, progress=progress)
     tis = pulled_people(gateway.tis_client(), person_ids)
     return run_sync(context.sessions, gmc=None, tis=tis, as_of=day, controls=controls)
 
 
 def nightly_in_process(
     context: Context, as_of: date | None = None, run_id: int | None = None, allow_mass_changes: bool = False,
-    on_wait: Callable[[str], None] | None = None,
+    on_wait: Callable[[str], None] | None = None, progress: Progress = SILENT,
 ) -> dict[str, Any]:
     """The whole nightly job here, one step after another (no workers): fetch every source,
     reconcile, deliver due connection requests. ``run_id``: the run, if already recorded."""
@@ -79,7 +83,8 @@ def nightly_in_process(
     day = context.checked_as_of(as_of)
     gateway = context.require_gateway()
     policy = DeliveryPolicy.from_config(gateway.config)
-    controls = SyncControls.from_config(gateway.config, allow_mass_changes=allow_mass_changes, on_wait=on_wait)
+    controls = SyncControls.from_config(gateway.config, allow_mass_changes=allow_mass_changes, on_wait=on_wait,
+                                        progress=progress)
     return run_nightly_in_process(
         context.sessions, gateway.gmc_client(), gateway.tis_client(), day, policy, run_id=run_id, controls=controls
     )

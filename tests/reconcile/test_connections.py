@@ -35,15 +35,15 @@ def synced(gmc_app, reval, files, gmc_connect):
 
 
 def exported(reval, number):
-    return next(row for row in json.loads(reval("export").output) if row["gmcReferenceNumber"] == number)
+    return next(row for row in json.loads(reval("export").stdout) if row["gmcReferenceNumber"] == number)
 
 
 def requests_listed(reval, *args):
-    return json.loads(reval("requests", "--format", "json", *args).output)
+    return json.loads(reval("requests", "--format", "json", *args).stdout)
 
 
 def history(reval, number):
-    return [(event["source"], event["kind"]) for event in json.loads(reval("history", number, "--json").output)]
+    return [(event["source"], event["kind"]) for event in json.loads(reval("history", number, "--json").stdout)]
 
 
 def test_a_connection_accepted_by_gmc_moves_the_doctor_at_once(reval, synced, gmc_connect):

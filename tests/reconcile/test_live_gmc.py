@@ -20,12 +20,12 @@ def tis_file(files):
 
 def live_sync(reval, tis_file, *options, expect_exit=0):
     return json.loads(
-        reval("sync", "--tis-file", tis_file, "--as-of", AS_OF.isoformat(), "--json", *options, expect_exit=expect_exit).output
+        reval("sync", "--tis-file", tis_file, "--as-of", AS_OF.isoformat(), "--json", *options, expect_exit=expect_exit).stdout
     )
 
 
 def exported(reval):
-    return {row["gmcReferenceNumber"]: row for row in json.loads(reval("export").output)}
+    return {row["gmcReferenceNumber"]: row for row in json.loads(reval("export").stdout)}
 
 
 def test_a_live_sync_fetches_every_configured_body(gmc_app, reval, gmc_connect, tis_file):

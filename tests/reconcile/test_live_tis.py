@@ -23,16 +23,16 @@ def live(gmc_app, tis_app, gmc_connect, tis_service):
 
 
 def sync(reval, *options, expect_exit=0):
-    return json.loads(reval("sync", "--as-of", AS_OF.isoformat(), "--json", *options, expect_exit=expect_exit).output)
+    return json.loads(reval("sync", "--as-of", AS_OF.isoformat(), "--json", *options, expect_exit=expect_exit).stdout)
 
 
 def refresh(reval, *ids, expect_exit=0):
     result = reval("refresh-people", *map(str, ids), "--as-of", AS_OF.isoformat(), "--json", expect_exit=expect_exit)
-    return json.loads(result.output) if expect_exit == 0 else result
+    return json.loads(result.stdout) if expect_exit == 0 else result
 
 
 def exported(reval):
-    return {row["gmcReferenceNumber"]: row for row in json.loads(reval("export").output)}
+    return {row["gmcReferenceNumber"]: row for row in json.loads(reval("export").stdout)}
 
 
 def stored_people(sessions):
@@ -115,7 +115,7 @@ def test_files_still_override_either_side(reval, live, files):
     from tests.factories import gmc_snapshot
 
     gmc = gmc_snapshot(files / "gmc.json", {WESSEX: [gmc_doctor("1000002")]})
-    summary = json.loads(reval("sync", "--gmc-file", gmc, "--as-of", AS_OF.isoformat(), "--json").output)
+    summary = json.loads(reval("sync", "--gmc-file", gmc, "--as-of", AS_OF.isoformat(), "--json").stdout)
     assert summary["gmc"]["source"] == str(gmc) and summary["tis"]["source"].startswith("TIS http://")
     assert exported(reval)["1000002"]["queue"] == "CONNECTED"
 
@@ -130,7 +130,7 @@ def test_the_nightly_job_runs_in_process_without_a_broker(reval, live, gmc_conne
     app.config["REVAL_DELIVERY_BACKOFF_SECONDS"] = "0"  # a failed attempt is due again at once
     gmc_connect.state.faults.append(GmcFault("http-500", operation="TryAddDoctor", times=1))
     assert "pending" in reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1", "--force").output  # not synced yet
-    output = reval("nightly", "--as-of", AS_OF.isoformat()).output
+    output = reval("nightly", "--as-of", AS_OF.isoformat()).stdout
     assert "succeeded" in output.splitlines()[0]
     assert "Connection requests: 1 due: 1 succeeded, 0 failed, 0 still pending" in output
     assert exported(reval)["1000002"]["queue"] == "CONNECTED"

@@ -302,7 +302,7 @@ def test_an_empty_or_cut_tis_snapshot_is_held_back(sessions, files, reval, caplo
     else:
         cut = tis_snapshot(files / "cut.jsonl", people[: len(people) // 2], jsonl=True)  # cut at a line boundary
     result = reval("sync", "--gmc-file", gmc_path, "--tis-file", cut, "--as-of", AS_OF.isoformat(), "--json")
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
 
     assert summary["status"] == "PARTIAL"
     assert summary["tis"]["fetched"] is False
@@ -313,12 +313,12 @@ def test_an_empty_or_cut_tis_snapshot_is_held_back(sessions, files, reval, caplo
     assert count(sessions, TisPerson) == 60
     assert doctors(sessions) == before  # nobody moved to NOT_IN_TIS
     assert count(sessions, DoctorHide, DoctorHide.ended_at.is_(None)) == 1  # the admin's hide stands
-    [run] = [r for r in json.loads(reval("runs", "--format", "json").output) if r["id"] == summary["syncRunId"]]
+    [run] = [r for r in json.loads(reval("runs", "--format", "json").stdout) if r["id"] == summary["syncRunId"]]
     assert run["status"] == "PARTIAL" and run["sources"]["tis"]["notFetched"]["TIS"] == reason
 
     # The day a change really is that large, an operator applies it once.
     allowed = json.loads(reval("sync", "--gmc-file", gmc_path, "--tis-file", cut, "--as-of", AS_OF.isoformat(),
-                               "--allow-mass-changes", "--json").output)
+                               "--allow-mass-changes", "--json").stdout)
     assert allowed["status"] == "SUCCEEDED" and allowed["tis"]["peopleDeleted"] == deleting
 
 
