@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import sqlite3
 import resource
 import subprocess
 import sys
@@ -75,6 +77,7 @@ def run_bench(
         with sessions.begin() as session:
             if session.scalar(select(func.count()).select_from(Doctor)):
                 raise ValueError(f"the bench needs an empty database; {database_url} already holds doctors")
+        floor_seconds = load_floor(dataset.gmc, dataset.tis, directory)
         memory_before = peak_memory_mib()
         full, full_seconds = _timed(lambda: sync_files(sessions, dataset.gmc, dataset.tis, as_of, progress))
         memory_after_full = peak_memory_mib()
@@ -86,8 +89,11 @@ def run_bench(
             "database": engine.dialect.name,
             "generateSeconds": generate_seconds,
             "migrateSeconds": migrate_seconds,
+            "floorSeconds": floor_seconds,
             "fullSyncSeconds": full_seconds,
+            "fullSyncToFloor": full_seconds / floor_seconds,
             "unchangedResyncSeconds": again_seconds,
+            "unchangedResyncToFloor": again_seconds / floor_seconds,
             "unchangedResyncEvents": again["events"],
             "fullSyncPhases": full["seconds"],
             "unchangedResyncPhases": again["seconds"],
@@ -103,6 +109,61 @@ def run_bench(
         }
         engine.dispose()
         return figures
+
+
+def load_floor(gmc_file: Path, tis_file: Path, directory: Path) -> float:
+    """Seconds to merely load the inputs: the standard json module parses each line and plain
+    sqlite3 inserts one row per GMC doctor, TIS person, programme membership and placement into a
+    fresh file, in one transaction, with no validation, no reconciliation and no indexes. A sync
+    cannot do less than this, so it is measured beside it, on the same files, in the same run."""
+    path = directory / "floor.sqlite"
+    started = time.perf_counter()
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.executescript(
+        "CREATE TABLE gmc_doctor (gmc_number TEXT, designated_body TEXT, first_name TEXT, last_name TEXT,"
+        " submission_date TEXT, status TEXT);"
+        "CREATE TABLE tis_person (id INTEGER, gmc_number TEXT, forenames TEXT, surname TEXT, status TEXT);"
+        "CREATE TABLE programme_membership (person_id INTEGER, type TEXT, owner TEXT, start TEXT, end TEXT);"
+        "CREATE TABLE placement (person_id INTEGER, grade TEXT, date_from TEXT, date_to TEXT);"
+    )
+    connection.execute("BEGIN")
+    with gmc_file.open("rb") as lines:
+        for line in lines:
+            body = json.loads(line)
+            code = body["designatedBodyCode"]
+            connection.executemany("INSERT INTO gmc_doctor VALUES (?, ?, ?, ?, ?, ?)", [
+                (d.get("GMCReferenceNumber"), code, d.get("DoctorFirstName"), d.get("DoctorLastName"),
+                 d.get("SubmissionDate"), d.get("DoctorStatus"))
+                for d in body["doctors"]
+            ])
+    people, memberships, placements = [], [], []
+    with tis_file.open("rb") as lines:
+        for line in lines:
+            person = json.loads(line)
+            person_id = person.get("tisPersonId")
+            people.append((person_id, person.get("gmcNumber"), person.get("forenames"), person.get("surname"),
+                           person.get("status")))
+            memberships += [(person_id, m.get("programmeMembershipType"), m.get("programmeOwner"),
+                             m.get("programmeStartDate"), m.get("programmeEndDate"))
+                            for m in person.get("programmeMemberships") or ()]
+            placements += [(person_id, p.get("gradeAbbreviation"), p.get("dateFrom"), p.get("dateTo"))
+                           for p in person.get("placements") or ()]
+            if len(people) >= FLOOR_BATCH:
+                _insert_floor_rows(connection, people, memberships, placements)
+                people, memberships, placements = [], [], []
+    _insert_floor_rows(connection, people, memberships, placements)
+    connection.execute("COMMIT")
+    connection.close()
+    return time.perf_counter() - started
+
+
+FLOOR_BATCH = 5000
+
+
+def _insert_floor_rows(connection: sqlite3.Connection, people, memberships, placements) -> None:
+    connection.executemany("INSERT INTO tis_person VALUES (?, ?, ?, ?, ?)", people)
+    connection.executemany("INSERT INTO programme_membership VALUES (?, ?, ?, ?, ?)", memberships)
+    connection.executemany("INSERT INTO placement VALUES (?, ?, ?, ?)", placements)
 
 
 PAGE_SAMPLES = 30

@@ -23,7 +23,7 @@ from reval.db import SerializedJson
 from reval.gmc.records import read_connected_doctor
 from reval.designated_bodies import OwnerDirectory
 from reval.models import ConnectionRequest, GmcConnection, RejectedTisPerson, TisPerson
-from reval.reconcile.common import EventKind, EventLog, Rejection, RowWriter, Source, batched, record_hash
+from reval.reconcile.common import EventKind, EventLog, Rejection, RowWriter, Source, batched, line_hash, record_hash
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.reconcile.reference import configured_designated_bodies
 from reval import settings
@@ -410,12 +410,12 @@ def apply_tis_people(
     writer = RowWriter(session, table, "tis_person_id")
     seen: set[int] = set()
     rejected_now: dict[int, dict[str, Any]] = {}  # people rejected with nothing stored for them
-    stored_digests = {person_id: digest for person_id, (digest, _number) in stored.items()}
+    stored_by_digest = {digest: person_id for person_id, (digest, _number) in stored.items()}
     batches = ((batch, None) for batch in batched(people))
     savepoint = session.begin_nested()  # undone whole if the guard holds the snapshot back
 
     progress.begin("TIS", "people")
-    for _, examined in helper.ordered(examine_people, stored_digests, batches):
+    for _, examined in helper.ordered(examine_people, stored_by_digest, batches):
         # A full snapshot is about as long as what is stored: the estimate for a re-sync.
         progress.advance(outcome.people_read, outcome.people_read / len(stored) if full_snapshot and stored else None)
         for person in examined:
@@ -509,21 +509,28 @@ class ExaminedPerson(NamedTuple):
     owner_names: tuple[str, ...] = ()
 
 
-def examine_people(stored_digests: Mapping[int, str], batch: list[tuple[str, Any]]) -> list[ExaminedPerson]:
-    """Decodes and validates TIS records, skipping any identical to the one stored for that person
-    (an identical record was valid when stored). Pure, so it may run in the helper process."""
-    return [_examine_person(stored_digests, locator, raw) for locator, raw in batch]
+def examine_people(stored_by_digest: Mapping[str, int], batch: list[tuple[str, Any]]) -> list[ExaminedPerson]:
+    """Decodes and validates TIS records, skipping any identical to one stored (an identical record
+    was valid when stored): a JSON Lines line is recognised by the digest of its bytes, before it
+    is even decoded. Pure, so it may run in the helper process."""
+    return [_examine_person(stored_by_digest, locator, raw) for locator, raw in batch]
 
 
-def _examine_person(stored_digests: Mapping[int, str], locator: str, raw: Any) -> ExaminedPerson:
+def _examine_person(stored_by_digest: Mapping[str, int], locator: str, raw: Any) -> ExaminedPerson:
     if isinstance(raw, bytes):
+        digest = line_hash(raw)
+        unchanged = stored_by_digest.get(digest)
+        if unchanged is not None:
+            return ExaminedPerson(locator, unchanged, None, None)
         raw = parse_line(raw)
+    else:
+        digest = record_hash(raw)
+        unchanged = stored_by_digest.get(digest)
+        if unchanged is not None:  # the digest covers the record's tisPersonId too
+            return ExaminedPerson(locator, unchanged, None, None)
     if isinstance(raw, UnparseableRecord):
         return ExaminedPerson(locator, None, None, Rejection.of("TIS", locator, None, raw.problem))
-    digest = record_hash(raw)
     person_id = _readable(record_id, "tisPersonId", raw.get("tisPersonId") if isinstance(raw, dict) else None)
-    if person_id is not None and stored_digests.get(person_id) == digest:
-        return ExaminedPerson(locator, person_id, None, None)
     try:
         person = read_person(raw)
     except InvalidValue as error:
