@@ -268,3 +268,16 @@ def test_runs_show_rejected_records_to_national_users_only(sign_in, national):
     assert "Rejected records" in sign_in(role="national").get(f"/runs/{national.run_id}").text
     admin_view = sign_in(role="admin").get(f"/runs/{national.run_id}")
     assert admin_view.status_code == 200 and "<h2>Rejected records</h2>" not in admin_view.text
+
+
+def test_the_doctor_page_shows_a_rejected_tis_record(sign_in, sessions, files):
+    from reval.reconcile.sync import GmcInput, TisInput, run_sync
+    from tests.factories import gmc_doctor, gmc_snapshot, person, programme, tis_snapshot, AS_OF
+
+    broken = person("1000009", programme(WESSEX, start="31/02/2025"), person_id=9)
+    run_sync(sessions, as_of=AS_OF,
+             gmc=GmcInput.from_file(gmc_snapshot(files / "gmc.json", {EAST_OF_ENGLAND: [gmc_doctor("1000009")]})),
+             tis=TisInput.from_file(tis_snapshot(files / "tis.json", [broken])))
+    html = sign_in().get("/doctors/1000009").text
+    assert "TIS record rejected" in html and "TIS person 9: record rejected" in html
+    assert "programmeMemberships[0].programmeStartDate is not a date in the form YYYY-MM-DD (got &#39;31/02/2025&#39;)" in html
