@@ -3,6 +3,7 @@ emptied before each test; an app and a CLI runner on it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,11 +20,12 @@ os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempd
 
 import pytest
 import redis
+from click.testing import CliRunner
 from sqlalchemy import delete
 from werkzeug.serving import make_server
 
 from reval.app import create_app
-from reval.extensions import celery_init_app, database
+from reval.extensions import SETTINGS, celery_init_app, database
 from reval.cli import cli
 from reval.db import ensure_schema, make_engine
 from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
@@ -33,7 +35,7 @@ from reval.tis.client import TisSettings
 from reval.tis.simulator import RunningTisSimulator, TisState
 from reval.models import Base
 from reval.reconcile.reference import replace_designated_bodies
-from tests.factories import AS_OF
+from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
 
 
 @pytest.fixture(scope="session")
@@ -94,9 +96,45 @@ def reval(app) -> Reval:
     return Reval(app)
 
 
+def reval_from_settings(tmp_path: Path, *args, **settings: str):
+    """`reval` as a shell runs it: its app made from these settings and no others of this process's."""
+    environment = {name: None for name in SETTINGS} | {"REVAL_INSTANCE_PATH": str(tmp_path / "instance")} | settings
+    return CliRunner().invoke(cli, [str(a) for a in args], env=environment)
+
+
+def assert_one_line_refusal(result, exit_code: int, *parts: str) -> None:
+    """Exit status, one line naming what is wrong, and no traceback (click exited, nothing escaped)."""
+    assert result.exit_code == exit_code, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    for part in parts:
+        assert part in result.output
+
+
 @pytest.fixture
 def files(tmp_path) -> Path:
     return tmp_path
+
+
+@pytest.fixture
+def snapshots(files):
+    """Three doctors and a TIS record with a bad GMC number: 1000001 connected to its programme's
+    owner, 1000002 not connected, 1000003 connected to another body than its programme's owner."""
+    gmc = gmc_snapshot(files / "gmc.json", {EAST_OF_ENGLAND: [gmc_doctor("1000001"), gmc_doctor("1000003")]})
+    tis = tis_snapshot(files / "tis.json", [
+        person("1000001", programme(EAST_OF_ENGLAND), person_id=1),
+        person("1000002", programme(WESSEX), person_id=2),
+        person("1000003", programme(WESSEX), person_id=3),
+        person("bad-one", programme(WESSEX), person_id=4),
+    ])
+    return gmc, tis
+
+
+@pytest.fixture
+def synced(reval, snapshots):
+    """The snapshots synced as of AS_OF; the run's summary."""
+    gmc, tis = snapshots
+    return json.loads(reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF.isoformat(), "--json").output)
 
 
 GMC_USERNAME, GMC_PASSWORD = "reval-test", "s3cret-Pa55word"

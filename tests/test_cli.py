@@ -13,30 +13,12 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
+from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX
 
 EXPORT_KEYS = {
     "gmcReferenceNumber", "queue", "reason", "visibleTo", "designatedBody", "programmeOwnerDesignatedBodies",
     "hiddenFor", "firstName", "lastName", "tisPersonIds", "gmcUpdateFailed",
 }
-
-
-@pytest.fixture
-def snapshots(files):
-    gmc = gmc_snapshot(files / "gmc.json", {EAST_OF_ENGLAND: [gmc_doctor("1000001"), gmc_doctor("1000003")]})
-    tis = tis_snapshot(files / "tis.json", [
-        person("1000001", programme(EAST_OF_ENGLAND), person_id=1),
-        person("1000002", programme(WESSEX), person_id=2),
-        person("1000003", programme(WESSEX), person_id=3),
-        person("bad-one", programme(WESSEX), person_id=4),
-    ])
-    return gmc, tis
-
-
-@pytest.fixture
-def synced(reval, snapshots):
-    gmc, tis = snapshots
-    return json.loads(reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF.isoformat(), "--json").output)
 
 
 def export(reval, *args):
