@@ -48,12 +48,14 @@ class Database:
 
     url: str
     migrate: bool = True
+    busy_seconds: float = 30  # how long a writer waits for SQLite's write lock before giving up
+    create_folder: bool = False  # the default instance database: its folder is made on first use
     engine: Engine = field(init=False)
     _sessions: sessionmaker[Session] | None = field(default=None, init=False)
     _reads: sessionmaker[Session] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, busy_seconds=self.busy_seconds, create_folder=self.create_folder)
 
     @property
     def sessions(self) -> sessionmaker[Session]:

@@ -13,6 +13,7 @@ from flask import Flask, current_app
 from flask.cli import ScriptInfo
 
 from reval.app import create_app
+from reval.db import DatabaseBusy
 from reval.designated_bodies import DesignatedBodyFileError
 from reval.extensions import database
 from reval.gateway import AppGateway
@@ -42,7 +43,8 @@ class CommandRefused(click.ClickException):
 
 def command(group: click.Group = cli, name: str | None = None, **settings):
     """A command that runs inside the app, answering refusals with one line and exit status 2
-    (and a failed sync or an unreadable TIS with exit status 1), never a traceback."""
+    (and a failed sync, an unreadable TIS or a database a sync holds with exit status 1), never
+    a traceback."""
 
     def decorate(function):
         @functools.wraps(function)
@@ -52,7 +54,7 @@ def command(group: click.Group = cli, name: str | None = None, **settings):
                     return function(*args, **kwargs)
             except (Refused, InvalidValue, SnapshotUnreadable, DesignatedBodyFileError) as error:
                 raise CommandRefused(str(error)) from None
-            except SyncFailed as error:
+            except (SyncFailed, DatabaseBusy) as error:
                 raise click.ClickException(str(error)) from None
             except TisUnavailable as error:
                 raise click.ClickException(f"TIS could not be read, nothing changed: {error}") from None

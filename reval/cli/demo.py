@@ -11,6 +11,7 @@ from reval.app import create_app
 from reval.cli.base import AS_OF, CommandRefused, command, context, day, print_json
 from reval.cli.runs import format_summary
 from reval.cli.servers import _celery_app, serve_app
+from reval.db import private_folder
 from reval.demo import check_demo_database, demo_services, run_demo
 from reval.extensions import database
 from reval.rules import Queue
@@ -27,6 +28,7 @@ from reval.rules import Queue
 def demo(doctors, seed, as_of, database_url, serve, host, port):
     """Generate a synthetic national dataset, sync two nights of it, summarise the queues, serve the UI."""
     directory = Path(current_app.instance_path) / "demo"
+    private_folder(directory)
     if database_url is None:
         database_file = directory / "reval-demo.sqlite"
         for stale in directory.glob("reval-demo.sqlite*"):  # the demo's own: made afresh
