@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX
+from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_snapshot, person, programme, tis_snapshot
 
 EXPORT_KEYS = {
     "gmcReferenceNumber", "queue", "reason", "visibleTo", "designatedBody", "programmeOwnerDesignatedBodies",
@@ -161,3 +161,36 @@ def test_console_script_reports_an_unreadable_file_without_a_traceback(files, mi
     assert result.returncode == 2
     assert result.stderr.strip() == f"Error: GMC file '{path}' must be a JSON object with a 'designatedBodies' list"
     assert result.stdout == ""
+
+
+def test_rejections_lists_every_rejected_record_of_the_latest_run(reval, synced):
+    rows = json.loads(reval("rejections", "--format", "json").output)
+    assert rows == [{
+        "run": synced["syncRunId"], "source": "TIS", "locator": "people[3]", "key": "4", "field": "gmcNumber",
+        "value": "'bad-one'", "reason": "is not a 7-digit GMC number",
+    }]
+    assert json.loads(reval("rejections", "--source", "gmc", "--format", "json").output) == []
+    assert json.loads(reval("rejections", "--run", synced["syncRunId"], "--source", "Tis", "--format", "json").output) == rows
+    table = reval("rejections").output.splitlines()
+    assert table == ["run\tsource\tlocator\tkey\tfield\tvalue\treason",
+                     f"{synced['syncRunId']}\tTIS\tpeople[3]\t4\tgmcNumber\t'bad-one'\tis not a 7-digit GMC number"]
+    assert list(csv.DictReader(io.StringIO(reval("rejections", "--format", "csv").output))) == [
+        {name: str(value) for name, value in row.items()} for row in rows
+    ]
+
+
+def test_rejections_of_a_run_that_does_not_exist_are_refused(reval, synced):
+    result = reval("rejections", "--run", "99", expect_exit=2)
+    assert "there is no sync run 99" in result.output
+
+
+def test_the_sync_summary_says_each_rejection_reason_once_and_where_to_see_every_record(reval, files):
+    people = [person(f"bad-{n}", programme(WESSEX)) for n in range(12)] + [person("bad-x", programme(WESSEX)) for _ in range(3)]
+    tis = tis_snapshot(files / "tis.json", people)
+    output = reval("sync", "--gmc-file", gmc_snapshot(files / "gmc.json", {}), "--tis-file", tis, "--as-of", "2026-11-21").output
+    run = json.loads(reval("runs", "--format", "json").output)[0]["id"]
+    assert "Rejected records: 15\n  3 TIS records: gmcNumber: is not a 7-digit GMC number (got 'bad-x')\n" in output
+    assert "  TIS people[0]: gmcNumber: is not a 7-digit GMC number (got 'bad-0')\n" in output
+    assert output.count("is not a 7-digit GMC number") == 10
+    assert "  ... and 3 more records, for 3 other reasons\n" in output
+    assert f"  Each one, with its field, value and reason: reval rejections --run {run}" in output

@@ -48,7 +48,7 @@ def impatient(migrated, app, tmp_path):
 
 READS = [
     ["export"], ["export", "--format", "csv", "--queue", "discrepancy"], ["runs"], ["history", "1000003"],
-    ["explain", "1000003"], ["requests"], ["designated-bodies"], ["db", "current"],
+    ["explain", "1000003"], ["requests"], ["designated-bodies"], ["rejections"], ["db", "current"],
 ]
 
 

@@ -8,13 +8,14 @@ import click
 from flask import current_app
 
 from reval.app import create_app
-from reval.cli.base import AS_OF, CommandRefused, command, context, day, print_json
-from reval.cli.runs import format_summary
+from reval.cli.base import AS_OF, CommandRefused, command, context, day, print_json, who
+from reval.cli.runs import print_summary
 from reval.cli.servers import _celery_app, serve_app
 from reval.db import private_folder
 from reval.demo import check_demo_database, demo_services, run_demo
 from reval.extensions import database
 from reval.rules import Queue
+from reval.services.context import Actor, Context
 
 
 @command()
@@ -40,14 +41,15 @@ def demo(doctors, seed, as_of, database_url, serve, host, port):
     check_demo_database(db.sessions)
     with demo_services(directory, doctors, tonight, seed) as services:
         result = run_demo(db.sessions, services, tonight)
-        _print_demo(result, seed, db.engine.url.render_as_string(hide_password=True))
+        demo_context = Context(db.sessions, db.reads, Actor.operator(who(None)))
+        _print_demo(demo_context, result, seed, db.engine.url.render_as_string(hide_password=True))
         if serve:
             app = create_app(instance | services.app_settings() | {"REVAL_AUTH": "dev"})
             _print_offices(result, host, port)
             serve_app(app, host, port)
 
 
-def _print_demo(result, seed: int, database_url: str) -> None:
+def _print_demo(ctx: Context, result, seed: int, database_url: str) -> None:
     dataset = result.dataset
     click.echo(
         f"Generated {dataset.gmc_doctors} GMC-connected doctors and {dataset.tis_people} TIS people "
@@ -57,7 +59,7 @@ def _print_demo(result, seed: int, database_url: str) -> None:
         f"Served both nights from local GMC Connect ({result.gmc_url}) and TIS simulators; synced the previous "
         f"night (run {result.previous_night['syncRunId']}), then tonight:\n"
     )
-    click.echo(format_summary(result.tonight))
+    print_summary(ctx, result.tonight)
     click.echo("\nAn admin connects unconnected trainees to their programme's owner at GMC:")
     for request in result.requests:
         click.echo(
