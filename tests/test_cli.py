@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_snapshot, person, programme, tis_snapshot
+from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, placement, programme, tis_snapshot
 
 EXPORT_KEYS = {
     "gmcReferenceNumber", "queue", "reason", "visibleTo", "designatedBody", "programmeOwnerDesignatedBodies",
@@ -194,3 +194,25 @@ def test_the_sync_summary_says_each_rejection_reason_once_and_where_to_see_every
     assert output.count("is not a 7-digit GMC number") == 10
     assert "  ... and 3 more records, for 3 other reasons\n" in output
     assert f"  Each one, with its field, value and reason: reval rejections --run {run}" in output
+
+
+def test_the_sync_says_what_each_body_sees_with_hides_by_a_rule_and_by_an_admin_apart(reval, files):
+    long_name = "Northern Ireland Medical and Dental Training Agency of Belfast"
+    bodies = files / "bodies.csv"
+    bodies.write_text(f"code,name,owner\n{EAST_OF_ENGLAND},East of England,East of England\n{WESSEX},{long_name},Wessex\n")
+    reval("designated-bodies", "load", bodies)
+    gmc = gmc_snapshot(files / "gmc.json", {EAST_OF_ENGLAND: [gmc_doctor(n) for n in ("1000001", "1000002", "1000003")]})
+    tis = tis_snapshot(files / "tis.json", [
+        person("1000001", programme(EAST_OF_ENGLAND)),
+        person("1000002", programme(WESSEX), placements=[placement("F1")]),  # hidden by a rule from both bodies
+        person("1000003", programme(WESSEX)),  # East of England's discrepancy, until its admin hides it
+    ])
+    reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21")
+    reval("hide", "1000003", "--designated-body", EAST_OF_ENGLAND, "--reason", "moving to Wessex")
+    output = reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21").output
+    header, *rows, note, _more = output.split("What each designated body sees:\n")[1].splitlines()
+    assert [h.strip() for h in header[40:].split("  ") if h.strip()] == ["CONNECTED", "DISCREPANCY", "HIDDEN by rule", "HIDDEN by admin", "HISTORIC"]
+    assert [row[:40].rstrip() for row in rows] == [f"{EAST_OF_ENGLAND} East of England", f"{WESSEX} Northern Ireland Medical a..."]
+    assert [row[40:].split() for row in rows] == [["1", "0", "1", "1", "0"], ["0", "0", "1", "0", "0"]]
+    assert all(len(row) == len(header) for row in rows)  # every number in its column
+    assert note.startswith("A doctor visible to several designated bodies is counted in each")

@@ -9,7 +9,7 @@ from flask import current_app
 
 from reval.app import create_app
 from reval.cli.base import AS_OF, CommandRefused, command, context, day, print_json, who
-from reval.cli.runs import print_summary
+from reval.cli.runs import format_bodies, print_summary
 from reval.cli.servers import _celery_app, serve_app
 from reval.db import private_folder
 from reval.demo import check_demo_database, demo_services, run_demo
@@ -59,18 +59,14 @@ def _print_demo(ctx: Context, result, seed: int, database_url: str) -> None:
         f"Served both nights from local GMC Connect ({result.gmc_url}) and TIS simulators; synced the previous "
         f"night (run {result.previous_night['syncRunId']}), then tonight:\n"
     )
-    print_summary(ctx, result.tonight)
+    print_summary(ctx, result.tonight, bodies=False)
     click.echo("\nAn admin connects unconnected trainees to their programme's owner at GMC:")
     for request in result.requests:
         click.echo(
             f"  request {request.id}: {request.action} {request.gmc_number} to {request.designated_body_code}: "
             f"{request.status.lower()}, {request.message}"
         )
-    queues = [q.value for q in Queue]
-    click.echo("\nWhat each designated body sees:")
-    click.echo(f"{'designated body':<58}" + "".join(f"{q:>13}" for q in queues))
-    for code, name, counts in result.bodies:
-        click.echo(f"{code + ' ' + name:<58}" + "".join(f"{counts.get(q, 0):>13}" for q in queues))
+    click.echo("\n" + format_bodies(result.bodies))
     click.echo(
         f"\nDatabase: {database_url}\n"
         "Try: reval export --queue DISCREPANCY --designated-body 1-1RSSQ05 | head -40; reval explain GMCNO; "
@@ -82,10 +78,10 @@ def _print_offices(result, host: str, port: int) -> None:
     address = f"http://{host}:{port}"
     click.echo(f"\nThe web UI, with development sign-in: {address}/auth/dev")
     click.echo("Sign in as an Admin of one of these offices (or as National to see them all):")
-    for code, name, counts in result.bodies:
+    for body in result.bodies:
         click.echo(
-            f"  {name} ({code}): {counts.get('DISCREPANCY', 0)} discrepancies, "
-            f"{address}/queues/discrepancies?body={code}"
+            f"  {body.name} ({body.code}): {body.counts[Queue.DISCREPANCY]} discrepancies, "
+            f"{address}/queues/discrepancies?body={body.code}"
         )
 
 

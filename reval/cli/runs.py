@@ -16,7 +16,9 @@ from reval.reconcile.connections import Status
 from reval.reconcile.runs import run_view
 from reval.reconcile.sync import RunStatus
 from reval.services import runs as run_service
+from reval.rules import HIDDEN_BY_ADMIN, Queue
 from reval.services.context import Context
+from reval.services.queues import BodyCounts, designated_body_counts
 from reval.services.sync import nightly_in_process, refresh_people_now, sync_now
 
 
@@ -54,10 +56,40 @@ def refresh_people(person_ids, as_of, as_json):
 REASONS_IN_SUMMARY = 10
 
 
-def print_summary(ctx: Context, summary: dict) -> None:
-    """A run's summary, each reason its records were rejected for said once."""
+def print_summary(ctx: Context, summary: dict, *, bodies: bool = True) -> None:
+    """A run's summary, each reason its records were rejected for said once; then (``bodies``)
+    what each designated body now sees."""
     reasons = run_service.rejection_reasons(ctx, summary["syncRunId"]) if summary["rejectedRecords"] else []
     click.echo(format_summary(summary, reasons))
+    if bodies:
+        click.echo("\n" + format_bodies(designated_body_counts(ctx)))
+
+
+BODY_WIDTH = 40  # a body's code and name; a longer name is cut short, so the numbers keep their columns
+BODY_COLUMNS = (  # heading, and how a body's counts give it
+    ("CONNECTED", lambda c: c[Queue.CONNECTED]),
+    ("DISCREPANCY", lambda c: c[Queue.DISCREPANCY]),
+    ("HIDDEN by rule", lambda c: c[Queue.HIDDEN] - c[HIDDEN_BY_ADMIN]),
+    ("HIDDEN by admin", lambda c: c[HIDDEN_BY_ADMIN]),
+    ("HISTORIC", lambda c: c[Queue.HISTORIC]),
+)
+
+
+def format_bodies(bodies: Sequence[BodyCounts]) -> str:
+    """A table of what each designated body sees: one row a body, one column a queue."""
+    widths = [max(len(heading) + 2, 9) for heading, _count in BODY_COLUMNS]
+    lines = [
+        "What each designated body sees:",
+        f"{'designated body':<{BODY_WIDTH}}" + "".join(f"{heading:>{w}}" for (heading, _), w in zip(BODY_COLUMNS, widths)),
+    ]
+    for body in bodies:
+        label = f"{body.code} {body.name}"
+        if len(label) > BODY_WIDTH - 1:
+            label = label[:BODY_WIDTH - 4] + "..."
+        lines.append(f"{label:<{BODY_WIDTH}}" + "".join(f"{count(body.counts):>{w}}" for (_, count), w in zip(BODY_COLUMNS, widths)))
+    lines.append("A doctor visible to several designated bodies is counted in each, so a column can add up to more than")
+    lines.append("the doctors in that queue. HIDDEN by rule: the rule table hid them; by admin: an admin of that body did.")
+    return "\n".join(lines)
 
 
 def format_summary(summary: dict, reasons: Sequence[run_service.RejectionReason]) -> str:
