@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -211,7 +212,6 @@ def served(wsgi) -> Iterator[str]:
         server.server_close()
 
 
-BROKER_URL = os.environ.get("REVAL_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 
 
 def wait_for(condition, seconds: float = 30.0):
@@ -225,12 +225,55 @@ def wait_for(condition, seconds: float = 30.0):
     raise AssertionError(f"gave up waiting {seconds:g} s for {condition.__doc__ or condition}")
 
 
+# The broker tests use a Redis database this run claims: REVAL_TEST_BROKER_URL's, or else the first
+# empty one of the local Redis from 15 down. A database is claimed only when it holds nothing at
+# all, by a marker naming the run, so everything in it afterwards is the run's own to delete.
+LOCAL_REDIS = "redis://127.0.0.1:6379"
+BROKER_OWNER_KEY = "reval-tests:owner"
+
+
+def claim_broker_database(connection: redis.Redis, owner: str) -> bool:
+    """Marks this Redis database as the run's if it holds nothing; leaves it untouched otherwise."""
+    if not connection.set(BROKER_OWNER_KEY, owner, nx=True):
+        return False
+    if connection.dbsize() == 1:
+        return True
+    connection.delete(BROKER_OWNER_KEY)  # someone else's keys are there: not ours to use
+    return False
+
+
+def delete_run_keys(connection: redis.Redis) -> None:
+    """Empties the claimed database of what the run wrote into it, keeping the claim."""
+    keys = [key for key in connection.scan_iter(count=1000) if key != BROKER_OWNER_KEY.encode()]
+    if keys:
+        connection.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def broker_database() -> Iterator[str]:
+    chosen = os.environ.get("REVAL_TEST_BROKER_URL")
+    candidates = [chosen] if chosen else [f"{LOCAL_REDIS}/{number}" for number in range(15, 0, -1)]
+    owner = f"reval tests, pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    url = next((url for url in candidates if claim_broker_database(redis.Redis.from_url(url), owner)), None)
+    if url is None:
+        pytest.fail(
+            f"{chosen} holds keys this test run did not make; empty it if they are yours, or set REVAL_TEST_BROKER_URL "
+            "to an empty Redis database" if chosen else
+            f"every Redis database 1 to 15 at {LOCAL_REDIS} holds keys; set REVAL_TEST_BROKER_URL to an empty one"
+        )
+    yield url
+    connection = redis.Redis.from_url(url)
+    delete_run_keys(connection)
+    connection.delete(BROKER_OWNER_KEY)
+
+
 @pytest.fixture
-def broker():
-    connection = redis.Redis.from_url(BROKER_URL)
-    connection.flushdb()  # this database number is the tests' own
-    yield BROKER_URL
-    connection.flushdb()
+def broker(broker_database) -> Iterator[str]:
+    """The run's broker database, emptied of earlier tests' keys before and after the test."""
+    connection = redis.Redis.from_url(broker_database)
+    delete_run_keys(connection)
+    yield broker_database
+    delete_run_keys(connection)
 
 
 class Workers:
