@@ -13,6 +13,7 @@ from flask import Flask, current_app
 from flask.cli import ScriptInfo
 
 from reval.app import create_app
+from reval.clock import london_time
 from reval.db import DatabaseBusy
 from reval.designated_bodies import DesignatedBodyFileError
 from reval.extensions import database
@@ -93,6 +94,11 @@ AS_OF = click.DateTime(formats=["%Y-%m-%d"])
 
 def day(value: datetime | None) -> date | None:
     return value.date() if value is not None else None
+
+
+def moment(value: datetime) -> str:
+    """A moment as people in London read it: 2026-07-01 00:30 BST."""
+    return f"{london_time(value):%Y-%m-%d %H:%M %Z}"
 
 
 def print_json(value) -> None:
