@@ -59,9 +59,15 @@ def make_engine(url: str, *, busy_seconds: float = 30, setting: str = "REVAL_DAT
             "write sqlite:///PATH or postgresql://USER@HOST/DATABASE"
         )
     parsed = parsed.set(drivername=DRIVERS[parsed.drivername])
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        _prepare_sqlite_file(Path(parsed.database), setting, create_folder)
     engine = create_engine(parsed, json_serializer=_json_dumps, json_deserializer=orjson.loads)
+    if engine.dialect.name == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        database = Path(parsed.database)
+        if not (create_folder or database.parent.is_dir()):
+            raise NotConfigured(
+                f"{setting}: the folder {str(database.parent)!r} of the SQLite database does not exist; "
+                "create it or correct the path"
+            )
+        event.listen(engine, "do_connect", functools.partial(_create_private_file, database))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", functools.partial(_configure_sqlite, busy_milliseconds=int(busy_seconds * 1000)))
         event.listen(engine, "begin", _begin_immediately)
@@ -69,16 +75,10 @@ def make_engine(url: str, *, busy_seconds: float = 30, setting: str = "REVAL_DAT
     return engine
 
 
-def _prepare_sqlite_file(path: Path, setting: str, create_folder: bool) -> None:
-    """The folder must exist (or be made, owner only); a new file is created owner-only before
-    SQLite opens it (its journal files take the same permissions): it holds personal data."""
-    folder = path.parent
-    if not folder.is_dir():
-        if not create_folder:
-            raise NotConfigured(
-                f"{setting}: the folder {str(folder)!r} of the SQLite database does not exist; create it or correct the path"
-            )
-        private_folder(folder)
+def _create_private_file(path: Path, *_connect_arguments) -> None:
+    """Before SQLite first opens it: the database and its folder, created readable by their owner
+    only (SQLite gives its journal files the database's mode), as they hold personal data."""
+    private_folder(path.parent)
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
