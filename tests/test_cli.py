@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +217,10 @@ def test_the_sync_says_what_each_body_sees_with_hides_by_a_rule_and_by_an_admin_
     assert [row[40:].split() for row in rows] == [["1", "0", "1", "1", "0"], ["0", "0", "1", "0", "0"]]
     assert all(len(row) == len(header) for row in rows)  # every number in its column
     assert note.startswith("A doctor visible to several designated bodies is counted in each")
+
+
+def test_rules_check_reports_rows_that_can_decide_doctors_no_body_sees(reval):
+    output = reval("rules", "--check").output
+    assert re.search(r"\n  seen by no designated body: row \d+ UNKNOWN_PROGRAMME_OWNER \(DISCREPANCY\) "
+                     r"when connected = no and current_programme_owners = NONE\n", output)
+    assert not re.search(r"row \d+ NOT_CONNECTED ", output.split("\nCheck: ")[1])
