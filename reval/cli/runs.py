@@ -35,8 +35,6 @@ def sync(gmc_file, tis_file, as_of, as_json):
         print_json(summary)
         return
     print_summary(ctx, summary)
-    if "connectionRequestsDelivered" in summary:
-        click.echo(f"Connection requests: {format_delivery(summary['connectionRequestsDelivered'])}")
 
 
 @command(name="refresh-people")
@@ -57,10 +55,12 @@ REASONS_IN_SUMMARY = 10
 
 
 def print_summary(ctx: Context, summary: dict, *, bodies: bool = True) -> None:
-    """A run's summary, each reason its records were rejected for said once; then (``bodies``)
-    what each designated body now sees."""
+    """A run's summary, each reason its records were rejected for said once, the connection
+    requests it delivered; then (``bodies``) what each designated body now sees."""
     reasons = run_service.rejection_reasons(ctx, summary["syncRunId"]) if summary["rejectedRecords"] else []
     click.echo(format_summary(summary, reasons))
+    if "connectionRequestsDelivered" in summary:
+        click.echo(f"Connection requests: {format_delivery(summary['connectionRequestsDelivered'])}")
     if bodies:
         click.echo("\n" + format_bodies(designated_body_counts(ctx)))
 
@@ -86,7 +86,8 @@ def format_bodies(bodies: Sequence[BodyCounts]) -> str:
         label = f"{body.code} {body.name}"
         if len(label) > BODY_WIDTH - 1:
             label = label[:BODY_WIDTH - 4] + "..."
-        lines.append(f"{label:<{BODY_WIDTH}}" + "".join(f"{count(body.counts):>{w}}" for (_, count), w in zip(BODY_COLUMNS, widths)))
+        counts = "".join(f"{count(body.counts):>{w}}" for (_, count), w in zip(BODY_COLUMNS, widths))
+        lines.append(f"{label:<{BODY_WIDTH}}{counts}")
     lines.append("A doctor visible to several designated bodies is counted in each, so a column can add up to more than")
     lines.append("the doctors in that queue. HIDDEN by rule: the rule table hid them; by admin: an admin of that body did.")
     return "\n".join(lines)
@@ -178,9 +179,7 @@ def nightly(wait, as_of):
     """Trigger the nightly run now: by the workers when a broker is configured, else here."""
     if not broker_configured():
         ctx = context()
-        summary = nightly_in_process(ctx, day(as_of))
-        print_summary(ctx, summary)
-        click.echo(f"Connection requests: {format_delivery(summary['connectionRequestsDelivered'])}")
+        print_summary(ctx, nightly_in_process(ctx, day(as_of)))
         return
     from reval.tasks import nightly as nightly_task
 
