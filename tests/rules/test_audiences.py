@@ -18,7 +18,7 @@ def reported(report) -> set[str]:
     return {DEFAULT_RULE_TABLE.rows[number - 1].reason for number in report.seen_by_no_body}
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(situations())
 def test_every_doctor_no_body_sees_was_decided_by_a_row_the_check_reports(situation):
     decision = RuleEngine(DEFAULT_RULE_TABLE).decide(situation, AS_OF)
