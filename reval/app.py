@@ -10,6 +10,7 @@ from flask import Flask, request
 
 from reval.api import API_PREFIX, error_problem, init_api
 from reval.extensions import Database, celery_init_app, settings_from_environment
+from reval.settings import number
 from reval.web import csrf, init_web
 from reval.web.errors import error_page
 
@@ -24,8 +25,12 @@ def create_app(config: dict[str, Any] | None = None, *, migrate: bool = True) ->
     app = Flask("reval", instance_relative_config=True, root_path=str(PACKAGE),
                 instance_path=str(Path(instance_path).resolve()) if instance_path else None)
     app.config.from_mapping(config)
+    default_database = "REVAL_DATABASE_URL" not in app.config
     app.config.setdefault("REVAL_DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'reval.sqlite'}")
-    Database(app.config["REVAL_DATABASE_URL"], migrate=migrate).init_app(app)
+    Database(
+        app.config["REVAL_DATABASE_URL"], migrate=migrate, busy_seconds=number(app.config, "REVAL_DB_BUSY_SECONDS", 30),
+        create_folder=default_database,
+    ).init_app(app)
     if app.config.get("REVAL_BROKER_URL"):
         celery_init_app(app)
     init_web(app)

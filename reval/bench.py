@@ -71,7 +71,7 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="reval-bench-") as work:
         directory = Path(work)
         dataset, generate_seconds = _timed(lambda: generate(directory, doctors, as_of, seed))
-        engine = make_engine(database_url or f"sqlite:///{directory / 'bench.sqlite'}")
+        engine = make_engine(database_url or f"sqlite:///{directory / 'bench.sqlite'}", setting="the database URL")
         sessions = session_factory(engine)
         _, migrate_seconds = _timed(lambda: ensure_schema(engine))
         with sessions.begin() as session:
@@ -233,7 +233,7 @@ def run_sharded_bench(
         directory = Path(work)
         dataset, generate_seconds = _timed(lambda: generate(directory, doctors, as_of, seed))
         url = database_url or f"sqlite:///{directory / 'bench.sqlite'}"
-        engine = make_engine(url)
+        engine = make_engine(url, setting="the database URL")
         sessions = session_factory(engine)
         ensure_schema(engine)
         with sessions.begin() as session:

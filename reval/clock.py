@@ -28,6 +28,11 @@ def london_today(moment: datetime | None = None) -> date:
     return (moment or utcnow()).astimezone(LONDON).date()
 
 
+def london_time(moment: datetime) -> datetime:
+    """``moment`` as the clocks in London show it (GMT or BST)."""
+    return moment.astimezone(LONDON)
+
+
 def latest_as_of(today: date) -> date:
     """The last as-of date accepted on ``today``: one year ahead."""
     try:

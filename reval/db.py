@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import sqlite3
 from pathlib import Path
 
 import orjson
@@ -11,7 +14,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+
+from reval.refusals import NotConfigured
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -26,21 +32,66 @@ def _json_dumps(value) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.drivername == "postgresql":
-        # psycopg 3 is the only PostgreSQL driver Reval ships with.
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+class DatabaseBusy(Exception):
+    """SQLite's write lock stayed taken (a sync holds it) for longer than the command waits:
+    the transaction never began, so nothing was changed."""
+
+
+# What Reval ships drivers for: SQLite (the standard library) and PostgreSQL (psycopg 3).
+DRIVERS = {"sqlite": "sqlite", "sqlite+pysqlite": "sqlite", "postgresql": "postgresql+psycopg",
+           "postgresql+psycopg": "postgresql+psycopg"}
+SQLITE_BUSY = 5
+
+
+def make_engine(url: str, *, busy_seconds: float = 30, setting: str = "REVAL_DATABASE_URL",
+                create_folder: bool = False) -> Engine:
+    """An engine for ``url``, refused (NotConfigured, naming ``setting``) when Reval cannot use it.
+    An SQLite database is made readable by its owner only; its folder must exist, or a typing
+    error would silently start an empty database (``create_folder``: make it, owner only)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise NotConfigured(f"{setting} is not a database URL: write sqlite:///PATH or postgresql://USER@HOST/DATABASE") from None
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.drivername not in DRIVERS:
+        raise NotConfigured(
+            f"{setting} {shown!r} names a database Reval cannot use ({parsed.drivername}): "
+            "write sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+        )
+    parsed = parsed.set(drivername=DRIVERS[parsed.drivername])
     engine = create_engine(parsed, json_serializer=_json_dumps, json_deserializer=orjson.loads)
+    if engine.dialect.name == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        database = Path(parsed.database)
+        if not (create_folder or database.parent.is_dir()):
+            raise NotConfigured(
+                f"{setting}: the folder {str(database.parent)!r} of the SQLite database does not exist; "
+                "create it or correct the path"
+            )
+        event.listen(engine, "do_connect", functools.partial(_create_private_file, database))
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "connect", functools.partial(_configure_sqlite, busy_milliseconds=int(busy_seconds * 1000)))
         event.listen(engine, "begin", _begin_immediately)
+        event.listen(engine, "handle_error", functools.partial(_busy_as_one_line, busy_seconds=busy_seconds))
     return engine
 
 
-def _configure_sqlite(dbapi_connection, _record) -> None:
+def _create_private_file(path: Path, *_connect_arguments) -> None:
+    """Before SQLite first opens it: the database and its folder, created readable by their owner
+    only (SQLite gives its journal files the database's mode), as they hold personal data."""
+    private_folder(path.parent)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+
+
+def private_folder(folder: Path) -> None:
+    """Makes ``folder``, and any parent missing, readable by its owner only (mode 0700)."""
+    for missing in reversed([f for f in (folder, *folder.parents) if not f.exists()]):
+        missing.mkdir(mode=0o700, exist_ok=True)
+
+
+def _configure_sqlite(dbapi_connection, _record, *, busy_milliseconds: int) -> None:
     # Let SQLAlchemy, not pysqlite, decide when transactions begin (see _begin_immediately).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -50,11 +101,21 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_milliseconds}")
     # Up to 64 MiB of page cache (used only as needed): a sync reads back pages it wrote moments
     # ago, and the default 2 MiB sends those reads to the WAL file.
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
+
+
+def _busy_as_one_line(context, *, busy_seconds: float) -> Exception | None:
+    """SQLite's "database is locked", after waiting ``busy_seconds`` for a writer: said as what it is."""
+    error = context.original_exception
+    if isinstance(error, sqlite3.OperationalError) and (getattr(error, "sqlite_errorcode", 0) & 0xFF) == SQLITE_BUSY:
+        return DatabaseBusy(
+            f"a sync holds the database (still locked after {busy_seconds:g} s); nothing was changed: try again when it has finished"
+        )
+    return None
 
 
 READ_ONLY = "reval_read_only"

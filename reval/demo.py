@@ -31,7 +31,7 @@ from reval.reconcile.live import fetched_gmc_lists, fetched_tis_people
 from reval.reconcile.reference import configured_designated_bodies
 from reval.reconcile.sync import GmcInput, SyncControls, TisInput, run_sync
 from reval.refusals import Conflict
-from reval.services.queues import counts_by_body
+from reval.services.queues import BodyCounts, body_counts
 from reval.snapshot_files import UnparseableRecord, open_snapshot
 from reval.synthetic import SyntheticDataset, generate
 from reval.tis.client import TisClient, TisSettings
@@ -69,7 +69,7 @@ class DemoResult:
     gmc_url: str
     previous_night: dict[str, Any]
     tonight: dict[str, Any]
-    bodies: list[tuple[str, str, dict[str, int]]]  # (code, name, queue -> count)
+    bodies: list[BodyCounts]  # what each designated body sees once tonight's requests are made
     requests: list[ConnectionRequest]
 
 
@@ -144,8 +144,7 @@ def run_demo(
     requests = _admins_connect_doctors(sessions, services.gmc, gmc_client, as_of)
     progress.end(len(requests))
     with sessions.begin() as session:
-        counts = counts_by_body(session)
-        bodies = [(b.code, b.name, counts.get(b.code, {})) for b in configured_designated_bodies(session)]
+        bodies = body_counts(session)
     return DemoResult(services.dataset, services.gmc.url, previous_night, tonight, bodies, requests)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from reval.db import ensure_schema, make_engine, read_only, schema_is_current, session_factory
 from reval.gmc.client import GmcClient, GmcSettings
 from reval.refusals import NotConfigured
+from reval.settings import number
 from reval.tis.client import TisClient, TisSettings
 
 # Settings read from the environment (or given to create_app); see the README.
@@ -29,10 +30,12 @@ SETTINGS = (
     "REVAL_TIS_PAGE_SIZE", "REVAL_TIS_CONCURRENCY",
     "REVAL_RESULT_BACKEND", "REVAL_LOCK_URL", "REVAL_NIGHTLY_LOCK_SECONDS", "REVAL_NIGHTLY_AT", "REVAL_NIGHTLY_RETRIES",
     "REVAL_NIGHTLY_RETRY_MINUTES", "REVAL_DELIVER_EVERY_MINUTES", "REVAL_HIDE_EXPIRY_AT", "REVAL_BROKER_VISIBILITY_TIMEOUT",
-    "REVAL_SHARD_SIZE", "REVAL_INSTANCE_PATH",
+    "REVAL_SHARD_SIZE", "REVAL_INSTANCE_PATH", "REVAL_DB_BUSY_SECONDS",
     "REVAL_MAX_TIS_DELETIONS_PERCENT", "REVAL_MAX_GMC_DISCONNECTIONS_PERCENT", "REVAL_SYNC_WAIT_SECONDS",
     "REVAL_AUTH", "REVAL_SECRET_KEY", "REVAL_OIDC_ISSUER", "REVAL_OIDC_CLIENT_ID", "REVAL_OIDC_CLIENT_SECRET",
     "REVAL_OIDC_ROLES_CLAIM", "REVAL_OIDC_BODIES_CLAIM", "REVAL_SECURE_COOKIES",
+    "REVAL_API_ISSUER", "REVAL_API_AUDIENCE", "REVAL_API_JWKS_URL", "REVAL_API_RATE_LIMIT", "REVAL_API_RATE_LIMITS",
+    "REVAL_RATE_LIMIT_STORAGE_URL",
 )
 
 
@@ -46,12 +49,14 @@ class Database:
 
     url: str
     migrate: bool = True
+    busy_seconds: float = 30  # how long a writer waits for SQLite's write lock before giving up
+    create_folder: bool = False  # the default instance database: its folder is made on first use
     engine: Engine = field(init=False)
     _sessions: sessionmaker[Session] | None = field(default=None, init=False)
     _reads: sessionmaker[Session] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, busy_seconds=self.busy_seconds, create_folder=self.create_folder)
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -97,7 +102,7 @@ def celery_init_app(app: Flask) -> Celery:
         # The nightly run's chord counts its fetches in the result backend (Redis, like the broker).
         result_backend=app.config.get("REVAL_RESULT_BACKEND") or app.config["REVAL_BROKER_URL"],
         result_expires=timedelta(days=1),
-        broker_transport_options=_transport_options(float(app.config.get("REVAL_BROKER_VISIBILITY_TIMEOUT") or 3600)),
+        broker_transport_options=_transport_options(number(app.config, "REVAL_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1)),
         include=["reval.tasks"],
         task_acks_late=True,  # a task is acknowledged once done, so a lost worker's task runs again
         task_reject_on_worker_lost=True,

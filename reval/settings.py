@@ -34,3 +34,12 @@ def number(config: Mapping[str, Any], name: str, default: float, *, minimum: flo
     if value < minimum or value != value:  # NaN
         raise NotConfigured(f"{name} must be at least {minimum:g} (got {raw!r})")
     return value
+
+
+def time_of_day(config: Mapping[str, Any], name: str, default: str) -> tuple[int, int]:
+    """A time of day setting written HH:MM, as (hour, minute)."""
+    raw = str(config.get(name) or default).strip()
+    hour, _, minute = raw.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60 and len(minute) == 2):
+        raise NotConfigured(f"{name} must be a time of day written HH:MM, e.g. {default} (got {config.get(name)!r})")
+    return int(hour), int(minute)

@@ -16,6 +16,7 @@ from flask import current_app
 from kombu import Consumer, Exchange, Queue
 
 from reval.extensions import database, gmc_client, tis_client
+from reval.gmc.client import GmcSettings
 from reval.models import ConnectionRequest
 from reval.progress import Progress
 from reval.clock import london_today, utcnow
@@ -45,7 +46,8 @@ from reval.reconcile.sync import (
     record_skipped_run,
     run_sync,
 )
-from reval.tis.client import TisUnavailable
+from reval.settings import number, time_of_day
+from reval.tis.client import TisSettings, TisUnavailable
 
 log = logging.getLogger(__name__)
 PERSON_CHANGED = "reval.tis.person-changed"
@@ -130,7 +132,35 @@ class LockKeptAlive(Progress):
 def run_lock(config: Mapping[str, Any] | None = None) -> RunLock:
     config = config or current_app.config
     url = config.get("REVAL_LOCK_URL") or config["REVAL_BROKER_URL"]
-    return RunLock(url, float(config.get("REVAL_NIGHTLY_LOCK_SECONDS") or 1800))
+    return RunLock(url, lock_seconds(config))
+
+
+def lock_seconds(config: Mapping[str, Any]) -> float:
+    """The run lock's timeout, extended as the run progresses."""
+    return number(config, "REVAL_NIGHTLY_LOCK_SECONDS", 1800, minimum=1)
+
+
+def shard_size(config: Mapping[str, Any]) -> int:
+    """Above this many doctors a run's decisions are spread over the workers."""
+    return number(config, "REVAL_SHARD_SIZE", 200_000, minimum=1, whole=True)
+
+
+def nightly_retries(config: Mapping[str, Any]) -> tuple[int, float]:
+    """When no source could be fetched: how many more tries, and the minutes between them."""
+    return (number(config, "REVAL_NIGHTLY_RETRIES", 3, whole=True),
+            number(config, "REVAL_NIGHTLY_RETRY_MINUTES", 30))
+
+
+def check_settings(config: Mapping[str, Any]) -> None:
+    """Reads every setting the tasks read, so a worker or the scheduler with a bad one refuses to
+    start, naming it (NotConfigured), instead of failing in the night."""
+    GmcSettings.from_environment(config)
+    TisSettings.from_environment(config)
+    DeliveryPolicy.from_config(config)
+    lock_seconds(config)
+    shard_size(config)
+    nightly_retries(config)
+    beat_schedule(config)
 
 
 @shared_task(name="reval.nightly", ignore_result=False)
@@ -188,7 +218,7 @@ def reconcile_run(
     try:
         controls = SyncControls.from_config(current_app.config, allow_mass_changes=allow_mass_changes,
                                             progress=LockKeptAlive(lock, token))
-        shards = planned_shards(sessions, run_id, int(current_app.config.get("REVAL_SHARD_SIZE") or 200_000))
+        shards = planned_shards(sessions, run_id, shard_size(current_app.config))
         if shards > 1:
             apply_staged(sessions, run_id, day, controls)
             lock.extend(token)
@@ -200,8 +230,7 @@ def reconcile_run(
     except (AllSourcesFailed, SyncSkipped) as error:
         # Nothing was applied (no source could be fetched, or another sync held the lock all the
         # while): the whole nightly run is tried again later.
-        retries = int(current_app.config.get("REVAL_NIGHTLY_RETRIES") or 3)
-        minutes = float(current_app.config.get("REVAL_NIGHTLY_RETRY_MINUTES") or 30)
+        retries, minutes = nightly_retries(current_app.config)
         log.error("OPERATOR ALERT: nightly run %s (attempt %d of %d) did not run: %s", run_id, attempt, retries + 1, error)
         if attempt <= retries:
             nightly.apply_async(kwargs={"as_of": as_of, "attempt": attempt + 1}, countdown=minutes * 60)
@@ -239,14 +268,14 @@ def finish_run(shard_counts: list[dict[str, Any]], run_id: int, token: str) -> d
 
 def beat_schedule(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The unattended schedule, in Europe/London time; each entry's time is configurable."""
-    hour, minute = map(int, str(config.get("REVAL_NIGHTLY_AT") or "00:30").split(":"))
-    hides_hour, hides_minute = map(int, str(config.get("REVAL_HIDE_EXPIRY_AT") or "06:00").split(":"))
+    hour, minute = time_of_day(config, "REVAL_NIGHTLY_AT", "00:30")
+    hides_hour, hides_minute = time_of_day(config, "REVAL_HIDE_EXPIRY_AT", "06:00")
     return {
         # 00:30 by default: outside the hour that the clocks change in, so it runs once every night.
         "nightly-run": {"task": "reval.nightly", "schedule": crontab(hour=hour, minute=minute)},
         "deliver-connection-requests": {
             "task": "reval.deliver_due",
-            "schedule": timedelta(minutes=float(config.get("REVAL_DELIVER_EVERY_MINUTES") or 5)),
+            "schedule": timedelta(minutes=number(config, "REVAL_DELIVER_EVERY_MINUTES", 5, minimum=0.1)),
         },
         "end-expired-hides": {"task": "reval.end_expired_hides", "schedule": crontab(hour=hides_hour, minute=hides_minute)},
     }

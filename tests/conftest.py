@@ -3,7 +3,9 @@ emptied before each test; an app and a CLI runner on it."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,11 +21,12 @@ os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempd
 
 import pytest
 import redis
+from click.testing import CliRunner
 from sqlalchemy import delete
 from werkzeug.serving import make_server
 
 from reval.app import create_app
-from reval.extensions import celery_init_app, database
+from reval.extensions import SETTINGS, celery_init_app, database
 from reval.cli import cli
 from reval.db import ensure_schema, make_engine
 from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
@@ -33,7 +36,7 @@ from reval.tis.client import TisSettings
 from reval.tis.simulator import RunningTisSimulator, TisState
 from reval.models import Base
 from reval.reconcile.reference import replace_designated_bodies
-from tests.factories import AS_OF
+from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
 
 
 @pytest.fixture(scope="session")
@@ -94,9 +97,45 @@ def reval(app) -> Reval:
     return Reval(app)
 
 
+def reval_from_settings(tmp_path: Path, *args, **settings: str):
+    """`reval` as a shell runs it: its app made from these settings and no others of this process's."""
+    environment = {name: None for name in SETTINGS} | {"REVAL_INSTANCE_PATH": str(tmp_path / "instance")} | settings
+    return CliRunner().invoke(cli, [str(a) for a in args], env=environment)
+
+
+def assert_one_line_refusal(result, exit_code: int, *parts: str) -> None:
+    """Exit status, one line naming what is wrong, and no traceback (click exited, nothing escaped)."""
+    assert result.exit_code == exit_code, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    for part in parts:
+        assert part in result.output
+
+
 @pytest.fixture
 def files(tmp_path) -> Path:
     return tmp_path
+
+
+@pytest.fixture
+def snapshots(files):
+    """Three doctors and a TIS record with a bad GMC number: 1000001 connected to its programme's
+    owner, 1000002 not connected, 1000003 connected to another body than its programme's owner."""
+    gmc = gmc_snapshot(files / "gmc.json", {EAST_OF_ENGLAND: [gmc_doctor("1000001"), gmc_doctor("1000003")]})
+    tis = tis_snapshot(files / "tis.json", [
+        person("1000001", programme(EAST_OF_ENGLAND), person_id=1),
+        person("1000002", programme(WESSEX), person_id=2),
+        person("1000003", programme(WESSEX), person_id=3),
+        person("bad-one", programme(WESSEX), person_id=4),
+    ])
+    return gmc, tis
+
+
+@pytest.fixture
+def synced(reval, snapshots):
+    """The snapshots synced as of AS_OF; the run's summary."""
+    gmc, tis = snapshots
+    return json.loads(reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF.isoformat(), "--json").stdout)
 
 
 GMC_USERNAME, GMC_PASSWORD = "reval-test", "s3cret-Pa55word"
@@ -173,7 +212,6 @@ def served(wsgi) -> Iterator[str]:
         server.server_close()
 
 
-BROKER_URL = os.environ.get("REVAL_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 
 
 def wait_for(condition, seconds: float = 30.0):
@@ -187,12 +225,55 @@ def wait_for(condition, seconds: float = 30.0):
     raise AssertionError(f"gave up waiting {seconds:g} s for {condition.__doc__ or condition}")
 
 
+# The broker tests use a Redis database this run claims: REVAL_TEST_BROKER_URL's, or else the first
+# empty one of the local Redis from 15 down. A database is claimed only when it holds nothing at
+# all, by a marker naming the run, so everything in it afterwards is the run's own to delete.
+LOCAL_REDIS = "redis://127.0.0.1:6379"
+BROKER_OWNER_KEY = "reval-tests:owner"
+
+
+def claim_broker_database(connection: redis.Redis, owner: str) -> bool:
+    """Marks this Redis database as the run's if it holds nothing; leaves it untouched otherwise."""
+    if not connection.set(BROKER_OWNER_KEY, owner, nx=True):
+        return False
+    if connection.dbsize() == 1:
+        return True
+    connection.delete(BROKER_OWNER_KEY)  # someone else's keys are there: not ours to use
+    return False
+
+
+def delete_run_keys(connection: redis.Redis) -> None:
+    """Empties the claimed database of what the run wrote into it, keeping the claim."""
+    keys = [key for key in connection.scan_iter(count=1000) if key != BROKER_OWNER_KEY.encode()]
+    if keys:
+        connection.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def broker_database() -> Iterator[str]:
+    chosen = os.environ.get("REVAL_TEST_BROKER_URL")
+    candidates = [chosen] if chosen else [f"{LOCAL_REDIS}/{number}" for number in range(15, 0, -1)]
+    owner = f"reval tests, pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    url = next((url for url in candidates if claim_broker_database(redis.Redis.from_url(url), owner)), None)
+    if url is None:
+        pytest.fail(
+            f"{chosen} holds keys this test run did not make; empty it if they are yours, or set REVAL_TEST_BROKER_URL "
+            "to an empty Redis database" if chosen else
+            f"every Redis database 1 to 15 at {LOCAL_REDIS} holds keys; set REVAL_TEST_BROKER_URL to an empty one"
+        )
+    yield url
+    connection = redis.Redis.from_url(url)
+    delete_run_keys(connection)
+    connection.delete(BROKER_OWNER_KEY)
+
+
 @pytest.fixture
-def broker():
-    connection = redis.Redis.from_url(BROKER_URL)
-    connection.flushdb()  # this database number is the tests' own
-    yield BROKER_URL
-    connection.flushdb()
+def broker(broker_database) -> Iterator[str]:
+    """The run's broker database, emptied of earlier tests' keys before and after the test."""
+    connection = redis.Redis.from_url(broker_database)
+    delete_run_keys(connection)
+    yield broker_database
+    delete_run_keys(connection)
 
 
 class Workers:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,30 +14,12 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
+from tests.factories import EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, placement, programme, tis_snapshot
 
 EXPORT_KEYS = {
     "gmcReferenceNumber", "queue", "reason", "visibleTo", "designatedBody", "programmeOwnerDesignatedBodies",
     "hiddenFor", "firstName", "lastName", "tisPersonIds", "gmcUpdateFailed",
 }
-
-
-@pytest.fixture
-def snapshots(files):
-    gmc = gmc_snapshot(files / "gmc.json", {EAST_OF_ENGLAND: [gmc_doctor("1000001"), gmc_doctor("1000003")]})
-    tis = tis_snapshot(files / "tis.json", [
-        person("1000001", programme(EAST_OF_ENGLAND), person_id=1),
-        person("1000002", programme(WESSEX), person_id=2),
-        person("1000003", programme(WESSEX), person_id=3),
-        person("bad-one", programme(WESSEX), person_id=4),
-    ])
-    return gmc, tis
-
-
-@pytest.fixture
-def synced(reval, snapshots):
-    gmc, tis = snapshots
-    return json.loads(reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF.isoformat(), "--json").stdout)
 
 
 def export(reval, *args):
@@ -179,3 +162,65 @@ def test_console_script_reports_an_unreadable_file_without_a_traceback(files, mi
     assert result.returncode == 2
     assert result.stderr.strip() == f"Error: GMC file '{path}' must be a JSON object with a 'designatedBodies' list"
     assert result.stdout == ""
+
+
+def test_rejections_lists_every_rejected_record_of_the_latest_run(reval, synced):
+    rows = json.loads(reval("rejections", "--format", "json").stdout)
+    assert rows == [{
+        "run": synced["syncRunId"], "source": "TIS", "locator": "people[3]", "key": "4", "field": "gmcNumber",
+        "value": "'bad-one'", "reason": "is not a 7-digit GMC number",
+    }]
+    assert json.loads(reval("rejections", "--source", "gmc", "--format", "json").stdout) == []
+    assert json.loads(reval("rejections", "--run", synced["syncRunId"], "--source", "Tis", "--format", "json").stdout) == rows
+    table = reval("rejections").output.splitlines()
+    assert table == ["run\tsource\tlocator\tkey\tfield\tvalue\treason",
+                     f"{synced['syncRunId']}\tTIS\tpeople[3]\t4\tgmcNumber\t'bad-one'\tis not a 7-digit GMC number"]
+    assert list(csv.DictReader(io.StringIO(reval("rejections", "--format", "csv").output))) == [
+        {name: str(value) for name, value in row.items()} for row in rows
+    ]
+
+
+def test_rejections_of_a_run_that_does_not_exist_are_refused(reval, synced):
+    result = reval("rejections", "--run", "99", expect_exit=2)
+    assert "there is no sync run 99" in result.output
+
+
+def test_the_sync_summary_says_each_rejection_reason_once_and_where_to_see_every_record(reval, files):
+    people = [person(f"bad-{n}", programme(WESSEX)) for n in range(12)] + [person("bad-x", programme(WESSEX)) for _ in range(3)]
+    tis = tis_snapshot(files / "tis.json", people)
+    output = reval("sync", "--gmc-file", gmc_snapshot(files / "gmc.json", {}), "--tis-file", tis, "--as-of", "2026-11-21").output
+    run = json.loads(reval("runs", "--format", "json").stdout)[0]["id"]
+    assert "Rejected records: 15\n  3 TIS records: gmcNumber: is not a 7-digit GMC number (got 'bad-x')\n" in output
+    assert "  TIS people[0]: gmcNumber: is not a 7-digit GMC number (got 'bad-0')\n" in output
+    assert output.count("is not a 7-digit GMC number") == 10
+    assert "  ... and 3 more records, for 3 other reasons\n" in output
+    assert f"  Each one, with its field, value and reason: reval rejections --run {run}" in output
+
+
+def test_the_sync_says_what_each_body_sees_with_hides_by_a_rule_and_by_an_admin_apart(reval, files):
+    long_name = "Northern Ireland Medical and Dental Training Agency of Belfast"
+    bodies = files / "bodies.csv"
+    bodies.write_text(f"code,name,owner\n{EAST_OF_ENGLAND},East of England,East of England\n{WESSEX},{long_name},Wessex\n")
+    reval("designated-bodies", "load", bodies)
+    gmc = gmc_snapshot(files / "gmc.json", {EAST_OF_ENGLAND: [gmc_doctor(n) for n in ("1000001", "1000002", "1000003")]})
+    tis = tis_snapshot(files / "tis.json", [
+        person("1000001", programme(EAST_OF_ENGLAND)),
+        person("1000002", programme(WESSEX), placements=[placement("F1")]),  # hidden by a rule from both bodies
+        person("1000003", programme(WESSEX)),  # East of England's discrepancy, until its admin hides it
+    ])
+    reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21")
+    reval("hide", "1000003", "--designated-body", EAST_OF_ENGLAND, "--reason", "moving to Wessex")
+    output = reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21").output
+    header, *rows, note, _more = output.split("What each designated body sees:\n")[1].splitlines()
+    assert [h.strip() for h in header[40:].split("  ") if h.strip()] == ["CONNECTED", "DISCREPANCY", "HIDDEN by rule", "HIDDEN by admin", "HISTORIC"]
+    assert [row[:40].rstrip() for row in rows] == [f"{EAST_OF_ENGLAND} East of England", f"{WESSEX} Northern Ireland Medical a..."]
+    assert [row[40:].split() for row in rows] == [["1", "0", "1", "1", "0"], ["0", "0", "1", "0", "0"]]
+    assert all(len(row) == len(header) for row in rows)  # every number in its column
+    assert note.startswith("A doctor visible to several designated bodies is counted in each")
+
+
+def test_rules_check_reports_rows_that_can_decide_doctors_no_body_sees(reval):
+    output = reval("rules", "--check").output
+    assert re.search(r"\n  seen by no designated body: row \d+ UNKNOWN_PROGRAMME_OWNER \(DISCREPANCY\) "
+                     r"when connected = no and current_programme_owners = NONE\n", output)
+    assert not re.search(r"row \d+ NOT_CONNECTED ", output.split("\nCheck: ")[1])

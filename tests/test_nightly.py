@@ -14,7 +14,7 @@ from reval.gmc.simulator import InjectedFault as GmcFault
 from reval.models import SyncRun
 from reval.tasks import RunLock, beat_schedule, person_ids_of
 from reval.tis.simulator import InjectedFault as TisFault
-from tests.conftest import BROKER_URL, wait_for
+from tests.conftest import wait_for
 from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, person, programme
 
 
@@ -56,7 +56,7 @@ def test_the_nightly_run_fans_out_and_reconciles_once_all_have_reported(services
     assert len(run.summary["gmc"]["designatedBodiesFetched"]) == 14 and run.summary["tis"]["peopleRead"] == 2
     doctors = exported(reval)
     assert (doctors["1000001"]["queue"], doctors["1000002"]["reason"]) == ("CONNECTED", "NOT_CONNECTED")
-    assert not redis.Redis.from_url(BROKER_URL).exists(RunLock.NAME)  # released
+    assert not redis.Redis.from_url(workers.broker_url).exists(RunLock.NAME)  # released
     listed = json.loads(reval("runs", "--format", "json").stdout)
     assert listed[0]["status"] == "SUCCEEDED" and listed[0]["queues"]["CONNECTED"]["after"] == 1
 
@@ -102,7 +102,7 @@ def test_a_worker_killed_mid_run_leaves_the_previous_state_whole_and_its_task_is
     process.wait(timeout=10)
     assert exported(reval) == before
     assert runs(sessions)[-1].status == "RUNNING"
-    wait_for(lambda: not redis.Redis.from_url(BROKER_URL).exists(RunLock.NAME), seconds=10)
+    wait_for(lambda: not redis.Redis.from_url(workers.broker_url).exists(RunLock.NAME), seconds=10)
 
     # The killed worker's task was never acknowledged: another worker gets it and the run completes.
     tis.state.faults.clear()
@@ -117,7 +117,7 @@ def test_a_person_changed_message_re_decides_the_doctor_within_seconds(services,
     reval("sync", "--as-of", AS_OF.isoformat())
     tis.state.people[2]["programmeMemberships"] = [programme(EAST_OF_ENGLAND)]
     process = workers.start()
-    with Connection(BROKER_URL) as connection:
+    with Connection(workers.broker_url) as connection:
         queue = connection.SimpleQueue("reval.tis.person-changed")
         queue.put({"not": "what TIS sends"})
         queue.put({"personIds": [2]})
@@ -152,7 +152,7 @@ def test_a_run_with_more_doctors_than_a_shard_holds_spreads_its_decisions(servic
     assert run.summary["doctorsDecided"] == 2 and run.summary["queues"]["CONNECTED"] == {"before": 0, "after": 1, "in": 1, "out": 0}
     doctors = exported(reval)
     assert (doctors["1000001"]["queue"], doctors["1000002"]["reason"]) == ("CONNECTED", "NOT_CONNECTED")
-    assert not redis.Redis.from_url(BROKER_URL).exists(RunLock.NAME)
+    assert not redis.Redis.from_url(workers.broker_url).exists(RunLock.NAME)
 
 
 def test_triggering_without_a_worker_says_so(services, workers, reval, monkeypatch):

@@ -3,6 +3,7 @@ page templates and the vendored NHS.UK assets."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -62,5 +63,7 @@ def test_an_installed_wheel_finds_its_templates_and_assets(tmp_path):
     result = subprocess.run(
         [str(prefix / "bin" / "python"), "-c", SMOKE, str(ROOT), str(instance)],
         capture_output=True, text=True, cwd=tmp_path,
+        # A PYTHONPATH naming a checkout (as in a worktree sharing another's environment) would win over the wheel.
+        env={name: value for name, value in os.environ.items() if name != "PYTHONPATH"},
     )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr

@@ -16,6 +16,8 @@ from flask import Flask, current_app
 from flask.cli import ScriptInfo
 
 from reval.app import create_app
+from reval.clock import london_time
+from reval.db import DatabaseBusy
 from reval.designated_bodies import DesignatedBodyFileError
 from reval.extensions import database
 from reval.gateway import AppGateway
@@ -45,8 +47,9 @@ class CommandRefused(click.ClickException):
 
 def command(group: click.Group = cli, name: str | None = None, stoppable: bool = False, **settings):
     """A command that runs inside the app, answering refusals with one line and exit status 2
-    (and a failed or skipped sync or an unreadable TIS with exit status 1), never a traceback.
-    ``stoppable``: SIGTERM stops it as Ctrl-C does, so a sync it runs is recorded as interrupted."""
+    (and a failed or skipped sync, an unreadable TIS or a database a sync holds with exit status 1),
+    never a traceback. ``stoppable``: SIGTERM stops it as Ctrl-C does, so a sync it runs is recorded
+    as interrupted."""
 
     def decorate(function):
         @functools.wraps(function)
@@ -56,7 +59,7 @@ def command(group: click.Group = cli, name: str | None = None, stoppable: bool =
                     return function(*args, **kwargs)
             except (Refused, InvalidValue, SnapshotUnreadable, DesignatedBodyFileError) as error:
                 raise CommandRefused(str(error)) from None
-            except (SyncFailed, SyncSkipped) as error:
+            except (SyncFailed, SyncSkipped, DatabaseBusy) as error:
                 raise click.ClickException(str(error)) from None
             except TisUnavailable as error:
                 raise click.ClickException(f"TIS could not be read, nothing changed: {error}") from None
@@ -122,6 +125,11 @@ AS_OF = click.DateTime(formats=["%Y-%m-%d"])
 
 def day(value: datetime | None) -> date | None:
     return value.date() if value is not None else None
+
+
+def moment(value: datetime) -> str:
+    """A moment as people in London read it: 2026-07-01 00:30 BST."""
+    return f"{london_time(value):%Y-%m-%d %H:%M %Z}"
 
 
 def print_json(value) -> None:

@@ -8,13 +8,15 @@ import click
 from flask import current_app
 
 from reval.app import create_app
-from reval.cli.base import AS_OF, CommandRefused, command, context, day, print_json
+from reval.cli.base import AS_OF, CommandRefused, command, context, day, print_json, who
 from reval.cli.progress import QUIET, progress_for
-from reval.cli.runs import format_summary
+from reval.cli.runs import format_bodies, print_summary
 from reval.cli.servers import _celery_app, serve_app
+from reval.db import private_folder
 from reval.demo import check_demo_database, demo_services, run_demo
 from reval.extensions import database
 from reval.rules import Queue
+from reval.services.context import Actor, Context
 
 
 @command(stoppable=True)
@@ -29,6 +31,7 @@ from reval.rules import Queue
 def demo(doctors, seed, as_of, database_url, serve, host, port, quiet):
     """Generate a synthetic national dataset, sync two nights of it, summarise the queues, serve the UI."""
     directory = Path(current_app.instance_path) / "demo"
+    private_folder(directory)
     if database_url is None:
         database_file = directory / "reval-demo.sqlite"
         for stale in directory.glob("reval-demo.sqlite*"):  # the demo's own: made afresh
@@ -41,14 +44,15 @@ def demo(doctors, seed, as_of, database_url, serve, host, port, quiet):
     progress = progress_for(quiet)
     with demo_services(directory, doctors, tonight, seed, progress) as services:
         result = run_demo(db.sessions, services, tonight, progress)
-        _print_demo(result, seed, db.engine.url.render_as_string(hide_password=True))
+        demo_context = Context(db.sessions, db.reads, Actor.operator(who(None)))
+        _print_demo(demo_context, result, seed, db.engine.url.render_as_string(hide_password=True))
         if serve:
             app = create_app(instance | services.app_settings() | {"REVAL_AUTH": "dev"})
             _print_offices(result, host, port)
             serve_app(app, host, port)
 
 
-def _print_demo(result, seed: int, database_url: str) -> None:
+def _print_demo(ctx: Context, result, seed: int, database_url: str) -> None:
     dataset = result.dataset
     click.echo(
         f"Generated {dataset.gmc_doctors} GMC-connected doctors and {dataset.tis_people} TIS people "
@@ -58,18 +62,14 @@ def _print_demo(result, seed: int, database_url: str) -> None:
         f"Served both nights from local GMC Connect ({result.gmc_url}) and TIS simulators; synced the previous "
         f"night (run {result.previous_night['syncRunId']}), then tonight:\n"
     )
-    click.echo(format_summary(result.tonight))
+    print_summary(ctx, result.tonight, bodies=False)
     click.echo("\nAn admin connects unconnected trainees to their programme's owner at GMC:")
     for request in result.requests:
         click.echo(
             f"  request {request.id}: {request.action} {request.gmc_number} to {request.designated_body_code}: "
             f"{request.status.lower()}, {request.message}"
         )
-    queues = [q.value for q in Queue]
-    click.echo("\nWhat each designated body sees:")
-    click.echo(f"{'designated body':<58}" + "".join(f"{q:>13}" for q in queues))
-    for code, name, counts in result.bodies:
-        click.echo(f"{code + ' ' + name:<58}" + "".join(f"{counts.get(q, 0):>13}" for q in queues))
+    click.echo("\n" + format_bodies(result.bodies))
     click.echo(
         f"\nDatabase: {database_url}\n"
         "Try: reval export --queue DISCREPANCY --designated-body 1-1RSSQ05 | head -40; reval explain GMCNO; "
@@ -81,10 +81,10 @@ def _print_offices(result, host: str, port: int) -> None:
     address = f"http://{host}:{port}"
     click.echo(f"\nThe web UI, with development sign-in: {address}/auth/dev")
     click.echo("Sign in as an Admin of one of these offices (or as National to see them all):")
-    for code, name, counts in result.bodies:
+    for body in result.bodies:
         click.echo(
-            f"  {name} ({code}): {counts.get('DISCREPANCY', 0)} discrepancies, "
-            f"{address}/queues/discrepancies?body={code}"
+            f"  {body.name} ({body.code}): {body.counts[Queue.DISCREPANCY]} discrepancies, "
+            f"{address}/queues/discrepancies?body={body.code}"
         )
 
 

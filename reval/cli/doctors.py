@@ -10,12 +10,22 @@ from typing import Iterable
 import click
 import orjson
 
-from reval.cli.base import AS_OF, command, context, day, print_json
+from reval.cli.base import AS_OF, command, context, day, moment, print_json
+from reval.clock import london_time
 from reval.models import DoctorEvent
 from reval.rules import DEFAULT_RULE_TABLE, Queue
 from reval.rules.engine import placement_state, programme_state
 from reval.rules.table import format_value
-from reval.services.doctors import DoctorDetail, doctor_detail, doctor_history, rejected_record_text
+from reval.reconcile.connections import request_view
+from reval.services.doctors import (
+    EVENT_SOURCES,
+    DoctorDetail,
+    describe_event,
+    describe_request,
+    doctor_detail,
+    doctor_history,
+    rejected_record_text,
+)
 from reval.services.hides import hide_doctor, unhide_doctor
 from reval.services.queues import EXPORT_FIELDS, QueueEntry, QueueView, queue_entries
 
@@ -110,6 +120,17 @@ def format_explanation(detail: DoctorDetail) -> str:
         state = f"ended {hide.ended_at:%Y-%m-%d}: {hide.end_reason}" if hide.ended_at else "active"
         until = f" until {hide.until.isoformat()}" if hide.until else ""
         lines.append(f"Hidden for {hide.designated_body_code} by {hide.hidden_by}{until} ({hide.reason}): {state}")
+    lines.append("GMC requests:" if detail.requests else "GMC requests: none")
+    for state in detail.requests:
+        superseded = f" (superseded by request {state.superseded_by})" if state.superseded_by else ""
+        lines.append(f"  {moment(state.request.requested_at)} {describe_request(request_view(state.request))}{superseded}")
+    for state in detail.requests:
+        if state.flags_failure:
+            failed = state.request
+            lines.append(
+                f"GMC update failed: request {failed.id}, the last for {failed.designated_body_code}, failed at "
+                f"{moment(failed.last_attempt_at or failed.requested_at)}; `reval resend {failed.id}` tries again"
+            )
     return "\n".join(lines)
 
 
@@ -118,16 +139,17 @@ def format_explanation(detail: DoctorDetail) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def history(gmc_number, as_json):
     """Every recorded change of a doctor's connection, decision and hides, oldest first."""
-    rows = [event_row(event) for event in doctor_history(context(), gmc_number)]
+    events = doctor_history(context(), gmc_number)
     if as_json:
-        print_json(rows)
+        print_json([event_row(event) for event in events])
         return
-    if not rows:
+    if not events:
         click.echo(f"no history for {gmc_number}")
-    for row in rows:
+    for event in events:
+        as_of = "" if london_time(event.recorded_at).date() == event.as_of else f" (as of {event.as_of.isoformat()})"
         click.echo(
-            f"{row['asOf']} run {row['syncRunId'] or '-':>4} {row['source']:<9} {row['kind']:<10} "
-            f"{_brief(row['old'])} -> {_brief(row['new'])}  {row['detail'] or ''}"
+            f"{moment(event.recorded_at)}  {f'run {event.sync_run_id}' if event.sync_run_id else '':<8} "
+            f"{EVENT_SOURCES.get(event.source, event.source):<5} {describe_event(event)}{as_of}"
         )
 
 
@@ -142,12 +164,6 @@ def event_row(event: DoctorEvent) -> dict:
         "new": event.new,
         "detail": event.detail,
     }
-
-
-def _brief(value) -> str:
-    if value is None:
-        return "none"
-    return " ".join(f"{key}={','.join(v) if isinstance(v, list) else v}" for key, v in value.items())
 
 
 @command()

@@ -1,8 +1,11 @@
-"""Syncs and runs: `reval sync`, `refresh-people`, `nightly`, `runs`."""
+"""Syncs and runs: `reval sync`, `refresh-people`, `nightly`, `runs`, `rejections`."""
 
 from __future__ import annotations
 
+import csv
+import sys
 import time
+from typing import Sequence
 
 import click
 from celery.exceptions import TimeoutError as CeleryTimeout
@@ -14,6 +17,9 @@ from reval.reconcile.connections import Status
 from reval.reconcile.runs import run_view
 from reval.reconcile.sync import RunStatus
 from reval.services import runs as run_service
+from reval.rules import HIDDEN_BY_ADMIN, Queue
+from reval.services.context import Context
+from reval.services.queues import BodyCounts, designated_body_counts
 from reval.services.sync import nightly_in_process, refresh_people_now, sync_now
 
 
@@ -43,15 +49,14 @@ def say_waiting(message: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def sync(gmc_file, tis_file, as_of, allow_mass_changes, wait_seconds, quiet, as_json):
     """Take GMC's lists and TIS's people (from files, or live), decide every doctor, print the summary."""
-    summary = sync_now(context(), gmc_file=gmc_file, tis_file=tis_file, as_of=day(as_of),
+    ctx = context()
+    summary = sync_now(ctx, gmc_file=gmc_file, tis_file=tis_file, as_of=day(as_of),
                        allow_mass_changes=allow_mass_changes, wait_seconds=wait_seconds, on_wait=say_waiting,
                        progress=progress_for(quiet))
     if as_json:
         print_json(summary)
         return
-    click.echo(format_summary(summary))
-    if "connectionRequestsDelivered" in summary:
-        click.echo(f"Connection requests: {format_delivery(summary['connectionRequestsDelivered'])}")
+    print_summary(ctx, summary)
 
 
 @command(name="refresh-people", stoppable=True)
@@ -62,15 +67,58 @@ def sync(gmc_file, tis_file, as_of, allow_mass_changes, wait_seconds, quiet, as_
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def refresh_people(person_ids, as_of, wait_seconds, quiet, as_json):
     """Pull just these TIS people (a 404 means deleted) and re-decide the doctors they touch."""
-    summary = refresh_people_now(context(), person_ids, day(as_of), wait_seconds=wait_seconds, on_wait=say_waiting,
+    ctx = context()
+    summary = refresh_people_now(ctx, person_ids, day(as_of), wait_seconds=wait_seconds, on_wait=say_waiting,
                                  progress=progress_for(quiet))
     if as_json:
         print_json(summary)
     else:
-        click.echo(format_summary(summary))
+        print_summary(ctx, summary)
 
 
-def format_summary(summary: dict) -> str:
+REASONS_IN_SUMMARY = 10
+
+
+def print_summary(ctx: Context, summary: dict, *, bodies: bool = True) -> None:
+    """A run's summary, each reason its records were rejected for said once, the connection
+    requests it delivered; then (``bodies``) what each designated body now sees."""
+    reasons = run_service.rejection_reasons(ctx, summary["syncRunId"]) if summary["rejectedRecords"] else []
+    click.echo(format_summary(summary, reasons))
+    if "connectionRequestsDelivered" in summary:
+        click.echo(f"Connection requests: {format_delivery(summary['connectionRequestsDelivered'])}")
+    if bodies:
+        click.echo("\n" + format_bodies(designated_body_counts(ctx)))
+
+
+BODY_WIDTH = 40  # a body's code and name; a longer name is cut short, so the numbers keep their columns
+BODY_COLUMNS = (  # heading, and how a body's counts give it
+    ("CONNECTED", lambda c: c[Queue.CONNECTED]),
+    ("DISCREPANCY", lambda c: c[Queue.DISCREPANCY]),
+    ("HIDDEN by rule", lambda c: c[Queue.HIDDEN] - c[HIDDEN_BY_ADMIN]),
+    ("HIDDEN by admin", lambda c: c[HIDDEN_BY_ADMIN]),
+    ("HISTORIC", lambda c: c[Queue.HISTORIC]),
+)
+
+
+def format_bodies(bodies: Sequence[BodyCounts]) -> str:
+    """A table of what each designated body sees: one row a body, one column a queue."""
+    widths = [max(len(heading) + 2, 9) for heading, _count in BODY_COLUMNS]
+    lines = [
+        "What each designated body sees:",
+        f"{'designated body':<{BODY_WIDTH}}" + "".join(f"{heading:>{w}}" for (heading, _), w in zip(BODY_COLUMNS, widths)),
+    ]
+    for body in bodies:
+        label = f"{body.code} {body.name}"
+        if len(label) > BODY_WIDTH - 1:
+            label = label[:BODY_WIDTH - 4] + "..."
+        counts = "".join(f"{count(body.counts):>{w}}" for (_, count), w in zip(BODY_COLUMNS, widths))
+        lines.append(f"{label:<{BODY_WIDTH}}{counts}")
+    lines.append("A doctor visible to several designated bodies is counted in each, so a column can add up to more than")
+    lines.append("the doctors in that queue. HIDDEN by rule: the rule table hid them; by admin: an admin of that body did.")
+    return "\n".join(lines)
+
+
+def format_summary(summary: dict, reasons: Sequence[run_service.RejectionReason]) -> str:
     gmc, tis = summary["gmc"], summary["tis"]
     lines = [
         f"Sync run {summary['syncRunId']} {summary['status'].lower()}: as of {summary['asOf']}, rules {summary['ruleTable']}",
@@ -107,11 +155,41 @@ def format_summary(summary: dict) -> str:
         f"{summary['events']} history events, {summary['hidesEnded']} hides ended"
     )
     lines.append(f"Rejected records: {summary['rejectedRecords']}")
-    for rejection in summary["rejections"]:
-        lines.append(f"  {rejection['source']} {rejection['locator']}: {rejection['message']}")
-    if summary["rejectedRecords"] > len(summary["rejections"]):
-        lines.append(f"  ... and {summary['rejectedRecords'] - len(summary['rejections'])} more in the data-quality log")
+    shown, rest = reasons[:REASONS_IN_SUMMARY], reasons[REASONS_IN_SUMMARY:]
+    for reason in shown:
+        if reason.records == 1:
+            lines.append(f"  {reason.source} {reason.locator}: {reason.message}")
+        else:
+            lines.append(f"  {reason.records} {reason.source} records: {reason.message}")
+    if rest:
+        lines.append(f"  ... and {sum(r.records for r in rest)} more records, for {len(rest)} other reasons")
+    if reasons:
+        lines.append(f"  Each one, with its field, value and reason: reval rejections --run {summary['syncRunId']}")
     return "\n".join(lines)
+
+
+REJECTION_FIELDS = ("run", "source", "locator", "key", "field", "value", "reason")
+
+
+@command()
+@click.option("--run", "run_id", type=int, help="The sync run (default: the latest).")
+@click.option("--source", type=click.Choice(run_service.SOURCES, case_sensitive=False), help="Only this source's records.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+def rejections(run_id, source, output_format):
+    """List every record a sync run rejected (the data-quality log): where it is, its field, value and reason."""
+    found = run_service.run_rejections(context(), run_id, source)
+    rows = [
+        {"run": found.run.id, "source": r.source, "locator": r.locator, "key": r.record_key, "field": r.field,
+         "value": r.value, "reason": r.reason or r.message}
+        for r in found.records
+    ]
+    if output_format == "json":
+        print_json(rows)
+        return
+    writer = csv.writer(sys.stdout, delimiter="\t" if output_format == "table" else ",", lineterminator="\n")
+    writer.writerow(REJECTION_FIELDS)
+    for row in rows:
+        writer.writerow(["" if row[name] is None else row[name] for name in REJECTION_FIELDS])
 
 
 def format_delivery(counts: dict[str, int]) -> str:
@@ -132,10 +210,9 @@ NIGHTLY_START_SECONDS = 60
 def nightly(wait, as_of, allow_mass_changes, quiet):
     """Trigger the nightly run now: by the workers when a broker is configured, else here."""
     if not broker_configured():
-        summary = nightly_in_process(context(), day(as_of), allow_mass_changes=allow_mass_changes, on_wait=say_waiting,
-                                     progress=progress_for(quiet))
-        click.echo(format_summary(summary))
-        click.echo(f"Connection requests: {format_delivery(summary['connectionRequestsDelivered'])}")
+        ctx = context()
+        print_summary(ctx, nightly_in_process(ctx, day(as_of), allow_mass_changes=allow_mass_changes,
+                                              on_wait=say_waiting, progress=progress_for(quiet)))
         return
     from reval.tasks import nightly as nightly_task
 

@@ -13,7 +13,7 @@ from reval.extensions import broker_configured, database
 from reval.web.auth import require_web_settings
 from reval.reconcile.reference import configured_designated_bodies
 from reval.snapshot_files import open_snapshot
-from reval.tasks import PersonChangedConsumer, beat_schedule
+from reval.tasks import PersonChangedConsumer, beat_schedule, check_settings
 
 PASS_TO_CELERY = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -37,8 +37,10 @@ def beat(ctx):
 
 
 def _celery_app():
+    """The app's Celery, once the settings its tasks read are known to be good."""
     if not broker_configured():
         raise CommandRefused("no broker is configured: set REVAL_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
+    check_settings(current_app.config)
     return current_app.extensions["celery"]
 
 

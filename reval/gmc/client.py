@@ -24,7 +24,9 @@ import zeep.helpers
 from lxml.etree import XMLSyntaxError
 
 from reval.gmc.codes import Action, OutcomeKind, classify_return_code, describe_return_code
+from reval.refusals import NotConfigured
 from reval.retrying import backoff_delay
+from reval.settings import number
 
 WSDL = Path(__file__).with_name("FullGMCConnect.wsdl")
 NAMESPACE = "https://webcache.gmc-uk.org/GMCWebServices/"
@@ -44,18 +46,24 @@ class GmcSettings:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> GmcSettings | None:
-        """The settings from REVAL_GMC_*; None when no URL is configured."""
-        url = environ.get("REVAL_GMC_URL", "").strip()
+        """The settings from REVAL_GMC_*; None when no URL is configured. NotConfigured, naming the
+        setting, for a value that is not a number or an account left out (every call would fail)."""
+        url = str(environ.get("REVAL_GMC_URL") or "").strip()
         if not url:
             return None
+        username, password = str(environ.get("REVAL_GMC_USERNAME") or ""), str(environ.get("REVAL_GMC_PASSWORD") or "")
+        missing = [name for name, value in (("REVAL_GMC_USERNAME", username), ("REVAL_GMC_PASSWORD", password)) if not value]
+        if missing:
+            raise NotConfigured(f"REVAL_GMC_URL is set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
+                                "GMC Connect would refuse every call")
         return cls(
             url=url,
-            username=environ.get("REVAL_GMC_USERNAME", ""),
-            password=environ.get("REVAL_GMC_PASSWORD", ""),
-            connect_timeout=float(environ.get("REVAL_GMC_CONNECT_TIMEOUT", cls.connect_timeout)),
-            read_timeout=float(environ.get("REVAL_GMC_READ_TIMEOUT", cls.read_timeout)),
-            attempts=int(environ.get("REVAL_GMC_ATTEMPTS", cls.attempts)),
-            backoff_seconds=float(environ.get("REVAL_GMC_BACKOFF_SECONDS", cls.backoff_seconds)),
+            username=username,
+            password=password,
+            connect_timeout=number(environ, "REVAL_GMC_CONNECT_TIMEOUT", cls.connect_timeout),
+            read_timeout=number(environ, "REVAL_GMC_READ_TIMEOUT", cls.read_timeout),
+            attempts=number(environ, "REVAL_GMC_ATTEMPTS", cls.attempts, minimum=1, whole=True),
+            backoff_seconds=number(environ, "REVAL_GMC_BACKOFF_SECONDS", cls.backoff_seconds),
         )
 
 

@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar, Iterable
 from lxml import etree
 from werkzeug.wrappers import Request, Response
 
+from reval.clock import london_today
 from reval.gmc.client import NAMESPACE, WSDL
 from reval.gmc.codes import CHANGE_REASONS, Action
 from reval.simulators import BackgroundServer, FaultList, InjectedFaultBase, json_response
@@ -75,7 +76,7 @@ class GmcConnectState:
     known_doctors: dict[str, dict[str, Any]] = field(default_factory=dict)  # every doctor ever listed
     faults: FaultList = field(default_factory=lambda: FaultList(InjectedFault))
     calls: list[dict[str, Any]] = field(default_factory=list)  # every call received, without the password
-    today: Callable[[], date] = date.today
+    today: Callable[[], date] = london_today  # GMC keeps UK dates
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod

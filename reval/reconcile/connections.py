@@ -27,6 +27,7 @@ from reval.reconcile.common import EventKind, EventLog, Source, checked_person_n
 from reval.reconcile.reference import configured_code
 from reval.reconcile.sync import redecide_doctors
 from reval.refusals import Conflict, Invalid
+from reval.settings import number
 from reval.validation import InvalidValue, gmc_number
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ class DeliveryPolicy:
     def from_config(cls, config: Mapping[str, Any]) -> DeliveryPolicy:
         """From REVAL_DELIVERY_MAX_ATTEMPTS and REVAL_DELIVERY_BACKOFF_SECONDS, where set."""
         return cls(
-            max_attempts=int(config.get("REVAL_DELIVERY_MAX_ATTEMPTS") or cls.max_attempts),
-            backoff_seconds=float(config.get("REVAL_DELIVERY_BACKOFF_SECONDS") or cls.backoff_seconds),
+            max_attempts=number(config, "REVAL_DELIVERY_MAX_ATTEMPTS", cls.max_attempts, minimum=1, whole=True),
+            backoff_seconds=number(config, "REVAL_DELIVERY_BACKOFF_SECONDS", cls.backoff_seconds),
         )
 
 

@@ -23,6 +23,8 @@ from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
+from reval.settings import flag
+
 K = TypeVar("K")
 R = TypeVar("R")
 
@@ -79,8 +81,7 @@ def _exit_with_parent(parent: int) -> None:
 
 def helper_process_wanted() -> bool:
     """A helper process pays off with a second core; a daemonic process may not start one."""
-    setting = os.environ.get("REVAL_SYNC_HELPER", "").strip().lower()
-    if setting in ("0", "false", "no", "off"):
+    if not flag(os.environ, "REVAL_SYNC_HELPER", True):
         return False
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return cores > 1 and not multiprocessing.current_process().daemon

@@ -1,5 +1,7 @@
 """Static checks of a rule table: every consistent combination of facts is decided by exactly
-one row under the FIRST hit policy, and every row decides some combination.
+one row under the FIRST hit policy, and every row decides some combination. Also reported, for
+the table's author: rows whose audience can resolve to no designated body, so that a doctor they
+decide is seen by no office (only by national users, as unassigned).
 
 A checker, not an eyeball: run by the tests and by ``reval rules --check``.
 """
@@ -8,9 +10,10 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
-from reval.rules.facts import DoctorFacts, is_consistent
-from reval.rules.table import Row, RuleTable
+from reval.rules.facts import NONE, DoctorFacts, is_consistent
+from reval.rules.table import Audience, Row, RuleTable
 
 
 @dataclass
@@ -21,6 +24,8 @@ class TableReport:
     unreachable: list[Row] = field(default_factory=list)  # an earlier row always wins
     decided_by: dict[int, int] = field(default_factory=dict)  # row number -> combinations it decides
     overlaps: dict[int, set[int]] = field(default_factory=dict)  # row -> later rows it shadows somewhere
+    # row number -> a combination it decides for which every audience of the row can be empty
+    seen_by_no_body: dict[int, DoctorFacts] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -58,7 +63,29 @@ def check_table(table: RuleTable) -> TableReport:
             continue
         first, *shadowed = matching
         report.decided_by[first.number] += 1
+        if may_be_seen_by_no_body(first, facts):
+            report.seen_by_no_body.setdefault(first.number, facts)
         if shadowed:
             report.overlaps.setdefault(first.number, set()).update(row.number for row in shadowed)
     report.unreachable = [row for row in table.rows if report.decided_by[row.number] == 0]
     return report
+
+
+# An audience can resolve to no designated body when its fact has this value (see the engine's
+# _audience): the GMC body needs a connection, the last connected body an earlier one, and the
+# programme owners are sure only of a current programme that a known body owns (else they are
+# the owners of ended or future programmes, which may map to no body, or there are none).
+NO_BODY_WHEN: dict[Audience, tuple[str, Any]] = {
+    Audience.GMC_DESIGNATED_BODY: ("connected", False),
+    Audience.LAST_CONNECTED_DESIGNATED_BODY: ("previously_connected", False),
+    Audience.PROGRAMME_OWNERS: ("current_programme_owners", NONE),
+}
+
+
+def no_body_conditions(row: Row) -> dict[str, Any]:
+    """The facts under which every audience of ``row`` can resolve to no designated body."""
+    return dict(NO_BODY_WHEN[audience] for audience in row.visible_to)
+
+
+def may_be_seen_by_no_body(row: Row, facts: DoctorFacts) -> bool:
+    return all(getattr(facts, name) == value for name, value in no_body_conditions(row).items())

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Mapping
 
+from reval.gmc.codes import CHANGE_REASONS
 from reval.models import DoctorEvent, DoctorHide, RejectedTisPerson
 from reval.reconcile import queries
 from reval.reconcile.queries import DoctorRecords, doctor_records, explain_records
@@ -140,15 +141,23 @@ def describe_event(event: DoctorEvent) -> str:
             return f"Decided: {after}"
         return f"Decision changed from {old.get('queue')} / {old.get('reason')} to {after}"
     if event.kind in ("GMC_REQUEST", "GMC_REQUEST_FAILED"):
-        request = new
-        head = (f"GMC request {request.get('id')}: {request.get('action')} {request.get('designatedBodyCode')}, "
-                f"reason {request.get('reason')}, {str(request.get('status', '')).lower()}")
-        if request.get("returnCode") or event.kind == "GMC_REQUEST_FAILED":
-            head += f"; GMC answered {request.get('returnCode') or 'nothing'}: {request.get('message')}"
-        return head
+        return describe_request(new)
     if event.kind == "HIDE":
         until = f" until {new.get('until')}" if new.get("until") else ""
         return f"Hidden for {new.get('designatedBody')} by {new.get('hiddenBy')}{until}: {new.get('reason')}"
     if event.kind in ("UNHIDE", "HIDE_ENDED"):
         return f"Hide for {old.get('designatedBody')} ended: {event.detail}"
     return event.detail or event.kind
+
+
+def describe_request(request: Mapping[str, Any]) -> str:
+    """A GMC request (as ``request_view`` gives it) in one line: action, body, reason, status, and
+    GMC's code and message once it has answered."""
+    action, reason = request.get("action"), request.get("reason")
+    meaning = CHANGE_REASONS.get(action, {}).get(reason)
+    status = str(request.get("status") or "").lower()
+    line = (f"GMC request {request.get('id')}: {action} {request.get('designatedBodyCode')}, "
+            f"reason {reason}{f' ({meaning})' if meaning else ''}, {status}")
+    if request.get("returnCode") or status == "failed":
+        line += f"; GMC answered {request.get('returnCode') or 'nothing'}: {request.get('message')}"
+    return line

@@ -21,7 +21,7 @@ from reval.models import DesignatedBodyRecord, Doctor, DoctorHide, DoctorVisibil
 from reval.reconcile.connections import failed_update_numbers, failed_update_numbers_query
 from reval.reconcile.reference import configured_designated_bodies
 from reval.refusals import Invalid
-from reval.rules import DEFAULT_RULE_TABLE, Queue
+from reval.rules import DEFAULT_RULE_TABLE, HIDDEN_BY_ADMIN, Queue
 from reval.services.access import require_national, visible_body
 from reval.services.context import Context
 
@@ -235,15 +235,44 @@ def tab_counts(context: Context, body: str | None, filters: QueueFilters) -> dic
 
 
 def counts_by_body(session: Session) -> dict[str, dict[str, int]]:
-    """For each designated body, how many doctors it sees in each queue, its own hides applied."""
+    """For each designated body, how many doctors it sees in each queue, its own hides applied;
+    HIDDEN_BY_ADMIN counts those of its HIDDEN that an admin of the body hid (a rule hid the rest)."""
     visibility = DoctorVisibility.__table__
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: {queue.value: 0 for queue in Queue})
-    statement = select(visibility.c.designated_body_code, visibility.c.queue, func.count()).group_by(
-        visibility.c.designated_body_code, visibility.c.queue
+    counts: dict[str, dict[str, int]] = defaultdict(_no_doctors)
+    by_admin = (visibility.c.reason == HIDDEN_BY_ADMIN).label("by_admin")
+    statement = select(visibility.c.designated_body_code, visibility.c.queue, by_admin, func.count()).group_by(
+        visibility.c.designated_body_code, visibility.c.queue, by_admin
     )
-    for code, queue, count in session.execute(statement):
-        counts[code][queue] = count
+    for code, queue, hidden_by_admin, count in session.execute(statement):
+        counts[code][queue] += count
+        if hidden_by_admin:
+            counts[code][HIDDEN_BY_ADMIN] += count
     return dict(counts)
+
+
+def _no_doctors() -> dict[str, int]:
+    return {queue.value: 0 for queue in Queue} | {HIDDEN_BY_ADMIN: 0}
+
+
+@dataclass(frozen=True)
+class BodyCounts:
+    code: str
+    name: str
+    counts: dict[str, int]  # as counts_by_body gives them
+
+
+def body_counts(session: Session) -> list[BodyCounts]:
+    """What each configured designated body sees, queue by queue (a doctor several bodies see
+    counts in each)."""
+    counts = counts_by_body(session)
+    return [BodyCounts(b.code, b.name, counts.get(b.code) or _no_doctors()) for b in configured_designated_bodies(session)]
+
+
+def designated_body_counts(context: Context) -> list[BodyCounts]:
+    """Every designated body's queue counts, as a sync's summary shows them."""
+    require_national(context.actor, "see every designated body's queues at once")
+    with context.reads() as session:
+        return body_counts(session)
 
 
 def queue_tab(text: str | None) -> QueueTab:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from reval.models import RejectedRecord, SyncRun
 from reval.reconcile.runs import recent_runs
@@ -61,6 +61,30 @@ def run_rejections(context: Context, run_id: int | None = None, source: str | No
         if wanted:
             statement = statement.where(RejectedRecord.source == wanted)
         return Rejections(run, list(session.scalars(statement)))
+
+
+@dataclass(frozen=True)
+class RejectionReason:
+    """Records a run rejected for one and the same reason (source and sentence)."""
+
+    source: str
+    message: str
+    records: int
+    locator: str  # where the first of them is (for a reason only one record has, where it is)
+
+
+def rejection_reasons(context: Context, run_id: int) -> list[RejectionReason]:
+    """The reasons a run rejected records for, the commonest first: a summary says each once."""
+    require_national(context.actor, "see the records a sync rejected")
+    records = func.count(RejectedRecord.id)
+    statement = (
+        select(RejectedRecord.source, RejectedRecord.message, records, func.min(RejectedRecord.locator))
+        .where(RejectedRecord.sync_run_id == run_id)
+        .group_by(RejectedRecord.source, RejectedRecord.message)
+        .order_by(records.desc(), RejectedRecord.source, RejectedRecord.message)
+    )
+    with context.reads() as session:
+        return [RejectionReason(*row) for row in session.execute(statement)]
 
 
 def running_run(context: Context) -> SyncRun | None:

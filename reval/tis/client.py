@@ -24,6 +24,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.integrations.base_client.errors import OAuthError
 
 from reval.retrying import backoff_delay
+from reval.settings import number
 from reval.tis.mapping import is_placeholder, person_record
 
 log = logging.getLogger(__name__)
@@ -49,22 +50,17 @@ class TisSettings:
         url = str(environ.get("REVAL_TIS_URL") or "").strip()
         if not url:
             return None
-
-        def number(name: str, kind, default):
-            value = environ.get(name)
-            return kind(value) if value not in (None, "") else default
-
         return cls(
             url=url.rstrip("/"),
             token_url=str(environ.get("REVAL_TIS_TOKEN_URL") or ""),
             client_id=str(environ.get("REVAL_TIS_CLIENT_ID") or ""),
             client_secret=str(environ.get("REVAL_TIS_CLIENT_SECRET") or ""),
-            connect_timeout=number("REVAL_TIS_CONNECT_TIMEOUT", float, cls.connect_timeout),
-            read_timeout=number("REVAL_TIS_READ_TIMEOUT", float, cls.read_timeout),
-            attempts=number("REVAL_TIS_ATTEMPTS", int, cls.attempts),
-            backoff_seconds=number("REVAL_TIS_BACKOFF_SECONDS", float, cls.backoff_seconds),
-            page_size=number("REVAL_TIS_PAGE_SIZE", int, cls.page_size),
-            concurrency=number("REVAL_TIS_CONCURRENCY", int, cls.concurrency),
+            connect_timeout=number(environ, "REVAL_TIS_CONNECT_TIMEOUT", cls.connect_timeout),
+            read_timeout=number(environ, "REVAL_TIS_READ_TIMEOUT", cls.read_timeout),
+            attempts=number(environ, "REVAL_TIS_ATTEMPTS", cls.attempts, minimum=1, whole=True),
+            backoff_seconds=number(environ, "REVAL_TIS_BACKOFF_SECONDS", cls.backoff_seconds),
+            page_size=number(environ, "REVAL_TIS_PAGE_SIZE", cls.page_size, minimum=1, whole=True),
+            concurrency=number(environ, "REVAL_TIS_CONCURRENCY", cls.concurrency, minimum=1, whole=True),
         )
 
 

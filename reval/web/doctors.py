@@ -6,7 +6,7 @@ from flask import Blueprint, abort, render_template, request
 
 from reval.gmc.codes import CHANGE_REASONS
 from reval.refusals import Invalid
-from reval.services.doctors import describe_event, doctor_detail, rejected_record_text
+from reval.services.doctors import EVENT_SOURCES, describe_event, doctor_detail, rejected_record_text
 from reval.web.auth import current_actor
 from reval.web.pages import my_bodies, web_context
 
@@ -28,6 +28,6 @@ def doctor(gmc_number: str):
     )
     return render_template(
         "doctors/doctor.html", detail=detail, bodies=bodies, acting_for=acting_for, active_hide=active_hide,
-        may_act=current_actor().may_act, describe_event=describe_event, change_reasons=CHANGE_REASONS,
-        rejected_record_text=rejected_record_text,
+        may_act=current_actor().may_act, describe_event=describe_event, event_sources=EVENT_SOURCES,
+        change_reasons=CHANGE_REASONS, rejected_record_text=rejected_record_text,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -200,3 +201,29 @@ def test_connect_without_gmc_or_a_broker_is_refused_before_recording(app, reval,
     assert "REVAL_GMC_URL" in result.output
     with sessions.begin() as session:
         assert session.scalar(select(func.count()).select_from(ConnectionRequest)) == 0
+
+
+def test_history_and_explain_say_each_gmc_request_in_a_line_and_when_the_last_one_failed(reval, synced, gmc_connect):
+    gmc_connect.state.faults.append(InjectedFault("return-code", gmc_number="1000002", return_code="106", times=1))
+    with time_machine.travel("2026-11-21 09:15 +0000", tick=False):
+        reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1", expect_exit=1)
+    [request] = requests_listed(reval)
+    asked = f"GMC request {request['id']}: ADD {WESSEX}, reason 1 (the doctor has a connection with this designated body)"
+    answered = f"failed; GMC answered 106: {request['message']}"
+    lines = reval("history", "1000002").output.splitlines()
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d (GMT|BST)  ", line) for line in lines), lines
+    assert not any("{" in line or "designatedBody=" in line for line in lines)
+    assert lines[-2:] == [
+        f"2026-11-21 09:15 GMT           Admin {asked}, pending",
+        f"2026-11-21 09:15 GMT           Admin {asked}, {answered}",
+    ]
+    explained = reval("explain", "1000002").output
+    assert f"GMC requests:\n  2026-11-21 09:15 GMT {asked}, {answered}\n" in explained
+    assert explained.endswith(
+        f"GMC update failed: request {request['id']}, the last for {WESSEX}, failed at 2026-11-21 09:15 GMT; "
+        f"`reval resend {request['id']}` tries again\n"
+    )
+
+    reval("resend", str(request["id"]))
+    explained = reval("explain", "1000002").output
+    assert f"{answered} (superseded by request {request['id'] + 1})" in explained and "GMC update failed" not in explained

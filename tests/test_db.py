@@ -1,0 +1,140 @@
+"""The database as a command meets it: a sync holding SQLite's write lock, settings that name no
+usable database, and files only their owner may read."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from reval.app import create_app
+from reval.extensions import database
+from tests.conftest import Reval, assert_one_line_refusal, reval_from_settings
+from tests.factories import EAST_OF_ENGLAND
+
+
+# --- a sync holding the database ---------------------------------------------------------------
+
+
+@contextmanager
+def write_lock_held(url: str):
+    """Another process's write transaction, as a long sync holds one."""
+    holder = sqlite3.connect(make_url(url).database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+@pytest.fixture
+def impatient(migrated, app, tmp_path):
+    """`reval` on the tests' database, waiting a fifth of a second for the write lock; its app is
+    new, so its first command checks the schema too."""
+    if make_url(migrated).get_backend_name() != "sqlite":
+        pytest.skip("the write lock a sync holds is SQLite's; PostgreSQL readers and writers of other rows never wait")
+    busy_app = create_app({"REVAL_DATABASE_URL": migrated, "REVAL_INSTANCE_PATH": str(tmp_path / "busy-instance"),
+                           "REVAL_DB_BUSY_SECONDS": "0.2", "TESTING": True})
+    yield Reval(busy_app)
+    database(busy_app).engine.dispose()
+
+
+READS = [
+    ["export"], ["export", "--format", "csv", "--queue", "discrepancy"], ["runs"], ["history", "1000003"],
+    ["explain", "1000003"], ["requests"], ["designated-bodies"], ["rejections"], ["db", "current"],
+]
+
+
+def test_readers_read_while_a_sync_holds_the_database(synced, impatient, migrated):
+    with write_lock_held(migrated):
+        outputs = {" ".join(args): impatient(*args).output for args in READS}
+    assert json.loads(outputs["export"])[2]["gmcReferenceNumber"] == "1000003"
+    assert "DB_MISMATCH" in outputs["explain 1000003"]
+    assert outputs["db current"].strip() == "up to date"
+
+
+@pytest.mark.parametrize("args", [
+    ["hide", "1000003", "--designated-body", EAST_OF_ENGLAND, "--reason", "moving away"],
+    ["sync", "--gmc-file", "{gmc}", "--tis-file", "{tis}"],
+])
+def test_a_writer_the_sync_keeps_waiting_gives_up_in_one_line_having_changed_nothing(
+    synced, impatient, reval, migrated, snapshots, args,
+):
+    before = reval("export").output, reval("runs", "--format", "json").output
+    with write_lock_held(migrated):
+        result = impatient(*(a.format(gmc=snapshots[0], tis=snapshots[1]) for a in args), expect_exit=1)
+    assert_one_line_refusal(result, 1, "a sync holds the database", "try again")
+    assert (reval("export").output, reval("runs", "--format", "json").output) == before
+    assert [e["kind"] for e in json.loads(reval("history", "1000003", "--json").stdout)] == ["CONNECTION", "DECISION"]
+
+
+# --- settings that name no usable database -----------------------------------------------------
+
+
+@pytest.mark.parametrize("url, named", [
+    ("mysql://reval:secret@db.example/reval", "names a database Reval cannot use (mysql)"),
+    ("postgresql+psycopg2://reval@db.example/reval", "names a database Reval cannot use (postgresql+psycopg2)"),
+    ("not a database", "is not a database URL"),
+])
+def test_an_unusable_database_url_is_refused_in_one_line(tmp_path, url, named):
+    result = reval_from_settings(tmp_path, "runs", REVAL_DATABASE_URL=url)
+    assert_one_line_refusal(result, 2, "REVAL_DATABASE_URL", named)
+    assert "secret" not in result.output
+
+
+def test_an_sqlite_database_in_a_folder_that_does_not_exist_is_refused_not_created(tmp_path):
+    missing = tmp_path / "typo" / "reval.sqlite"
+    result = reval_from_settings(tmp_path, "runs", REVAL_DATABASE_URL=f"sqlite:///{missing}")
+    assert_one_line_refusal(result, 2, "REVAL_DATABASE_URL", f"the folder '{missing.parent}'", "does not exist")
+    assert not missing.parent.exists()
+
+
+def test_a_busy_wait_that_is_not_a_number_is_refused_in_one_line(tmp_path):
+    result = reval_from_settings(tmp_path, "runs", REVAL_DB_BUSY_SECONDS="a while")
+    assert_one_line_refusal(result, 2, "REVAL_DB_BUSY_SECONDS must be a number (got 'a while')")
+
+
+# --- personal data is its owner's --------------------------------------------------------------
+
+
+@pytest.fixture
+def permissive_umask():
+    """The usual umask, under which files are made readable by everyone unless asked otherwise."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_instance_folder_and_its_database_are_made_readable_by_their_owner_only(tmp_path, permissive_umask):
+    result = reval_from_settings(tmp_path, "designated-bodies", "load", _bodies_csv(tmp_path))
+    assert result.exit_code == 0, result.output
+    instance = tmp_path / "instance"
+    files = sorted(instance.glob("reval.sqlite*"))
+    assert [f.name for f in files][:1] == ["reval.sqlite"]
+    assert (mode(instance), {f.name: mode(f) for f in files}) == (0o700, {f.name: 0o600 for f in files})
+
+
+def test_a_new_sqlite_database_named_by_the_setting_is_readable_by_its_owner_only(tmp_path, permissive_umask):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    result = reval_from_settings(tmp_path, "runs", REVAL_DATABASE_URL=f"sqlite:///{folder / 'reval.sqlite'}")
+    assert result.exit_code == 0, result.output
+    assert mode(folder / "reval.sqlite") == 0o600
+    assert mode(folder) == 0o755  # an existing folder is the operator's: left as it is
+
+
+def _bodies_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "bodies.csv"
+    path.write_text("code,name,owner\nX-1,Somewhere,Somewhere LETB\n")
+    return path
