@@ -20,6 +20,7 @@ import signal
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
@@ -58,6 +59,26 @@ def _peak_memory_mib() -> float | None:
     except OSError:
         pass
     return None
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def _stop_signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM received during the block are acted on as it ends, not within it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, _frame: received.append(signum)) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in received:
+            signal.raise_signal(signum)
 
 
 def _start_helper(modules: tuple[str, ...], parent: int) -> None:
@@ -124,10 +145,14 @@ class SyncHelper:
         return _InOrder(self, work, context, iter(items))
 
     def _start(self) -> None:
-        self._executor = ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper, initargs=(self._preload, os.getpid())
-        )
-        self._up = self._executor.submit(_install, None)  # the process starts with its first task
+        # Ctrl-C or SIGTERM while the process is being started would cut its start-up data short
+        # (and it would print a traceback): they wait until it has been handed over.
+        with _stop_signals_deferred():
+            self._executor = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper,
+                initargs=(self._preload, os.getpid()),
+            )
+            self._up = self._executor.submit(_install, None)  # the process starts with its first task
 
     def _executor_for(self, context: Any, started: float) -> ProcessPoolExecutor | None:
         """The process to share a step with (given its context first), once it is worth one and up:

@@ -79,6 +79,8 @@ NO_BODY_WHEN: dict[Audience, tuple[str, Any]] = {
     Audience.GMC_DESIGNATED_BODY: ("connected", False),
     Audience.LAST_CONNECTED_DESIGNATED_BODY: ("previously_connected", False),
     Audience.PROGRAMME_OWNERS: ("current_programme_owners", NONE),
+    # A rejected record's owner cannot always be read, nor mapped to a body: no fact tells.
+    Audience.REJECTED_RECORD_OWNERS: ("tis_record_rejected", True),
 }
 
 
