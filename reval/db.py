@@ -36,6 +36,8 @@ class DatabaseBusy(Exception):
     """SQLite's write lock stayed taken (a sync holds it) for longer than the command waits:
     the transaction never began, so nothing was changed."""
 
+    retry_after_seconds = 60  # what a web page or API caller is told: a sync takes a minute or two
+
 
 # What Reval ships drivers for: SQLite (the standard library) and PostgreSQL (psycopg 3).
 DRIVERS = {"sqlite": "sqlite", "sqlite+pysqlite": "sqlite", "postgresql": "postgresql+psycopg",

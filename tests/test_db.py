@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import stat
 from contextlib import contextmanager
@@ -138,3 +139,29 @@ def _bodies_csv(tmp_path: Path) -> Path:
     path = tmp_path / "bodies.csv"
     path.write_text("code,name,owner\nX-1,Somewhere,Somewhere LETB\n")
     return path
+
+
+def test_a_page_that_must_write_while_a_sync_holds_the_database_says_so(synced, impatient, migrated, tmp_path):
+    busy_web = create_app({"REVAL_DATABASE_URL": migrated, "REVAL_INSTANCE_PATH": str(tmp_path / "busy-web"),
+                           "REVAL_DB_BUSY_SECONDS": "0.2", "REVAL_AUTH": "dev", "REVAL_SECURE_COOKIES": "0",
+                           "TESTING": True})
+    client = busy_web.test_client()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/auth/dev").text).group(1)
+    client.post("/auth/dev", data={"csrf_token": token, "name": "Nat", "role": "national",
+                                   "designated_body": EAST_OF_ENGLAND})
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/runs").text).group(1)
+    with write_lock_held(migrated):
+        response = client.post("/runs", data={"csrf_token": token})
+    assert response.status_code == 503 and response.headers["Retry-After"] == "60"
+    assert "A sync is writing to the database. Nothing was changed" in response.text
+    database(busy_web).engine.dispose()
+
+
+def test_the_api_answers_a_busy_database_with_503_and_when_to_retry(app):
+    from reval.api.problems import error_problem
+    from reval.db import DatabaseBusy
+
+    with app.test_request_context("/api/v1/doctors/1000003/hides", method="POST"):
+        response = error_problem(DatabaseBusy("a sync holds the database"))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "60"
+    assert response.mimetype == "application/problem+json" and "try again later" in response.get_json()["detail"]

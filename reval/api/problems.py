@@ -19,6 +19,7 @@ from flask import Response, current_app, request
 from flask_smorest.etag import _get_etag_ctx
 from werkzeug.exceptions import HTTPException
 
+from reval.db import DatabaseBusy
 from reval.refusals import Conflict, Invalid, NotConfigured, NotFound, NotPermitted, Refused
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ def error_problem(error: Exception) -> Response:
     """The problem for any error raised while answering an API request."""
     if isinstance(error, Refused):
         return refusal_problem(error)
+    if isinstance(error, DatabaseBusy):
+        return problem(503, "a sync is writing to the database; nothing was changed: try again later", kind="busy",
+                       headers={"Retry-After": str(error.retry_after_seconds)})
     if not isinstance(error, HTTPException):
         return _fault(error)
     if error.code == 304:  # the ETag machinery's NotModified: no body, and the tag again

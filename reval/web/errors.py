@@ -9,6 +9,7 @@ from flask import Response, make_response, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from reval.db import DatabaseBusy
 from reval.refusals import Conflict, Invalid, NotConfigured, NotFound, NotPermitted, Refused
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ def error_page(error: Exception) -> Response:
     if isinstance(error, Refused):
         status = status_of(error)
         return page(status, TITLES.get(status, TITLES[400]), str(error))
+    if isinstance(error, DatabaseBusy):
+        response = page(503, "Reval is busy", "A sync is writing to the database. Nothing was changed: try again in a minute.")
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+        return response
     if isinstance(error, HTTPException):
         status = error.code or 500
         response = page(status, TITLES.get(status, error.name), NOT_FOUND if status == 404 else error.description)
