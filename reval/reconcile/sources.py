@@ -160,6 +160,7 @@ def apply_gmc_lists(
     kept: set[str] = set()  # doctors who keep their previous state: rejected, protected, on a held-back list
     incomplete: set[str] = set()  # bodies with an entry we could not identify: no removals inferred
     protected: set[str] = set()  # changed at GMC by an admin after their list was fetched
+    unreadable: set[str] = set()  # bodies named by a list that could not be read
 
     def leaving(body: _BodyList, listed: set[str] = frozenset()) -> set[str]:
         """The body's stored doctors on no list read so far (nor ``listed``, nor kept as they are)."""
@@ -169,7 +170,7 @@ def apply_gmc_lists(
         for kind, row in body.writes:
             getattr(writer, kind)(row)
         body.merge_into(outcome, seen, kept, events)
-        if body.incomplete:
+        if body.incomplete or body.code in unreadable:  # another list for it could not be read
             incomplete.add(body.code)
         events.flush(session)
 
@@ -192,6 +193,7 @@ def apply_gmc_lists(
             named = canonical_codes.get(raw_code.strip().upper()) if isinstance(raw_code, str) else None
             if named is not None and named not in outcome.fetched:
                 outcome.not_fetched[named] = f"its list ({locator}) could not be read: {problem}"
+                unreadable.add(named)
             outcome.unreadable_lists += 1
             continue
         since = fetched_at(code)
@@ -230,7 +232,6 @@ def apply_gmc_lists(
     for code in incomplete:
         outcome.not_fetched.setdefault(code, "list had unidentifiable doctors; no disconnections inferred")
     progress.end(read_so_far)
-    unreadable = {code for code, why in outcome.not_fetched.items() if "could not be read" in why}
     outcome.failed = incomplete | outcome.held_back | unreadable | (set(not_fetched_reasons or {}) & set(outcome.not_fetched))
     return outcome
 
