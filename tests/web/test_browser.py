@@ -266,3 +266,40 @@ def test_the_sign_in_page_is_accessible(context, site):
     page.get_by_role("button", name="Sign in", exact=True).click()  # nothing filled in
     expect(page.get_by_text("There is a problem")).to_be_visible()
     assert_accessible(page)
+
+
+def test_a_held_back_run_an_abandoned_run_and_a_rejected_record_read_well(page, site, artifacts, national, sessions,
+                                                                          files):
+    """What an operator and an admin see when the sync protected them: the guard's reason on the
+    run, an abandoned run in the list, and a doctor whose only TIS record was rejected."""
+    from reval.clock import utcnow
+    from reval.models import SyncRun
+    from reval.reconcile.sync import GmcInput, TisInput, run_sync
+    from tests.factories import AS_OF, WESSEX, gmc_snapshot, person, programme, tis_snapshot
+
+    with sessions.begin() as session:
+        session.add(SyncRun(started_at=utcnow(), finished_at=utcnow(), as_of=AS_OF, status="ABANDONED",
+                            rule_table="reval-default@2", rejected_records=0, holder="worker-2 pid 4242",
+                            error="abandoned: the process running it stopped before it finished"))
+    broken = person("1000099", programme(WESSEX, start="31/02/2025"), person_id=99)
+    lists = dict(national.gmc_lists)
+    lists[EAST_OF_ENGLAND] = lists[EAST_OF_ENGLAND] + [gmc_doctor("1000099")]
+    held = run_sync(sessions, as_of=AS_OF, gmc=GmcInput.from_file(gmc_snapshot(files / "gmc2.json", lists)),
+                    tis=TisInput.from_file(tis_snapshot(files / "empty.json", [])))
+    assert held["status"] == "PARTIAL"
+    run_sync(sessions, as_of=AS_OF, gmc=GmcInput.from_file(files / "gmc2.json"),
+             tis=TisInput.from_file(tis_snapshot(files / "tis2.json", national.people + [broken])))
+
+    sign_in(page, site, role="National")
+    page.goto(site + "/runs")
+    expect(page.get_by_text("Abandoned")).to_be_visible()
+    page.screenshot(path=artifacts / "runs-with-abandoned.png", full_page=True)
+    page.goto(site + f"/runs/{held['syncRunId']}")
+    expect(page.get_by_text(re.compile("held back: it would delete"))).to_be_visible()
+    page.screenshot(path=artifacts / "run-held-back.png", full_page=True)
+    assert_accessible(page)
+    page.goto(site + "/doctors/1000099")
+    expect(page.get_by_text("TIS person 99: record rejected")).to_be_visible()
+    expect(page.get_by_text("TIS record rejected").first).to_be_visible()
+    page.screenshot(path=artifacts / "doctor-rejected-record.png", full_page=True)
+    assert_accessible(page)
