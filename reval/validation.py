@@ -36,7 +36,6 @@ def describe_value(value: Any) -> str:
 
 # ASCII digits only: \d would take any script's digits (١٢٣٤٥٦٧), which no GMC list holds.
 GMC_NUMBER_PATTERN = re.compile(r"[0-9]{7}")
-ISO_DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 # What storage and the rules can hold: the earliest date taken (a later one up to 9999-12-31,
 # TIS's "open-ended", is an ordinary date), the largest record id, the longest texts.
@@ -94,7 +93,8 @@ def optional_text(field: str, value: Any, max_length: int = NAME_LENGTH) -> str 
     text = value.strip()
     if len(text) > max_length:
         raise InvalidValue(field, value, f"is longer than {max_length} characters")
-    if CONTROL_CHARACTERS.search(text):
+    # isprintable() is C and true of nearly every name; only the rest need the slower search.
+    if not text.isprintable() and CONTROL_CHARACTERS.search(text):
         raise InvalidValue(field, value, "must not contain control characters (tabs, line breaks and the like)")
     return text or None
 
@@ -152,13 +152,17 @@ def iso_date(field: str, value: Any) -> date:
     """An ISO 8601 calendar date, ``YYYY-MM-DD`` (TIS's format), from 1900-01-01 to 9999-12-31."""
     if isinstance(value, str):
         text = value if len(value) == 10 else value.strip()
-        if len(text) == 10 and ISO_DATE_PATTERN.fullmatch(text):  # fromisoformat takes week dates too
+        # Dashes where YYYY-MM-DD has them, and ASCII: fromisoformat also takes week dates
+        # (2026-W01-1) and compact ones (20260101), which TIS never sends.
+        if len(text) == 10 and text[4] == "-" and text[7] == "-" and text.isascii():
             try:
                 day = date.fromisoformat(text)
             except ValueError:
                 pass
             else:
-                return _not_too_early(field, value, day)
+                if day >= EARLIEST_DATE:
+                    return day
+                raise InvalidValue(field, value, f"is before {EARLIEST_DATE.isoformat()}")
     raise InvalidValue(field, value, "is not a date in the form YYYY-MM-DD")
 
 
