@@ -413,8 +413,8 @@ def _search_condition(text: str, keyed: Table, code: str | None, queue: Queue | 
     matching = select(names.gmc_number).where(
         names.designated_body_code == code, names.name >= prefix, names.name < prefix + _AFTER_EVERY_NAME
     )
-    if queue is not None:
-        matching = matching.where(names.queue == queue.value)
+    # Every queue named, when the view is of all of them: a range per queue, not the whole body.
+    matching = matching.where(names.queue == queue.value if queue is not None else names.queue.in_([q.value for q in Queue]))
     return number.in_(matching)
 
 
