@@ -140,7 +140,9 @@ class DoctorVisibility(Base):
 
     __tablename__ = "doctor_visibility"
     __table_args__ = (
-        Index("ix_doctor_visibility_queue", "designated_body_code", "queue", "reason"),
+        # A queue's page in GMC-number or name order, and its count, are each one index range.
+        Index("ix_doctor_visibility_queue", "designated_body_code", "queue", "gmc_number"),
+        Index("ix_doctor_visibility_queue_name", "designated_body_code", "queue", "sort_name", "gmc_number"),
         {"sqlite_with_rowid": False},  # stored in key order (migration 0004)
     )
 
@@ -148,6 +150,28 @@ class DoctorVisibility(Base):
     gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True, index=True)
     queue: Mapped[str] = mapped_column(String(20), server_default="")
     reason: Mapped[str] = mapped_column(String(40), server_default="")
+    sort_name: Mapped[str] = mapped_column(String(400), server_default="")  # the doctor's (migration 0007)
+
+
+# Names are searched by prefix as ranges of code points; PostgreSQL must compare them so too,
+# whatever the database's collation.
+NAME_KEY = String(200).with_variant(String(200, collation="C"), "postgresql")
+
+
+class DoctorVisibilityName(Base):
+    """Each name (first or last, as GMC or TIS has it, case-folded) a body sees a doctor by, in
+    the queue that body sees them in: a name-prefix search of a queue is one index range."""
+
+    __tablename__ = "doctor_visibility_name"
+    __table_args__ = (
+        Index("ix_doctor_visibility_name_doctor", "gmc_number", "designated_body_code"),
+        {"sqlite_with_rowid": False},
+    )
+
+    designated_body_code: Mapped[str] = mapped_column(BODY_CODE, primary_key=True)
+    queue: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(NAME_KEY, primary_key=True)
+    gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True)
 
 
 class DoctorHide(Base):

@@ -55,3 +55,30 @@ def test_sqlite_keeps_the_tables_read_by_gmc_number_in_that_order_and_the_migrat
         assert "WITHOUT ROWID" in tables[name], name
     assert "WITHOUT ROWID" not in tables["tis_person"]  # keyed by TIS id, read by GMC number: no gain
     assert differences == []
+
+
+def test_the_queue_index_migration_fills_each_bodys_names_and_sort_names_from_the_stored_decisions(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'reval.sqlite'}")
+    config = alembic_config(engine)
+    command.upgrade(config, "0006")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO doctor (gmc_number, queue, reason, rule_number, rule_table, visible_to,"
+            " programme_owner_designated_bodies, tis_person_ids, decided_as_of, decision_basis, sort_name, search_names)"
+            " VALUES ('1234567', 'CONNECTED', 'CONNECTED', 1, 't', '[]', '[]', '[]', '2026-11-28', 'b', 'khan amara',"
+            " '\namara\nkhan\n')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO doctor_visibility (designated_body_code, gmc_number, queue, reason) VALUES"
+            " ('1-1RSSQ05', '1234567', 'CONNECTED', 'CONNECTED'), ('1-1RSSQ1B', '1234567', 'HIDDEN', 'HIDDEN_BY_ADMIN')"
+        )
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        assert sorted(connection.exec_driver_sql(
+            "SELECT designated_body_code, queue, name, gmc_number FROM doctor_visibility_name"
+        ).all()) == [
+            ("1-1RSSQ05", "CONNECTED", "amara", "1234567"), ("1-1RSSQ05", "CONNECTED", "khan", "1234567"),
+            ("1-1RSSQ1B", "HIDDEN", "amara", "1234567"), ("1-1RSSQ1B", "HIDDEN", "khan", "1234567"),
+        ]
+        assert set(connection.exec_driver_sql("SELECT sort_name FROM doctor_visibility").scalars()) == {"khan amara"}
+    engine.dispose()

@@ -17,7 +17,9 @@ from sqlalchemy import Text, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from reval.designated_bodies import OwnerDirectory
-from reval.models import Doctor, DoctorHide, DoctorVisibility, GmcConnection, RejectedTisPerson, TisPerson
+from reval.models import (
+    Doctor, DoctorHide, DoctorVisibility, DoctorVisibilityName, GmcConnection, RejectedTisPerson, TisPerson,
+)
 from reval.reconcile.common import BATCH_SIZE, EventKind, EventLog, RowWriter, Source
 from reval.progress import SILENT, Progress
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
@@ -26,6 +28,7 @@ from reval.rules.facts import shown_programme, stable_between
 
 DECISION_FIELDS = ("queue", "reason", "visible_to")
 SORT_NAME_LENGTH = 400  # doctor.sort_name
+NAME_KEY_LENGTH = 200  # doctor_visibility_name.name (a search is at most 100 characters)
 
 
 RANGE_DIGITS = 2
@@ -259,7 +262,7 @@ def decide_doctors(
     ``helper``: decides batches in a second process while this one reads and writes."""
     outcome = DecisionOutcome(before=queue_counts(session) if count_queues else Counter())
     doctors = RowWriter(session, Doctor.__table__, "gmc_number")
-    visibility = RowWriter(session, DoctorVisibility.__table__, "gmc_number")
+    visibility = BodyViews(session)
     hides_ending = RowWriter(session, DoctorHide.__table__, "id")
     active_hides = _active_hides(session)
     checked_every_time: dict[str, set[str]] = defaultdict(set)  # by range (its leading digits)
@@ -426,7 +429,9 @@ def queue_counts(session: Session) -> Counter:
     return Counter(dict(session.execute(select(Doctor.queue, func.count()).group_by(Doctor.queue)).all()))
 
 
-def _record_decision(outcome, doctors, visibility, events, source, previous, new, hidden_for, hide_ended) -> None:
+def _record_decision(
+    outcome, doctors, visibility: BodyViews, events, source, previous, new, hidden_for, hide_ended
+) -> None:
     """Writes a doctor's decision if it changed, with history, and each body's view of them
     (``hidden_for``: the bodies whose admins hid the doctor and whose hides still stand)."""
     if previous is None:
@@ -434,9 +439,10 @@ def _record_decision(outcome, doctors, visibility, events, source, previous, new
         outcome.changed += 1
         outcome.entered[new["queue"]] += 1
         events.add(new["gmc_number"], source, EventKind.DECISION, None, decision_view(new), new["reason"])
-        write_visibility(visibility, new, hidden_for, replace=False)
+        visibility.write(new, hidden_for, replace=False)
         return
     decision_changed = any(getattr(previous, name) != new[name] for name in DECISION_FIELDS)
+    names_changed = previous.sort_name != new["sort_name"] or previous.search_names != new["search_names"]
     if decision_changed:
         outcome.changed += 1
         if previous.queue != new["queue"]:
@@ -448,20 +454,42 @@ def _record_decision(outcome, doctors, visibility, events, source, previous, new
     else:
         # Unchanged decision: keep the date it was first reached.
         new["decided_as_of"] = previous.decided_as_of
-    if decision_changed or hide_ended:
-        write_visibility(visibility, new, hidden_for, replace=True)
+    if decision_changed or hide_ended or names_changed:
+        visibility.write(new, hidden_for, replace=True)
     if any(getattr(previous, name) != value for name, value in new.items()):
         doctors.update(new)
 
 
-def write_visibility(visibility: RowWriter, doctor: dict[str, Any], hidden_for: set[str], replace: bool) -> None:
-    """Each body that sees the doctor, with the queue and reason it sees: the decision's, or
-    HIDDEN_BY_ADMIN where that body's admin hid them."""
-    if replace:
-        visibility.delete(doctor["gmc_number"])
-    for code in doctor["visible_to"]:
-        queue, reason = (Queue.HIDDEN.value, HIDDEN_BY_ADMIN) if code in hidden_for else (doctor["queue"], doctor["reason"])
-        visibility.insert({"designated_body_code": code, "gmc_number": doctor["gmc_number"], "queue": queue, "reason": reason})
+class BodyViews:
+    """Writes what each body sees of a doctor: a ``doctor_visibility`` row per body, with the queue
+    and reason it sees (the decision's, or HIDDEN_BY_ADMIN where that body's admin hid them), and
+    the names its queues are searched by."""
+
+    def __init__(self, session: Session):
+        self.rows = RowWriter(session, DoctorVisibility.__table__, "gmc_number")
+        self.names = RowWriter(session, DoctorVisibilityName.__table__, "gmc_number")
+
+    def write(self, doctor: dict[str, Any], hidden_for: set[str], replace: bool) -> None:
+        number = doctor["gmc_number"]
+        if replace:
+            self.rows.delete(number)
+            self.names.delete(number)
+        names = name_keys(doctor["search_names"])
+        for code in doctor["visible_to"]:
+            queue, reason = (Queue.HIDDEN.value, HIDDEN_BY_ADMIN) if code in hidden_for else (doctor["queue"], doctor["reason"])
+            self.rows.insert({"designated_body_code": code, "gmc_number": number, "queue": queue, "reason": reason,
+                              "sort_name": doctor["sort_name"]})
+            for name in names:
+                self.names.insert({"designated_body_code": code, "queue": queue, "name": name, "gmc_number": number})
+
+    def flush(self) -> None:
+        self.rows.flush()
+        self.names.flush()
+
+
+def name_keys(search_names: str) -> set[str]:
+    """The distinct names of a doctor's ``search_names``, each cut to its key's length."""
+    return {name[:NAME_KEY_LENGTH] for name in search_names.split("\n") if name}
 
 
 def _active_hides(session: Session) -> dict[str, list[DoctorHide]]:

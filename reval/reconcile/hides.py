@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from reval.models import Doctor, DoctorHide, DoctorVisibility
+from reval.models import Doctor, DoctorHide, DoctorVisibility, DoctorVisibilityName
 from reval.reconcile.common import EventKind, EventLog, Source, checked_person_name
 from reval.reconcile.decisions import hide_view
 from reval.reconcile.reference import configured_code
@@ -103,6 +103,11 @@ def _set_view(session: Session, number: str, code: str, queue: str, reason: str)
         update(DoctorVisibility)
         .where(DoctorVisibility.gmc_number == number, DoctorVisibility.designated_body_code == code)
         .values(queue=queue, reason=reason)
+    )
+    session.execute(
+        update(DoctorVisibilityName)
+        .where(DoctorVisibilityName.gmc_number == number, DoctorVisibilityName.designated_body_code == code)
+        .values(queue=queue)
     )
 
 

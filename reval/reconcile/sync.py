@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reval.designated_bodies import DesignatedBody, OwnerDirectory
-from reval.models import DoctorEvent, RejectedRecord, SyncRun
+from reval.db import refresh_planner_statistics
+from reval.models import Doctor, DoctorEvent, DoctorVisibility, DoctorVisibilityName, RejectedRecord, SyncRun
 from reval.clock import utcnow
 from reval.reconcile.common import EventKind, EventLog, Rejection, Source, infrequent_garbage_collection
 from reval.reconcile.decisions import (
@@ -206,7 +207,24 @@ def run_sync(
             run.status, run.finished_at = summary["status"], utcnow()
             summary["finishedAt"] = run.finished_at.isoformat()
             run.summary, run.rejected_records = summary, summary["rejectedRecords"]
-            return summary
+    _refresh_statistics(sessions, summary)
+    return summary
+
+
+QUEUE_TABLES = (Doctor.__tablename__, DoctorVisibility.__tablename__, DoctorVisibilityName.__tablename__)
+
+
+def _refresh_statistics(sessions: sessionmaker[Session], summary: dict[str, Any]) -> None:
+    """After a sync that changed at least one decision in a hundred (a first sync changes them
+    all), the database's planner learns the queues' new shape at once (see
+    refresh_planner_statistics); smaller changes are left to autovacuum. The sync has committed:
+    a failure here costs speed, not data, so it is logged and the run stands."""
+    if summary["decisionsChanged"] * 100 < summary["doctors"]:
+        return
+    try:
+        refresh_planner_statistics(sessions.kw["bind"], QUEUE_TABLES)
+    except SQLAlchemyError as error:
+        log.warning("The planner's statistics were not refreshed after the sync: %s", str(error).splitlines()[0])
 
 
 def _reconcile(
@@ -477,7 +495,8 @@ def finish_sharded_run(sessions: sessionmaker[Session], run_id: int, shard_count
         run.status, run.finished_at = summary["status"], utcnow()
         summary["finishedAt"] = run.finished_at.isoformat()
         run.summary = summary
-        return summary
+    _refresh_statistics(sessions, summary)
+    return summary
 
 
 def run_sync_sharded(

@@ -2,7 +2,7 @@
 reading every doctor.
 
 What a body sees of a doctor (the queue and reason, its own admins' hides applied) is written
-with each decision into ``doctor_visibility`` (see ``reval.reconcile.decisions.write_visibility``);
+with each decision into ``doctor_visibility`` (see ``reval.reconcile.decisions.BodyViews``);
 every view here reads it from there: the web's tabs, the API's pages, ``reval export``.
 """
 
@@ -14,10 +14,10 @@ from datetime import date
 from enum import StrEnum
 from typing import Any, Iterator
 
-from sqlalchemy import ColumnElement, FromClause, case, func, literal, select
+from sqlalchemy import ColumnElement, FromClause, Table, case, func, literal, select, text
 from sqlalchemy.orm import Session
 
-from reval.models import DesignatedBodyRecord, Doctor, DoctorHide, DoctorVisibility
+from reval.models import DesignatedBodyRecord, Doctor, DoctorHide, DoctorVisibility, DoctorVisibilityName
 from reval.reconcile.connections import failed_update_numbers, failed_update_numbers_query
 from reval.reconcile.reference import configured_designated_bodies
 from reval.refusals import Invalid
@@ -176,13 +176,12 @@ def queue_page(context: Context, view: QueueView, page: int = 1, page_size: int 
     page, page_size = checked_page(page), checked_page_size(page_size)
     with context.reads() as session:
         query = _query(session, context, view)
-        total = session.scalar(select(func.count()).select_from(query.source).where(*query.conditions))
-        rows = session.execute(
-            query.select().order_by(*query.ordering()).offset((page - 1) * page_size).limit(page_size)
+        total = session.scalar(query.count())
+        # The page's keys come from the view's own index, in order; only its doctors are read.
+        keys = session.execute(
+            query.keys().order_by(*query.ordering()).offset((page - 1) * page_size).limit(page_size)
         ).all()
-        numbers = [row.gmc_number for row in rows]
-        return Page(_entries(session, rows, _hidden_for(session, numbers), failed_update_numbers(session, numbers)),
-                    total, page, page_size)
+        return Page(_entries_of_keys(session, keys), total, page, page_size)
 
 
 def queue_entries(context: Context, view: QueueView) -> Iterator[QueueEntry]:
@@ -191,9 +190,10 @@ def queue_entries(context: Context, view: QueueView) -> Iterator[QueueEntry]:
         query = _query(session, context, view)
         hidden_for = _hidden_for(session, None)
         failed = failed_update_numbers(session)
-        statement = query.select().order_by(*query.ordering()).execution_options(yield_per=2000)
+        statement = query.doctors().order_by(*query.ordering()).execution_options(yield_per=2000)
         for rows in session.execute(statement).partitions():
-            yield from _entries(session, rows, hidden_for, failed)
+            for row in rows:
+                yield _entry(row, row.seen_queue, row.seen_reason, hidden_for, failed)
 
 
 def doctors_seen_by(context: Context, body: str, numbers: list[str]) -> tuple[list[QueueEntry], list[str]]:
@@ -202,36 +202,20 @@ def doctors_seen_by(context: Context, body: str, numbers: list[str]) -> tuple[li
     wanted = list(dict.fromkeys(number.strip() for number in numbers if number and number.strip()))[:1000]
     with context.reads() as session:
         query = _query(session, context, QueueView(body))
-        rows = session.execute(query.select().where(Doctor.__table__.c.gmc_number.in_(wanted))).all() if wanted else []
-        entries = {entry.gmc_number: entry for entry in _entries(
-            session, rows, _hidden_for(session, [row.gmc_number for row in rows]), failed_update_numbers(session, wanted)
-        )}
+        keys = session.execute(query.keys().where(query.gmc_number.in_(wanted))).all() if wanted else []
+        entries = {entry.gmc_number: entry for entry in _entries_of_keys(session, keys)}
     return [entries[number] for number in wanted if number in entries], [number for number in wanted if number not in entries]
 
 
 def tab_counts(context: Context, body: str | None, filters: QueueFilters) -> dict[QueueTab, int]:
     """How many doctors each tab holds for a body, with the same search and filters; Unassigned
-    only for a national actor."""
-    counts = {tab: 0 for tab in QueueTab}
+    only for a national actor. Each is counted on its own: one index range apiece."""
+    tabs = [tab for tab in QueueTab if tab is not QueueTab.UNASSIGNED or context.actor.national]
     with context.reads() as session:
-        query = _query(session, context, QueueView(body, filters=filters))
-        by_queue = session.execute(
-            select(query.queue, func.count()).select_from(query.source).where(*query.conditions).group_by(query.queue)
-        ).all()
-        tab_of = {queue.value: tab for tab, queue in TAB_QUEUES.items()}
-        for queue, count in by_queue:
-            if queue in tab_of:
-                counts[tab_of[queue]] = count
-        failed = _query(session, context, QueueView(body, filters=filters.flagged(True)))
-        counts[QueueTab.FAILED_UPDATES] = session.scalar(select(func.count()).select_from(failed.source).where(*failed.conditions))
-        if context.actor.national:
-            unassigned = _query(session, context, QueueView(unassigned=True, filters=filters))
-            counts[QueueTab.UNASSIGNED] = session.scalar(
-                select(func.count()).select_from(unassigned.source).where(*unassigned.conditions)
-            )
-        else:
-            del counts[QueueTab.UNASSIGNED]
-    return counts
+        return {
+            tab: session.scalar(_query(session, context, QueueView.of_tab(tab, body, filters=filters)).count())
+            for tab in tabs
+        }
 
 
 def counts_by_body(session: Session) -> dict[str, dict[str, int]]:
@@ -325,68 +309,113 @@ def _whole_number(value: Any, name: str) -> int:
 
 @dataclass(frozen=True)
 class _Query:
+    """A view as SQL. ``keyed``: the table whose rows the view lists, one per doctor: a body's
+    ``doctor_visibility`` rows (queue and reason as that body sees them), or ``doctor`` itself
+    for the national views. ``source`` joins ``doctor`` to it only where a filter or the order
+    needs a doctor's column, so a count or a page's keys read the view's index alone."""
+
+    keyed: Table
     source: FromClause
     conditions: tuple[ColumnElement[bool], ...]
-    queue: ColumnElement[str]  # as the view sees it
-    reason: ColumnElement[str]
-    sort: SortKey
+    order_key: ColumnElement
+    order_key_nullable: bool
     descending: bool
+    tie_break: bool  # order by GMC number after the key
+    joins_doctor: bool
 
-    def select(self):
-        doctor = Doctor.__table__.c
-        return select(
-            doctor.gmc_number, doctor.first_name, doctor.last_name, doctor.designated_body_code,
-            doctor.programme_owner_designated_bodies, doctor.programme_name, doctor.programme_start, doctor.programme_end,
-            doctor.submission_date, doctor.decided_as_of, doctor.visible_to, doctor.tis_person_ids,
-            self.queue.label("seen_queue"), self.reason.label("seen_reason"),
-        ).select_from(self.source).where(*self.conditions)
+    @property
+    def gmc_number(self) -> ColumnElement[str]:
+        return self.keyed.c.gmc_number
+
+    def count(self):
+        return select(func.count()).select_from(self.source).where(*self.conditions)
+
+    def keys(self):
+        keyed = self.keyed.c
+        return select(keyed.gmc_number, keyed.queue.label("seen_queue"), keyed.reason.label("seen_reason")).select_from(
+            self.source
+        ).where(*self.conditions)
+
+    def doctors(self):
+        doctor = Doctor.__table__
+        source = self.source
+        if not self.joins_doctor:
+            source = source.join(doctor, doctor.c.gmc_number == self.gmc_number)
+        keyed = self.keyed.c
+        return select(*_doctor_columns(), keyed.queue.label("seen_queue"), keyed.reason.label("seen_reason")).select_from(
+            source
+        ).where(*self.conditions)
 
     def ordering(self) -> list[ColumnElement]:
-        key = _sort_expression(self.sort, self.reason)
-        doctor = Doctor.__table__.c
-        primary = (key.desc() if self.descending else key.asc()).nulls_last()
-        if self.sort is SortKey.GMC_NUMBER:
+        primary = self.order_key.desc() if self.descending else self.order_key.asc()
+        # NULLS LAST only where a column can be null: on a column that cannot, it would stop
+        # SQLite and PostgreSQL from reading the order straight off an index.
+        if self.order_key_nullable:
+            primary = primary.nulls_last()
+        if not self.tie_break:
             return [primary]
-        return [primary, doctor.gmc_number.desc() if self.descending else doctor.gmc_number.asc()]
+        return [primary, self.gmc_number.desc() if self.descending else self.gmc_number.asc()]
 
 
 def _query(session: Session, context: Context, view: QueueView) -> _Query:
     doctor = Doctor.__table__
+    code = None
     if view.unassigned:
         require_national(context.actor, "see the doctors no designated body sees")
-        source, conditions = doctor, [doctor.c.unassigned]
-        queue, reason = doctor.c.queue, doctor.c.reason
+        keyed, conditions = doctor, [UNASSIGNED_DOCTOR]
     elif view.body is None:
         require_national(context.actor, "see every designated body's doctors at once")
-        source, conditions = doctor, []
-        queue, reason = doctor.c.queue, doctor.c.reason
+        keyed, conditions = doctor, []
     else:
         code = visible_body(session, context.actor, view.body).code
-        visibility = DoctorVisibility.__table__
-        source = visibility.join(doctor, doctor.c.gmc_number == visibility.c.gmc_number)
-        conditions = [visibility.c.designated_body_code == code]
-        queue, reason = visibility.c.queue, visibility.c.reason
+        keyed = DoctorVisibility.__table__
+        conditions = [keyed.c.designated_body_code == code]
     if view.queue is not None:
-        conditions.append(queue == view.queue.value)
+        conditions.append(keyed.c.queue == view.queue.value)
     filters = view.filters
+    needs_doctor = False
     if filters.q:
-        conditions.append(_search_condition(filters.q))
+        conditions.append(_search_condition(filters.q, keyed, code, view.queue))
     if filters.reason:
-        conditions.append(reason == filters.reason)
+        conditions.append(keyed.c.reason == filters.reason)
     if filters.owner:
         owner = _owner_code(session, filters.owner)
         conditions.append(_spaced(doctor.c.programme_owners).like(f"% {_like_escaped(owner)} %", escape="\\"))
+        needs_doctor = True
     if filters.gmc_update_failed is not None:
-        flagged = doctor.c.gmc_number.in_(failed_update_numbers_query())
+        flagged = keyed.c.gmc_number.in_(failed_update_numbers_query())
         conditions.append(flagged if filters.gmc_update_failed else ~flagged)
-    return _Query(source, tuple(conditions), queue, reason, view.sort, view.descending)
+    order_key, nullable, from_doctor = _sort_expression(view.sort, keyed)
+    source, joins_doctor = keyed, keyed is doctor
+    if not joins_doctor and (needs_doctor or from_doctor):
+        source, joins_doctor = keyed.join(doctor, doctor.c.gmc_number == keyed.c.gmc_number), True
+    return _Query(keyed, source, tuple(conditions), order_key, nullable, view.descending,
+                  tie_break=view.sort is not SortKey.GMC_NUMBER, joins_doctor=joins_doctor)
 
 
-def _search_condition(text: str) -> ColumnElement[bool]:
-    doctor = Doctor.__table__.c
+# Exactly the predicate of the partial index ix_doctor_unassigned: SQLAlchemy writes a boolean
+# column as "unassigned = 1" on SQLite, which SQLite does not match to that index.
+UNASSIGNED_DOCTOR = text("doctor.unassigned")
+
+# The highest code point: every name that starts with a prefix sorts before prefix + this.
+_AFTER_EVERY_NAME = chr(0x10FFFF)
+
+
+def _search_condition(text: str, keyed: Table, code: str | None, queue: Queue | None) -> ColumnElement[bool]:
+    """A GMC-number prefix (GMC numbers are seven digits) or a name prefix, as index ranges."""
+    number = keyed.c.gmc_number
     if text.isascii() and text.isdigit():
-        return doctor.gmc_number.like(f"{text}%") if len(text) < 7 else doctor.gmc_number == text
-    return doctor.search_names.like(f"%\n{_like_escaped(text.casefold())}%", escape="\\")
+        return number.between(text.ljust(7, "0"), text.ljust(7, "9")) if len(text) < 7 else number == text
+    prefix = text.casefold()
+    if code is None:  # the national views: few doctors (Unassigned), or all of them (an export)
+        return Doctor.__table__.c.search_names.like(f"%\n{_like_escaped(prefix)}%", escape="\\")
+    names = DoctorVisibilityName.__table__.c
+    matching = select(names.gmc_number).where(
+        names.designated_body_code == code, names.name >= prefix, names.name < prefix + _AFTER_EVERY_NAME
+    )
+    # Every queue named, when the view is of all of them: a range per queue, not the whole body.
+    matching = matching.where(names.queue == queue.value if queue is not None else names.queue.in_([q.value for q in Queue]))
+    return number.in_(matching)
 
 
 def _owner_code(session: Session, owner: str) -> str:
@@ -406,33 +435,35 @@ def _like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _sort_expression(sort: SortKey, reason: ColumnElement[str]) -> ColumnElement:
+def _sort_expression(sort: SortKey, keyed: Table) -> tuple[ColumnElement, bool, bool]:
+    """The column a view is ordered by, whether it can be null, and whether it is the doctor's
+    (the view's own table holds GMC number, sort name and reason)."""
     doctor = Doctor.__table__.c
     body = DesignatedBodyRecord.__table__.c
     if sort is SortKey.NAME:
-        return doctor.sort_name
+        return keyed.c.sort_name, False, False
     if sort is SortKey.GMC_NUMBER:
-        return doctor.gmc_number
+        return keyed.c.gmc_number, False, False
+    if sort is SortKey.REASON:
+        reason = keyed.c.reason
+        labels = {code: DEFAULT_RULE_TABLE.reason_label(code).lower() for code in DEFAULT_RULE_TABLE.reasons()}
+        return case(labels, value=reason, else_=reason), False, False
     if sort is SortKey.DESIGNATED_BODY:
         # By the name people read, not the code.
-        return select(func.lower(body.name)).where(body.code == doctor.designated_body_code).scalar_subquery()
+        return select(func.lower(body.name)).where(body.code == doctor.designated_body_code).scalar_subquery(), True, True
     if sort is SortKey.PROGRAMME_OWNER:
         first_owner = func.min(func.lower(body.name))
         return select(first_owner).where(
             _spaced(doctor.programme_owners).like(literal("% ").concat(body.code).concat(" %"))
-        ).scalar_subquery()
-    if sort is SortKey.PROGRAMME:
-        return func.lower(doctor.programme_name)
-    if sort is SortKey.START:
-        return doctor.programme_start
-    if sort is SortKey.END:
-        return doctor.programme_end
-    if sort is SortKey.SUBMISSION_DATE:
-        return doctor.submission_date
-    if sort is SortKey.REASON:
-        return case({code: DEFAULT_RULE_TABLE.reason_label(code).lower() for code in DEFAULT_RULE_TABLE.reasons()},
-                    value=reason, else_=reason)
-    return doctor.decided_as_of
+        ).scalar_subquery(), True, True
+    column = {
+        SortKey.PROGRAMME: func.lower(doctor.programme_name),
+        SortKey.START: doctor.programme_start,
+        SortKey.END: doctor.programme_end,
+        SortKey.SUBMISSION_DATE: doctor.submission_date,
+        SortKey.CHANGED: doctor.decided_as_of,
+    }[sort]
+    return column, sort is not SortKey.CHANGED, True
 
 
 def _hidden_for(session: Session, numbers: list[str] | None) -> dict[str, list[str]]:
@@ -446,25 +477,43 @@ def _hidden_for(session: Session, numbers: list[str] | None) -> dict[str, list[s
     return hidden
 
 
-def _entries(session: Session, rows, hidden_for: dict[str, list[str]], failed: set[str]) -> list[QueueEntry]:
+def _doctor_columns() -> list[ColumnElement]:
+    doctor = Doctor.__table__.c
     return [
-        QueueEntry(
-            gmc_number=row.gmc_number,
-            first_name=row.first_name,
-            last_name=row.last_name,
-            designated_body=row.designated_body_code,
-            programme_owners=tuple(row.programme_owner_designated_bodies),
-            programme_name=row.programme_name,
-            programme_start=row.programme_start,
-            programme_end=row.programme_end,
-            submission_date=row.submission_date,
-            queue=row.seen_queue,
-            reason=row.seen_reason,
-            changed=row.decided_as_of,
-            visible_to=tuple(row.visible_to),
-            tis_person_ids=tuple(row.tis_person_ids),
-            hidden_for=tuple(hidden_for.get(row.gmc_number, ())),
-            gmc_update_failed=row.gmc_number in failed,
-        )
-        for row in rows
+        doctor.gmc_number, doctor.first_name, doctor.last_name, doctor.designated_body_code,
+        doctor.programme_owner_designated_bodies, doctor.programme_name, doctor.programme_start, doctor.programme_end,
+        doctor.submission_date, doctor.decided_as_of, doctor.visible_to, doctor.tis_person_ids,
     ]
+
+
+def _entries_of_keys(session: Session, keys) -> list[QueueEntry]:
+    """The doctors of a view's keys (GMC number, queue and reason as seen), in the keys' order."""
+    numbers = [key.gmc_number for key in keys]
+    if not numbers:
+        return []
+    doctors = {row.gmc_number: row for row in session.execute(
+        select(*_doctor_columns()).where(Doctor.__table__.c.gmc_number.in_(numbers))
+    )}
+    hidden_for, failed = _hidden_for(session, numbers), failed_update_numbers(session, numbers)
+    return [_entry(doctors[key.gmc_number], key.seen_queue, key.seen_reason, hidden_for, failed) for key in keys]
+
+
+def _entry(row, queue: str, reason: str, hidden_for: dict[str, list[str]], failed: set[str]) -> QueueEntry:
+    return QueueEntry(
+        gmc_number=row.gmc_number,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        designated_body=row.designated_body_code,
+        programme_owners=tuple(row.programme_owner_designated_bodies),
+        programme_name=row.programme_name,
+        programme_start=row.programme_start,
+        programme_end=row.programme_end,
+        submission_date=row.submission_date,
+        queue=queue,
+        reason=reason,
+        changed=row.decided_as_of,
+        visible_to=tuple(row.visible_to),
+        tis_person_ids=tuple(row.tis_person_ids),
+        hidden_for=tuple(hidden_for.get(row.gmc_number, ())),
+        gmc_update_failed=row.gmc_number in failed,
+    )

@@ -230,3 +230,22 @@ def test_a_hide_ends_when_programme_owners_change(sync, sessions):
     sync(CONNECTED_ADA, [person("1000001", programme(WESSEX), person_id=1)])
     assert decisions(sessions, EAST_OF_ENGLAND)["1000001"] == ("DISCREPANCY", "DB_MISMATCH")
     assert events(sessions, "1000001")[-1][1] == "HIDE_ENDED"
+
+
+def test_a_sync_that_changes_many_decisions_refreshes_the_planners_statistics_and_a_quiet_one_does_not(sync, sessions):
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics; SQLite plans from its indexes alone")
+    tables = ("doctor", "doctor_visibility", "doctor_visibility_name")
+
+    def vacuums() -> dict[str, int]:
+        with engine.connect() as connection:
+            counts = dict(connection.exec_driver_sql("SELECT relname, vacuum_count FROM pg_stat_user_tables").all())
+        return {table: counts[table] for table in tables}
+
+    before = vacuums()
+    sync(CONNECTED_ADA, [ADA])  # a first sync changes every decision
+    after_first = vacuums()
+    assert all(after_first[table] == before[table] + 1 for table in tables), (before, after_first)
+    sync(CONNECTED_ADA, [ADA])  # unchanged: nothing to learn
+    assert vacuums() == after_first

@@ -216,6 +216,31 @@ def test_search_by_name_prefix_and_gmc_number_prefix(sign_in, national):
     assert tab_labels(admin.get("/queues/connected?q=mbeki").text)[:2] == ["Connected (0)", "Discrepancies (1)"]
 
 
+def test_a_hidden_doctor_is_searched_by_name_in_hidden_and_back_in_connected_once_unhidden(sign_in, national):
+    admin = sign_in()
+    admin.post("/actions/hide", {"body": EAST_OF_ENGLAND, "doctor": ["1100003"], "reason": "on leave"})
+    assert numbers_listed(admin.get("/queues/connected?q=zeph").text) == []
+    assert numbers_listed(admin.get("/queues/hidden?q=zeph").text) == ["1100003"]
+    assert tab_labels(admin.get("/queues/hidden?q=zeph").text)[:3] == ["Connected (0)", "Discrepancies (0)", "Hidden (1)"]
+    admin.post("/actions/unhide", {"body": EAST_OF_ENGLAND, "doctor": ["1100003"]}, token_from="/queues/hidden")
+    assert numbers_listed(admin.get("/queues/connected?q=zeph").text) == ["1100003"]
+
+
+def test_a_doctor_renamed_at_gmc_is_searched_and_sorted_by_the_new_name(sign_in, national, sessions, files):
+    from reval.reconcile.sync import GmcInput, TisInput, run_sync
+    from tests.factories import AS_OF, gmc_snapshot, tis_snapshot
+
+    lists = {body: [dict(doctor) for doctor in doctors] for body, doctors in national.gmc_lists.items()}
+    renamed = next(doctor for doctor in lists[EAST_OF_ENGLAND] if doctor["GMCReferenceNumber"] == "1100003")
+    renamed["DoctorLastName"] = "Aaronson"  # GMC's name is the one shown; TIS still says Zephaniah
+    run_sync(sessions, as_of=AS_OF, gmc=GmcInput.from_file(gmc_snapshot(files / "renamed.json", lists)),
+             tis=TisInput.from_file(tis_snapshot(files / "tis-again.json", national.people)))
+    admin = sign_in()
+    assert numbers_listed(admin.get("/queues/connected?q=aaron").text) == ["1100003"]
+    assert numbers_listed(admin.get("/queues/connected?q=zeph").text) == ["1100003"]  # as TIS has it
+    assert numbers_listed(admin.get("/queues/connected?sort=name").text)[0] == "1100003"
+
+
 def test_filter_by_reason_and_programme_owner(sign_in, national):
     admin = sign_in()
     assert numbers_listed(admin.get("/queues/discrepancies?reason=DB_MISMATCH").text) == EAST_MISMATCH
