@@ -165,3 +165,26 @@ def test_the_api_answers_a_busy_database_with_503_and_when_to_retry(app):
         response = error_problem(DatabaseBusy("a sync holds the database"))
     assert response.status_code == 503 and response.headers["Retry-After"] == "60"
     assert response.mimetype == "application/problem+json" and "try again later" in response.get_json()["detail"]
+
+
+def test_bulk_inserts_fail_as_sqlalchemy_fails_and_leave_nothing_behind(migrated):
+    """Rows go through executemany on SQLite and COPY on PostgreSQL; either way a duplicate key
+    is SQLAlchemy's IntegrityError, and the transaction's rows are gone."""
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import IntegrityError
+
+    from reval.db import make_engine
+    from reval.models import DesignatedBodyRecord
+    from reval.reconcile.common import insert_rows
+
+    engine = make_engine(migrated)
+    table = DesignatedBodyRecord.__table__
+    rows = [{"code": "ZZ-PROBE1", "name": "Probe", "owner": "Probe One"},
+            {"code": "ZZ-PROBE2", "name": "Probe", "owner": "Probe Two"},
+            {"code": "ZZ-PROBE1", "name": "Probe", "owner": "Probe Three"}]
+    with pytest.raises(IntegrityError):
+        with engine.begin() as connection:
+            insert_rows(connection, table, rows)
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(table).where(table.c.code.like("ZZ-PROBE%"))) == 0
+    engine.dispose()

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
 import orjson
 from sqlalchemy import JSON, Connection, Table, bindparam, delete, insert, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from reval.models import DoctorEvent
@@ -105,9 +106,27 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
             convert = {value: convert(value) for value in set(column_values)}.__getitem__
         converted_columns.append(column_values if convert is None else list(map(convert, column_values)))
     values: list = list(zip(*converted_columns))
+    if dialect.name == "postgresql":
+        _copy_rows(connection, table, order, values)
+        return
     if not compiled.positional:
         values = [dict(zip(order, row)) for row in values]
     connection.exec_driver_sql(compiled.string, values)
+
+
+def _copy_rows(connection: Connection, table: Table, columns: list[str], rows: list[tuple]) -> None:
+    """PostgreSQL: the rows through COPY, in the sync's transaction. An INSERT per row costs the
+    server a statement each; COPY streams them (a full sync's decide step on PostgreSQL took
+    twice SQLite's time with executemany)."""
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    statement = f"COPY {quote(table.name)} ({', '.join(quote(column) for column in columns)}) FROM STDIN"
+    try:
+        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except dialect.loaded_dbapi.Error as error:  # raised as SQLAlchemy raises a driver's errors
+        raise DBAPIError.instance(statement, None, error, dialect.loaded_dbapi.Error, dialect=dialect) from error
 
 
 @dataclass
