@@ -44,6 +44,7 @@ from reval.reconcile.sync import (
     failure_text,
     finish_sharded_run,
     record_skipped_run,
+    refresh_statistics_after,
     run_sync,
 )
 from reval.settings import number, time_of_day
@@ -262,6 +263,7 @@ def finish_run(shard_counts: list[dict[str, Any]], run_id: int, token: str) -> d
         summary = finish_sharded_run(database().sessions, run_id, shard_counts)
     finally:
         run_lock().release(token)
+    refresh_statistics_after(database().sessions, summary)
     deliver_due.delay()
     return {"runId": run_id, "status": summary["status"]}
 

@@ -188,3 +188,20 @@ def test_bulk_inserts_fail_as_sqlalchemy_fails_and_leave_nothing_behind(migrated
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(table).where(table.c.code.like("ZZ-PROBE%"))) == 0
     engine.dispose()
+
+
+def test_a_read_sees_one_snapshot_while_another_transaction_commits(app):
+    """A page's count, keys and rows are read in one transaction: a sync committing between them
+    must not make them disagree."""
+    from sqlalchemy import func, select
+
+    from reval.models import DesignatedBodyRecord
+
+    count = select(func.count()).select_from(DesignatedBodyRecord)
+    with database(app).reads() as reading:
+        before = reading.scalar(count)
+        with database(app).sessions.begin() as writing:
+            writing.add(DesignatedBodyRecord(code="ZZ-SNAP", name="Snapshot", owner="Snapshot"))
+        assert reading.scalar(count) == before
+    with database(app).reads() as reading:
+        assert reading.scalar(count) == before + 1

@@ -207,18 +207,19 @@ def run_sync(
             run.status, run.finished_at = summary["status"], utcnow()
             summary["finishedAt"] = run.finished_at.isoformat()
             run.summary, run.rejected_records = summary, summary["rejectedRecords"]
-    _refresh_statistics(sessions, summary)
+    refresh_statistics_after(sessions, summary)
     return summary
 
 
 QUEUE_TABLES = (Doctor.__tablename__, DoctorVisibility.__tablename__, DoctorVisibilityName.__tablename__)
 
 
-def _refresh_statistics(sessions: sessionmaker[Session], summary: dict[str, Any]) -> None:
+def refresh_statistics_after(sessions: sessionmaker[Session], summary: dict[str, Any]) -> None:
     """After a sync that changed at least one decision in a hundred (a first sync changes them
     all), the database's planner learns the queues' new shape at once (see
-    refresh_planner_statistics); smaller changes are left to autovacuum. The sync has committed:
-    a failure here costs speed, not data, so it is logged and the run stands."""
+    refresh_planner_statistics); smaller changes are left to autovacuum. Called once the sync has
+    committed and let go of its lock (an interruption now cannot mark the run failed): a failure
+    here costs speed, not data, so it is logged and the run stands."""
     if summary["decisionsChanged"] * 100 < summary["doctors"]:
         return
     try:
@@ -495,8 +496,7 @@ def finish_sharded_run(sessions: sessionmaker[Session], run_id: int, shard_count
         run.status, run.finished_at = summary["status"], utcnow()
         summary["finishedAt"] = run.finished_at.isoformat()
         run.summary = summary
-    _refresh_statistics(sessions, summary)
-    return summary
+        return summary
 
 
 def run_sync_sharded(
@@ -514,7 +514,9 @@ def run_sync_sharded(
             counts = [decide_shard(sessions, run_id, group) for group in groups]
         else:
             counts = decide_shards(run_id, groups)
-        return finish_sharded_run(sessions, run_id, counts)
+        summary = finish_sharded_run(sessions, run_id, counts)
+    refresh_statistics_after(sessions, summary)
+    return summary
 
 
 def _record_failure(sessions: sessionmaker[Session], run_id: int, error: BaseException) -> None:

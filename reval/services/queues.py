@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from reval.models import DesignatedBodyRecord, Doctor, DoctorHide, DoctorVisibility, DoctorVisibilityName
 from reval.reconcile.connections import failed_update_numbers, failed_update_numbers_query
+from reval.reconcile.decisions import NAME_KEY_LENGTH
 from reval.reconcile.reference import configured_designated_bodies
 from reval.refusals import Invalid
 from reval.rules import DEFAULT_RULE_TABLE, HIDDEN_BY_ADMIN, Queue
@@ -406,7 +407,7 @@ def _search_condition(text: str, keyed: Table, code: str | None, queue: Queue | 
     number = keyed.c.gmc_number
     if text.isascii() and text.isdigit():
         return number.between(text.ljust(7, "0"), text.ljust(7, "9")) if len(text) < 7 else number == text
-    prefix = text.casefold()
+    prefix = text.casefold()[:NAME_KEY_LENGTH]  # names are kept to that length (casefolding can lengthen)
     if code is None:  # the national views: few doctors (Unassigned), or all of them (an export)
         return Doctor.__table__.c.search_names.like(f"%\n{_like_escaped(prefix)}%", escape="\\")
     names = DoctorVisibilityName.__table__.c

@@ -241,6 +241,20 @@ def test_a_doctor_renamed_at_gmc_is_searched_and_sorted_by_the_new_name(sign_in,
     assert numbers_listed(admin.get("/queues/connected?sort=name").text)[0] == "1100003"
 
 
+def test_a_search_that_case_folding_lengthens_past_a_stored_name_key_still_finds_the_name(sign_in, national, sessions, files):
+    from urllib.parse import quote
+
+    from reval.reconcile.sync import GmcInput, TisInput, run_sync
+    from tests.factories import AS_OF, gmc_snapshot, tis_snapshot
+
+    ligatures = "\ufb03" * 100  # 100 characters that case-fold to 300 ("ffi" each)
+    lists = {body: [dict(doctor) for doctor in doctors] for body, doctors in national.gmc_lists.items()}
+    next(doctor for doctor in lists[EAST_OF_ENGLAND] if doctor["GMCReferenceNumber"] == "1100003")["DoctorLastName"] = ligatures
+    run_sync(sessions, as_of=AS_OF, gmc=GmcInput.from_file(gmc_snapshot(files / "ligatures.json", lists)),
+             tis=TisInput.from_file(tis_snapshot(files / "tis-again.json", national.people)))
+    assert numbers_listed(sign_in().get(f"/queues/connected?q={quote(ligatures)}").text) == ["1100003"]
+
+
 def test_filter_by_reason_and_programme_owner(sign_in, national):
     admin = sign_in()
     assert numbers_listed(admin.get("/queues/discrepancies?reason=DB_MISMATCH").text) == EAST_MISMATCH
