@@ -226,6 +226,8 @@ def refresh_statistics_after(sessions: sessionmaker[Session], summary: dict[str,
         refresh_planner_statistics(sessions.kw["bind"], QUEUE_TABLES)
     except SQLAlchemyError as error:
         log.warning("The planner's statistics were not refreshed after the sync: %s", str(error).splitlines()[0])
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM now stops only the refresh: the sync has succeeded
+        log.warning("The planner's statistics were not refreshed after the sync: interrupted")
 
 
 def _reconcile(
