@@ -220,7 +220,8 @@ def refresh_statistics_after(sessions: sessionmaker[Session], summary: dict[str,
     refresh_planner_statistics); smaller changes are left to autovacuum. Called once the sync has
     committed and let go of its lock (an interruption now cannot mark the run failed): a failure
     here costs speed, not data, so it is logged and the run stands."""
-    if summary["decisionsChanged"] * 100 < summary["doctors"]:
+    changed, doctors = summary.get("decisionsChanged"), summary.get("doctors")
+    if changed is None or changed * 100 < doctors:  # none: a finished run's task delivered again
         return
     try:
         refresh_planner_statistics(sessions.kw["bind"], QUEUE_TABLES)

@@ -322,7 +322,10 @@ class _Query:
     order_key_nullable: bool
     descending: bool
     tie_break: bool  # order by GMC number after the key
-    joins_doctor: bool
+
+    @property
+    def joins_doctor(self) -> bool:
+        return self.keyed is Doctor.__table__ or self.source is not self.keyed
 
     @property
     def gmc_number(self) -> ColumnElement[str]:
@@ -387,11 +390,11 @@ def _query(session: Session, context: Context, view: QueueView) -> _Query:
         flagged = keyed.c.gmc_number.in_(failed_update_numbers_query())
         conditions.append(flagged if filters.gmc_update_failed else ~flagged)
     order_key, nullable, from_doctor = _sort_expression(view.sort, keyed)
-    source, joins_doctor = keyed, keyed is doctor
-    if not joins_doctor and (needs_doctor or from_doctor):
-        source, joins_doctor = keyed.join(doctor, doctor.c.gmc_number == keyed.c.gmc_number), True
+    source = keyed
+    if keyed is not doctor and (needs_doctor or from_doctor):
+        source = keyed.join(doctor, doctor.c.gmc_number == keyed.c.gmc_number)
     return _Query(keyed, source, tuple(conditions), order_key, nullable, view.descending,
-                  tie_break=view.sort is not SortKey.GMC_NUMBER, joins_doctor=joins_doctor)
+                  tie_break=view.sort is not SortKey.GMC_NUMBER)
 
 
 # Exactly the predicate of the partial index ix_doctor_unassigned: SQLAlchemy writes a boolean
