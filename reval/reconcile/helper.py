@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import multiprocessing.spawn
 import os
 import signal
 import threading
@@ -79,6 +80,31 @@ def _stop_signals_deferred() -> Iterator[None]:
             signal.signal(signum, handler)
         for signum in received:
             signal.raise_signal(signum)
+
+
+@contextmanager
+def _main_module_not_rerun() -> Iterator[None]:
+    """Processes started in the block do not run this process's main script again.
+
+    A spawned process runs its parent's main script (as ``__mp_main__``) before any work, so
+    that functions defined there can be sent to it. The helper is only ever sent functions of
+    Reval's own modules, and the main script is usually the ``reval`` command, whose imports
+    (every command, the web app, the API) took 2.5 s here: the helper would join a sync that
+    late, and an unchanged re-sync would be over before it could take a batch.
+    """
+    prepare = multiprocessing.spawn.get_preparation_data
+
+    def without_main(name: str) -> dict[str, Any]:
+        data = prepare(name)
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        return data
+
+    multiprocessing.spawn.get_preparation_data = without_main
+    try:
+        yield
+    finally:
+        multiprocessing.spawn.get_preparation_data = prepare
 
 
 def _start_helper(modules: tuple[str, ...], parent: int) -> None:
@@ -147,7 +173,7 @@ class SyncHelper:
     def _start(self) -> None:
         # Ctrl-C or SIGTERM while the process is being started would cut its start-up data short
         # (and it would print a traceback): they wait until it has been handed over.
-        with _stop_signals_deferred():
+        with _stop_signals_deferred(), _main_module_not_rerun():
             self._executor = ProcessPoolExecutor(
                 1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper,
                 initargs=(self._preload, os.getpid()),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -88,3 +90,32 @@ def test_a_failing_batch_fails_the_step(use_process):
         helper.wait_until_up(timeout=60)
         with pytest.raises(ValueError, match="batch with 13"):
             list(helper.ordered(offset_all, 0, ((batch, None) for batch in batches)))
+
+
+MAIN_SCRIPT = '''
+import operator
+import pathlib
+import sys
+
+with pathlib.Path(sys.argv[1]).open("a") as runs:  # each process that runs this script says so
+    runs.write(__name__ + "\\n")
+
+from reval.reconcile.helper import SyncHelper
+
+if __name__ == "__main__":
+    with SyncHelper(use_process=True, start_now=True) as helper:
+        helper.wait_until_up(timeout=60)
+        print(list(helper.ordered(operator.add, 1, [(2, "a"), (3, "b")])))
+'''
+
+
+def test_the_helper_process_does_not_run_the_main_script_again(tmp_path):
+    # A spawned process runs its parent's main script first; the `reval` command's imports take
+    # seconds, which the helper would spend before taking any work.
+    script, runs = tmp_path / "main_script.py", tmp_path / "runs.txt"
+    script.write_text(MAIN_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(runs)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[('a', 3), ('b', 4)]"
+    assert runs.read_text().splitlines() == ["__main__"]
