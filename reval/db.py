@@ -7,18 +7,18 @@ import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reval.refusals import NotConfigured
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -142,7 +142,13 @@ def _begin_immediately(connection) -> None:
     connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
 
+# Alembic is imported where migrations are looked at: a sync's helper process imports this module
+# (for SerializedJson) and never migrates.
+
+
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -150,12 +156,17 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def schema_is_current(engine: Engine) -> bool:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     with read_only(engine).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision() == head
 
 
 def upgrade_schema(engine: Engine) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(engine), "head")
 
 
