@@ -18,7 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reval.designated_bodies import DesignatedBody, OwnerDirectory
 from reval.db import refresh_planner_statistics
-from reval.models import Doctor, DoctorEvent, DoctorVisibility, DoctorVisibilityName, RejectedRecord, SyncRun
+from reval.models import (
+    Doctor, DoctorEvent, DoctorVisibility, DoctorVisibilityName, GmcConnection, RejectedRecord, RejectedTisPerson,
+    SyncRun, TisPerson,
+)
 from reval.clock import utcnow
 from reval.reconcile.common import EventKind, EventLog, Rejection, Source, infrequent_garbage_collection
 from reval.reconcile.decisions import (
@@ -212,23 +215,39 @@ def run_sync(
 
 
 QUEUE_TABLES = (Doctor.__tablename__, DoctorVisibility.__tablename__, DoctorVisibilityName.__tablename__)
+# What the decide step reads each range of GMC numbers from.
+SOURCE_TABLES = (GmcConnection.__tablename__, TisPerson.__tablename__, RejectedTisPerson.__tablename__)
 
 
 def refresh_statistics_after(sessions: sessionmaker[Session], summary: dict[str, Any]) -> None:
     """After a sync that changed at least one decision in a hundred (a first sync changes them
-    all), the database's planner learns the queues' new shape at once (see
-    refresh_planner_statistics); smaller changes are left to autovacuum. Called once the sync has
-    committed and let go of its lock (an interruption now cannot mark the run failed): a failure
-    here costs speed, not data, so it is logged and the run stands."""
+    all), or one source's records, the database's planner learns the tables' new shape at once
+    (see refresh_planner_statistics); smaller changes are left to autovacuum. Called once the
+    sync has committed and let go of its lock (an interruption now cannot mark the run failed):
+    a failure here costs speed, not data, so it is logged and the run stands."""
     changed, doctors = summary.get("decisionsChanged"), summary.get("doctors")
-    if changed is None or changed * 100 < doctors:  # none: a finished run's task delivered again
+    if changed is None:  # a finished run's task delivered again
         return
+    engine = sessions.kw["bind"]
     try:
-        refresh_planner_statistics(sessions.kw["bind"], QUEUE_TABLES)
+        if changed * 100 >= doctors:
+            refresh_planner_statistics(engine, QUEUE_TABLES)
+        if _sources_rewritten(summary):
+            refresh_planner_statistics(engine, SOURCE_TABLES, vacuum=False)
     except SQLAlchemyError as error:
         log.warning("The planner's statistics were not refreshed after the sync: %s", str(error).splitlines()[0])
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM now stops only the refresh: the sync has succeeded
         log.warning("The planner's statistics were not refreshed after the sync: interrupted")
+
+
+def _sources_rewritten(summary: dict[str, Any]) -> bool:
+    """Whether either source added, changed or removed at least one in a hundred of its records."""
+    gmc, tis = summary.get("gmc", {}), summary.get("tis", {})
+    gmc_written = sum(gmc.get(key, 0) for key in ("connectionsAdded", "connectionsRemoved", "connectionsMoved",
+                                                  "connectionsUpdated"))
+    tis_written = sum(tis.get(key, 0) for key in ("peopleAdded", "peopleUpdated", "peopleDeleted"))
+    return (gmc_written > 0 and gmc_written * 100 >= gmc.get("doctorsRead", 0)) or (
+        tis_written > 0 and tis_written * 100 >= tis.get("peopleRead", 0))
 
 
 def _reconcile(

@@ -232,20 +232,25 @@ def test_a_hide_ends_when_programme_owners_change(sync, sessions):
     assert events(sessions, "1000001")[-1][1] == "HIDE_ENDED"
 
 
-def test_a_sync_that_changes_many_decisions_refreshes_the_planners_statistics_and_a_quiet_one_does_not(sync, sessions):
+def test_a_sync_that_changes_many_records_refreshes_the_planners_statistics_and_a_quiet_one_does_not(sync, sessions):
     engine = sessions.kw["bind"]
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's planner statistics; SQLite plans from its indexes alone")
-    tables = ("doctor", "doctor_visibility", "doctor_visibility_name")
+    queue_tables = ("doctor", "doctor_visibility", "doctor_visibility_name")
+    source_tables = ("gmc_connection", "tis_person", "rejected_tis_person")  # read by range while deciding
 
-    def vacuums() -> dict[str, int]:
+    def refreshes() -> dict[str, tuple[int, int]]:
         with engine.connect() as connection:
-            counts = dict(connection.exec_driver_sql("SELECT relname, vacuum_count FROM pg_stat_user_tables").all())
-        return {table: counts[table] for table in tables}
+            counts = {name: (vacuums, analyses) for name, vacuums, analyses in connection.exec_driver_sql(
+                "SELECT relname, vacuum_count, analyze_count FROM pg_stat_user_tables").all()}
+        return {table: counts[table] for table in queue_tables + source_tables}
 
-    before = vacuums()
-    sync(CONNECTED_ADA, [ADA])  # a first sync changes every decision
-    after_first = vacuums()
-    assert all(after_first[table] == before[table] + 1 for table in tables), (before, after_first)
+    before = refreshes()
+    sync(CONNECTED_ADA, [ADA])  # a first sync changes every decision and fills both sources
+    after_first = refreshes()
+    assert all(after_first[table] == (before[table][0] + 1, before[table][1] + 1) for table in queue_tables), \
+        (before, after_first)
+    assert all(after_first[table] == (before[table][0], before[table][1] + 1) for table in source_tables), \
+        (before, after_first)
     sync(CONNECTED_ADA, [ADA])  # unchanged: nothing to learn
-    assert vacuums() == after_first
+    assert refreshes() == after_first
