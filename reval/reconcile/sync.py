@@ -223,21 +223,35 @@ def refresh_statistics_after(sessions: sessionmaker[Session], summary: dict[str,
     """After a sync that changed at least one decision in a hundred (a first sync changes them
     all), or one source's records, the database's planner learns the tables' new shape at once
     (see refresh_planner_statistics); smaller changes are left to autovacuum. Called once the
-    sync has committed and let go of its lock (an interruption now cannot mark the run failed):
-    a failure here costs speed, not data, so it is logged and the run stands."""
+    sync has committed and let go of its lock (an interruption now cannot mark the run failed),
+    and a failure here costs speed, not data: it is logged and the run stands. A sharded run's
+    sources were seen to as they were applied, before its shards read them."""
     changed, doctors = summary.get("decisionsChanged"), summary.get("doctors")
     if changed is None:  # a finished run's task delivered again
         return
-    engine = sessions.kw["bind"]
     try:
         if changed * 100 >= doctors:
-            refresh_planner_statistics(engine, QUEUE_TABLES)
-        if _sources_rewritten(summary):
-            refresh_planner_statistics(engine, SOURCE_TABLES, vacuum=False)
-    except SQLAlchemyError as error:
-        log.warning("The planner's statistics were not refreshed after the sync: %s", str(error).splitlines()[0])
+            _refresh_statistics(sessions, QUEUE_TABLES)
+        if "shards" not in summary:
+            refresh_source_statistics(sessions, summary)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM now stops only the refresh: the sync has succeeded
         log.warning("The planner's statistics were not refreshed after the sync: interrupted")
+
+
+def refresh_source_statistics(sessions: sessionmaker[Session], summary: dict[str, Any]) -> None:
+    """The sources' tables analyzed once a sync has rewritten at least one in a hundred of either
+    source's records: deciding reads them range by range."""
+    if _sources_rewritten(summary):
+        _refresh_statistics(sessions, SOURCE_TABLES, vacuum=False)
+
+
+def _refresh_statistics(sessions: sessionmaker[Session], tables: Sequence[str], vacuum: bool = True) -> None:
+    """A failure here costs speed, not data: logged, and the sync goes on."""
+    try:
+        refresh_planner_statistics(sessions.kw["bind"], tables, vacuum)
+    except SQLAlchemyError as error:
+        log.warning("The planner's statistics of %s were not refreshed: %s", ", ".join(tables),
+                    str(error).splitlines()[0])
 
 
 def _sources_rewritten(summary: dict[str, Any]) -> bool:
@@ -473,6 +487,8 @@ def _apply_for_shards(
         run.rejected_records = len(rejections)
         if release:
             run.holder = None
+        summary = run.summary
+    refresh_source_statistics(sessions, summary)  # before the shards read them
 
 
 def decide_shard(

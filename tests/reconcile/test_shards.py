@@ -86,3 +86,27 @@ def test_shards_cover_every_range_once():
         groups = shards_of_ranges(count)
         assert [r for group in groups for r in group] == list(gmc_number_ranges())
         assert max(map(len, groups)) - min(map(len, groups)) <= 1
+
+
+def test_a_sharded_runs_sources_are_analyzed_before_its_shards_read_them(sessions, dataset):
+    from reval.reconcile.sync import apply_run_sources, decide_shard, finish_sharded_run, refresh_statistics_after
+
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics; SQLite plans from its indexes alone")
+    sources = ("gmc_connection", "tis_person", "rejected_tis_person")
+
+    def analyses() -> dict[str, int]:
+        with engine.connect() as connection:
+            counts = dict(connection.exec_driver_sql("SELECT relname, analyze_count FROM pg_stat_user_tables").all())
+        return {table: counts[table] for table in sources + ("doctor",)}
+
+    before = analyses()
+    run_id = apply_run_sources(sessions, as_of=AS_OF, **inputs(dataset, dataset.gmc))
+    applied = analyses()
+    assert all(applied[table] == before[table] + 1 for table in sources) and applied["doctor"] == before["doctor"]
+    [group] = shards_of_ranges(1)
+    refresh_statistics_after(sessions, finish_sharded_run(sessions, run_id, [decide_shard(sessions, run_id, group)]))
+    finished = analyses()
+    assert {table: finished[table] for table in sources} == {table: applied[table] for table in sources}  # not again
+    assert finished["doctor"] == before["doctor"] + 1
