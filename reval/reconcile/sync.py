@@ -109,10 +109,17 @@ def _snapshot_file(path: str | Path, label: str, list_key: str) -> tuple[Iterabl
 
 # Inputs above this size (several batches of records) start the sync's helper process at once.
 LARGE_INPUT_BYTES = 5_000_000
+# Inputs known to be under this size (a few hundred doctors) are worked here alone: a helper
+# process takes about a second to start, more than all their work. (Of inputs whose size is not
+# known, a step starts one once it has worked alone for a while: see SyncHelper.)
+SMALL_INPUT_BYTES = 1_000_000
 
 
 def _sync_helper(gmc: GmcInput | None, tis: TisInput | None, use_process: bool | None = None) -> SyncHelper:
-    size = (gmc.size_bytes if gmc else 0) + (tis.size_bytes if tis else 0)
+    inputs = [source for source in (gmc, tis) if source is not None]
+    size = sum(source.size_bytes for source in inputs)
+    if inputs and all(source.size_bytes for source in inputs) and size < SMALL_INPUT_BYTES:
+        use_process = False
     preload = (examine_people.__module__, decide_batch.__module__)  # the helper's work
     return SyncHelper(use_process, start_now=size > LARGE_INPUT_BYTES, preload=preload)
 

@@ -60,7 +60,7 @@ def test_decisions_history_and_rejections_match_with_and_without_a_helper_proces
 
 
 def test_a_small_sync_starts_no_helper_process(sessions, tmp_path):
-    # Its steps take a few milliseconds each, far under WORK_ALONE_SECONDS, and its files are small.
+    # Its files are known to be small (under SMALL_INPUT_BYTES): a second's start-up would cost more than its work.
     small = generate(tmp_path, 50, AS_OF, seed=3)
     summary = run_sync(sessions, as_of=AS_OF, gmc=GmcInput.from_file(small.gmc), tis=TisInput.from_file(small.tis),
                        helper_process=True)
