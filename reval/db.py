@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Dialect, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +31,10 @@ def _json_dumps(value) -> str:
     if isinstance(value, SerializedJson):
         return value
     return orjson.dumps(value).decode()
+
+
+# How Reval's engines turn JSON columns into text and back.
+ENGINE_OPTIONS = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
 class DatabaseBusy(Exception):
@@ -62,7 +66,7 @@ def make_engine(url: str, *, busy_seconds: float = 30, setting: str = "REVAL_DAT
             "write sqlite:///PATH or postgresql://USER@HOST/DATABASE"
         )
     parsed = parsed.set(drivername=DRIVERS[parsed.drivername])
-    engine = create_engine(parsed, json_serializer=_json_dumps, json_deserializer=orjson.loads)
+    engine = create_engine(parsed, **ENGINE_OPTIONS)
     if engine.dialect.name == "sqlite" and parsed.database not in (None, "", ":memory:"):
         database = Path(parsed.database)
         if not (create_folder or database.parent.is_dir()):
@@ -140,6 +144,14 @@ def _begin_immediately(connection) -> None:
     # mid-transaction; a reader begins deferred and, under WAL, never waits for a writer.
     read = connection.get_execution_options().get(READ_ONLY, False)
     connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+
+@functools.cache
+def offline_dialect(name: str) -> Dialect:
+    """The dialect of Reval's engines for the database ``name`` ("sqlite" or "postgresql"), with
+    no database behind it: to bind values in a process that never connects (a sync's helper)."""
+    url = {"sqlite": "sqlite://", "postgresql": "postgresql+psycopg://"}[name]
+    return create_engine(url, **ENGINE_OPTIONS).dialect
 
 
 # Alembic is imported where migrations are looked at: a sync's helper process imports this module

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import json
@@ -9,10 +10,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence, TypeVar
 
 import orjson
-from sqlalchemy import JSON, Connection, Table, bindparam, delete, insert, update
+from sqlalchemy import JSON, Connection, Dialect, Table, bindparam, delete, insert, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -91,27 +92,58 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     scale that handling cost more than the database's own work (0.9 s against 0.36 s per
     100,000 history events on SQLite).
     """
+    if rows:
+        insert_bound_rows(connection, table, bound_rows(connection.dialect, table, rows))
+
+
+class BoundRows(NamedTuple):
+    """Rows of one table as the driver takes them: their columns, in the table's order, and a
+    tuple of bound values per row. Plain values, so they cross between processes cheaply."""
+
+    columns: tuple[str, ...]
+    values: list[tuple]
+
+
+def bound_rows(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]]) -> BoundRows:
+    """Rows that all carry the same keys, each value converted by its column type's own bind
+    processor for ``dialect``, as SQLAlchemy would."""
     if not rows:
-        return
-    dialect = connection.dialect
-    columns = [table.c[key] for key in rows[0]]
-    compiled = insert(table).values({column.key: bindparam(column.key) for column in columns}).compile(dialect=dialect)
-    order = list(compiled.positiontup) if compiled.positional else [column.key for column in columns]
+        return BoundRows((), [])
+    columns = tuple(column.key for column in table.columns if column.key in rows[0])
+    if len(columns) != len(rows[0]):
+        raise ValueError(f"{table.name} has no column {sorted(set(rows[0]) - set(columns))[0]!r}")
     converted_columns = []
-    for key in order:
+    for key in columns:
         convert = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
         column_values = [row[key] for row in rows]
         if convert is not None and not isinstance(table.c[key].type, JSON):
             # Dates and times repeat (the run's as-of date on every event): convert each once.
             convert = {value: convert(value) for value in set(column_values)}.__getitem__
         converted_columns.append(column_values if convert is None else list(map(convert, column_values)))
-    values: list = list(zip(*converted_columns))
-    if dialect.name == "postgresql":
-        _copy_rows(connection, table, order, values)
+    return BoundRows(columns, list(zip(*converted_columns)))
+
+
+def insert_bound_rows(connection: Connection, table: Table, rows: BoundRows) -> None:
+    """Inserts rows bound by ``bound_rows`` for this connection's dialect (PostgreSQL: by COPY)."""
+    if not rows.values:
         return
-    if not compiled.positional:
-        values = [dict(zip(order, row)) for row in values]
-    connection.exec_driver_sql(compiled.string, values)
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        _copy_rows(connection, table, list(rows.columns), rows.values)
+        return
+    statement, positional = _insert_statement(dialect, table, rows.columns)
+    values = rows.values if positional else [dict(zip(rows.columns, row)) for row in rows.values]
+    connection.exec_driver_sql(statement, values)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_statement(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple[str, bool]:
+    """The insert statement for these columns, and whether it binds them by position (then in
+    the columns' order, which is the table's)."""
+    compiled = insert(table).values({key: bindparam(key) for key in columns}).compile(dialect=dialect)
+    if compiled.positional and tuple(compiled.positiontup) != columns:
+        raise ValueError(f"the insert into {table.name} binds {compiled.positiontup}, not {columns}")
+    return compiled.string, compiled.positional
 
 
 def _copy_rows(connection: Connection, table: Table, columns: list[str], rows: list[tuple]) -> None:
@@ -185,6 +217,12 @@ class EventLog:
         self.pending += other.pending
         other.pending = []
 
+    def write_bound(self, session: Session, rows: BoundRows) -> None:
+        """Writes events already bound (made elsewhere, for this database), after those pending."""
+        self.flush(session, force=True)
+        insert_bound_rows(session.connection(), DoctorEvent.__table__, rows)
+        self.written += len(rows.values)
+
     def flush(self, session: Session, force: bool = False) -> None:
         if self.pending and (force or len(self.pending) >= BATCH_SIZE):
             insert_rows(session.connection(), DoctorEvent.__table__, self.pending)
@@ -214,6 +252,11 @@ class RowWriter:
     def delete(self, key_value: Any) -> None:
         self.deletes.append(key_value)
         self._flush_when_full(self.deletes)
+
+    def insert_bound(self, rows: BoundRows) -> None:
+        """Inserts rows already bound (made elsewhere, for this database), after what is buffered."""
+        self.flush()
+        insert_bound_rows(self.session.connection(), self.table, rows)
 
     def _flush_when_full(self, buffer: list) -> None:
         # All buffers go together, deletes first, so a key deleted then re-inserted stays in order.

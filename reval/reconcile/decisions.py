@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 
 from reval.designated_bodies import OwnerDirectory
 from reval.models import (
-    Doctor, DoctorHide, DoctorVisibility, DoctorVisibilityName, GmcConnection, RejectedTisPerson, TisPerson,
+    Doctor, DoctorEvent, DoctorHide, DoctorVisibility, DoctorVisibilityName, GmcConnection, RejectedTisPerson, TisPerson,
 )
-from reval.reconcile.common import BATCH_SIZE, EventKind, EventLog, RowWriter, Source
+from reval.db import offline_dialect
+from reval.reconcile.common import BATCH_SIZE, BoundRows, EventKind, EventLog, RowWriter, Source, bound_rows
 from reval.progress import SILENT, Progress
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.rules import HIDDEN_BY_ADMIN, Decision, DoctorSituation, PlacementSpan, ProgrammeSpan, Queue, RuleEngine, TisPersonView
@@ -164,12 +165,16 @@ def search_names(*name_lists: Sequence[str | None]) -> str:
 
 @dataclass(frozen=True)
 class DecisionContext:
-    """What every decision of a sync is made under (it crosses to the helper process once)."""
+    """What every decision of a sync is made under (it crosses to the helper process once), and
+    what new doctors' rows are written with: the events' time and run, the database's dialect."""
 
     engine: RuleEngine
     owners: OwnerDirectory
     basis: str
     as_of: date
+    recorded_at: datetime | None = None
+    sync_run_id: int | None = None
+    dialect: str = "sqlite"
 
 
 # (GMC number, connection, TIS people, the last body connected to as stored before, the owners
@@ -188,6 +193,52 @@ def decide_batch(context: DecisionContext, batch: list[DoctorInputs]) -> list[di
         new["decision_basis"] = context.basis
         decided.append(new)
     return decided
+
+
+# Whether batches of doctors new to Reval have their rows made where they are decided (see
+# NewDoctorRows). Off, every doctor is written by the general path: a test compares the two.
+NEW_DOCTOR_ROWS_WHERE_DECIDED = True
+
+
+class NewDoctorRows(NamedTuple):
+    """Everything a batch of doctors new to Reval (no stored decision, no hide) writes, bound for
+    the database where they were decided: in a national first sync that is every doctor, and
+    making these rows (the views, their names, the history) and binding them is work the
+    process holding the transaction would otherwise do between its writes."""
+
+    doctors: BoundRows
+    views: BoundRows
+    names: BoundRows
+    events: BoundRows
+    queues: list[str]
+
+
+# A batch of doctors to decide, and, when every one of them is new to Reval, the source each
+# one's change is put down to (their new doctors' rows are then made with the decisions).
+DecisionJob = tuple[list[DoctorInputs], list[str] | None]
+
+
+def decide_job(context: DecisionContext, job: DecisionJob) -> list[dict[str, Any]] | NewDoctorRows:
+    """The batch's doctor rows, or for new doctors everything they write: pure, so it may run in
+    the helper process."""
+    batch, sources = job
+    decided = decide_batch(context, batch)
+    if sources is None:
+        return decided
+    events = EventLog(context.recorded_at, context.as_of, context.sync_run_id)
+    views: list[dict[str, Any]] = []
+    names: list[dict[str, Any]] = []
+    for new, source in zip(decided, sources):
+        events.add(new["gmc_number"], Source(source), EventKind.DECISION, None, decision_view(new), new["reason"])
+        add_view_rows(new, set(), views, names)
+    dialect = offline_dialect(context.dialect)
+    return NewDoctorRows(
+        bound_rows(dialect, Doctor.__table__, decided),
+        bound_rows(dialect, DoctorVisibility.__table__, views),
+        bound_rows(dialect, DoctorVisibilityName.__table__, names),
+        bound_rows(dialect, DoctorEvent.__table__, events.pending),
+        [new["queue"] for new in decided],
+    )
 
 
 def decision_view(row: dict[str, Any] | Any) -> dict[str, Any]:
@@ -271,6 +322,13 @@ def decide_doctors(
     if only is not None:
         ranges = [(low, high) for low, high in gmc_number_ranges() if low in checked_every_time]
 
+    def jobs() -> Iterator[tuple[DecisionJob, dict[str, Any]]]:
+        for batch, previous_rows in inputs():
+            new_only = NEW_DOCTOR_ROWS_WHERE_DECIDED and not previous_rows and active_hides.keys().isdisjoint(
+                doctor[0] for doctor in batch)
+            sources = [change_sources.get(doctor[0], Source.TIS_SYNC).value for doctor in batch] if new_only else None
+            yield (batch, sources), previous_rows
+
     def inputs() -> Iterator[tuple[list[DoctorInputs], dict[str, Any]]]:
         """The doctors to decide, read here range by range, in batches of about BATCH_SIZE: each
         batch goes to ``decide_batch``, the previous decisions stay here to compare against."""
@@ -296,9 +354,13 @@ def decide_doctors(
             yield batch, previous_rows
 
     range_list = list(ranges or gmc_number_ranges())
-    context = DecisionContext(engine, owners, basis, as_of)
+    context = DecisionContext(engine, owners, basis, as_of, events.recorded_at, events.sync_run_id,
+                              session.get_bind().dialect.name)
     progress.begin("decide", "doctors")
-    for previous_rows, decided in helper.ordered(decide_batch, context, inputs()):
+    for previous_rows, decided in helper.ordered(decide_job, context, jobs()):
+        if isinstance(decided, NewDoctorRows):
+            _write_new_doctors(session, outcome, doctors, visibility, events, decided)
+            continue
         for new in decided:
             number = new["gmc_number"]
             previous = previous_rows.get(number)
@@ -429,6 +491,19 @@ def queue_counts(session: Session) -> Counter:
     return Counter(dict(session.execute(select(Doctor.queue, func.count()).group_by(Doctor.queue)).all()))
 
 
+def _write_new_doctors(
+    session: Session, outcome: DecisionOutcome, doctors: RowWriter, visibility: BodyViews, events: EventLog,
+    new: NewDoctorRows,
+) -> None:
+    doctors.insert_bound(new.doctors)
+    visibility.rows.insert_bound(new.views)
+    visibility.names.insert_bound(new.names)
+    events.write_bound(session, new.events)
+    outcome.decided += len(new.queues)
+    outcome.changed += len(new.queues)
+    outcome.entered.update(new.queues)
+
+
 def _record_decision(
     outcome, doctors, visibility: BodyViews, events, source, previous, new, hidden_for, hide_ended
 ) -> None:
@@ -474,17 +549,28 @@ class BodyViews:
         if replace:
             self.rows.delete(number)
             self.names.delete(number)
-        names = name_keys(doctor["search_names"])
-        for code in doctor["visible_to"]:
-            queue, reason = (Queue.HIDDEN.value, HIDDEN_BY_ADMIN) if code in hidden_for else (doctor["queue"], doctor["reason"])
-            self.rows.insert({"designated_body_code": code, "gmc_number": number, "queue": queue, "reason": reason,
-                              "sort_name": doctor["sort_name"]})
-            for name in names:
-                self.names.insert({"designated_body_code": code, "queue": queue, "name": name, "gmc_number": number})
+        views: list[dict[str, Any]] = []
+        names: list[dict[str, Any]] = []
+        add_view_rows(doctor, hidden_for, views, names)
+        for row in views:
+            self.rows.insert(row)
+        for row in names:
+            self.names.insert(row)
 
     def flush(self) -> None:
         self.rows.flush()
         self.names.flush()
+
+
+def add_view_rows(doctor: dict[str, Any], hidden_for: set[str], views: list, names: list) -> None:
+    """Adds to ``views`` and ``names`` the rows of what each body sees of the doctor."""
+    number = doctor["gmc_number"]
+    keys = name_keys(doctor["search_names"])
+    for code in doctor["visible_to"]:
+        queue, reason = (Queue.HIDDEN.value, HIDDEN_BY_ADMIN) if code in hidden_for else (doctor["queue"], doctor["reason"])
+        views.append({"designated_body_code": code, "gmc_number": number, "queue": queue, "reason": reason,
+                      "sort_name": doctor["sort_name"]})
+        names.extend({"designated_body_code": code, "queue": queue, "name": name, "gmc_number": number} for name in keys)
 
 
 def name_keys(search_names: str) -> set[str]:

@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from reval.models import RejectedRecord
+from reval.models import Doctor, DoctorEvent, DoctorVisibility, DoctorVisibilityName, RejectedRecord
+from reval.reconcile import decisions
 from reval.reconcile import sync as sync_module
 from reval.reconcile.common import BATCH_SIZE
 from reval.reconcile.helper import SyncHelper
@@ -57,6 +58,39 @@ def test_decisions_history_and_rejections_match_with_and_without_a_helper_proces
     assert shared == alone
     assert shared_rejected == alone_rejected
     assert [comparable(s) for s in shared_summaries] == [comparable(s) for s in alone_summaries]
+
+
+def written_rows(sessions):
+    """Every doctor, what each body sees of them and every doctor's history in the order it was written."""
+    with sessions.begin() as session:
+        rows = {
+            table.name: [tuple(row) for row in session.execute(select(table).order_by(*table.primary_key.columns))]
+            for table in (Doctor.__table__, DoctorVisibility.__table__, DoctorVisibilityName.__table__)
+        }
+        rows["history"] = [
+            (e.gmc_number, e.source, e.kind, e.old, e.new, e.detail, e.as_of)
+            for e in session.scalars(select(DoctorEvent).order_by(DoctorEvent.id))
+        ]
+    return rows
+
+
+def test_new_doctors_rows_made_where_they_are_decided_match_the_general_path(sessions, dataset, monkeypatch):
+    # The first night's doctors are all new to Reval, and their rows are made in the process that
+    # decides them (the helper, or this one when it takes a batch); the second night's are not.
+    monkeypatch.setattr(sync_module, "LARGE_INPUT_BYTES", 0)  # start the helper with each sync
+    made_with_decisions = []
+    write_new_doctors = decisions._write_new_doctors
+    monkeypatch.setattr(decisions, "_write_new_doctors",
+                        lambda *args: made_with_decisions.append(len(args[-1].queues)) or write_new_doctors(*args))
+    new_summaries, _, new_state = two_nights(sessions, dataset, helper_process=True)
+    new_rows = written_rows(sessions)
+    empty(sessions)
+    monkeypatch.setattr(decisions, "NEW_DOCTOR_ROWS_WHERE_DECIDED", False)
+    general_summaries, _, general_state = two_nights(sessions, dataset, helper_process=True)
+    assert sum(made_with_decisions) == new_summaries[0]["doctors"] > 2 * BATCH_SIZE
+    assert written_rows(sessions) == new_rows
+    assert general_state == new_state
+    assert [comparable(s) for s in general_summaries] == [comparable(s) for s in new_summaries]
 
 
 def test_a_small_sync_starts_no_helper_process(sessions, tmp_path):
