@@ -13,6 +13,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, post_load
 
 from reval.validation import (
+    FieldReader,
     gmc_number,
     optional_enumeration,
     optional_code,
@@ -40,10 +41,13 @@ CONNECTED_DOCTOR_FIELDS = {
 }
 
 
+READER = FieldReader(((gmc_field, name, rule) for gmc_field, (name, rule) in CONNECTED_DOCTOR_FIELDS.items()),
+                     unique=(gmc_number,))
+
+
 def read_connected_doctor(raw: Any) -> dict[str, Any]:
     """The validated doctor, keyed by Reval's field names; raises InvalidValue."""
-    raw = require_object("doctor", raw)
-    return {name: rule(gmc_field, raw.get(gmc_field)) for gmc_field, (name, rule) in CONNECTED_DOCTOR_FIELDS.items()}
+    return READER.read(require_object("doctor", raw))
 
 
 class _ConnectedDoctorBase(Schema):

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
 
 from reval.validation import (
+    FieldReader,
     InvalidValue,
     Rule,
     date_range,
@@ -62,6 +63,12 @@ PERSON_FIELDS: FieldRules = {
     "surname": optional_text,
     "status": partial(optional_enumeration, allowed=PERSON_STATUSES),
 }
+IDENTIFIERS = (record_id, gmc_number_or_none, opaque_id)
+READERS = {
+    id(rules): FieldReader(((field, field, rule) for field, rule in rules.items()), unique=IDENTIFIERS)
+    for rules in (CURRICULUM_FIELDS, PLACEMENT_FIELDS, PROGRAMME_MEMBERSHIP_FIELDS, PERSON_FIELDS)
+}
+
 # Cross-field rules: (start field, end field) pairs whose end may not precede their start.
 DATE_RANGES = {
     "curricula": ("curriculumStartDate", "curriculumEndDate"),
@@ -94,7 +101,7 @@ def read_person(raw: Any) -> dict[str, Any]:
 
 
 def _read_fields(raw: dict, rules: FieldRules) -> dict[str, Any]:
-    return {name: rule(name, raw.get(name)) for name, rule in rules.items()}
+    return READERS[id(rules)].read(raw)
 
 
 def _read_item(raw: dict, rules: FieldRules, kind: str, prefix: str) -> dict[str, Any]:
