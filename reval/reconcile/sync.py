@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import traceback
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -320,6 +321,7 @@ def _locked_run(
             try:
                 yield run_id, started
             except BaseException as error:
+                _release_failed_statement(error)
                 _record_failure(sessions, run_id, error)
                 if isinstance(error, Exception):
                     raise SyncFailed(run_id, error) from error
@@ -562,6 +564,19 @@ def run_sync_sharded(
         summary = finish_sharded_run(sessions, run_id, counts)
     refresh_statistics_after(sessions, summary)
     return summary
+
+
+def _release_failed_statement(error: BaseException) -> None:
+    """Lets go of what the failed sync's frames still hold. Ctrl-C or SIGTERM can stop a sync
+    inside the driver's own call (an executemany, say): SQLAlchemy then closes that connection,
+    but SQLite keeps a connection open, and its transaction and write lock with it, until its
+    last statement is finalized, and the interrupted statement lives on in the cursor the
+    traceback's frames hold. Recording the failure would wait for that lock for ever."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__
 
 
 def _record_failure(sessions: sessionmaker[Session], run_id: int, error: BaseException) -> None:

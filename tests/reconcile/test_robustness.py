@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import delete, func, select
+from sqlalchemy.engine.default import DefaultDialect
 
 from reval.clock import utcnow
 from reval.models import (
@@ -33,7 +34,7 @@ from reval.models import (
 from reval.reconcile.lock import sync_lock
 from reval.reconcile.reference import replace_designated_bodies
 from reval.reconcile.sources import MassChangeGuard
-from reval.reconcile.sync import GmcInput, SyncControls, TisInput, failure_text, run_sync
+from reval.reconcile.sync import GmcInput, SyncControls, SyncInterrupted, TisInput, failure_text, run_sync
 from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
 from reval.extensions import database
 from reval.snapshot_files import open_snapshot
@@ -479,6 +480,34 @@ def test_a_stopped_sync_is_recorded_as_interrupted(app, sessions, large_dataset,
         stopped = session.get(SyncRun, run.id)
         assert (stopped.status, stopped.error) == ("FAILED", "interrupted")
         assert session.scalar(select(func.count()).select_from(TisPerson)) == 0  # nothing of it committed
+
+
+def test_a_sync_stopped_inside_a_database_call_is_recorded_as_interrupted(sessions, tmp_path, monkeypatch):
+    # Ctrl-C or SIGTERM can land while the driver itself is executing (its signal handler runs
+    # inside executemany): the statement it stops stays open in the cursor, and on SQLite so do
+    # the transaction and its write lock, until that cursor is let go of. Recording the
+    # interruption then waited 30 s for the lock and reported the database busy instead.
+    if sessions.kw["bind"].dialect.name != "sqlite":
+        pytest.skip("SQLite keeps a closed connection's lock while a statement of it lives; PostgreSQL writes by COPY")
+    small = generate(tmp_path, 50, AS_OF, seed=3)
+    driver_executemany = DefaultDialect.do_executemany
+
+    def stopped_at_the_tenth_row(dialect, cursor, statement, parameters, context=None):
+        def rows():
+            for index, row in enumerate(parameters):
+                if index == 10:
+                    raise KeyboardInterrupt  # as SIGINT's handler raises it, mid-statement
+                yield row
+        driver_executemany(dialect, cursor, statement, rows(), context)
+
+    monkeypatch.setattr(DefaultDialect, "do_executemany", stopped_at_the_tenth_row)
+    with pytest.raises(SyncInterrupted) as stopped:
+        sync_files(sessions, small.gmc, small.tis, ALLOW)
+    monkeypatch.undo()
+    with sessions.begin() as session:
+        run = session.get(SyncRun, stopped.value.run_id)
+        assert (run.status, run.error) == ("FAILED", "interrupted")
+        assert session.scalar(select(func.count()).select_from(GmcConnection)) == 0  # nothing of it committed
 
 
 def test_a_killed_sync_is_abandoned_and_its_helper_ends(app, sessions, large_dataset, files):
