@@ -190,6 +190,45 @@ def test_bulk_inserts_fail_as_sqlalchemy_fails_and_leave_nothing_behind(migrated
     engine.dispose()
 
 
+def test_bulk_inserts_store_what_sqlalchemys_own_insert_stores(migrated):
+    """Rows bound by Reval (JSON as text, COPY's binary format on PostgreSQL) read back exactly as
+    the same rows inserted by SQLAlchemy do: every kind of value a sync writes."""
+    from datetime import date, datetime, timezone
+
+    from sqlalchemy import delete, insert, select
+
+    from reval.db import make_engine
+    from reval.models import DoctorEvent
+    from reval.reconcile.common import insert_rows
+
+    engine = make_engine(migrated)
+    table = DoctorEvent.__table__
+    moment = datetime(2026, 11, 29, 5, 6, 7, 890123, tzinfo=timezone.utc)
+    values = [
+        ("9000001", None, {"queue": "DISCREPANCY", "visibleTo": ["1-AIIDR8", "1-AIIDSA"], "rule": 7}, "tab\tand\nnew line"),
+        ("9000002", {"designatedBody": None}, {"designatedBody": "1-AIIDWA"}, "back\\slash, quote \" and ü"),
+        ("9000003", [1, 2.5, True, None, "x"], None, None),
+    ]
+    rows = [{"gmc_number": number, "sync_run_id": None, "recorded_at": moment, "as_of": date(9999, 12, 31),
+             "source": "TIS_SYNC", "kind": "DECISION", "old": old, "new": new, "detail": detail}
+            for number, old, new, detail in values]
+    stored = []
+    try:
+        for write in (lambda connection: insert_rows(connection, table, rows),
+                      lambda connection: connection.execute(insert(table), rows)):
+            with engine.begin() as connection:
+                write(connection)
+            with engine.begin() as connection:
+                query = select(*[c for c in table.c if c.key != "id"]).where(table.c.gmc_number.like("900000%"))
+                stored.append(connection.execute(query.order_by(table.c.gmc_number)).all())
+                connection.execute(delete(table).where(table.c.gmc_number.like("900000%")))
+    finally:
+        engine.dispose()
+    assert stored[0] == stored[1]
+    assert [(row.old, row.new, row.detail, row.recorded_at, row.as_of) for row in stored[0]] == [
+        (old, new, detail, moment, date(9999, 12, 31)) for _number, old, new, detail in values]
+
+
 def test_a_read_sees_one_snapshot_while_another_transaction_commits(app):
     """A page's count, keys and rows are read in one transaction: a sync committing between them
     must not make them disagree."""

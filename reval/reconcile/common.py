@@ -10,13 +10,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Iterable, Iterator, NamedTuple, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence, TypeVar
 
 import orjson
 from sqlalchemy import JSON, Connection, Dialect, Table, bindparam, delete, insert, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from reval.db import ENGINE_OPTIONS
 from reval.models import DoctorEvent
 from reval.refusals import Invalid
 from reval.validation import InvalidValue, describe_value, free_text
@@ -106,7 +107,9 @@ class BoundRows(NamedTuple):
 
 def bound_rows(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]]) -> BoundRows:
     """Rows that all carry the same keys, each value converted by its column type's own bind
-    processor for ``dialect``, as SQLAlchemy would."""
+    processor for ``dialect``, as SQLAlchemy would; JSON values become their text on every
+    database (PostgreSQL's processor would wrap them for the driver to serialize, and such
+    wrappers cost 50 us a doctor to send between processes)."""
     if not rows:
         return BoundRows((), [])
     columns = tuple(column.key for column in table.columns if column.key in rows[0])
@@ -114,13 +117,23 @@ def bound_rows(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]]) -
         raise ValueError(f"{table.name} has no column {sorted(set(rows[0]) - set(columns))[0]!r}")
     converted_columns = []
     for key in columns:
-        convert = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+        column_type = table.c[key].type
+        convert = _json_text(column_type) if isinstance(column_type, JSON) else (
+            column_type.dialect_impl(dialect).bind_processor(dialect))
         column_values = [row[key] for row in rows]
-        if convert is not None and not isinstance(table.c[key].type, JSON):
+        if convert is not None and not isinstance(column_type, JSON):
             # Dates and times repeat (the run's as-of date on every event): convert each once.
             convert = {value: convert(value) for value in set(column_values)}.__getitem__
         converted_columns.append(column_values if convert is None else list(map(convert, column_values)))
     return BoundRows(columns, list(zip(*converted_columns)))
+
+
+def _json_text(column_type: JSON) -> Callable[[Any], str | None]:
+    """A JSON column's value as the text stored, as SQLAlchemy makes it with Reval's serializer."""
+    serialize = ENGINE_OPTIONS["json_serializer"]
+    if column_type.none_as_null:
+        return lambda value: None if value is None else serialize(value)
+    return serialize
 
 
 def insert_bound_rows(connection: Connection, table: Table, rows: BoundRows) -> None:
@@ -149,16 +162,34 @@ def _insert_statement(dialect: Dialect, table: Table, columns: tuple[str, ...]) 
 def _copy_rows(connection: Connection, table: Table, columns: list[str], rows: list[tuple]) -> None:
     """PostgreSQL: the rows through COPY, in the sync's transaction. An INSERT per row costs the
     server a statement each; COPY streams them (a full sync's decide step on PostgreSQL took
-    twice SQLite's time with executemany)."""
+    twice SQLite's time with executemany). In COPY's binary format, values go as the columns'
+    own types: formatting and parsing them as text took the driver 2.5 times and the server 1.3
+    times as long (100,000 doctors' rows: 0.49 s and 0.45 s, against 0.20 s and 0.35 s)."""
     dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
-    statement = f"COPY {quote(table.name)} ({', '.join(quote(column) for column in columns)}) FROM STDIN"
+    statement = f"COPY {quote(table.name)} ({', '.join(quote(column) for column in columns)}) FROM STDIN (FORMAT BINARY)"
     try:
-        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
+        with connection.connection.driver_connection.cursor() as cursor:
+            types = _column_types(cursor, quote(table.name))
+            with cursor.copy(statement) as copy:
+                # A json value's binary form is its text, which bound_rows has already made.
+                copy.set_types([TEXT_OID if types[column] == JSON_OID else types[column] for column in columns])
+                for row in rows:
+                    copy.write_row(row)
     except dialect.loaded_dbapi.Error as error:  # raised as SQLAlchemy raises a driver's errors
         raise DBAPIError.instance(statement, None, error, dialect.loaded_dbapi.Error, dialect=dialect) from error
+
+
+JSON_OID, TEXT_OID = 114, 25  # PostgreSQL's json and text types
+
+
+def _column_types(cursor: Any, quoted_table: str) -> dict[str, int]:
+    """The type (its oid) of each of the table's columns, as the database has them."""
+    cursor.execute(
+        "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+        (quoted_table,),
+    )
+    return dict(cursor.fetchall())
 
 
 @dataclass
