@@ -63,11 +63,18 @@ PERSON_FIELDS: FieldRules = {
     "surname": optional_text,
     "status": partial(optional_enumeration, allowed=PERSON_STATUSES),
 }
-IDENTIFIERS = (record_id, gmc_number_or_none, opaque_id)
-READERS = {
-    id(rules): FieldReader(((field, field, rule) for field, rule in rules.items()), unique=IDENTIFIERS)
-    for rules in (CURRICULUM_FIELDS, PLACEMENT_FIELDS, PROGRAMME_MEMBERSHIP_FIELDS, PERSON_FIELDS)
-}
+
+
+def _reader(rules: FieldRules) -> FieldReader:
+    """The bulk reader of these fields; identifiers are different in every record."""
+    return FieldReader(((field, field, rule) for field, rule in rules.items()),
+                       unique=(record_id, gmc_number_or_none, opaque_id))
+
+
+CURRICULUM_READER = _reader(CURRICULUM_FIELDS)
+PLACEMENT_READER = _reader(PLACEMENT_FIELDS)
+PROGRAMME_MEMBERSHIP_READER = _reader(PROGRAMME_MEMBERSHIP_FIELDS)
+PERSON_READER = _reader(PERSON_FIELDS)
 
 # Cross-field rules: (start field, end field) pairs whose end may not precede their start.
 DATE_RANGES = {
@@ -80,13 +87,13 @@ DATE_RANGES = {
 def read_person(raw: Any) -> dict[str, Any]:
     """The validated person; raises InvalidValue naming the first bad field and its value."""
     raw = require_object("person", raw)
-    person = _read_fields(raw, PERSON_FIELDS)
+    person = PERSON_READER.read(raw)
     memberships = []
     for index, item in enumerate(list_of_objects("programmeMemberships", raw.get("programmeMemberships"))):
         prefix = f"programmeMemberships[{index}]"
-        membership = _read_item(item, PROGRAMME_MEMBERSHIP_FIELDS, "programmeMemberships", prefix)
+        membership = _read_item(item, PROGRAMME_MEMBERSHIP_READER, "programmeMemberships", prefix)
         membership["curricula"] = [
-            _read_item(curriculum, CURRICULUM_FIELDS, "curricula", f"{prefix}.curricula[{position}]")
+            _read_item(curriculum, CURRICULUM_READER, "curricula", f"{prefix}.curricula[{position}]")
             for position, curriculum in enumerate(
                 _located(prefix, list_of_objects, "curricula", item.get("curricula"))
             )
@@ -94,19 +101,15 @@ def read_person(raw: Any) -> dict[str, Any]:
         memberships.append(membership)
     person["programmeMemberships"] = memberships
     person["placements"] = [
-        _read_item(item, PLACEMENT_FIELDS, "placements", f"placements[{index}]")
+        _read_item(item, PLACEMENT_READER, "placements", f"placements[{index}]")
         for index, item in enumerate(list_of_objects("placements", raw.get("placements")))
     ]
     return person
 
 
-def _read_fields(raw: dict, rules: FieldRules) -> dict[str, Any]:
-    return READERS[id(rules)].read(raw)
-
-
-def _read_item(raw: dict, rules: FieldRules, kind: str, prefix: str) -> dict[str, Any]:
+def _read_item(raw: dict, reader: FieldReader, kind: str, prefix: str) -> dict[str, Any]:
     try:
-        item = _read_fields(raw, rules)
+        item = reader.read(raw)
         start, end = DATE_RANGES[kind]
         date_range(start, item[start], end, item[end])
     except InvalidValue as error:
