@@ -118,12 +118,14 @@ def bound_rows(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]]) -
     converted_columns = []
     for key in columns:
         column_type = table.c[key].type
-        convert = _json_text(column_type) if isinstance(column_type, JSON) else (
-            column_type.dialect_impl(dialect).bind_processor(dialect))
         column_values = [row[key] for row in rows]
-        if convert is not None and not isinstance(column_type, JSON):
-            # Dates and times repeat (the run's as-of date on every event): convert each once.
-            convert = {value: convert(value) for value in set(column_values)}.__getitem__
+        if isinstance(column_type, JSON):
+            convert = _json_text(column_type)
+        else:
+            convert = column_type.dialect_impl(dialect).bind_processor(dialect)
+            if convert is not None:
+                # Dates and times repeat (the run's as-of date on every event): convert each once.
+                convert = {value: convert(value) for value in set(column_values)}.__getitem__
         converted_columns.append(column_values if convert is None else list(map(convert, column_values)))
     return BoundRows(columns, list(zip(*converted_columns)))
 

@@ -172,9 +172,9 @@ class DecisionContext:
     owners: OwnerDirectory
     basis: str
     as_of: date
-    recorded_at: datetime | None = None
-    sync_run_id: int | None = None
-    dialect: str = "sqlite"
+    recorded_at: datetime
+    sync_run_id: int | None
+    dialect: str  # the database's ("sqlite" or "postgresql")
 
 
 # (GMC number, connection, TIS people, the last body connected to as stored before, the owners

@@ -571,7 +571,7 @@ def _release_failed_statement(error: BaseException) -> None:
     inside the driver's own call (an executemany, say): SQLAlchemy then closes that connection,
     but SQLite keeps a connection open, and its transaction and write lock with it, until its
     last statement is finalized, and the interrupted statement lives on in the cursor the
-    traceback's frames hold. Recording the failure would wait for that lock for ever."""
+    traceback's frames hold. Recording the failure would wait for that lock until it gave up."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
