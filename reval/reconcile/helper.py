@@ -14,6 +14,7 @@ same order, so both ways give identical results (a test checks this).
 from __future__ import annotations
 
 import importlib
+import itertools
 import multiprocessing
 import multiprocessing.spawn
 import os
@@ -37,16 +38,25 @@ WORK_ALONE_SECONDS = 0.2
 # How often the helper checks its parent is still alive.
 PARENT_CHECK_SECONDS = 0.5
 
-_context: Any = None  # in the helper process: what every batch of the current step shares
+# In the helper process: what every batch of a step shares, by the step's number (two steps'
+# batches may be in hand at once: see SyncHelper.ordered's ``when_idle``).
+_contexts: dict[int, Any] = {}
 
 
-def _install(context: Any) -> None:
-    global _context
-    _context = context
+def _install(step: int, context: Any) -> None:
+    _contexts[step] = context
 
 
-def _run(work: Callable[[Any, Any], R], batch: Any) -> R:
-    return work(_context, batch)
+def _ready() -> None:
+    """The helper's first task, done once it has started."""
+
+
+def _discard(step: int) -> None:
+    del _contexts[step]
+
+
+def _run(work: Callable[[Any, Any], R], step: int, batch: Any) -> R:
+    return work(_contexts[step], batch)
 
 
 def _peak_memory_mib() -> float | None:
@@ -151,6 +161,7 @@ class SyncHelper:
         self._preload = preload
         self._executor: ProcessPoolExecutor | None = None
         self._up: Future | None = None  # done once the process has started and imported ``preload``
+        self._steps = itertools.count()
         self.batches_in_process = 0  # how many batches the helper process worked out
         self.peak_memory_mib: float | None = None  # the helper's, known once it has closed
         if start_now and self._wanted:
@@ -162,13 +173,18 @@ class SyncHelper:
         return self._up is not None
 
     def ordered(
-        self, work: Callable[[Any, Any], R], context: Any, items: Iterable[tuple[Any, K]]
-    ) -> Iterator[tuple[K, R]]:
+        self, work: Callable[[Any, Any], R], context: Any, items: Iterable[tuple[Any, K]],
+        when_idle: OrderedResults | None = None,
+    ) -> OrderedResults[K, R]:
         """``(keep, work(context, batch))`` for each ``(batch, keep)`` of ``items``, in their order.
 
         ``context`` crosses to the helper once; ``keep`` stays here (rows to compare against, say).
+        Nothing is worked out until the first result is asked for. ``when_idle``: the results of
+        a later step, whose batches the helper starts on whenever it has worked out every batch
+        of this step it was given (a step whose results take this process longer to write than
+        the helper to work out would otherwise leave it idle), and once this step's are all given.
         """
-        return _InOrder(self, work, context, iter(items))
+        return OrderedResults(self, work, context, iter(items), next(self._steps), when_idle)
 
     def _start(self) -> None:
         # Ctrl-C or SIGTERM while the process is being started would cut its start-up data short
@@ -178,9 +194,9 @@ class SyncHelper:
                 1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper,
                 initargs=(self._preload, os.getpid()),
             )
-            self._up = self._executor.submit(_install, None)  # the process starts with its first task
+            self._up = self._executor.submit(_ready)  # the process starts with its first task
 
-    def _executor_for(self, context: Any, started: float) -> ProcessPoolExecutor | None:
+    def _executor_for(self, step: int, context: Any, started: float) -> ProcessPoolExecutor | None:
         """The process to share a step with (given its context first), once it is worth one and up:
         until then the step carries on here, rather than wait for the process to start."""
         if self._executor is None:
@@ -189,7 +205,7 @@ class SyncHelper:
             self._start()
         if not self._up.done():
             return None
-        self._executor.submit(_install, context)  # one worker takes tasks in order: this comes first
+        self._executor.submit(_install, step, context)  # one worker takes tasks in order: this comes first
         return self._executor
 
     def wait_until_up(self, timeout: float | None = None) -> None:
@@ -219,34 +235,55 @@ class SyncHelper:
         self.close(interrupted=exc_type is not None)
 
 
-class _InOrder(Iterator[tuple[K, R]]):
+class OrderedResults(Iterator[tuple[K, R]]):
     """Results of batches shared between the helper process and this one, in the batches' order."""
 
-    def __init__(self, helper: SyncHelper, work, context, items: Iterator):
-        self.helper, self.work, self.context, self.items = helper, work, context, items
+    def __init__(self, helper: SyncHelper, work, context, items: Iterator, step: int, when_idle: OrderedResults | None):
+        self.helper, self.work, self.context, self.items, self.step = helper, work, context, items, step
+        self.when_idle = when_idle
         self.executor: ProcessPoolExecutor | None = None
-        self.started = time.perf_counter()
+        self.started: float | None = None  # when its first result was asked for
         self.slots: deque[tuple[Any, Future | list]] = deque()  # a future, or [result] worked out here
         self.queued = 0  # futures among the slots
         self.exhausted = False
 
     def _take(self) -> tuple[Any, Any] | None:
         item = None if self.exhausted else next(self.items, None)
-        self.exhausted = item is None
+        if item is None and not self.exhausted:
+            self.exhausted = True
+            if self.executor is not None:  # after the step's last batch there: its context is done with
+                self.executor.submit(_discard, self.step)
         return item
 
-    def _queue_for_helper(self) -> None:
+    def _queue_for_helper(self, most: int = LOOKAHEAD) -> None:
+        """Gives the helper batches of this step, until ``most`` of its results are in hand."""
+        if self.started is None:
+            self.started = time.perf_counter()
         if self.executor is None:
-            self.executor = self.helper._executor_for(self.context, self.started)
+            self.executor = self.helper._executor_for(self.step, self.context, self.started)
             if self.executor is None:
                 return
-        while self.queued < LOOKAHEAD and (item := self._take()) is not None:
-            self.slots.append((item[1], self.executor.submit(_run, self.work, item[0])))
+        while self.queued < most and not self.exhausted and (item := self._take()) is not None:
+            self.slots.append((item[1], self.executor.submit(_run, self.work, self.step, item[0])))
             self.queued += 1
 
+    def _keep_helper_busy(self) -> None:
+        """Gives the helper a batch of the later step (``when_idle``) if it has worked out every
+        batch it was given; all it may take, once this step's batches have all been given."""
+        later = self.when_idle
+        if later is None or self.executor is None:
+            return
+        if self.exhausted:
+            later._queue_for_helper()
+        elif self._all_worked_out() and later._all_worked_out():
+            later._queue_for_helper(min(later.queued + 1, LOOKAHEAD))
+
+    def _all_worked_out(self) -> bool:
+        return all(slot.done() for _, slot in self.slots if isinstance(slot, Future))
+
     def __next__(self) -> tuple[Any, Any]:
-        if not self.exhausted:
-            self._queue_for_helper()
+        self._keep_helper_busy()  # before this step's next batches: they would keep it busy
+        self._queue_for_helper()
         if not self.slots:
             item = self._take()  # no helper (yet): the next batch is worked out here
             if item is None:

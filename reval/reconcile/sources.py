@@ -24,7 +24,7 @@ from reval.gmc.records import read_connected_doctor
 from reval.designated_bodies import OwnerDirectory
 from reval.models import ConnectionRequest, GmcConnection, RejectedTisPerson, TisPerson
 from reval.reconcile.common import EventKind, EventLog, Rejection, RowWriter, Source, batched, line_hash, record_hash
-from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
+from reval.reconcile.helper import IN_THIS_PROCESS, OrderedResults, SyncHelper
 from reval.reconcile.reference import configured_designated_bodies
 from reval import settings
 from reval.progress import SILENT, Progress
@@ -142,11 +142,14 @@ def apply_gmc_lists(
     guard: MassChangeGuard = MassChangeGuard(),
     fetched_at: Callable[[str], datetime | None] = lambda _code: None,
     progress: Progress = SILENT,
+    when_idle: OrderedResults | None = None,
 ) -> GmcOutcome:
     """Applies complete GMC lists of designated bodies; bodies without a list keep their doctors.
     A list that would disconnect too many of its body's doctors is held back (``guard``), and a
     list never undoes a connection change GMC confirmed after it was fetched (``fetched_at`` of
-    each body's list). ``helper`` examines the lists in a second process while this one writes."""
+    each body's list). ``helper`` examines the lists in a second process while this one writes,
+    and whenever it has examined every list it was given, works on ``when_idle`` (the TIS people
+    to come: examining a list takes it less time than writing its doctors takes this process)."""
     outcome = GmcOutcome()
     canonical_codes = {code.upper(): code for code in configured_bodies}
     table = GmcConnection.__table__
@@ -181,7 +184,8 @@ def apply_gmc_lists(
     lists = (((locator, body_list), locator) for locator, body_list in body_lists)
     progress.begin("GMC", "doctors")
     read_so_far = lists_so_far = 0
-    for locator, (code, raw_code, problem, examined) in helper.ordered(examine_body_list, (canonical_codes, stored), lists):
+    examined_lists = helper.ordered(examine_body_list, (canonical_codes, stored), lists, when_idle=when_idle)
+    for locator, (code, raw_code, problem, examined) in examined_lists:
         lists_so_far += 1
         read_so_far += len(examined)
         progress.advance(read_so_far, min(1.0, lists_so_far / max(1, len(canonical_codes))))
@@ -388,35 +392,51 @@ class TisOutcome:
         }
 
 
+class TisExamination(NamedTuple):
+    """A TIS snapshot's people as they are examined against the people stored."""
+
+    stored: dict[int, tuple[str, str | None]]  # TIS person id -> (record hash, GMC number)
+    examined: OrderedResults[None, list[ExaminedPerson]]  # batch by batch, in the snapshot's order
+
+
+def examine_tis_people(
+    session: Session, people: Iterable[tuple[str, Any]], helper: SyncHelper = IN_THIS_PROCESS
+) -> TisExamination:
+    """Reads the people stored, and readies ``helper`` to examine ``people`` against them (nothing
+    is examined until the first batch is asked for, or the helper is given one while idle)."""
+    table = TisPerson.__table__
+    stored = _stored_by_key(session, table.c.tis_person_id, table.c.record_hash, table.c.gmc_number)
+    stored_by_digest = {digest: person_id for person_id, (digest, _number) in stored.items()}
+    batches = ((batch, None) for batch in batched(people))
+    return TisExamination(stored, helper.ordered(examine_people, stored_by_digest, batches))
+
+
 def apply_tis_people(
     session: Session,
-    people: Iterable[tuple[str, Any]],
+    people: TisExamination,
     full_snapshot: bool = True,
     deleted_person_ids: Iterable[int] = (),
-    helper: SyncHelper = IN_THIS_PROCESS,
     guard: MassChangeGuard = MassChangeGuard(),
     run_id: int | None = None,
     progress: Progress = SILENT,
 ) -> TisOutcome:
-    """Applies TIS people. From a full snapshot, people absent from a complete one have been
-    deleted; from a targeted pull (not full), only ``deleted_person_ids`` have. A snapshot that
-    would delete too many people is not applied at all (``guard``). A person rejected with no
-    earlier version stored is kept in the rejected people (their doctor is a discrepancy).
-    ``helper`` examines batches of people in a second process while this one writes."""
+    """Applies TIS people (``examine_tis_people``: no TIS person may be written in between). From
+    a full snapshot, people absent from a complete one have been deleted; from a targeted pull
+    (not full), only ``deleted_person_ids`` have. A snapshot that would delete too many people is
+    not applied at all (``guard``). A person rejected with no earlier version stored is kept in
+    the rejected people (their doctor is a discrepancy)."""
     outcome = TisOutcome()
     table = TisPerson.__table__
-    stored = _stored_by_key(session, table.c.tis_person_id, table.c.record_hash, table.c.gmc_number)
+    stored = people.stored
     rejected_before = dict(session.execute(select(RejectedTisPerson.tis_person_id, RejectedTisPerson.gmc_number)).all())
     owners = OwnerDirectory(configured_designated_bodies(session))
     writer = RowWriter(session, table, "tis_person_id")
     seen: set[int] = set()
     rejected_now: dict[int, dict[str, Any]] = {}  # people rejected with nothing stored for them
-    stored_by_digest = {digest: person_id for person_id, (digest, _number) in stored.items()}
-    batches = ((batch, None) for batch in batched(people))
     savepoint = session.begin_nested()  # undone whole if the guard holds the snapshot back
 
     progress.begin("TIS", "people")
-    for _, examined in helper.ordered(examine_people, stored_by_digest, batches):
+    for _, examined in people.examined:
         # A full snapshot is about as long as what is stored: the estimate for a re-sync.
         progress.advance(outcome.people_read, outcome.people_read / len(stored) if full_snapshot and stored else None)
         for person in examined:

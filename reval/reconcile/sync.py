@@ -45,6 +45,7 @@ from reval.reconcile.sources import (
     apply_gmc_lists,
     apply_tis_people,
     examine_people,
+    examine_tis_people,
 )
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
 from reval.progress import SILENT, Progress
@@ -389,15 +390,19 @@ def _apply_sources(
     events: EventLog, lap: Callable[[str], None], helper: SyncHelper, guard: MassChangeGuard,
     progress: Progress = SILENT,
 ) -> tuple[GmcOutcome, TisOutcome | None, list[Rejection]]:
+    # The GMC step writes no TIS person: the people are examined against what is stored now, by
+    # the helper whenever the GMC step leaves it idle.
+    tis_people = examine_tis_people(session, tis.people, helper) if tis else None
     gmc_outcome = (
         apply_gmc_lists(session, gmc.body_lists, [b.code for b in bodies], events, gmc.not_fetched_reasons, helper,
-                        guard=guard, fetched_at=gmc.list_taken_at, progress=progress)
+                        guard=guard, fetched_at=gmc.list_taken_at, progress=progress,
+                        when_idle=tis_people.examined if tis_people else None)
         if gmc
         else GmcOutcome(not_fetched={b.code: "GMC was not fetched in this run" for b in bodies})
     )
     lap("gmc")
     tis_outcome = (
-        apply_tis_people(session, tis.people, tis.full_snapshot, tis.deleted_person_ids, helper, guard=guard, run_id=run_id,
+        apply_tis_people(session, tis_people, tis.full_snapshot, tis.deleted_person_ids, guard=guard, run_id=run_id,
                          progress=progress)
         if tis else None
     )

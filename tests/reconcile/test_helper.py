@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from concurrent.futures import Future
 from datetime import timedelta
 
 import pytest
@@ -115,6 +117,46 @@ def test_results_come_in_the_batches_order_whoever_worked_them_out():
         assert helper.batches_in_process > 0
     assert [first for first, _ in results] == [batch[0] for batch in batches]
     assert [result for _, result in results] == [[n + 1000 for n in batch] for batch in batches]
+
+
+def worked_out(log_path, batch):
+    with open(log_path, "a") as log:  # one line per batch, from whichever process works it out
+        log.write(f"{os.getpid()} {batch}\n")
+    return batch.upper()
+
+
+def test_a_helper_left_idle_by_one_step_works_on_the_next_and_each_keeps_its_order(tmp_path):
+    log = tmp_path / "worked.txt"
+    with SyncHelper(use_process=True, start_now=True, preload=(__name__,)) as helper:
+        helper.wait_until_up(timeout=60)
+        later = helper.ordered(worked_out, str(log), ((f"later {n}", n) for n in range(6)))
+        first = helper.ordered(worked_out, str(log), ((f"first {n}", n) for n in range(8)), when_idle=later)
+        first_results = []
+        for result in first:
+            first_results.append(result)
+            # This process takes longer over each result than the helper: it has worked out
+            # everything it was given by the time the next result is asked for.
+            wait_for_given(first)
+        wait_for_given(later)
+        worked_before_asked = log.read_text()
+        later_results = list(later)
+    assert first_results == [(n, f"FIRST {n}") for n in range(8)]
+    assert later_results == [(n, f"LATER {n}") for n in range(6)]
+    lines = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    assert sorted(batch for _, batch in lines) == sorted([f"first {n}" for n in range(8)] + [f"later {n}" for n in range(6)])
+    # The later step's first batches were worked out by the helper before its results were asked for.
+    assert f"{helper_pid(lines)} later 0\n" in worked_before_asked
+
+
+def wait_for_given(results) -> None:
+    """Waits until the helper has worked out every batch of these results it was given."""
+    for _, slot in results.slots:
+        if isinstance(slot, Future):
+            slot.result(timeout=60)
+
+
+def helper_pid(lines) -> str:
+    return next(pid for pid, _ in lines if pid != str(os.getpid()))
 
 
 @pytest.mark.parametrize("use_process", [False, True])
