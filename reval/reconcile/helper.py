@@ -180,9 +180,10 @@ class SyncHelper:
 
         ``context`` crosses to the helper once; ``keep`` stays here (rows to compare against, say).
         Nothing is worked out until the first result is asked for. ``when_idle``: the results of
-        a later step, whose batches the helper starts on whenever it has worked out every batch
-        of this step it was given (a step whose results take this process longer to write than
-        the helper to work out would otherwise leave it idle), and once this step's are all given.
+        a later step, of whose batches the helper is given one whenever it has worked out every
+        batch of this step it was given (a step whose results take this process longer to write
+        than the helper to work out would otherwise leave it idle), and as many as LOOKAHEAD
+        once this step's are all given: at most LOOKAHEAD of its results wait to be asked for.
         """
         return OrderedResults(self, work, context, iter(items), next(self._steps), when_idle)
 
@@ -242,7 +243,7 @@ class OrderedResults(Iterator[tuple[K, R]]):
         self.helper, self.work, self.context, self.items, self.step = helper, work, context, items, step
         self.when_idle = when_idle
         self.executor: ProcessPoolExecutor | None = None
-        self.started: float | None = None  # when its first result was asked for
+        self.started: float | None = None  # when it was first asked for a result (or, as a later step, to keep the helper busy)
         self.slots: deque[tuple[Any, Future | list]] = deque()  # a future, or [result] worked out here
         self.queued = 0  # futures among the slots
         self.exhausted = False
@@ -257,13 +258,15 @@ class OrderedResults(Iterator[tuple[K, R]]):
 
     def _queue_for_helper(self, most: int = LOOKAHEAD) -> None:
         """Gives the helper batches of this step, until ``most`` of its results are in hand."""
+        if self.exhausted:
+            return
         if self.started is None:
             self.started = time.perf_counter()
         if self.executor is None:
             self.executor = self.helper._executor_for(self.step, self.context, self.started)
             if self.executor is None:
                 return
-        while self.queued < most and not self.exhausted and (item := self._take()) is not None:
+        while self.queued < most and (item := self._take()) is not None:
             self.slots.append((item[1], self.executor.submit(_run, self.work, self.step, item[0])))
             self.queued += 1
 

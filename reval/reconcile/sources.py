@@ -148,7 +148,7 @@ def apply_gmc_lists(
     A list that would disconnect too many of its body's doctors is held back (``guard``), and a
     list never undoes a connection change GMC confirmed after it was fetched (``fetched_at`` of
     each body's list). ``helper`` examines the lists in a second process while this one writes,
-    and whenever it has examined every list it was given, works on ``when_idle`` (the TIS people
+    and whenever it has examined every list it was given, starts on ``when_idle`` (the TIS people
     to come: examining a list takes it less time than writing its doctors takes this process)."""
     outcome = GmcOutcome()
     canonical_codes = {code.upper(): code for code in configured_bodies}

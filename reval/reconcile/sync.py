@@ -390,8 +390,8 @@ def _apply_sources(
     events: EventLog, lap: Callable[[str], None], helper: SyncHelper, guard: MassChangeGuard,
     progress: Progress = SILENT,
 ) -> tuple[GmcOutcome, TisOutcome | None, list[Rejection]]:
-    # The GMC step writes no TIS person: the people are examined against what is stored now, by
-    # the helper whenever the GMC step leaves it idle.
+    # The GMC step writes no TIS person: the people are examined against what is stored now, the
+    # first few batches by the helper in the time the GMC step leaves it idle.
     tis_people = examine_tis_people(session, tis.people, helper) if tis else None
     gmc_outcome = (
         apply_gmc_lists(session, gmc.body_lists, [b.code for b in bodies], events, gmc.not_fetched_reasons, helper,

@@ -119,32 +119,40 @@ def test_results_come_in_the_batches_order_whoever_worked_them_out():
     assert [result for _, result in results] == [[n + 1000 for n in batch] for batch in batches]
 
 
-def worked_out(log_path, batch):
+def worked_out(context, batch):
+    log_path, step = context
     with open(log_path, "a") as log:  # one line per batch, from whichever process works it out
         log.write(f"{os.getpid()} {batch}\n")
-    return batch.upper()
+    return f"{batch} with the {step} step's context"
 
 
 def test_a_helper_left_idle_by_one_step_works_on_the_next_and_each_keeps_its_order(tmp_path):
     log = tmp_path / "worked.txt"
     with SyncHelper(use_process=True, start_now=True, preload=(__name__,)) as helper:
         helper.wait_until_up(timeout=60)
-        later = helper.ordered(worked_out, str(log), ((f"later {n}", n) for n in range(6)))
-        first = helper.ordered(worked_out, str(log), ((f"first {n}", n) for n in range(8)), when_idle=later)
+        later = helper.ordered(worked_out, (str(log), "later"), ((f"later {n}", n) for n in range(6)))
+        first = helper.ordered(worked_out, (str(log), "first"), ((f"first {n}", n) for n in range(8)), when_idle=later)
         first_results = []
-        for result in first:
-            first_results.append(result)
+        first._queue_for_helper()  # as the first result is asked for, but with time to work them out
+        while True:
             # This process takes longer over each result than the helper: it has worked out
             # everything it was given by the time the next result is asked for.
             wait_for_given(first)
+            wait_for_given(later)
+            result = next(first, None)
+            if result is None:
+                break
+            first_results.append(result)
         wait_for_given(later)
         worked_before_asked = log.read_text()
         later_results = list(later)
-    assert first_results == [(n, f"FIRST {n}") for n in range(8)]
-    assert later_results == [(n, f"LATER {n}") for n in range(6)]
+    assert first_results == [(n, f"first {n} with the first step's context") for n in range(8)]
+    assert later_results == [(n, f"later {n} with the later step's context") for n in range(6)]
     lines = [line.split(" ", 1) for line in log.read_text().splitlines()]
     assert sorted(batch for _, batch in lines) == sorted([f"first {n}" for n in range(8)] + [f"later {n}" for n in range(6)])
-    # The later step's first batches were worked out by the helper before its results were asked for.
+    # The helper was given batches of the later step while the first still had batches to give it.
+    in_helper = [batch for pid, batch in lines if pid == helper_pid(lines)]
+    assert in_helper.index("later 0") < in_helper.index("first 7")
     assert f"{helper_pid(lines)} later 0\n" in worked_before_asked
 
 
