@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
 from concurrent.futures import Future
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +17,7 @@ from reval.models import Doctor, DoctorEvent, DoctorVisibility, DoctorVisibility
 from reval.reconcile import decisions
 from reval.reconcile import sync as sync_module
 from reval.reconcile.common import BATCH_SIZE
-from reval.reconcile.helper import SyncHelper
+from reval.reconcile.helper import PIPE_BYTES, SyncHelper
 from reval.reconcile.sync import GmcInput, TisInput, run_sync
 from reval.synthetic import generate
 from tests.factories import AS_OF
@@ -167,6 +169,18 @@ def helper_pid(lines) -> str:
     return next(pid for pid, _ in lines if pid != str(os.getpid()))
 
 
+def test_the_pipes_to_and_from_the_helper_are_widened():
+    # Through the kernel's default 64 KiB, the helper sat blocked on handing back each batch's
+    # results while this process's main thread held the interpreter lock (see _widen_pipes).
+    with SyncHelper(use_process=True, start_now=True) as helper:
+        helper.wait_until_up(timeout=60)
+        executor = helper._executor
+        ends = (executor._result_queue._reader, executor._call_queue._writer)
+        sizes = [fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) for end in ends]
+    allowed = os.geteuid() == 0 or int(Path("/proc/sys/fs/pipe-max-size").read_text()) >= PIPE_BYTES
+    assert sizes == [PIPE_BYTES if allowed else 64 * 1024] * 2
+
+
 @pytest.mark.parametrize("use_process", [False, True])
 def test_a_failing_batch_fails_the_step(use_process):
     batches = [list(range(start, start + 10)) for start in range(0, 100, 10)]  # the second holds 13
@@ -184,7 +198,7 @@ import sys
 with pathlib.Path(sys.argv[1]).open("a") as runs:  # each process that runs this script says so
     runs.write(__name__ + "\\n")
 
-from reval.reconcile.helper import SyncHelper
+from reval.reconcile.helper import PIPE_BYTES, SyncHelper
 
 if __name__ == "__main__":
     with SyncHelper(use_process=True, start_now=True) as helper:
