@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from alembic.runtime.migration import MigrationContext
 
 from reval.db import alembic_config, make_engine
 from reval.models import Base
+from reval.reconcile.decisions import person_spans
 
 ROOT = Path(__file__).parent.parent
 
@@ -82,3 +84,30 @@ def test_the_queue_index_migration_fills_each_bodys_names_and_sort_names_from_th
         ]
         assert set(connection.exec_driver_sql("SELECT sort_name FROM doctor_visibility").scalars()) == {"khan amara"}
     engine.dispose()
+
+
+def test_the_spans_migration_fills_each_stored_persons_spans_from_their_documents(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'reval.sqlite'}")
+    config = alembic_config(engine)
+    command.upgrade(config, "0007")
+    memberships = [{"programmeMembershipType": "SUBSTANTIVE", "programmeStartDate": "2025-08-06",
+                    "programmeEndDate": None, "programmeOwner": "Health Education England Wessex",
+                    "programmeName": "Cardiology", "curricula": [{"curriculumName": "Cardiology"}]}]
+    placements = [{"gradeAbbreviation": "F1", "dateFrom": "2025-08-06", "dateTo": "2026-08-05"}]
+    with engine.begin() as connection:
+        for person_id in (7, 8):
+            connection.exec_driver_sql(
+                "INSERT INTO tis_person (tis_person_id, gmc_number, status, programme_memberships, placements, record_hash)"
+                " VALUES (?, '1234567', 'CURRENT', ?, ?, 'h')",
+                (person_id, json.dumps(memberships if person_id == 7 else []), json.dumps(placements)),
+            )
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        spans = dict(connection.exec_driver_sql("SELECT tis_person_id, spans FROM tis_person").all())
+    engine.dispose()
+    # As the sync now writes them, so deciding reads the same from either.
+    assert spans == {7: person_spans(memberships, placements), 8: person_spans([], placements)}
+    assert json.loads(spans[7]) == [
+        [["SUBSTANTIVE", "2025-08-06", None, "Health Education England Wessex", "Cardiology"]],
+        [["F1", "2025-08-06", "2026-08-05"]],
+    ]

@@ -25,6 +25,7 @@ from reval.designated_bodies import OwnerDirectory
 from reval.models import ConnectionRequest, GmcConnection, RejectedTisPerson, TisPerson
 from reval.reconcile.common import EventKind, EventLog, Rejection, RowWriter, Source, batched, line_hash, record_hash
 from reval.reconcile.helper import IN_THIS_PROCESS, OrderedResults, SyncHelper
+from reval.reconcile.decisions import person_spans
 from reval.reconcile.reference import configured_designated_bodies
 from reval import settings
 from reval.progress import SILENT, Progress
@@ -589,6 +590,7 @@ def _person_row(person: dict[str, Any], digest: str) -> dict[str, Any]:
         # write out as JSON than to send across. Plain str crosses fastest; see SERIALIZED_COLUMNS.
         "programme_memberships": orjson.dumps(person["programmeMemberships"]).decode(),
         "placements": orjson.dumps(person["placements"]).decode(),
+        "spans": person_spans(person["programmeMemberships"], person["placements"]),
         "record_hash": digest,
     }
 
