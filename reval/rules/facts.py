@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import Callable, NamedTuple
 
 NONE, ONE, MANY = "NONE", "ONE", "MANY"
+ONE_DAY = timedelta(days=1)
 BOOLEAN = (False, True)
 COUNT = (NONE, ONE, MANY)
 
@@ -160,15 +161,20 @@ def is_f1(placement: PlacementSpan) -> bool:
     return placement.grade is not None and placement.grade.strip().upper() == "F1"
 
 
-def programme_owners(programmes: tuple[ProgrammeSpan, ...], as_of: date) -> set[str]:
-    """P for one person: current owners; else the most recently ended; else the soonest future."""
-    current = [p for p in programmes if programme_is_current(p, as_of)]
-    chosen = current or _most_recently_ended(programmes, as_of) or _soonest_future(programmes, as_of)
-    return {p.owner_designated_body for p in chosen if p.owner_designated_body is not None}
+def owning_programmes(
+    programmes: tuple[ProgrammeSpan, ...], current: list[ProgrammeSpan], ended: list[ProgrammeSpan], as_of: date
+) -> list[ProgrammeSpan]:
+    """The programmes whose owners make P for one person (given those of ``programmes`` current and
+    ended on ``as_of``): the current ones; else the most recently ended; else the soonest to start."""
+    return current or _latest_ended(ended) or _soonest_future(programmes, as_of)
 
 
 def _most_recently_ended(programmes, as_of: date) -> list[ProgrammeSpan]:
-    ended = [p for p in programmes if programme_has_ended(p, as_of)]
+    return _latest_ended([p for p in programmes if programme_has_ended(p, as_of)])
+
+
+def _latest_ended(ended: list[ProgrammeSpan]) -> list[ProgrammeSpan]:
+    """Of programmes that have ended, those that ended last."""
     latest = max((p.end for p in ended), default=None)
     return [p for p in ended if p.end == latest]
 
@@ -195,30 +201,38 @@ def _count(n: int) -> str:
 
 
 def derive(situation: DoctorSituation, as_of: date) -> DerivedFacts:
-    programmes = tuple(p for person in situation.tis_people for p in person.programmes)
-    current = [p for p in programmes if programme_is_current(p, as_of)]
-    current_owners = {p.owner_designated_body for p in current if p.owner_designated_body is not None}
-    military_candidates = current or _most_recently_ended(programmes, as_of)
-    owners: set[str] = set()
+    # One pass over each person's programmes and placements: this runs for every doctor of a sync.
+    current: list[ProgrammeSpan] = []
+    ended: list[ProgrammeSpan] = []
+    owners: set[str] = set()  # P: the owners of each person's owning programmes
+    current_f1_placement = inactive_in_tis = False
     for person in situation.tis_people:
-        owners |= programme_owners(person.programmes, as_of)
+        programmes = person.programmes
+        own_current = [p for p in programmes if programme_is_current(p, as_of)]
+        own_ended = [p for p in programmes if programme_has_ended(p, as_of)]
+        owning = owning_programmes(programmes, own_current, own_ended, as_of)
+        owners.update(p.owner_designated_body for p in owning if p.owner_designated_body is not None)
+        current += own_current
+        ended += own_ended
+        current_f1_placement = current_f1_placement or any(
+            is_f1(placement) and placement_is_current(placement, as_of) for placement in person.placements
+        )
+        inactive_in_tis = inactive_in_tis or person.status == "INACTIVE"
+    current_owners = {p.owner_designated_body for p in current if p.owner_designated_body is not None}
+    military_candidates = current or _latest_ended(ended)
     gmc_body = situation.gmc_designated_body
     facts = DoctorFacts(
-        current_f1_placement=any(
-            is_f1(placement) and placement_is_current(placement, as_of)
-            for person in situation.tis_people
-            for placement in person.placements
-        ),
+        current_f1_placement=current_f1_placement,
         military=any(p.membership_type == "MILITARY" for p in military_candidates),
         tis_people=_count(len(situation.tis_people)),
         tis_record_rejected=bool(situation.rejected_tis_people),
         connected=gmc_body is not None,
-        inactive_in_tis=any(person.status == "INACTIVE" for person in situation.tis_people),
+        inactive_in_tis=inactive_in_tis,
         unknown_programme_owner=any(p.owner_designated_body is None for p in current),
         current_programme_owners=_count(len(current_owners)),
         connected_to_programme_owner=gmc_body is not None and gmc_body in current_owners,
         current_programme=bool(current),
-        ended_programme=any(programme_has_ended(p, as_of) for p in programmes),
+        ended_programme=bool(ended),
         previously_connected=situation.last_connected_designated_body is not None,
     )
     return DerivedFacts(facts, tuple(sorted(owners)))
@@ -231,16 +245,18 @@ def stable_between(situation: DoctorSituation, as_of: date) -> tuple[date | None
     decision made on ``as_of`` holds for every day in this window while the sources stay the same.
     None means unbounded.
     """
-    boundaries: set[date] = set()
+    since = until = None
     for person in situation.tis_people:
-        for programme in person.programmes:
-            boundaries.add(programme.start)  # current from its start date
-            if programme.end is not None:
-                boundaries.add(programme.end)  # ended from its end date
-        for placement in person.placements:
-            boundaries.add(placement.start)
-            if placement.end is not None and placement.end < date.max:  # 9999-12-31: never stops
-                boundaries.add(placement.end + timedelta(days=1))  # current through its last day
-    since = max((day for day in boundaries if day <= as_of), default=None)
-    until = min((day for day in boundaries if day > as_of), default=None)
+        days = [programme.start for programme in person.programmes]  # current from its start date
+        days += [programme.end for programme in person.programmes if programme.end is not None]  # ended from its end
+        days += [placement.start for placement in person.placements]
+        days += [  # current through its last day (9999-12-31: never stops)
+            placement.end + ONE_DAY for placement in person.placements if placement.end is not None and placement.end < date.max
+        ]
+        for day in days:
+            if day <= as_of:
+                if since is None or day > since:
+                    since = day
+            elif until is None or day < until:
+                until = day
     return since, until
