@@ -24,8 +24,8 @@ from reval.gmc.records import read_connected_doctor
 from reval.designated_bodies import OwnerDirectory
 from reval.models import ConnectionRequest, GmcConnection, RejectedTisPerson, TisPerson
 from reval.reconcile.common import EventKind, EventLog, Rejection, RowWriter, Source, batched, line_hash, record_hash
-from reval.reconcile.helper import IN_THIS_PROCESS, OrderedResults, SyncHelper
 from reval.reconcile.decisions import person_spans
+from reval.reconcile.helper import IN_THIS_PROCESS, OrderedResults, SyncHelper
 from reval.reconcile.reference import configured_designated_bodies
 from reval import settings
 from reval.progress import SILENT, Progress
