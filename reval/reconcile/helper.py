@@ -152,10 +152,12 @@ def _widen_pipes(executor: ProcessPoolExecutor) -> None:
     attributes: should a Python release move them, this does nothing.
     """
     set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+    if set_size is None:
+        return
     ends = (getattr(getattr(executor, "_result_queue", None), "_reader", None),
             getattr(getattr(executor, "_call_queue", None), "_writer", None))
     for end in ends:
-        if set_size is not None and end is not None:
+        if end is not None:
             try:
                 fcntl.fcntl(end.fileno(), set_size, PIPE_BYTES)
             except OSError:  # over the system's limit for this user: the default serves, more slowly

@@ -198,7 +198,7 @@ import sys
 with pathlib.Path(sys.argv[1]).open("a") as runs:  # each process that runs this script says so
     runs.write(__name__ + "\\n")
 
-from reval.reconcile.helper import PIPE_BYTES, SyncHelper
+from reval.reconcile.helper import SyncHelper
 
 if __name__ == "__main__":
     with SyncHelper(use_process=True, start_now=True) as helper:
