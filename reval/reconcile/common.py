@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from reval.db import ENGINE_OPTIONS
 from reval.models import DoctorEvent
+from reval.reconcile.helper import BULK_WORK_GC_THRESHOLDS
 from reval.refusals import Invalid
 from reval.validation import InvalidValue, describe_value, free_text
 
@@ -67,7 +68,7 @@ def infrequent_garbage_collection() -> Iterator[None]:
     again: about 4 s of a 19 s full sync at 100,000 doctors. Cycles are still collected.
     """
     previous = gc.get_threshold()
-    gc.set_threshold(50_000, 50, 1000)
+    gc.set_threshold(*BULK_WORK_GC_THRESHOLDS)
     try:
         yield
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from reval.models import Doctor, DoctorEvent, DoctorVisibility, DoctorVisibility
 from reval.reconcile import decisions
 from reval.reconcile import sync as sync_module
 from reval.reconcile.common import BATCH_SIZE
-from reval.reconcile.helper import PIPE_BYTES, SyncHelper
+from reval.reconcile.helper import BULK_WORK_GC_THRESHOLDS, PIPE_BYTES, SyncHelper
 from reval.reconcile.sync import GmcInput, TisInput, run_sync
 from reval.synthetic import generate
 from tests.factories import AS_OF
@@ -179,6 +180,19 @@ def test_the_pipes_to_and_from_the_helper_are_widened():
         sizes = [fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) for end in ends]
     allowed = os.geteuid() == 0 or int(Path("/proc/sys/fs/pipe-max-size").read_text()) >= PIPE_BYTES
     assert sizes == [PIPE_BYTES if allowed else 64 * 1024] * 2
+
+
+def garbage_collection_settings(_context, _batch):
+    return gc.get_threshold(), gc.get_freeze_count()
+
+
+def test_the_helper_collects_garbage_as_bulk_work_needs():
+    # At Python's default thresholds the helper spent a tenth of a full sync collecting garbage.
+    with SyncHelper(use_process=True, start_now=True) as helper:
+        helper.wait_until_up(timeout=60)
+        [(_, (thresholds, frozen))] = list(helper.ordered(garbage_collection_settings, None, [([], None)]))
+    assert thresholds == BULK_WORK_GC_THRESHOLDS
+    assert frozen > 1000  # what its start imported
 
 
 @pytest.mark.parametrize("use_process", [False, True])
