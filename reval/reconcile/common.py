@@ -65,7 +65,8 @@ def infrequent_garbage_collection() -> Iterator[None]:
 
     A national sync keeps hundreds of thousands of small containers alive (stored keys, seen
     numbers, batches), and at the default thresholds the collector rescans them all again and
-    again: about 4 s of a 19 s full sync at 100,000 doctors. Cycles are still collected.
+    again: about 4 s of a 19 s full sync at 100,000 doctors. Cycles are still collected (see
+    BULK_WORK_GC_THRESHOLDS).
     """
     previous = gc.get_threshold()
     gc.set_threshold(*BULK_WORK_GC_THRESHOLDS)

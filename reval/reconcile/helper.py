@@ -43,8 +43,12 @@ PARENT_CHECK_SECONDS = 0.5
 # without privileges may ask for up to /proc/sys/fs/pipe-max-size, 1 MiB unless set otherwise).
 PIPE_BYTES = 1 << 20
 # The cyclic garbage collector's thresholds through bulk work (a sync, and the helper process
-# for its whole life): Python's defaults rescan a sync's live containers again and again.
-BULK_WORK_GC_THRESHOLDS = (50_000, 50, 1000)
+# for its whole life). A young-generation collection scans the containers alive at that moment
+# (the batches in hand: rows, tuples, dicts, tens of thousands), whatever the threshold, so its
+# cost falls with how seldom it runs: at 50,000 allocations the two processes spent about 2 s of
+# a full sync of 100,000 doctors collecting, at 500,000 a fraction of that (peak memory the same:
+# a sync makes few reference cycles, and each is still collected).
+BULK_WORK_GC_THRESHOLDS = (500_000, 50, 1000)
 
 # In the helper process: what every batch of a step shares, by the step's number (two steps'
 # batches may be in hand at once: see SyncHelper.ordered's ``when_idle``).
@@ -133,10 +137,9 @@ def _start_helper(modules: tuple[str, ...], parent: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent,), name="reval-parent-watch", daemon=True).start()
     for module in modules:
         importlib.import_module(module)
-    # The helper lives for bulk work alone: each batch makes and drops thousands of containers, and
-    # at Python's default thresholds collecting them took 1.7 s of its 15 s in a full sync of
-    # 100,000 doctors (0.4 s so). What was imported lives as long as the process: frozen, no
-    # collection scans it again.
+    # The helper lives for bulk work alone: at Python's default thresholds collecting garbage
+    # took 1.7 s of its 15 s in a full sync of 100,000 doctors. What was imported lives as long
+    # as the process: frozen, no collection scans it again.
     gc.set_threshold(*BULK_WORK_GC_THRESHOLDS)
     gc.freeze()
 
