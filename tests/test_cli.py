@@ -224,3 +224,18 @@ def test_rules_check_reports_rows_that_can_decide_doctors_no_body_sees(reval):
     assert re.search(r"\n  seen by no designated body: row \d+ UNKNOWN_PROGRAMME_OWNER \(DISCREPANCY\) "
                      r"when connected = no and current_programme_owners = NONE\n", output)
     assert not re.search(r"row \d+ NOT_CONNECTED ", output.split("\nCheck: ")[1])
+
+
+def test_bench_prints_the_sync_against_a_floor_measured_on_each_side_of_it(reval):
+    figures = json.loads(reval("bench", "--doctors", "200", "--json", "--quiet").output)
+    before, after = figures["floorRunsSeconds"]
+    assert before > 0 and after > 0
+    assert figures["floorSeconds"] == pytest.approx((before + after) / 2)
+    assert figures["fullSyncToFloor"] == pytest.approx(figures["fullSyncSeconds"] / figures["floorSeconds"])
+    assert figures["unchangedResyncToFloor"] == pytest.approx(figures["unchangedResyncSeconds"] / figures["floorSeconds"])
+    assert figures["decided"] >= figures["doctors"] > 150 and figures["unchangedResyncEvents"] == 0
+
+    text = reval("bench", "--doctors", "200", "--quiet").output
+    floor_line = next(line for line in text.splitlines() if line.strip().startswith("load floor"))
+    assert "s before the syncs and" in floor_line and "s after" in floor_line
+    assert re.search(r"full sync +[\d.]+ s = [\d.]+ x floor", text), text
