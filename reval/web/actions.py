@@ -16,7 +16,7 @@ from reval.gmc.codes import CHANGE_REASONS
 from reval.refusals import Invalid
 from reval.services.actions import ActionRequest, BulkAction, act_on_doctors, action_results, resend_failed_request
 from reval.services.queues import doctors_seen_by
-from reval.web.auth import local_path
+from reval.web.addresses import local_path
 from reval.web.pages import my_bodies, web_context
 
 blueprint = Blueprint("actions", __name__)

@@ -9,9 +9,13 @@ is refused. The development form exists only in development mode (otherwise its 
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Mapping
+from urllib.parse import urlencode
+
+import requests
 
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.flask_client import OAuth
@@ -22,8 +26,9 @@ from reval.extensions import database
 from reval.reconcile.reference import configured_designated_bodies
 from reval.refusals import NotConfigured
 from reval.services.context import Actor, Role
-from reval.settings import flag
+from reval.settings import flag, number
 from reval.validation import InvalidValue, free_text
+from reval.web.addresses import local_path
 
 blueprint = Blueprint("auth", __name__, url_prefix="/auth")
 dev_blueprint = Blueprint("dev_auth", __name__, url_prefix="/auth")
@@ -31,7 +36,9 @@ dev_blueprint = Blueprint("dev_auth", __name__, url_prefix="/auth")
 ROLE_CLAIM_VALUES = {"reval.viewer": Role.VIEWER, "reval.admin": Role.ADMIN, "reval.national": Role.NATIONAL}
 RANK = (Role.VIEWER, Role.ADMIN, Role.NATIONAL)
 OIDC_SETTINGS = ("REVAL_OIDC_ISSUER", "REVAL_OIDC_CLIENT_ID", "REVAL_OIDC_CLIENT_SECRET")
-SESSION_HOURS = 8
+SESSION_HOURS = 8  # the absolute limit: sign in again after this, however busy
+IDLE_MINUTES = 30  # REVAL_SESSION_IDLE_MINUTES: sign in again after this long without a request
+SEEN_EVERY_SECONDS = 60  # how often a busy session's last-seen time is written back to its cookie
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class SignInSettings:
     roles_claim: str
     bodies_claim: str
     secret_key: str | None
+    idle_seconds: float
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SignInSettings:
@@ -57,6 +65,7 @@ class SignInSettings:
             roles_claim=setting("REVAL_OIDC_ROLES_CLAIM") or "roles",
             bodies_claim=setting("REVAL_OIDC_BODIES_CLAIM") or "designated_bodies",
             secret_key=setting("REVAL_SECRET_KEY"),
+            idle_seconds=60 * number(config, "REVAL_SESSION_IDLE_MINUTES", IDLE_MINUTES, minimum=1),
         )
 
     @property
@@ -122,18 +131,31 @@ def current_actor() -> Actor | None:
     return g.actor
 
 
-def sign_in_as(name: str, role: Role, bodies: list[str], via: str) -> None:
+def sign_in_as(name: str, role: Role, bodies: list[str], via: str, id_token: str | None = None) -> None:
     session.clear()
     session.permanent = True
+    now = int(time.time())
     session["user"] = {"name": name, "role": role.value, "bodies": sorted(bodies), "via": via}
+    session["signed_in_at"] = session["seen_at"] = now
+    if id_token:
+        session["id_token"] = id_token  # the hint that ends this sign-in at the identity provider too
 
 
-def local_path(target: str | None, default: str | None = None) -> str:
-    """``target`` if it is a path of this site, else ``default`` (home): never a redirect or a
-    link to another site, or a javascript: address."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default or url_for("pages.home")
+def end_stale_session() -> bool:
+    """Ends the session when it has been idle too long or has reached the absolute limit; True
+    if it did. Otherwise notes that it is in use (the cookie is rewritten at most once a minute)."""
+    if "user" not in session:
+        return False
+    now = int(time.time())
+    signed_in_at, seen_at = session.get("signed_in_at", 0), session.get("seen_at", 0)
+    if now - seen_at > settings().idle_seconds or now - signed_in_at > SESSION_HOURS * 3600:
+        session.clear()
+        g.pop("actor", None)
+        session["timed_out"] = True  # the sign-in page says why
+        return True
+    if now - seen_at >= SEEN_EVERY_SECONDS:
+        session["seen_at"] = now
+    return False
 
 
 # --- pages ---------------------------------------------------------------------------------------
@@ -147,7 +169,8 @@ def sign_in():
         return redirect(url_for("auth.oidc", next=next_page))
     if configured.dev and not configured.oidc:
         return redirect(url_for("dev_auth.dev_sign_in", next=next_page))
-    return render_template("auth/sign_in.html", oidc=configured.oidc, next_page=next_page)
+    return render_template("auth/sign_in.html", oidc=configured.oidc, next_page=next_page,
+                           timed_out=session.pop("timed_out", False))
 
 
 @blueprint.get("/oidc")
@@ -187,14 +210,37 @@ def callback():
             "errors/error.html", title="You do not have access to Reval",
             detail=f"Your account ({name}) has no Reval role. Ask your revalidation team to give you one.",
         ), 403
-    sign_in_as(name, role, _configured_codes(claim_values(claims.get(configured.bodies_claim))), via="oidc")
+    sign_in_as(name, role, _configured_codes(claim_values(claims.get(configured.bodies_claim))), via="oidc",
+               id_token=token.get("id_token"))
     return redirect(local_path(next_page))
 
 
 @blueprint.post("/sign-out")
 def sign_out():
+    signed_in_with_oidc = (session.get("user") or {}).get("via") == "oidc"
+    id_token = session.get("id_token")
     session.clear()
-    return redirect(url_for("auth.signed_out"))
+    return redirect((signed_in_with_oidc and _end_session_at_provider(id_token)) or url_for("auth.signed_out"))
+
+
+def _end_session_at_provider(id_token: str | None) -> str | None:
+    """The identity provider's address that ends the person's sign-in there too and then sends
+    them to the signed-out page (OpenID Connect RP-initiated logout), where it offers one."""
+    client = current_app.extensions.get("reval.oidc")
+    if client is None:
+        return None
+    try:
+        endpoint = client.load_server_metadata().get("end_session_endpoint")
+    except (OAuthError, requests.RequestException, ValueError) as error:
+        current_app.logger.warning("Signed out of Reval only: the identity provider did not answer: %s", error)
+        return None
+    if not endpoint:
+        return None
+    parameters = {"post_logout_redirect_uri": url_for("auth.signed_out", _external=True),
+                  "client_id": settings().client_id}
+    if id_token:
+        parameters["id_token_hint"] = id_token
+    return endpoint + ("&" if "?" in endpoint else "?") + urlencode(parameters)
 
 
 @blueprint.get("/signed-out")
@@ -227,7 +273,7 @@ def dev_sign_in():
             return redirect(local_path(form.get("next")))
     return render_template(
         "auth/dev_sign_in.html", bodies=bodies, form=form, errors=errors,
-        next_page=local_path(request.values.get("next")),
+        next_page=local_path(request.values.get("next")), timed_out=session.pop("timed_out", False),
     ), (422 if errors else 200)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, url_for
 from markupsafe import Markup
@@ -18,7 +18,8 @@ from reval.rules import DEFAULT_RULE_TABLE
 from reval.rules.table import format_value
 from reval.services.access import visible_bodies
 from reval.services.context import Context
-from reval.web.auth import current_actor, settings
+from reval.web.addresses import local_path
+from reval.web.auth import current_actor, end_stale_session, settings
 
 blueprint = Blueprint("pages", __name__)
 
@@ -64,9 +65,19 @@ def _require_sign_in():
         current_app.logger.error("Refusing to serve: %s", problem)
         return render_template("errors/error.html", status=503, title="Sign-in is not configured",
                                detail="Reval cannot serve pages until sign-in is configured."), 503
-    if current_actor() is None:
-        return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
+    if end_stale_session() or current_actor() is None:
+        return redirect(url_for("auth.sign_in", next=_return_address()))
     return None
+
+
+def _return_address() -> str:
+    """Where to come back to after signing in: this page, or for a form sent (whose fields are
+    lost) the page it was sent from."""
+    if request.method in ("GET", "HEAD"):
+        return request.full_path.rstrip("?")
+    referrer = urlsplit(request.referrer or "")
+    same_site = referrer.netloc == request.host and referrer.path
+    return local_path(referrer._replace(scheme="", netloc="").geturl() if same_site else None)
 
 
 def _security_headers(response: Response) -> Response:

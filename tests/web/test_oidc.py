@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 from typing import Iterator
-from urllib.parse import parse_qs, quote, urlparse
+from html import unescape
+from urllib.parse import parse_qs, quote, urljoin, urlparse
 
 import oidc_provider_mock
 import pytest
@@ -66,11 +67,21 @@ def test_an_admin_signs_in_and_sees_their_bodys_queue(provider, production_site)
         assert browser.get(f"{production_site}/doctors/{EAST_CONNECTED[0]}", timeout=5).status_code == 200
         assert browser.get(f"{production_site}/doctors/{WESSEX_CONNECTED[0]}", timeout=5).status_code == 404
 
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-        signed_out = browser.post(f"{production_site}/auth/sign-out", data={"csrf_token": token}, timeout=5)
+        signed_out = sign_out(browser, production_site, page.text)
         assert "You have signed out" in signed_out.text
         again = browser.get(f"{production_site}/queues/discrepancies", allow_redirects=False, timeout=5)
         assert again.status_code == 302 and "/auth/sign-in" in again.headers["Location"]
+
+
+def sign_out(browser: requests.Session, site: str, page_html: str) -> requests.Response:
+    """Signs out of Reval, which ends the session at the provider too; confirms there (as the
+    mock provider asks) and comes back to Reval's signed-out page."""
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page_html).group(1)
+    at_provider = browser.post(f"{site}/auth/sign-out", data={"csrf_token": token}, timeout=5)
+    assert urlparse(at_provider.url).path == "/oauth2/end_session", at_provider.url
+    confirm = re.search(r'<form method="post" action="([^"]+)"', at_provider.text).group(1)
+    redirect_uri = re.search(r'name="redirect_uri" value="([^"]+)"', at_provider.text).group(1)
+    return browser.post(urljoin(at_provider.url, confirm), data={"redirect_uri": unescape(redirect_uri)}, timeout=5)
 
 
 def test_roles_and_bodies_may_come_as_strings_under_configured_claim_names(app, provider, national):
@@ -114,3 +125,31 @@ def test_a_denied_sign_in_is_refused_and_signs_nobody_in(provider, production_si
 
 def test_outside_development_there_is_no_development_sign_in(production_site):
     assert requests.get(f"{production_site}/auth/dev", timeout=5).status_code == 404
+
+
+def test_signing_out_ends_the_session_at_the_provider_and_lands_on_the_signed_out_page(provider, production_site):
+    set_user(provider, "ann@nhs.example", {"name": "Ann Admin", "roles": ["reval.admin"], "designated_bodies": [EAST_OF_ENGLAND]})
+    with requests.Session() as browser:
+        page = sign_in(browser, production_site, "ann@nhs.example")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        leaving = browser.post(f"{production_site}/auth/sign-out", data={"csrf_token": token}, allow_redirects=False,
+                               timeout=5)
+        assert leaving.status_code == 302
+        end_session = urlparse(leaving.headers["Location"])
+        assert f"{end_session.scheme}://{end_session.netloc}{end_session.path}" == f"{provider}/oauth2/end_session"
+        asked = parse_qs(end_session.query)
+        assert asked["post_logout_redirect_uri"] == [f"{production_site}/auth/signed-out"]
+        assert asked["client_id"] == ["reval"] and asked["id_token_hint"][0].count(".") == 2  # the ID token, a JWT
+        # Signed out of Reval already, whatever the provider does next.
+        assert browser.get(f"{production_site}/queues/discrepancies", allow_redirects=False, timeout=5).status_code == 302
+
+
+@pytest.mark.parametrize("target", ["/%09/evil.example/pwned", "//evil.example", "/%5Cevil.example", "https:evil.example"])
+def test_the_callback_returns_only_to_a_page_of_this_site(provider, production_site, target):
+    set_user(provider, "ann@nhs.example", {"name": "Ann Admin", "roles": ["reval.admin"], "designated_bodies": [EAST_OF_ENGLAND]})
+    with requests.Session() as browser:
+        at_provider = browser.get(f"{production_site}/auth/sign-in?next={target}", timeout=10)
+        back = browser.post(at_provider.url, data={"sub": "ann@nhs.example"}, allow_redirects=False, timeout=10)
+        callback = browser.get(back.headers["Location"], allow_redirects=False, timeout=10)
+        assert callback.status_code == 302
+        assert callback.headers["Location"] == "/", callback.headers["Location"]
