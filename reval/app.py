@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from reval.api import API_PREFIX, error_problem, init_api
 from reval.extensions import Database, celery_init_app, settings_from_environment
@@ -15,6 +16,7 @@ from reval.web import csrf, init_web
 from reval.web.errors import error_page
 
 PACKAGE = Path(__file__).parent
+MAX_REQUEST_BYTES = 1024 * 1024
 
 
 def create_app(config: dict[str, Any] | None = None, *, migrate: bool = True) -> Flask:
@@ -25,6 +27,9 @@ def create_app(config: dict[str, Any] | None = None, *, migrate: bool = True) ->
     app = Flask("reval", instance_relative_config=True, root_path=str(PACKAGE),
                 instance_path=str(Path(instance_path).resolve()) if instance_path else None)
     app.config.from_mapping(config)
+    # Every request's body, web or API: larger ones answer 413 before they are read.
+    app.config["MAX_CONTENT_LENGTH"] = int(number(app.config, "REVAL_MAX_REQUEST_BYTES", MAX_REQUEST_BYTES, minimum=1, whole=True))
+    app.before_request(_refuse_large_body)
     default_database = "REVAL_DATABASE_URL" not in app.config
     app.config.setdefault("REVAL_DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'reval.sqlite'}")
     Database(
@@ -37,6 +42,12 @@ def create_app(config: dict[str, Any] | None = None, *, migrate: bool = True) ->
     init_api(app, csrf)
     app.register_error_handler(Exception, _error_response)
     return app
+
+
+def _refuse_large_body() -> None:
+    """Refuses a body declared larger than the limit even where nothing would read it."""
+    if (request.content_length or 0) > (request.max_content_length or 0) > 0:
+        raise RequestEntityTooLarge()
 
 
 def _error_response(error: Exception):

@@ -19,6 +19,7 @@ from flask_smorest import Api, Blueprint
 from flask_smorest.etag import _get_etag_ctx
 from flask_smorest.utils import prepare_response
 
+from reval.api.bodies import JsonBodyParser
 from reval.api.callers import rate_limit_key
 from reval.api.problems import PROBLEM_JSON, ProblemSchema, error_problem
 from reval.api.tokens import SCOPES, TokenSettings, TokenVerifier, dev_key
@@ -34,7 +35,7 @@ ERROR_HEADERS = {
     405: {"Allow": {"description": "The methods this address takes", "schema": {"type": "string"}, "required": True}},
     429: {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 0}, "required": True}},
 }
-COMMON_ERRORS = (400, 401, 403, 405, 429, 500, 503)
+COMMON_ERRORS = (400, 401, 403, 405, 413, 415, 429, 500, 503)
 
 
 class ProblemApi(Api):
@@ -64,8 +65,10 @@ class ProblemApi(Api):
 
 
 class ApiBlueprint(Blueprint):
-    """A blueprint whose every operation documents the common error answers, and whose 304s
-    keep their ETag."""
+    """A blueprint whose every operation documents the common error answers, whose 304s keep
+    their ETag, and whose JSON bodies are read safely (``reval.api.bodies``)."""
+
+    ARGUMENTS_PARSER = JsonBodyParser()
 
     def _check_not_modified(self, etag):
         _get_etag_ctx()["not_modified_etag"] = etag

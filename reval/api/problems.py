@@ -110,6 +110,8 @@ def error_problem(error: Exception) -> Response:
         detail = "there is nothing at this address"
     if status == 405:
         detail = f"{request.method} is not allowed here"
+    if status == 413:
+        kind, detail = "body-too-large", f"the request body is larger than {request.max_content_length} bytes"
     if status == 429:
         retry_after = _seconds_until_reset()
         headers["Retry-After"] = str(retry_after)

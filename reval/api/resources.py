@@ -13,6 +13,7 @@ from flask_smorest import abort
 from sqlalchemy.exc import IntegrityError
 
 from reval.api import API_PREFIX, ApiBlueprint
+from reval.api.bodies import require_json_body
 from reval.api.callers import authenticate
 from reval.api.schemas import (
     ConnectionRequestIn, ConnectionRequestPageSchema, ConnectionRequestSchema, DesignatedBodyListSchema, DoctorDetailSchema,
@@ -48,6 +49,7 @@ rules = ApiBlueprint("rules", __name__, url_prefix=f"{API_PREFIX}/rules", descri
 BLUEPRINTS = (bodies, doctors, requests_, runs, rules)
 for _blueprint in BLUEPRINTS:
     _blueprint.before_request(authenticate)
+    _blueprint.before_request(require_json_body)
 
 # Development only: the public key of the tokens `reval token` signs.
 dev_keys = FlaskBlueprint("dev_keys", __name__, url_prefix=API_PREFIX)

@@ -24,6 +24,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import Key, KeySet, RSAKey
 
+from reval.refusals import NotConfigured
 from reval.services.context import Actor, Role
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "Ed25519", "EdDSA")
@@ -150,13 +151,25 @@ class TokenVerifier:
         except JoseError as error:
             claim = getattr(error, "claim", None)
             raise InvalidToken(f"{error.error}" + (f" ({claim})" if claim else "")) from None
+        _check_list_claims(verified.claims, ("scope", "scp", self.settings.bodies_claim))
         return verified.claims
+
+
+def _check_list_claims(claims: Mapping[str, Any], names: tuple[str, ...]) -> None:
+    """Refuses a token whose scopes or bodies are neither a string nor a list of strings: a
+    signed token is still input, and no other shape has a meaning here."""
+    for name in names:
+        value = claims.get(name)
+        if value is None or isinstance(value, str):
+            continue
+        if not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
+            raise InvalidToken(f"the token's {name} claim must be a string or a list of strings")
 
 
 def scopes_of(claims: Mapping[str, Any]) -> set[str]:
     """The ``scope`` claim (space-separated; ``scp`` as a list, as some providers send it)."""
-    scope = claims.get("scope", claims.get("scp", ""))
-    return set(scope.split()) if isinstance(scope, str) else {s for s in scope if isinstance(s, str)}
+    scope = claims.get("scope", claims.get("scp")) or ""
+    return set(scope.split()) if isinstance(scope, str) else set(scope)
 
 
 def caller(claims: Mapping[str, Any], bodies_claim: str) -> Actor:
@@ -177,7 +190,11 @@ def dev_key(instance_path: str | Path) -> RSAKey:
     """This instance's development signing key, made on first use (readable by its owner only)."""
     path = Path(instance_path) / "dev-token-key.json"
     if path.exists():
-        return RSAKey.import_key(json.loads(path.read_text()))
+        try:
+            return RSAKey.import_key(json.loads(path.read_text()))
+        except (ValueError, TypeError, KeyError, JoseError) as error:
+            raise NotConfigured(f"{path} is not a development signing key ({type(error).__name__}); "
+                                "delete it and Reval makes a new one") from None
     key = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"}, private=True)
     key.ensure_kid()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reval.models import Doctor, DoctorHide, DoctorVisibility, DoctorVisibilityName
@@ -61,8 +62,9 @@ def record_hide(
                       field="until")
     if code not in doctor.visible_to:
         raise Invalid(f"doctor {doctor.gmc_number} is not visible to {code}, so {code} cannot hide them")
+    already_hidden = Conflict(f"doctor {doctor.gmc_number} is already hidden for {code}; unhide them first to change the hide")
     if active_hide(session, doctor.gmc_number, code) is not None:
-        raise Conflict(f"doctor {doctor.gmc_number} is already hidden for {code}; unhide them first to change the hide")
+        raise already_hidden
     hide = DoctorHide(
         gmc_number=doctor.gmc_number,
         designated_body_code=code,
@@ -74,6 +76,10 @@ def record_hide(
         programme_owner_designated_bodies=list(doctor.programme_owner_designated_bodies),
     )
     session.add(hide)
+    try:
+        session.flush()
+    except IntegrityError:  # another hide of this doctor for this body committed since the check above
+        raise already_hidden from None
     _set_view(session, doctor.gmc_number, code, Queue.HIDDEN.value, HIDDEN_BY_ADMIN)
     events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)
     events.add(doctor.gmc_number, Source.ADMIN, EventKind.HIDE, None, hide_view(hide), f"hidden for {code} by {hidden_by}")

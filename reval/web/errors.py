@@ -21,8 +21,10 @@ TITLES = {
     404: "Page not found",
     405: "This page cannot be used that way",
     409: "This cannot be done now",
+    413: "What you sent is too large",
     503: "Reval is not set up for this",
 }
+TOO_LARGE = "What you sent is larger than Reval accepts in one go. Go back and send fewer doctors at a time."
 NOT_FOUND = "If you typed the address, check it is correct. You may not have access to it."
 
 
@@ -47,7 +49,8 @@ def error_page(error: Exception) -> Response:
         return response
     if isinstance(error, HTTPException):
         status = error.code or 500
-        response = page(status, TITLES.get(status, error.name), NOT_FOUND if status == 404 else error.description)
+        detail = {404: NOT_FOUND, 413: TOO_LARGE}.get(status, error.description)
+        response = page(status, TITLES.get(status, error.name), detail)
         if status == 405 and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
