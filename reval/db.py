@@ -44,6 +44,11 @@ class DatabaseBusy(Exception):
     retry_after_seconds = 60  # what a web page or API caller is told: a sync takes a minute or two
 
 
+class DatabaseUnavailable(Exception):
+    """The database server did not answer (not running, unreachable): a service that is down,
+    not a setting that is wrong."""
+
+
 # What Reval ships drivers for: SQLite (the standard library) and PostgreSQL (psycopg 3).
 DRIVERS = {"sqlite": "sqlite", "sqlite+pysqlite": "sqlite", "postgresql": "postgresql+psycopg",
            "postgresql+psycopg": "postgresql+psycopg"}
@@ -66,7 +71,12 @@ def make_engine(url: str, *, busy_seconds: float = 30, setting: str = "REVAL_DAT
             "write sqlite:///PATH or postgresql://USER@HOST/DATABASE"
         )
     parsed = parsed.set(drivername=DRIVERS[parsed.drivername])
-    engine = create_engine(parsed, **ENGINE_OPTIONS)
+    try:
+        engine = create_engine(parsed, **ENGINE_OPTIONS)
+    except ArgumentError:  # sqlite://relative.sqlite: a host where a path should be
+        raise NotConfigured(f"{setting} {shown!r} is not a database URL Reval can use: write sqlite:///RELATIVE-PATH, "
+                            "sqlite:////ABSOLUTE-PATH or postgresql://USER@HOST/DATABASE") from None
+    event.listen(engine, "handle_error", functools.partial(_connection_failure_as_one_line, setting=setting))
     if engine.dialect.name == "sqlite" and parsed.database not in (None, "", ":memory:"):
         database = Path(parsed.database)
         if not (create_folder or database.parent.is_dir()):
@@ -85,11 +95,41 @@ def make_engine(url: str, *, busy_seconds: float = 30, setting: str = "REVAL_DAT
 def _create_private_file(path: Path, *_connect_arguments) -> None:
     """Before SQLite first opens it: the database and its folder, created readable by their owner
     only (SQLite gives its journal files the database's mode), as they hold personal data."""
-    private_folder(path.parent)
     try:
+        private_folder(path.parent)
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
         pass
+    except OSError as error:
+        raise NotConfigured(f"cannot create the SQLite database {str(path)!r}: {error.strerror}") from None
+
+
+def _connection_failure_as_one_line(context, *, setting: str) -> Exception | None:
+    """An error while connecting, said in one line naming the setting and the cause: a setting
+    that is wrong (NotConfigured) or a server that does not answer (DatabaseUnavailable)."""
+    if context.connection is not None:  # a statement failed on a working connection: not ours to say
+        return None
+    error = context.original_exception
+    url = context.engine.url if context.engine is not None else None
+    if isinstance(error, sqlite3.Error):
+        where = url.database if url is not None else "the SQLite database"
+        if "not a database" in str(error):
+            return NotConfigured(f"{setting}: {where!r} is not an SQLite database")
+        return NotConfigured(f"{setting}: cannot open the SQLite database {where!r}: {error}")
+    if url is None or not url.drivername.startswith("postgresql"):
+        return None
+    server = f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}"
+    reason = _postgresql_reason(str(error))
+    if any(sign in str(error) for sign in ("FATAL", "resolve host", "translate host name")):
+        return NotConfigured(f"{setting}: cannot connect to {server}: {reason}")
+    return DatabaseUnavailable(f"cannot connect to {server}: {reason}")
+
+
+def _postgresql_reason(text: str) -> str:
+    """The cause in psycopg's message, as one line: 'database "x" does not exist', 'connection refused'."""
+    first = text.strip().splitlines()[0] if text.strip() else "no reason given"
+    reason = first.rsplit(" failed: ", 1)[-1].replace("FATAL:", "").strip()
+    return reason[:1].lower() + reason[1:]
 
 
 def private_folder(folder: Path) -> None:
@@ -176,10 +216,22 @@ def schema_is_current(engine: Engine) -> bool:
         return MigrationContext.configure(connection).get_current_revision() == head
 
 
+# The key of the PostgreSQL advisory lock that one migrating process holds ("reva").
+MIGRATION_LOCK_KEY = 0x72657661
+
+
 def upgrade_schema(engine: Engine) -> None:
+    """Migrates to the latest schema in one transaction that holds the database's migration lock
+    (SQLite: the write lock, taken as the transaction begins; PostgreSQL: an advisory lock): a
+    second process starting at once waits, then finds the schema current and does nothing."""
     from alembic import command
 
-    command.upgrade(alembic_config(engine), "head")
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
 
 
 def ensure_schema(engine: Engine) -> None:

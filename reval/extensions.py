@@ -35,7 +35,7 @@ SETTINGS = (
     "REVAL_AUTH", "REVAL_SECRET_KEY", "REVAL_OIDC_ISSUER", "REVAL_OIDC_CLIENT_ID", "REVAL_OIDC_CLIENT_SECRET",
     "REVAL_OIDC_ROLES_CLAIM", "REVAL_OIDC_BODIES_CLAIM", "REVAL_SECURE_COOKIES",
     "REVAL_API_ISSUER", "REVAL_API_AUDIENCE", "REVAL_API_JWKS_URL", "REVAL_API_RATE_LIMIT", "REVAL_API_RATE_LIMITS",
-    "REVAL_RATE_LIMIT_STORAGE_URL",
+    "REVAL_RATE_LIMIT_STORAGE_URL", "REVAL_MAX_REQUEST_BYTES", "REVAL_SESSION_IDLE_MINUTES", "REVAL_DEBUG",
 )
 
 
@@ -73,6 +73,10 @@ class Database:
             self._ready()
             self._reads = session_factory(read_only(self.engine))
         return self._reads
+
+    def check(self) -> None:
+        """Raises now (a one-line NotConfigured or DatabaseUnavailable) if the database cannot be used."""
+        self._ready()
 
     def _ready(self) -> None:
         if self.migrate:

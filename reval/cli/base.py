@@ -7,6 +7,7 @@ import getpass
 import signal
 import sys
 import threading
+import traceback
 from contextlib import contextmanager, nullcontext
 from datetime import date, datetime
 
@@ -17,7 +18,7 @@ from flask.cli import ScriptInfo
 
 from reval.app import create_app
 from reval.clock import london_time
-from reval.db import DatabaseBusy
+from reval.db import DatabaseBusy, DatabaseUnavailable
 from reval.designated_bodies import DesignatedBodyFileError
 from reval.extensions import database
 from reval.gateway import AppGateway
@@ -29,10 +30,17 @@ from reval.tis.client import TisUnavailable
 from reval.validation import InvalidValue
 
 
+DEBUG = "reval.debug"  # the key of --debug in the click context's meta
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="reval", prog_name="reval")
-def cli():
+@click.option("--debug", is_flag=True, envvar="REVAL_DEBUG",
+              help="Show the traceback of an error as well as its one line (or set REVAL_DEBUG=1).")
+@click.pass_context
+def cli(ctx, debug):
     """Reval: reconciles GMC prescribed connections with TIS programme memberships."""
+    ctx.meta[DEBUG] = debug
 
 
 def main() -> None:
@@ -57,19 +65,35 @@ def command(group: click.Group = cli, name: str | None = None, stoppable: bool =
             try:
                 with app().app_context(), (terminated_as_interrupt() if stoppable else nullcontext()):
                     return function(*args, **kwargs)
-            except (Refused, InvalidValue, SnapshotUnreadable, DesignatedBodyFileError) as error:
-                raise CommandRefused(str(error)) from None
-            except (SyncFailed, SyncSkipped, DatabaseBusy) as error:
-                raise click.ClickException(str(error)) from None
-            except TisUnavailable as error:
-                raise click.ClickException(f"TIS could not be read, nothing changed: {error}") from None
+            except (click.ClickException, click.exceptions.Exit, click.Abort):
+                raise
             except SyncInterrupted as error:
                 click.echo(f"Error: {error}", err=True)
                 sys.exit(128 + getattr(error.__cause__, "signal_number", signal.SIGINT))
+            except Exception as error:  # noqa: BLE001  (every error ends as one line; --debug adds the traceback)
+                if click.get_current_context().meta.get(DEBUG):
+                    traceback.print_exc()
+                raise one_line_error(error) from None
 
         return group.command(name, **settings)(run)
 
     return decorate
+
+
+def one_line_error(error: Exception) -> click.ClickException:
+    """What a command says of an error, in one line: exit 2 for a refusal (bad input or a wrong
+    setting, nothing changed), 1 for a failure (a sync failed, a service is down)."""
+    if isinstance(error, (Refused, InvalidValue, SnapshotUnreadable, DesignatedBodyFileError)):
+        return CommandRefused(str(error))
+    if isinstance(error, (SyncFailed, SyncSkipped, DatabaseBusy, DatabaseUnavailable)):
+        return click.ClickException(str(error))
+    if isinstance(error, TisUnavailable):
+        return click.ClickException(f"TIS could not be read, nothing changed: {error}")
+    if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)) and error.filename:
+        return CommandRefused(f"cannot use {error.filename}: {error.strerror}")
+    lines = str(error).strip().splitlines()
+    cause = f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
+    return click.ClickException(f"unexpected error ({cause}); run with --debug for the traceback")
 
 
 class Terminated(KeyboardInterrupt):

@@ -41,6 +41,7 @@ def _celery_app():
     if not broker_configured():
         raise CommandRefused("no broker is configured: set REVAL_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
     check_settings(current_app.config)
+    database().check()  # a worker needs its database: one line now if it cannot be used, not failing tasks later
     return current_app.extensions["celery"]
 
 

@@ -1,0 +1,81 @@
+"""Migrating a brand-new database is done by one process at a time: a second command started at
+the same moment waits for the first, then finds the schema current (PostgreSQL: an advisory lock;
+SQLite: its write lock)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from reval.db import MIGRATION_LOCK_KEY, make_engine, schema_is_current, upgrade_schema
+from reval.extensions import SETTINGS
+from tests.conftest import wait_for
+
+
+@contextmanager
+def brand_new_database(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A database of the kind this run tests, made for the test and dropped after it."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        yield f"sqlite:///{tmp_path / 'brand-new.sqlite'}"
+        return
+    name = f"reval_migrations_{uuid.uuid4().hex[:12]}"
+    server = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
+    with server.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        server.dispose()
+
+
+def test_commands_started_together_on_a_brand_new_database_all_succeed(database_url, tmp_path):
+    with brand_new_database(database_url, tmp_path) as url:
+        environment = {k: v for k, v in os.environ.items() if k not in SETTINGS} | {
+            "REVAL_DATABASE_URL": url, "REVAL_INSTANCE_PATH": str(tmp_path / "instance")}
+        reval = str(Path(sys.executable).with_name("reval"))
+        processes = [subprocess.Popen([reval, "runs"], env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                     for _ in range(3)]
+        outputs = [(process.wait(timeout=120), process.stdout.read().decode()) for process in processes]
+        for process in processes:
+            process.stdout.close()
+        assert [code for code, _ in outputs] == [0, 0, 0], outputs
+        engine = make_engine(url)
+        assert schema_is_current(engine)
+        engine.dispose()
+
+
+def test_a_second_migration_waits_for_the_lock_the_first_holds(database_url, tmp_path):
+    if make_url(database_url).get_backend_name() == "sqlite":
+        pytest.skip("PostgreSQL's advisory lock; SQLite's write lock is taken as every writing transaction begins")
+    with brand_new_database(database_url, tmp_path) as url:
+        holder, migrating = make_engine(url), make_engine(url)
+        with holder.connect() as connection, connection.begin() as transaction:
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+            migration = threading.Thread(target=upgrade_schema, args=(migrating,))
+            migration.start()
+
+            def waiting_for_the_lock() -> bool:
+                """the migration waits on the advisory lock"""
+                return bool(connection.exec_driver_sql(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").scalar())
+
+            wait_for(waiting_for_the_lock)
+            assert not schema_is_current(holder)
+            transaction.rollback()
+        migration.join(timeout=120)
+        assert not migration.is_alive()
+        assert schema_is_current(holder)
+        holder.dispose()
+        migrating.dispose()
