@@ -74,6 +74,7 @@ class GmcOutcome:
     failed: set[str] = field(default_factory=set)  # bodies whose fetch failed, list was incomplete or held back
     unreadable_lists: int = 0  # body lists (lines, entries) that could not be read at all
     held_back: set[str] = field(default_factory=set)  # bodies whose lists the mass-change guard held back
+    empty: bool = False  # GMC was asked and gave no body's list at all
     doctors_read: int = 0
     added: int = 0
     removed: int = 0
@@ -86,8 +87,8 @@ class GmcOutcome:
     @property
     def partial(self) -> bool:
         """Whether GMC was only partly applied: a body not fetched for a failure, a list held
-        back or incomplete, or a list that could not be read."""
-        return bool(self.failed or self.unreadable_lists)
+        back or incomplete, a list that could not be read, or no list at all."""
+        return bool(self.failed or self.unreadable_lists or self.empty)
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -179,7 +179,7 @@ def failure_text(error: BaseException) -> str:
         cause = error.orig if error.orig is not None else error
         first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
         return f"database error {type(cause).__name__}: {first_line[:200]}"
-    if isinstance(error, (SyncFailed, SyncSkipped)):
+    if isinstance(error, (SyncFailed, SyncSkipped, NothingFetched)):
         return str(error)
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
@@ -281,7 +281,7 @@ def _reconcile(
     events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
     clock = PhaseClock()
     gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap, helper,
-                                                          controls.guard, controls.progress)
+                                                          controls.guard, controls.progress, tis_not_fetched_reason)
     decisions = _decide(
         session, engine, bodies, as_of, started, events,
         change_sources={number: Source.GMC_SYNC for number in gmc_outcome.changed_numbers},
@@ -388,7 +388,7 @@ class PhaseClock:
 def _apply_sources(
     session: Session, run_id: int, gmc: GmcInput | None, tis: TisInput | None, bodies: Sequence[DesignatedBody],
     events: EventLog, lap: Callable[[str], None], helper: SyncHelper, guard: MassChangeGuard,
-    progress: Progress = SILENT,
+    progress: Progress = SILENT, tis_not_fetched_reason: str | None = None,
 ) -> tuple[GmcOutcome, TisOutcome | None, list[Rejection]]:
     # With no TIS person stored (a first sync), examining the people is the sync's heaviest work,
     # and the helper starts on it in the time the GMC step leaves it idle (the GMC step writes no
@@ -412,6 +412,9 @@ def _apply_sources(
         if tis else None
     )
     lap("tis")
+    if gmc and not gmc_outcome.fetched:
+        _refuse_nothing_fetched(gmc, tis_outcome, tis_not_fetched_reason)
+        gmc_outcome.empty = True
     rejections = gmc_outcome.rejections + (tis_outcome.rejections if tis_outcome else [])
     if rejections:
         session.execute(
@@ -423,6 +426,19 @@ def _apply_sources(
             ],
         )
     return gmc_outcome, tis_outcome, rejections
+
+
+class NothingFetched(Exception):
+    """Neither source gave anything: a run of nothing is a failure, not a success."""
+
+
+def _refuse_nothing_fetched(gmc: GmcInput, tis_outcome: TisOutcome | None, tis_not_fetched_reason: str | None) -> None:
+    """GMC gave no designated body's list (an empty file, say): an operator must look. When TIS
+    was asked too and gave nobody (or could not be fetched), the run fails and changes nothing."""
+    if tis_not_fetched_reason or (tis_outcome is not None and tis_outcome.people_read == 0):
+        raise NothingFetched(f"GMC ({gmc.label}) gave no designated body's list and TIS gave no person")
+    log.error("OPERATOR ALERT: GMC (%s) gave no designated body's list: every doctor keeps their GMC connection",
+              gmc.label)
 
 
 def _sources_summary(
@@ -494,7 +510,8 @@ def _apply_for_shards(
         before = queue_counts(session)
         with _sync_helper(gmc, tis) as helper:
             gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap,
-                                                                  helper, controls.guard, controls.progress)
+                                                                  helper, controls.guard, controls.progress,
+                                                                  tis_not_fetched_reason)
         mark_for_decision(session, gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()))
         events.flush(session, force=True)
         run = session.get(SyncRun, run_id)
