@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 
 import click
@@ -12,6 +11,7 @@ from reval.cli.runs import format_delivery
 from reval.gmc.codes import CHANGE_REASONS, Action
 from reval.reconcile.connections import Status, request_view
 from reval.services.connections import RequestState, Requested, list_requests, request_connection_change, resend_request
+from reval.spreadsheets import SafeCsvWriter
 
 
 def _report(requested: Requested) -> None:
@@ -84,7 +84,7 @@ def requests(status, output_format):
     if output_format == "json":
         print_json(rows)
         return
-    writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
+    writer = SafeCsvWriter(sys.stdout, delimiter="\t", lineterminator="\n")
     writer.writerow(REQUEST_COLUMNS)
     for row in rows:
-        writer.writerow(["" if row[name] is None else row[name] for name in REQUEST_COLUMNS])
+        writer.writerow(row[name] for name in REQUEST_COLUMNS)

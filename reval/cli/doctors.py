@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import sys
 from typing import Iterable
@@ -28,6 +27,7 @@ from reval.services.doctors import (
 )
 from reval.services.hides import hide_doctor, unhide_doctor
 from reval.services.queues import EXPORT_FIELDS, QueueEntry, QueueView, queue_entries
+from reval.spreadsheets import SafeCsvWriter
 
 
 @command()
@@ -53,13 +53,10 @@ def _chain(first: QueueEntry | None, rest: Iterable[QueueEntry]) -> Iterable[Que
 
 
 def write_csv(rows, stream: io.TextIOBase) -> None:
-    writer = csv.writer(stream, lineterminator="\n")
+    writer = SafeCsvWriter(stream, lineterminator="\n")
     writer.writerow(EXPORT_FIELDS)
     for row in rows:
-        writer.writerow(
-            [";".join(map(str, value)) if isinstance(value, list) else ("" if value is None else value)
-             for value in (row[name] for name in EXPORT_FIELDS)]
-        )
+        writer.writerow(row[name] for name in EXPORT_FIELDS)
 
 
 @command()

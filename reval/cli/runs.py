@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 import time
 from typing import Sequence
@@ -21,6 +20,7 @@ from reval.rules import HIDDEN_BY_ADMIN, Queue
 from reval.services.context import Context
 from reval.services.queues import BodyCounts, designated_body_counts
 from reval.services.sync import nightly_in_process, refresh_people_now, sync_now
+from reval.spreadsheets import SafeCsvWriter
 
 
 ALLOW_MASS_CHANGES = click.option(
@@ -186,10 +186,10 @@ def rejections(run_id, source, output_format):
     if output_format == "json":
         print_json(rows)
         return
-    writer = csv.writer(sys.stdout, delimiter="\t" if output_format == "table" else ",", lineterminator="\n")
+    writer = SafeCsvWriter(sys.stdout, delimiter="\t" if output_format == "table" else ",", lineterminator="\n")
     writer.writerow(REJECTION_FIELDS)
     for row in rows:
-        writer.writerow(["" if row[name] is None else row[name] for name in REJECTION_FIELDS])
+        writer.writerow(row[name] for name in REJECTION_FIELDS)
 
 
 def format_delivery(counts: dict[str, int]) -> str:

@@ -3,7 +3,6 @@ and the whole view as CSV."""
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from typing import Iterator
@@ -28,6 +27,7 @@ from reval.services.queues import (
     sort_key,
     tab_counts,
 )
+from reval.spreadsheets import SafeCsvWriter
 from reval.web.auth import current_actor
 from reval.web.pages import configured_bodies, my_bodies, url_with, web_context
 
@@ -158,7 +158,7 @@ def download(queue: str):
 
 def _csv_lines(first: QueueEntry | None, rest: Iterator[QueueEntry]) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = SafeCsvWriter(buffer)
     writer.writerow(CSV_HEADER)
     entries = rest if first is None else _chain(first, rest)
     for entry in entries:
@@ -176,17 +176,12 @@ def _chain(first: QueueEntry, rest: Iterator[QueueEntry]) -> Iterator[QueueEntry
 
 
 def _csv_row(entry: QueueEntry) -> list[str]:
-    def text(value: str | None) -> str:
-        # A cell a spreadsheet would run as a formula is written as text.
-        value = value or ""
-        return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
     def day(value) -> str:
         return value.isoformat() if value else ""
 
     return [
-        entry.gmc_number, text(entry.first_name), text(entry.last_name), entry.designated_body or "",
-        " ".join(entry.programme_owners), text(entry.programme_name), day(entry.programme_start),
+        entry.gmc_number, entry.first_name, entry.last_name, entry.designated_body or "",
+        " ".join(entry.programme_owners), entry.programme_name, day(entry.programme_start),
         day(entry.programme_end), day(entry.submission_date), entry.queue, entry.reason, entry.reason_label,
         day(entry.changed), "yes" if entry.gmc_update_failed else "no", " ".join(entry.hidden_for),
     ]
