@@ -82,9 +82,7 @@ def run_bench(
         full, full_seconds = _timed(lambda: sync_files(sessions, dataset.gmc, dataset.tis, as_of, progress))
         memory_after_full = peak_memory_mib()
         again, again_seconds = _timed(lambda: sync_files(sessions, dataset.gmc, dataset.tis, as_of, progress))
-        # The floor is measured on each side of the syncs and averaged: the machine's speed drifts
-        # (here the same floor took 2.9 to 4.6 s of CPU in six runs back to back), and one
-        # measurement of a few seconds, taken before the syncs, moved their ratios by as much.
+        # The floor is measured on each side of the syncs and averaged: the machine's speed drifts.
         floor_after = load_floor(dataset.gmc, dataset.tis, directory)
         floor_seconds = (floor_before + floor_after) / 2
         figures = {

@@ -142,8 +142,7 @@ def _configure_sqlite(dbapi_connection, _record, *, busy_milliseconds: int) -> N
     # Let SQLAlchemy, not pysqlite, decide when transactions begin (see _begin_immediately).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    # Larger pages for a new database (an existing one keeps its own): a national sync writes
-    # hundreds of megabytes, and 16 KiB pages take a quarter of the writes and shallower indexes.
+    # Larger pages for a new database (an existing one keeps its own): fewer writes, shallower indexes.
     cursor.execute("PRAGMA page_size=16384")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -243,12 +242,10 @@ def ensure_schema(engine: Engine) -> None:
 def refresh_planner_statistics(engine: Engine, tables: Iterable[str], vacuum: bool = True) -> None:
     """PostgreSQL: brings the planner's statistics up to date for tables that a large change has
     just rewritten. Until autovacuum comes round, the planner takes a freshly filled table for
-    nearly empty: it plans a queue page over the whole doctor table (at a million doctors 300 ms
-    a page instead of 40), and each range of GMC numbers a sync reads from the sources' tables by
-    scanning all of them (an unchanged re-sync after a first sync of a million doctors: 34 s
-    instead of 2). ``vacuum``: also mark the pages all-visible, so a count reads the index alone
-    (about a second at a million doctors); tables only read row by row need their statistics
-    alone. SQLite plans from its indexes alone and needs none of this."""
+    nearly empty: it plans a queue page over the whole doctor table, and each range of GMC
+    numbers a sync reads from the sources' tables by scanning all of them. ``vacuum``: also mark
+    the pages all-visible, so a count reads the index alone; tables only read row by row need
+    their statistics alone. SQLite plans from its indexes alone and needs none of this."""
     if engine.dialect.name != "postgresql":
         return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:  # VACUUM runs outside a transaction

@@ -19,7 +19,7 @@ from reval.refusals import NotConfigured
 from reval.settings import number
 from reval.tis.client import TisClient, TisSettings
 
-# Settings read from the environment (or given to create_app); see the README.
+# Settings read from the environment (or given to create_app); see docs/operations.md.
 SETTINGS = (
     "REVAL_DATABASE_URL", "REVAL_BROKER_URL",
     "REVAL_GMC_URL", "REVAL_GMC_USERNAME", "REVAL_GMC_PASSWORD", "REVAL_GMC_CONNECT_TIMEOUT",

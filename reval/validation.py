@@ -252,8 +252,8 @@ REMEMBERED_VALUES = 20_000
 class FieldReader:
     """Applies a record's field rules in bulk (a national snapshot: hundreds of thousands of
     records), remembering what each rule made of each text it has passed: the same dates,
-    programme names, owners and grades come again and again, and looking a text up costs a
-    tenth of checking it. A rule's result for a value never depends on the field it came in
+    programme names, owners and grades come again and again, and looking a text up costs far
+    less than checking it. A rule's result for a value never depends on the field it came in
     (only its error message does, and values that fail are never remembered); identifiers
     (``unique``), different in every record, are always checked.
     """

@@ -65,8 +65,7 @@ def infrequent_garbage_collection() -> Iterator[None]:
 
     A national sync keeps hundreds of thousands of small containers alive (stored keys, seen
     numbers, batches), and at the default thresholds the collector rescans them all again and
-    again: about 4 s of a 19 s full sync at 100,000 doctors. Cycles are still collected (see
-    BULK_WORK_GC_THRESHOLDS).
+    again. Cycles are still collected (see BULK_WORK_GC_THRESHOLDS).
     """
     previous = gc.get_threshold()
     gc.set_threshold(*BULK_WORK_GC_THRESHOLDS)
@@ -92,8 +91,7 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
 
     Each value is converted by its column type's own bind processor, as SQLAlchemy would, but
     the statement is compiled once and the per-row parameter handling skipped: at national
-    scale that handling cost more than the database's own work (0.9 s against 0.36 s per
-    100,000 history events on SQLite).
+    scale that handling cost more than the database's own work.
     """
     if rows:
         insert_bound_rows(connection, table, bound_rows(connection.dialect, table, rows))
@@ -111,7 +109,7 @@ def bound_rows(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]]) -
     """Rows that all carry the same keys, each value converted by its column type's own bind
     processor for ``dialect``, as SQLAlchemy would; JSON values become their text on every
     database (PostgreSQL's processor would wrap them for the driver to serialize, and such
-    wrappers cost 50 us a doctor to send between processes)."""
+    wrappers are slow to send between processes)."""
     if not rows:
         return BoundRows((), [])
     columns = tuple(column.key for column in table.columns if column.key in rows[0])
@@ -165,10 +163,8 @@ def _insert_statement(dialect: Dialect, table: Table, columns: tuple[str, ...]) 
 
 def _copy_rows(connection: Connection, table: Table, columns: list[str], rows: list[tuple]) -> None:
     """PostgreSQL: the rows through COPY, in the sync's transaction. An INSERT per row costs the
-    server a statement each; COPY streams them (a full sync's decide step on PostgreSQL took
-    twice SQLite's time with executemany). In COPY's binary format, values go as the columns'
-    own types: formatting and parsing them as text took the driver 2.5 times and the server 1.3
-    times as long (100,000 doctors' rows: 0.49 s and 0.45 s, against 0.20 s and 0.35 s)."""
+    server a statement each; COPY streams them. In COPY's binary format, values go as the
+    columns' own types, which the driver and the server handle faster than text."""
     dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
     statement = f"COPY {quote(table.name)} ({', '.join(quote(column) for column in columns)}) FROM STDIN (FORMAT BINARY)"

@@ -71,8 +71,8 @@ def person_spans(memberships: Sequence[Mapping[str, Any]], placements: Sequence[
     """What deciding reads of a TIS person's programme memberships and placements, stored beside
     TIS's documents: JSON ``[programmes, placements]``, each a list of the fields person_view
     takes, in its order. Deciding a national sync's doctors decoded each person's documents
-    again (a kilobyte, with their curricula) for these few fields: half the cost of reading
-    a person, and the documents' text was most of what crossed to the helper process."""
+    again (a kilobyte, with their curricula) for these few fields, and the documents' text was
+    most of what crossed to the helper process."""
     return orjson.dumps([
         [[m["programmeMembershipType"], m["programmeStartDate"], m["programmeEndDate"], m["programmeOwner"],
           m.get("programmeName")] for m in memberships],

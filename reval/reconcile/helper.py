@@ -42,12 +42,7 @@ PARENT_CHECK_SECONDS = 0.5
 # What the pipes to and from the helper hold (Linux; the kernel's default is 64 KiB, and a process
 # without privileges may ask for up to /proc/sys/fs/pipe-max-size, 1 MiB unless set otherwise).
 PIPE_BYTES = 1 << 20
-# The cyclic garbage collector's thresholds through bulk work (a sync, and the helper process
-# for its whole life). A young-generation collection scans the containers alive at that moment
-# (the batches in hand: rows, tuples, dicts, tens of thousands), whatever the threshold, so its
-# cost falls with how seldom it runs: at 50,000 allocations the two processes spent about 0.9 s
-# of a full sync of 100,000 doctors collecting (the main process 0.46 s), at 500,000 the main
-# process 0.01 s (peak memory the same: a sync makes few reference cycles, each still collected).
+# Bulk work's garbage collector thresholds: each young collection rescans every live container, so it runs seldom.
 BULK_WORK_GC_THRESHOLDS = (500_000, 50, 1000)
 
 # In the helper process: what every batch of a step shares, by the step's number (two steps'
@@ -111,8 +106,8 @@ def _main_module_not_rerun() -> Iterator[None]:
     A spawned process runs its parent's main script (as ``__mp_main__``) before any work, so
     that functions defined there can be sent to it. The helper is only ever sent functions of
     Reval's own modules, and the main script is usually the ``reval`` command, whose imports
-    (every command, the web app, the API) took 2.5 s here: the helper would join a sync that
-    late, and an unchanged re-sync would be over before it could take a batch.
+    (every command, the web app, the API) are slow: the helper would join a sync late, and an
+    unchanged re-sync could be over before it took a batch.
     """
     prepare = multiprocessing.spawn.get_preparation_data
 
@@ -137,9 +132,7 @@ def _start_helper(modules: tuple[str, ...], parent: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent,), name="reval-parent-watch", daemon=True).start()
     for module in modules:
         importlib.import_module(module)
-    # The helper lives for bulk work alone: at Python's default thresholds collecting garbage
-    # took 1.7 s of its 15 s in a full sync of 100,000 doctors. What was imported lives as long
-    # as the process: frozen, no collection scans it again.
+    # Bulk work alone: collect seldom, and freeze what was imported (it lives as long as the process).
     gc.set_threshold(*BULK_WORK_GC_THRESHOLDS)
     gc.freeze()
 
@@ -157,12 +150,10 @@ def _widen_pipes(executor: ProcessPoolExecutor) -> None:
     """Widens the executor's pipes to PIPE_BYTES where the system allows it (else they stay as they are).
 
     Results come back through a pipe that a thread of the executor reads here, a chunk at a time,
-    taking the interpreter lock for each chunk, while this process's main thread holds that lock
-    for up to 5 ms at a go: through 64 KiB, a batch of 5,000 new doctors' rows (2 MB) took about
-    thirty such waits, and the helper, blocked writing it, was idle a quarter of the time. Widened
-    (the pipe to it too, which carries several MB of inputs a batch), the helper stays busy and a
-    full sync of 100,000 doctors takes 7% less time. The executor keeps its pipes in private
-    attributes: should a Python release move them, this does nothing.
+    taking the interpreter lock for each chunk while this process's main thread holds it: through
+    the default pipe the helper sits blocked writing its results. Widened (the pipe to it too),
+    the helper stays busy. The executor keeps its pipes in private attributes: should a Python
+    release move them, this does nothing.
     """
     set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
     if set_size is None:
@@ -190,8 +181,8 @@ class SyncHelper:
 
     The helper is a fresh interpreter (spawned, not forked: a forked child would inherit this
     process's connections and threads, and run the after-fork hooks libraries register for
-    them; kombu's, for one, closes the broker connections it finds). Starting one takes about a
-    second, so a sync whose input is known to be large starts it at once (``start_now``), and
+    them; kombu's, for one, closes the broker connections it finds). Starting one takes a
+    while, so a sync whose input is known to be large starts it at once (``start_now``), and
     otherwise a step starts it once it has worked alone for WORK_ALONE_SECONDS with batches still
     to come: a small sync (an admin's change, a test) never starts one.
     """
@@ -266,8 +257,7 @@ class SyncHelper:
                     self.peak_memory_mib = self._executor.submit(_peak_memory_mib).result(timeout=60)
                 except Exception:  # a helper that died or hangs has no figure to give; the sync reports its failure
                     pass
-            # Otherwise not waiting for it to exit: tearing down its interpreter takes a tenth of
-            # a second that the sync need not spend; the executor's own thread reaps it.
+            # Otherwise not waiting for it to exit (time the sync need not spend): the executor's thread reaps it.
             self._executor.shutdown(wait=interrupted, cancel_futures=True)
             self._executor = None
 

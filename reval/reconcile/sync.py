@@ -393,7 +393,7 @@ def _apply_sources(
     # With no TIS person stored (a first sync), examining the people is the sync's heaviest work,
     # and the helper starts on it in the time the GMC step leaves it idle (the GMC step writes no
     # TIS person). Otherwise most people are unchanged, each a digest looked up, and what is
-    # stored is read after the GMC step rather than held beside its own (350 MiB at a million).
+    # stored is read after the GMC step rather than held beside its own (memory, at a million).
     first_tis = tis is not None and session.scalar(select(TisPerson.tis_person_id).limit(1)) is None
     tis_people = examine_tis_people(session, tis.people, helper) if first_tis else None
     gmc_outcome = (
