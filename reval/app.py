@@ -22,13 +22,19 @@ def create_app(config: dict[str, Any] | None = None, *, migrate: bool = True) ->
     schema up to date on first use (a command); a server or worker only checks it."""
     config = {**settings_from_environment(), **(config or {})}
     instance_path = config.get("REVAL_INSTANCE_PATH") or os.environ.get("REVAL_INSTANCE_PATH")
-    app = Flask("reval", instance_relative_config=True, root_path=str(PACKAGE),
-                instance_path=str(Path(instance_path).resolve()) if instance_path else None)
+    app = Flask(
+        "reval",
+        instance_relative_config=True,
+        root_path=str(PACKAGE),
+        instance_path=str(Path(instance_path).resolve()) if instance_path else None,
+    )
     app.config.from_mapping(config)
     default_database = "REVAL_DATABASE_URL" not in app.config
     app.config.setdefault("REVAL_DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'reval.sqlite'}")
     Database(
-        app.config["REVAL_DATABASE_URL"], migrate=migrate, busy_seconds=number(app.config, "REVAL_DB_BUSY_SECONDS", 30),
+        app.config["REVAL_DATABASE_URL"],
+        migrate=migrate,
+        busy_seconds=number(app.config, "REVAL_DB_BUSY_SECONDS", 30),
         create_folder=default_database,
     ).init_app(app)
     if app.config.get("REVAL_BROKER_URL"):

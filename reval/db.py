@@ -45,20 +45,27 @@ class DatabaseBusy(Exception):
 
 
 # What Reval ships drivers for: SQLite (the standard library) and PostgreSQL (psycopg 3).
-DRIVERS = {"sqlite": "sqlite", "sqlite+pysqlite": "sqlite", "postgresql": "postgresql+psycopg",
-           "postgresql+psycopg": "postgresql+psycopg"}
+DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
 SQLITE_BUSY = 5
 
 
-def make_engine(url: str, *, busy_seconds: float = 30, setting: str = "REVAL_DATABASE_URL",
-                create_folder: bool = False) -> Engine:
+def make_engine(
+    url: str, *, busy_seconds: float = 30, setting: str = "REVAL_DATABASE_URL", create_folder: bool = False
+) -> Engine:
     """An engine for ``url``, refused (NotConfigured, naming ``setting``) when Reval cannot use it.
     An SQLite database is made readable by its owner only; its folder must exist, or a typing
     error would silently start an empty database (``create_folder``: make it, owner only)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise NotConfigured(f"{setting} is not a database URL: write sqlite:///PATH or postgresql://USER@HOST/DATABASE") from None
+        raise NotConfigured(
+            f"{setting} is not a database URL: write sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+        ) from None
     shown = parsed.render_as_string(hide_password=True)
     if parsed.drivername not in DRIVERS:
         raise NotConfigured(
@@ -76,7 +83,9 @@ def make_engine(url: str, *, busy_seconds: float = 30, setting: str = "REVAL_DAT
             )
         event.listen(engine, "do_connect", functools.partial(_create_private_file, database))
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", functools.partial(_configure_sqlite, busy_milliseconds=int(busy_seconds * 1000)))
+        event.listen(
+            engine, "connect", functools.partial(_configure_sqlite, busy_milliseconds=int(busy_seconds * 1000))
+        )
         event.listen(engine, "begin", _begin_immediately)
         event.listen(engine, "handle_error", functools.partial(_busy_as_one_line, busy_seconds=busy_seconds))
     return engine
@@ -199,7 +208,9 @@ def refresh_planner_statistics(engine: Engine, tables: Iterable[str], vacuum: bo
     alone. SQLite plans from its indexes alone and needs none of this."""
     if engine.dialect.name != "postgresql":
         return
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:  # VACUUM runs outside a transaction
+    with engine.connect().execution_options(
+        isolation_level="AUTOCOMMIT"
+    ) as connection:  # VACUUM runs outside a transaction
         connection.exec_driver_sql(f"{'VACUUM (ANALYZE)' if vacuum else 'ANALYZE'} {', '.join(tables)}")
 
 

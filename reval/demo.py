@@ -55,10 +55,14 @@ class DemoServices:
     def app_settings(self) -> dict[str, str]:
         """The settings that point an app at these simulators (and at nothing real)."""
         return {
-            "REVAL_GMC_URL": self.gmc_settings.url, "REVAL_GMC_USERNAME": self.gmc_settings.username,
-            "REVAL_GMC_PASSWORD": self.gmc_settings.password, "REVAL_GMC_BACKOFF_SECONDS": "0.1",
-            "REVAL_TIS_URL": self.tis_settings.url, "REVAL_TIS_TOKEN_URL": self.tis_settings.token_url,
-            "REVAL_TIS_CLIENT_ID": self.tis_settings.client_id, "REVAL_TIS_CLIENT_SECRET": self.tis_settings.client_secret,
+            "REVAL_GMC_URL": self.gmc_settings.url,
+            "REVAL_GMC_USERNAME": self.gmc_settings.username,
+            "REVAL_GMC_PASSWORD": self.gmc_settings.password,
+            "REVAL_GMC_BACKOFF_SECONDS": "0.1",
+            "REVAL_TIS_URL": self.tis_settings.url,
+            "REVAL_TIS_TOKEN_URL": self.tis_settings.token_url,
+            "REVAL_TIS_CLIENT_ID": self.tis_settings.client_id,
+            "REVAL_TIS_CLIENT_SECRET": self.tis_settings.client_secret,
             "REVAL_BROKER_URL": "",
         }
 
@@ -77,10 +81,14 @@ def check_demo_database(sessions: sessionmaker[Session]) -> None:
     """Refuses a database holding runs that are not the demo's: it may be a real one."""
     with sessions.begin() as session:
         other = session.scalars(
-            select(SyncRun.id).where(or_(
-                SyncRun.gmc_source.is_(None) | ~SyncRun.gmc_source.startswith(DEMO_LABEL),
-                SyncRun.tis_source.is_(None) | ~SyncRun.tis_source.startswith(DEMO_LABEL),
-            )).limit(1)
+            select(SyncRun.id)
+            .where(
+                or_(
+                    SyncRun.gmc_source.is_(None) | ~SyncRun.gmc_source.startswith(DEMO_LABEL),
+                    SyncRun.tis_source.is_(None) | ~SyncRun.tis_source.startswith(DEMO_LABEL),
+                )
+            )
+            .limit(1)
         ).first()
     if other is not None:
         raise Conflict(
@@ -92,14 +100,20 @@ def check_demo_database(sessions: sessionmaker[Session]) -> None:
 def sync_files(
     sessions: sessionmaker[Session], gmc: Path, tis: Path, as_of: date, progress: Progress = SILENT
 ) -> dict[str, Any]:
-    return run_sync(sessions, gmc=GmcInput.from_file(gmc), tis=TisInput.from_file(tis), as_of=as_of,
-                    controls=SyncControls(progress=progress))
+    return run_sync(
+        sessions,
+        gmc=GmcInput.from_file(gmc),
+        tis=TisInput.from_file(tis),
+        as_of=as_of,
+        controls=SyncControls(progress=progress),
+    )
 
 
 def gmc_lists(path: Path) -> list[dict[str, Any]]:
     """A GMC snapshot file's lists as the simulator holds them (lines that do not parse are left out)."""
     return [
-        record for _locator, record in open_snapshot(path, label="GMC", list_key="designatedBodies")
+        record
+        for _locator, record in open_snapshot(path, label="GMC", list_key="designatedBodies")
         if isinstance(record, dict) and not isinstance(record, UnparseableRecord)
     ]
 
@@ -118,11 +132,16 @@ def demo_services(
     gmc_state = GmcConnectState.from_snapshot(
         gmc_lists(dataset.previous_gmc), DEMO_USER, gmc_password, today=lambda: as_of - timedelta(days=1)
     )
-    with RunningTisSimulator(TisState.from_snapshot(people, DEMO_USER, tis_secret), log_requests=False) as tis, \
-            RunningSimulator(gmc_state, log_requests=False) as gmc:
+    with (
+        RunningTisSimulator(TisState.from_snapshot(people, DEMO_USER, tis_secret), log_requests=False) as tis,
+        RunningSimulator(gmc_state, log_requests=False) as gmc,
+    ):
         yield DemoServices(
-            dataset, gmc, GmcSettings(gmc.url, DEMO_USER, gmc_password, backoff_seconds=0.1),
-            tis, TisSettings(tis.url, tis.token_url, DEMO_USER, tis_secret, concurrency=16),
+            dataset,
+            gmc,
+            GmcSettings(gmc.url, DEMO_USER, gmc_password, backoff_seconds=0.1),
+            tis,
+            TisSettings(tis.url, tis.token_url, DEMO_USER, tis_secret, concurrency=16),
         )
 
 
@@ -151,7 +170,10 @@ def run_demo(
 def _sync_live(
     sessions, gmc_client: GmcClient, tis_client: TisClient, codes: list[str], as_of: date, progress: Progress
 ) -> dict[str, Any]:
-    with fetched_gmc_lists(gmc_client, codes, progress=progress) as gmc, fetched_tis_people(tis_client, progress) as tis:
+    with (
+        fetched_gmc_lists(gmc_client, codes, progress=progress) as gmc,
+        fetched_tis_people(tis_client, progress) as tis,
+    ):
         gmc.label, tis.label = f"{DEMO_LABEL}: {gmc.label}", f"{DEMO_LABEL}: {tis.label}"
         return run_sync(sessions, gmc=gmc, tis=tis, as_of=as_of, controls=SyncControls(progress=progress))
 
@@ -167,8 +189,13 @@ def _admins_connect_doctors(
         ).all()
         request_ids = [
             record_connection_request(
-                session, gmc_number_text=doctor.gmc_number, designated_body=doctor.programme_owner_designated_bodies[0],
-                action=Action.ADD, reason="1", requested_by="demo admin", now=now,
+                session,
+                gmc_number_text=doctor.gmc_number,
+                designated_body=doctor.programme_owner_designated_bodies[0],
+                action=Action.ADD,
+                reason="1",
+                requested_by="demo admin",
+                now=now,
             ).id
             for doctor in unconnected
         ]

@@ -57,7 +57,9 @@ def read_designated_bodies_csv(path: str | Path) -> list[DesignatedBody]:
     bodies = []
     for line, (code, name, owner, *_rest) in enumerate(rows, start=2):
         if not code or not name or not owner:
-            raise DesignatedBodyFileError(f"designated bodies file '{path}' line {line}: code, name and owner are all required")
+            raise DesignatedBodyFileError(
+                f"designated bodies file '{path}' line {line}: code, name and owner are all required"
+            )
         bodies.append(DesignatedBody(code, name, owner))
     check_unique(bodies, source=f"designated bodies file '{path}'")
     if not bodies:

@@ -10,12 +10,26 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator, false, text,
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 GMC_NUMBER = String(7)
 BODY_CODE = String(32)
+
 
 class UtcDateTime(TypeDecorator):
     """A moment, stored in UTC and read back zone-aware on every database (SQLite keeps no zone)."""
@@ -102,7 +116,9 @@ class Doctor(Base):
     __tablename__ = "doctor"
     __table_args__ = (
         # The few doctors no configured body sees (national users' Unassigned queue).
-        Index("ix_doctor_unassigned", "gmc_number", sqlite_where=text("unassigned"), postgresql_where=text("unassigned")),
+        Index(
+            "ix_doctor_unassigned", "gmc_number", sqlite_where=text("unassigned"), postgresql_where=text("unassigned")
+        ),
         {"sqlite_with_rowid": False},  # stored in GMC-number order (migration 0004)
     )
 

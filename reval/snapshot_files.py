@@ -82,7 +82,9 @@ def _document_items(path: Path, list_key: str) -> Iterator[tuple[str, Any]]:
             except ijson.JSONError as error:
                 if backend is ijson and "integer overflow" in str(error):
                     continue  # yajl's integers end at 64 bits; Python's parser (slower) has no limit
-                problem = f"the file is not valid JSON from here on, so the rest of it was not read: {_first_line(error)}"
+                problem = (
+                    f"the file is not valid JSON from here on, so the rest of it was not read: {_first_line(error)}"
+                )
                 yield f"{list_key}[{read}]", UnparseableRecord(problem)
                 return
 

@@ -40,8 +40,28 @@ SCENARIOS = {
 }
 UNKNOWN_OWNERS = ("London LETBs", "Health Education England Unknown")
 FIRST_NAMES = ("Amara", "Ben", "Chloe", "Dev", "Eilidh", "Farah", "George", "Hana", "Isaac", "Jia", "Kofi", "Lucy")
-LAST_NAMES = ("Adams", "Begum", "Chen", "Davies", "Evans", "Fraser", "Gill", "Hughes", "Iqbal", "Jones", "Khan", "Lewis")
-SPECIALTIES = ("General Practice", "Core Surgical Training", "Internal Medicine", "Paediatrics", "Psychiatry", "Anaesthetics")
+LAST_NAMES = (
+    "Adams",
+    "Begum",
+    "Chen",
+    "Davies",
+    "Evans",
+    "Fraser",
+    "Gill",
+    "Hughes",
+    "Iqbal",
+    "Jones",
+    "Khan",
+    "Lewis",
+)
+SPECIALTIES = (
+    "General Practice",
+    "Core Surgical Training",
+    "Internal Medicine",
+    "Paediatrics",
+    "Psychiatry",
+    "Anaesthetics",
+)
 
 
 @dataclass
@@ -62,16 +82,22 @@ def generate(directory: Path, doctors: int, as_of: date, seed: int = 2026) -> Sy
     Both nights share one TIS snapshot; only GMC's lists differ between them."""
     directory.mkdir(parents=True, exist_ok=True)
     dataset = SyntheticDataset(
-        directory, as_of,
-        previous_gmc=directory / "gmc-previous.jsonl", gmc=directory / "gmc.jsonl", tis=directory / "tis.jsonl",
+        directory,
+        as_of,
+        previous_gmc=directory / "gmc-previous.jsonl",
+        gmc=directory / "gmc.jsonl",
+        tis=directory / "tis.jsonl",
     )
     rng = random.Random(seed)
     names, weights = zip(*SCENARIOS.items())
     connected_share = sum(w for n, w in SCENARIOS.items() if _connected_now(n)) / sum(weights)
     slots = max(len(names), round(doctors / connected_share))
     bodies = [body.code for body in DEFAULT_DESIGNATED_BODIES]
-    with _GmcWriter(directory, "previous") as previous_gmc, _GmcWriter(directory, "current") as current_gmc, \
-            dataset.tis.open("wb") as tis:
+    with (
+        _GmcWriter(directory, "previous") as previous_gmc,
+        _GmcWriter(directory, "current") as current_gmc,
+        dataset.tis.open("wb") as tis,
+    ):
         person_id = 100000
         for index in range(slots):
             scenario = names[index] if index < len(names) else rng.choices(names, weights)[0]
@@ -170,24 +196,50 @@ class _Doctor:
             "programmeEndDate": end.isoformat(),
             "programmeOwner": owner,
             "trainingPathway": "CCT",
-            "curricula": [{"curriculumName": specialty, "curriculumStartDate": start.isoformat(),
-                           "curriculumEndDate": end.isoformat()}],
+            "curricula": [
+                {
+                    "curriculumName": specialty,
+                    "curriculumStartDate": start.isoformat(),
+                    "curriculumEndDate": end.isoformat(),
+                }
+            ],
         }
 
     def placements(self, current_grade: str | None = "ST2") -> list[dict[str, Any]]:
         placements = [
-            {"id": self.rng.randint(1, 10**9), "gradeAbbreviation": "F2",
-             "dateFrom": self.days(-1100, -900).isoformat(), "dateTo": self.days(-899, -700).isoformat()},
-            {"id": self.rng.randint(1, 10**9), "gradeAbbreviation": "ST1",
-             "dateFrom": self.days(-699, -400).isoformat(), "dateTo": self.days(-399, -200).isoformat()},
+            {
+                "id": self.rng.randint(1, 10**9),
+                "gradeAbbreviation": "F2",
+                "dateFrom": self.days(-1100, -900).isoformat(),
+                "dateTo": self.days(-899, -700).isoformat(),
+            },
+            {
+                "id": self.rng.randint(1, 10**9),
+                "gradeAbbreviation": "ST1",
+                "dateFrom": self.days(-699, -400).isoformat(),
+                "dateTo": self.days(-399, -200).isoformat(),
+            },
         ]
         if current_grade:
-            placements.append({"id": self.rng.randint(1, 10**9), "gradeAbbreviation": current_grade,
-                               "dateFrom": self.days(-199, 0).isoformat(), "dateTo": self.days(1, 300).isoformat()})
+            placements.append(
+                {
+                    "id": self.rng.randint(1, 10**9),
+                    "gradeAbbreviation": current_grade,
+                    "dateFrom": self.days(-199, 0).isoformat(),
+                    "dateTo": self.days(1, 300).isoformat(),
+                }
+            )
         return placements
 
-    def person(self, person_id: int, programmes: list, *, number: str | None = None, status: str = "CURRENT",
-               grade: str | None = "ST2") -> dict[str, Any]:
+    def person(
+        self,
+        person_id: int,
+        programmes: list,
+        *,
+        number: str | None = None,
+        status: str = "CURRENT",
+        grade: str | None = "ST2",
+    ) -> dict[str, Any]:
         return {
             "tisPersonId": person_id,
             "gmcNumber": number if number is not None else self.number,
@@ -210,7 +262,11 @@ class _Doctor:
         if scenario == "NOT_CONNECTED":
             return [self.person(person_id, [foundation, self.programme(home)])], None, None
         if scenario == "PROGRAMME_EXPIRED":
-            return [self.person(person_id, [foundation, self.programme(home, state="ended")], grade=None)], connected, connected
+            return (
+                [self.person(person_id, [foundation, self.programme(home, state="ended")], grade=None)],
+                connected,
+                connected,
+            )
         if scenario == "NO_CURRENT_PROGRAMME":
             return [self.person(person_id, [self.programme(home, state="future")], grade=None)], connected, connected
         if scenario == "NOT_IN_TIS":
@@ -218,20 +274,32 @@ class _Doctor:
         if scenario == "INACTIVE_IN_TIS":
             return [self.person(person_id, [foundation, self.programme(home)], status="INACTIVE")], connected, connected
         if scenario == "UNKNOWN_PROGRAMME_OWNER":
-            return [self.person(person_id, [foundation, self.programme(self.rng.choice(UNKNOWN_OWNERS))])], connected, connected
+            return (
+                [self.person(person_id, [foundation, self.programme(self.rng.choice(UNKNOWN_OWNERS))])],
+                connected,
+                connected,
+            )
         if scenario == "OVERLAPPING_PROGRAMMES":
             second = self.programme(self.other_body().owner)
             return [self.person(person_id, [self.programme(home), second])], connected, connected
         if scenario == "F1_DOCTOR":
             gmc = connected if self.rng.random() < 0.5 else None
-            return [self.person(person_id, [self.programme(home), self.programme(home, state="future")], grade="F1")], gmc, gmc
+            return (
+                [self.person(person_id, [self.programme(home), self.programme(home, state="future")], grade="F1")],
+                gmc,
+                gmc,
+            )
         if scenario == "MILITARY_DOCTOR":
             return [self.person(person_id, [foundation, self.programme(home, "MILITARY")])], connected, connected
         if scenario == "DUPLICATE_GMC_NUMBER":
             twin = self.person(person_id + 1, [self.programme(self.other_body().owner, state="ended")], grade=None)
             return [self.person(person_id, [foundation, self.programme(home)]), twin], connected, connected
         if scenario == "PREVIOUSLY_CONNECTED":
-            return [self.person(person_id, [foundation, self.programme(home, state="ended")], grade=None)], None, connected
+            return (
+                [self.person(person_id, [foundation, self.programme(home, state="ended")], grade=None)],
+                None,
+                connected,
+            )
         if scenario == "NO_PROGRAMME_NOT_CONNECTED":
             return [self.person(person_id, [foundation, self.programme(home, state="ended")], grade=None)], None, None
         if scenario == "NO_GMC_NUMBER":

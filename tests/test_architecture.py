@@ -76,11 +76,15 @@ def test_the_queue_index_migration_fills_each_bodys_names_and_sort_names_from_th
         )
     command.upgrade(config, "head")
     with engine.connect() as connection:
-        assert sorted(connection.exec_driver_sql(
-            "SELECT designated_body_code, queue, name, gmc_number FROM doctor_visibility_name"
-        ).all()) == [
-            ("1-1RSSQ05", "CONNECTED", "amara", "1234567"), ("1-1RSSQ05", "CONNECTED", "khan", "1234567"),
-            ("1-1RSSQ1B", "HIDDEN", "amara", "1234567"), ("1-1RSSQ1B", "HIDDEN", "khan", "1234567"),
+        assert sorted(
+            connection.exec_driver_sql(
+                "SELECT designated_body_code, queue, name, gmc_number FROM doctor_visibility_name"
+            ).all()
+        ) == [
+            ("1-1RSSQ05", "CONNECTED", "amara", "1234567"),
+            ("1-1RSSQ05", "CONNECTED", "khan", "1234567"),
+            ("1-1RSSQ1B", "HIDDEN", "amara", "1234567"),
+            ("1-1RSSQ1B", "HIDDEN", "khan", "1234567"),
         ]
         assert set(connection.exec_driver_sql("SELECT sort_name FROM doctor_visibility").scalars()) == {"khan amara"}
     engine.dispose()
@@ -90,9 +94,16 @@ def test_the_spans_migration_fills_each_stored_persons_spans_from_their_document
     engine = make_engine(f"sqlite:///{tmp_path / 'reval.sqlite'}")
     config = alembic_config(engine)
     command.upgrade(config, "0007")
-    memberships = [{"programmeMembershipType": "SUBSTANTIVE", "programmeStartDate": "2025-08-06",
-                    "programmeEndDate": None, "programmeOwner": "Health Education England Wessex",
-                    "programmeName": "Cardiology", "curricula": [{"curriculumName": "Cardiology"}]}]
+    memberships = [
+        {
+            "programmeMembershipType": "SUBSTANTIVE",
+            "programmeStartDate": "2025-08-06",
+            "programmeEndDate": None,
+            "programmeOwner": "Health Education England Wessex",
+            "programmeName": "Cardiology",
+            "curricula": [{"curriculumName": "Cardiology"}],
+        }
+    ]
     placements = [{"gradeAbbreviation": "F1", "dateFrom": "2025-08-06", "dateTo": "2026-08-05"}]
     with engine.begin() as connection:
         for person_id in (7, 8):

@@ -33,20 +33,34 @@ FIELD_NAMES = {"owner": "programmeOwner", "gmcNumbers": "gmcNumber"}
 
 class ProblemSchema(ma.Schema):
     # No Meta.description: apispec would then drop additionalProperties: false.
-    type = ma.fields.String(required=True, metadata={"description": "What kind of problem (a URI)", "example": "about:blank"})
+    type = ma.fields.String(
+        required=True, metadata={"description": "What kind of problem (a URI)", "example": "about:blank"}
+    )
     title = ma.fields.String(required=True, metadata={"description": "The kind of problem, for people"})
     status = ma.fields.Integer(required=True, metadata={"description": "The HTTP status", "example": 404})
     detail = ma.fields.String(metadata={"description": "What went wrong this time, in one sentence"})
     errors = ma.fields.Dict(
-        keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
-        metadata={"description": "Per field (as sent: query, header or body), what is wrong with it",
-                  "example": {"pageSize": ["page size 501 is not between 1 and 500"]}},
+        keys=ma.fields.String(),
+        values=ma.fields.List(ma.fields.String()),
+        metadata={
+            "description": "Per field (as sent: query, header or body), what is wrong with it",
+            "example": {"pageSize": ["page size 501 is not between 1 and 500"]},
+        },
     )
-    errorId = ma.fields.String(metadata={"description": "On a 500 only: quote it to the service desk; it is in the log"})
+    errorId = ma.fields.String(
+        metadata={"description": "On a 500 only: quote it to the service desk; it is in the log"}
+    )
 
 
-def problem(status: int, detail: str | None = None, *, kind: str | None = None, errors: dict[str, list[str]] | None = None,
-            headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> Response:
+def problem(
+    status: int,
+    detail: str | None = None,
+    *,
+    kind: str | None = None,
+    errors: dict[str, list[str]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPES + kind if kind else "about:blank",
         "title": http.HTTPStatus(status).phrase,
@@ -68,7 +82,9 @@ def refusal_problem(refusal: Refused) -> Response:
     if isinstance(refusal, NotFound):
         # The same answer whether it does not exist or is another office's.
         return problem(404, str(refusal), kind="not-found")
-    errors = {FIELD_NAMES.get(refusal.field, refusal.field): [str(refusal)]} if status == 422 and refusal.field else None
+    errors = (
+        {FIELD_NAMES.get(refusal.field, refusal.field): [str(refusal)]} if status == 422 and refusal.field else None
+    )
     kind = {403: "not-permitted", 409: "conflict", 422: "validation-error", 503: "not-configured"}.get(status)
     return problem(status, str(refusal), kind=kind, errors=errors)
 
@@ -78,8 +94,12 @@ def error_problem(error: Exception) -> Response:
     if isinstance(error, Refused):
         return refusal_problem(error)
     if isinstance(error, DatabaseBusy):
-        return problem(503, "a sync is writing to the database; nothing was changed: try again later", kind="busy",
-                       headers={"Retry-After": str(error.retry_after_seconds)})
+        return problem(
+            503,
+            "a sync is writing to the database; nothing was changed: try again later",
+            kind="busy",
+            headers={"Retry-After": str(error.retry_after_seconds)},
+        )
     if not isinstance(error, HTTPException):
         return _fault(error)
     if error.code == 304:  # the ETag machinery's NotModified: no body, and the tag again
@@ -137,8 +157,7 @@ def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 def _fault(error: BaseException) -> Response:
     error_id = uuid.uuid4().hex[:16]
     log.error("API fault %s on %s %s", error_id, request.method, request.path, exc_info=error)
-    return problem(500, f"something went wrong on Reval's side; quote error id {error_id}",
-                   extra={"errorId": error_id})
+    return problem(500, f"something went wrong on Reval's side; quote error id {error_id}", extra={"errorId": error_id})
 
 
 def _seconds_until_reset() -> int:

@@ -27,8 +27,11 @@ from joserfc.jwk import Key, KeySet, RSAKey
 from reval.services.context import Actor, Role
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "Ed25519", "EdDSA")
-SCOPES = {"reval.read": "read queues, doctors, requests, runs and rules", "reval.write": "hide doctors and request connection changes",
-          "reval.national": "every designated body, and sync runs"}
+SCOPES = {
+    "reval.read": "read queues, doctors, requests, runs and rules",
+    "reval.write": "hide doctors and request connection changes",
+    "reval.national": "every designated body, and sync runs",
+}
 DEV_ISSUER = "urn:reval:development"
 KEY_REFRESH_SECONDS = 30.0
 LEEWAY_SECONDS = 30
@@ -187,10 +190,19 @@ def dev_key(instance_path: str | Path) -> RSAKey:
     return key
 
 
-def mint_dev_token(key: RSAKey, settings: TokenSettings, name: str, scopes: str, bodies: list[str], minutes: int) -> str:
+def mint_dev_token(
+    key: RSAKey, settings: TokenSettings, name: str, scopes: str, bodies: list[str], minutes: int
+) -> str:
     now = int(time.time())
     claims = {
-        "iss": DEV_ISSUER, "aud": settings.audience, "sub": name, "name": name, "scope": scopes,
-        settings.bodies_claim: bodies, "iat": now, "nbf": now, "exp": now + minutes * 60,
+        "iss": DEV_ISSUER,
+        "aud": settings.audience,
+        "sub": name,
+        "name": name,
+        "scope": scopes,
+        settings.bodies_claim: bodies,
+        "iat": now,
+        "nbf": now,
+        "exp": now + minutes * 60,
     }
     return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)

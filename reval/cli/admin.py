@@ -46,7 +46,9 @@ def designated_bodies_group(ctx):
 def _list_designated_bodies():
     with context().reads() as session:
         for body in configured_designated_bodies(session):
-            click.echo(f"{body.code:<11} {body.name}" + (f" (TIS owner: {body.owner})" if body.owner != body.name else ""))
+            click.echo(
+                f"{body.code:<11} {body.name}" + (f" (TIS owner: {body.owner})" if body.owner != body.name else "")
+            )
 
 
 @command(designated_bodies_group, name="load")
@@ -88,6 +90,8 @@ def rules(check):
             click.echo(f"  unreachable: row {row.number} {row.reason}")
         for row in (table.rows[number - 1] for number in sorted(report.seen_by_no_body)):
             when = " and ".join(f"{name} = {format_value(value)}" for name, value in no_body_conditions(row).items())
-            click.echo(f"  seen by no designated body: row {row.number} {row.reason} ({row.queue.value}) when {when or 'always'}")
+            click.echo(
+                f"  seen by no designated body: row {row.number} {row.reason} ({row.queue.value}) when {when or 'always'}"
+            )
         if not report.ok:
             sys.exit(1)

@@ -55,7 +55,7 @@ def command(group: click.Group = cli, name: str | None = None, stoppable: bool =
         @functools.wraps(function)
         def run(*args, **kwargs):
             try:
-                with app().app_context(), (terminated_as_interrupt() if stoppable else nullcontext()):
+                with app().app_context(), terminated_as_interrupt() if stoppable else nullcontext():
                     return function(*args, **kwargs)
             except (Refused, InvalidValue, SnapshotUnreadable, DesignatedBodyFileError) as error:
                 raise CommandRefused(str(error)) from None

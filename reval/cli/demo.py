@@ -24,7 +24,9 @@ from reval.services.context import Actor, Context
 @click.option("--seed", default=2026, show_default=True)
 @click.option("--as-of", type=AS_OF, help="Tonight's date (default: today in London).")
 @click.option("--database-url", help="A database for the demo (default: its own, made afresh in the instance folder).")
-@click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the web UI on the demo data at the end.")
+@click.option(
+    "--serve/--no-serve", default=True, show_default=True, help="Serve the web UI on the demo data at the end."
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
 @QUIET
@@ -92,7 +94,9 @@ def _print_offices(result, host: str, port: int) -> None:
 @click.option("--doctors", default=100_000, show_default=True)
 @click.option("--seed", default=2026, show_default=True)
 @click.option("--database-url", help="An empty database to use (default: a fresh SQLite file).")
-@click.option("--workers", type=int, help="Shard the decisions over this many `reval worker` processes (needs REVAL_BROKER_URL).")
+@click.option(
+    "--workers", type=int, help="Shard the decisions over this many `reval worker` processes (needs REVAL_BROKER_URL)."
+)
 @click.option("--shards", default=4, show_default=True, help="With --workers: how many shards.")
 @click.option("--json", "as_json", is_flag=True)
 @QUIET
@@ -134,7 +138,9 @@ def bench(doctors, seed, database_url, workers, shards, as_json, quiet):
 
 
 def format_page_times(pages: dict) -> str:
-    lines = [f"  pages, {pages['designatedBody']} ({pages['bodyDiscrepancies']} discrepancies), server time p50 / p95 / max:"]
+    lines = [
+        f"  pages, {pages['designatedBody']} ({pages['bodyDiscrepancies']} discrepancies), server time p50 / p95 / max:"
+    ]
     for name, times in pages.items():
         if isinstance(times, dict):
             lines.append(f"    {name:<22}{times['p50Ms']:8.1f} {times['p95Ms']:8.1f} {times['maxMs']:8.1f} ms")

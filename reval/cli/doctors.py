@@ -57,8 +57,10 @@ def write_csv(rows, stream: io.TextIOBase) -> None:
     writer.writerow(EXPORT_FIELDS)
     for row in rows:
         writer.writerow(
-            [";".join(map(str, value)) if isinstance(value, list) else ("" if value is None else value)
-             for value in (row[name] for name in EXPORT_FIELDS)]
+            [
+                ";".join(map(str, value)) if isinstance(value, list) else ("" if value is None else value)
+                for value in (row[name] for name in EXPORT_FIELDS)
+            ]
         )
 
 
@@ -101,8 +103,10 @@ def format_explanation(detail: DoctorDetail) -> str:
     for outcome in explanation.rows_tried:
         row = outcome.row
         if outcome.failed:
-            why = "; ".join(f"{name} is {format_value(actual)}, needs {format_value(required)}"
-                            for name, required, actual in outcome.failed)
+            why = "; ".join(
+                f"{name} is {format_value(actual)}, needs {format_value(required)}"
+                for name, required, actual in outcome.failed
+            )
             lines.append(f"  {row.number:>2} {row.reason:<27} no: {why}")
         else:
             lines.append(f"  {row.number:>2} {row.reason:<27} MATCHED ({row.describe_conditions()})")
@@ -115,7 +119,9 @@ def format_explanation(detail: DoctorDetail) -> str:
     if stored is None:
         lines.append("Stored decision: none yet (run a sync)")
     elif (stored.queue, stored.reason) != (decision.queue, decision.reason):
-        lines.append(f"Stored decision: {stored.queue} / {stored.reason} from {stored.rule_table} (differs on this date)")
+        lines.append(
+            f"Stored decision: {stored.queue} / {stored.reason} from {stored.rule_table} (differs on this date)"
+        )
     for hide in detail.records.hides:
         state = f"ended {hide.ended_at:%Y-%m-%d}: {hide.end_reason}" if hide.ended_at else "active"
         until = f" until {hide.until.isoformat()}" if hide.until else ""
@@ -123,7 +129,9 @@ def format_explanation(detail: DoctorDetail) -> str:
     lines.append("GMC requests:" if detail.requests else "GMC requests: none")
     for state in detail.requests:
         superseded = f" (superseded by request {state.superseded_by})" if state.superseded_by else ""
-        lines.append(f"  {moment(state.request.requested_at)} {describe_request(request_view(state.request))}{superseded}")
+        lines.append(
+            f"  {moment(state.request.requested_at)} {describe_request(request_view(state.request))}{superseded}"
+        )
     for state in detail.requests:
         if state.flags_failure:
             failed = state.request

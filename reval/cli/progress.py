@@ -10,7 +10,9 @@ import click
 
 from reval.progress import SILENT, Progress
 
-QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress on standard error (warnings and alerts still show).")
+QUIET = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress on standard error (warnings and alerts still show)."
+)
 
 
 class TerminalProgress(Progress):

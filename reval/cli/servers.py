@@ -58,7 +58,10 @@ def gmc_simulator(host, port, data_file, username, password):
     with context().reads() as session:
         for body in configured_designated_bodies(session):
             state.lists.setdefault(body.code, {})
-    _serve(RunningSimulator(state, host, port), lambda simulator: f"GMC Connect simulator on {simulator.url} (WSDL at ?wsdl)")
+    _serve(
+        RunningSimulator(state, host, port),
+        lambda simulator: f"GMC Connect simulator on {simulator.url} (WSDL at ?wsdl)",
+    )
 
 
 @command(name="tis-simulator")
@@ -72,11 +75,15 @@ def tis_simulator(host, port, data_file, client_id, client_secret, token_lifetim
     """Serve a local TIS: the TCS API and its token endpoint (development and tests only)."""
     from reval.tis.simulator import RunningTisSimulator, TisState
 
-    state = TisState.from_snapshot(_records(data_file, "TIS", "people"), client_id, client_secret, token_lifetime=token_lifetime)
+    state = TisState.from_snapshot(
+        _records(data_file, "TIS", "people"), client_id, client_secret, token_lifetime=token_lifetime
+    )
     _serve(
         RunningTisSimulator(state, host, port),
-        lambda simulator: f"TIS simulator: REVAL_TIS_URL={simulator.url} REVAL_TIS_TOKEN_URL={simulator.token_url}, "
-        f"{len(state.people)} people",
+        lambda simulator: (
+            f"TIS simulator: REVAL_TIS_URL={simulator.url} REVAL_TIS_TOKEN_URL={simulator.token_url}, "
+            f"{len(state.people)} people"
+        ),
     )
 
 

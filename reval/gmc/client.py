@@ -52,10 +52,14 @@ class GmcSettings:
         if not url:
             return None
         username, password = str(environ.get("REVAL_GMC_USERNAME") or ""), str(environ.get("REVAL_GMC_PASSWORD") or "")
-        missing = [name for name, value in (("REVAL_GMC_USERNAME", username), ("REVAL_GMC_PASSWORD", password)) if not value]
+        missing = [
+            name for name, value in (("REVAL_GMC_USERNAME", username), ("REVAL_GMC_PASSWORD", password)) if not value
+        ]
         if missing:
-            raise NotConfigured(f"REVAL_GMC_URL is set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
-                                "GMC Connect would refuse every call")
+            raise NotConfigured(
+                f"REVAL_GMC_URL is set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
+                "GMC Connect would refuse every call"
+            )
         return cls(
             url=url,
             username=username,
@@ -114,22 +118,36 @@ class GmcClient:
             "GetDoctorsForDB",
             None,
             request_id,
-            request={"DesignatedBodyCode": designated_body_code, "ClientRequestID": request_id, "InternalUser": internal_user},
+            request={
+                "DesignatedBodyCode": designated_body_code,
+                "ClientRequestID": request_id,
+                "InternalUser": internal_user,
+            },
         )
         return reply
 
     def try_add_doctor(
         self, gmc_number: str, designated_body_code: str, reason: str, client_request_id: str, internal_user: str
     ) -> GmcReply:
-        return self._change("TryAddDoctor", Action.ADD, gmc_number, designated_body_code, reason, client_request_id, internal_user)
+        return self._change(
+            "TryAddDoctor", Action.ADD, gmc_number, designated_body_code, reason, client_request_id, internal_user
+        )
 
     def try_remove_doctor(
         self, gmc_number: str, designated_body_code: str, reason: str, client_request_id: str, internal_user: str
     ) -> GmcReply:
-        return self._change("TryRemoveDoctor", Action.REMOVE, gmc_number, designated_body_code, reason, client_request_id, internal_user)
+        return self._change(
+            "TryRemoveDoctor", Action.REMOVE, gmc_number, designated_body_code, reason, client_request_id, internal_user
+        )
 
     def change_connection(
-        self, action: Action, gmc_number: str, designated_body_code: str, reason: str, client_request_id: str, internal_user: str
+        self,
+        action: Action,
+        gmc_number: str,
+        designated_body_code: str,
+        reason: str,
+        client_request_id: str,
+        internal_user: str,
     ) -> GmcReply:
         change = self.try_add_doctor if action is Action.ADD else self.try_remove_doctor
         return change(gmc_number, designated_body_code, reason, client_request_id, internal_user)
@@ -174,10 +192,14 @@ class GmcClient:
         doctors = None
         if operation == "GetDoctorsForDB" and kind is OutcomeKind.SUCCESS:
             listed = (reply.get("Doctors") or {}).get("GetDoctorsForDBResponse_Doctor") or []
-            doctors = [{name: value for name, value in doctor.items() if value is not None} for doctor in listed if doctor]
+            doctors = [
+                {name: value for name, value in doctor.items() if value is not None} for doctor in listed if doctor
+            ]
         reply_message = f"{operation}: {describe_return_code(code)}"
         if kind is OutcomeKind.ACCESS:
-            log.error("OPERATOR ALERT: GMC Connect refused Reval's account: %s; check REVAL_GMC_* settings", reply_message)
+            log.error(
+                "OPERATOR ALERT: GMC Connect refused Reval's account: %s; check REVAL_GMC_* settings", reply_message
+            )
         return GmcReply(kind, reply_message, client_request_id, code, reply.get("GMCRequestID"), doctors)
 
 

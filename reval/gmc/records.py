@@ -41,8 +41,9 @@ CONNECTED_DOCTOR_FIELDS = {
 }
 
 
-READER = FieldReader(((gmc_field, name, rule) for gmc_field, (name, rule) in CONNECTED_DOCTOR_FIELDS.items()),
-                     unique=(gmc_number,))
+READER = FieldReader(
+    ((gmc_field, name, rule) for gmc_field, (name, rule) in CONNECTED_DOCTOR_FIELDS.items()), unique=(gmc_number,)
+)
 
 
 def read_connected_doctor(raw: Any) -> dict[str, Any]:

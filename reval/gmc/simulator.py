@@ -80,7 +80,9 @@ class GmcConnectState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def from_snapshot(cls, body_lists: Iterable[dict[str, Any]], username: str, password: str, **kwargs) -> GmcConnectState:
+    def from_snapshot(
+        cls, body_lists: Iterable[dict[str, Any]], username: str, password: str, **kwargs
+    ) -> GmcConnectState:
         state = cls(username, password, **kwargs)
         for body_list in body_lists:
             doctors = state.lists.setdefault(str(body_list.get("designatedBodyCode")), {})
@@ -151,9 +153,13 @@ class GmcConnectSimulator:
 
     def _wsdl(self, request: Request) -> Response:
         document = etree.parse(str(WSDL))
-        for address in document.iter("{http://schemas.xmlsoap.org/wsdl/soap/}address", "{http://schemas.xmlsoap.org/wsdl/soap12/}address"):
+        for address in document.iter(
+            "{http://schemas.xmlsoap.org/wsdl/soap/}address", "{http://schemas.xmlsoap.org/wsdl/soap12/}address"
+        ):
             address.set("location", request.base_url)
-        return Response(etree.tostring(document, xml_declaration=True, encoding="utf-8"), content_type="text/xml; charset=utf-8")
+        return Response(
+            etree.tostring(document, xml_declaration=True, encoding="utf-8"), content_type="text/xml; charset=utf-8"
+        )
 
     def _soap(self, request: Request) -> Response:
         try:
@@ -231,12 +237,23 @@ def soap_response(operation: str, result: dict[str, Any], doctors: list[dict[str
                     etree.SubElement(entry, f"{{{NAMESPACE}}}{name}").text = str(doctor[name])
     for name in RESULT_FIELDS[operation]:
         etree.SubElement(outcome, f"{{{NAMESPACE}}}{name}").text = result.get(name, "")
-    return Response(etree.tostring(envelope, xml_declaration=True, encoding="utf-8"), content_type="text/xml; charset=utf-8")
+    return Response(
+        etree.tostring(envelope, xml_declaration=True, encoding="utf-8"), content_type="text/xml; charset=utf-8"
+    )
 
 
 DOCTOR_FIELDS = (
-    "GMCReferenceNumber", "DoctorFirstName", "DoctorLastName", "SubmissionDate", "DoctorStatus", "Breach",
-    "DateAdded", "UnderNotice", "Investigation", "PreliminaryInvestigation", "Sanction",
+    "GMCReferenceNumber",
+    "DoctorFirstName",
+    "DoctorLastName",
+    "SubmissionDate",
+    "DoctorStatus",
+    "Breach",
+    "DateAdded",
+    "UnderNotice",
+    "Investigation",
+    "PreliminaryInvestigation",
+    "Sanction",
 )
 RESULT_FIELDS = {
     "GetDoctorsForDB": ("ClientRequestID", "GMCRequestID", "ReturnCode"),
@@ -250,7 +267,9 @@ def soap_fault(code: str, message: str) -> Response:
     fault = etree.SubElement(etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body"), f"{{{SOAP_ENV}}}Fault")
     etree.SubElement(fault, "faultcode").text = code
     etree.SubElement(fault, "faultstring").text = message
-    return Response(etree.tostring(envelope, xml_declaration=True, encoding="utf-8"), 500, content_type="text/xml; charset=utf-8")
+    return Response(
+        etree.tostring(envelope, xml_declaration=True, encoding="utf-8"), 500, content_type="text/xml; charset=utf-8"
+    )
 
 
 class RunningSimulator(BackgroundServer):

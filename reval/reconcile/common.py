@@ -171,7 +171,9 @@ def _copy_rows(connection: Connection, table: Table, columns: list[str], rows: l
     times as long (100,000 doctors' rows: 0.49 s and 0.45 s, against 0.20 s and 0.35 s)."""
     dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
-    statement = f"COPY {quote(table.name)} ({', '.join(quote(column) for column in columns)}) FROM STDIN (FORMAT BINARY)"
+    statement = (
+        f"COPY {quote(table.name)} ({', '.join(quote(column) for column in columns)}) FROM STDIN (FORMAT BINARY)"
+    )
     try:
         with connection.connection.driver_connection.cursor() as cursor:
             types = _column_types(cursor, quote(table.name))

@@ -98,7 +98,11 @@ def record_connection_request(
     events = EventLog(recorded_at=now, as_of=london_today(now), sync_run_id=None)
     verb = "connection to" if action is Action.ADD else "disconnection from"
     events.add(
-        number, Source.ADMIN, EventKind.GMC_REQUEST, None, request_view(request),
+        number,
+        Source.ADMIN,
+        EventKind.GMC_REQUEST,
+        None,
+        request_view(request),
         f"{requested_by} asked GMC for a {verb} {code} (request {request.id}"
         + (", forced past Reval's checks)" if forced else ")"),
     )
@@ -152,8 +156,14 @@ def deliver_request(
         if not claimed:
             return None
         request = session.get(ConnectionRequest, request_id)
-        call = (Action(request.action), request.gmc_number, request.designated_body_code, request.reason,
-                request.client_request_id, request.requested_by)
+        call = (
+            Action(request.action),
+            request.gmc_number,
+            request.designated_body_code,
+            request.reason,
+            request.client_request_id,
+            request.requested_by,
+        )
     reply = client.change_connection(*call)
     with sessions.begin() as session:
         request = session.get(ConnectionRequest, request_id)
@@ -165,7 +175,11 @@ def record_delivery_outcome(
     session: Session, request: ConnectionRequest, reply: GmcReply, now: datetime, policy: DeliveryPolicy
 ) -> None:
     request.in_flight_since = None
-    request.return_code, request.message, request.gmc_request_id = reply.return_code, reply.message, reply.gmc_request_id
+    request.return_code, request.message, request.gmc_request_id = (
+        reply.return_code,
+        reply.message,
+        reply.gmc_request_id,
+    )
     as_of = london_today(now)
     events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)
     if reply.kind is OutcomeKind.SUCCESS:
@@ -177,15 +191,24 @@ def record_delivery_outcome(
     if reply.kind is OutcomeKind.TRANSIENT and request.attempts < policy.max_attempts:
         delay = backoff_delay(request.attempts - 1, policy.backoff_seconds, policy.backoff_cap_seconds)
         request.next_attempt_at = now + timedelta(seconds=delay)
-        log.warning("GMC request %s not delivered (attempt %d), next at %s: %s", request.id, request.attempts,
-                    request.next_attempt_at.isoformat(), reply.message)
+        log.warning(
+            "GMC request %s not delivered (attempt %d), next at %s: %s",
+            request.id,
+            request.attempts,
+            request.next_attempt_at.isoformat(),
+            reply.message,
+        )
         return
     request.status, request.next_attempt_at = Status.FAILED, None
     if reply.kind is OutcomeKind.TRANSIENT:
         request.message = f"gave up after {request.attempts} attempts; last: {reply.message}"
     log.error("GMC request %s failed: %s", request.id, request.message)
     events.add(
-        request.gmc_number, Source.ADMIN, EventKind.GMC_REQUEST_FAILED, None, request_view(request),
+        request.gmc_number,
+        Source.ADMIN,
+        EventKind.GMC_REQUEST_FAILED,
+        None,
+        request_view(request),
         f"GMC did not make the change asked for in request {request.id}: {request.message}",
     )
     events.flush(session, force=True)
@@ -209,7 +232,11 @@ def _apply_accepted_change(session: Session, request: ConnectionRequest, events:
     session.flush()
     if before != after:
         events.add(
-            request.gmc_number, Source.ADMIN, EventKind.CONNECTION, {"designatedBody": before}, {"designatedBody": after},
+            request.gmc_number,
+            Source.ADMIN,
+            EventKind.CONNECTION,
+            {"designatedBody": before},
+            {"designatedBody": after},
             f"{'connected' if after else 'disconnected'} at GMC by {request.requested_by} (request {request.id})",
         )
 
@@ -222,10 +249,14 @@ def _deliverable(now: datetime, policy: DeliveryPolicy):
     )
 
 
-def due_request_ids(session: Session, now: datetime, *, ignore_backoff: bool = False, policy: DeliveryPolicy = DeliveryPolicy()) -> list[int]:
+def due_request_ids(
+    session: Session, now: datetime, *, ignore_backoff: bool = False, policy: DeliveryPolicy = DeliveryPolicy()
+) -> list[int]:
     statement = select(ConnectionRequest.id).where(_deliverable(now, policy))
     if not ignore_backoff:
-        statement = statement.where(or_(ConnectionRequest.next_attempt_at.is_(None), ConnectionRequest.next_attempt_at <= now))
+        statement = statement.where(
+            or_(ConnectionRequest.next_attempt_at.is_(None), ConnectionRequest.next_attempt_at <= now)
+        )
     return list(session.scalars(statement.order_by(ConnectionRequest.id)))
 
 

@@ -18,13 +18,29 @@ from sqlalchemy.orm import Session
 
 from reval.designated_bodies import OwnerDirectory
 from reval.models import (
-    Doctor, DoctorEvent, DoctorHide, DoctorVisibility, DoctorVisibilityName, GmcConnection, RejectedTisPerson, TisPerson,
+    Doctor,
+    DoctorEvent,
+    DoctorHide,
+    DoctorVisibility,
+    DoctorVisibilityName,
+    GmcConnection,
+    RejectedTisPerson,
+    TisPerson,
 )
 from reval.db import offline_dialect
 from reval.reconcile.common import BATCH_SIZE, BoundRows, EventKind, EventLog, RowWriter, Source, bound_rows
 from reval.progress import SILENT, Progress
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
-from reval.rules import HIDDEN_BY_ADMIN, Decision, DoctorSituation, PlacementSpan, ProgrammeSpan, Queue, RuleEngine, TisPersonView
+from reval.rules import (
+    HIDDEN_BY_ADMIN,
+    Decision,
+    DoctorSituation,
+    PlacementSpan,
+    ProgrammeSpan,
+    Queue,
+    RuleEngine,
+    TisPersonView,
+)
 from reval.rules.facts import shown_programme, stable_between
 
 DECISION_FIELDS = ("queue", "reason", "visible_to")
@@ -73,11 +89,21 @@ def person_spans(memberships: Sequence[Mapping[str, Any]], placements: Sequence[
     takes, in its order. Deciding a national sync's doctors decoded each person's documents
     again (a kilobyte, with their curricula) for these few fields: half the cost of reading
     a person, and the documents' text was most of what crossed to the helper process."""
-    return orjson.dumps([
-        [[m["programmeMembershipType"], m["programmeStartDate"], m["programmeEndDate"], m["programmeOwner"],
-          m.get("programmeName")] for m in memberships],
-        [[p["gradeAbbreviation"], p["dateFrom"], p["dateTo"]] for p in placements],
-    ]).decode()
+    return orjson.dumps(
+        [
+            [
+                [
+                    m["programmeMembershipType"],
+                    m["programmeStartDate"],
+                    m["programmeEndDate"],
+                    m["programmeOwner"],
+                    m.get("programmeName"),
+                ]
+                for m in memberships
+            ],
+            [[p["gradeAbbreviation"], p["dateFrom"], p["dateTo"]] for p in placements],
+        ]
+    ).decode()
 
 
 def person_view(row: Any, owners: OwnerDirectory) -> TisPersonView:
@@ -87,8 +113,9 @@ def person_view(row: Any, owners: OwnerDirectory) -> TisPersonView:
         row.tis_person_id,
         row.status,
         tuple(
-            ProgrammeSpan(kind, date.fromisoformat(start), _optional_date(end), owner,
-                          owners.designated_body_for(owner), name)
+            ProgrammeSpan(
+                kind, date.fromisoformat(start), _optional_date(end), owner, owners.designated_body_for(owner), name
+            )
             for kind, start, end, owner, name in programmes
         ),
         tuple(PlacementSpan(grade, date.fromisoformat(start), _optional_date(end)) for grade, start, end in placements),
@@ -100,7 +127,10 @@ def _optional_date(value: str | None) -> date | None:
 
 
 def situation_of(
-    connection: Any | None, people: Sequence[Any], last_connected_before: str | None, owners: OwnerDirectory,
+    connection: Any | None,
+    people: Sequence[Any],
+    last_connected_before: str | None,
+    owners: OwnerDirectory,
     rejected_people: Sequence[Sequence[str]] = (),
 ) -> DoctorSituation:
     """``rejected_people``: the owners (designated body codes) of each TIS person with this GMC
@@ -115,7 +145,12 @@ def situation_of(
 
 
 def doctor_row(
-    number: str, decision: Decision, situation: DoctorSituation, connection: Any | None, people: Sequence[Any], as_of: date,
+    number: str,
+    decision: Decision,
+    situation: DoctorSituation,
+    connection: Any | None,
+    people: Sequence[Any],
+    as_of: date,
     configured_bodies: frozenset[str],
 ) -> dict[str, Any]:
     named = connection if connection is not None and (connection.first_name or connection.last_name) else None
@@ -267,8 +302,13 @@ class DecisionOutcome:
 
     def shard_counts(self) -> dict[str, Any]:
         """What a shard reports to the run it belongs to (plain values: it may cross a broker)."""
-        return {"decided": self.decided, "changed": self.changed, "hidesEnded": self.hides_ended,
-                "entered": dict(self.entered), "left": dict(self.left)}
+        return {
+            "decided": self.decided,
+            "changed": self.changed,
+            "hidesEnded": self.hides_ended,
+            "entered": dict(self.entered),
+            "left": dict(self.left),
+        }
 
     def add_shard(self, counts: dict[str, Any]) -> None:
         self.decided += counts["decided"]
@@ -326,8 +366,11 @@ def decide_doctors(
 
     def jobs() -> Iterator[tuple[DecisionJob, dict[str, Any]]]:
         for batch, previous_rows in inputs():
-            new_only = NEW_DOCTOR_ROWS_WHERE_DECIDED and not previous_rows and active_hides.keys().isdisjoint(
-                doctor[0] for doctor in batch)
+            new_only = (
+                NEW_DOCTOR_ROWS_WHERE_DECIDED
+                and not previous_rows
+                and active_hides.keys().isdisjoint(doctor[0] for doctor in batch)
+            )
             sources = [change_sources.get(doctor[0], Source.TIS_SYNC).value for doctor in batch] if new_only else None
             yield (batch, sources), previous_rows
 
@@ -338,12 +381,16 @@ def decide_doctors(
         previous_rows: dict[str, Any] = {}
         for index, (low, high) in enumerate(range_list):
             progress.advance(outcome.decided, index / len(range_list))
-            stale = [] if only is not None else session.scalars(
-                select(Doctor.gmc_number).where(
-                    in_range(Doctor.gmc_number, low, high),
-                    or_(Doctor.decision_basis != basis, Doctor.stable_from > as_of, Doctor.stable_until <= as_of),
-                )
-            ).all()
+            stale = (
+                []
+                if only is not None
+                else session.scalars(
+                    select(Doctor.gmc_number).where(
+                        in_range(Doctor.gmc_number, low, high),
+                        or_(Doctor.decision_basis != basis, Doctor.stable_from > as_of, Doctor.stable_until <= as_of),
+                    )
+                ).all()
+            )
             needed = set(stale) | checked_every_time.get(low, set())
             if needed:
                 range_batch, range_previous = _range_inputs(session, needed, low, high)
@@ -356,8 +403,9 @@ def decide_doctors(
             yield batch, previous_rows
 
     range_list = list(ranges or gmc_number_ranges())
-    context = DecisionContext(engine, owners, basis, as_of, events.recorded_at, events.sync_run_id,
-                              session.get_bind().dialect.name)
+    context = DecisionContext(
+        engine, owners, basis, as_of, events.recorded_at, events.sync_run_id, session.get_bind().dialect.name
+    )
     progress.begin("decide", "doctors")
     for previous_rows, decided in helper.ordered(decide_job, context, jobs()):
         if isinstance(decided, NewDoctorRows):
@@ -399,18 +447,33 @@ def _range_inputs(
     connection_table, person_table = GmcConnection.__table__, TisPerson.__table__
     connections = {
         row[0]: row[1:]
-        for row in _rows(session, connection_table, [connection_table.c[name] for name in CONNECTION_INPUT_COLUMNS],
-                         needed, low, high)
+        for row in _rows(
+            session,
+            connection_table,
+            [connection_table.c[name] for name in CONNECTION_INPUT_COLUMNS],
+            needed,
+            low,
+            high,
+        )
     }
     people: dict[str, list[tuple]] = defaultdict(list)
     person_columns = [person_table.c[name] for name in PERSON_INPUT_COLUMNS]
     for row in _rows(session, person_table, person_columns, needed, low, high, order_by=person_table.c.tis_person_id):
         people[row[0]].append(row[1:])
-    previous_rows = {row.gmc_number: row for row in _rows(session, Doctor.__table__, [Doctor.__table__], needed, low, high)}
+    previous_rows = {
+        row.gmc_number: row for row in _rows(session, Doctor.__table__, [Doctor.__table__], needed, low, high)
+    }
     rejected: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     rejected_table = RejectedTisPerson.__table__
-    for number, owners in _rows(session, rejected_table, [rejected_table.c.gmc_number, rejected_table.c.owners], needed,
-                                low, high, order_by=rejected_table.c.tis_person_id):
+    for number, owners in _rows(
+        session,
+        rejected_table,
+        [rejected_table.c.gmc_number, rejected_table.c.owners],
+        needed,
+        low,
+        high,
+        order_by=rejected_table.c.tis_person_id,
+    ):
         rejected[number].append(tuple(owners))
     batch = [
         (
@@ -447,7 +510,8 @@ def mark_for_decision(session: Session, numbers: Iterable[str]) -> None:
     ordered = sorted(numbers)
     for start in range(0, len(ordered), SELECTIVE_READ_LIMIT):
         session.execute(
-            Doctor.__table__.update().where(Doctor.gmc_number.in_(ordered[start : start + SELECTIVE_READ_LIMIT]))
+            Doctor.__table__.update()
+            .where(Doctor.gmc_number.in_(ordered[start : start + SELECTIVE_READ_LIMIT]))
             .values(decision_basis="")
         )
 
@@ -455,12 +519,16 @@ def mark_for_decision(session: Session, numbers: Iterable[str]) -> None:
 def undecided_numbers(session: Session, low: str, high: str | None) -> set[str]:
     """GMC numbers in the range that a source knows and no decision does yet."""
     known = set(session.scalars(select(GmcConnection.gmc_number).where(in_range(GmcConnection.gmc_number, low, high))))
-    known |= set(session.scalars(
-        select(TisPerson.gmc_number).where(TisPerson.gmc_number.is_not(None), in_range(TisPerson.gmc_number, low, high))
-    ))
-    known |= set(session.scalars(
-        select(RejectedTisPerson.gmc_number).where(in_range(RejectedTisPerson.gmc_number, low, high))
-    ))
+    known |= set(
+        session.scalars(
+            select(TisPerson.gmc_number).where(
+                TisPerson.gmc_number.is_not(None), in_range(TisPerson.gmc_number, low, high)
+            )
+        )
+    )
+    known |= set(
+        session.scalars(select(RejectedTisPerson.gmc_number).where(in_range(RejectedTisPerson.gmc_number, low, high)))
+    )
     return known - set(session.scalars(select(Doctor.gmc_number).where(in_range(Doctor.gmc_number, low, high))))
 
 
@@ -480,7 +548,9 @@ def _rows(session: Session, table, columns, needed: set[str], low: str, high: st
     return [
         row
         for start in range(0, len(ordered), SELECTIVE_READ_LIMIT)
-        for row in connection.execute(statement.where(table.c.gmc_number.in_(ordered[start : start + SELECTIVE_READ_LIMIT])))
+        for row in connection.execute(
+            statement.where(table.c.gmc_number.in_(ordered[start : start + SELECTIVE_READ_LIMIT]))
+        )
     ]
 
 
@@ -489,7 +559,11 @@ def queue_counts(session: Session) -> Counter:
 
 
 def _write_new_doctors(
-    session: Session, outcome: DecisionOutcome, doctors: RowWriter, visibility: BodyViews, events: EventLog,
+    session: Session,
+    outcome: DecisionOutcome,
+    doctors: RowWriter,
+    visibility: BodyViews,
+    events: EventLog,
     new: NewDoctorRows,
 ) -> None:
     doctors.insert_bound(new.doctors)
@@ -564,10 +638,21 @@ def add_view_rows(doctor: dict[str, Any], hidden_for: set[str], views: list, nam
     number = doctor["gmc_number"]
     keys = name_keys(doctor["search_names"])
     for code in doctor["visible_to"]:
-        queue, reason = (Queue.HIDDEN.value, HIDDEN_BY_ADMIN) if code in hidden_for else (doctor["queue"], doctor["reason"])
-        views.append({"designated_body_code": code, "gmc_number": number, "queue": queue, "reason": reason,
-                      "sort_name": doctor["sort_name"]})
-        names.extend({"designated_body_code": code, "queue": queue, "name": name, "gmc_number": number} for name in keys)
+        queue, reason = (
+            (Queue.HIDDEN.value, HIDDEN_BY_ADMIN) if code in hidden_for else (doctor["queue"], doctor["reason"])
+        )
+        views.append(
+            {
+                "designated_body_code": code,
+                "gmc_number": number,
+                "queue": queue,
+                "reason": reason,
+                "sort_name": doctor["sort_name"],
+            }
+        )
+        names.extend(
+            {"designated_body_code": code, "queue": queue, "name": name, "gmc_number": number} for name in keys
+        )
 
 
 def name_keys(search_names: str) -> set[str]:

@@ -94,7 +94,9 @@ def _stop_signals_deferred() -> Iterator[None]:
         yield
         return
     received: list[int] = []
-    previous = {signum: signal.signal(signum, lambda signum, _frame: received.append(signum)) for signum in STOP_SIGNALS}
+    previous = {
+        signum: signal.signal(signum, lambda signum, _frame: received.append(signum)) for signum in STOP_SIGNALS
+    }
     try:
         yield
     finally:
@@ -167,8 +169,10 @@ def _widen_pipes(executor: ProcessPoolExecutor) -> None:
     set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
     if set_size is None:
         return
-    ends = (getattr(getattr(executor, "_result_queue", None), "_reader", None),
-            getattr(getattr(executor, "_call_queue", None), "_writer", None))
+    ends = (
+        getattr(getattr(executor, "_result_queue", None), "_reader", None),
+        getattr(getattr(executor, "_call_queue", None), "_writer", None),
+    )
     for end in ends:
         if end is not None:
             try:
@@ -214,7 +218,10 @@ class SyncHelper:
         return self._up is not None
 
     def ordered(
-        self, work: Callable[[Any, Any], R], context: Any, items: Iterable[tuple[Any, K]],
+        self,
+        work: Callable[[Any, Any], R],
+        context: Any,
+        items: Iterable[tuple[Any, K]],
         when_idle: OrderedResults | None = None,
     ) -> OrderedResults[K, R]:
         """``(keep, work(context, batch))`` for each ``(batch, keep)`` of ``items``, in their order.
@@ -233,7 +240,9 @@ class SyncHelper:
         # (and it would print a traceback): they wait until it has been handed over.
         with _stop_signals_deferred(), _main_module_not_rerun():
             self._executor = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper,
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_helper,
                 initargs=(self._preload, os.getpid()),
             )
             self._up = self._executor.submit(_ready)  # the process starts with its first task
@@ -285,7 +294,9 @@ class OrderedResults(Iterator[tuple[K, R]]):
         self.helper, self.work, self.context, self.items, self.step = helper, work, context, items, step
         self.when_idle = when_idle
         self.executor: ProcessPoolExecutor | None = None
-        self.started: float | None = None  # when it was first asked for a result (or, as a later step, to keep the helper busy)
+        self.started: float | None = (
+            None  # when it was first asked for a result (or, as a later step, to keep the helper busy)
+        )
         self.slots: deque[tuple[Any, Future | list]] = deque()  # a future, or [result] worked out here
         self.queued = 0  # futures among the slots
         self.exhausted = False

@@ -57,14 +57,18 @@ class MassChangeGuard:
     def tis_refusal(self, deleting: int, stored: int) -> str | None:
         if self.allowed or deleting * 100 <= self.max_tis_deletions_percent * stored:
             return None
-        return (f"held back: it would delete {deleting} of the {stored} stored TIS people, more than "
-                f"REVAL_MAX_TIS_DELETIONS_PERCENT ({self.max_tis_deletions_percent:g}%)")
+        return (
+            f"held back: it would delete {deleting} of the {stored} stored TIS people, more than "
+            f"REVAL_MAX_TIS_DELETIONS_PERCENT ({self.max_tis_deletions_percent:g}%)"
+        )
 
     def gmc_refusal(self, leaving: int, connected: int) -> str | None:
         if self.allowed or leaving * 100 <= self.max_gmc_disconnections_percent * connected:
             return None
-        return (f"held back: its list would disconnect {leaving} of its {connected} connected doctors, more than "
-                f"REVAL_MAX_GMC_DISCONNECTIONS_PERCENT ({self.max_gmc_disconnections_percent:g}%)")
+        return (
+            f"held back: its list would disconnect {leaving} of its {connected} connected doctors, more than "
+            f"REVAL_MAX_GMC_DISCONNECTIONS_PERCENT ({self.max_gmc_disconnections_percent:g}%)"
+        )
 
 
 @dataclass
@@ -224,7 +228,13 @@ def apply_gmc_lists(
 
     fetched = set(outcome.fetched)
     for number, (body, _digest) in stored.items():
-        if body in fetched and number not in seen and number not in kept and number not in protected and body not in incomplete:
+        if (
+            body in fetched
+            and number not in seen
+            and number not in kept
+            and number not in protected
+            and body not in incomplete
+        ):
             writer.delete(number)
             outcome.removed += 1
             _record_connection_change(outcome.changed_numbers, outcome.touched_numbers, events, number, body, None)
@@ -233,17 +243,26 @@ def apply_gmc_lists(
 
     for code in canonical_codes.values():
         if code not in fetched and code not in outcome.not_fetched:
-            outcome.not_fetched[code] = (not_fetched_reasons or {}).get(code, "no list for this designated body in the GMC snapshot")
+            outcome.not_fetched[code] = (not_fetched_reasons or {}).get(
+                code, "no list for this designated body in the GMC snapshot"
+            )
     for code in incomplete:
         outcome.not_fetched.setdefault(code, "list had unidentifiable doctors; no disconnections inferred")
     progress.end(read_so_far)
-    outcome.failed = incomplete | outcome.held_back | unreadable | (set(not_fetched_reasons or {}) & set(outcome.not_fetched))
+    outcome.failed = (
+        incomplete | outcome.held_back | unreadable | (set(not_fetched_reasons or {}) & set(outcome.not_fetched))
+    )
     return outcome
 
 
 def _examine_body(
-    code: str, locator: str, examined: list, stored: Mapping[str, tuple[str, str]], seen: Mapping[str, str],
-    protected: set[str], events: EventLog,
+    code: str,
+    locator: str,
+    examined: list,
+    stored: Mapping[str, tuple[str, str]],
+    seen: Mapping[str, str],
+    protected: set[str],
+    events: EventLog,
 ) -> _BodyList:
     """One body's examined doctors turned into the writes and events they call for (none made yet)."""
     body = _BodyList(code, EventLog(events.recorded_at, events.as_of, events.sync_run_id))
@@ -265,10 +284,14 @@ def _examine_body(
             continue
         if number in seen or number in body.seen:
             holder = seen.get(number) or body.seen[number]
-            body.rejections.append(Rejection.of(
-                "GMC", _doctor_locator(locator, code, doctor.index), number,
-                InvalidValue("GMCReferenceNumber", number, f"is also on the list of {holder}; kept there"),
-            ))
+            body.rejections.append(
+                Rejection.of(
+                    "GMC",
+                    _doctor_locator(locator, code, doctor.index),
+                    number,
+                    InvalidValue("GMCReferenceNumber", number, f"is also on the list of {holder}; kept there"),
+                )
+            )
             continue
         body.seen[number] = code
         previous = stored.get(number)
@@ -290,11 +313,13 @@ def _examine_body(
 def admin_changes(session: Session) -> dict[str, datetime]:
     """When GMC was last asked, successfully, to change each doctor's connection (the claim's time:
     GMC made the change at or after it)."""
-    return dict(session.execute(
-        select(ConnectionRequest.gmc_number, func.max(ConnectionRequest.last_attempt_at))
-        .where(ConnectionRequest.status == "SUCCEEDED")
-        .group_by(ConnectionRequest.gmc_number)
-    ).all())
+    return dict(
+        session.execute(
+            select(ConnectionRequest.gmc_number, func.max(ConnectionRequest.last_attempt_at))
+            .where(ConnectionRequest.status == "SUCCEEDED")
+            .group_by(ConnectionRequest.gmc_number)
+        ).all()
+    )
 
 
 BODY_CODE_IN_LINE = re.compile(rb'"designatedBodyCode"\s*:\s*"([^"\\]{1,40})"')
@@ -481,8 +506,9 @@ def apply_tis_people(
         writer.discard()
         savepoint.rollback()
         log.error("OPERATOR ALERT: TIS snapshot %s", refusal)
-        return TisOutcome(complete=outcome.complete, held_back=refusal, people_read=outcome.people_read,
-                          rejections=outcome.rejections)
+        return TisOutcome(
+            complete=outcome.complete, held_back=refusal, people_read=outcome.people_read, rejections=outcome.rejections
+        )
     for person_id, (_digest, number) in stored.items():
         if person_id in deleted:
             writer.delete(person_id)
@@ -490,8 +516,9 @@ def apply_tis_people(
             if number:
                 outcome.touched_numbers.add(number)
     writer.flush()
-    outcome.touched_numbers |= _record_rejected_people(session, rejected_before, rejected_now, seen, deleted,
-                                                       full_snapshot and outcome.complete)
+    outcome.touched_numbers |= _record_rejected_people(
+        session, rejected_before, rejected_now, seen, deleted, full_snapshot and outcome.complete
+    )
     savepoint.commit()
     return outcome
 
@@ -499,20 +526,32 @@ def apply_tis_people(
 def _rejected_person(person: ExaminedPerson, owners: OwnerDirectory, run_id: int | None) -> dict[str, Any]:
     rejection = person.rejection
     return {
-        "tis_person_id": person.person_id, "gmc_number": person.gmc_number,
+        "tis_person_id": person.person_id,
+        "gmc_number": person.gmc_number,
         "owners": sorted({code for name in person.owner_names if (code := owners.designated_body_for(name))}),
-        "sync_run_id": run_id, "field": rejection.field, "value": rejection.value, "reason": rejection.reason,
+        "sync_run_id": run_id,
+        "field": rejection.field,
+        "value": rejection.value,
+        "reason": rejection.reason,
     }
 
 
 def _record_rejected_people(
-    session: Session, before: Mapping[int, str], now: Mapping[int, dict[str, Any]], seen: set[int], deleted: set[int],
+    session: Session,
+    before: Mapping[int, str],
+    now: Mapping[int, dict[str, Any]],
+    seen: set[int],
+    deleted: set[int],
     snapshot_complete: bool,
 ) -> set[str]:
     """Keeps the TIS people whose every record was rejected: added as rejected, dropped once a
     record of theirs is taken or they are deleted. Returns the GMC numbers concerned."""
-    gone = {person_id for person_id in before if person_id not in now and (
-        person_id in seen or person_id in deleted or (snapshot_complete and person_id not in seen))}
+    gone = {
+        person_id
+        for person_id in before
+        if person_id not in now
+        and (person_id in seen or person_id in deleted or (snapshot_complete and person_id not in seen))
+    }
     table = RejectedTisPerson.__table__
     for chunk in batched(sorted(gone | (now.keys() & before.keys())), 900):
         session.execute(table.delete().where(table.c.tis_person_id.in_(chunk)))
@@ -557,8 +596,14 @@ def _examine_person(stored_by_digest: Mapping[str, int], locator: str, raw: Any)
         person = read_person(raw)
     except InvalidValue as error:
         key = None if person_id is None else str(person_id)
-        return ExaminedPerson(locator, person_id, None, Rejection.of("TIS", locator, key, error),
-                              _readable(gmc_number_or_none, "gmcNumber", raw.get("gmcNumber")), _owner_names(raw))
+        return ExaminedPerson(
+            locator,
+            person_id,
+            None,
+            Rejection.of("TIS", locator, key, error),
+            _readable(gmc_number_or_none, "gmcNumber", raw.get("gmcNumber")),
+            _owner_names(raw),
+        )
     return ExaminedPerson(locator, person_id, _person_row(person, digest), None)
 
 
@@ -566,8 +611,11 @@ def _owner_names(raw: dict[str, Any]) -> tuple[str, ...]:
     memberships = raw.get("programmeMemberships")
     if not isinstance(memberships, list):
         return ()
-    return tuple(m["programmeOwner"].strip() for m in memberships
-                 if isinstance(m, dict) and isinstance(m.get("programmeOwner"), str) and m["programmeOwner"].strip())
+    return tuple(
+        m["programmeOwner"].strip()
+        for m in memberships
+        if isinstance(m, dict) and isinstance(m.get("programmeOwner"), str) and m["programmeOwner"].strip()
+    )
 
 
 # A person's row holds these JSON documents as text, to be stored as they are.
@@ -601,4 +649,3 @@ def _readable(rule, field_name: str, value: Any):
         return rule(field_name, value)
     except InvalidValue:
         return None
-

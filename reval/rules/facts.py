@@ -78,10 +78,16 @@ assert DoctorFacts._fields == tuple(fact.name for fact in FACTS), "DoctorFacts m
 CONSISTENCY: tuple[tuple[str, Callable[[DoctorFacts], bool]], ...] = (
     (
         "with no TIS person there are no placements, programmes or TIS statuses",
-        lambda f: f.tis_people != NONE
-        or not (
-            f.current_f1_placement or f.military or f.inactive_in_tis or f.unknown_programme_owner
-            or f.current_programme or f.ended_programme
+        lambda f: (
+            f.tis_people != NONE
+            or not (
+                f.current_f1_placement
+                or f.military
+                or f.inactive_in_tis
+                or f.unknown_programme_owner
+                or f.current_programme
+                or f.ended_programme
+            )
         ),
     ),
     (
@@ -251,7 +257,9 @@ def stable_between(situation: DoctorSituation, as_of: date) -> tuple[date | None
         days += [programme.end for programme in person.programmes if programme.end is not None]  # ended from its end
         days += [placement.start for placement in person.placements]
         days += [  # current through its last day (9999-12-31: never stops)
-            placement.end + ONE_DAY for placement in person.placements if placement.end is not None and placement.end < date.max
+            placement.end + ONE_DAY
+            for placement in person.placements
+            if placement.end is not None and placement.end < date.max
         ]
         for day in days:
             if day <= as_of:

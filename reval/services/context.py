@@ -100,7 +100,8 @@ class Context:
         latest = latest_as_of(today)
         if not EARLIEST_AS_OF <= day <= latest:
             raise Invalid(
-                f"as-of date {day.isoformat()} is outside {EARLIEST_AS_OF.isoformat()} to {latest.isoformat()}", field="asOf"
+                f"as-of date {day.isoformat()} is outside {EARLIEST_AS_OF.isoformat()} to {latest.isoformat()}",
+                field="asOf",
             )
         return day
 

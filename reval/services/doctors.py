@@ -59,7 +59,8 @@ class DoctorDetail:
 
     def current_placements(self, person: Any) -> list[dict[str, Any]]:
         return [
-            placement for placement in person.placements
+            placement
+            for placement in person.placements
             if placement_is_current(_PlacementDates.of(placement), self.as_of)
         ]
 
@@ -130,11 +131,16 @@ def describe_event(event: DoctorEvent) -> str:
     if event.kind == "CONNECTION":
         before, after = old.get("designatedBody"), new.get("designatedBody")
         change = (
-            f"connected to {after}" if before is None else f"disconnected from {before}" if after is None
+            f"connected to {after}"
+            if before is None
+            else f"disconnected from {before}"
+            if after is None
             else f"moved from {before} to {after}"
         )
         how = "at GMC" if event.source == "ADMIN" else "on GMC's list"
-        return f"GMC connection: {change} {how}" + (f" ({event.detail})" if event.source == "ADMIN" and event.detail else "")
+        return f"GMC connection: {change} {how}" + (
+            f" ({event.detail})" if event.source == "ADMIN" and event.detail else ""
+        )
     if event.kind == "DECISION":
         after = f"{new.get('queue')} / {new.get('reason')} (rule {new.get('rule')})"
         if not old:
@@ -156,8 +162,10 @@ def describe_request(request: Mapping[str, Any]) -> str:
     action, reason = request.get("action"), request.get("reason")
     meaning = CHANGE_REASONS.get(action, {}).get(reason)
     status = str(request.get("status") or "").lower()
-    line = (f"GMC request {request.get('id')}: {action} {request.get('designatedBodyCode')}, "
-            f"reason {reason}{f' ({meaning})' if meaning else ''}, {status}")
+    line = (
+        f"GMC request {request.get('id')}: {action} {request.get('designatedBodyCode')}, "
+        f"reason {reason}{f' ({meaning})' if meaning else ''}, {status}"
+    )
     if request.get("returnCode") or status == "failed":
         line += f"; GMC answered {request.get('returnCode') or 'nothing'}: {request.get('message')}"
     return line

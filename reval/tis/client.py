@@ -126,6 +126,7 @@ class TisClient:
 
     def people(self, person_ids) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """(id, person) for each id, fetched with bounded concurrency, in order; None: deleted."""
+
         def fetch(person_id: int):
             try:
                 return person_id, self.person(person_id)
@@ -151,7 +152,8 @@ class TisClient:
             try:
                 self._ensure_token()
                 response = self._session.get(
-                    self.settings.url + path, params=params,
+                    self.settings.url + path,
+                    params=params,
                     timeout=(self.settings.connect_timeout, self.settings.read_timeout),
                 )
             except requests.Timeout:
@@ -174,7 +176,9 @@ class TisClient:
                 problem, retry_after = f"HTTP {response.status_code}", _seconds(response.headers.get("Retry-After"))
             if attempt == self.settings.attempts:
                 raise TisUnavailable(f"{what}: {problem}, after {attempt} attempts")
-            delay = retry_after if retry_after is not None else backoff_delay(attempt - 1, self.settings.backoff_seconds)
+            delay = (
+                retry_after if retry_after is not None else backoff_delay(attempt - 1, self.settings.backoff_seconds)
+            )
             log.warning("TIS %s failed (%s); retrying in %.1f s", what, problem, delay)
             self._sleep(delay)
         raise AssertionError("unreachable")

@@ -67,8 +67,9 @@ PERSON_FIELDS: FieldRules = {
 
 def _reader(rules: FieldRules) -> FieldReader:
     """The bulk reader of these fields; identifiers are different in every record."""
-    return FieldReader(((field, field, rule) for field, rule in rules.items()),
-                       unique=(record_id, gmc_number_or_none, opaque_id))
+    return FieldReader(
+        ((field, field, rule) for field, rule in rules.items()), unique=(record_id, gmc_number_or_none, opaque_id)
+    )
 
 
 CURRICULUM_READER = _reader(CURRICULUM_FIELDS)
@@ -94,9 +95,7 @@ def read_person(raw: Any) -> dict[str, Any]:
         membership = _read_item(item, PROGRAMME_MEMBERSHIP_READER, "programmeMemberships", prefix)
         membership["curricula"] = [
             _read_item(curriculum, CURRICULUM_READER, "curricula", f"{prefix}.curricula[{position}]")
-            for position, curriculum in enumerate(
-                _located(prefix, list_of_objects, "curricula", item.get("curricula"))
-            )
+            for position, curriculum in enumerate(_located(prefix, list_of_objects, "curricula", item.get("curricula")))
         ]
         memberships.append(membership)
     person["programmeMemberships"] = memberships

@@ -39,8 +39,15 @@ class InjectedFault(InjectedFaultBase):
     retry_after: int = 1
     times: int | None = None
 
-    CONTROL_FIELDS: ClassVar[dict[str, str]] = {"kind": "kind", "path": "path", "personId": "person_id", "page": "page",
-                      "seconds": "seconds", "retryAfter": "retry_after", "times": "times"}
+    CONTROL_FIELDS: ClassVar[dict[str, str]] = {
+        "kind": "kind",
+        "path": "path",
+        "personId": "person_id",
+        "page": "page",
+        "seconds": "seconds",
+        "retryAfter": "retry_after",
+        "times": "times",
+    }
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -193,7 +200,9 @@ def tcs_person(person: dict[str, Any]) -> dict[str, Any]:
         "status": person.get("status"),
         "gmcDetails": {"gmcNumber": person.get("gmcNumber")},
         "contactDetails": {"forenames": person.get("forenames"), "surname": person.get("surname")},
-        "programmeMemberships": [tcs_programme_membership(pm) for pm in memberships] if isinstance(memberships, list) else memberships,
+        "programmeMemberships": [tcs_programme_membership(pm) for pm in memberships]
+        if isinstance(memberships, list)
+        else memberships,
     }
 
 

@@ -66,8 +66,10 @@ class SignInSettings:
     def problem(self) -> str | None:
         """Why the web cannot serve anyone, in one line naming the settings; None when it can."""
         if not self.dev and not self.oidc:
-            return "sign-in is not configured: set REVAL_OIDC_ISSUER, REVAL_OIDC_CLIENT_ID and REVAL_OIDC_CLIENT_SECRET " \
-                   "(or REVAL_AUTH=dev for development sign-in)"
+            return (
+                "sign-in is not configured: set REVAL_OIDC_ISSUER, REVAL_OIDC_CLIENT_ID and REVAL_OIDC_CLIENT_SECRET "
+                "(or REVAL_AUTH=dev for development sign-in)"
+            )
         if not self.dev and not self.secret_key:
             return "REVAL_SECRET_KEY is not set: the web needs a secret key to sign its session cookies"
         return None
@@ -175,16 +177,22 @@ def callback():
     except (OAuthError, JoseError) as error:
         current_app.logger.warning("Sign-in failed at the identity provider: %s", error)
         session.clear()
-        return render_template("errors/error.html", title="Sign-in failed",
-                               detail="The identity provider did not confirm who you are. Try again."), 401
+        return render_template(
+            "errors/error.html",
+            title="Sign-in failed",
+            detail="The identity provider did not confirm who you are. Try again.",
+        ), 401
     configured = settings()
     role = role_from_claims(claims.get(configured.roles_claim))
-    name = next((str(claims[key]) for key in ("name", "preferred_username", "email", "sub") if claims.get(key)), "unknown")
+    name = next(
+        (str(claims[key]) for key in ("name", "preferred_username", "email", "sub") if claims.get(key)), "unknown"
+    )
     if role is None:
         current_app.logger.warning("Sign-in refused: %s has no Reval role", name)
         session.clear()
         return render_template(
-            "errors/error.html", title="You do not have access to Reval",
+            "errors/error.html",
+            title="You do not have access to Reval",
             detail=f"Your account ({name}) has no Reval role. Ask your revalidation team to give you one.",
         ), 403
     sign_in_as(name, role, _configured_codes(claim_values(claims.get(configured.bodies_claim))), via="oidc")
@@ -226,7 +234,10 @@ def dev_sign_in():
             sign_in_as(name, Role(role), [body], via="dev")
             return redirect(local_path(form.get("next")))
     return render_template(
-        "auth/dev_sign_in.html", bodies=bodies, form=form, errors=errors,
+        "auth/dev_sign_in.html",
+        bodies=bodies,
+        form=form,
+        errors=errors,
         next_page=local_path(request.values.get("next")),
     ), (422 if errors else 200)
 

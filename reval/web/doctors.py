@@ -24,10 +24,22 @@ def doctor(gmc_number: str):
     wanted = (request.args.get("body") or "").strip().upper()
     acting_for = next((b for b in bodies if b.code.upper() == wanted), None) or (seeing or bodies or [None])[0]
     active_hide = next(
-        (hide for hide in detail.active_hides if acting_for is not None and hide.designated_body_code == acting_for.code), None
+        (
+            hide
+            for hide in detail.active_hides
+            if acting_for is not None and hide.designated_body_code == acting_for.code
+        ),
+        None,
     )
     return render_template(
-        "doctors/doctor.html", detail=detail, bodies=bodies, acting_for=acting_for, active_hide=active_hide,
-        may_act=current_actor().may_act, describe_event=describe_event, event_sources=EVENT_SOURCES,
-        change_reasons=CHANGE_REASONS, rejected_record_text=rejected_record_text,
+        "doctors/doctor.html",
+        detail=detail,
+        bodies=bodies,
+        acting_for=acting_for,
+        active_hide=active_hide,
+        may_act=current_actor().may_act,
+        describe_event=describe_event,
+        event_sources=EVENT_SOURCES,
+        change_reasons=CHANGE_REASONS,
+        rejected_record_text=rejected_record_text,
     )

@@ -33,8 +33,11 @@ def status_of(refusal: Refused) -> int:
 def error_page(error: Exception) -> Response:
     """The page for any error raised while serving a page (``reval.app`` sends them here)."""
     if isinstance(error, CSRFError):
-        return page(400, "Your form could not be sent",
-                    "The form was out of date or did not come from Reval. Go back, reload the page and try again.")
+        return page(
+            400,
+            "Your form could not be sent",
+            "The form was out of date or did not come from Reval. Go back, reload the page and try again.",
+        )
     if isinstance(error, NotFound):
         # The same page whether it does not exist or is another office's: nothing is given away.
         return page(404, TITLES[404], NOT_FOUND)
@@ -42,7 +45,9 @@ def error_page(error: Exception) -> Response:
         status = status_of(error)
         return page(status, TITLES.get(status, TITLES[400]), str(error))
     if isinstance(error, DatabaseBusy):
-        response = page(503, "Reval is busy", "A sync is writing to the database. Nothing was changed: try again in a minute.")
+        response = page(
+            503, "Reval is busy", "A sync is writing to the database. Nothing was changed: try again in a minute."
+        )
         response.headers["Retry-After"] = str(error.retry_after_seconds)
         return response
     if isinstance(error, HTTPException):
@@ -53,8 +58,11 @@ def error_page(error: Exception) -> Response:
         return response
     error_id = uuid.uuid4().hex[:12]
     log.exception("Unexpected error %s", error_id)
-    return page(500, "Sorry, there is a problem with Reval",
-                f"Try again later. If it keeps happening, tell the service desk the error reference {error_id}.")
+    return page(
+        500,
+        "Sorry, there is a problem with Reval",
+        f"Try again later. If it keeps happening, tell the service desk the error reference {error_id}.",
+    )
 
 
 def page(status: int, title: str, detail: str | None = None) -> Response:

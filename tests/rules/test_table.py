@@ -34,8 +34,7 @@ def test_a_table_missing_its_last_row_has_a_gap():
     report = check_table(table)
     assert report.gaps
     assert all(
-        not facts.connected and not facts.current_programme and not facts.previously_connected
-        for facts in report.gaps
+        not facts.connected and not facts.current_programme and not facts.previously_connected for facts in report.gaps
     )
 
 
@@ -84,11 +83,18 @@ def placements(draw):
 
 @st.composite
 def situations(draw):
-    people = draw(st.lists(
-        st.builds(TisPersonView, st.integers(1, 10**6), st.sampled_from(["CURRENT", "INACTIVE", None]),
-                  st.lists(programmes(), max_size=3).map(tuple), st.lists(placements(), max_size=3).map(tuple)),
-        max_size=3,
-    ))
+    people = draw(
+        st.lists(
+            st.builds(
+                TisPersonView,
+                st.integers(1, 10**6),
+                st.sampled_from(["CURRENT", "INACTIVE", None]),
+                st.lists(programmes(), max_size=3).map(tuple),
+                st.lists(placements(), max_size=3).map(tuple),
+            ),
+            max_size=3,
+        )
+    )
     gmc = draw(bodies)
     last = gmc or draw(bodies)
     return DoctorSituation(gmc, last, tuple(people))

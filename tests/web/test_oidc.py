@@ -31,10 +31,16 @@ def provider() -> Iterator[str]:
 def production_site(app, provider, national):
     """The web with only OIDC sign-in, as in production (cookies over plain HTTP for the test)."""
     settings = {key: value for key, value in app.config.items() if key.startswith("REVAL_")}
-    site = create_app(settings | {
-        "REVAL_OIDC_ISSUER": provider, "REVAL_OIDC_CLIENT_ID": "reval", "REVAL_OIDC_CLIENT_SECRET": "reval-secret",
-        "REVAL_SECRET_KEY": "a-test-secret", "REVAL_SECURE_COOKIES": "0",
-    })
+    site = create_app(
+        settings
+        | {
+            "REVAL_OIDC_ISSUER": provider,
+            "REVAL_OIDC_CLIENT_ID": "reval",
+            "REVAL_OIDC_CLIENT_SECRET": "reval-secret",
+            "REVAL_SECRET_KEY": "a-test-secret",
+            "REVAL_SECURE_COOKIES": "0",
+        }
+    )
     with served(site) as url:
         yield url
     database(site).engine.dispose()
@@ -56,9 +62,15 @@ def sign_in(browser: requests.Session, site: str, sub: str, path: str = "/queues
 
 
 def test_an_admin_signs_in_and_sees_their_bodys_queue(provider, production_site):
-    set_user(provider, "ann@nhs.example", {
-        "name": "Ann Admin", "roles": ["reval.admin", "some.other.app"], "designated_bodies": [EAST_OF_ENGLAND.lower()],
-    })
+    set_user(
+        provider,
+        "ann@nhs.example",
+        {
+            "name": "Ann Admin",
+            "roles": ["reval.admin", "some.other.app"],
+            "designated_bodies": [EAST_OF_ENGLAND.lower()],
+        },
+    )
     with requests.Session() as browser:
         page = sign_in(browser, production_site, "ann@nhs.example")
         assert page.status_code == 200 and page.url == f"{production_site}/queues/discrepancies"
@@ -75,11 +87,18 @@ def test_an_admin_signs_in_and_sees_their_bodys_queue(provider, production_site)
 
 def test_roles_and_bodies_may_come_as_strings_under_configured_claim_names(app, provider, national):
     settings = {key: value for key, value in app.config.items() if key.startswith("REVAL_")}
-    site = create_app(settings | {
-        "REVAL_OIDC_ISSUER": provider, "REVAL_OIDC_CLIENT_ID": "reval", "REVAL_OIDC_CLIENT_SECRET": "s",
-        "REVAL_SECRET_KEY": "k", "REVAL_SECURE_COOKIES": "0",
-        "REVAL_OIDC_ROLES_CLAIM": "groups", "REVAL_OIDC_BODIES_CLAIM": "dbs",
-    })
+    site = create_app(
+        settings
+        | {
+            "REVAL_OIDC_ISSUER": provider,
+            "REVAL_OIDC_CLIENT_ID": "reval",
+            "REVAL_OIDC_CLIENT_SECRET": "s",
+            "REVAL_SECRET_KEY": "k",
+            "REVAL_SECURE_COOKIES": "0",
+            "REVAL_OIDC_ROLES_CLAIM": "groups",
+            "REVAL_OIDC_BODIES_CLAIM": "dbs",
+        }
+    )
     set_user(provider, "vic", {"name": "Vic Viewer", "groups": "reval.viewer", "dbs": f"{WESSEX} 1-NOT-CONFIGURED"})
     with served(site) as url, requests.Session() as browser:
         page = sign_in(browser, url, "vic", f"/queues/connected?body={WESSEX}")
@@ -96,7 +115,9 @@ def test_a_national_role_wins_over_lesser_ones(provider, production_site):
 
 
 def test_a_person_without_a_reval_role_is_refused(provider, production_site):
-    set_user(provider, "nobody", {"name": "No Role", "roles": ["another.service"], "designated_bodies": [EAST_OF_ENGLAND]})
+    set_user(
+        provider, "nobody", {"name": "No Role", "roles": ["another.service"], "designated_bodies": [EAST_OF_ENGLAND]}
+    )
     with requests.Session() as browser:
         refused = sign_in(browser, production_site, "nobody")
         assert refused.status_code == 403
