@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -23,11 +23,11 @@ from reval.app import create_app
 from reval.db import ensure_schema, make_engine, session_factory
 from reval.demo import sync_files
 from reval.extensions import database
-from reval.services.context import Actor, Context
-from reval.services.queues import QueueFilters, counts_by_body, tab_counts
-from reval.reconcile.sync import GmcInput, TisInput, run_sync_sharded
 from reval.models import Doctor
 from reval.progress import SILENT, Progress
+from reval.reconcile.sync import GmcInput, TisInput, run_sync_sharded
+from reval.services.context import Actor, Context
+from reval.services.queues import QueueFilters, counts_by_body, tab_counts
 from reval.snapshot_files import open_snapshot
 from reval.synthetic import generate
 from reval.tis.records import PersonSchema, read_person

@@ -12,11 +12,12 @@ one named on purpose that holds no runs but the demo's.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -182,7 +183,7 @@ def _admins_connect_doctors(
     sessions: sessionmaker[Session], simulator: RunningSimulator, client: GmcClient, as_of: date
 ) -> list[ConnectionRequest]:
     """Two unconnected trainees connected to their programme's owner: one accepted, one locked at GMC."""
-    now = datetime.combine(as_of, time(9, 0), tzinfo=timezone.utc)
+    now = datetime.combine(as_of, time(9, 0), tzinfo=UTC)
     with sessions.begin() as session:
         unconnected = session.scalars(
             select(Doctor).where(Doctor.reason == "NOT_CONNECTED").order_by(Doctor.gmc_number).limit(2)

@@ -4,9 +4,10 @@ GMC and TIS, each made on first use. ``reval.app`` builds the app; this module o
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any
 
 from celery import Celery, Task
 from flask import Flask, current_app

@@ -7,9 +7,10 @@ A single JSON Lines line that does not parse is a bad record, not a bad file: it
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import ijson
 import orjson

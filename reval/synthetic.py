@@ -131,7 +131,7 @@ class _GmcWriter:
         self.parts_dir = directory / f"parts-{night}"
         self.parts: dict[str, IO[bytes]] = {}
 
-    def __enter__(self) -> "_GmcWriter":
+    def __enter__(self) -> _GmcWriter:
         self.parts_dir.mkdir(exist_ok=True)
         return self
 

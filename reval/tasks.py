@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import resource
 import uuid
+from collections.abc import Mapping
 from datetime import date, timedelta
-from typing import Any, Mapping
+from typing import Any
 
 import orjson
 import redis
@@ -15,15 +16,15 @@ from celery.schedules import crontab
 from flask import current_app
 from kombu import Consumer, Exchange, Queue
 
+from reval.clock import london_today, utcnow
 from reval.extensions import database, gmc_client, tis_client
 from reval.gmc.client import GmcSettings
 from reval.models import ConnectionRequest
 from reval.progress import Progress
-from reval.clock import london_today, utcnow
 from reval.reconcile.connections import DeliveryPolicy, Status, deliver_due_requests, deliver_request
+from reval.reconcile.decisions import shards_of_ranges
 from reval.reconcile.hides import end_expired_hides
 from reval.reconcile.live import pulled_people
-from reval.reconcile.decisions import shards_of_ranges
 from reval.reconcile.nightly import (
     AllSourcesFailed,
     apply_staged,

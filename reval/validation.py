@@ -8,11 +8,13 @@ call these functions, so the two paths cannot drift apart.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from datetime import date
 from functools import cache
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from marshmallow import ValidationError, fields, missing as missing_
+from marshmallow import ValidationError, fields
+from marshmallow import missing as missing_
 
 
 class InvalidValue(ValueError):
@@ -24,7 +26,7 @@ class InvalidValue(ValueError):
         self.problem = problem
         super().__init__(f"{field}: {problem} (got {describe_value(value)})")
 
-    def at(self, prefix: str) -> "InvalidValue":
+    def at(self, prefix: str) -> InvalidValue:
         """The same error, located under a parent field (e.g. ``programmeMemberships[1]``)."""
         return InvalidValue(f"{prefix}.{self.field}", self.value, self.problem)
 

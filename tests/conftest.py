@@ -11,9 +11,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 # Hypothesis keeps its example database and caches under the working directory unless told
 # otherwise: the tests write nothing into the checkout.
@@ -26,16 +26,16 @@ from sqlalchemy import delete
 from werkzeug.serving import make_server
 
 from reval.app import create_app
-from reval.extensions import SETTINGS, celery_init_app, database
 from reval.cli import cli
 from reval.db import ensure_schema, make_engine
 from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
+from reval.extensions import SETTINGS, celery_init_app, database
 from reval.gmc.client import GmcSettings
 from reval.gmc.simulator import GmcConnectState, RunningSimulator
-from reval.tis.client import TisSettings
-from reval.tis.simulator import RunningTisSimulator, TisState
 from reval.models import Base
 from reval.reconcile.reference import replace_designated_bodies
+from reval.tis.client import TisSettings
+from reval.tis.simulator import RunningTisSimulator, TisState
 from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
 
 

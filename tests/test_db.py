@@ -9,6 +9,7 @@ import re
 import sqlite3
 import stat
 from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,6 @@ from reval.app import create_app
 from reval.extensions import database
 from tests.conftest import Reval, assert_one_line_refusal, reval_from_settings
 from tests.factories import EAST_OF_ENGLAND
-
 
 # --- a sync holding the database ---------------------------------------------------------------
 
@@ -216,9 +216,8 @@ def test_bulk_inserts_fail_as_sqlalchemy_fails_and_leave_nothing_behind(migrated
         {"code": "ZZ-PROBE2", "name": "Probe", "owner": "Probe Two"},
         {"code": "ZZ-PROBE1", "name": "Probe", "owner": "Probe Three"},
     ]
-    with pytest.raises(IntegrityError):
-        with engine.begin() as connection:
-            insert_rows(connection, table, rows)
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        insert_rows(connection, table, rows)
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(table).where(table.c.code.like("ZZ-PROBE%"))) == 0
     engine.dispose()
@@ -227,7 +226,7 @@ def test_bulk_inserts_fail_as_sqlalchemy_fails_and_leave_nothing_behind(migrated
 def test_bulk_inserts_store_what_sqlalchemys_own_insert_stores(migrated):
     """Rows bound by Reval (JSON as text, COPY's binary format on PostgreSQL) read back exactly as
     the same rows inserted by SQLAlchemy do: every kind of value a sync writes."""
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime
 
     from sqlalchemy import delete, insert, select
 
@@ -237,7 +236,7 @@ def test_bulk_inserts_store_what_sqlalchemys_own_insert_stores(migrated):
 
     engine = make_engine(migrated)
     table = DoctorEvent.__table__
-    moment = datetime(2026, 11, 29, 5, 6, 7, 890123, tzinfo=timezone.utc)
+    moment = datetime(2026, 11, 29, 5, 6, 7, 890123, tzinfo=UTC)
     values = [
         (
             "9000001",

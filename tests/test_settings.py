@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from reval.settings import number, time_of_day
 from reval.refusals import NotConfigured
-from tests.factories import EAST_OF_ENGLAND
+from reval.settings import number, time_of_day
 from tests.conftest import assert_one_line_refusal, reval_from_settings
+from tests.factories import EAST_OF_ENGLAND
 
 GMC = {"REVAL_GMC_URL": "http://127.0.0.1:9/unreachable", "REVAL_GMC_USERNAME": "reval", "REVAL_GMC_PASSWORD": "s3cret"}
 TIS = {

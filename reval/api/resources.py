@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -201,7 +202,7 @@ def _links(page: int, pages: int) -> str:
 @doctors.response(200, DoctorDetailSchema)
 @doctors.alt_response(404, response="NOT_FOUND")
 @doctors.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def doctor(gmcNumber: str):  # noqa: N803  (the address names it so)
+def doctor(gmcNumber: str):  # camelCase: the address names it so
     """The doctor's facts from both sources, the decision and its explanation, active hides and GMC requests."""
     needs("reval.read")
     return _detail_document(doctor_detail(context(), gmcNumber))
@@ -257,7 +258,7 @@ def _fact(value: Any) -> Any:
 @doctors.response(200, HistorySchema)
 @doctors.alt_response(404, response="NOT_FOUND")
 @doctors.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def history(gmcNumber: str):  # noqa: N803
+def history(gmcNumber: str):
     """Every recorded change of the doctor's connection, decision, hides and GMC requests, oldest first."""
     needs("reval.read")
     return {"items": doctor_history(context(), gmcNumber)}
@@ -269,7 +270,7 @@ def history(gmcNumber: str):  # noqa: N803
 @doctors.alt_response(404, response="NOT_FOUND")
 @doctors.alt_response(409, response="CONFLICT")
 @doctors.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def hide(body: dict[str, Any], gmcNumber: str):  # noqa: N803
+def hide(body: dict[str, Any], gmcNumber: str):
     """Hides the doctor from one of the caller's designated bodies."""
     needs("reval.write")
     return hide_doctor(context(), gmcNumber, body["designatedBody"], body["reason"], body.get("until"))
@@ -280,7 +281,7 @@ def hide(body: dict[str, Any], gmcNumber: str):  # noqa: N803
 @doctors.alt_response(404, response="NOT_FOUND")
 @doctors.alt_response(409, response="CONFLICT")
 @doctors.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def unhide(gmcNumber: str, designatedBody: str):  # noqa: N803
+def unhide(gmcNumber: str, designatedBody: str):
     """Ends the doctor's hide for one of the caller's designated bodies (the hide, ended, is answered)."""
     needs("reval.write")
     return unhide_doctor(context(), gmcNumber, designatedBody)
@@ -332,7 +333,7 @@ def list_connection_requests(args: dict[str, Any]):
 @requests_.etag
 @requests_.response(200, ConnectionRequestSchema)
 @requests_.alt_response(404, response="NOT_FOUND")
-def get_connection_request(id: int):  # noqa: A002  (the address names it so)
+def get_connection_request(id: int):  # shadows id(): the address names it so
     """One connection request and what GMC answered."""
     needs("reval.read")
     return connection_request(context(), id)
@@ -344,7 +345,7 @@ def get_connection_request(id: int):  # noqa: A002  (the address names it so)
 @requests_.alt_response(404, response="NOT_FOUND")
 @requests_.alt_response(409, response="CONFLICT")
 @requests_.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def resend(headers: dict[str, Any], id: int):  # noqa: A002
+def resend(headers: dict[str, Any], id: int):
     """A new attempt of a failed request (refused while a later request for the same doctor and body supersedes it)."""
     needs("reval.write")
     return _idempotent(
@@ -416,7 +417,7 @@ def list_sync_runs():
 @runs.etag
 @runs.response(200, RunSchema)
 @runs.alt_response(404, response="NOT_FOUND")
-def get_sync_run(id: int):  # noqa: A002
+def get_sync_run(id: int):
     """One run: status, times, what was fetched or not and why, queue movements; its rejected records for national callers."""
     needs("reval.read")
     ctx = context()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from typing import Iterable
+from collections.abc import Iterable
 
 import click
 import orjson
@@ -13,10 +13,10 @@ import orjson
 from reval.cli.base import AS_OF, command, context, day, moment, print_json
 from reval.clock import london_time
 from reval.models import DoctorEvent
+from reval.reconcile.connections import request_view
 from reval.rules import DEFAULT_RULE_TABLE, Queue
 from reval.rules.engine import placement_state, programme_state
 from reval.rules.table import format_value
-from reval.reconcile.connections import request_view
 from reval.services.doctors import (
     EVENT_SOURCES,
     DoctorDetail,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import click
 from celery.exceptions import TimeoutError as CeleryTimeout
@@ -16,12 +16,11 @@ from reval.extensions import broker_configured
 from reval.reconcile.connections import Status
 from reval.reconcile.runs import run_view
 from reval.reconcile.sync import RunStatus
-from reval.services import runs as run_service
 from reval.rules import HIDDEN_BY_ADMIN, Queue
+from reval.services import runs as run_service
 from reval.services.context import Context
 from reval.services.queues import BodyCounts, designated_body_counts
 from reval.services.sync import nightly_in_process, refresh_people_now, sync_now
-
 
 ALLOW_MASS_CHANGES = click.option(
     "--allow-mass-changes",

@@ -10,10 +10,10 @@ from flask import current_app
 from reval.cli.base import CommandRefused, command, context
 from reval.db import schema_is_current
 from reval.extensions import broker_configured, database
-from reval.web.auth import require_web_settings
 from reval.reconcile.reference import configured_designated_bodies
 from reval.snapshot_files import open_snapshot
 from reval.tasks import PersonChangedConsumer, beat_schedule, check_settings
+from reval.web.auth import require_web_settings
 
 PASS_TO_CELERY = {"ignore_unknown_options": True, "allow_extra_args": True}
 

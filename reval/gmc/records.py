@@ -14,13 +14,13 @@ from marshmallow import EXCLUDE, Schema, post_load
 
 from reval.validation import (
     FieldReader,
+    Rule,
     gmc_number,
-    optional_enumeration,
     optional_code,
+    optional_enumeration,
     optional_gmc_date,
     optional_text,
     require_object,
-    Rule,
 )
 
 UNDER_NOTICE_VALUES = ("Yes", "No", "On Hold")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, ClassVar
 
 from lxml import etree
 from werkzeug.wrappers import Request, Response

@@ -11,22 +11,23 @@ counts as success: nothing is changed twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from reval.clock import london_today
 from reval.gmc.client import GmcClient, GmcReply, new_client_request_id
-from reval.retrying import backoff_delay
 from reval.gmc.codes import CHANGE_REASONS, Action, OutcomeKind
 from reval.models import ConnectionRequest, GmcConnection
 from reval.reconcile.common import EventKind, EventLog, Source, checked_person_name
 from reval.reconcile.reference import configured_code
 from reval.reconcile.sync import redecide_doctors
 from reval.refusals import Conflict, Invalid
+from reval.retrying import backoff_delay
 from reval.settings import number
 from reval.validation import InvalidValue, gmc_number
 

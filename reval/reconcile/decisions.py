@@ -8,14 +8,16 @@ ranges are the natural unit for spreading the work over several workers.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from reval.db import offline_dialect
 from reval.designated_bodies import OwnerDirectory
 from reval.models import (
     Doctor,
@@ -27,9 +29,8 @@ from reval.models import (
     RejectedTisPerson,
     TisPerson,
 )
-from reval.db import offline_dialect
-from reval.reconcile.common import BATCH_SIZE, BoundRows, EventKind, EventLog, RowWriter, Source, bound_rows
 from reval.progress import SILENT, Progress
+from reval.reconcile.common import BATCH_SIZE, BoundRows, EventKind, EventLog, RowWriter, Source, bound_rows
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.rules import (
     HIDDEN_BY_ADMIN,

@@ -24,9 +24,10 @@ import signal
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from reval.settings import flag
 
@@ -280,7 +281,7 @@ class SyncHelper:
             self._executor.shutdown(wait=interrupted, cancel_futures=True)
             self._executor = None
 
-    def __enter__(self) -> "SyncHelper":
+    def __enter__(self) -> SyncHelper:
         return self
 
     def __exit__(self, exc_type, *_exc) -> None:

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from reval.clock import utcnow
 from reval.gmc.client import GmcClient
 from reval.models import Doctor, StagedSource, StagedTisPerson, SyncRun
-from reval.clock import utcnow
+from reval.progress import SILENT, Progress
 from reval.reconcile.common import batched, insert_rows
 from reval.reconcile.connections import DeliveryPolicy, deliver_due_requests
-from reval.progress import SILENT, Progress
 from reval.reconcile.live import counted, fetch_gmc_list, pull_failure, staged_gmc_input, staged_tis_input, write_lines
 from reval.reconcile.reference import configured_designated_bodies
 from reval.reconcile.sync import (

@@ -11,24 +11,25 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from reval import settings
 from reval.db import SerializedJson
-from reval.gmc.records import read_connected_doctor
 from reval.designated_bodies import OwnerDirectory
+from reval.gmc.records import read_connected_doctor
 from reval.models import ConnectionRequest, GmcConnection, RejectedTisPerson, TisPerson
+from reval.progress import SILENT, Progress
 from reval.reconcile.common import EventKind, EventLog, Rejection, RowWriter, Source, batched, line_hash, record_hash
 from reval.reconcile.decisions import person_spans
 from reval.reconcile.helper import IN_THIS_PROCESS, OrderedResults, SyncHelper
 from reval.reconcile.reference import configured_designated_bodies
-from reval import settings
-from reval.progress import SILENT, Progress
 from reval.snapshot_files import UnparseableRecord, parse_line
 from reval.tis.records import read_person
 from reval.validation import InvalidValue, gmc_number, gmc_number_or_none, list_of_objects, record_id, require_object

@@ -7,18 +7,20 @@ import logging
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from reval.designated_bodies import DesignatedBody, OwnerDirectory
+from reval.clock import utcnow
 from reval.db import refresh_planner_statistics
+from reval.designated_bodies import DesignatedBody, OwnerDirectory
 from reval.models import (
     Doctor,
     DoctorEvent,
@@ -30,7 +32,7 @@ from reval.models import (
     SyncRun,
     TisPerson,
 )
-from reval.clock import utcnow
+from reval.progress import SILENT, Progress
 from reval.reconcile.common import EventKind, EventLog, Rejection, Source, infrequent_garbage_collection
 from reval.reconcile.decisions import (
     DecisionOutcome,
@@ -55,7 +57,6 @@ from reval.reconcile.sources import (
     examine_tis_people,
 )
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
-from reval.progress import SILENT, Progress
 from reval.settings import number
 from reval.snapshot_files import open_snapshot
 
@@ -81,10 +82,10 @@ class GmcInput:
     body_taken_at: dict[str, datetime] = field(default_factory=dict)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "GmcInput":
+    def from_file(cls, path: str | Path) -> GmcInput:
         lists, size = _snapshot_file(path, "GMC", "designatedBodies")
         # A file's lists were taken at the latest when it was last written.
-        written = datetime.fromtimestamp(Path(path).stat().st_mtime, timezone.utc)
+        written = datetime.fromtimestamp(Path(path).stat().st_mtime, UTC)
         return cls(str(path), lists, size_bytes=size, taken_at=written)
 
     def list_taken_at(self, code: str) -> datetime | None:
@@ -104,7 +105,7 @@ class TisInput:
     size_bytes: int = 0  # how much there is to read, when known
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "TisInput":
+    def from_file(cls, path: str | Path) -> TisInput:
         people, size = _snapshot_file(path, "TIS", "people")
         return cls(str(path), people, size_bytes=size)
 

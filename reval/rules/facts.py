@@ -7,9 +7,10 @@ The derivation is pure: it is handed the doctor's situation and the as-of date.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 NONE, ONE, MANY = "NONE", "ONE", "MANY"
 ONE_DAY = timedelta(days=1)

@@ -7,9 +7,10 @@ decides. Conditions compare one fact with one value; a row lists only the facts 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Mapping
+from typing import Any
 
 from reval.rules.facts import FACTS, MANY, NONE, DoctorFacts, Fact
 

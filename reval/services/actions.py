@@ -9,10 +9,11 @@ each GMC request until GMC has answered.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import select
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
 from reval.gmc.codes import CHANGE_REASONS
 from reval.models import DoctorEvent, DoctorHide, RejectedTisPerson
@@ -68,7 +69,7 @@ class DoctorDetail:
 class _PlacementDates:
     """A stored placement's dates, as the rules read them."""
 
-    __slots__ = ("start", "end")
+    __slots__ = ("end", "start")
 
     def __init__(self, start: date, end: date | None):
         self.start, self.end = start, end

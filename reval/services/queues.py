@@ -9,10 +9,11 @@ every view here reads it from there: the web's tabs, the API's pages, ``reval ex
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, Table, case, func, literal, select, text
 from sqlalchemy.orm import Session

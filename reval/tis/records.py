@@ -8,8 +8,9 @@ checked against ``read_person`` in the tests. Both apply the rules in ``reval.va
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context, url_for
 

@@ -8,10 +8,10 @@ import pytest
 import requests
 
 from reval.gmc.client import NAMESPACE, GmcClient, with_retries
-from reval.retrying import backoff_delay
 from reval.gmc.codes import OutcomeKind
 from reval.gmc.records import read_connected_doctor
 from reval.gmc.simulator import InjectedFault
+from reval.retrying import backoff_delay
 from tests.conftest import GMC_PASSWORD, gmc_settings
 from tests.factories import EAST_OF_ENGLAND, NORTH_EAST, gmc_doctor
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -19,7 +19,7 @@ from reval.reconcile.connections import DeliveryPolicy, deliver_request
 from tests.conftest import GMC_PASSWORD
 from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
 
-NOON = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+NOON = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -196,17 +196,16 @@ def test_a_delivery_repeated_after_a_crash_does_not_repeat_the_change(
         monkeypatch.setattr(
             connections, "record_delivery_outcome", lambda *args: (_ for _ in ()).throw(SimulatedCrash())
         )
-        with synced.app_context():
-            with sessions.begin() as session:
-                request_id = connections.record_connection_request(
-                    session,
-                    gmc_number_text="1000002",
-                    designated_body=WESSEX,
-                    action=connections.Action.ADD,
-                    reason="1",
-                    requested_by="ann",
-                    now=NOON,
-                ).id
+        with synced.app_context(), sessions.begin() as session:
+            request_id = connections.record_connection_request(
+                session,
+                gmc_number_text="1000002",
+                designated_body=WESSEX,
+                action=connections.Action.ADD,
+                reason="1",
+                requested_by="ann",
+                now=NOON,
+            ).id
         with pytest.raises(SimulatedCrash):
             deliver_request(sessions, client, request_id, now=lambda: NOON)
         monkeypatch.undo()

@@ -15,11 +15,14 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine.default import DefaultDialect
 
 from reval.clock import utcnow
+from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
+from reval.extensions import database
 from reval.models import (
     Base,
     Doctor,
@@ -35,8 +38,6 @@ from reval.reconcile.lock import sync_lock
 from reval.reconcile.reference import replace_designated_bodies
 from reval.reconcile.sources import MassChangeGuard
 from reval.reconcile.sync import GmcInput, SyncControls, SyncInterrupted, TisInput, failure_text, run_sync
-from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
-from reval.extensions import database
 from reval.snapshot_files import open_snapshot
 from reval.synthetic import generate
 from tests.conftest import wait_for
@@ -284,27 +285,26 @@ def test_string_identifiers_are_carried_not_rejected(sessions, files):
 def test_a_failed_run_stores_no_personal_data(sessions, app):
     """A database error quotes its statement and values; what Reval stores and prints does not."""
     engine = database(app).engine
-    with pytest.raises(Exception) as raised:
-        with engine.begin() as connection:
-            connection.execute(
-                GmcConnection.__table__.insert(),
-                [
-                    {
-                        "gmc_number": "1000001",
-                        "designated_body_code": WESSEX,
-                        "first_name": "Ada",
-                        "last_name": "Lovelace",
-                        "record_hash": "x",
-                    },
-                    {
-                        "gmc_number": "1000001",
-                        "designated_body_code": WESSEX,
-                        "first_name": "Ada",
-                        "last_name": "Lovelace",
-                        "record_hash": "x",
-                    },
-                ],
-            )
+    with pytest.raises(Exception) as raised, engine.begin() as connection:
+        connection.execute(
+            GmcConnection.__table__.insert(),
+            [
+                {
+                    "gmc_number": "1000001",
+                    "designated_body_code": WESSEX,
+                    "first_name": "Ada",
+                    "last_name": "Lovelace",
+                    "record_hash": "x",
+                },
+                {
+                    "gmc_number": "1000001",
+                    "designated_body_code": WESSEX,
+                    "first_name": "Ada",
+                    "last_name": "Lovelace",
+                    "record_hash": "x",
+                },
+            ],
+        )
     assert "Lovelace" in str(raised.value)  # the driver's own text names them
     text = failure_text(raised.value)
     assert "Lovelace" not in text and "1000001" not in text and "INSERT" not in text.upper()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -29,7 +29,7 @@ from tests.factories import (
     tis_snapshot,
 )
 
-NOW = datetime(2026, 11, 21, 1, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ the authorization code flow with PKCE, roles and bodies from claims, a person wi
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import parse_qs, quote, urlparse
 
 import oidc_provider_mock

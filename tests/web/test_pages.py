@@ -359,7 +359,7 @@ def test_runs_show_rejected_records_to_national_users_only(sign_in, national):
 
 def test_the_doctor_page_shows_a_rejected_tis_record(sign_in, sessions, files):
     from reval.reconcile.sync import GmcInput, TisInput, run_sync
-    from tests.factories import gmc_doctor, gmc_snapshot, person, programme, tis_snapshot, AS_OF
+    from tests.factories import AS_OF, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
 
     broken = person("1000009", programme(WESSEX, start="31/02/2025"), person_id=9)
     run_sync(

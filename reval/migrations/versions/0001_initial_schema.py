@@ -10,7 +10,6 @@ from alembic import op
 
 from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
 
-
 revision = "0001"
 down_revision = None
 branch_labels = None
