@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sqlite3
@@ -95,10 +96,8 @@ def _create_private_file(path: Path, *_connect_arguments) -> None:
     """Before SQLite first opens it: the database and its folder, created readable by their owner
     only (SQLite gives its journal files the database's mode), as they hold personal data."""
     private_folder(path.parent)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        pass
 
 
 def private_folder(folder: Path) -> None:
@@ -129,7 +128,8 @@ def _busy_as_one_line(context, *, busy_seconds: float) -> Exception | None:
     error = context.original_exception
     if isinstance(error, sqlite3.OperationalError) and (getattr(error, "sqlite_errorcode", 0) & 0xFF) == SQLITE_BUSY:
         return DatabaseBusy(
-            f"a sync holds the database (still locked after {busy_seconds:g} s); nothing was changed: try again when it has finished"
+            f"a sync holds the database (still locked after {busy_seconds:g} s); "
+            "nothing was changed: try again when it has finished"
         )
     return None
 

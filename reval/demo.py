@@ -41,6 +41,7 @@ from reval.tis.simulator import RunningTisSimulator, TisState
 # Every run the demo records says so in its sources, so a database can be told apart from a real one.
 DEMO_LABEL = "reval demo"
 DEMO_USER = "reval-demo"
+ADMIN_CONNECTIONS = 2  # the doctors the demo's admin connects: one accepted, one locked at GMC once
 
 
 @dataclass
@@ -186,7 +187,7 @@ def _admins_connect_doctors(
     now = datetime.combine(as_of, time(9, 0), tzinfo=UTC)
     with sessions.begin() as session:
         unconnected = session.scalars(
-            select(Doctor).where(Doctor.reason == "NOT_CONNECTED").order_by(Doctor.gmc_number).limit(2)
+            select(Doctor).where(Doctor.reason == "NOT_CONNECTED").order_by(Doctor.gmc_number).limit(ADMIN_CONNECTIONS)
         ).all()
         request_ids = [
             record_connection_request(
@@ -201,7 +202,7 @@ def _admins_connect_doctors(
             for doctor in unconnected
         ]
         numbers = [doctor.gmc_number for doctor in unconnected]
-    if len(numbers) == 2:
+    if len(numbers) == ADMIN_CONNECTIONS:
         # Once: resent from the web UI, it goes through.
         simulator.state.faults.append(InjectedFault("return-code", gmc_number=numbers[1], return_code="106", times=1))
     return [deliver_request(sessions, client, request_id, now=lambda: now) for request_id in request_ids]

@@ -192,7 +192,8 @@ def tis_client(app: Flask | None = None) -> TisClient:
         settings = TisSettings.from_environment(app.config)
         if settings is None or not settings.token_url:
             raise NotConfigured(
-                "TIS is not configured: set REVAL_TIS_URL, REVAL_TIS_TOKEN_URL, REVAL_TIS_CLIENT_ID and REVAL_TIS_CLIENT_SECRET"
+                "TIS is not configured: set REVAL_TIS_URL, REVAL_TIS_TOKEN_URL, "
+                "REVAL_TIS_CLIENT_ID and REVAL_TIS_CLIENT_SECRET"
             )
         app.extensions["reval.tis"] = TisClient(settings)
     return app.extensions["reval.tis"]

@@ -7,7 +7,7 @@ checks the two agree.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -58,7 +58,7 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class DesignatedBodyRecord(Base):
@@ -75,7 +75,9 @@ class GmcConnection(Base):
     """A doctor on a designated body's GMC list, as last fetched (or kept when not fetched)."""
 
     __tablename__ = "gmc_connection"
-    __table_args__ = {"sqlite_with_rowid": False}  # stored in GMC-number order (migration 0004)
+    __table_args__: ClassVar[dict[str, Any]] = {
+        "sqlite_with_rowid": False
+    }  # stored in GMC-number order (migration 0004)
 
     gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True)
     designated_body_code: Mapped[str] = mapped_column(BODY_CODE, index=True)

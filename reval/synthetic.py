@@ -38,6 +38,7 @@ SCENARIOS = {
     "NO_GMC_NUMBER": 20,  # TIS people with 'unknown' GMC numbers: no decision
     "REJECTED": 5,  # records that fail validation: the data-quality log
 }
+F1_CONNECTED_SHARE = 0.5  # F1 doctors GMC still lists as connected (wrongly)
 UNKNOWN_OWNERS = ("London LETBs", "Health Education England Unknown")
 FIRST_NAMES = ("Amara", "Ben", "Chloe", "Dev", "Eilidh", "Farah", "George", "Hana", "Isaac", "Jia", "Kofi", "Lucy")
 LAST_NAMES = (
@@ -89,7 +90,7 @@ def generate(directory: Path, doctors: int, as_of: date, seed: int = 2026) -> Sy
         tis=directory / "tis.jsonl",
     )
     rng = random.Random(seed)
-    names, weights = zip(*SCENARIOS.items())
+    names, weights = zip(*SCENARIOS.items(), strict=True)
     connected_share = sum(w for n, w in SCENARIOS.items() if _connected_now(n)) / sum(weights)
     slots = max(len(names), round(doctors / connected_share))
     bodies = [body.code for body in DEFAULT_DESIGNATED_BODIES]
@@ -283,7 +284,7 @@ class _Doctor:
             second = self.programme(self.other_body().owner)
             return [self.person(person_id, [self.programme(home), second])], connected, connected
         if scenario == "F1_DOCTOR":
-            gmc = connected if self.rng.random() < 0.5 else None
+            gmc = connected if self.rng.random() < F1_CONNECTED_SHARE else None
             return (
                 [self.person(person_id, [self.programme(home), self.programme(home, state="future")], grade="F1")],
                 gmc,

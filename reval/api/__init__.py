@@ -57,9 +57,9 @@ class ProblemApi(Api):
     def _register_responses(self):  # flask-smorest's own, with problem+json bodies and their headers
         for status in http.HTTPStatus:
             response: dict[str, Any] = {"description": status.phrase}
-            if status == 304:
+            if status == http.HTTPStatus.NOT_MODIFIED:
                 response["headers"] = {"ETag": "ETAG"}
-            if status >= 400:
+            if status >= http.HTTPStatus.BAD_REQUEST:
                 response["schema"] = self.ERROR_SCHEMA
                 if status in ERROR_HEADERS:
                     response["headers"] = ERROR_HEADERS[status]

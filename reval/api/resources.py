@@ -153,7 +153,7 @@ def designated_body_queues(args: dict[str, Any], code: str):
 @bodies.alt_response(404, response="NOT_FOUND")
 @bodies.alt_response(422, response="UNPROCESSABLE_ENTITY")
 def designated_body_doctors(args: dict[str, Any], code: str):
-    """The body's doctors (its hides applied), filtered, sorted and paged as `reval export --designated-body` lists them."""
+    """The body's doctors (its hides applied), filtered, sorted and paged as `reval export --designated-body` lists them."""  # noqa: E501 -- the OpenAPI summary: one line
     needs("reval.read")
     body = _visible_body(code)
     view = QueueView(
@@ -370,7 +370,9 @@ def _idempotent(key: str | None, body: Any, create: Callable[[], RequestState]) 
         with sessions.begin() as session:
             first = session.get(ApiIdempotencyKey, (caller, key))
         if first.fingerprint != fingerprint:
-            raise Invalid(f"Idempotency-Key {key!r} was first used with a different request", field="Idempotency-Key")
+            raise Invalid(
+                f"Idempotency-Key {key!r} was first used with a different request", field="Idempotency-Key"
+            ) from None
         if first.status is None:
             abort(
                 409,
@@ -418,7 +420,7 @@ def list_sync_runs():
 @runs.response(200, RunSchema)
 @runs.alt_response(404, response="NOT_FOUND")
 def get_sync_run(id: int):
-    """One run: status, times, what was fetched or not and why, queue movements; its rejected records for national callers."""
+    """One run: status, times, what was fetched or not and why, queue movements; its rejected records for national callers."""  # noqa: E501 -- the OpenAPI summary: one line
     needs("reval.read")
     ctx = context()
     view = run_view(get_run(ctx, id))

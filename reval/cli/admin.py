@@ -91,7 +91,8 @@ def rules(check):
         for row in (table.rows[number - 1] for number in sorted(report.seen_by_no_body)):
             when = " and ".join(f"{name} = {format_value(value)}" for name, value in no_body_conditions(row).items())
             click.echo(
-                f"  seen by no designated body: row {row.number} {row.reason} ({row.queue.value}) when {when or 'always'}"
+                f"  seen by no designated body: row {row.number} {row.reason} ({row.queue.value}) "
+                f"when {when or 'always'}"
             )
         if not report.ok:
             sys.exit(1)

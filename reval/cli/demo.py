@@ -116,20 +116,27 @@ def bench(doctors, seed, database_url, workers, shards, as_json, quiet):
     if as_json or workers:
         print_json(figures)
         return
+    helper_memory = (
+        f"helper process {figures['helperPeakMemoryMiB']:.0f} MiB" if figures["helperProcess"] else "no helper process"
+    )
     click.echo(
         f"{figures['doctors']} GMC doctors, {figures['tisPeople']} TIS people, {figures['decided']} decided "
         f"on {figures['database']}\n"
         f"  generate files          {figures['generateSeconds']:8.2f} s (not part of the sync)\n"
         f"  migrate schema          {figures['migrateSeconds']:8.2f} s\n"
-        f"  load floor              {figures['floorSeconds']:8.2f} s (json + sqlite3: parse and insert the rows, nothing else; "
-        f"the mean of {figures['floorRunsSeconds'][0]:.2f} s before the syncs and {figures['floorRunsSeconds'][1]:.2f} s after)\n"
+        f"  load floor              {figures['floorSeconds']:8.2f} s "
+        "(json + sqlite3: parse and insert the rows, nothing else; "
+        f"the mean of {figures['floorRunsSeconds'][0]:.2f} s before the syncs "
+        f"and {figures['floorRunsSeconds'][1]:.2f} s after)\n"
         f"  full sync               {figures['fullSyncSeconds']:8.2f} s = {figures['fullSyncToFloor']:.2f} x floor "
         f"{figures['fullSyncPhases']}\n"
-        f"  unchanged re-sync       {figures['unchangedResyncSeconds']:8.2f} s = {figures['unchangedResyncToFloor']:.2f} x floor "
+        f"  unchanged re-sync       {figures['unchangedResyncSeconds']:8.2f} s "
+        f"= {figures['unchangedResyncToFloor']:.2f} x floor "
         f"{figures['unchangedResyncPhases']}, {figures['unchangedResyncEvents']} events\n"
         f"  peak memory             {figures['peakMemoryMiB']:8.0f} MiB "
-        f"(before sync {figures['peakMemoryMiBBeforeSync']:.0f}, after full sync {figures['peakMemoryMiBAfterFullSync']:.0f}); "
-        f"{'helper process ' + format(figures['helperPeakMemoryMiB'], '.0f') + ' MiB' if figures['helperProcess'] else 'no helper process'}\n"
+        f"(before sync {figures['peakMemoryMiBBeforeSync']:.0f}, "
+        f"after full sync {figures['peakMemoryMiBAfterFullSync']:.0f}); "
+        f"{helper_memory}\n"
         f"  validating a TIS person {figures['bulkMicrosPerPerson']:8.1f} us bulk reader, "
         f"{figures['marshmallowMicrosPerPerson']:.1f} us marshmallow\n"
         f"  queues                  {figures['queues']}, {figures['rejectedRecords']} rejected records\n"

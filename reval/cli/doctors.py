@@ -89,12 +89,14 @@ def format_explanation(detail: DoctorDetail) -> str:
             owner = p.owner_designated_body or "no designated body"
             lines.append(
                 f"    programme {p.membership_type or '?'} {p.start.isoformat()} to "
-                f"{p.end.isoformat() if p.end else 'open'}, owner {p.owner!r} -> {owner}: {programme_state(p, explanation.as_of)}"
+                f"{p.end.isoformat() if p.end else 'open'}, owner {p.owner!r} -> {owner}: "
+                f"{programme_state(p, explanation.as_of)}"
             )
         for placement in person.placements:
             lines.append(
                 f"    placement {placement.grade or '?'} {placement.start.isoformat()} to "
-                f"{placement.end.isoformat() if placement.end else 'open'}: {placement_state(placement, explanation.as_of)}"
+                f"{placement.end.isoformat() if placement.end else 'open'}: "
+                f"{placement_state(placement, explanation.as_of)}"
             )
     lines.append("Facts:")
     for fact in DEFAULT_RULE_TABLE.facts:

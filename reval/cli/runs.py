@@ -122,13 +122,13 @@ def format_bodies(bodies: Sequence[BodyCounts]) -> str:
     lines = [
         "What each designated body sees:",
         f"{'designated body':<{BODY_WIDTH}}"
-        + "".join(f"{heading:>{w}}" for (heading, _), w in zip(BODY_COLUMNS, widths)),
+        + "".join(f"{heading:>{w}}" for (heading, _), w in zip(BODY_COLUMNS, widths, strict=True)),
     ]
     for body in bodies:
         label = f"{body.code} {body.name}"
         if len(label) > BODY_WIDTH - 1:
             label = label[: BODY_WIDTH - 4] + "..."
-        counts = "".join(f"{count(body.counts):>{w}}" for (_, count), w in zip(BODY_COLUMNS, widths))
+        counts = "".join(f"{count(body.counts):>{w}}" for (_, count), w in zip(BODY_COLUMNS, widths, strict=True))
         lines.append(f"{label:<{BODY_WIDTH}}{counts}")
     lines.append(
         "A doctor visible to several designated bodies is counted in each, so a column can add up to more than"
@@ -142,7 +142,8 @@ def format_bodies(bodies: Sequence[BodyCounts]) -> str:
 def format_summary(summary: dict, reasons: Sequence[run_service.RejectionReason]) -> str:
     gmc, tis = summary["gmc"], summary["tis"]
     lines = [
-        f"Sync run {summary['syncRunId']} {summary['status'].lower()}: as of {summary['asOf']}, rules {summary['ruleTable']}",
+        f"Sync run {summary['syncRunId']} {summary['status'].lower()}: "
+        f"as of {summary['asOf']}, rules {summary['ruleTable']}",
     ]
     if gmc["source"]:
         lines.append(
@@ -172,7 +173,8 @@ def format_summary(summary: dict, reasons: Sequence[run_service.RejectionReason]
     for queue, counts in summary["queues"].items():
         lines.append(f"{queue:<12}{counts['before']:>8}{counts['after']:>8}{counts['in']:>8}{counts['out']:>8}")
     lines.append(
-        f"{summary['doctors']} doctors, {summary['doctorsDecided']} decided afresh, {summary['decisionsChanged']} decisions changed, "
+        f"{summary['doctors']} doctors, {summary['doctorsDecided']} decided afresh, "
+        f"{summary['decisionsChanged']} decisions changed, "
         f"{summary['events']} history events, {summary['hidesEnded']} hides ended"
     )
     lines.append(f"Rejected records: {summary['rejectedRecords']}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import click
@@ -94,10 +95,8 @@ def _records(path: str | None, label: str, list_key: str) -> list:
 def _serve(simulator, banner) -> None:
     with simulator:
         click.echo(f"{banner(simulator)}; faults: POST /simulator/faults. Ctrl-C stops.")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
 
 
 @command()
@@ -118,7 +117,5 @@ def serve_app(app, host: str, port: int, threads: int = 8) -> None:
     from waitress import serve as waitress_serve
 
     click.echo(f"Reval is serving on http://{host}:{port}/ (Ctrl-C stops)")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         waitress_serve(app, host=host, port=port, threads=threads, ident="Reval", _quiet=True)
-    except KeyboardInterrupt:
-        pass

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +183,11 @@ class GmcClient:
         except zeep.exceptions.Fault as fault:
             return failed(OutcomeKind.TRANSIENT, f"SOAP fault: {fault.message}")
         except zeep.exceptions.TransportError as error:
-            kind = OutcomeKind.TRANSIENT if (error.status_code or 500) >= 500 else OutcomeKind.PERMANENT
+            kind = (
+                OutcomeKind.TRANSIENT
+                if (error.status_code or 500) >= HTTPStatus.INTERNAL_SERVER_ERROR
+                else OutcomeKind.PERMANENT
+            )
             return failed(kind, f"HTTP {error.status_code}")
         except (zeep.exceptions.XMLParseError, XMLSyntaxError) as error:
             return failed(OutcomeKind.TRANSIENT, f"unreadable answer ({error})")

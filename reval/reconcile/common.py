@@ -130,7 +130,7 @@ def bound_rows(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]]) -
                 # Dates and times repeat (the run's as-of date on every event): convert each once.
                 convert = {value: convert(value) for value in set(column_values)}.__getitem__
         converted_columns.append(column_values if convert is None else list(map(convert, column_values)))
-    return BoundRows(columns, list(zip(*converted_columns)))
+    return BoundRows(columns, list(zip(*converted_columns, strict=True)))
 
 
 def _json_text(column_type: JSON) -> Callable[[Any], str | None]:
@@ -150,7 +150,7 @@ def insert_bound_rows(connection: Connection, table: Table, rows: BoundRows) -> 
         _copy_rows(connection, table, list(rows.columns), rows.values)
         return
     statement, positional = _insert_statement(dialect, table, rows.columns)
-    values = rows.values if positional else [dict(zip(rows.columns, row)) for row in rows.values]
+    values = rows.values if positional else [dict(zip(rows.columns, row, strict=True)) for row in rows.values]
     connection.exec_driver_sql(statement, values)
 
 

@@ -266,7 +266,7 @@ def decide_job(context: DecisionContext, job: DecisionJob) -> list[dict[str, Any
     events = EventLog(context.recorded_at, context.as_of, context.sync_run_id)
     views: list[dict[str, Any]] = []
     names: list[dict[str, Any]] = []
-    for new, source in zip(decided, sources):
+    for new, source in zip(decided, sources, strict=True):
         events.add(new["gmc_number"], Source(source), EventKind.DECISION, None, decision_view(new), new["reason"])
         add_view_rows(new, set(), views, names)
     dialect = offline_dialect(context.dialect)

@@ -13,6 +13,7 @@ same order, so both ways give identical results (a test checks this).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gc
 import importlib
@@ -176,10 +177,9 @@ def _widen_pipes(executor: ProcessPoolExecutor) -> None:
     )
     for end in ends:
         if end is not None:
-            try:
+            # Over the system's limit for this user the call fails: the default serves, more slowly.
+            with contextlib.suppress(OSError):
                 fcntl.fcntl(end.fileno(), set_size, PIPE_BYTES)
-            except OSError:  # over the system's limit for this user: the default serves, more slowly
-                pass
 
 
 def helper_process_wanted() -> bool:
@@ -272,10 +272,9 @@ class SyncHelper:
         figures, and is waited for: the process this one may be about to end is its parent."""
         if self._executor is not None:
             if not interrupted:
-                try:
+                # A helper that died or hangs has no figure to give; the sync reports its failure.
+                with contextlib.suppress(Exception):
                     self.peak_memory_mib = self._executor.submit(_peak_memory_mib).result(timeout=60)
-                except Exception:  # a helper that died or hangs has no figure to give; the sync reports its failure
-                    pass
             # Otherwise not waiting for it to exit: tearing down its interpreter takes a tenth of
             # a second that the sync need not spend; the executor's own thread reaps it.
             self._executor.shutdown(wait=interrupted, cancel_futures=True)

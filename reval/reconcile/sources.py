@@ -191,7 +191,8 @@ def apply_gmc_lists(
     progress.begin("GMC", "doctors")
     read_so_far = lists_so_far = 0
     examined_lists = helper.ordered(examine_body_list, (canonical_codes, stored), lists, when_idle=when_idle)
-    for locator, (code, raw_code, problem, examined) in examined_lists:
+    for locator, examined_list in examined_lists:
+        code, raw_code, problem, examined = examined_list
         lists_so_far += 1
         read_so_far += len(examined)
         progress.advance(read_so_far, min(1.0, lists_so_far / max(1, len(canonical_codes))))

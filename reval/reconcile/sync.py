@@ -218,21 +218,24 @@ def run_sync(
     the work with a second process (default: when there is a second core; see SyncHelper).
     Raises SyncSkipped when another sync holds the lock, SyncFailed when it fails."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
-    with _locked_run(sessions, controls, run_id, as_of, now, engine, gmc, tis) as (run_id, started):
-        with infrequent_garbage_collection(), sessions.begin() as session:
-            with _sync_helper(gmc, tis, helper_process) as helper:  # its process ends before the commit
-                summary = _reconcile(
-                    session, run_id, gmc, tis, as_of, engine, started, tis_not_fetched_reason, helper, controls
-                )
-            summary["helperProcess"] = {
-                "used": helper.uses_process,
-                "batches": helper.batches_in_process,
-                "peakMemoryMiB": helper.peak_memory_mib,
-            }
-            run = session.get(SyncRun, run_id)
-            run.status, run.finished_at = summary["status"], utcnow()
-            summary["finishedAt"] = run.finished_at.isoformat()
-            run.summary, run.rejected_records = summary, summary["rejectedRecords"]
+    with (
+        _locked_run(sessions, controls, run_id, as_of, now, engine, gmc, tis) as (this_run, started),
+        infrequent_garbage_collection(),
+        sessions.begin() as session,
+    ):
+        with _sync_helper(gmc, tis, helper_process) as helper:  # its process ends before the commit
+            summary = _reconcile(
+                session, this_run, gmc, tis, as_of, engine, started, tis_not_fetched_reason, helper, controls
+            )
+        summary["helperProcess"] = {
+            "used": helper.uses_process,
+            "batches": helper.batches_in_process,
+            "peakMemoryMiB": helper.peak_memory_mib,
+        }
+        run = session.get(SyncRun, this_run)
+        run.status, run.finished_at = summary["status"], utcnow()
+        summary["finishedAt"] = run.finished_at.isoformat()
+        run.summary, run.rejected_records = summary, summary["rejectedRecords"]
     refresh_statistics_after(sessions, summary)
     return summary
 
@@ -574,11 +577,11 @@ def apply_run_sources(
     The sync lock is held while the sources are applied; the run then names no holder, as its
     shards decide in other processes."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
-    with _locked_run(sessions, controls, run_id, as_of, now, engine, gmc, tis) as (run_id, started):
+    with _locked_run(sessions, controls, run_id, as_of, now, engine, gmc, tis) as (this_run, started):
         _apply_for_shards(
-            sessions, run_id, started, gmc, tis, as_of, engine, tis_not_fetched_reason, controls, release=True
+            sessions, this_run, started, gmc, tis, as_of, engine, tis_not_fetched_reason, controls, release=True
         )
-        return run_id
+        return this_run
 
 
 def _apply_for_shards(

@@ -136,7 +136,9 @@ DEFAULT_RULE_TABLE = RuleTable(
             _GMC_AND_P,
             current_f1_placement=True,
             label="F1 doctor",
-            description="A current placement is at grade F1: foundation year 1 doctors are not connected for revalidation.",
+            description=(
+                "A current placement is at grade F1: foundation year 1 doctors are not connected for revalidation."
+            ),
         ),
         _row(
             2,
@@ -145,7 +147,9 @@ DEFAULT_RULE_TABLE = RuleTable(
             _GMC_AND_P,
             military=True,
             label="Military doctor",
-            description="The current (or last ended) programme membership is MILITARY: the Defence Deanery revalidates them.",
+            description=(
+                "The current (or last ended) programme membership is MILITARY: the Defence Deanery revalidates them."
+            ),
         ),
         _row(
             3,

@@ -63,6 +63,8 @@ class SortKey(StrEnum):
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 500
 MAX_SEARCH_LENGTH = 100
+MAX_NUMBER_DIGITS = 9  # page numbers and sizes: more digits than any page there is
+GMC_NUMBER_DIGITS = 7
 
 
 @dataclass(frozen=True)
@@ -307,7 +309,12 @@ def checked_page_size(size: Any) -> int:
 def _whole_number(value: Any, name: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 9:
+    if (
+        isinstance(value, str)
+        and value.strip().isascii()
+        and value.strip().isdigit()
+        and len(value.strip()) <= MAX_NUMBER_DIGITS
+    ):
         return int(value)
     raise Invalid(f"{name} {value!r} is not a whole number", field=name)
 
@@ -427,7 +434,9 @@ def _search_condition(text: str, keyed: Table, code: str | None, queue: Queue | 
     """A GMC-number prefix (GMC numbers are seven digits) or a name prefix, as index ranges."""
     number = keyed.c.gmc_number
     if text.isascii() and text.isdigit():
-        return number.between(text.ljust(7, "0"), text.ljust(7, "9")) if len(text) < 7 else number == text
+        if len(text) < GMC_NUMBER_DIGITS:
+            return number.between(text.ljust(GMC_NUMBER_DIGITS, "0"), text.ljust(GMC_NUMBER_DIGITS, "9"))
+        return number == text
     prefix = text.casefold()[:NAME_KEY_LENGTH]  # names are kept to that length (casefolding can lengthen)
     if code is None:  # the national views: few doctors (Unassigned), or all of them (an export)
         return Doctor.__table__.c.search_names.like(f"%\n{_like_escaped(prefix)}%", escape="\\")

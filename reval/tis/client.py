@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 import requests
@@ -164,13 +165,13 @@ class TisClient:
             except OAuthError as error:
                 raise TisUnavailable(f"{what}: TIS's identity provider refused Reval's client: {error.error}") from None
             else:
-                if response.status_code == 200:
+                if response.status_code == HTTPStatus.OK:
                     return response
-                if response.status_code == 401 and not refreshed:
+                if response.status_code == HTTPStatus.UNAUTHORIZED and not refreshed:
                     refreshed = True  # the token was refused before its time: one new token, one retry
                     self._renew_token()
                     continue
-                if response.status_code == 404 and not_found_is_deletion:
+                if response.status_code == HTTPStatus.NOT_FOUND and not_found_is_deletion:
                     raise PersonDeleted(path)
                 if response.status_code not in RETRIED_STATUSES:
                     raise TisUnavailable(f"{what}: HTTP {response.status_code}")

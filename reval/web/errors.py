@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from http import HTTPStatus
 
 from flask import Response, make_response, render_template
 from flask_wtf.csrf import CSRFError
@@ -52,8 +53,10 @@ def error_page(error: Exception) -> Response:
         return response
     if isinstance(error, HTTPException):
         status = error.code or 500
-        response = page(status, TITLES.get(status, error.name), NOT_FOUND if status == 404 else error.description)
-        if status == 405 and error.valid_methods:
+        response = page(
+            status, TITLES.get(status, error.name), NOT_FOUND if status == HTTPStatus.NOT_FOUND else error.description
+        )
+        if status == HTTPStatus.METHOD_NOT_ALLOWED and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
     error_id = uuid.uuid4().hex[:12]

@@ -153,6 +153,7 @@ def _pager(page) -> dict:
     }
 
 
+CSV_CHUNK_BYTES = 65536  # a download is streamed in pieces of about this size
 CSV_HEADER = (
     "GMC number",
     "First name",
@@ -193,7 +194,7 @@ def _csv_lines(first: QueueEntry | None, rest: Iterator[QueueEntry]) -> Iterator
     entries = rest if first is None else _chain(first, rest)
     for entry in entries:
         writer.writerow(_csv_row(entry))
-        if buffer.tell() > 65536:
+        if buffer.tell() > CSV_CHUNK_BYTES:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()

@@ -86,7 +86,7 @@ def issuer() -> Iterator[Issuer]:
 
 
 @pytest.fixture
-def api(app, issuer, national):
+def api(app, issuer, national):  # noqa: F811 -- the parameter is the fixture imported above
     """An app whose API trusts the issuer, on the national dataset (rate limits off: tested alone)."""
     settings = {key: value for key, value in app.config.items() if key.startswith("REVAL_")}
     api_app = create_app(

@@ -54,7 +54,7 @@ def test_pages_agree_with_reval_export(calling, sessions):
     api_rows = all_pages(caller, f"{BODY}/doctors?pageSize=7")
     export_rows = exported(sessions, EAST_OF_ENGLAND)
     assert [row["gmcReferenceNumber"] for row in api_rows] == [row["gmcReferenceNumber"] for row in export_rows]
-    for api_row, export_row in zip(api_rows, export_rows):
+    for api_row, export_row in zip(api_rows, export_rows, strict=True):
         assert {key: api_row[key] for key in export_row} == export_row  # the export's fields, the same
     first = caller.get(f"{BODY}/doctors?pageSize=7").json
     assert (first["total"], first["page"], first["pageSize"], len(first["items"])) == (28, 1, 7, 7)

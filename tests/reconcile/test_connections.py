@@ -141,7 +141,7 @@ def test_retries_are_bounded_then_the_request_fails(synced, sessions, gmc_connec
         with synced.app_context():
             for _ in range(2):
                 later = NOON + timedelta(hours=2)
-                connections.deliver_due_requests(sessions, gmc_client(), now=lambda: later, policy=policy)
+                connections.deliver_due_requests(sessions, gmc_client(), now=lambda later=later: later, policy=policy)
     [request] = requests_listed(reval)
     assert (request["status"], request["attempts"]) == ("FAILED", 3)
     assert request["message"].startswith("gave up after 3 attempts") and "GMC internal error" in request["message"]

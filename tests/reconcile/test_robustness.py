@@ -97,7 +97,8 @@ HOSTILE_ID = st.one_of(
     st.booleans(),
 )
 HOSTILE_GMC = st.one_of(
-    st.sampled_from(["١٢٣٤٥٦٧", "１２３４５６７", "123456", "12345678", " 7654321 ", "765432a", "", "unknown"]),
+    # Arabic-Indic and fullwidth digits on purpose: numbers that look right and are not.
+    st.sampled_from(["١٢٣٤٥٦٧", "１２３４５６７", "123456", "12345678", " 7654321 ", "765432a", "", "unknown"]),  # noqa: RUF001
     st.text(max_size=9),
     st.integers(),
     st.none(),
@@ -150,7 +151,11 @@ def hostile_gmc_doctor(draw, index: int):
         DoctorFirstName=draw(st.one_of(st.just("Grace"), HOSTILE_TEXT)),
         DoctorLastName=draw(st.one_of(st.just("Hopper"), HOSTILE_TEXT)),
         SubmissionDate=draw(
-            st.one_of(st.just("01/06/2027"), st.sampled_from(["31/12/9999", "01/01/1899", "٠١/٠٦/٢٠٢٧"]), HOSTILE_TEXT)
+            st.one_of(
+                st.just("01/06/2027"),
+                st.sampled_from(["31/12/9999", "01/01/1899", "٠١/٠٦/٢٠٢٧"]),  # noqa: RUF001 -- Arabic-Indic digits on purpose
+                HOSTILE_TEXT,
+            )
         ),
         DoctorStatus=draw(st.one_of(st.just("Not Under Notice"), HOSTILE_TEXT)),
     )

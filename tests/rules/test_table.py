@@ -40,13 +40,13 @@ def test_a_table_missing_its_last_row_has_a_gap():
 
 def test_a_row_shadowed_by_an_earlier_one_is_unreachable():
     shadowed = _row(16, "NEVER", Queue.HIDDEN, (), connected=True, tis_people="NONE")
-    report = check_table(replace(DEFAULT_RULE_TABLE, rows=DEFAULT_RULE_TABLE.rows + (shadowed,)))
+    report = check_table(replace(DEFAULT_RULE_TABLE, rows=(*DEFAULT_RULE_TABLE.rows, shadowed)))
     assert [row.reason for row in report.unreachable] == ["NEVER"]
 
 
 def test_a_condition_on_an_undeclared_fact_is_a_problem():
     broken = _row(16, "TYPO", Queue.HIDDEN, (), conected=True)
-    report = check_table(replace(DEFAULT_RULE_TABLE, rows=DEFAULT_RULE_TABLE.rows + (broken,)))
+    report = check_table(replace(DEFAULT_RULE_TABLE, rows=(*DEFAULT_RULE_TABLE.rows, broken)))
     assert report.problems == ["row 16 (TYPO) tests undeclared fact 'conected'"]
 
 

@@ -262,7 +262,8 @@ def test_download_csv_of_the_current_view(page, site):
     tab(page, "Connected").click()
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
-    rows = list(csv.DictReader(open(download.value.path(), newline="")))
+    with open(download.value.path(), newline="") as downloaded:
+        rows = list(csv.DictReader(downloaded))
     assert [row["GMC number"] for row in rows] == EAST_CONNECTED  # every page, not just the first
 
 
@@ -331,7 +332,7 @@ def test_a_held_back_run_an_abandoned_run_and_a_rejected_record_read_well(
         sessions,
         as_of=AS_OF,
         gmc=GmcInput.from_file(files / "gmc2.json"),
-        tis=TisInput.from_file(tis_snapshot(files / "tis2.json", national.people + [broken])),
+        tis=TisInput.from_file(tis_snapshot(files / "tis2.json", [*national.people, broken])),
     )
 
     sign_in(page, site, role="National")

@@ -52,7 +52,8 @@ def upgrade() -> None:
     )
     op.execute(
         "UPDATE doctor SET unassigned = NOT EXISTS ("
-        "SELECT 1 FROM doctor_visibility JOIN designated_body ON designated_body.code = doctor_visibility.designated_body_code "
+        "SELECT 1 FROM doctor_visibility "
+        "JOIN designated_body ON designated_body.code = doctor_visibility.designated_body_code "
         "WHERE doctor_visibility.gmc_number = doctor.gmc_number), "
         # The next sync decides everyone again, and with it fills in the columns above.
         "decision_basis = ''"
