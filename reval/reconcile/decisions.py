@@ -154,10 +154,7 @@ def doctor_row(
     as_of: date,
     configured_bodies: frozenset[str],
 ) -> dict[str, Any]:
-    named = connection if connection is not None and (connection.first_name or connection.last_name) else None
-    first_person = people[0] if people else None
-    first_name = named.first_name if named else first_person.forenames if first_person else None
-    last_name = named.last_name if named else first_person.surname if first_person else None
+    first_name, last_name = _shown_names(connection, people)
     shown = shown_programme(situation, as_of)
     return {
         "gmc_number": number,
@@ -174,9 +171,7 @@ def doctor_row(
         "last_name": last_name,
         "decided_as_of": as_of,
         "submission_date": connection.submission_date if connection is not None else None,
-        "programme_name": shown.name if shown is not None else None,
-        "programme_start": shown.start if shown is not None else None,
-        "programme_end": shown.end if shown is not None else None,
+        **_programme_columns(shown),
         "programme_owners": " ".join(decision.programme_owner_designated_bodies),
         # Cut to its column: case-folding can lengthen a name (ß is ss), and order needs no more.
         "sort_name": f"{last_name or ''} {first_name or ''}".strip().casefold()[:SORT_NAME_LENGTH],
@@ -186,6 +181,21 @@ def doctor_row(
         ),
         "unassigned": configured_bodies.isdisjoint(decision.visible_to),
     }
+
+
+def _shown_names(connection: Any | None, people: Sequence[Any]) -> tuple[str | None, str | None]:
+    """The doctor's (first, last) names: GMC's if it names them, else their first TIS person's."""
+    if connection is not None and (connection.first_name or connection.last_name):
+        return connection.first_name, connection.last_name
+    if people:
+        return people[0].forenames, people[0].surname
+    return None, None
+
+
+def _programme_columns(shown: Any | None) -> dict[str, Any]:
+    if shown is None:
+        return {"programme_name": None, "programme_start": None, "programme_end": None}
+    return {"programme_name": shown.name, "programme_start": shown.start, "programme_end": shown.end}
 
 
 def search_names(*name_lists: Sequence[str | None]) -> str:
@@ -360,78 +370,27 @@ def decide_doctors(
     hides_ending = RowWriter(session, DoctorHide.__table__, "id")
     active_hides = _active_hides(session)
     checked_every_time: dict[str, set[str]] = defaultdict(set)  # by range (its leading digits)
-    for number in only if only is not None else touched | active_hides.keys():
+    for number in _checked_every_time(only, touched, active_hides):
         checked_every_time[number[:RANGE_DIGITS]].add(number)
     if only is not None:
         ranges = [(low, high) for low, high in gmc_number_ranges() if low in checked_every_time]
-
-    def jobs() -> Iterator[tuple[DecisionJob, dict[str, Any]]]:
-        for batch, previous_rows in inputs():
-            new_only = (
-                NEW_DOCTOR_ROWS_WHERE_DECIDED
-                and not previous_rows
-                and active_hides.keys().isdisjoint(doctor[0] for doctor in batch)
-            )
-            sources = [change_sources.get(doctor[0], Source.TIS_SYNC).value for doctor in batch] if new_only else None
-            yield (batch, sources), previous_rows
-
-    def inputs() -> Iterator[tuple[list[DoctorInputs], dict[str, Any]]]:
-        """The doctors to decide, read here range by range, in batches of about BATCH_SIZE: each
-        batch goes to ``decide_batch``, the previous decisions stay here to compare against."""
-        batch: list[DoctorInputs] = []
-        previous_rows: dict[str, Any] = {}
-        for index, (low, high) in enumerate(range_list):
-            progress.advance(outcome.decided, index / len(range_list))
-            stale = (
-                []
-                if only is not None
-                else session.scalars(
-                    select(Doctor.gmc_number).where(
-                        in_range(Doctor.gmc_number, low, high),
-                        or_(Doctor.decision_basis != basis, Doctor.stable_from > as_of, Doctor.stable_until <= as_of),
-                    )
-                ).all()
-            )
-            needed = set(stale) | checked_every_time.get(low, set())
-            if needed:
-                range_batch, range_previous = _range_inputs(session, needed, low, high)
-                batch += range_batch
-                previous_rows |= range_previous
-            if len(batch) >= BATCH_SIZE:
-                yield batch, previous_rows
-                batch, previous_rows = [], {}
-        if batch:
-            yield batch, previous_rows
 
     range_list = list(ranges or gmc_number_ranges())
     context = DecisionContext(
         engine, owners, basis, as_of, events.recorded_at, events.sync_run_id, session.get_bind().dialect.name
     )
+    stale = _StaleDoctors(session, basis, as_of, checked_every_time, read_stale=only is None)
+    jobs = _decision_jobs(stale.batches(range_list, progress, outcome), active_hides, change_sources)
+    recorder = _DecisionRecorder(
+        outcome, doctors, visibility, hides_ending, events, change_sources, active_hides, as_of, now
+    )
     progress.begin("decide", "doctors")
-    for previous_rows, decided in helper.ordered(decide_job, context, jobs()):
+    for previous_rows, decided in helper.ordered(decide_job, context, jobs):
         if isinstance(decided, NewDoctorRows):
             _write_new_doctors(session, outcome, doctors, visibility, events, decided)
             continue
         for new in decided:
-            number = new["gmc_number"]
-            previous = previous_rows.get(number)
-            source = change_sources.get(number, Source.TIS_SYNC)
-            outcome.decided += 1
-            hides = [(hide, hide_end_reason(hide, new, as_of)) for hide in active_hides.get(number, ())]
-            hidden_for = {hide.designated_body_code for hide, end_reason in hides if not end_reason}
-            ending = [(hide, end_reason) for hide, end_reason in hides if end_reason]
-            _record_decision(outcome, doctors, visibility, events, source, previous, new, hidden_for, bool(ending))
-            for hide, end_reason in ending:
-                hides_ending.update({"id": hide.id, "ended_at": now, "end_reason": end_reason})
-                outcome.hides_ended += 1
-                events.add(
-                    number,
-                    Source.ADMIN if end_reason.startswith("until-date") else source,
-                    EventKind.HIDE_ENDED,
-                    hide_view(hide),
-                    None,
-                    end_reason,
-                )
+            recorder.record(new, previous_rows.get(new["gmc_number"]))
         events.flush(session)
     for writer in (doctors, visibility, hides_ending):
         writer.flush()
@@ -440,6 +399,110 @@ def decide_doctors(
     if count_queues:
         outcome.after = queue_counts(session)
     return outcome
+
+
+class _StaleDoctors:
+    """The doctors to decide, read range by range: those whose stored decision is stale (unless
+    only given doctors are decided) and those checked every time (touched, or with a hide)."""
+
+    def __init__(
+        self, session: Session, basis: str, as_of: date, checked_every_time: dict[str, set[str]], read_stale: bool
+    ) -> None:
+        self.session, self.basis, self.as_of = session, basis, as_of
+        self.checked_every_time, self.read_stale = checked_every_time, read_stale
+
+    def batches(
+        self, range_list: list[tuple[str, str | None]], progress: Progress, outcome: DecisionOutcome
+    ) -> Iterator[tuple[list[DoctorInputs], dict[str, Any]]]:
+        """Batches of about BATCH_SIZE: each goes to ``decide_batch``, the previous decisions stay
+        here to compare against."""
+        batch: list[DoctorInputs] = []
+        previous_rows: dict[str, Any] = {}
+        for index, (low, high) in enumerate(range_list):
+            progress.advance(outcome.decided, index / len(range_list))
+            needed = set(self._stale(low, high)) | self.checked_every_time.get(low, set())
+            if needed:
+                range_batch, range_previous = _range_inputs(self.session, needed, low, high)
+                batch += range_batch
+                previous_rows |= range_previous
+            if len(batch) >= BATCH_SIZE:
+                yield batch, previous_rows
+                batch, previous_rows = [], {}
+        if batch:
+            yield batch, previous_rows
+
+    def _stale(self, low: str, high: str | None) -> Sequence[str]:
+        if not self.read_stale:
+            return []
+        return self.session.scalars(
+            select(Doctor.gmc_number).where(
+                in_range(Doctor.gmc_number, low, high),
+                or_(
+                    Doctor.decision_basis != self.basis,
+                    Doctor.stable_from > self.as_of,
+                    Doctor.stable_until <= self.as_of,
+                ),
+            )
+        ).all()
+
+
+def _decision_jobs(
+    batches: Iterable[tuple[list[DoctorInputs], dict[str, Any]]],
+    active_hides: Mapping[str, Any],
+    change_sources: Mapping[str, Source],
+) -> Iterator[tuple[DecisionJob, dict[str, Any]]]:
+    """Each batch as a job for ``decide_job``: a batch of doctors new to Reval (no previous row,
+    no hide) carries each doctor's source, so that its rows are made where it is decided."""
+    for batch, previous_rows in batches:
+        new_only = (
+            NEW_DOCTOR_ROWS_WHERE_DECIDED
+            and not previous_rows
+            and active_hides.keys().isdisjoint(doctor[0] for doctor in batch)
+        )
+        sources = [change_sources.get(doctor[0], Source.TIS_SYNC).value for doctor in batch] if new_only else None
+        yield (batch, sources), previous_rows
+
+
+def _checked_every_time(only: set[str] | None, touched: set[str], active_hides: Mapping[str, Any]) -> Iterable[str]:
+    """The doctors decided whatever their stored decision: those given, else those touched or hidden."""
+    return only if only is not None else touched | active_hides.keys()
+
+
+@dataclass
+class _DecisionRecorder:
+    """Records each decision made (with what changed), and ends the hides whose reason has gone."""
+
+    outcome: DecisionOutcome
+    doctors: RowWriter
+    visibility: BodyViews
+    hides_ending: RowWriter
+    events: EventLog
+    change_sources: Mapping[str, Source]
+    active_hides: Mapping[str, list[DoctorHide]]
+    as_of: date
+    now: datetime
+
+    def record(self, new: dict[str, Any], previous: Any) -> None:
+        number = new["gmc_number"]
+        source = self.change_sources.get(number, Source.TIS_SYNC)
+        self.outcome.decided += 1
+        hides = [(hide, hide_end_reason(hide, new, self.as_of)) for hide in self.active_hides.get(number, ())]
+        hidden_for = {hide.designated_body_code for hide, end_reason in hides if not end_reason}
+        ending = [(hide, end_reason) for hide, end_reason in hides if end_reason]
+        _record_decision(
+            self.outcome, self.doctors, self.visibility, self.events, source, previous, new, hidden_for, bool(ending)
+        )
+        for hide, end_reason in ending:
+            self.hides_ending.update({"id": hide.id, "ended_at": self.now, "end_reason": end_reason})
+            self.outcome.hides_ended += 1
+            self.events.add(
+                number,
+                Source.ADMIN if end_reason.startswith("until-date") else source,
+                EventKind.HIDE_ENDED,
+                hide_view(hide),
+                None,
+                end_reason,
+            )
 
 
 def _range_inputs(
