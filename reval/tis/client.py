@@ -171,19 +171,17 @@ class TisClient:
                     refreshed = True  # the token was refused before its time: one new token, one retry
                     self._renew_token()
                     continue
-                if response.status_code == HTTPStatus.NOT_FOUND and not_found_is_deletion:
-                    raise PersonDeleted(path)
-                if response.status_code not in RETRIED_STATUSES:
-                    raise TisUnavailable(f"{what}: HTTP {response.status_code}")
-                problem, retry_after = f"HTTP {response.status_code}", _seconds(response.headers.get("Retry-After"))
-            if attempt == self.settings.attempts:
-                raise TisUnavailable(f"{what}: {problem}, after {attempt} attempts")
-            delay = (
-                retry_after if retry_after is not None else backoff_delay(attempt - 1, self.settings.backoff_seconds)
-            )
-            log.warning("TIS %s failed (%s); retrying in %.1f s", what, problem, delay)
-            self._sleep(delay)
+                problem, retry_after = _retried_problem(response, what, path, not_found_is_deletion)
+            self._wait_to_retry(attempt, what, problem, retry_after)
         raise AssertionError("unreachable")
+
+    def _wait_to_retry(self, attempt: int, what: str, problem: str, retry_after: float | None) -> None:
+        """Waits before the next attempt (as long as TIS asked, if it did); after the last, gives up."""
+        if attempt == self.settings.attempts:
+            raise TisUnavailable(f"{what}: {problem}, after {attempt} attempts")
+        delay = retry_after if retry_after is not None else backoff_delay(attempt - 1, self.settings.backoff_seconds)
+        log.warning("TIS %s failed (%s); retrying in %.1f s", what, problem, delay)
+        self._sleep(delay)
 
     def _ensure_token(self) -> None:
         with self._token_lock:
@@ -202,6 +200,18 @@ class TisClient:
             raise TisUnavailable(f"the TIS token endpoint did not answer ({type(error).__name__})") from None
         except OAuthError as error:
             raise TisUnavailable(f"TIS's identity provider refused Reval's client: {error.error}") from None
+
+
+def _retried_problem(
+    response: requests.Response, what: str, path: str, not_found_is_deletion: bool
+) -> tuple[str, float | None]:
+    """A failed answer worth retrying, as (the problem, the seconds TIS asked to wait); raises
+    PersonDeleted or TisUnavailable for one that is not."""
+    if response.status_code == HTTPStatus.NOT_FOUND and not_found_is_deletion:
+        raise PersonDeleted(path)
+    if response.status_code not in RETRIED_STATUSES:
+        raise TisUnavailable(f"{what}: HTTP {response.status_code}")
+    return f"HTTP {response.status_code}", _seconds(response.headers.get("Retry-After"))
 
 
 def _seconds(retry_after: str | None) -> float | None:
