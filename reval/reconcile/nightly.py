@@ -116,15 +116,8 @@ def staged_inputs(
             (row.source, row.key): row
             for row in session.scalars(select(StagedSource).where(StagedSource.sync_run_id == run_id))
         }
-    not_fetched = {
-        code: staged[("GMC", code)].reason if ("GMC", code) in staged else "its fetch did not report"
-        for code in codes
-        if not (("GMC", code) in staged and staged[("GMC", code)].fetched)
-    }
-    tis_row = staged.get(("TIS", TIS_KEY))
-    tis_reason = (
-        None if tis_row is not None and tis_row.fetched else (tis_row.reason if tis_row else "its pull did not report")
-    )
+    not_fetched = _gmc_not_fetched(staged, codes)
+    tis_reason = _tis_not_fetched(staged)
     if len(not_fetched) == len(codes) and tis_reason is not None:
         reason = f"no source could be fetched: TIS: {tis_reason}; GMC: " + "; ".join(
             f"{c}: {r}" for c, r in not_fetched.items()
@@ -146,6 +139,23 @@ def staged_inputs(
         finally:  # used or not (the sync failed, or was skipped), what was staged has served
             with sessions.begin() as session:
                 _discard_staged(session, run_id)
+
+
+def _gmc_not_fetched(staged: dict[tuple[str, str], StagedSource], codes: list[str]) -> dict[str, str]:
+    """Why each body's list was not fetched (its fetch said, or never reported)."""
+    return {
+        code: staged[("GMC", code)].reason if ("GMC", code) in staged else "its fetch did not report"
+        for code in codes
+        if not (("GMC", code) in staged and staged[("GMC", code)].fetched)
+    }
+
+
+def _tis_not_fetched(staged: dict[tuple[str, str], StagedSource]) -> str | None:
+    """Why TIS's people were not pulled, or None when they were."""
+    tis_row = staged.get(("TIS", TIS_KEY))
+    if tis_row is not None and tis_row.fetched:
+        return None
+    return tis_row.reason if tis_row else "its pull did not report"
 
 
 def reconcile_staged(

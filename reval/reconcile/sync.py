@@ -486,6 +486,11 @@ def _apply_sources(
     )
     lap("tis")
     rejections = gmc_outcome.rejections + (tis_outcome.rejections if tis_outcome else [])
+    _record_rejections(session, run_id, rejections)
+    return gmc_outcome, tis_outcome, rejections
+
+
+def _record_rejections(session: Session, run_id: int, rejections: list[Rejection]) -> None:
     if rejections:
         session.execute(
             insert(RejectedRecord),
@@ -503,7 +508,6 @@ def _apply_sources(
                 for r in rejections
             ],
         )
-    return gmc_outcome, tis_outcome, rejections
 
 
 def _sources_summary(
