@@ -63,6 +63,10 @@ class ActionRequest:
             raise Invalid("choose at least one doctor", field="gmcNumbers")
         if len(numbers) > MAX_DOCTORS:
             raise Invalid(f"{len(numbers)} doctors chosen; act on at most {MAX_DOCTORS} at a time", field="gmcNumbers")
+        return ActionRequest(self.action, self.designated_body, numbers, self._checked_reason(context), self.until)
+
+    def _checked_reason(self, context: Context) -> str | None:
+        """A hide's reason (and until-date), or a GMC change's reason code, checked."""
         reason = self.reason
         if self.action is BulkAction.HIDE:
             reason = checked_hide_reason(reason)
@@ -71,7 +75,8 @@ class ActionRequest:
                     f"until-date {self.until.isoformat()} is not after today; a hide must end in the future",
                     field="until",
                 )
-        elif self.action.gmc_action is not None:
+            return reason
+        if self.action.gmc_action is not None:
             reasons = CHANGE_REASONS[self.action.gmc_action]
             if (reason or "").strip() not in reasons:
                 raise Invalid(
@@ -79,8 +84,8 @@ class ActionRequest:
                     + "; ".join(f"{code} = {meaning}" for code, meaning in reasons.items()),
                     field="reason",
                 )
-            reason = reason.strip()
-        return ActionRequest(self.action, self.designated_body, numbers, reason, self.until)
+            return reason.strip()
+        return reason
 
 
 @dataclass(frozen=True)
