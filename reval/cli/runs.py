@@ -6,6 +6,7 @@ import csv
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import click
 from celery.exceptions import TimeoutError as CeleryTimeout
@@ -145,6 +146,23 @@ def format_summary(summary: dict, reasons: Sequence[run_service.RejectionReason]
         f"Sync run {summary['syncRunId']} {summary['status'].lower()}: "
         f"as of {summary['asOf']}, rules {summary['ruleTable']}",
     ]
+    lines += _gmc_summary_lines(gmc)
+    lines.append(_tis_summary_line(tis))
+    lines.append(f"{'queue':<12}{'before':>8}{'after':>8}{'in':>8}{'out':>8}")
+    for queue, counts in summary["queues"].items():
+        lines.append(f"{queue:<12}{counts['before']:>8}{counts['after']:>8}{counts['in']:>8}{counts['out']:>8}")
+    lines.append(
+        f"{summary['doctors']} doctors, {summary['doctorsDecided']} decided afresh, "
+        f"{summary['decisionsChanged']} decisions changed, "
+        f"{summary['events']} history events, {summary['hidesEnded']} hides ended"
+    )
+    lines.append(f"Rejected records: {summary['rejectedRecords']}")
+    lines += _rejection_reason_lines(reasons, summary["syncRunId"])
+    return "\n".join(lines)
+
+
+def _gmc_summary_lines(gmc: dict[str, Any]) -> list[str]:
+    lines = []
     if gmc["source"]:
         lines.append(
             f"GMC  {gmc['source']}: {len(gmc['designatedBodiesFetched'])} designated bodies fetched, "
@@ -156,28 +174,26 @@ def format_summary(summary: dict, reasons: Sequence[run_service.RejectionReason]
         by_reason.setdefault(why, []).append(code)
     for why, codes in by_reason.items():
         lines.append(f"     {len(codes)} not fetched ({why}), their doctors keep their connections: {', '.join(codes)}")
+    return lines
+
+
+def _tis_summary_line(tis: dict[str, Any]) -> str:
     if tis["source"] and not tis.get("fetched", True):
-        lines.append(
+        return (
             f"TIS  {tis['source']}: {tis['peopleRead']} people read, not applied ({tis['notFetchedReason']}): "
             f"TIS people keep their previous state"
         )
-    elif tis["source"]:
+    if tis["source"]:
         completeness = "complete" if tis["complete"] else "INCOMPLETE: nobody deleted"
-        lines.append(
+        return (
             f"TIS  {tis['source']}: {tis['peopleRead']} people read ({completeness}); "
             f"+{tis['peopleAdded']} added, {tis['peopleUpdated']} updated, {tis['peopleDeleted']} deleted"
         )
-    else:
-        lines.append(f"TIS  not fetched in this run ({tis['notFetchedReason']}): TIS people keep their previous state")
-    lines.append(f"{'queue':<12}{'before':>8}{'after':>8}{'in':>8}{'out':>8}")
-    for queue, counts in summary["queues"].items():
-        lines.append(f"{queue:<12}{counts['before']:>8}{counts['after']:>8}{counts['in']:>8}{counts['out']:>8}")
-    lines.append(
-        f"{summary['doctors']} doctors, {summary['doctorsDecided']} decided afresh, "
-        f"{summary['decisionsChanged']} decisions changed, "
-        f"{summary['events']} history events, {summary['hidesEnded']} hides ended"
-    )
-    lines.append(f"Rejected records: {summary['rejectedRecords']}")
+    return f"TIS  not fetched in this run ({tis['notFetchedReason']}): TIS people keep their previous state"
+
+
+def _rejection_reason_lines(reasons: Sequence[run_service.RejectionReason], run_id: Any) -> list[str]:
+    lines = []
     shown, rest = reasons[:REASONS_IN_SUMMARY], reasons[REASONS_IN_SUMMARY:]
     for reason in shown:
         if reason.records == 1:
@@ -187,8 +203,8 @@ def format_summary(summary: dict, reasons: Sequence[run_service.RejectionReason]
     if rest:
         lines.append(f"  ... and {sum(r.records for r in rest)} more records, for {len(rest)} other reasons")
     if reasons:
-        lines.append(f"  Each one, with its field, value and reason: reval rejections --run {summary['syncRunId']}")
-    return "\n".join(lines)
+        lines.append(f"  Each one, with its field, value and reason: reval rejections --run {run_id}")
+    return lines
 
 
 REJECTION_FIELDS = ("run", "source", "locator", "key", "field", "value", "reason")
