@@ -43,17 +43,7 @@ class DesignatedBodyFileError(Exception):
 
 def read_designated_bodies_csv(path: str | Path) -> list[DesignatedBody]:
     path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [column.strip().lower() for column in reader.fieldnames or []]
-            if header[:3] != ["code", "name", "owner"]:
-                raise DesignatedBodyFileError(
-                    f"designated bodies file '{path}' must have the header code,name,owner (got {','.join(header)!r})"
-                )
-            rows = [[(value or "").strip() for value in row.values()] for row in reader]
-    except OSError as error:
-        raise DesignatedBodyFileError(f"designated bodies file '{path}' cannot be read: {error.strerror}") from None
+    rows = _csv_rows(path)
     bodies = []
     for line, (code, name, owner, *_rest) in enumerate(rows, start=2):
         if not code or not name or not owner:
@@ -65,6 +55,21 @@ def read_designated_bodies_csv(path: str | Path) -> list[DesignatedBody]:
     if not bodies:
         raise DesignatedBodyFileError(f"designated bodies file '{path}' lists no designated bodies")
     return bodies
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    """The file's rows, each value stripped, once its header is known to be code,name,owner."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [column.strip().lower() for column in reader.fieldnames or []]
+            if header[:3] != ["code", "name", "owner"]:
+                raise DesignatedBodyFileError(
+                    f"designated bodies file '{path}' must have the header code,name,owner (got {','.join(header)!r})"
+                )
+            return [[(value or "").strip() for value in row.values()] for row in reader]
+    except OSError as error:
+        raise DesignatedBodyFileError(f"designated bodies file '{path}' cannot be read: {error.strerror}") from None
 
 
 def check_unique(bodies: Iterable[DesignatedBody], source: str) -> None:
