@@ -12,7 +12,7 @@ from reval.rules import DEFAULT_RULE_TABLE, Queue
 from reval.services.doctors import describe_event
 from reval.services.queues import MAX_PAGE_SIZE, SortKey
 
-NULLABLE = {"allow_none": True}
+NULLABLE: dict[str, Any] = {"allow_none": True}  # typed Any: unpacked into fields of every kind
 
 
 class UpperCase(fields.String):
