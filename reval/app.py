@@ -24,16 +24,24 @@ def create_app(config: dict[str, Any] | None = None, *, migrate: bool = True) ->
     schema up to date on first use (a command); a server or worker only checks it."""
     config = {**settings_from_environment(), **(config or {})}
     instance_path = config.get("REVAL_INSTANCE_PATH") or os.environ.get("REVAL_INSTANCE_PATH")
-    app = Flask("reval", instance_relative_config=True, root_path=str(PACKAGE),
-                instance_path=str(Path(instance_path).resolve()) if instance_path else None)
+    app = Flask(
+        "reval",
+        instance_relative_config=True,
+        root_path=str(PACKAGE),
+        instance_path=str(Path(instance_path).resolve()) if instance_path else None,
+    )
     app.config.from_mapping(config)
     # Every request's body, web or API: larger ones answer 413 before they are read.
-    app.config["MAX_CONTENT_LENGTH"] = int(number(app.config, "REVAL_MAX_REQUEST_BYTES", MAX_REQUEST_BYTES, minimum=1, whole=True))
+    app.config["MAX_CONTENT_LENGTH"] = int(
+        number(app.config, "REVAL_MAX_REQUEST_BYTES", MAX_REQUEST_BYTES, minimum=1, whole=True)
+    )
     app.before_request(_refuse_large_body)
     default_database = "REVAL_DATABASE_URL" not in app.config
     app.config.setdefault("REVAL_DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'reval.sqlite'}")
     Database(
-        app.config["REVAL_DATABASE_URL"], migrate=migrate, busy_seconds=number(app.config, "REVAL_DB_BUSY_SECONDS", 30),
+        app.config["REVAL_DATABASE_URL"],
+        migrate=migrate,
+        busy_seconds=number(app.config, "REVAL_DB_BUSY_SECONDS", 30),
         create_folder=default_database,
     ).init_app(app)
     if app.config.get("REVAL_BROKER_URL"):

@@ -9,7 +9,7 @@ as of that day, not yesterday. Nothing below the entry points reads the clock; t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 LONDON = ZoneInfo("Europe/London")
@@ -20,7 +20,7 @@ EARLIEST_AS_OF = date(2000, 1, 1)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def london_today(moment: datetime | None = None) -> date:

@@ -50,20 +50,27 @@ class DatabaseUnavailable(Exception):
 
 
 # What Reval ships drivers for: SQLite (the standard library) and PostgreSQL (psycopg 3).
-DRIVERS = {"sqlite": "sqlite", "sqlite+pysqlite": "sqlite", "postgresql": "postgresql+psycopg",
-           "postgresql+psycopg": "postgresql+psycopg"}
+DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
 SQLITE_BUSY = 5
 
 
-def make_engine(url: str, *, busy_seconds: float = 30, setting: str = "REVAL_DATABASE_URL",
-                create_folder: bool = False) -> Engine:
+def make_engine(
+    url: str, *, busy_seconds: float = 30, setting: str = "REVAL_DATABASE_URL", create_folder: bool = False
+) -> Engine:
     """An engine for ``url``, refused (NotConfigured, naming ``setting``) when Reval cannot use it.
     An SQLite database is made readable by its owner only; its folder must exist, or a typing
     error would silently start an empty database (``create_folder``: make it, owner only)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise NotConfigured(f"{setting} is not a database URL: write sqlite:///PATH or postgresql://USER@HOST/DATABASE") from None
+        raise NotConfigured(
+            f"{setting} is not a database URL: write sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+        ) from None
     shown = parsed.render_as_string(hide_password=True)
     if parsed.drivername not in DRIVERS:
         raise NotConfigured(
@@ -74,8 +81,10 @@ def make_engine(url: str, *, busy_seconds: float = 30, setting: str = "REVAL_DAT
     try:
         engine = create_engine(parsed, **ENGINE_OPTIONS)
     except ArgumentError:  # sqlite://relative.sqlite: a host where a path should be
-        raise NotConfigured(f"{setting} {shown!r} is not a database URL Reval can use: write sqlite:///RELATIVE-PATH, "
-                            "sqlite:////ABSOLUTE-PATH or postgresql://USER@HOST/DATABASE") from None
+        raise NotConfigured(
+            f"{setting} {shown!r} is not a database URL Reval can use: write sqlite:///RELATIVE-PATH, "
+            "sqlite:////ABSOLUTE-PATH or postgresql://USER@HOST/DATABASE"
+        ) from None
     event.listen(engine, "handle_error", functools.partial(_connection_failure_as_one_line, setting=setting))
     if engine.dialect.name == "sqlite" and parsed.database not in (None, "", ":memory:"):
         database = Path(parsed.database)
@@ -86,7 +95,9 @@ def make_engine(url: str, *, busy_seconds: float = 30, setting: str = "REVAL_DAT
             )
         event.listen(engine, "do_connect", functools.partial(_create_private_file, database))
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", functools.partial(_configure_sqlite, busy_milliseconds=int(busy_seconds * 1000)))
+        event.listen(
+            engine, "connect", functools.partial(_configure_sqlite, busy_milliseconds=int(busy_seconds * 1000))
+        )
         event.listen(engine, "begin", _begin_immediately)
         event.listen(engine, "handle_error", functools.partial(_busy_as_one_line, busy_seconds=busy_seconds))
     return engine
@@ -159,7 +170,8 @@ def _busy_as_one_line(context, *, busy_seconds: float) -> Exception | None:
     error = context.original_exception
     if isinstance(error, sqlite3.OperationalError) and (getattr(error, "sqlite_errorcode", 0) & 0xFF) == SQLITE_BUSY:
         return DatabaseBusy(
-            f"a sync holds the database (still locked after {busy_seconds:g} s); nothing was changed: try again when it has finished"
+            f"a sync holds the database (still locked after {busy_seconds:g} s); "
+            "nothing was changed: try again when it has finished"
         )
     return None
 
@@ -248,7 +260,9 @@ def refresh_planner_statistics(engine: Engine, tables: Iterable[str], vacuum: bo
     their statistics alone. SQLite plans from its indexes alone and needs none of this."""
     if engine.dialect.name != "postgresql":
         return
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:  # VACUUM runs outside a transaction
+    with engine.connect().execution_options(
+        isolation_level="AUTOCOMMIT"
+    ) as connection:  # VACUUM runs outside a transaction
         connection.exec_driver_sql(f"{'VACUUM (ANALYZE)' if vacuum else 'ANALYZE'} {', '.join(tables)}")
 
 

@@ -12,11 +12,12 @@ one named on purpose that holds no runs but the demo's.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +41,7 @@ from reval.tis.simulator import RunningTisSimulator, TisState
 # Every run the demo records says so in its sources, so a database can be told apart from a real one.
 DEMO_LABEL = "reval demo"
 DEMO_USER = "reval-demo"
+ADMIN_CONNECTIONS = 2  # the doctors the demo's admin connects: one accepted, one locked at GMC once
 
 
 @dataclass
@@ -55,10 +57,14 @@ class DemoServices:
     def app_settings(self) -> dict[str, str]:
         """The settings that point an app at these simulators (and at nothing real)."""
         return {
-            "REVAL_GMC_URL": self.gmc_settings.url, "REVAL_GMC_USERNAME": self.gmc_settings.username,
-            "REVAL_GMC_PASSWORD": self.gmc_settings.password, "REVAL_GMC_BACKOFF_SECONDS": "0.1",
-            "REVAL_TIS_URL": self.tis_settings.url, "REVAL_TIS_TOKEN_URL": self.tis_settings.token_url,
-            "REVAL_TIS_CLIENT_ID": self.tis_settings.client_id, "REVAL_TIS_CLIENT_SECRET": self.tis_settings.client_secret,
+            "REVAL_GMC_URL": self.gmc_settings.url,
+            "REVAL_GMC_USERNAME": self.gmc_settings.username,
+            "REVAL_GMC_PASSWORD": self.gmc_settings.password,
+            "REVAL_GMC_BACKOFF_SECONDS": "0.1",
+            "REVAL_TIS_URL": self.tis_settings.url,
+            "REVAL_TIS_TOKEN_URL": self.tis_settings.token_url,
+            "REVAL_TIS_CLIENT_ID": self.tis_settings.client_id,
+            "REVAL_TIS_CLIENT_SECRET": self.tis_settings.client_secret,
             "REVAL_BROKER_URL": "",
         }
 
@@ -77,10 +83,14 @@ def check_demo_database(sessions: sessionmaker[Session]) -> None:
     """Refuses a database holding runs that are not the demo's: it may be a real one."""
     with sessions.begin() as session:
         other = session.scalars(
-            select(SyncRun.id).where(or_(
-                SyncRun.gmc_source.is_(None) | ~SyncRun.gmc_source.startswith(DEMO_LABEL),
-                SyncRun.tis_source.is_(None) | ~SyncRun.tis_source.startswith(DEMO_LABEL),
-            )).limit(1)
+            select(SyncRun.id)
+            .where(
+                or_(
+                    SyncRun.gmc_source.is_(None) | ~SyncRun.gmc_source.startswith(DEMO_LABEL),
+                    SyncRun.tis_source.is_(None) | ~SyncRun.tis_source.startswith(DEMO_LABEL),
+                )
+            )
+            .limit(1)
         ).first()
     if other is not None:
         raise Conflict(
@@ -92,14 +102,20 @@ def check_demo_database(sessions: sessionmaker[Session]) -> None:
 def sync_files(
     sessions: sessionmaker[Session], gmc: Path, tis: Path, as_of: date, progress: Progress = SILENT
 ) -> dict[str, Any]:
-    return run_sync(sessions, gmc=GmcInput.from_file(gmc), tis=TisInput.from_file(tis), as_of=as_of,
-                    controls=SyncControls(progress=progress))
+    return run_sync(
+        sessions,
+        gmc=GmcInput.from_file(gmc),
+        tis=TisInput.from_file(tis),
+        as_of=as_of,
+        controls=SyncControls(progress=progress),
+    )
 
 
 def gmc_lists(path: Path) -> list[dict[str, Any]]:
     """A GMC snapshot file's lists as the simulator holds them (lines that do not parse are left out)."""
     return [
-        record for _locator, record in open_snapshot(path, label="GMC", list_key="designatedBodies")
+        record
+        for _locator, record in open_snapshot(path, label="GMC", list_key="designatedBodies")
         if isinstance(record, dict) and not isinstance(record, UnparseableRecord)
     ]
 
@@ -118,11 +134,16 @@ def demo_services(
     gmc_state = GmcConnectState.from_snapshot(
         gmc_lists(dataset.previous_gmc), DEMO_USER, gmc_password, today=lambda: as_of - timedelta(days=1)
     )
-    with RunningTisSimulator(TisState.from_snapshot(people, DEMO_USER, tis_secret), log_requests=False) as tis, \
-            RunningSimulator(gmc_state, log_requests=False) as gmc:
+    with (
+        RunningTisSimulator(TisState.from_snapshot(people, DEMO_USER, tis_secret), log_requests=False) as tis,
+        RunningSimulator(gmc_state, log_requests=False) as gmc,
+    ):
         yield DemoServices(
-            dataset, gmc, GmcSettings(gmc.url, DEMO_USER, gmc_password, backoff_seconds=0.1),
-            tis, TisSettings(tis.url, tis.token_url, DEMO_USER, tis_secret, concurrency=16),
+            dataset,
+            gmc,
+            GmcSettings(gmc.url, DEMO_USER, gmc_password, backoff_seconds=0.1),
+            tis,
+            TisSettings(tis.url, tis.token_url, DEMO_USER, tis_secret, concurrency=16),
         )
 
 
@@ -151,7 +172,10 @@ def run_demo(
 def _sync_live(
     sessions, gmc_client: GmcClient, tis_client: TisClient, codes: list[str], as_of: date, progress: Progress
 ) -> dict[str, Any]:
-    with fetched_gmc_lists(gmc_client, codes, progress=progress) as gmc, fetched_tis_people(tis_client, progress) as tis:
+    with (
+        fetched_gmc_lists(gmc_client, codes, progress=progress) as gmc,
+        fetched_tis_people(tis_client, progress) as tis,
+    ):
         gmc.label, tis.label = f"{DEMO_LABEL}: {gmc.label}", f"{DEMO_LABEL}: {tis.label}"
         return run_sync(sessions, gmc=gmc, tis=tis, as_of=as_of, controls=SyncControls(progress=progress))
 
@@ -160,20 +184,25 @@ def _admins_connect_doctors(
     sessions: sessionmaker[Session], simulator: RunningSimulator, client: GmcClient, as_of: date
 ) -> list[ConnectionRequest]:
     """Two unconnected trainees connected to their programme's owner: one accepted, one locked at GMC."""
-    now = datetime.combine(as_of, time(9, 0), tzinfo=timezone.utc)
+    now = datetime.combine(as_of, time(9, 0), tzinfo=UTC)
     with sessions.begin() as session:
         unconnected = session.scalars(
-            select(Doctor).where(Doctor.reason == "NOT_CONNECTED").order_by(Doctor.gmc_number).limit(2)
+            select(Doctor).where(Doctor.reason == "NOT_CONNECTED").order_by(Doctor.gmc_number).limit(ADMIN_CONNECTIONS)
         ).all()
         request_ids = [
             record_connection_request(
-                session, gmc_number_text=doctor.gmc_number, designated_body=doctor.programme_owner_designated_bodies[0],
-                action=Action.ADD, reason="1", requested_by="demo admin", now=now,
+                session,
+                gmc_number_text=doctor.gmc_number,
+                designated_body=doctor.programme_owner_designated_bodies[0],
+                action=Action.ADD,
+                reason="1",
+                requested_by="demo admin",
+                now=now,
             ).id
             for doctor in unconnected
         ]
         numbers = [doctor.gmc_number for doctor in unconnected]
-    if len(numbers) == 2:
+    if len(numbers) == ADMIN_CONNECTIONS:
         # Once: resent from the web UI, it goes through.
         simulator.state.faults.append(InjectedFault("return-code", gmc_number=numbers[1], return_code="106", times=1))
     return [deliver_request(sessions, client, request_id, now=lambda: now) for request_id in request_ids]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,22 @@ class DesignatedBodyFileError(Exception):
 
 def read_designated_bodies_csv(path: str | Path) -> list[DesignatedBody]:
     path = Path(path)
+    rows = _csv_rows(path)
+    bodies = []
+    for line, (code, name, owner, *_rest) in enumerate(rows, start=2):
+        if not code or not name or not owner:
+            raise DesignatedBodyFileError(
+                f"designated bodies file '{path}' line {line}: code, name and owner are all required"
+            )
+        bodies.append(DesignatedBody(code, name, owner))
+    check_unique(bodies, source=f"designated bodies file '{path}'")
+    if not bodies:
+        raise DesignatedBodyFileError(f"designated bodies file '{path}' lists no designated bodies")
+    return bodies
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    """The file's rows, each value stripped, once its header is known to be code,name,owner."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -51,18 +67,9 @@ def read_designated_bodies_csv(path: str | Path) -> list[DesignatedBody]:
                 raise DesignatedBodyFileError(
                     f"designated bodies file '{path}' must have the header code,name,owner (got {','.join(header)!r})"
                 )
-            rows = [[(value or "").strip() for value in row.values()] for row in reader]
+            return [[(value or "").strip() for value in row.values()] for row in reader]
     except OSError as error:
         raise DesignatedBodyFileError(f"designated bodies file '{path}' cannot be read: {error.strerror}") from None
-    bodies = []
-    for line, (code, name, owner, *_rest) in enumerate(rows, start=2):
-        if not code or not name or not owner:
-            raise DesignatedBodyFileError(f"designated bodies file '{path}' line {line}: code, name and owner are all required")
-        bodies.append(DesignatedBody(code, name, owner))
-    check_unique(bodies, source=f"designated bodies file '{path}'")
-    if not bodies:
-        raise DesignatedBodyFileError(f"designated bodies file '{path}' lists no designated bodies")
-    return bodies
 
 
 def check_unique(bodies: Iterable[DesignatedBody], source: str) -> None:

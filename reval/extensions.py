@@ -4,9 +4,10 @@ GMC and TIS, each made on first use. ``reval.app`` builds the app; this module o
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any
 
 from celery import Celery, Task
 from flask import Flask, current_app
@@ -21,21 +22,59 @@ from reval.tis.client import TisClient, TisSettings
 
 # Settings read from the environment (or given to create_app); see docs/operations.md.
 SETTINGS = (
-    "REVAL_DATABASE_URL", "REVAL_BROKER_URL",
-    "REVAL_GMC_URL", "REVAL_GMC_USERNAME", "REVAL_GMC_PASSWORD", "REVAL_GMC_CONNECT_TIMEOUT",
-    "REVAL_GMC_READ_TIMEOUT", "REVAL_GMC_ATTEMPTS", "REVAL_GMC_BACKOFF_SECONDS",
-    "REVAL_DELIVERY_MAX_ATTEMPTS", "REVAL_DELIVERY_BACKOFF_SECONDS",
-    "REVAL_TIS_URL", "REVAL_TIS_TOKEN_URL", "REVAL_TIS_CLIENT_ID", "REVAL_TIS_CLIENT_SECRET",
-    "REVAL_TIS_CONNECT_TIMEOUT", "REVAL_TIS_READ_TIMEOUT", "REVAL_TIS_ATTEMPTS", "REVAL_TIS_BACKOFF_SECONDS",
-    "REVAL_TIS_PAGE_SIZE", "REVAL_TIS_CONCURRENCY",
-    "REVAL_RESULT_BACKEND", "REVAL_LOCK_URL", "REVAL_NIGHTLY_LOCK_SECONDS", "REVAL_NIGHTLY_AT", "REVAL_NIGHTLY_RETRIES",
-    "REVAL_NIGHTLY_RETRY_MINUTES", "REVAL_DELIVER_EVERY_MINUTES", "REVAL_HIDE_EXPIRY_AT", "REVAL_BROKER_VISIBILITY_TIMEOUT",
-    "REVAL_SHARD_SIZE", "REVAL_INSTANCE_PATH", "REVAL_DB_BUSY_SECONDS",
-    "REVAL_MAX_TIS_DELETIONS_PERCENT", "REVAL_MAX_GMC_DISCONNECTIONS_PERCENT", "REVAL_SYNC_WAIT_SECONDS",
-    "REVAL_AUTH", "REVAL_SECRET_KEY", "REVAL_OIDC_ISSUER", "REVAL_OIDC_CLIENT_ID", "REVAL_OIDC_CLIENT_SECRET",
-    "REVAL_OIDC_ROLES_CLAIM", "REVAL_OIDC_BODIES_CLAIM", "REVAL_SECURE_COOKIES",
-    "REVAL_API_ISSUER", "REVAL_API_AUDIENCE", "REVAL_API_JWKS_URL", "REVAL_API_RATE_LIMIT", "REVAL_API_RATE_LIMITS",
-    "REVAL_RATE_LIMIT_STORAGE_URL", "REVAL_MAX_REQUEST_BYTES", "REVAL_SESSION_IDLE_MINUTES", "REVAL_DEBUG",
+    "REVAL_DATABASE_URL",
+    "REVAL_BROKER_URL",
+    "REVAL_GMC_URL",
+    "REVAL_GMC_USERNAME",
+    "REVAL_GMC_PASSWORD",
+    "REVAL_GMC_CONNECT_TIMEOUT",
+    "REVAL_GMC_READ_TIMEOUT",
+    "REVAL_GMC_ATTEMPTS",
+    "REVAL_GMC_BACKOFF_SECONDS",
+    "REVAL_DELIVERY_MAX_ATTEMPTS",
+    "REVAL_DELIVERY_BACKOFF_SECONDS",
+    "REVAL_TIS_URL",
+    "REVAL_TIS_TOKEN_URL",
+    "REVAL_TIS_CLIENT_ID",
+    "REVAL_TIS_CLIENT_SECRET",
+    "REVAL_TIS_CONNECT_TIMEOUT",
+    "REVAL_TIS_READ_TIMEOUT",
+    "REVAL_TIS_ATTEMPTS",
+    "REVAL_TIS_BACKOFF_SECONDS",
+    "REVAL_TIS_PAGE_SIZE",
+    "REVAL_TIS_CONCURRENCY",
+    "REVAL_RESULT_BACKEND",
+    "REVAL_LOCK_URL",
+    "REVAL_NIGHTLY_LOCK_SECONDS",
+    "REVAL_NIGHTLY_AT",
+    "REVAL_NIGHTLY_RETRIES",
+    "REVAL_NIGHTLY_RETRY_MINUTES",
+    "REVAL_DELIVER_EVERY_MINUTES",
+    "REVAL_HIDE_EXPIRY_AT",
+    "REVAL_BROKER_VISIBILITY_TIMEOUT",
+    "REVAL_SHARD_SIZE",
+    "REVAL_INSTANCE_PATH",
+    "REVAL_DB_BUSY_SECONDS",
+    "REVAL_MAX_TIS_DELETIONS_PERCENT",
+    "REVAL_MAX_GMC_DISCONNECTIONS_PERCENT",
+    "REVAL_SYNC_WAIT_SECONDS",
+    "REVAL_AUTH",
+    "REVAL_SECRET_KEY",
+    "REVAL_OIDC_ISSUER",
+    "REVAL_OIDC_CLIENT_ID",
+    "REVAL_OIDC_CLIENT_SECRET",
+    "REVAL_OIDC_ROLES_CLAIM",
+    "REVAL_OIDC_BODIES_CLAIM",
+    "REVAL_SECURE_COOKIES",
+    "REVAL_API_ISSUER",
+    "REVAL_API_AUDIENCE",
+    "REVAL_API_JWKS_URL",
+    "REVAL_API_RATE_LIMIT",
+    "REVAL_API_RATE_LIMITS",
+    "REVAL_RATE_LIMIT_STORAGE_URL",
+    "REVAL_MAX_REQUEST_BYTES",
+    "REVAL_SESSION_IDLE_MINUTES",
+    "REVAL_DEBUG",
 )
 
 
@@ -106,7 +145,9 @@ def celery_init_app(app: Flask) -> Celery:
         # The nightly run's chord counts its fetches in the result backend (Redis, like the broker).
         result_backend=app.config.get("REVAL_RESULT_BACKEND") or app.config["REVAL_BROKER_URL"],
         result_expires=timedelta(days=1),
-        broker_transport_options=_transport_options(number(app.config, "REVAL_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1)),
+        broker_transport_options=_transport_options(
+            number(app.config, "REVAL_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1)
+        ),
         include=["reval.tasks"],
         task_acks_late=True,  # a task is acknowledged once done, so a lost worker's task runs again
         task_reject_on_worker_lost=True,
@@ -140,7 +181,9 @@ def gmc_client(app: Flask | None = None) -> GmcClient:
     if "reval.gmc" not in app.extensions:
         settings = GmcSettings.from_environment(app.config)
         if settings is None:
-            raise NotConfigured("GMC Connect is not configured: set REVAL_GMC_URL, REVAL_GMC_USERNAME and REVAL_GMC_PASSWORD")
+            raise NotConfigured(
+                "GMC Connect is not configured: set REVAL_GMC_URL, REVAL_GMC_USERNAME and REVAL_GMC_PASSWORD"
+            )
         app.extensions["reval.gmc"] = GmcClient(settings)
     return app.extensions["reval.gmc"]
 
@@ -156,7 +199,8 @@ def tis_client(app: Flask | None = None) -> TisClient:
         settings = TisSettings.from_environment(app.config)
         if settings is None or not settings.token_url:
             raise NotConfigured(
-                "TIS is not configured: set REVAL_TIS_URL, REVAL_TIS_TOKEN_URL, REVAL_TIS_CLIENT_ID and REVAL_TIS_CLIENT_SECRET"
+                "TIS is not configured: set REVAL_TIS_URL, REVAL_TIS_TOKEN_URL, "
+                "REVAL_TIS_CLIENT_ID and REVAL_TIS_CLIENT_SECRET"
             )
         app.extensions["reval.tis"] = TisClient(settings)
     return app.extensions["reval.tis"]

@@ -10,17 +10,18 @@ request is recorded first (the outbox), so a process that dies loses nothing: th
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
 from flask import Flask
 
+from reval import tasks
 from reval.clock import utcnow
 from reval.extensions import broker_configured, database, gmc_client, tis_client
 from reval.gmc.client import GmcClient
 from reval.models import ConnectionRequest
-from reval import tasks
 from reval.reconcile.nightly import record_run_start
 from reval.services.context import Actor, Context
 from reval.services.sync import nightly_in_process

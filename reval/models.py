@@ -6,16 +6,30 @@ checks the two agree.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator, false, text,
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 GMC_NUMBER = String(7)
 BODY_CODE = String(32)
+
 
 class UtcDateTime(TypeDecorator):
     """A moment, stored in UTC and read back zone-aware on every database (SQLite keeps no zone)."""
@@ -26,12 +40,12 @@ class UtcDateTime(TypeDecorator):
     def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError(f"moment {value.isoformat()} has no time zone; Reval stores zone-aware moments")
-        return value.astimezone(timezone.utc) if value is not None else None
+        return value.astimezone(UTC) if value is not None else None
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 NAMING_CONVENTION = {
@@ -44,7 +58,7 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class DesignatedBodyRecord(Base):
@@ -61,7 +75,9 @@ class GmcConnection(Base):
     """A doctor on a designated body's GMC list, as last fetched (or kept when not fetched)."""
 
     __tablename__ = "gmc_connection"
-    __table_args__ = {"sqlite_with_rowid": False}  # stored in GMC-number order (migration 0004)
+    __table_args__: ClassVar[dict[str, Any]] = {
+        "sqlite_with_rowid": False
+    }  # stored in GMC-number order (migration 0004)
 
     gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True)
     designated_body_code: Mapped[str] = mapped_column(BODY_CODE, index=True)
@@ -102,7 +118,9 @@ class Doctor(Base):
     __tablename__ = "doctor"
     __table_args__ = (
         # The few doctors no configured body sees (national users' Unassigned queue).
-        Index("ix_doctor_unassigned", "gmc_number", sqlite_where=text("unassigned"), postgresql_where=text("unassigned")),
+        Index(
+            "ix_doctor_unassigned", "gmc_number", sqlite_where=text("unassigned"), postgresql_where=text("unassigned")
+        ),
         {"sqlite_with_rowid": False},  # stored in GMC-number order (migration 0004)
     )
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 
-def backoff_delay(retry: int, base_seconds: float, cap_seconds: float = 3600.0, rand: Callable[[], float] = random.random) -> float:
+def backoff_delay(
+    retry: int, base_seconds: float, cap_seconds: float = 3600.0, rand: Callable[[], float] = random.random
+) -> float:
     """Exponential backoff with full jitter: uniform in [0, base * 2**retry), capped.
 
     Jitter spreads the retries of many callers that failed together, so they do not return

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import math
+from collections.abc import Mapping
+from typing import Any
 
 from reval.refusals import NotConfigured
 
 FALSE = ("0", "false", "no", "off")
 TRUE = ("1", "true", "yes", "on")
+HOURS_A_DAY, MINUTES_AN_HOUR = 24, 60
 
 
 def flag(config: Mapping[str, Any], name: str, default: bool) -> bool:
@@ -31,7 +34,7 @@ def number(config: Mapping[str, Any], name: str, default: float, *, minimum: flo
     except ValueError:
         kind = "a whole number" if whole else "a number"
         raise NotConfigured(f"{name} must be {kind} (got {raw!r})") from None
-    if value < minimum or value != value:  # NaN
+    if value < minimum or (isinstance(value, float) and math.isnan(value)):
         raise NotConfigured(f"{name} must be at least {minimum:g} (got {raw!r})")
     return value
 
@@ -40,6 +43,12 @@ def time_of_day(config: Mapping[str, Any], name: str, default: str) -> tuple[int
     """A time of day setting written HH:MM, as (hour, minute)."""
     raw = str(config.get(name) or default).strip()
     hour, _, minute = raw.partition(":")
-    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60 and len(minute) == 2):
+    if not (
+        hour.isdigit()
+        and minute.isdigit()
+        and int(hour) < HOURS_A_DAY
+        and int(minute) < MINUTES_AN_HOUR
+        and len(minute) == len("MM")
+    ):
         raise NotConfigured(f"{name} must be a time of day written HH:MM, e.g. {default} (got {config.get(name)!r})")
     return int(hour), int(minute)

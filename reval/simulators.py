@@ -7,7 +7,8 @@ only the plumbing, so each simulator reads as its service.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, ClassVar, TypeVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import orjson
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server

@@ -7,9 +7,10 @@ A single JSON Lines line that does not parse is a bad record, not a bad file: it
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import ijson
 import orjson
@@ -82,7 +83,9 @@ def _document_items(path: Path, list_key: str) -> Iterator[tuple[str, Any]]:
             except ijson.JSONError as error:
                 if backend is ijson and "integer overflow" in str(error):
                     continue  # yajl's integers end at 64 bits; Python's parser (slower) has no limit
-                problem = f"the file is not valid JSON from here on, so the rest of it was not read: {_first_line(error)}"
+                problem = (
+                    f"the file is not valid JSON from here on, so the rest of it was not read: {_first_line(error)}"
+                )
                 yield f"{list_key}[{read}]", UnparseableRecord(problem)
                 return
 

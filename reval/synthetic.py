@@ -38,10 +38,33 @@ SCENARIOS = {
     "NO_GMC_NUMBER": 20,  # TIS people with 'unknown' GMC numbers: no decision
     "REJECTED": 5,  # records that fail validation: the data-quality log
 }
+# (TIS people, GMC body now, GMC body the night before): what a scenario builds for a doctor
+Built = tuple[list[dict], str | None, str | None]
+F1_CONNECTED_SHARE = 0.5  # F1 doctors GMC still lists as connected (wrongly)
 UNKNOWN_OWNERS = ("London LETBs", "Health Education England Unknown")
 FIRST_NAMES = ("Amara", "Ben", "Chloe", "Dev", "Eilidh", "Farah", "George", "Hana", "Isaac", "Jia", "Kofi", "Lucy")
-LAST_NAMES = ("Adams", "Begum", "Chen", "Davies", "Evans", "Fraser", "Gill", "Hughes", "Iqbal", "Jones", "Khan", "Lewis")
-SPECIALTIES = ("General Practice", "Core Surgical Training", "Internal Medicine", "Paediatrics", "Psychiatry", "Anaesthetics")
+LAST_NAMES = (
+    "Adams",
+    "Begum",
+    "Chen",
+    "Davies",
+    "Evans",
+    "Fraser",
+    "Gill",
+    "Hughes",
+    "Iqbal",
+    "Jones",
+    "Khan",
+    "Lewis",
+)
+SPECIALTIES = (
+    "General Practice",
+    "Core Surgical Training",
+    "Internal Medicine",
+    "Paediatrics",
+    "Psychiatry",
+    "Anaesthetics",
+)
 
 
 @dataclass
@@ -62,16 +85,22 @@ def generate(directory: Path, doctors: int, as_of: date, seed: int = 2026) -> Sy
     Both nights share one TIS snapshot; only GMC's lists differ between them."""
     directory.mkdir(parents=True, exist_ok=True)
     dataset = SyntheticDataset(
-        directory, as_of,
-        previous_gmc=directory / "gmc-previous.jsonl", gmc=directory / "gmc.jsonl", tis=directory / "tis.jsonl",
+        directory,
+        as_of,
+        previous_gmc=directory / "gmc-previous.jsonl",
+        gmc=directory / "gmc.jsonl",
+        tis=directory / "tis.jsonl",
     )
     rng = random.Random(seed)
-    names, weights = zip(*SCENARIOS.items())
+    names, weights = zip(*SCENARIOS.items(), strict=True)
     connected_share = sum(w for n, w in SCENARIOS.items() if _connected_now(n)) / sum(weights)
     slots = max(len(names), round(doctors / connected_share))
     bodies = [body.code for body in DEFAULT_DESIGNATED_BODIES]
-    with _GmcWriter(directory, "previous") as previous_gmc, _GmcWriter(directory, "current") as current_gmc, \
-            dataset.tis.open("wb") as tis:
+    with (
+        _GmcWriter(directory, "previous") as previous_gmc,
+        _GmcWriter(directory, "current") as current_gmc,
+        dataset.tis.open("wb") as tis,
+    ):
         person_id = 100000
         for index in range(slots):
             scenario = names[index] if index < len(names) else rng.choices(names, weights)[0]
@@ -105,7 +134,7 @@ class _GmcWriter:
         self.parts_dir = directory / f"parts-{night}"
         self.parts: dict[str, IO[bytes]] = {}
 
-    def __enter__(self) -> "_GmcWriter":
+    def __enter__(self) -> _GmcWriter:
         self.parts_dir.mkdir(exist_ok=True)
         return self
 
@@ -170,24 +199,50 @@ class _Doctor:
             "programmeEndDate": end.isoformat(),
             "programmeOwner": owner,
             "trainingPathway": "CCT",
-            "curricula": [{"curriculumName": specialty, "curriculumStartDate": start.isoformat(),
-                           "curriculumEndDate": end.isoformat()}],
+            "curricula": [
+                {
+                    "curriculumName": specialty,
+                    "curriculumStartDate": start.isoformat(),
+                    "curriculumEndDate": end.isoformat(),
+                }
+            ],
         }
 
     def placements(self, current_grade: str | None = "ST2") -> list[dict[str, Any]]:
         placements = [
-            {"id": self.rng.randint(1, 10**9), "gradeAbbreviation": "F2",
-             "dateFrom": self.days(-1100, -900).isoformat(), "dateTo": self.days(-899, -700).isoformat()},
-            {"id": self.rng.randint(1, 10**9), "gradeAbbreviation": "ST1",
-             "dateFrom": self.days(-699, -400).isoformat(), "dateTo": self.days(-399, -200).isoformat()},
+            {
+                "id": self.rng.randint(1, 10**9),
+                "gradeAbbreviation": "F2",
+                "dateFrom": self.days(-1100, -900).isoformat(),
+                "dateTo": self.days(-899, -700).isoformat(),
+            },
+            {
+                "id": self.rng.randint(1, 10**9),
+                "gradeAbbreviation": "ST1",
+                "dateFrom": self.days(-699, -400).isoformat(),
+                "dateTo": self.days(-399, -200).isoformat(),
+            },
         ]
         if current_grade:
-            placements.append({"id": self.rng.randint(1, 10**9), "gradeAbbreviation": current_grade,
-                               "dateFrom": self.days(-199, 0).isoformat(), "dateTo": self.days(1, 300).isoformat()})
+            placements.append(
+                {
+                    "id": self.rng.randint(1, 10**9),
+                    "gradeAbbreviation": current_grade,
+                    "dateFrom": self.days(-199, 0).isoformat(),
+                    "dateTo": self.days(1, 300).isoformat(),
+                }
+            )
         return placements
 
-    def person(self, person_id: int, programmes: list, *, number: str | None = None, status: str = "CURRENT",
-               grade: str | None = "ST2") -> dict[str, Any]:
+    def person(
+        self,
+        person_id: int,
+        programmes: list,
+        *,
+        number: str | None = None,
+        status: str = "CURRENT",
+        grade: str | None = "ST2",
+    ) -> dict[str, Any]:
         return {
             "tisPersonId": person_id,
             "gmcNumber": number if number is not None else self.number,
@@ -202,43 +257,68 @@ class _Doctor:
         """(TIS people, GMC body now, GMC body the night before) for this doctor."""
         home = self.home.owner
         foundation = self.programme(self.other_body().owner, state="ended")
-        connected = self.home.code
-        if scenario == "CONNECTED":
-            return [self.person(person_id, [foundation, self.programme(home)])], connected, connected
-        if scenario == "DB_MISMATCH":
-            return [self.person(person_id, [foundation, self.programme(home)])], self.other_body().code, connected
-        if scenario == "NOT_CONNECTED":
-            return [self.person(person_id, [foundation, self.programme(home)])], None, None
-        if scenario == "PROGRAMME_EXPIRED":
-            return [self.person(person_id, [foundation, self.programme(home, state="ended")], grade=None)], connected, connected
-        if scenario == "NO_CURRENT_PROGRAMME":
-            return [self.person(person_id, [self.programme(home, state="future")], grade=None)], connected, connected
-        if scenario == "NOT_IN_TIS":
-            return [], connected, connected
-        if scenario == "INACTIVE_IN_TIS":
-            return [self.person(person_id, [foundation, self.programme(home)], status="INACTIVE")], connected, connected
-        if scenario == "UNKNOWN_PROGRAMME_OWNER":
-            return [self.person(person_id, [foundation, self.programme(self.rng.choice(UNKNOWN_OWNERS))])], connected, connected
-        if scenario == "OVERLAPPING_PROGRAMMES":
-            second = self.programme(self.other_body().owner)
-            return [self.person(person_id, [self.programme(home), second])], connected, connected
-        if scenario == "F1_DOCTOR":
-            gmc = connected if self.rng.random() < 0.5 else None
-            return [self.person(person_id, [self.programme(home), self.programme(home, state="future")], grade="F1")], gmc, gmc
-        if scenario == "MILITARY_DOCTOR":
-            return [self.person(person_id, [foundation, self.programme(home, "MILITARY")])], connected, connected
-        if scenario == "DUPLICATE_GMC_NUMBER":
-            twin = self.person(person_id + 1, [self.programme(self.other_body().owner, state="ended")], grade=None)
-            return [self.person(person_id, [foundation, self.programme(home)]), twin], connected, connected
-        if scenario == "PREVIOUSLY_CONNECTED":
-            return [self.person(person_id, [foundation, self.programme(home, state="ended")], grade=None)], None, connected
-        if scenario == "NO_PROGRAMME_NOT_CONNECTED":
-            return [self.person(person_id, [foundation, self.programme(home, state="ended")], grade=None)], None, None
-        if scenario == "NO_GMC_NUMBER":
-            placeholder = self.rng.choice(("unknown", "N/A", "na", ""))
-            return [self.person(person_id, [self.programme(home)], number=placeholder)], None, None
-        if scenario == "REJECTED":
-            bad = self.person(person_id, [foundation, self.programme(home)])
-            bad["programmeMemberships"][1]["programmeStartDate"] = "31/02/2025"
-            return [bad], None, None
-        raise ValueError(f"unknown scenario {scenario!r}")
+        builder = getattr(self, f"_build_{scenario.lower()}", None) if scenario in SCENARIOS else None
+        if builder is None:
+            raise ValueError(f"unknown scenario {scenario!r}")
+        return builder(person_id, home, foundation, self.home.code)
+
+    # One builder a scenario: (person id, home owner, an ended foundation programme elsewhere,
+    # the home body's code) -> (TIS people, GMC body now, GMC body the night before).
+
+    def _build_connected(self, person_id: int, home: str, foundation: dict, connected: str) -> Built:
+        return [self.person(person_id, [foundation, self.programme(home)])], connected, connected
+
+    def _build_db_mismatch(self, person_id: int, home: str, foundation: dict, connected: str) -> Built:
+        return [self.person(person_id, [foundation, self.programme(home)])], self.other_body().code, connected
+
+    def _build_not_connected(self, person_id: int, home: str, foundation: dict, _connected: str) -> Built:
+        return [self.person(person_id, [foundation, self.programme(home)])], None, None
+
+    def _build_programme_expired(self, person_id: int, home: str, foundation: dict, connected: str) -> Built:
+        ended = self.programme(home, state="ended")
+        return [self.person(person_id, [foundation, ended], grade=None)], connected, connected
+
+    def _build_no_current_programme(self, person_id: int, home: str, _foundation: dict, connected: str) -> Built:
+        return [self.person(person_id, [self.programme(home, state="future")], grade=None)], connected, connected
+
+    def _build_not_in_tis(self, _person_id: int, _home: str, _foundation: dict, connected: str) -> Built:
+        return [], connected, connected
+
+    def _build_inactive_in_tis(self, person_id: int, home: str, foundation: dict, connected: str) -> Built:
+        return [self.person(person_id, [foundation, self.programme(home)], status="INACTIVE")], connected, connected
+
+    def _build_unknown_programme_owner(self, person_id: int, _home: str, foundation: dict, connected: str) -> Built:
+        unknown = self.programme(self.rng.choice(UNKNOWN_OWNERS))
+        return [self.person(person_id, [foundation, unknown])], connected, connected
+
+    def _build_overlapping_programmes(self, person_id: int, home: str, _foundation: dict, connected: str) -> Built:
+        second = self.programme(self.other_body().owner)
+        return [self.person(person_id, [self.programme(home), second])], connected, connected
+
+    def _build_f1_doctor(self, person_id: int, home: str, _foundation: dict, connected: str) -> Built:
+        gmc = connected if self.rng.random() < F1_CONNECTED_SHARE else None
+        programmes = [self.programme(home), self.programme(home, state="future")]
+        return [self.person(person_id, programmes, grade="F1")], gmc, gmc
+
+    def _build_military_doctor(self, person_id: int, home: str, foundation: dict, connected: str) -> Built:
+        return [self.person(person_id, [foundation, self.programme(home, "MILITARY")])], connected, connected
+
+    def _build_duplicate_gmc_number(self, person_id: int, home: str, foundation: dict, connected: str) -> Built:
+        twin = self.person(person_id + 1, [self.programme(self.other_body().owner, state="ended")], grade=None)
+        return [self.person(person_id, [foundation, self.programme(home)]), twin], connected, connected
+
+    def _build_previously_connected(self, person_id: int, home: str, foundation: dict, connected: str) -> Built:
+        ended = self.programme(home, state="ended")
+        return [self.person(person_id, [foundation, ended], grade=None)], None, connected
+
+    def _build_no_programme_not_connected(self, person_id: int, home: str, foundation: dict, _connected: str) -> Built:
+        return [self.person(person_id, [foundation, self.programme(home, state="ended")], grade=None)], None, None
+
+    def _build_no_gmc_number(self, person_id: int, home: str, _foundation: dict, _connected: str) -> Built:
+        placeholder = self.rng.choice(("unknown", "N/A", "na", ""))
+        return [self.person(person_id, [self.programme(home)], number=placeholder)], None, None
+
+    def _build_rejected(self, person_id: int, home: str, foundation: dict, _connected: str) -> Built:
+        bad = self.person(person_id, [foundation, self.programme(home)])
+        bad["programmeMemberships"][1]["programmeStartDate"] = "31/02/2025"
+        return [bad], None, None

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import resource
 import uuid
+from collections.abc import Mapping
 from datetime import date, timedelta
-from typing import Any, Mapping
+from typing import Any
 
 import orjson
 import redis
@@ -15,15 +16,15 @@ from celery.schedules import crontab
 from flask import current_app
 from kombu import Consumer, Exchange, Queue
 
+from reval.clock import london_today, utcnow
 from reval.extensions import database, gmc_client, tis_client
 from reval.gmc.client import GmcSettings
 from reval.models import ConnectionRequest
 from reval.progress import Progress
-from reval.clock import london_today, utcnow
 from reval.reconcile.connections import DeliveryPolicy, Status, deliver_due_requests, deliver_request
+from reval.reconcile.decisions import shards_of_ranges
 from reval.reconcile.hides import end_expired_hides
 from reval.reconcile.live import pulled_people
-from reval.reconcile.decisions import shards_of_ranges
 from reval.reconcile.nightly import (
     AllSourcesFailed,
     apply_staged,
@@ -74,7 +75,9 @@ def deliver_due() -> dict[str, int]:
 def deliver_due_now(ignore_backoff: bool = False) -> dict[str, int]:
     """Delivers every due connection request here and now, under the app's delivery policy."""
     policy = DeliveryPolicy.from_config(current_app.config)
-    return deliver_due_requests(database().sessions, gmc_client(), now=utcnow, ignore_backoff=ignore_backoff, policy=policy)
+    return deliver_due_requests(
+        database().sessions, gmc_client(), now=utcnow, ignore_backoff=ignore_backoff, policy=policy
+    )
 
 
 def deliver_now(request_id: int) -> ConnectionRequest | None:
@@ -102,7 +105,9 @@ class RunLock:
     """
 
     NAME = "reval:nightly-run"
-    _EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+    _EXTEND = (
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+    )
     _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
     def __init__(self, url: str, seconds: float):
@@ -148,8 +153,7 @@ def shard_size(config: Mapping[str, Any]) -> int:
 
 def nightly_retries(config: Mapping[str, Any]) -> tuple[int, float]:
     """When no source could be fetched: how many more tries, and the minutes between them."""
-    return (number(config, "REVAL_NIGHTLY_RETRIES", 3, whole=True),
-            number(config, "REVAL_NIGHTLY_RETRY_MINUTES", 30))
+    return (number(config, "REVAL_NIGHTLY_RETRIES", 3, whole=True), number(config, "REVAL_NIGHTLY_RETRY_MINUTES", 30))
 
 
 def check_settings(config: Mapping[str, Any]) -> None:
@@ -217,8 +221,9 @@ def reconcile_run(
         return {"runId": run_id, "status": finished["status"]}
     handed_on = False
     try:
-        controls = SyncControls.from_config(current_app.config, allow_mass_changes=allow_mass_changes,
-                                            progress=LockKeptAlive(lock, token))
+        controls = SyncControls.from_config(
+            current_app.config, allow_mass_changes=allow_mass_changes, progress=LockKeptAlive(lock, token)
+        )
         shards = planned_shards(sessions, run_id, shard_size(current_app.config))
         if shards > 1:
             apply_staged(sessions, run_id, day, controls)
@@ -232,7 +237,9 @@ def reconcile_run(
         # Nothing was applied (no source could be fetched, or another sync held the lock all the
         # while): the whole nightly run is tried again later.
         retries, minutes = nightly_retries(current_app.config)
-        log.error("OPERATOR ALERT: nightly run %s (attempt %d of %d) did not run: %s", run_id, attempt, retries + 1, error)
+        log.error(
+            "OPERATOR ALERT: nightly run %s (attempt %d of %d) did not run: %s", run_id, attempt, retries + 1, error
+        )
         if attempt <= retries:
             nightly.apply_async(kwargs={"as_of": as_of, "attempt": attempt + 1}, countdown=minutes * 60)
         return None
@@ -279,7 +286,10 @@ def beat_schedule(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             "task": "reval.deliver_due",
             "schedule": timedelta(minutes=number(config, "REVAL_DELIVER_EVERY_MINUTES", 5, minimum=0.1)),
         },
-        "end-expired-hides": {"task": "reval.end_expired_hides", "schedule": crontab(hour=hides_hour, minute=hides_minute)},
+        "end-expired-hides": {
+            "task": "reval.end_expired_hides",
+            "schedule": crontab(hour=hides_hour, minute=hides_minute),
+        },
     }
 
 
@@ -288,10 +298,17 @@ def beat_schedule(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 # Retried when TIS cannot be read, or another sync held the lock all the while: a change TIS
 # announced is never dropped.
-@shared_task(name="reval.refresh_people", autoretry_for=(TisUnavailable, SyncSkipped), retry_backoff=True, max_retries=5)
+@shared_task(
+    name="reval.refresh_people", autoretry_for=(TisUnavailable, SyncSkipped), retry_backoff=True, max_retries=5
+)
 def refresh_people(person_ids: list[int]) -> dict[str, Any]:
-    summary = run_sync(database().sessions, gmc=None, tis=pulled_people(tis_client(), person_ids), as_of=london_today(),
-                       controls=SyncControls.from_config(current_app.config))
+    summary = run_sync(
+        database().sessions,
+        gmc=None,
+        tis=pulled_people(tis_client(), person_ids),
+        as_of=london_today(),
+        controls=SyncControls.from_config(current_app.config),
+    )
     return {"runId": summary["syncRunId"], "doctorsDecided": summary["doctorsDecided"]}
 
 

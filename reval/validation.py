@@ -8,11 +8,13 @@ call these functions, so the two paths cannot drift apart.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from datetime import date
 from functools import cache
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from marshmallow import ValidationError, fields, missing as missing_
+from marshmallow import ValidationError, fields
+from marshmallow import missing as missing_
 
 
 class InvalidValue(ValueError):
@@ -24,14 +26,14 @@ class InvalidValue(ValueError):
         self.problem = problem
         super().__init__(f"{field}: {problem} (got {describe_value(value)})")
 
-    def at(self, prefix: str) -> "InvalidValue":
+    def at(self, prefix: str) -> InvalidValue:
         """The same error, located under a parent field (e.g. ``programmeMemberships[1]``)."""
         return InvalidValue(f"{prefix}.{self.field}", self.value, self.problem)
 
 
 def describe_value(value: Any) -> str:
     text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= DESCRIBED_LENGTH else text[: DESCRIBED_LENGTH - 3] + "..."
 
 
 # ASCII digits only: \d would take any script's digits (١٢٣٤٥٦٧), which no GMC list holds.
@@ -42,6 +44,9 @@ GMC_NUMBER_PATTERN = re.compile(r"[0-9]{7}")
 EARLIEST_DATE = date(1900, 1, 1)
 MAX_RECORD_ID = 2**63 - 1
 NAME_LENGTH = 200  # names, programme names and owners: the width of the columns that hold them
+DESCRIBED_LENGTH = 60  # a value quoted in a rejection, cut to this
+MAX_WHOLE_NUMBER_DIGITS = 19  # 2**63 - 1, the largest record id, has 19
+ISO_DATE_LENGTH = len("YYYY-MM-DD")
 CODE_LENGTH = 100  # GMC's statuses, grades, programme numbers, opaque ids
 
 # C0 and C1 control characters (NUL, tabs, newlines, escapes...): never part of a name or a reason,
@@ -126,7 +131,7 @@ def record_id(field: str, value: Any) -> int:
         raise InvalidValue(field, value, "must be a whole number")
     if isinstance(value, str):
         text = value.strip()
-        if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        if not (text.isascii() and text.isdigit()) or len(text) > MAX_WHOLE_NUMBER_DIGITS:
             raise InvalidValue(field, value, "must be a whole number written with the digits 0-9")
         value = int(text)
     if not 1 <= value <= MAX_RECORD_ID:
@@ -151,10 +156,10 @@ def opaque_id(field: str, value: Any) -> int | str | None:
 def iso_date(field: str, value: Any) -> date:
     """An ISO 8601 calendar date, ``YYYY-MM-DD`` (TIS's format), from 1900-01-01 to 9999-12-31."""
     if isinstance(value, str):
-        text = value if len(value) == 10 else value.strip()
+        text = value if len(value) == ISO_DATE_LENGTH else value.strip()
         # Dashes where YYYY-MM-DD has them, and ASCII: fromisoformat also takes week dates
         # (2026-W01-1) and compact ones (20260101), which TIS never sends.
-        if len(text) == 10 and text[4] == "-" and text[7] == "-" and text.isascii():
+        if len(text) == ISO_DATE_LENGTH and text[4] == "-" and text[7] == "-" and text.isascii():
             try:
                 day = date.fromisoformat(text)
             except ValueError:
@@ -190,7 +195,13 @@ def optional_gmc_date(field: str, value: Any) -> date | None:
         day, _, rest = text.partition("/")
         month, _, year = rest.partition("/")
         digits = day + month + year
-        if len(day) == 2 and len(month) == 2 and len(year) == 4 and digits.isascii() and digits.isdigit():
+        if (
+            len(day) == len("DD")
+            and len(month) == len("MM")
+            and len(year) == len("YYYY")
+            and digits.isascii()
+            and digits.isdigit()
+        ):
             try:
                 parsed = date(int(year), int(month), int(day))
             except ValueError:

@@ -11,9 +11,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 # Hypothesis keeps its example database and caches under the working directory unless told
 # otherwise: the tests write nothing into the checkout.
@@ -26,16 +26,16 @@ from sqlalchemy import delete
 from werkzeug.serving import make_server
 
 from reval.app import create_app
-from reval.extensions import SETTINGS, celery_init_app, database
 from reval.cli import cli
 from reval.db import ensure_schema, make_engine
 from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
+from reval.extensions import SETTINGS, celery_init_app, database
 from reval.gmc.client import GmcSettings
 from reval.gmc.simulator import GmcConnectState, RunningSimulator
-from reval.tis.client import TisSettings
-from reval.tis.simulator import RunningTisSimulator, TisState
 from reval.models import Base
 from reval.reconcile.reference import replace_designated_bodies
+from reval.tis.client import TisSettings
+from reval.tis.simulator import RunningTisSimulator, TisState
 from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
 
 
@@ -61,7 +61,9 @@ def migrated(database_url):
 
 @pytest.fixture
 def app(migrated, tmp_path):
-    app = create_app({"REVAL_DATABASE_URL": migrated, "REVAL_INSTANCE_PATH": str(tmp_path / "instance"), "TESTING": True})
+    app = create_app(
+        {"REVAL_DATABASE_URL": migrated, "REVAL_INSTANCE_PATH": str(tmp_path / "instance"), "TESTING": True}
+    )
     sessions = database(app).sessions
     with sessions.begin() as session:
         for table in reversed(Base.metadata.sorted_tables):
@@ -122,12 +124,15 @@ def snapshots(files):
     """Three doctors and a TIS record with a bad GMC number: 1000001 connected to its programme's
     owner, 1000002 not connected, 1000003 connected to another body than its programme's owner."""
     gmc = gmc_snapshot(files / "gmc.json", {EAST_OF_ENGLAND: [gmc_doctor("1000001"), gmc_doctor("1000003")]})
-    tis = tis_snapshot(files / "tis.json", [
-        person("1000001", programme(EAST_OF_ENGLAND), person_id=1),
-        person("1000002", programme(WESSEX), person_id=2),
-        person("1000003", programme(WESSEX), person_id=3),
-        person("bad-one", programme(WESSEX), person_id=4),
-    ])
+    tis = tis_snapshot(
+        files / "tis.json",
+        [
+            person("1000001", programme(EAST_OF_ENGLAND), person_id=1),
+            person("1000002", programme(WESSEX), person_id=2),
+            person("1000003", programme(WESSEX), person_id=3),
+            person("bad-one", programme(WESSEX), person_id=4),
+        ],
+    )
     return gmc, tis
 
 
@@ -135,7 +140,9 @@ def snapshots(files):
 def synced(reval, snapshots):
     """The snapshots synced as of AS_OF; the run's summary."""
     gmc, tis = snapshots
-    return json.loads(reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF.isoformat(), "--json").stdout)
+    return json.loads(
+        reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF.isoformat(), "--json").stdout
+    )
 
 
 GMC_USERNAME, GMC_PASSWORD = "reval-test", "s3cret-Pa55word"
@@ -155,7 +162,9 @@ def gmc_connect():
 
 
 def gmc_settings(url: str, **overrides) -> GmcSettings:
-    values = dict(url=url, username=GMC_USERNAME, password=GMC_PASSWORD, read_timeout=2.0, attempts=3, backoff_seconds=0.0)
+    values = dict(
+        url=url, username=GMC_USERNAME, password=GMC_PASSWORD, read_timeout=2.0, attempts=3, backoff_seconds=0.0
+    )
     return GmcSettings(**{**values, **overrides})
 
 
@@ -163,8 +172,12 @@ def gmc_settings(url: str, **overrides) -> GmcSettings:
 def gmc_app(app, gmc_connect):
     """The test app configured to call the simulator (fast timeouts, no backoff between retries)."""
     app.config.update(
-        REVAL_GMC_URL=gmc_connect.url, REVAL_GMC_USERNAME=GMC_USERNAME, REVAL_GMC_PASSWORD=GMC_PASSWORD,
-        REVAL_GMC_READ_TIMEOUT="2", REVAL_GMC_ATTEMPTS="3", REVAL_GMC_BACKOFF_SECONDS="0",
+        REVAL_GMC_URL=gmc_connect.url,
+        REVAL_GMC_USERNAME=GMC_USERNAME,
+        REVAL_GMC_PASSWORD=GMC_PASSWORD,
+        REVAL_GMC_READ_TIMEOUT="2",
+        REVAL_GMC_ATTEMPTS="3",
+        REVAL_GMC_BACKOFF_SECONDS="0",
     )
     return app
 
@@ -182,8 +195,15 @@ def tis_service():
 
 def tis_settings(simulator, **overrides) -> TisSettings:
     values = dict(
-        url=simulator.url, token_url=simulator.token_url, client_id=TIS_CLIENT_ID, client_secret=TIS_CLIENT_SECRET,
-        read_timeout=2.0, attempts=3, backoff_seconds=0.0, page_size=2, concurrency=3,
+        url=simulator.url,
+        token_url=simulator.token_url,
+        client_id=TIS_CLIENT_ID,
+        client_secret=TIS_CLIENT_SECRET,
+        read_timeout=2.0,
+        attempts=3,
+        backoff_seconds=0.0,
+        page_size=2,
+        concurrency=3,
     )
     return TisSettings(**{**values, **overrides})
 
@@ -192,9 +212,14 @@ def tis_settings(simulator, **overrides) -> TisSettings:
 def tis_app(app, tis_service):
     """The test app configured to pull from the TIS simulator (small pages, no backoff)."""
     app.config.update(
-        REVAL_TIS_URL=tis_service.url, REVAL_TIS_TOKEN_URL=tis_service.token_url,
-        REVAL_TIS_CLIENT_ID=TIS_CLIENT_ID, REVAL_TIS_CLIENT_SECRET=TIS_CLIENT_SECRET,
-        REVAL_TIS_READ_TIMEOUT="2", REVAL_TIS_ATTEMPTS="3", REVAL_TIS_BACKOFF_SECONDS="0", REVAL_TIS_PAGE_SIZE="2",
+        REVAL_TIS_URL=tis_service.url,
+        REVAL_TIS_TOKEN_URL=tis_service.token_url,
+        REVAL_TIS_CLIENT_ID=TIS_CLIENT_ID,
+        REVAL_TIS_CLIENT_SECRET=TIS_CLIENT_SECRET,
+        REVAL_TIS_READ_TIMEOUT="2",
+        REVAL_TIS_ATTEMPTS="3",
+        REVAL_TIS_BACKOFF_SECONDS="0",
+        REVAL_TIS_PAGE_SIZE="2",
     )
     return app
 
@@ -210,8 +235,6 @@ def served(wsgi) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
 
 
 def wait_for(condition, seconds: float = 30.0):
@@ -258,8 +281,9 @@ def broker_database() -> Iterator[str]:
     if url is None:
         pytest.fail(
             f"{chosen} holds keys this test run did not make; empty it if they are yours, or set REVAL_TEST_BROKER_URL "
-            "to an empty Redis database" if chosen else
-            f"every Redis database 1 to 15 at {LOCAL_REDIS} holds keys; set REVAL_TEST_BROKER_URL to an empty one"
+            "to an empty Redis database"
+            if chosen
+            else f"every Redis database 1 to 15 at {LOCAL_REDIS} holds keys; set REVAL_TEST_BROKER_URL to an empty one"
         )
     yield url
     connection = redis.Redis.from_url(url)
@@ -286,12 +310,26 @@ class Workers:
         celery_init_app(app)
 
     def start(self, **settings: str) -> subprocess.Popen:
-        environment = {**os.environ, **{k: str(v) for k, v in self.app.config.items() if k.startswith("REVAL_")}, **settings}
+        environment = {
+            **os.environ,
+            **{k: str(v) for k, v in self.app.config.items() if k.startswith("REVAL_")},
+            **settings,
+        }
         log = (self.log_directory / f"worker-{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("reval")), "worker", "--pool=solo", "--without-heartbeat",
-             "--without-gossip", "--without-mingle", "-n", f"test{len(self.processes)}@%h"],
-            env=environment, stdout=log, stderr=subprocess.STDOUT,
+            [
+                str(Path(sys.executable).with_name("reval")),
+                "worker",
+                "--pool=solo",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"test{len(self.processes)}@%h",
+            ],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         process.log_path = log.name
         self.processes.append(process)

@@ -16,7 +16,12 @@ EAST_OF_ENGLAND = "1-1RSSQ05"
 WESSEX = "1-1RUZUSF"
 NORTH_EAST = "1-1RSSQ1B"
 THAMES_VALLEY = "1-1RSSQ6R"
-OWNER_NAMES = {EAST_OF_ENGLAND: "East of England", WESSEX: "Wessex", NORTH_EAST: "North East", THAMES_VALLEY: "Thames Valley"}
+OWNER_NAMES = {
+    EAST_OF_ENGLAND: "East of England",
+    WESSEX: "Wessex",
+    NORTH_EAST: "North East",
+    THAMES_VALLEY: "Thames Valley",
+}
 
 AS_OF = date(2026, 11, 21)
 _ids = itertools.count(1000)
@@ -26,7 +31,9 @@ def days(n: int, base: date = AS_OF) -> str:
     return (base + timedelta(days=n)).isoformat()
 
 
-def programme(owner: str = EAST_OF_ENGLAND, start: str | None = None, end: str | None = None, kind: str = "SUBSTANTIVE", **extra) -> dict:
+def programme(
+    owner: str = EAST_OF_ENGLAND, start: str | None = None, end: str | None = None, kind: str = "SUBSTANTIVE", **extra
+) -> dict:
     return {
         "id": next(_ids),
         "programmeName": "General Practice",
@@ -45,8 +52,14 @@ def placement(grade: str = "ST1", start: str | None = None, end: str | None = No
     return {"id": next(_ids), "gradeAbbreviation": grade, "dateFrom": start or days(-30), "dateTo": end or days(60)}
 
 
-def person(gmc_number: str | None, *programmes: dict, person_id: int | None = None, status: str = "CURRENT",
-           placements: list | None = None, **extra) -> dict:
+def person(
+    gmc_number: str | None,
+    *programmes: dict,
+    person_id: int | None = None,
+    status: str = "CURRENT",
+    placements: list | None = None,
+    **extra,
+) -> dict:
     return {
         "tisPersonId": person_id if person_id is not None else next(_ids),
         "gmcNumber": gmc_number,

@@ -10,6 +10,7 @@ from reval.models import ConnectionRequest
 from tests.conftest import wait_for
 from tests.factories import WESSEX
 
+
 @pytest.fixture
 def worker(gmc_app, workers):
     return workers.start(REVAL_DELIVERY_BACKOFF_SECONDS="0.5")

@@ -14,11 +14,29 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from tests.factories import EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, placement, programme, tis_snapshot
+from tests.factories import (
+    EAST_OF_ENGLAND,
+    WESSEX,
+    gmc_doctor,
+    gmc_snapshot,
+    person,
+    placement,
+    programme,
+    tis_snapshot,
+)
 
 EXPORT_KEYS = {
-    "gmcReferenceNumber", "queue", "reason", "visibleTo", "designatedBody", "programmeOwnerDesignatedBodies",
-    "hiddenFor", "firstName", "lastName", "tisPersonIds", "gmcUpdateFailed",
+    "gmcReferenceNumber",
+    "queue",
+    "reason",
+    "visibleTo",
+    "designatedBody",
+    "programmeOwnerDesignatedBodies",
+    "hiddenFor",
+    "firstName",
+    "lastName",
+    "tisPersonIds",
+    "gmcUpdateFailed",
 }
 
 
@@ -44,9 +62,17 @@ def test_export_json_rows(reval, synced):
     assert [row["gmcReferenceNumber"] for row in rows] == ["1000001", "1000002", "1000003"]
     assert all(set(row) == EXPORT_KEYS for row in rows)
     assert rows[2] == {
-        "gmcReferenceNumber": "1000003", "queue": "DISCREPANCY", "reason": "DB_MISMATCH", "visibleTo": [EAST_OF_ENGLAND],
-        "designatedBody": EAST_OF_ENGLAND, "programmeOwnerDesignatedBodies": [WESSEX], "hiddenFor": [],
-        "firstName": "Ada", "lastName": "Lovelace", "tisPersonIds": [3], "gmcUpdateFailed": False,
+        "gmcReferenceNumber": "1000003",
+        "queue": "DISCREPANCY",
+        "reason": "DB_MISMATCH",
+        "visibleTo": [EAST_OF_ENGLAND],
+        "designatedBody": EAST_OF_ENGLAND,
+        "programmeOwnerDesignatedBodies": [WESSEX],
+        "hiddenFor": [],
+        "firstName": "Ada",
+        "lastName": "Lovelace",
+        "tisPersonIds": [3],
+        "gmcUpdateFailed": False,
     }
 
 
@@ -63,9 +89,22 @@ def test_export_csv(reval, synced):
 
 def test_hide_shows_hidden_by_admin_to_that_body_only(reval, synced):
     with time_machine.travel("2026-11-21 09:00 +0000", tick=False):
-        reval("hide", "1000003", "--designated-body", EAST_OF_ENGLAND, "--reason", "moving next week", "--until", "2026-12-01")
+        reval(
+            "hide",
+            "1000003",
+            "--designated-body",
+            EAST_OF_ENGLAND,
+            "--reason",
+            "moving next week",
+            "--until",
+            "2026-12-01",
+        )
     [row] = export(reval, "--designated-body", EAST_OF_ENGLAND, "--queue", "HIDDEN")
-    assert (row["gmcReferenceNumber"], row["reason"], row["hiddenFor"]) == ("1000003", "HIDDEN_BY_ADMIN", [EAST_OF_ENGLAND])
+    assert (row["gmcReferenceNumber"], row["reason"], row["hiddenFor"]) == (
+        "1000003",
+        "HIDDEN_BY_ADMIN",
+        [EAST_OF_ENGLAND],
+    )
     assert export(reval, "--queue", "HIDDEN") == []
     reval("unhide", "1000003", "--designated-body", EAST_OF_ENGLAND)
     assert export(reval, "--designated-body", EAST_OF_ENGLAND, "--queue", "HIDDEN") == []
@@ -76,8 +115,14 @@ def test_hide_shows_hidden_by_admin_to_that_body_only(reval, synced):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["hide", "12", "--designated-body", EAST_OF_ENGLAND, "--reason", "x"], "GMC number: is not a 7-digit GMC number (got '12')"),
-        (["hide", "9999999", "--designated-body", EAST_OF_ENGLAND, "--reason", "x"], "GMC number 9999999 is not a doctor Reval knows"),
+        (
+            ["hide", "12", "--designated-body", EAST_OF_ENGLAND, "--reason", "x"],
+            "GMC number: is not a 7-digit GMC number (got '12')",
+        ),
+        (
+            ["hide", "9999999", "--designated-body", EAST_OF_ENGLAND, "--reason", "x"],
+            "GMC number 9999999 is not a doctor Reval knows",
+        ),
         (["hide", "1000002", "--designated-body", EAST_OF_ENGLAND, "--reason", "x"], "is not visible to 1-1RSSQ05"),
         (["hide", "1000001", "--designated-body", "NOPE", "--reason", "x"], "designated body 'NOPE' is not configured"),
         (["unhide", "1000001", "--designated-body", EAST_OF_ENGLAND], "is not hidden for 1-1RSSQ05"),
@@ -157,7 +202,10 @@ def test_console_script_reports_an_unreadable_file_without_a_traceback(files, mi
     path.write_text("[1, 2]")
     result = subprocess.run(
         [str(script), "sync", "--gmc-file", str(path)],
-        capture_output=True, text=True, env={**os.environ, "REVAL_DATABASE_URL": migrated},
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "REVAL_DATABASE_URL": migrated},
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"Error: GMC file '{path}' must be a JSON object with a 'designatedBodies' list"
@@ -166,15 +214,27 @@ def test_console_script_reports_an_unreadable_file_without_a_traceback(files, mi
 
 def test_rejections_lists_every_rejected_record_of_the_latest_run(reval, synced):
     rows = json.loads(reval("rejections", "--format", "json").stdout)
-    assert rows == [{
-        "run": synced["syncRunId"], "source": "TIS", "locator": "people[3]", "key": "4", "field": "gmcNumber",
-        "value": "'bad-one'", "reason": "is not a 7-digit GMC number",
-    }]
+    assert rows == [
+        {
+            "run": synced["syncRunId"],
+            "source": "TIS",
+            "locator": "people[3]",
+            "key": "4",
+            "field": "gmcNumber",
+            "value": "'bad-one'",
+            "reason": "is not a 7-digit GMC number",
+        }
+    ]
     assert json.loads(reval("rejections", "--source", "gmc", "--format", "json").stdout) == []
-    assert json.loads(reval("rejections", "--run", synced["syncRunId"], "--source", "Tis", "--format", "json").stdout) == rows
+    assert (
+        json.loads(reval("rejections", "--run", synced["syncRunId"], "--source", "Tis", "--format", "json").stdout)
+        == rows
+    )
     table = reval("rejections").output.splitlines()
-    assert table == ["run\tsource\tlocator\tkey\tfield\tvalue\treason",
-                     f"{synced['syncRunId']}\tTIS\tpeople[3]\t4\tgmcNumber\t'bad-one'\tis not a 7-digit GMC number"]
+    assert table == [
+        "run\tsource\tlocator\tkey\tfield\tvalue\treason",
+        f"{synced['syncRunId']}\tTIS\tpeople[3]\t4\tgmcNumber\t'bad-one'\tis not a 7-digit GMC number",
+    ]
     assert list(csv.DictReader(io.StringIO(reval("rejections", "--format", "csv").output))) == [
         {name: str(value) for name, value in row.items()} for row in rows
     ]
@@ -186,9 +246,13 @@ def test_rejections_of_a_run_that_does_not_exist_are_refused(reval, synced):
 
 
 def test_the_sync_summary_says_each_rejection_reason_once_and_where_to_see_every_record(reval, files):
-    people = [person(f"bad-{n}", programme(WESSEX)) for n in range(12)] + [person("bad-x", programme(WESSEX)) for _ in range(3)]
+    people = [person(f"bad-{n}", programme(WESSEX)) for n in range(12)] + [
+        person("bad-x", programme(WESSEX)) for _ in range(3)
+    ]
     tis = tis_snapshot(files / "tis.json", people)
-    output = reval("sync", "--gmc-file", gmc_snapshot(files / "gmc.json", {}), "--tis-file", tis, "--as-of", "2026-11-21").output
+    output = reval(
+        "sync", "--gmc-file", gmc_snapshot(files / "gmc.json", {}), "--tis-file", tis, "--as-of", "2026-11-21"
+    ).output
     run = json.loads(reval("runs", "--format", "json").stdout)[0]["id"]
     assert "Rejected records: 15\n  3 TIS records: gmcNumber: is not a 7-digit GMC number (got 'bad-x')\n" in output
     assert "  TIS people[0]: gmcNumber: is not a 7-digit GMC number (got 'bad-0')\n" in output
@@ -200,20 +264,36 @@ def test_the_sync_summary_says_each_rejection_reason_once_and_where_to_see_every
 def test_the_sync_says_what_each_body_sees_with_hides_by_a_rule_and_by_an_admin_apart(reval, files):
     long_name = "Northern Ireland Medical and Dental Training Agency of Belfast"
     bodies = files / "bodies.csv"
-    bodies.write_text(f"code,name,owner\n{EAST_OF_ENGLAND},East of England,East of England\n{WESSEX},{long_name},Wessex\n")
+    bodies.write_text(
+        f"code,name,owner\n{EAST_OF_ENGLAND},East of England,East of England\n{WESSEX},{long_name},Wessex\n"
+    )
     reval("designated-bodies", "load", bodies)
-    gmc = gmc_snapshot(files / "gmc.json", {EAST_OF_ENGLAND: [gmc_doctor(n) for n in ("1000001", "1000002", "1000003")]})
-    tis = tis_snapshot(files / "tis.json", [
-        person("1000001", programme(EAST_OF_ENGLAND)),
-        person("1000002", programme(WESSEX), placements=[placement("F1")]),  # hidden by a rule from both bodies
-        person("1000003", programme(WESSEX)),  # East of England's discrepancy, until its admin hides it
-    ])
+    gmc = gmc_snapshot(
+        files / "gmc.json", {EAST_OF_ENGLAND: [gmc_doctor(n) for n in ("1000001", "1000002", "1000003")]}
+    )
+    tis = tis_snapshot(
+        files / "tis.json",
+        [
+            person("1000001", programme(EAST_OF_ENGLAND)),
+            person("1000002", programme(WESSEX), placements=[placement("F1")]),  # hidden by a rule from both bodies
+            person("1000003", programme(WESSEX)),  # East of England's discrepancy, until its admin hides it
+        ],
+    )
     reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21")
     reval("hide", "1000003", "--designated-body", EAST_OF_ENGLAND, "--reason", "moving to Wessex")
     output = reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21").output
     header, *rows, note, _more = output.split("What each designated body sees:\n")[1].splitlines()
-    assert [h.strip() for h in header[40:].split("  ") if h.strip()] == ["CONNECTED", "DISCREPANCY", "HIDDEN by rule", "HIDDEN by admin", "HISTORIC"]
-    assert [row[:40].rstrip() for row in rows] == [f"{EAST_OF_ENGLAND} East of England", f"{WESSEX} Northern Ireland Medical a..."]
+    assert [h.strip() for h in header[40:].split("  ") if h.strip()] == [
+        "CONNECTED",
+        "DISCREPANCY",
+        "HIDDEN by rule",
+        "HIDDEN by admin",
+        "HISTORIC",
+    ]
+    assert [row[:40].rstrip() for row in rows] == [
+        f"{EAST_OF_ENGLAND} East of England",
+        f"{WESSEX} Northern Ireland Medical a...",
+    ]
     assert [row[40:].split() for row in rows] == [["1", "0", "1", "1", "0"], ["0", "0", "1", "0", "0"]]
     assert all(len(row) == len(header) for row in rows)  # every number in its column
     assert note.startswith("A doctor visible to several designated bodies is counted in each")
@@ -221,8 +301,11 @@ def test_the_sync_says_what_each_body_sees_with_hides_by_a_rule_and_by_an_admin_
 
 def test_rules_check_reports_rows_that_can_decide_doctors_no_body_sees(reval):
     output = reval("rules", "--check").output
-    assert re.search(r"\n  seen by no designated body: row \d+ UNKNOWN_PROGRAMME_OWNER \(DISCREPANCY\) "
-                     r"when connected = no and current_programme_owners = NONE\n", output)
+    assert re.search(
+        r"\n  seen by no designated body: row \d+ UNKNOWN_PROGRAMME_OWNER \(DISCREPANCY\) "
+        r"when connected = no and current_programme_owners = NONE\n",
+        output,
+    )
     assert not re.search(r"row \d+ NOT_CONNECTED ", output.split("\nCheck: ")[1])
 
 
@@ -232,7 +315,9 @@ def test_bench_prints_the_sync_against_a_floor_measured_on_each_side_of_it(reval
     assert before > 0 and after > 0
     assert figures["floorSeconds"] == pytest.approx((before + after) / 2)
     assert figures["fullSyncToFloor"] == pytest.approx(figures["fullSyncSeconds"] / figures["floorSeconds"])
-    assert figures["unchangedResyncToFloor"] == pytest.approx(figures["unchangedResyncSeconds"] / figures["floorSeconds"])
+    assert figures["unchangedResyncToFloor"] == pytest.approx(
+        figures["unchangedResyncSeconds"] / figures["floorSeconds"]
+    )
     assert figures["decided"] >= figures["doctors"] > 150 and figures["unchangedResyncEvents"] == 0
 
     text = reval("bench", "--doctors", "200", "--quiet").output

@@ -21,8 +21,13 @@ PACKAGE = Path(reval.__file__).parent
 
 # (the moment, in the server's own zone, which time-machine makes the process's), London's date
 MOMENTS = [
-    pytest.param((datetime(2026, 6, 30, 23, 30, tzinfo=ZoneInfo("UTC")), date(2026, 7, 1)), id="00:30 BST on a UTC server"),
-    pytest.param((datetime(2026, 12, 2, 8, 30, tzinfo=ZoneInfo("Asia/Tokyo")), date(2026, 12, 1)), id="23:30 GMT on a Tokyo server"),
+    pytest.param(
+        (datetime(2026, 6, 30, 23, 30, tzinfo=ZoneInfo("UTC")), date(2026, 7, 1)), id="00:30 BST on a UTC server"
+    ),
+    pytest.param(
+        (datetime(2026, 12, 2, 8, 30, tzinfo=ZoneInfo("Asia/Tokyo")), date(2026, 12, 1)),
+        id="23:30 GMT on a Tokyo server",
+    ),
 ]
 
 
@@ -43,7 +48,9 @@ def test_a_sync_without_an_as_of_date_decides_as_of_londons_day(reval, snapshots
     with at(server_moment):
         summary = json.loads(reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--json").stdout)
     assert summary["asOf"] == london_day.isoformat()
-    assert {event["asOf"] for event in json.loads(reval("history", "1000003", "--json").stdout)} == {london_day.isoformat()}
+    assert {event["asOf"] for event in json.loads(reval("history", "1000003", "--json").stdout)} == {
+        london_day.isoformat()
+    }
 
 
 def test_as_of_dates_are_accepted_up_to_a_year_from_londons_day(reval, snapshots, moment):
@@ -52,18 +59,43 @@ def test_as_of_dates_are_accepted_up_to_a_year_from_londons_day(reval, snapshots
     latest = london_day.replace(year=london_day.year + 1)
     with at(server_moment):
         reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", latest.isoformat())
-        refused = reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", (latest + timedelta(days=1)).isoformat(),
-                        expect_exit=2)
+        refused = reval(
+            "sync",
+            "--gmc-file",
+            gmc,
+            "--tis-file",
+            tis,
+            "--as-of",
+            (latest + timedelta(days=1)).isoformat(),
+            expect_exit=2,
+        )
     assert f"is outside 2000-01-01 to {latest.isoformat()}" in refused.output
 
 
 def test_a_hide_must_end_after_londons_day_and_is_recorded_on_it(reval, synced, moment):
     server_moment, london_day = moment
     with at(server_moment):
-        refused = reval("hide", "1000003", "--designated-body", EAST_OF_ENGLAND, "--reason", "leaving",
-                        "--until", london_day.isoformat(), expect_exit=2)
-        reval("hide", "1000003", "--designated-body", EAST_OF_ENGLAND, "--reason", "leaving",
-              "--until", (london_day + timedelta(days=1)).isoformat())
+        refused = reval(
+            "hide",
+            "1000003",
+            "--designated-body",
+            EAST_OF_ENGLAND,
+            "--reason",
+            "leaving",
+            "--until",
+            london_day.isoformat(),
+            expect_exit=2,
+        )
+        reval(
+            "hide",
+            "1000003",
+            "--designated-body",
+            EAST_OF_ENGLAND,
+            "--reason",
+            "leaving",
+            "--until",
+            (london_day + timedelta(days=1)).isoformat(),
+        )
     assert f"is not after {london_day.isoformat()}" in refused.output
     [hide] = [e for e in json.loads(reval("history", "1000003", "--json").stdout) if e["kind"] == "HIDE"]
     assert hide["asOf"] == london_day.isoformat()
@@ -73,12 +105,23 @@ def test_the_daily_task_ends_the_hides_whose_day_has_come_in_london(app, reval, 
     server_moment, london_day = moment
     with at(server_moment - timedelta(days=2)):
         for number, until in (("1000001", london_day), ("1000003", london_day + timedelta(days=1))):
-            reval("hide", number, "--designated-body", EAST_OF_ENGLAND, "--reason", "leaving", "--until", until.isoformat())
+            reval(
+                "hide",
+                number,
+                "--designated-body",
+                EAST_OF_ENGLAND,
+                "--reason",
+                "leaving",
+                "--until",
+                until.isoformat(),
+            )
     with at(server_moment), app.app_context():
         # The task's own function, in this app: calling the task would run it in the Celery app's Flask app.
         assert end_expired_hides_task.run() == 1
-    hidden = {row["gmcReferenceNumber"] for row in json.loads(reval("export", "--queue", "hidden",
-                                                                     "--designated-body", EAST_OF_ENGLAND).output)}
+    hidden = {
+        row["gmcReferenceNumber"]
+        for row in json.loads(reval("export", "--queue", "hidden", "--designated-body", EAST_OF_ENGLAND).output)
+    }
     assert hidden == {"1000003"}
 
 

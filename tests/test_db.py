@@ -9,6 +9,7 @@ import re
 import sqlite3
 import stat
 from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,6 @@ from reval.app import create_app
 from reval.extensions import database
 from tests.conftest import Reval, assert_one_line_refusal, reval_from_settings
 from tests.factories import EAST_OF_ENGLAND
-
 
 # --- a sync holding the database ---------------------------------------------------------------
 
@@ -41,15 +41,28 @@ def impatient(migrated, app, tmp_path):
     new, so its first command checks the schema too."""
     if make_url(migrated).get_backend_name() != "sqlite":
         pytest.skip("the write lock a sync holds is SQLite's; PostgreSQL readers and writers of other rows never wait")
-    busy_app = create_app({"REVAL_DATABASE_URL": migrated, "REVAL_INSTANCE_PATH": str(tmp_path / "busy-instance"),
-                           "REVAL_DB_BUSY_SECONDS": "0.2", "TESTING": True})
+    busy_app = create_app(
+        {
+            "REVAL_DATABASE_URL": migrated,
+            "REVAL_INSTANCE_PATH": str(tmp_path / "busy-instance"),
+            "REVAL_DB_BUSY_SECONDS": "0.2",
+            "TESTING": True,
+        }
+    )
     yield Reval(busy_app)
     database(busy_app).engine.dispose()
 
 
 READS = [
-    ["export"], ["export", "--format", "csv", "--queue", "discrepancy"], ["runs"], ["history", "1000003"],
-    ["explain", "1000003"], ["requests"], ["designated-bodies"], ["rejections"], ["db", "current"],
+    ["export"],
+    ["export", "--format", "csv", "--queue", "discrepancy"],
+    ["runs"],
+    ["history", "1000003"],
+    ["explain", "1000003"],
+    ["requests"],
+    ["designated-bodies"],
+    ["rejections"],
+    ["db", "current"],
 ]
 
 
@@ -61,12 +74,20 @@ def test_readers_read_while_a_sync_holds_the_database(synced, impatient, migrate
     assert outputs["db current"].strip() == "up to date"
 
 
-@pytest.mark.parametrize("args", [
-    ["hide", "1000003", "--designated-body", EAST_OF_ENGLAND, "--reason", "moving away"],
-    ["sync", "--gmc-file", "{gmc}", "--tis-file", "{tis}"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["hide", "1000003", "--designated-body", EAST_OF_ENGLAND, "--reason", "moving away"],
+        ["sync", "--gmc-file", "{gmc}", "--tis-file", "{tis}"],
+    ],
+)
 def test_a_writer_the_sync_keeps_waiting_gives_up_in_one_line_having_changed_nothing(
-    synced, impatient, reval, migrated, snapshots, args,
+    synced,
+    impatient,
+    reval,
+    migrated,
+    snapshots,
+    args,
 ):
     before = reval("export").output, reval("runs", "--format", "json").output
     with write_lock_held(migrated):
@@ -79,11 +100,14 @@ def test_a_writer_the_sync_keeps_waiting_gives_up_in_one_line_having_changed_not
 # --- settings that name no usable database -----------------------------------------------------
 
 
-@pytest.mark.parametrize("url, named", [
-    ("mysql://reval:secret@db.example/reval", "names a database Reval cannot use (mysql)"),
-    ("postgresql+psycopg2://reval@db.example/reval", "names a database Reval cannot use (postgresql+psycopg2)"),
-    ("not a database", "is not a database URL"),
-])
+@pytest.mark.parametrize(
+    "url, named",
+    [
+        ("mysql://reval:secret@db.example/reval", "names a database Reval cannot use (mysql)"),
+        ("postgresql+psycopg2://reval@db.example/reval", "names a database Reval cannot use (postgresql+psycopg2)"),
+        ("not a database", "is not a database URL"),
+    ],
+)
 def test_an_unusable_database_url_is_refused_in_one_line(tmp_path, url, named):
     result = reval_from_settings(tmp_path, "runs", REVAL_DATABASE_URL=url)
     assert_one_line_refusal(result, 2, "REVAL_DATABASE_URL", named)
@@ -142,13 +166,21 @@ def _bodies_csv(tmp_path: Path) -> Path:
 
 
 def test_a_page_that_must_write_while_a_sync_holds_the_database_says_so(synced, impatient, migrated, tmp_path):
-    busy_web = create_app({"REVAL_DATABASE_URL": migrated, "REVAL_INSTANCE_PATH": str(tmp_path / "busy-web"),
-                           "REVAL_DB_BUSY_SECONDS": "0.2", "REVAL_AUTH": "dev", "REVAL_SECURE_COOKIES": "0",
-                           "TESTING": True})
+    busy_web = create_app(
+        {
+            "REVAL_DATABASE_URL": migrated,
+            "REVAL_INSTANCE_PATH": str(tmp_path / "busy-web"),
+            "REVAL_DB_BUSY_SECONDS": "0.2",
+            "REVAL_AUTH": "dev",
+            "REVAL_SECURE_COOKIES": "0",
+            "TESTING": True,
+        }
+    )
     client = busy_web.test_client()
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/auth/dev").text).group(1)
-    client.post("/auth/dev", data={"csrf_token": token, "name": "Nat", "role": "national",
-                                   "designated_body": EAST_OF_ENGLAND})
+    client.post(
+        "/auth/dev", data={"csrf_token": token, "name": "Nat", "role": "national", "designated_body": EAST_OF_ENGLAND}
+    )
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/runs").text).group(1)
     with write_lock_held(migrated):
         response = client.post("/runs", data={"csrf_token": token})
@@ -179,12 +211,13 @@ def test_bulk_inserts_fail_as_sqlalchemy_fails_and_leave_nothing_behind(migrated
 
     engine = make_engine(migrated)
     table = DesignatedBodyRecord.__table__
-    rows = [{"code": "ZZ-PROBE1", "name": "Probe", "owner": "Probe One"},
-            {"code": "ZZ-PROBE2", "name": "Probe", "owner": "Probe Two"},
-            {"code": "ZZ-PROBE1", "name": "Probe", "owner": "Probe Three"}]
-    with pytest.raises(IntegrityError):
-        with engine.begin() as connection:
-            insert_rows(connection, table, rows)
+    rows = [
+        {"code": "ZZ-PROBE1", "name": "Probe", "owner": "Probe One"},
+        {"code": "ZZ-PROBE2", "name": "Probe", "owner": "Probe Two"},
+        {"code": "ZZ-PROBE1", "name": "Probe", "owner": "Probe Three"},
+    ]
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        insert_rows(connection, table, rows)
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(table).where(table.c.code.like("ZZ-PROBE%"))) == 0
     engine.dispose()
@@ -193,7 +226,7 @@ def test_bulk_inserts_fail_as_sqlalchemy_fails_and_leave_nothing_behind(migrated
 def test_bulk_inserts_store_what_sqlalchemys_own_insert_stores(migrated):
     """Rows bound by Reval (JSON as text, COPY's binary format on PostgreSQL) read back exactly as
     the same rows inserted by SQLAlchemy do: every kind of value a sync writes."""
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime
 
     from sqlalchemy import delete, insert, select
 
@@ -203,19 +236,37 @@ def test_bulk_inserts_store_what_sqlalchemys_own_insert_stores(migrated):
 
     engine = make_engine(migrated)
     table = DoctorEvent.__table__
-    moment = datetime(2026, 11, 29, 5, 6, 7, 890123, tzinfo=timezone.utc)
+    moment = datetime(2026, 11, 29, 5, 6, 7, 890123, tzinfo=UTC)
     values = [
-        ("9000001", None, {"queue": "DISCREPANCY", "visibleTo": ["1-AIIDR8", "1-AIIDSA"], "rule": 7}, "tab\tand\nnew line"),
-        ("9000002", {"designatedBody": None}, {"designatedBody": "1-AIIDWA"}, "back\\slash, quote \" and ü"),
+        (
+            "9000001",
+            None,
+            {"queue": "DISCREPANCY", "visibleTo": ["1-AIIDR8", "1-AIIDSA"], "rule": 7},
+            "tab\tand\nnew line",
+        ),
+        ("9000002", {"designatedBody": None}, {"designatedBody": "1-AIIDWA"}, 'back\\slash, quote " and ü'),
         ("9000003", [1, 2.5, True, None, "x"], None, None),
     ]
-    rows = [{"gmc_number": number, "sync_run_id": None, "recorded_at": moment, "as_of": date(9999, 12, 31),
-             "source": "TIS_SYNC", "kind": "DECISION", "old": old, "new": new, "detail": detail}
-            for number, old, new, detail in values]
+    rows = [
+        {
+            "gmc_number": number,
+            "sync_run_id": None,
+            "recorded_at": moment,
+            "as_of": date(9999, 12, 31),
+            "source": "TIS_SYNC",
+            "kind": "DECISION",
+            "old": old,
+            "new": new,
+            "detail": detail,
+        }
+        for number, old, new, detail in values
+    ]
     stored = []
     try:
-        for write in (lambda connection: insert_rows(connection, table, rows),
-                      lambda connection: connection.execute(insert(table), rows)):
+        for write in (
+            lambda connection: insert_rows(connection, table, rows),
+            lambda connection: connection.execute(insert(table), rows),
+        ):
             with engine.begin() as connection:
                 write(connection)
             with engine.begin() as connection:
@@ -226,7 +277,8 @@ def test_bulk_inserts_store_what_sqlalchemys_own_insert_stores(migrated):
         engine.dispose()
     assert stored[0] == stored[1]
     assert [(row.old, row.new, row.detail, row.recorded_at, row.as_of) for row in stored[0]] == [
-        (old, new, detail, moment, date(9999, 12, 31)) for _number, old, new, detail in values]
+        (old, new, detail, moment, date(9999, 12, 31)) for _number, old, new, detail in values
+    ]
 
 
 def test_a_read_sees_one_snapshot_while_another_transaction_commits(app):

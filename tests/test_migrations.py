@@ -9,9 +9,9 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -43,10 +43,14 @@ def brand_new_database(database_url: str, tmp_path: Path) -> Iterator[str]:
 def test_commands_started_together_on_a_brand_new_database_all_succeed(database_url, tmp_path):
     with brand_new_database(database_url, tmp_path) as url:
         environment = {k: v for k, v in os.environ.items() if k not in SETTINGS} | {
-            "REVAL_DATABASE_URL": url, "REVAL_INSTANCE_PATH": str(tmp_path / "instance")}
+            "REVAL_DATABASE_URL": url,
+            "REVAL_INSTANCE_PATH": str(tmp_path / "instance"),
+        }
         reval = str(Path(sys.executable).with_name("reval"))
-        processes = [subprocess.Popen([reval, "runs"], env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-                     for _ in range(3)]
+        processes = [
+            subprocess.Popen([reval, "runs"], env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for _ in range(3)
+        ]
         outputs = [(process.wait(timeout=120), process.stdout.read().decode()) for process in processes]
         for process in processes:
             process.stdout.close()
@@ -68,8 +72,11 @@ def test_a_second_migration_waits_for_the_lock_the_first_holds(database_url, tmp
 
             def waiting_for_the_lock() -> bool:
                 """the migration waits on the advisory lock"""
-                return bool(connection.exec_driver_sql(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").scalar())
+                return bool(
+                    connection.exec_driver_sql(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    ).scalar()
+                )
 
             wait_for(waiting_for_the_lock)
             assert not schema_is_current(holder)

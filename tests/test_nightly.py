@@ -88,7 +88,9 @@ def test_a_source_outage_is_retried_then_the_run_fails(services, workers, reval,
     assert len(runs(sessions)) == 2  # at most the configured number of retries
 
 
-def test_a_worker_killed_mid_run_leaves_the_previous_state_whole_and_its_task_is_redelivered(services, workers, reval, sessions):
+def test_a_worker_killed_mid_run_leaves_the_previous_state_whole_and_its_task_is_redelivered(
+    services, workers, reval, sessions
+):
     _gmc, tis = services
     reval("sync", "--as-of", AS_OF.isoformat())  # the previous state
     before = exported(reval)
@@ -128,7 +130,11 @@ def test_a_person_changed_message_re_decides_the_doctor_within_seconds(services,
 
 @pytest.mark.parametrize(
     "body, problem",
-    [(b"{not json", "not JSON"), ({"personIds": "12"}, "no personIds list"), ({"personIds": [1, -2]}, "positive whole")],
+    [
+        (b"{not json", "not JSON"),
+        ({"personIds": "12"}, "no personIds list"),
+        ({"personIds": [1, -2]}, "positive whole"),
+    ],
 )
 def test_malformed_person_changed_messages_are_named(body, problem):
     with pytest.raises(ValueError, match=problem):
@@ -149,7 +155,12 @@ def test_a_run_with_more_doctors_than_a_shard_holds_spreads_its_decisions(servic
     reval("nightly", "--wait", "--as-of", AS_OF.isoformat())
     [run] = runs(sessions)
     assert run.status == "SUCCEEDED" and run.summary["shards"] == 2
-    assert run.summary["doctorsDecided"] == 2 and run.summary["queues"]["CONNECTED"] == {"before": 0, "after": 1, "in": 1, "out": 0}
+    assert run.summary["doctorsDecided"] == 2 and run.summary["queues"]["CONNECTED"] == {
+        "before": 0,
+        "after": 1,
+        "in": 1,
+        "out": 0,
+    }
     doctors = exported(reval)
     assert (doctors["1000001"]["queue"], doctors["1000002"]["reason"]) == ("CONNECTED", "NOT_CONNECTED")
     assert not redis.Redis.from_url(workers.broker_url).exists(RunLock.NAME)

@@ -36,13 +36,38 @@ print("ok")
 def test_an_installed_wheel_finds_its_templates_and_assets(tmp_path):
     # Built from a copy: a build writes build/ and *.egg-info beside its sources.
     source = tmp_path / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "instance", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis", "node_modules",
-    ))
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            "build",
+            "instance",
+            "*.egg-info",
+            "__pycache__",
+            ".pytest_cache",
+            ".hypothesis",
+            "node_modules",
+        ),
+    )
     wheels = tmp_path / "wheels"
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(source),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
     )
     assert built.returncode == 0, built.stdout + built.stderr
     [wheel] = wheels.glob("reval-*.whl")
@@ -50,8 +75,20 @@ def test_an_installed_wheel_finds_its_templates_and_assets(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
     subprocess.run(
         # --ignore-installed: without it pip would uninstall this environment's own (editable) Reval first.
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--ignore-installed", "--prefix", str(prefix), str(wheel)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--ignore-installed",
+            "--prefix",
+            str(prefix),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
     )
     # Reval's dependencies come from this environment; Reval itself only from the wheel (a path
     # listed in a .pth file is searched, but that folder's own .pth files, this checkout's
@@ -62,7 +99,10 @@ def test_an_installed_wheel_finds_its_templates_and_assets(tmp_path):
     instance.mkdir()
     result = subprocess.run(
         [str(prefix / "bin" / "python"), "-c", SMOKE, str(ROOT), str(instance)],
-        capture_output=True, text=True, cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
         # A PYTHONPATH naming a checkout (as in a worktree sharing another's environment) would win over the wheel.
         env={name: value for name, value in os.environ.items() if name != "PYTHONPATH"},
     )

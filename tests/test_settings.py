@@ -7,14 +7,18 @@ import json
 
 import pytest
 
-from reval.settings import number, time_of_day
 from reval.refusals import NotConfigured
-from tests.factories import EAST_OF_ENGLAND
+from reval.settings import number, time_of_day
 from tests.conftest import assert_one_line_refusal, reval_from_settings
+from tests.factories import EAST_OF_ENGLAND
 
 GMC = {"REVAL_GMC_URL": "http://127.0.0.1:9/unreachable", "REVAL_GMC_USERNAME": "reval", "REVAL_GMC_PASSWORD": "s3cret"}
-TIS = {"REVAL_TIS_URL": "http://127.0.0.1:9/tcs", "REVAL_TIS_TOKEN_URL": "http://127.0.0.1:9/token",
-       "REVAL_TIS_CLIENT_ID": "reval", "REVAL_TIS_CLIENT_SECRET": "s3cret"}
+TIS = {
+    "REVAL_TIS_URL": "http://127.0.0.1:9/tcs",
+    "REVAL_TIS_TOKEN_URL": "http://127.0.0.1:9/token",
+    "REVAL_TIS_CLIENT_ID": "reval",
+    "REVAL_TIS_CLIENT_SECRET": "s3cret",
+}
 
 
 @pytest.mark.parametrize("missing", [["REVAL_GMC_PASSWORD"], ["REVAL_GMC_USERNAME", "REVAL_GMC_PASSWORD"]])
@@ -26,14 +30,38 @@ def test_a_gmc_address_without_its_account_is_refused_before_a_request_is_record
     assert [e["kind"] for e in json.loads(reval("history", "1000003", "--json").stdout)] == ["CONNECTION", "DECISION"]
 
 
-@pytest.mark.parametrize("setting, value, args, message", [
-    ("REVAL_GMC_CONNECT_TIMEOUT", "abc", ["connect", "1000003", "--designated-body", EAST_OF_ENGLAND, "--reason", "1"],
-     "REVAL_GMC_CONNECT_TIMEOUT must be a number (got 'abc')"),
-    ("REVAL_GMC_ATTEMPTS", "2.5", ["sync", "--tis-file", "{tis}"], "REVAL_GMC_ATTEMPTS must be a whole number (got '2.5')"),
-    ("REVAL_TIS_PAGE_SIZE", "0", ["sync", "--gmc-file", "{gmc}"], "REVAL_TIS_PAGE_SIZE must be at least 1 (got '0')"),
-    ("REVAL_DELIVERY_MAX_ATTEMPTS", "many", ["deliver"], "REVAL_DELIVERY_MAX_ATTEMPTS must be a whole number (got 'many')"),
-])
-def test_a_setting_that_is_not_a_number_is_refused_where_it_is_read(app, reval, synced, snapshots, setting, value, args, message):
+@pytest.mark.parametrize(
+    "setting, value, args, message",
+    [
+        (
+            "REVAL_GMC_CONNECT_TIMEOUT",
+            "abc",
+            ["connect", "1000003", "--designated-body", EAST_OF_ENGLAND, "--reason", "1"],
+            "REVAL_GMC_CONNECT_TIMEOUT must be a number (got 'abc')",
+        ),
+        (
+            "REVAL_GMC_ATTEMPTS",
+            "2.5",
+            ["sync", "--tis-file", "{tis}"],
+            "REVAL_GMC_ATTEMPTS must be a whole number (got '2.5')",
+        ),
+        (
+            "REVAL_TIS_PAGE_SIZE",
+            "0",
+            ["sync", "--gmc-file", "{gmc}"],
+            "REVAL_TIS_PAGE_SIZE must be at least 1 (got '0')",
+        ),
+        (
+            "REVAL_DELIVERY_MAX_ATTEMPTS",
+            "many",
+            ["deliver"],
+            "REVAL_DELIVERY_MAX_ATTEMPTS must be a whole number (got 'many')",
+        ),
+    ],
+)
+def test_a_setting_that_is_not_a_number_is_refused_where_it_is_read(
+    app, reval, synced, snapshots, setting, value, args, message
+):
     app.config.update(GMC | TIS | {setting: value})
     before = reval("runs", "--format", "json").output
     result = reval(*(a.format(gmc=snapshots[0], tis=snapshots[1]) for a in args), expect_exit=2)
@@ -42,12 +70,15 @@ def test_a_setting_that_is_not_a_number_is_refused_where_it_is_read(app, reval, 
     assert json.loads(reval("requests", "--format", "json").stdout) == []
 
 
-@pytest.mark.parametrize("setting, value, message", [
-    ("REVAL_SHARD_SIZE", "lots", "REVAL_SHARD_SIZE must be a whole number (got 'lots')"),
-    ("REVAL_NIGHTLY_AT", "half past midnight", "REVAL_NIGHTLY_AT must be a time of day written HH:MM"),
-    ("REVAL_NIGHTLY_LOCK_SECONDS", "0", "REVAL_NIGHTLY_LOCK_SECONDS must be at least 1 (got '0')"),
-    ("REVAL_BROKER_VISIBILITY_TIMEOUT", "1h", "REVAL_BROKER_VISIBILITY_TIMEOUT must be a number (got '1h')"),
-])
+@pytest.mark.parametrize(
+    "setting, value, message",
+    [
+        ("REVAL_SHARD_SIZE", "lots", "REVAL_SHARD_SIZE must be a whole number (got 'lots')"),
+        ("REVAL_NIGHTLY_AT", "half past midnight", "REVAL_NIGHTLY_AT must be a time of day written HH:MM"),
+        ("REVAL_NIGHTLY_LOCK_SECONDS", "0", "REVAL_NIGHTLY_LOCK_SECONDS must be at least 1 (got '0')"),
+        ("REVAL_BROKER_VISIBILITY_TIMEOUT", "1h", "REVAL_BROKER_VISIBILITY_TIMEOUT must be a number (got '1h')"),
+    ],
+)
 @pytest.mark.parametrize("command", ["worker", "beat"])
 def test_a_worker_or_the_scheduler_with_a_bad_setting_refuses_to_start(tmp_path, setting, value, message, command):
     # The broker is never reached: the settings are read before anything starts.

@@ -12,8 +12,14 @@ import pytest
 from reval.spreadsheets import safe_cell
 from tests.factories import AS_OF, EAST_OF_ENGLAND, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
 
-FORMULAS = ['=HYPERLINK("https://evil.example","click")', "+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0",
-            "-2+3+cmd|' /C calc'!A0", "\t=1+1", "\r=1+1"]
+FORMULAS = [
+    '=HYPERLINK("https://evil.example","click")',
+    "+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+]
 
 
 @pytest.mark.parametrize("formula", FORMULAS)
@@ -21,21 +27,38 @@ def test_a_cell_that_would_run_as_a_formula_is_written_as_text(formula):
     assert safe_cell(formula) == "'" + formula
 
 
-@pytest.mark.parametrize("value, cell", [("Ada", "Ada"), (None, ""), (["A", "B"], "A;B"), (1100001, "1100001"),
-                                         ("O'Brien", "O'Brien"), ("", "")])
+@pytest.mark.parametrize(
+    "value, cell",
+    [("Ada", "Ada"), (None, ""), (["A", "B"], "A;B"), (1100001, "1100001"), ("O'Brien", "O'Brien"), ("", "")],
+)
 def test_other_cells_are_written_as_they_are(value, cell):
     assert safe_cell(value) == cell
 
 
 @pytest.fixture
 def formula_names(reval, files):
-    gmc = gmc_snapshot(files / "gmc.json", {EAST_OF_ENGLAND: [
-        gmc_doctor(f"100000{i}", DoctorFirstName=formula, DoctorLastName=formula) for i, formula in enumerate(FORMULAS)]})
-    tis = tis_snapshot(files / "tis.json", [
-        person(f"100000{i}", programme(EAST_OF_ENGLAND, programmeName=formula), person_id=i + 1, forenames=formula,
-               surname=formula)
-        for i, formula in enumerate(FORMULAS)
-    ])
+    gmc = gmc_snapshot(
+        files / "gmc.json",
+        {
+            EAST_OF_ENGLAND: [
+                gmc_doctor(f"100000{i}", DoctorFirstName=formula, DoctorLastName=formula)
+                for i, formula in enumerate(FORMULAS)
+            ]
+        },
+    )
+    tis = tis_snapshot(
+        files / "tis.json",
+        [
+            person(
+                f"100000{i}",
+                programme(EAST_OF_ENGLAND, programmeName=formula),
+                person_id=i + 1,
+                forenames=formula,
+                surname=formula,
+            )
+            for i, formula in enumerate(FORMULAS)
+        ],
+    )
     reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF.isoformat(), "--json")
 
 

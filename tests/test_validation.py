@@ -119,8 +119,11 @@ def test_a_bulk_reader_gives_what_its_rules_give_however_often_a_text_comes_agai
 
     def directly(record):
         try:
-            return {"day": iso_date("day", record["day"]), "name": optional_text("name", record["name"]),
-                    "code": optional_code("code", record["code"])}
+            return {
+                "day": iso_date("day", record["day"]),
+                "name": optional_text("name", record["name"]),
+                "code": optional_code("code", record["code"]),
+            }
         except InvalidValue as error:
             return str(error)
 

@@ -30,10 +30,20 @@ VERSION = "1.0.0"
 
 # Headers of the error answers, documented once for every operation.
 ERROR_HEADERS = {
-    401: {"WWW-Authenticate": {"description": "The bearer challenge (RFC 6750)", "schema": {"type": "string"}, "required": True}},
-    403: {"WWW-Authenticate": {"description": "insufficient_scope, with the scopes needed", "schema": {"type": "string"}}},
+    401: {
+        "WWW-Authenticate": {
+            "description": "The bearer challenge (RFC 6750)",
+            "schema": {"type": "string"},
+            "required": True,
+        }
+    },
+    403: {
+        "WWW-Authenticate": {"description": "insufficient_scope, with the scopes needed", "schema": {"type": "string"}}
+    },
     405: {"Allow": {"description": "The methods this address takes", "schema": {"type": "string"}, "required": True}},
-    429: {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 0}, "required": True}},
+    429: {
+        "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 0}, "required": True}
+    },
 }
 COMMON_ERRORS = (400, 401, 403, 405, 413, 415, 429, 500, 503)
 
@@ -48,9 +58,9 @@ class ProblemApi(Api):
     def _register_responses(self):  # flask-smorest's own, with problem+json bodies and their headers
         for status in http.HTTPStatus:
             response: dict[str, Any] = {"description": status.phrase}
-            if status == 304:
+            if status == http.HTTPStatus.NOT_MODIFIED:
                 response["headers"] = {"ETag": "ETAG"}
-            if status >= 400:
+            if status >= http.HTTPStatus.BAD_REQUEST:
                 response["schema"] = self.ERROR_SCHEMA
                 if status in ERROR_HEADERS:
                     response["headers"] = ERROR_HEADERS[status]
@@ -85,16 +95,21 @@ def init_api(app: Flask, csrf) -> None:
     from reval.api import resources
 
     app.config.update(
-        API_TITLE="Reval", API_VERSION=VERSION, OPENAPI_VERSION="3.0.3", OPENAPI_URL_PREFIX=API_PREFIX,
+        API_TITLE="Reval",
+        API_VERSION=VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX=API_PREFIX,
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
             "security": [{"bearerAuth": []}],
-            "info": {"description": (
-                "Doctors' GMC connections reconciled with their TIS programmes: each designated body's queues, "
-                "a doctor's decision and history, hides and connection requests. Bearer JWTs with the scopes "
-                + ", ".join(f"{scope} ({meaning})" for scope, meaning in SCOPES.items())
-                + ". Every error is a problem document (application/problem+json)."
-            )},
+            "info": {
+                "description": (
+                    "Doctors' GMC connections reconciled with their TIS programmes: each designated body's queues, "
+                    "a doctor's decision and history, hides and connection requests. Bearer JWTs with the scopes "
+                    + ", ".join(f"{scope} ({meaning})" for scope, meaning in SCOPES.items())
+                    + ". Every error is a problem document (application/problem+json)."
+                )
+            },
         },
     )
     settings = TokenSettings.from_config(app.config)
@@ -102,11 +117,19 @@ def init_api(app: Flask, csrf) -> None:
     api = ProblemApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     app.extensions["reval.api"] = api
-    limiter = Limiter(rate_limit_key, app=app, storage_uri=_limit_storage(app), key_prefix="reval-api",
-                      headers_enabled=False, enabled=flag(app.config, "REVAL_API_RATE_LIMITS", True))
+    limiter = Limiter(
+        rate_limit_key,
+        app=app,
+        storage_uri=_limit_storage(app),
+        key_prefix="reval-api",
+        headers_enabled=False,
+        enabled=flag(app.config, "REVAL_API_RATE_LIMITS", True),
+    )
     app.extensions["reval.limiter"] = limiter
     for blueprint in resources.BLUEPRINTS:
-        limiter.shared_limit(lambda: current_app.config.get("REVAL_API_RATE_LIMIT") or "600/minute", scope="api")(blueprint)
+        limiter.shared_limit(lambda: current_app.config.get("REVAL_API_RATE_LIMIT") or "600/minute", scope="api")(
+            blueprint
+        )
         csrf.exempt(blueprint)  # callers prove who they are with tokens, not cookies
         api.register_blueprint(blueprint)
     if settings.dev:

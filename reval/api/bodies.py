@@ -38,6 +38,10 @@ def require_json_body():
     has_body = (request.content_length or 0) > 0 or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     if has_body and not request.is_json:
         sent = request.mimetype or "no content type"
-        return problem(415, f"the request body must be application/json, not {sent}", kind="unsupported-media-type",
-                       headers={"Accept": "application/json"})
+        return problem(
+            415,
+            f"the request body must be application/json, not {sent}",
+            kind="unsupported-media-type",
+            headers={"Accept": "application/json"},
+        )
     return None

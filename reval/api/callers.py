@@ -18,11 +18,15 @@ def authenticate():
     claims = verified_claims()
     if claims is None:
         if not verifier.configured:
-            return problem(503, "the API's token issuer is not configured (REVAL_API_ISSUER or REVAL_OIDC_ISSUER)",
-                           kind="not-configured")
+            return problem(
+                503,
+                "the API's token issuer is not configured (REVAL_API_ISSUER or REVAL_OIDC_ISSUER)",
+                kind="not-configured",
+            )
         why = g.get("token_error") or "a bearer token is required"
-        challenge = 'Bearer realm="reval"' + (f', error="invalid_token", error_description="{_quoted(why)}"'
-                                              if g.get("token_error") else "")
+        challenge = 'Bearer realm="reval"' + (
+            f', error="invalid_token", error_description="{_quoted(why)}"' if g.get("token_error") else ""
+        )
         return problem(401, why, kind="unauthorized", headers={"WWW-Authenticate": challenge})
     g.api_scopes = scopes_of(claims)
     g.api_actor = caller(claims, verifier.settings.bodies_claim)
@@ -53,7 +57,6 @@ def rate_limit_key() -> str:
     if claims is not None:
         return f"caller:{claims.get('iss')}:{claims.get('sub')}"
     return f"address:{request.remote_addr or 'unknown'}"
-
 
 
 def _quoted(text: str) -> str:

@@ -11,6 +11,8 @@ import http
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import marshmallow as ma
@@ -33,20 +35,34 @@ FIELD_NAMES = {"owner": "programmeOwner", "gmcNumbers": "gmcNumber"}
 
 class ProblemSchema(ma.Schema):
     # No Meta.description: apispec would then drop additionalProperties: false.
-    type = ma.fields.String(required=True, metadata={"description": "What kind of problem (a URI)", "example": "about:blank"})
+    type = ma.fields.String(
+        required=True, metadata={"description": "What kind of problem (a URI)", "example": "about:blank"}
+    )
     title = ma.fields.String(required=True, metadata={"description": "The kind of problem, for people"})
     status = ma.fields.Integer(required=True, metadata={"description": "The HTTP status", "example": 404})
     detail = ma.fields.String(metadata={"description": "What went wrong this time, in one sentence"})
     errors = ma.fields.Dict(
-        keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
-        metadata={"description": "Per field (as sent: query, header or body), what is wrong with it",
-                  "example": {"pageSize": ["page size 501 is not between 1 and 500"]}},
+        keys=ma.fields.String(),
+        values=ma.fields.List(ma.fields.String()),
+        metadata={
+            "description": "Per field (as sent: query, header or body), what is wrong with it",
+            "example": {"pageSize": ["page size 501 is not between 1 and 500"]},
+        },
     )
-    errorId = ma.fields.String(metadata={"description": "On a 500 only: quote it to the service desk; it is in the log"})
+    errorId = ma.fields.String(
+        metadata={"description": "On a 500 only: quote it to the service desk; it is in the log"}
+    )
 
 
-def problem(status: int, detail: str | None = None, *, kind: str | None = None, errors: dict[str, list[str]] | None = None,
-            headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> Response:
+def problem(
+    status: int,
+    detail: str | None = None,
+    *,
+    kind: str | None = None,
+    errors: dict[str, list[str]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPES + kind if kind else "about:blank",
         "title": http.HTTPStatus(status).phrase,
@@ -68,7 +84,11 @@ def refusal_problem(refusal: Refused) -> Response:
     if isinstance(refusal, NotFound):
         # The same answer whether it does not exist or is another office's.
         return problem(404, str(refusal), kind="not-found")
-    errors = {FIELD_NAMES.get(refusal.field, refusal.field): [str(refusal)]} if status == 422 and refusal.field else None
+    errors = (
+        {FIELD_NAMES.get(refusal.field, refusal.field): [str(refusal)]}
+        if status == http.HTTPStatus.UNPROCESSABLE_ENTITY and refusal.field
+        else None
+    )
     kind = {403: "not-permitted", 409: "conflict", 422: "validation-error", 503: "not-configured"}.get(status)
     return problem(status, str(refusal), kind=kind, errors=errors)
 
@@ -78,45 +98,99 @@ def error_problem(error: Exception) -> Response:
     if isinstance(error, Refused):
         return refusal_problem(error)
     if isinstance(error, DatabaseBusy):
-        return problem(503, "a sync is writing to the database; nothing was changed: try again later", kind="busy",
-                       headers={"Retry-After": str(error.retry_after_seconds)})
+        return problem(
+            503,
+            "a sync is writing to the database; nothing was changed: try again later",
+            kind="busy",
+            headers={"Retry-After": str(error.retry_after_seconds)},
+        )
     if not isinstance(error, HTTPException):
         return _fault(error)
-    if error.code == 304:  # the ETag machinery's NotModified: no body, and the tag again
-        response = current_app.response_class(status=304)
-        etag = _get_etag_ctx().get("not_modified_etag")
-        if etag:
-            response.set_etag(etag)
-        return response
+    if error.code == http.HTTPStatus.NOT_MODIFIED:
+        return _not_modified()
+    return _http_problem(error)
+
+
+def _not_modified() -> Response:
+    """The ETag machinery's NotModified: no body, and the tag again."""
+    response = current_app.response_class(status=304)
+    etag = _get_etag_ctx().get("not_modified_etag")
+    if etag:
+        response.set_etag(etag)
+    return response
+
+
+@dataclass
+class _Answer:
+    """A problem being put together from an HTTP error."""
+
+    detail: str | None
+    kind: str | None
+    errors: dict[str, list[str]] | None
+    headers: dict[str, str]
+
+
+def _http_problem(error: HTTPException) -> Response:
+    """An HTTP error raised by Flask, flask-smorest or webargs, as a problem; a 5xx is a fault."""
+    status = error.code or 500
+    if status >= http.HTTPStatus.INTERNAL_SERVER_ERROR:
+        return _fault(getattr(error, "original_exception", None) or error)
     headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
     data = getattr(error, "data", None) or {}
     headers.update(data.get("headers") or {})
-    detail, kind, errors = data.get("message"), data.get("kind"), data.get("errors")
-    if "messages" in data:  # webargs: {"query": {...}, "json": {...}} or {"json": ["Invalid JSON body."]}
-        errors = {}
-        for messages in data["messages"].values():
-            if isinstance(messages, dict):
-                errors.update(flatten(messages))
-            else:
-                detail = " ".join(map(str, messages))
-        if error.code == 422:
-            kind, detail = "validation-error", detail or "some fields are not valid: see errors"
-    status = error.code or 500
-    if status >= 500:
-        return _fault(getattr(error, "original_exception", None) or error)
-    if status == 400 and not detail:
-        detail = "the request could not be read"
-    if status == 404 and not detail:
-        detail = "there is nothing at this address"
-    if status == 405:
-        detail = f"{request.method} is not allowed here"
-    if status == 413:
-        kind, detail = "body-too-large", f"the request body is larger than {request.max_content_length} bytes"
-    if status == 429:
-        retry_after = _seconds_until_reset()
-        headers["Retry-After"] = str(retry_after)
-        kind, detail = "rate-limited", f"too many requests ({error.description}); try again in {retry_after} s"
-    return problem(status, detail, kind=kind, errors=errors or None, headers=headers)
+    answer = _Answer(data.get("message"), data.get("kind"), data.get("errors"), headers)
+    if "messages" in data:
+        _take_webargs_messages(answer, data["messages"], status)
+    adjust = STATUS_ANSWERS.get(status)
+    if adjust is not None:
+        adjust(answer, error)
+    return problem(status, answer.detail, kind=answer.kind, errors=answer.errors or None, headers=answer.headers)
+
+
+def _take_webargs_messages(answer: _Answer, messages_by_location: dict[str, Any], status: int) -> None:
+    """webargs' messages: {"query": {...}, "json": {...}} or {"json": ["Invalid JSON body."]}."""
+    answer.errors = {}
+    for messages in messages_by_location.values():
+        if isinstance(messages, dict):
+            answer.errors.update(flatten(messages))
+        else:
+            answer.detail = " ".join(map(str, messages))
+    if status == http.HTTPStatus.UNPROCESSABLE_ENTITY:
+        answer.kind, answer.detail = "validation-error", answer.detail or "some fields are not valid: see errors"
+
+
+def _unreadable(answer: _Answer, _error: HTTPException) -> None:
+    answer.detail = answer.detail or "the request could not be read"
+
+
+def _nothing_here(answer: _Answer, _error: HTTPException) -> None:
+    answer.detail = answer.detail or "there is nothing at this address"
+
+
+def _method_not_allowed(answer: _Answer, _error: HTTPException) -> None:
+    answer.detail = f"{request.method} is not allowed here"
+
+
+def _body_too_large(answer: _Answer, _error: HTTPException) -> None:
+    answer.kind = "body-too-large"
+    answer.detail = f"the request body is larger than {request.max_content_length} bytes"
+
+
+def _rate_limited(answer: _Answer, error: HTTPException) -> None:
+    retry_after = _seconds_until_reset()
+    answer.headers["Retry-After"] = str(retry_after)
+    answer.kind = "rate-limited"
+    answer.detail = f"too many requests ({error.description}); try again in {retry_after} s"
+
+
+# What each status says beyond what the error itself said.
+STATUS_ANSWERS: dict[int, Callable[[_Answer, HTTPException], None]] = {
+    400: _unreadable,
+    404: _nothing_here,
+    405: _method_not_allowed,
+    413: _body_too_large,
+    429: _rate_limited,
+}
 
 
 def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -139,8 +213,7 @@ def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 def _fault(error: BaseException) -> Response:
     error_id = uuid.uuid4().hex[:16]
     log.error("API fault %s on %s %s", error_id, request.method, request.path, exc_info=error)
-    return problem(500, f"something went wrong on Reval's side; quote error id {error_id}",
-                   extra={"errorId": error_id})
+    return problem(500, f"something went wrong on Reval's side; quote error id {error_id}", extra={"errorId": error_id})
 
 
 def _seconds_until_reset() -> int:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -16,9 +17,24 @@ from reval.api import API_PREFIX, ApiBlueprint
 from reval.api.bodies import require_json_body
 from reval.api.callers import authenticate
 from reval.api.schemas import (
-    ConnectionRequestIn, ConnectionRequestPageSchema, ConnectionRequestSchema, DesignatedBodyListSchema, DoctorDetailSchema,
-    DoctorFilterArgs, DoctorPageSchema, DoctorQueryArgs, HideIn, HideSchema, HistorySchema, IdempotencyArgs,
-    QueueCountsSchema, RequestQueryArgs, RuleTableSchema, RunListSchema, RunSchema, RunStartedSchema,
+    ConnectionRequestIn,
+    ConnectionRequestPageSchema,
+    ConnectionRequestSchema,
+    DesignatedBodyListSchema,
+    DoctorDetailSchema,
+    DoctorFilterArgs,
+    DoctorPageSchema,
+    DoctorQueryArgs,
+    HideIn,
+    HideSchema,
+    HistorySchema,
+    IdempotencyArgs,
+    QueueCountsSchema,
+    RequestQueryArgs,
+    RuleTableSchema,
+    RunListSchema,
+    RunSchema,
+    RunStartedSchema,
 )
 from reval.clock import utcnow
 from reval.extensions import database
@@ -30,7 +46,12 @@ from reval.rules import DEFAULT_RULE_TABLE, Queue
 from reval.rules.table import format_value
 from reval.services.access import visible_bodies, visible_body
 from reval.services.connections import (
-    RequestState, action_of, connection_request, list_requests, request_connection_change, resend_request,
+    RequestState,
+    action_of,
+    connection_request,
+    list_requests,
+    request_connection_change,
+    resend_request,
 )
 from reval.services.context import Context
 from reval.services.doctors import DoctorDetail, doctor_detail, doctor_history
@@ -38,12 +59,24 @@ from reval.services.hides import hide_doctor, unhide_doctor
 from reval.services.queues import QueueFilters, QueueTab, QueueView, SortKey, queue_page, tab_counts
 from reval.services.runs import get_run, list_runs, run_rejections, start_nightly_run
 
-bodies = ApiBlueprint("designated-bodies", __name__, url_prefix=f"{API_PREFIX}/designated-bodies",
-                      description="The designated bodies a caller may see, their queues and their doctors.")
-doctors = ApiBlueprint("doctors", __name__, url_prefix=f"{API_PREFIX}/doctors",
-                       description="One doctor: both sources, the decision and why, history, hides.")
-requests_ = ApiBlueprint("connection-requests", __name__, url_prefix=f"{API_PREFIX}/connection-requests",
-                         description="Connection changes asked of GMC, through Reval's outbox.")
+bodies = ApiBlueprint(
+    "designated-bodies",
+    __name__,
+    url_prefix=f"{API_PREFIX}/designated-bodies",
+    description="The designated bodies a caller may see, their queues and their doctors.",
+)
+doctors = ApiBlueprint(
+    "doctors",
+    __name__,
+    url_prefix=f"{API_PREFIX}/doctors",
+    description="One doctor: both sources, the decision and why, history, hides.",
+)
+requests_ = ApiBlueprint(
+    "connection-requests",
+    __name__,
+    url_prefix=f"{API_PREFIX}/connection-requests",
+    description="Connection changes asked of GMC, through Reval's outbox.",
+)
 runs = ApiBlueprint("runs", __name__, url_prefix=f"{API_PREFIX}/runs", description="Sync runs, and starting one now.")
 rules = ApiBlueprint("rules", __name__, url_prefix=f"{API_PREFIX}/rules", description="The live rule table, as data.")
 BLUEPRINTS = (bodies, doctors, requests_, runs, rules)
@@ -56,7 +89,12 @@ dev_keys = FlaskBlueprint("dev_keys", __name__, url_prefix=API_PREFIX)
 
 LINK = {"Link": {"description": "first, prev, next and last pages (RFC 8288)", "schema": {"type": "string"}}}
 LOCATION = {"Location": {"description": "The new resource", "schema": {"type": "string"}, "required": True}}
-REPLAYED = {"Idempotent-Replayed": {"description": "true: the first answer to this Idempotency-Key, again", "schema": {"type": "string"}}}
+REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "true: the first answer to this Idempotency-Key, again",
+        "schema": {"type": "string"},
+    }
+}
 
 
 def context() -> Context:
@@ -69,8 +107,12 @@ def needs(*scopes: str) -> None:
     missing = set(scopes) - g.api_scopes
     if missing:
         needed = " ".join(sorted(scopes))
-        abort(403, message=f"this needs the scope {needed}", kind="insufficient-scope",
-              headers={"WWW-Authenticate": f'Bearer realm="reval", error="insufficient_scope", scope="{needed}"'})
+        abort(
+            403,
+            message=f"this needs the scope {needed}",
+            kind="insufficient-scope",
+            headers={"WWW-Authenticate": f'Bearer realm="reval", error="insufficient_scope", scope="{needed}"'},
+        )
 
 
 # --- designated bodies ---------------------------------------------------------------------------
@@ -95,8 +137,15 @@ def designated_body_queues(args: dict[str, Any], code: str):
     needs("reval.read")
     body = _visible_body(code)
     counts = tab_counts(context(), body, _filters(args))
-    queues = {queue.value: counts[tab] for tab, queue in ((QueueTab.CONNECTED, Queue.CONNECTED),
-              (QueueTab.DISCREPANCIES, Queue.DISCREPANCY), (QueueTab.HIDDEN, Queue.HIDDEN), (QueueTab.HISTORIC, Queue.HISTORIC))}
+    queues = {
+        queue.value: counts[tab]
+        for tab, queue in (
+            (QueueTab.CONNECTED, Queue.CONNECTED),
+            (QueueTab.DISCREPANCIES, Queue.DISCREPANCY),
+            (QueueTab.HIDDEN, Queue.HIDDEN),
+            (QueueTab.HISTORIC, Queue.HISTORIC),
+        )
+    }
     return {"designatedBody": body, "queues": queues, "gmcUpdateFailed": counts[QueueTab.FAILED_UPDATES]}
 
 
@@ -106,11 +155,16 @@ def designated_body_queues(args: dict[str, Any], code: str):
 @bodies.alt_response(404, response="NOT_FOUND")
 @bodies.alt_response(422, response="UNPROCESSABLE_ENTITY")
 def designated_body_doctors(args: dict[str, Any], code: str):
-    """The body's doctors (its hides applied), filtered, sorted and paged as `reval export --designated-body` lists them."""
+    """The body's doctors (its hides applied), filtered, sorted and paged as `reval export --designated-body` lists them."""  # noqa: E501 -- the OpenAPI summary: one line
     needs("reval.read")
     body = _visible_body(code)
-    view = QueueView(body, Queue(args["queue"]) if args.get("queue") else None, filters=_filters(args),
-                     sort=SortKey(args["sort"]), descending=args["order"] == "desc")
+    view = QueueView(
+        body,
+        Queue(args["queue"]) if args.get("queue") else None,
+        filters=_filters(args),
+        sort=SortKey(args["sort"]),
+        descending=args["order"] == "desc",
+    )
     page = queue_page(context(), view, args["page"], args["pageSize"])
     return page, {"Link": _links(page.page, page.pages)}
 
@@ -121,8 +175,12 @@ def _visible_body(code: str) -> str:
 
 
 def _filters(args: dict[str, Any]) -> QueueFilters:
-    return QueueFilters(q=args.get("q"), reason=args.get("reason"), owner=args.get("programmeOwner"),
-                        gmc_update_failed=args.get("gmcUpdateFailed"))
+    return QueueFilters(
+        q=args.get("q"),
+        reason=args.get("reason"),
+        owner=args.get("programmeOwner"),
+        gmc_update_failed=args.get("gmcUpdateFailed"),
+    )
 
 
 def _links(page: int, pages: int) -> str:
@@ -146,7 +204,7 @@ def _links(page: int, pages: int) -> str:
 @doctors.response(200, DoctorDetailSchema)
 @doctors.alt_response(404, response="NOT_FOUND")
 @doctors.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def doctor(gmcNumber: str):  # noqa: N803  (the address names it so)
+def doctor(gmcNumber: str):  # camelCase: the address names it so
     """The doctor's facts from both sources, the decision and its explanation, active hides and GMC requests."""
     needs("reval.read")
     return _detail_document(doctor_detail(context(), gmcNumber))
@@ -158,10 +216,17 @@ def _detail_document(detail: DoctorDetail) -> dict[str, Any]:
         "gmcReferenceNumber": detail.gmc_number,
         "gmc": detail.connection,
         "tisPeople": detail.tis_people,
-        "decision": None if stored is None else {
-            "queue": stored.queue, "reason": stored.reason, "reasonLabel": DEFAULT_RULE_TABLE.reason_label(stored.reason),
-            "rule": stored.rule_number, "ruleTable": stored.rule_table, "visibleTo": stored.visible_to,
-            "programmeOwnerDesignatedBodies": stored.programme_owner_designated_bodies, "lastChange": stored.decided_as_of,
+        "decision": None
+        if stored is None
+        else {
+            "queue": stored.queue,
+            "reason": stored.reason,
+            "reasonLabel": DEFAULT_RULE_TABLE.reason_label(stored.reason),
+            "rule": stored.rule_number,
+            "ruleTable": stored.rule_table,
+            "visibleTo": stored.visible_to,
+            "programmeOwnerDesignatedBodies": stored.programme_owner_designated_bodies,
+            "lastChange": stored.decided_as_of,
         },
         "explanation": {
             "asOf": explanation.as_of,
@@ -169,9 +234,15 @@ def _detail_document(detail: DoctorDetail) -> dict[str, Any]:
             "matchedRow": explanation.decision.rule_number,
             "facts": {name: _fact(value) for name, value in explanation.facts._asdict().items()},
             "rowsTried": [
-                {"row": outcome.row.number, "reason": outcome.row.reason, "matched": not outcome.failed,
-                 "failed": [{"fact": name, "required_": _fact(required), "actual": _fact(actual)}
-                            for name, required, actual in outcome.failed]}
+                {
+                    "row": outcome.row.number,
+                    "reason": outcome.row.reason,
+                    "matched": not outcome.failed,
+                    "failed": [
+                        {"fact": name, "required_": _fact(required), "actual": _fact(actual)}
+                        for name, required, actual in outcome.failed
+                    ],
+                }
                 for outcome in explanation.rows_tried
             ],
         },
@@ -189,7 +260,7 @@ def _fact(value: Any) -> Any:
 @doctors.response(200, HistorySchema)
 @doctors.alt_response(404, response="NOT_FOUND")
 @doctors.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def history(gmcNumber: str):  # noqa: N803
+def history(gmcNumber: str):
     """Every recorded change of the doctor's connection, decision, hides and GMC requests, oldest first."""
     needs("reval.read")
     return {"items": doctor_history(context(), gmcNumber)}
@@ -201,7 +272,7 @@ def history(gmcNumber: str):  # noqa: N803
 @doctors.alt_response(404, response="NOT_FOUND")
 @doctors.alt_response(409, response="CONFLICT")
 @doctors.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def hide(body: dict[str, Any], gmcNumber: str):  # noqa: N803
+def hide(body: dict[str, Any], gmcNumber: str):
     """Hides the doctor from one of the caller's designated bodies."""
     needs("reval.write")
     return hide_doctor(context(), gmcNumber, body["designatedBody"], body["reason"], body.get("until"))
@@ -212,7 +283,7 @@ def hide(body: dict[str, Any], gmcNumber: str):  # noqa: N803
 @doctors.alt_response(404, response="NOT_FOUND")
 @doctors.alt_response(409, response="CONFLICT")
 @doctors.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def unhide(gmcNumber: str, designatedBody: str):  # noqa: N803
+def unhide(gmcNumber: str, designatedBody: str):
     """Ends the doctor's hide for one of the caller's designated bodies (the hide, ended, is answered)."""
     needs("reval.write")
     return unhide_doctor(context(), gmcNumber, designatedBody)
@@ -251,8 +322,12 @@ def list_connection_requests(args: dict[str, Any]):
     states = list_requests(context(), args.get("status"), args.get("gmcNumber"))
     start = (args["page"] - 1) * args["pageSize"]
     pages = max(1, -(-len(states) // args["pageSize"]))
-    page = {"items": states[start:start + args["pageSize"]], "total": len(states), "page": args["page"],
-            "pageSize": args["pageSize"]}
+    page = {
+        "items": states[start : start + args["pageSize"]],
+        "total": len(states),
+        "page": args["page"],
+        "pageSize": args["pageSize"],
+    }
     return page, {"Link": _links(args["page"], pages)}
 
 
@@ -260,7 +335,7 @@ def list_connection_requests(args: dict[str, Any]):
 @requests_.etag
 @requests_.response(200, ConnectionRequestSchema)
 @requests_.alt_response(404, response="NOT_FOUND")
-def get_connection_request(id: int):  # noqa: A002  (the address names it so)
+def get_connection_request(id: int):  # shadows id(): the address names it so
     """One connection request and what GMC answered."""
     needs("reval.read")
     return connection_request(context(), id)
@@ -272,11 +347,12 @@ def get_connection_request(id: int):  # noqa: A002  (the address names it so)
 @requests_.alt_response(404, response="NOT_FOUND")
 @requests_.alt_response(409, response="CONFLICT")
 @requests_.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def resend(headers: dict[str, Any], id: int):  # noqa: A002
+def resend(headers: dict[str, Any], id: int):
     """A new attempt of a failed request (refused while a later request for the same doctor and body supersedes it)."""
     needs("reval.write")
-    return _idempotent(headers.get("idempotency_key"), {"resend": id},
-                       lambda: RequestState(resend_request(context(), id).request))
+    return _idempotent(
+        headers.get("idempotency_key"), {"resend": id}, lambda: RequestState(resend_request(context(), id).request)
+    )
 
 
 def _idempotent(key: str | None, body: Any, create: Callable[[], RequestState]) -> Response:
@@ -285,7 +361,9 @@ def _idempotent(key: str | None, body: Any, create: Callable[[], RequestState]) 
     if key is None:
         return _created(create())
     caller = f"{g.token_claims.get('iss')} {g.token_claims.get('sub')}"
-    fingerprint = hashlib.sha256(orjson.dumps([request.method, request.path, body], option=orjson.OPT_SORT_KEYS)).hexdigest()
+    fingerprint = hashlib.sha256(
+        orjson.dumps([request.method, request.path, body], option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()
     sessions = database().sessions
     try:
         with sessions.begin() as session:
@@ -294,9 +372,14 @@ def _idempotent(key: str | None, body: Any, create: Callable[[], RequestState]) 
         with sessions.begin() as session:
             first = session.get(ApiIdempotencyKey, (caller, key))
         if first.fingerprint != fingerprint:
-            raise Invalid(f"Idempotency-Key {key!r} was first used with a different request", field="Idempotency-Key")
+            raise Invalid(
+                f"Idempotency-Key {key!r} was first used with a different request", field="Idempotency-Key"
+            ) from None
         if first.status is None:
-            abort(409, message=f"the first request with Idempotency-Key {key!r} is still being answered; try again shortly")
+            abort(
+                409,
+                message=f"the first request with Idempotency-Key {key!r} is still being answered; try again shortly",
+            )
         response = current_app.response_class(first.body, status=first.status, mimetype="application/json")
         response.headers.update({"Location": first.location, "Idempotent-Replayed": "true"})
         return response
@@ -308,7 +391,11 @@ def _idempotent(key: str | None, body: Any, create: Callable[[], RequestState]) 
         raise
     with sessions.begin() as session:
         record = session.get(ApiIdempotencyKey, (caller, key))
-        record.status, record.body, record.location = response.status_code, response.get_data(as_text=True), response.headers["Location"]
+        record.status, record.body, record.location = (
+            response.status_code,
+            response.get_data(as_text=True),
+            response.headers["Location"],
+        )
     return response
 
 
@@ -334,8 +421,8 @@ def list_sync_runs():
 @runs.etag
 @runs.response(200, RunSchema)
 @runs.alt_response(404, response="NOT_FOUND")
-def get_sync_run(id: int):  # noqa: A002
-    """One run: status, times, what was fetched or not and why, queue movements; its rejected records for national callers."""
+def get_sync_run(id: int):
+    """One run: status, times, what was fetched or not and why, queue movements; its rejected records for national callers."""  # noqa: E501 -- the OpenAPI summary: one line
     needs("reval.read")
     ctx = context()
     view = run_view(get_run(ctx, id))
@@ -361,13 +448,27 @@ def rule_table():
     needs("reval.read")
     table = DEFAULT_RULE_TABLE
     return {
-        "label": table.label, "name": table.name, "version": table.version, "fingerprint": table.fingerprint(),
+        "label": table.label,
+        "name": table.name,
+        "version": table.version,
+        "fingerprint": table.fingerprint(),
         "hitPolicy": table.hit_policy,
-        "facts": [{"name": fact.name, "meaning": fact.meaning, "domain": [_fact(value) for value in fact.domain]}
-                  for fact in table.facts],
-        "rows": [{"number": row.number, "reason": row.reason, "label": row.label, "description": row.description,
-                  "queue": row.queue.value, "visibleTo": [audience.value for audience in row.visible_to],
-                  "when": {name: _fact(value) for name, value in row.when.items()}} for row in table.rows],
+        "facts": [
+            {"name": fact.name, "meaning": fact.meaning, "domain": [_fact(value) for value in fact.domain]}
+            for fact in table.facts
+        ],
+        "rows": [
+            {
+                "number": row.number,
+                "reason": row.reason,
+                "label": row.label,
+                "description": row.description,
+                "queue": row.queue.value,
+                "visibleTo": [audience.value for audience in row.visible_to],
+                "when": {name: _fact(value) for name, value in row.when.items()},
+            }
+            for row in table.rows
+        ],
     }
 
 
@@ -376,4 +477,3 @@ def dev_jwks():
     """The public key of development tokens (only when REVAL_AUTH=dev)."""
     key = current_app.extensions["reval.tokens"].dev_key
     return jsonify({"keys": [key.as_dict(private=False)]})
-

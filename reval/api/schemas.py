@@ -12,7 +12,7 @@ from reval.rules import DEFAULT_RULE_TABLE, Queue
 from reval.services.doctors import describe_event
 from reval.services.queues import MAX_PAGE_SIZE, SortKey
 
-NULLABLE = {"allow_none": True}
+NULLABLE: dict[str, Any] = {"allow_none": True}  # typed Any: unpacked into fields of every kind
 
 
 class UpperCase(fields.String):
@@ -26,19 +26,28 @@ class UpperCase(fields.String):
 
 
 class DoctorFilterArgs(ma.Schema):
-    q = fields.String(validate=validate.Length(max=100), metadata={"description": "A prefix of the GMC number, or of a first or last name (any case)"})
+    q = fields.String(
+        validate=validate.Length(max=100),
+        metadata={"description": "A prefix of the GMC number, or of a first or last name (any case)"},
+    )
     reason = UpperCase(validate=validate.OneOf(DEFAULT_RULE_TABLE.reasons()), metadata={"description": "A reason code"})
     programmeOwner = UpperCase(metadata={"description": "A designated body code among the doctor's programme owners"})
-    gmcUpdateFailed = fields.Boolean(metadata={"description": "Only doctors whose last GMC request failed (true), or none of them (false)"})
+    gmcUpdateFailed = fields.Boolean(
+        metadata={"description": "Only doctors whose last GMC request failed (true), or none of them (false)"}
+    )
 
 
 class PageArgs(ma.Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000), metadata={"description": "From 1"})
+    page = fields.Integer(
+        load_default=1, validate=validate.Range(min=1, max=1_000_000), metadata={"description": "From 1"}
+    )
     pageSize = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
 
 
 class DoctorQueryArgs(DoctorFilterArgs, PageArgs):
-    queue = UpperCase(validate=validate.OneOf([q.value for q in Queue]), metadata={"description": "A queue code, any letter case"})
+    queue = UpperCase(
+        validate=validate.OneOf([q.value for q in Queue]), metadata={"description": "A queue code, any letter case"}
+    )
     sort = fields.String(load_default=SortKey.GMC_NUMBER.value, validate=validate.OneOf([key.value for key in SortKey]))
     order = fields.String(load_default="asc", validate=validate.OneOf(["asc", "desc"]))
 
@@ -50,8 +59,11 @@ class RequestQueryArgs(PageArgs):
 
 class IdempotencyArgs(ma.Schema):
     idempotency_key = fields.String(
-        data_key="Idempotency-Key", validate=[validate.Length(min=1, max=200), validate.Regexp(r"^[\x21-\x7e]+$")],
-        metadata={"description": "Make the request safe to repeat: the same key with the same body gives the first result"},
+        data_key="Idempotency-Key",
+        validate=[validate.Length(min=1, max=200), validate.Regexp(r"^[\x21-\x7e]+$")],
+        metadata={
+            "description": "Make the request safe to repeat: the same key with the same body gives the first result"
+        },
     )
 
 
@@ -68,8 +80,11 @@ class ConnectionRequestIn(ma.Schema):
     gmcNumber = fields.String(required=True, validate=validate.Length(min=1, max=20))
     designatedBody = fields.String(required=True, validate=validate.Length(min=1, max=32))
     action = UpperCase(required=True, validate=validate.OneOf(["ADD", "REMOVE"]))
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=4),
-                           metadata={"description": "GMC's change reason: ADD 1 or 2; REMOVE 1, 2 or 3"})
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=4),
+        metadata={"description": "GMC's change reason: ADD 1 or 2; REMOVE 1, 2 or 3"},
+    )
 
     @pre_load
     def reason_as_text(self, data: Any, **kwargs):
@@ -85,7 +100,9 @@ class ConnectionRequestIn(ma.Schema):
 class DesignatedBodySchema(ma.Schema):
     code = fields.String(required=True)
     name = fields.String(required=True)
-    programmeOwner = fields.String(required=True, attribute="owner", metadata={"description": "The programme owner name TIS uses"})
+    programmeOwner = fields.String(
+        required=True, attribute="owner", metadata={"description": "The programme owner name TIS uses"}
+    )
 
 
 class DesignatedBodyListSchema(ma.Schema):
@@ -94,8 +111,12 @@ class DesignatedBodyListSchema(ma.Schema):
 
 class QueueCountsSchema(ma.Schema):
     designatedBody = fields.String(required=True)
-    queues = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
-                         metadata={"description": "Doctors in each queue, this body's hides applied"})
+    queues = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        metadata={"description": "Doctors in each queue, this body's hides applied"},
+    )
     gmcUpdateFailed = fields.Integer(required=True, metadata={"description": "Doctors whose last GMC request failed"})
 
 
@@ -118,7 +139,9 @@ class DoctorSummarySchema(ma.Schema):
     programmeStartDate = fields.Date(required=True, attribute="programme_start", **NULLABLE)
     programmeEndDate = fields.Date(required=True, attribute="programme_end", **NULLABLE)
     submissionDate = fields.Date(required=True, attribute="submission_date", **NULLABLE)
-    lastChange = fields.Date(required=True, attribute="changed", metadata={"description": "When the decision was reached"})
+    lastChange = fields.Date(
+        required=True, attribute="changed", metadata={"description": "When the decision was reached"}
+    )
 
 
 class DoctorPageSchema(ma.Schema):
@@ -158,13 +181,17 @@ class TisPersonSchema(ma.Schema):
     forenames = fields.String(required=True, **NULLABLE)
     surname = fields.String(required=True, **NULLABLE)
     status = fields.String(required=True, **NULLABLE)
-    programmeMemberships = fields.List(fields.Nested(ProgrammeMembershipSchema), required=True, attribute="programme_memberships")
+    programmeMemberships = fields.List(
+        fields.Nested(ProgrammeMembershipSchema), required=True, attribute="programme_memberships"
+    )
     placements = fields.List(fields.Nested(PlacementSchema), required=True)
 
 
 class FailedConditionSchema(ma.Schema):
     fact = fields.String(required=True)
-    required_ = fields.Raw(required=True, data_key="required", metadata={"description": "true, false, NONE, ONE or MANY"})
+    required_ = fields.Raw(
+        required=True, data_key="required", metadata={"description": "true, false, NONE, ONE or MANY"}
+    )
     actual = fields.Raw(required=True)
 
 
@@ -172,7 +199,9 @@ class RowTriedSchema(ma.Schema):
     row = fields.Integer(required=True)
     reason = fields.String(required=True)
     matched = fields.Boolean(required=True)
-    failed = fields.List(fields.Nested(FailedConditionSchema), required=True, metadata={"description": "Empty for the row that matched"})
+    failed = fields.List(
+        fields.Nested(FailedConditionSchema), required=True, metadata={"description": "Empty for the row that matched"}
+    )
 
 
 class ExplanationSchema(ma.Schema):
@@ -220,10 +249,17 @@ class ConnectionRequestSchema(ma.Schema):
     nextAttemptAt = fields.DateTime(required=True, attribute="next_attempt_at", **NULLABLE)
     resendOf = fields.Integer(required=True, attribute="request.resend_of", **NULLABLE)
     forced = fields.Boolean(required=True, attribute="request.forced")
-    supersededBy = fields.Integer(required=True, attribute="superseded_by", **NULLABLE,
-                                  metadata={"description": "A later request for the same doctor and body"})
-    gmcUpdateFailed = fields.Boolean(required=True, attribute="flags_failure",
-                                     metadata={"description": "Failed, and not superseded: the doctor is flagged"})
+    supersededBy = fields.Integer(
+        required=True,
+        attribute="superseded_by",
+        **NULLABLE,
+        metadata={"description": "A later request for the same doctor and body"},
+    )
+    gmcUpdateFailed = fields.Boolean(
+        required=True,
+        attribute="flags_failure",
+        metadata={"description": "Failed, and not superseded: the doctor is flagged"},
+    )
 
 
 class ConnectionRequestPageSchema(ma.Schema):
@@ -235,9 +271,19 @@ class ConnectionRequestPageSchema(ma.Schema):
 
 class DoctorDetailSchema(ma.Schema):
     gmcReferenceNumber = fields.String(required=True)
-    gmc = fields.Nested(GmcConnectionSchema, required=True, **NULLABLE, metadata={"description": "The doctor on a GMC list; null when on none"})
+    gmc = fields.Nested(
+        GmcConnectionSchema,
+        required=True,
+        **NULLABLE,
+        metadata={"description": "The doctor on a GMC list; null when on none"},
+    )
     tisPeople = fields.List(fields.Nested(TisPersonSchema), required=True)
-    decision = fields.Nested(DecisionSchema, required=True, **NULLABLE, metadata={"description": "The stored decision; null before the first sync"})
+    decision = fields.Nested(
+        DecisionSchema,
+        required=True,
+        **NULLABLE,
+        metadata={"description": "The stored decision; null before the first sync"},
+    )
     explanation = fields.Nested(ExplanationSchema, required=True)
     activeHides = fields.List(fields.Nested(HideSchema), required=True)
     gmcUpdateFailed = fields.Boolean(required=True)

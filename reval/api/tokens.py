@@ -15,9 +15,10 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import requests
 from joserfc import jws, jwt
@@ -28,8 +29,11 @@ from reval.refusals import NotConfigured
 from reval.services.context import Actor, Role
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "Ed25519", "EdDSA")
-SCOPES = {"reval.read": "read queues, doctors, requests, runs and rules", "reval.write": "hide doctors and request connection changes",
-          "reval.national": "every designated body, and sync runs"}
+SCOPES = {
+    "reval.read": "read queues, doctors, requests, runs and rules",
+    "reval.write": "hide doctors and request connection changes",
+    "reval.national": "every designated body, and sync runs",
+}
 DEV_ISSUER = "urn:reval:development"
 KEY_REFRESH_SECONDS = 30.0
 LEEWAY_SECONDS = 30
@@ -193,8 +197,9 @@ def dev_key(instance_path: str | Path) -> RSAKey:
         try:
             return RSAKey.import_key(json.loads(path.read_text()))
         except (ValueError, TypeError, KeyError, JoseError) as error:
-            raise NotConfigured(f"{path} is not a development signing key ({type(error).__name__}); "
-                                "delete it and Reval makes a new one") from None
+            raise NotConfigured(
+                f"{path} is not a development signing key ({type(error).__name__}); delete it and Reval makes a new one"
+            ) from None
     key = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"}, private=True)
     key.ensure_kid()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -204,10 +209,19 @@ def dev_key(instance_path: str | Path) -> RSAKey:
     return key
 
 
-def mint_dev_token(key: RSAKey, settings: TokenSettings, name: str, scopes: str, bodies: list[str], minutes: int) -> str:
+def mint_dev_token(
+    key: RSAKey, settings: TokenSettings, name: str, scopes: str, bodies: list[str], minutes: int
+) -> str:
     now = int(time.time())
     claims = {
-        "iss": DEV_ISSUER, "aud": settings.audience, "sub": name, "name": name, "scope": scopes,
-        settings.bodies_claim: bodies, "iat": now, "nbf": now, "exp": now + minutes * 60,
+        "iss": DEV_ISSUER,
+        "aud": settings.audience,
+        "sub": name,
+        "name": name,
+        "scope": scopes,
+        settings.bodies_claim: bodies,
+        "iat": now,
+        "nbf": now,
+        "exp": now + minutes * 60,
     }
     return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)

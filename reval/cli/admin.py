@@ -12,8 +12,8 @@ from reval.designated_bodies import read_designated_bodies_csv
 from reval.extensions import database
 from reval.reconcile.reference import configured_designated_bodies, replace_designated_bodies
 from reval.rules import DEFAULT_RULE_TABLE
-from reval.rules.checks import check_table, no_body_conditions
-from reval.rules.table import format_value
+from reval.rules.checks import TableReport, check_table, no_body_conditions
+from reval.rules.table import RuleTable, format_value
 
 
 @cli.group("db")
@@ -46,7 +46,9 @@ def designated_bodies_group(ctx):
 def _list_designated_bodies():
     with context().reads() as session:
         for body in configured_designated_bodies(session):
-            click.echo(f"{body.code:<11} {body.name}" + (f" (TIS owner: {body.owner})" if body.owner != body.name else ""))
+            click.echo(
+                f"{body.code:<11} {body.name}" + (f" (TIS owner: {body.owner})" if body.owner != body.name else "")
+            )
 
 
 @command(designated_bodies_group, name="load")
@@ -75,19 +77,26 @@ def rules(check):
         click.echo(f"  {fact.name:<30} {'/'.join(format_value(v) for v in fact.domain):<15} {fact.meaning}")
     if check:
         report = check_table(table)
-        click.echo(
-            f"Check: {report.combinations} consistent fact combinations, {len(report.gaps)} gaps, "
-            f"{len(report.unreachable)} unreachable rows, {len(report.problems)} problems; "
-            f"{len(report.seen_by_no_body)} rows can decide doctors no designated body sees"
-        )
-        for problem in report.problems:
-            click.echo(f"  problem: {problem}")
-        for facts in report.gaps[:10]:
-            click.echo(f"  gap: {facts}")
-        for row in report.unreachable:
-            click.echo(f"  unreachable: row {row.number} {row.reason}")
-        for row in (table.rows[number - 1] for number in sorted(report.seen_by_no_body)):
-            when = " and ".join(f"{name} = {format_value(value)}" for name, value in no_body_conditions(row).items())
-            click.echo(f"  seen by no designated body: row {row.number} {row.reason} ({row.queue.value}) when {when or 'always'}")
+        _echo_report(table, report)
         if not report.ok:
             sys.exit(1)
+
+
+def _echo_report(table: RuleTable, report: TableReport) -> None:
+    """What `reval rules --check` found."""
+    click.echo(
+        f"Check: {report.combinations} consistent fact combinations, {len(report.gaps)} gaps, "
+        f"{len(report.unreachable)} unreachable rows, {len(report.problems)} problems; "
+        f"{len(report.seen_by_no_body)} rows can decide doctors no designated body sees"
+    )
+    for problem in report.problems:
+        click.echo(f"  problem: {problem}")
+    for facts in report.gaps[:10]:
+        click.echo(f"  gap: {facts}")
+    for row in report.unreachable:
+        click.echo(f"  unreachable: row {row.number} {row.reason}")
+    for row in (table.rows[number - 1] for number in sorted(report.seen_by_no_body)):
+        when = " and ".join(f"{name} = {format_value(value)}" for name, value in no_body_conditions(row).items())
+        click.echo(
+            f"  seen by no designated body: row {row.number} {row.reason} ({row.queue.value}) when {when or 'always'}"
+        )

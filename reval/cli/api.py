@@ -14,16 +14,21 @@ MAX_MINUTES = 24 * 60
 
 @command()
 @click.option("--name", required=True, help="Who the token speaks for (recorded beside what they do).")
-@click.option("--scope", default="reval.read", show_default=True,
-              help=f"Space-separated scopes: {', '.join(SCOPES)}.")
-@click.option("--designated-body", "bodies", multiple=True, help="A designated body the token may see (repeat for several).")
-@click.option("--minutes", default=60, show_default=True, type=click.IntRange(1, MAX_MINUTES), help="How long it lasts.")
+@click.option("--scope", default="reval.read", show_default=True, help=f"Space-separated scopes: {', '.join(SCOPES)}.")
+@click.option(
+    "--designated-body", "bodies", multiple=True, help="A designated body the token may see (repeat for several)."
+)
+@click.option(
+    "--minutes", default=60, show_default=True, type=click.IntRange(1, MAX_MINUTES), help="How long it lasts."
+)
 def token(name, scope, bodies, minutes):
     """Print an API token signed by this instance's development key (only with REVAL_AUTH=dev)."""
     settings = TokenSettings.from_config(current_app.config)
     if not settings.dev:
-        raise CommandRefused("development tokens exist only with REVAL_AUTH=dev; in production a token comes from "
-                             "the identity provider (the client-credentials grant)")
+        raise CommandRefused(
+            "development tokens exist only with REVAL_AUTH=dev; in production a token comes from "
+            "the identity provider (the client-credentials grant)"
+        )
     scopes = scope.split()
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown or not scopes:

@@ -29,14 +29,17 @@ from reval.snapshot_files import SnapshotUnreadable
 from reval.tis.client import TisUnavailable
 from reval.validation import InvalidValue
 
-
 DEBUG = "reval.debug"  # the key of --debug in the click context's meta
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="reval", prog_name="reval")
-@click.option("--debug", is_flag=True, envvar="REVAL_DEBUG",
-              help="Show the traceback of an error as well as its one line (or set REVAL_DEBUG=1).")
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="REVAL_DEBUG",
+    help="Show the traceback of an error as well as its one line (or set REVAL_DEBUG=1).",
+)
 @click.pass_context
 def cli(ctx, debug):
     """Reval: reconciles GMC prescribed connections with TIS programme memberships."""
@@ -63,14 +66,14 @@ def command(group: click.Group = cli, name: str | None = None, stoppable: bool =
         @functools.wraps(function)
         def run(*args, **kwargs):
             try:
-                with app().app_context(), (terminated_as_interrupt() if stoppable else nullcontext()):
+                with app().app_context(), terminated_as_interrupt() if stoppable else nullcontext():
                     return function(*args, **kwargs)
             except (click.ClickException, click.exceptions.Exit, click.Abort):
                 raise
             except SyncInterrupted as error:
                 click.echo(f"Error: {error}", err=True)
                 sys.exit(128 + getattr(error.__cause__, "signal_number", signal.SIGINT))
-            except Exception as error:  # noqa: BLE001  (every error ends as one line; --debug adds the traceback)
+            except Exception as error:
                 if click.get_current_context().meta.get(DEBUG):
                     traceback.print_exc()
                 raise one_line_error(error) from None
@@ -89,7 +92,10 @@ def one_line_error(error: Exception) -> click.ClickException:
         return click.ClickException(str(error))
     if isinstance(error, TisUnavailable):
         return click.ClickException(f"TIS could not be read, nothing changed: {error}")
-    if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)) and error.filename:
+    if (
+        isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError))
+        and error.filename
+    ):
         return CommandRefused(f"cannot use {error.filename}: {error.strerror}")
     lines = str(error).strip().splitlines()
     cause = f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__

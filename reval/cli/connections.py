@@ -10,7 +10,7 @@ from reval.cli.base import command, context, print_json
 from reval.cli.runs import format_delivery
 from reval.gmc.codes import CHANGE_REASONS, Action
 from reval.reconcile.connections import Status, request_view
-from reval.services.connections import RequestState, Requested, list_requests, request_connection_change, resend_request
+from reval.services.connections import Requested, RequestState, list_requests, request_connection_change, resend_request
 from reval.spreadsheets import SafeCsvWriter
 
 
@@ -22,15 +22,21 @@ def _report(requested: Requested) -> None:
     elif request.status == Status.SUCCEEDED:
         click.echo(f"request {request_id} succeeded: {request.message}")
     elif request.status == Status.PENDING:
-        click.echo(f"request {request_id} pending, next attempt at {request.next_attempt_at.isoformat()}: {request.message}")
+        click.echo(
+            f"request {request_id} pending, next attempt at {request.next_attempt_at.isoformat()}: {request.message}"
+        )
     else:
-        raise click.ClickException(f"request {request_id} failed: {request.message}; `reval resend {request_id}` tries again")
+        raise click.ClickException(
+            f"request {request_id} failed: {request.message}; `reval resend {request_id}` tries again"
+        )
 
 
 def _connection_change_command(name: str, action: Action, preposition: str) -> None:
     reasons = "; ".join(f"{code} = {meaning}" for code, meaning in CHANGE_REASONS[action].items())
 
-    @command(name=name, help=f"Ask GMC to {name} a doctor {preposition} a designated body (recorded first, never lost).")
+    @command(
+        name=name, help=f"Ask GMC to {name} a doctor {preposition} a designated body (recorded first, never lost)."
+    )
     @click.argument("gmc_number")
     @click.option("--designated-body", required=True, help=f"The designated body to {name} the doctor {preposition}.")
     @click.option("--reason", required=True, help=f"GMC change reason: {reasons}.")
@@ -45,7 +51,9 @@ _connection_change_command("disconnect", Action.REMOVE, "from")
 
 
 @command()
-@click.option("--all", "ignore_backoff", is_flag=True, help="Deliver every pending request now, ignoring backoff timers.")
+@click.option(
+    "--all", "ignore_backoff", is_flag=True, help="Deliver every pending request now, ignoring backoff timers."
+)
 def deliver(ignore_backoff):
     """Deliver every pending connection request that is due."""
     gateway = context().require_gateway()
@@ -65,8 +73,19 @@ def resend(request_id, by, force):
 
 
 REQUEST_COLUMNS = (
-    "id", "gmcReferenceNumber", "designatedBodyCode", "action", "reason", "status", "returnCode", "message",
-    "attempts", "requestedBy", "requestedAt", "lastAttemptAt", "supersededBy",
+    "id",
+    "gmcReferenceNumber",
+    "designatedBodyCode",
+    "action",
+    "reason",
+    "status",
+    "returnCode",
+    "message",
+    "attempts",
+    "requestedBy",
+    "requestedAt",
+    "lastAttemptAt",
+    "supersededBy",
 )
 
 
@@ -75,8 +94,10 @@ def request_row(state: RequestState) -> dict:
 
 
 @command()
-@click.option("--status", type=click.Choice([s.lower() for s in (Status.PENDING, Status.SUCCEEDED, Status.FAILED)],
-                                            case_sensitive=False))
+@click.option(
+    "--status",
+    type=click.Choice([s.lower() for s in (Status.PENDING, Status.SUCCEEDED, Status.FAILED)], case_sensitive=False),
+)
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def requests(status, output_format):
     """List connection requests and what GMC answered (a failed one a later request superseded says so)."""

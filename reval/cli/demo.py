@@ -24,7 +24,9 @@ from reval.services.context import Actor, Context
 @click.option("--seed", default=2026, show_default=True)
 @click.option("--as-of", type=AS_OF, help="Tonight's date (default: today in London).")
 @click.option("--database-url", help="A database for the demo (default: its own, made afresh in the instance folder).")
-@click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the web UI on the demo data at the end.")
+@click.option(
+    "--serve/--no-serve", default=True, show_default=True, help="Serve the web UI on the demo data at the end."
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
 @QUIET
@@ -92,7 +94,9 @@ def _print_offices(result, host: str, port: int) -> None:
 @click.option("--doctors", default=100_000, show_default=True)
 @click.option("--seed", default=2026, show_default=True)
 @click.option("--database-url", help="An empty database to use (default: a fresh SQLite file).")
-@click.option("--workers", type=int, help="Shard the decisions over this many `reval worker` processes (needs REVAL_BROKER_URL).")
+@click.option(
+    "--workers", type=int, help="Shard the decisions over this many `reval worker` processes (needs REVAL_BROKER_URL)."
+)
 @click.option("--shards", default=4, show_default=True, help="With --workers: how many shards.")
 @click.option("--json", "as_json", is_flag=True)
 @QUIET
@@ -112,20 +116,27 @@ def bench(doctors, seed, database_url, workers, shards, as_json, quiet):
     if as_json or workers:
         print_json(figures)
         return
+    helper_memory = (
+        f"helper process {figures['helperPeakMemoryMiB']:.0f} MiB" if figures["helperProcess"] else "no helper process"
+    )
     click.echo(
         f"{figures['doctors']} GMC doctors, {figures['tisPeople']} TIS people, {figures['decided']} decided "
         f"on {figures['database']}\n"
         f"  generate files          {figures['generateSeconds']:8.2f} s (not part of the sync)\n"
         f"  migrate schema          {figures['migrateSeconds']:8.2f} s\n"
-        f"  load floor              {figures['floorSeconds']:8.2f} s (json + sqlite3: parse and insert the rows, nothing else; "
-        f"the mean of {figures['floorRunsSeconds'][0]:.2f} s before the syncs and {figures['floorRunsSeconds'][1]:.2f} s after)\n"
+        f"  load floor              {figures['floorSeconds']:8.2f} s "
+        "(json + sqlite3: parse and insert the rows, nothing else; "
+        f"the mean of {figures['floorRunsSeconds'][0]:.2f} s before the syncs "
+        f"and {figures['floorRunsSeconds'][1]:.2f} s after)\n"
         f"  full sync               {figures['fullSyncSeconds']:8.2f} s = {figures['fullSyncToFloor']:.2f} x floor "
         f"{figures['fullSyncPhases']}\n"
-        f"  unchanged re-sync       {figures['unchangedResyncSeconds']:8.2f} s = {figures['unchangedResyncToFloor']:.2f} x floor "
+        f"  unchanged re-sync       {figures['unchangedResyncSeconds']:8.2f} s "
+        f"= {figures['unchangedResyncToFloor']:.2f} x floor "
         f"{figures['unchangedResyncPhases']}, {figures['unchangedResyncEvents']} events\n"
         f"  peak memory             {figures['peakMemoryMiB']:8.0f} MiB "
-        f"(before sync {figures['peakMemoryMiBBeforeSync']:.0f}, after full sync {figures['peakMemoryMiBAfterFullSync']:.0f}); "
-        f"{'helper process ' + format(figures['helperPeakMemoryMiB'], '.0f') + ' MiB' if figures['helperProcess'] else 'no helper process'}\n"
+        f"(before sync {figures['peakMemoryMiBBeforeSync']:.0f}, "
+        f"after full sync {figures['peakMemoryMiBAfterFullSync']:.0f}); "
+        f"{helper_memory}\n"
         f"  validating a TIS person {figures['bulkMicrosPerPerson']:8.1f} us bulk reader, "
         f"{figures['marshmallowMicrosPerPerson']:.1f} us marshmallow\n"
         f"  queues                  {figures['queues']}, {figures['rejectedRecords']} rejected records\n"
@@ -134,7 +145,9 @@ def bench(doctors, seed, database_url, workers, shards, as_json, quiet):
 
 
 def format_page_times(pages: dict) -> str:
-    lines = [f"  pages, {pages['designatedBody']} ({pages['bodyDiscrepancies']} discrepancies), server time p50 / p95 / max:"]
+    lines = [
+        f"  pages, {pages['designatedBody']} ({pages['bodyDiscrepancies']} discrepancies), server time p50 / p95 / max:"
+    ]
     for name, times in pages.items():
         if isinstance(times, dict):
             lines.append(f"    {name:<22}{times['p50Ms']:8.1f} {times['p95Ms']:8.1f} {times['maxMs']:8.1f} ms")

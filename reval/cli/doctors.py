@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import sys
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import date
 
 import click
 import orjson
@@ -12,10 +13,10 @@ import orjson
 from reval.cli.base import AS_OF, command, context, day, moment, print_json
 from reval.clock import london_time
 from reval.models import DoctorEvent
-from reval.rules import DEFAULT_RULE_TABLE, Queue
+from reval.reconcile.connections import request_view
+from reval.rules import DEFAULT_RULE_TABLE, Explanation, Queue, TisPersonView
 from reval.rules.engine import placement_state, programme_state
 from reval.rules.table import format_value
-from reval.reconcile.connections import request_view
 from reval.services.doctors import (
     EVENT_SOURCES,
     DoctorDetail,
@@ -69,58 +70,111 @@ def explain(gmc_number, as_of):
 
 
 def format_explanation(detail: DoctorDetail) -> str:
+    """A doctor's explanation as `reval explain` prints it: their sources, the facts, every rule
+    tried, the decision, and what Reval holds for them (hides, GMC requests)."""
     explanation = detail.explanation
-    decision, situation = explanation.decision, explanation.situation
-    lines = [f"Doctor {detail.gmc_number}, as of {explanation.as_of.isoformat()}, rules {decision.rule_table}"]
-    lines.append(f"  GMC connection: {situation.gmc_designated_body or 'not connected'}")
-    lines.append(f"  last connected to: {situation.last_connected_designated_body or 'never connected'}")
+    return "\n".join(
+        [
+            *_sources_lines(detail),
+            *_facts_lines(explanation),
+            *_rules_tried_lines(explanation),
+            *_decision_lines(detail),
+            *_hides_lines(detail),
+            *_requests_lines(detail),
+        ]
+    )
+
+
+def _sources_lines(detail: DoctorDetail) -> list[str]:
+    explanation = detail.explanation
+    situation = explanation.situation
+    lines = [
+        f"Doctor {detail.gmc_number}, as of {explanation.as_of.isoformat()}, rules {explanation.decision.rule_table}",
+        f"  GMC connection: {situation.gmc_designated_body or 'not connected'}",
+        f"  last connected to: {situation.last_connected_designated_body or 'never connected'}",
+    ]
     if not situation.tis_people and not detail.records.rejected_tis_people:
         lines.append("  TIS: no person has this GMC number")
     for rejected in detail.records.rejected_tis_people:
         lines.append(f"  TIS person {rejected.tis_person_id}: {rejected_record_text(rejected)}")
     for person in situation.tis_people:
-        lines.append(f"  TIS person {person.tis_person_id} ({person.status or 'status unknown'})")
-        for p in person.programmes:
-            owner = p.owner_designated_body or "no designated body"
-            lines.append(
-                f"    programme {p.membership_type or '?'} {p.start.isoformat()} to "
-                f"{p.end.isoformat() if p.end else 'open'}, owner {p.owner!r} -> {owner}: {programme_state(p, explanation.as_of)}"
-            )
-        for placement in person.placements:
-            lines.append(
-                f"    placement {placement.grade or '?'} {placement.start.isoformat()} to "
-                f"{placement.end.isoformat() if placement.end else 'open'}: {placement_state(placement, explanation.as_of)}"
-            )
-    lines.append("Facts:")
-    for fact in DEFAULT_RULE_TABLE.facts:
-        lines.append(f"  {fact.name:<30} {format_value(getattr(explanation.facts, fact.name)):<5} {fact.meaning}")
-    lines.append("Rules tried:")
+        lines += _tis_person_lines(person, explanation.as_of)
+    return lines
+
+
+def _tis_person_lines(person: TisPersonView, as_of: date) -> list[str]:
+    lines = [f"  TIS person {person.tis_person_id} ({person.status or 'status unknown'})"]
+    for p in person.programmes:
+        owner = p.owner_designated_body or "no designated body"
+        lines.append(
+            f"    programme {p.membership_type or '?'} {p.start.isoformat()} to "
+            f"{p.end.isoformat() if p.end else 'open'}, owner {p.owner!r} -> {owner}: "
+            f"{programme_state(p, as_of)}"
+        )
+    for placement in person.placements:
+        lines.append(
+            f"    placement {placement.grade or '?'} {placement.start.isoformat()} to "
+            f"{placement.end.isoformat() if placement.end else 'open'}: "
+            f"{placement_state(placement, as_of)}"
+        )
+    return lines
+
+
+def _facts_lines(explanation: Explanation) -> list[str]:
+    return ["Facts:"] + [
+        f"  {fact.name:<30} {format_value(getattr(explanation.facts, fact.name)):<5} {fact.meaning}"
+        for fact in DEFAULT_RULE_TABLE.facts
+    ]
+
+
+def _rules_tried_lines(explanation: Explanation) -> list[str]:
+    lines = ["Rules tried:"]
     for outcome in explanation.rows_tried:
         row = outcome.row
         if outcome.failed:
-            why = "; ".join(f"{name} is {format_value(actual)}, needs {format_value(required)}"
-                            for name, required, actual in outcome.failed)
+            why = "; ".join(
+                f"{name} is {format_value(actual)}, needs {format_value(required)}"
+                for name, required, actual in outcome.failed
+            )
             lines.append(f"  {row.number:>2} {row.reason:<27} no: {why}")
         else:
             lines.append(f"  {row.number:>2} {row.reason:<27} MATCHED ({row.describe_conditions()})")
-    lines.append(
+    return lines
+
+
+def _decision_lines(detail: DoctorDetail) -> list[str]:
+    decision = detail.explanation.decision
+    lines = [
         f"Decision: {decision.queue} / {decision.reason} (row {decision.rule_number}), "
         f"visible to {', '.join(decision.visible_to) or 'no designated body'}; "
         f"programme owners {', '.join(decision.programme_owner_designated_bodies) or 'none'}"
-    )
+    ]
     stored = detail.stored
     if stored is None:
         lines.append("Stored decision: none yet (run a sync)")
     elif (stored.queue, stored.reason) != (decision.queue, decision.reason):
-        lines.append(f"Stored decision: {stored.queue} / {stored.reason} from {stored.rule_table} (differs on this date)")
+        lines.append(
+            f"Stored decision: {stored.queue} / {stored.reason} from {stored.rule_table} (differs on this date)"
+        )
+    return lines
+
+
+def _hides_lines(detail: DoctorDetail) -> list[str]:
+    lines = []
     for hide in detail.records.hides:
         state = f"ended {hide.ended_at:%Y-%m-%d}: {hide.end_reason}" if hide.ended_at else "active"
         until = f" until {hide.until.isoformat()}" if hide.until else ""
         lines.append(f"Hidden for {hide.designated_body_code} by {hide.hidden_by}{until} ({hide.reason}): {state}")
-    lines.append("GMC requests:" if detail.requests else "GMC requests: none")
+    return lines
+
+
+def _requests_lines(detail: DoctorDetail) -> list[str]:
+    lines = ["GMC requests:" if detail.requests else "GMC requests: none"]
     for state in detail.requests:
         superseded = f" (superseded by request {state.superseded_by})" if state.superseded_by else ""
-        lines.append(f"  {moment(state.request.requested_at)} {describe_request(request_view(state.request))}{superseded}")
+        lines.append(
+            f"  {moment(state.request.requested_at)} {describe_request(request_view(state.request))}{superseded}"
+        )
     for state in detail.requests:
         if state.flags_failure:
             failed = state.request
@@ -128,7 +182,7 @@ def format_explanation(detail: DoctorDetail) -> str:
                 f"GMC update failed: request {failed.id}, the last for {failed.designated_body_code}, failed at "
                 f"{moment(failed.last_attempt_at or failed.requested_at)}; `reval resend {failed.id}` tries again"
             )
-    return "\n".join(lines)
+    return lines
 
 
 @command()

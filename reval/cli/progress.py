@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 import click
 
 from reval.progress import SILENT, Progress
 
-QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress on standard error (warnings and alerts still show).")
+QUIET = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress on standard error (warnings and alerts still show)."
+)
 
 
 class TerminalProgress(Progress):
@@ -19,6 +22,8 @@ class TerminalProgress(Progress):
     mail) one line when the phase ends. Every line starts with the phase's name."""
 
     REDRAW_SECONDS = 0.25
+    ESTIMATE_FROM_FRACTION = 0.02  # before this much is done, a time left would be a guess
+    RATE_FROM_SECONDS = 0.05  # a rate over less time than this says nothing
 
     def __init__(
         self, stream: TextIO | None = None, interactive: bool | None = None, clock: Callable[[], float] = time.monotonic
@@ -40,7 +45,11 @@ class TerminalProgress(Progress):
         self.drawn = now
         elapsed = now - self.started
         line = f"{self.phase:<8}{done:,} {self.unit}, {done / elapsed if elapsed else 0:,.0f}/s"
-        if fraction is not None and 0.02 < fraction < 1 and (left := elapsed / fraction * (1 - fraction)) >= 1:
+        if (
+            fraction is not None
+            and self.ESTIMATE_FROM_FRACTION < fraction < 1
+            and (left := elapsed / fraction * (1 - fraction)) >= 1
+        ):
             line += f", about {left:.0f} s left"
         self.stream.write(f"\r{line}\x1b[K")
         self.stream.flush()
@@ -51,7 +60,7 @@ class TerminalProgress(Progress):
         if done is not None:
             self.done = done
         elapsed = self.clock() - self.started
-        rate = f" ({self.done / elapsed:,.0f}/s)" if elapsed >= 0.05 and self.done else ""
+        rate = f" ({self.done / elapsed:,.0f}/s)" if elapsed >= self.RATE_FROM_SECONDS and self.done else ""
         line = f"{self.phase:<8}{self.done:,} {self.unit} in {elapsed:.1f} s{rate}"
         self.stream.write(f"\r{line}\x1b[K\n" if self.interactive else f"{line}\n")
         self.stream.flush()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import click
 from celery.exceptions import TimeoutError as CeleryTimeout
@@ -15,23 +16,25 @@ from reval.extensions import broker_configured
 from reval.reconcile.connections import Status
 from reval.reconcile.runs import run_view
 from reval.reconcile.sync import RunStatus
-from reval.services import runs as run_service
 from reval.rules import HIDDEN_BY_ADMIN, Queue
+from reval.services import runs as run_service
 from reval.services.context import Context
 from reval.services.queues import BodyCounts, designated_body_counts
 from reval.services.sync import nightly_in_process, refresh_people_now, sync_now
 from reval.spreadsheets import SafeCsvWriter
 
-
 ALLOW_MASS_CHANGES = click.option(
-    "--allow-mass-changes", is_flag=True,
+    "--allow-mass-changes",
+    is_flag=True,
     help="Apply this once a source that would delete more than REVAL_MAX_TIS_DELETIONS_PERCENT of TIS people "
-         "or disconnect more than REVAL_MAX_GMC_DISCONNECTIONS_PERCENT of a body's doctors (held back otherwise).",
+    "or disconnect more than REVAL_MAX_GMC_DISCONNECTIONS_PERCENT of a body's doctors (held back otherwise).",
 )
 WAIT_SECONDS = click.option(
-    "--wait-seconds", type=click.FloatRange(min=0), metavar="SECONDS",
+    "--wait-seconds",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
     help="How long to wait for another sync to finish before this one is recorded as SKIPPED "
-         "(default: REVAL_SYNC_WAIT_SECONDS, 300).",
+    "(default: REVAL_SYNC_WAIT_SECONDS, 300).",
 )
 
 
@@ -40,8 +43,14 @@ def say_waiting(message: str) -> None:
 
 
 @command(stoppable=True)
-@click.option("--gmc-file", type=click.Path(dir_okay=False), help="GMC snapshot (.json or .jsonl); default: fetch from GMC Connect.")
-@click.option("--tis-file", type=click.Path(dir_okay=False), help="TIS snapshot (.json or .jsonl); default: pull from TIS.")
+@click.option(
+    "--gmc-file",
+    type=click.Path(dir_okay=False),
+    help="GMC snapshot (.json or .jsonl); default: fetch from GMC Connect.",
+)
+@click.option(
+    "--tis-file", type=click.Path(dir_okay=False), help="TIS snapshot (.json or .jsonl); default: pull from TIS."
+)
 @click.option("--as-of", type=AS_OF, help="Judge dates on this day (default: today in London).")
 @ALLOW_MASS_CHANGES
 @WAIT_SECONDS
@@ -50,9 +59,16 @@ def say_waiting(message: str) -> None:
 def sync(gmc_file, tis_file, as_of, allow_mass_changes, wait_seconds, quiet, as_json):
     """Take GMC's lists and TIS's people (from files, or live), decide every doctor, print the summary."""
     ctx = context()
-    summary = sync_now(ctx, gmc_file=gmc_file, tis_file=tis_file, as_of=day(as_of),
-                       allow_mass_changes=allow_mass_changes, wait_seconds=wait_seconds, on_wait=say_waiting,
-                       progress=progress_for(quiet))
+    summary = sync_now(
+        ctx,
+        gmc_file=gmc_file,
+        tis_file=tis_file,
+        as_of=day(as_of),
+        allow_mass_changes=allow_mass_changes,
+        wait_seconds=wait_seconds,
+        on_wait=say_waiting,
+        progress=progress_for(quiet),
+    )
     if as_json:
         print_json(summary)
         return
@@ -68,8 +84,9 @@ def sync(gmc_file, tis_file, as_of, allow_mass_changes, wait_seconds, quiet, as_
 def refresh_people(person_ids, as_of, wait_seconds, quiet, as_json):
     """Pull just these TIS people (a 404 means deleted) and re-decide the doctors they touch."""
     ctx = context()
-    summary = refresh_people_now(ctx, person_ids, day(as_of), wait_seconds=wait_seconds, on_wait=say_waiting,
-                                 progress=progress_for(quiet))
+    summary = refresh_people_now(
+        ctx, person_ids, day(as_of), wait_seconds=wait_seconds, on_wait=say_waiting, progress=progress_for(quiet)
+    )
     if as_json:
         print_json(summary)
     else:
@@ -105,24 +122,47 @@ def format_bodies(bodies: Sequence[BodyCounts]) -> str:
     widths = [max(len(heading) + 2, 9) for heading, _count in BODY_COLUMNS]
     lines = [
         "What each designated body sees:",
-        f"{'designated body':<{BODY_WIDTH}}" + "".join(f"{heading:>{w}}" for (heading, _), w in zip(BODY_COLUMNS, widths)),
+        f"{'designated body':<{BODY_WIDTH}}"
+        + "".join(f"{heading:>{w}}" for (heading, _), w in zip(BODY_COLUMNS, widths, strict=True)),
     ]
     for body in bodies:
         label = f"{body.code} {body.name}"
         if len(label) > BODY_WIDTH - 1:
-            label = label[:BODY_WIDTH - 4] + "..."
-        counts = "".join(f"{count(body.counts):>{w}}" for (_, count), w in zip(BODY_COLUMNS, widths))
+            label = label[: BODY_WIDTH - 4] + "..."
+        counts = "".join(f"{count(body.counts):>{w}}" for (_, count), w in zip(BODY_COLUMNS, widths, strict=True))
         lines.append(f"{label:<{BODY_WIDTH}}{counts}")
-    lines.append("A doctor visible to several designated bodies is counted in each, so a column can add up to more than")
-    lines.append("the doctors in that queue. HIDDEN by rule: the rule table hid them; by admin: an admin of that body did.")
+    lines.append(
+        "A doctor visible to several designated bodies is counted in each, so a column can add up to more than"
+    )
+    lines.append(
+        "the doctors in that queue. HIDDEN by rule: the rule table hid them; by admin: an admin of that body did."
+    )
     return "\n".join(lines)
 
 
 def format_summary(summary: dict, reasons: Sequence[run_service.RejectionReason]) -> str:
     gmc, tis = summary["gmc"], summary["tis"]
     lines = [
-        f"Sync run {summary['syncRunId']} {summary['status'].lower()}: as of {summary['asOf']}, rules {summary['ruleTable']}",
+        f"Sync run {summary['syncRunId']} {summary['status'].lower()}: "
+        f"as of {summary['asOf']}, rules {summary['ruleTable']}",
     ]
+    lines += _gmc_summary_lines(gmc)
+    lines.append(_tis_summary_line(tis))
+    lines.append(f"{'queue':<12}{'before':>8}{'after':>8}{'in':>8}{'out':>8}")
+    for queue, counts in summary["queues"].items():
+        lines.append(f"{queue:<12}{counts['before']:>8}{counts['after']:>8}{counts['in']:>8}{counts['out']:>8}")
+    lines.append(
+        f"{summary['doctors']} doctors, {summary['doctorsDecided']} decided afresh, "
+        f"{summary['decisionsChanged']} decisions changed, "
+        f"{summary['events']} history events, {summary['hidesEnded']} hides ended"
+    )
+    lines.append(f"Rejected records: {summary['rejectedRecords']}")
+    lines += _rejection_reason_lines(reasons, summary["syncRunId"])
+    return "\n".join(lines)
+
+
+def _gmc_summary_lines(gmc: dict[str, Any]) -> list[str]:
+    lines = []
     if gmc["source"]:
         lines.append(
             f"GMC  {gmc['source']}: {len(gmc['designatedBodiesFetched'])} designated bodies fetched, "
@@ -134,27 +174,26 @@ def format_summary(summary: dict, reasons: Sequence[run_service.RejectionReason]
         by_reason.setdefault(why, []).append(code)
     for why, codes in by_reason.items():
         lines.append(f"     {len(codes)} not fetched ({why}), their doctors keep their connections: {', '.join(codes)}")
+    return lines
+
+
+def _tis_summary_line(tis: dict[str, Any]) -> str:
     if tis["source"] and not tis.get("fetched", True):
-        lines.append(
+        return (
             f"TIS  {tis['source']}: {tis['peopleRead']} people read, not applied ({tis['notFetchedReason']}): "
             f"TIS people keep their previous state"
         )
-    elif tis["source"]:
+    if tis["source"]:
         completeness = "complete" if tis["complete"] else "INCOMPLETE: nobody deleted"
-        lines.append(
+        return (
             f"TIS  {tis['source']}: {tis['peopleRead']} people read ({completeness}); "
             f"+{tis['peopleAdded']} added, {tis['peopleUpdated']} updated, {tis['peopleDeleted']} deleted"
         )
-    else:
-        lines.append(f"TIS  not fetched in this run ({tis['notFetchedReason']}): TIS people keep their previous state")
-    lines.append(f"{'queue':<12}{'before':>8}{'after':>8}{'in':>8}{'out':>8}")
-    for queue, counts in summary["queues"].items():
-        lines.append(f"{queue:<12}{counts['before']:>8}{counts['after']:>8}{counts['in']:>8}{counts['out']:>8}")
-    lines.append(
-        f"{summary['doctors']} doctors, {summary['doctorsDecided']} decided afresh, {summary['decisionsChanged']} decisions changed, "
-        f"{summary['events']} history events, {summary['hidesEnded']} hides ended"
-    )
-    lines.append(f"Rejected records: {summary['rejectedRecords']}")
+    return f"TIS  not fetched in this run ({tis['notFetchedReason']}): TIS people keep their previous state"
+
+
+def _rejection_reason_lines(reasons: Sequence[run_service.RejectionReason], run_id: Any) -> list[str]:
+    lines = []
     shown, rest = reasons[:REASONS_IN_SUMMARY], reasons[REASONS_IN_SUMMARY:]
     for reason in shown:
         if reason.records == 1:
@@ -164,8 +203,8 @@ def format_summary(summary: dict, reasons: Sequence[run_service.RejectionReason]
     if rest:
         lines.append(f"  ... and {sum(r.records for r in rest)} more records, for {len(rest)} other reasons")
     if reasons:
-        lines.append(f"  Each one, with its field, value and reason: reval rejections --run {summary['syncRunId']}")
-    return "\n".join(lines)
+        lines.append(f"  Each one, with its field, value and reason: reval rejections --run {run_id}")
+    return lines
 
 
 REJECTION_FIELDS = ("run", "source", "locator", "key", "field", "value", "reason")
@@ -173,14 +212,25 @@ REJECTION_FIELDS = ("run", "source", "locator", "key", "field", "value", "reason
 
 @command()
 @click.option("--run", "run_id", type=int, help="The sync run (default: the latest).")
-@click.option("--source", type=click.Choice(run_service.SOURCES, case_sensitive=False), help="Only this source's records.")
-@click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option(
+    "--source", type=click.Choice(run_service.SOURCES, case_sensitive=False), help="Only this source's records."
+)
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
+)
 def rejections(run_id, source, output_format):
     """List every record a sync run rejected (the data-quality log): where it is, its field, value and reason."""
     found = run_service.run_rejections(context(), run_id, source)
     rows = [
-        {"run": found.run.id, "source": r.source, "locator": r.locator, "key": r.record_key, "field": r.field,
-         "value": r.value, "reason": r.reason or r.message}
+        {
+            "run": found.run.id,
+            "source": r.source,
+            "locator": r.locator,
+            "key": r.record_key,
+            "field": r.field,
+            "value": r.value,
+            "reason": r.reason or r.message,
+        }
         for r in found.records
     ]
     if output_format == "json":
@@ -211,8 +261,16 @@ def nightly(wait, as_of, allow_mass_changes, quiet):
     """Trigger the nightly run now: by the workers when a broker is configured, else here."""
     if not broker_configured():
         ctx = context()
-        print_summary(ctx, nightly_in_process(ctx, day(as_of), allow_mass_changes=allow_mass_changes,
-                                              on_wait=say_waiting, progress=progress_for(quiet)))
+        print_summary(
+            ctx,
+            nightly_in_process(
+                ctx,
+                day(as_of),
+                allow_mass_changes=allow_mass_changes,
+                on_wait=say_waiting,
+                progress=progress_for(quiet),
+            ),
+        )
         return
     from reval.tasks import nightly as nightly_task
 
@@ -262,7 +320,9 @@ def format_run(view: dict) -> str:
     for source in ("gmc", "tis"):
         details = view["sources"][source]
         if details["notFetched"]:
-            lines.append(f"  {source.upper()} not fetched: " + "; ".join(f"{k}: {v}" for k, v in details["notFetched"].items()))
+            lines.append(
+                f"  {source.upper()} not fetched: " + "; ".join(f"{k}: {v}" for k, v in details["notFetched"].items())
+            )
     if view["queues"]:
         lines.append("  " + ", ".join(f"{q} {c['after']} (+{c['in']} -{c['out']})" for q, c in view["queues"].items()))
     if view["error"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import click
@@ -10,10 +11,10 @@ from flask import current_app
 from reval.cli.base import CommandRefused, command, context
 from reval.db import schema_is_current
 from reval.extensions import broker_configured, database
-from reval.web.auth import require_web_settings
 from reval.reconcile.reference import configured_designated_bodies
 from reval.snapshot_files import open_snapshot
 from reval.tasks import PersonChangedConsumer, beat_schedule, check_settings
+from reval.web.auth import require_web_settings
 
 PASS_TO_CELERY = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -59,7 +60,10 @@ def gmc_simulator(host, port, data_file, username, password):
     with context().reads() as session:
         for body in configured_designated_bodies(session):
             state.lists.setdefault(body.code, {})
-    _serve(RunningSimulator(state, host, port), lambda simulator: f"GMC Connect simulator on {simulator.url} (WSDL at ?wsdl)")
+    _serve(
+        RunningSimulator(state, host, port),
+        lambda simulator: f"GMC Connect simulator on {simulator.url} (WSDL at ?wsdl)",
+    )
 
 
 @command(name="tis-simulator")
@@ -73,11 +77,15 @@ def tis_simulator(host, port, data_file, client_id, client_secret, token_lifetim
     """Serve a local TIS: the TCS API and its token endpoint (development and tests only)."""
     from reval.tis.simulator import RunningTisSimulator, TisState
 
-    state = TisState.from_snapshot(_records(data_file, "TIS", "people"), client_id, client_secret, token_lifetime=token_lifetime)
+    state = TisState.from_snapshot(
+        _records(data_file, "TIS", "people"), client_id, client_secret, token_lifetime=token_lifetime
+    )
     _serve(
         RunningTisSimulator(state, host, port),
-        lambda simulator: f"TIS simulator: REVAL_TIS_URL={simulator.url} REVAL_TIS_TOKEN_URL={simulator.token_url}, "
-        f"{len(state.people)} people",
+        lambda simulator: (
+            f"TIS simulator: REVAL_TIS_URL={simulator.url} REVAL_TIS_TOKEN_URL={simulator.token_url}, "
+            f"{len(state.people)} people"
+        ),
     )
 
 
@@ -88,10 +96,8 @@ def _records(path: str | None, label: str, list_key: str) -> list:
 def _serve(simulator, banner) -> None:
     with simulator:
         click.echo(f"{banner(simulator)}; faults: POST /simulator/faults. Ctrl-C stops.")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
 
 
 @command()
@@ -112,7 +118,5 @@ def serve_app(app, host: str, port: int, threads: int = 8) -> None:
     from waitress import serve as waitress_serve
 
     click.echo(f"Reval is serving on http://{host}:{port}/ (Ctrl-C stops)")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         waitress_serve(app, host=host, port=port, threads=threads, ident="Reval", _quiet=True)
-    except KeyboardInterrupt:
-        pass

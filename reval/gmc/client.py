@@ -13,9 +13,11 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import requests
 import zeep
@@ -52,10 +54,14 @@ class GmcSettings:
         if not url:
             return None
         username, password = str(environ.get("REVAL_GMC_USERNAME") or ""), str(environ.get("REVAL_GMC_PASSWORD") or "")
-        missing = [name for name, value in (("REVAL_GMC_USERNAME", username), ("REVAL_GMC_PASSWORD", password)) if not value]
+        missing = [
+            name for name, value in (("REVAL_GMC_USERNAME", username), ("REVAL_GMC_PASSWORD", password)) if not value
+        ]
         if missing:
-            raise NotConfigured(f"REVAL_GMC_URL is set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
-                                "GMC Connect would refuse every call")
+            raise NotConfigured(
+                f"REVAL_GMC_URL is set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
+                "GMC Connect would refuse every call"
+            )
         return cls(
             url=url,
             username=username,
@@ -114,22 +120,36 @@ class GmcClient:
             "GetDoctorsForDB",
             None,
             request_id,
-            request={"DesignatedBodyCode": designated_body_code, "ClientRequestID": request_id, "InternalUser": internal_user},
+            request={
+                "DesignatedBodyCode": designated_body_code,
+                "ClientRequestID": request_id,
+                "InternalUser": internal_user,
+            },
         )
         return reply
 
     def try_add_doctor(
         self, gmc_number: str, designated_body_code: str, reason: str, client_request_id: str, internal_user: str
     ) -> GmcReply:
-        return self._change("TryAddDoctor", Action.ADD, gmc_number, designated_body_code, reason, client_request_id, internal_user)
+        return self._change(
+            "TryAddDoctor", Action.ADD, gmc_number, designated_body_code, reason, client_request_id, internal_user
+        )
 
     def try_remove_doctor(
         self, gmc_number: str, designated_body_code: str, reason: str, client_request_id: str, internal_user: str
     ) -> GmcReply:
-        return self._change("TryRemoveDoctor", Action.REMOVE, gmc_number, designated_body_code, reason, client_request_id, internal_user)
+        return self._change(
+            "TryRemoveDoctor", Action.REMOVE, gmc_number, designated_body_code, reason, client_request_id, internal_user
+        )
 
     def change_connection(
-        self, action: Action, gmc_number: str, designated_body_code: str, reason: str, client_request_id: str, internal_user: str
+        self,
+        action: Action,
+        gmc_number: str,
+        designated_body_code: str,
+        reason: str,
+        client_request_id: str,
+        internal_user: str,
     ) -> GmcReply:
         change = self.try_add_doctor if action is Action.ADD else self.try_remove_doctor
         return change(gmc_number, designated_body_code, reason, client_request_id, internal_user)
@@ -149,36 +169,57 @@ class GmcClient:
         )
 
     def _call(self, operation: str, action: Action | None, client_request_id: str, **body) -> GmcReply:
-        def failed(kind: OutcomeKind, message: str) -> GmcReply:
-            return GmcReply(kind, f"{operation}: {message}", client_request_id)
-
         try:
             result = getattr(self._service, operation)(
                 **body, Username=self.settings.username, Password=self.settings.password
             )
-        except requests.Timeout:
-            return failed(OutcomeKind.TRANSIENT, f"no answer within {self.settings.read_timeout:g} s")
-        except requests.ConnectionError as error:
-            return failed(OutcomeKind.TRANSIENT, f"could not connect to {self.settings.url} ({type(error).__name__})")
-        except zeep.exceptions.Fault as fault:
-            return failed(OutcomeKind.TRANSIENT, f"SOAP fault: {fault.message}")
-        except zeep.exceptions.TransportError as error:
-            kind = OutcomeKind.TRANSIENT if (error.status_code or 500) >= 500 else OutcomeKind.PERMANENT
-            return failed(kind, f"HTTP {error.status_code}")
-        except (zeep.exceptions.XMLParseError, XMLSyntaxError) as error:
-            return failed(OutcomeKind.TRANSIENT, f"unreadable answer ({error})")
-        reply = zeep.helpers.serialize_object(result, target_cls=dict) or {}
-        code = reply.get("ReturnCode")
-        code = code.strip() if isinstance(code, str) else code
-        kind = classify_return_code(code, action)
-        doctors = None
-        if operation == "GetDoctorsForDB" and kind is OutcomeKind.SUCCESS:
-            listed = (reply.get("Doctors") or {}).get("GetDoctorsForDBResponse_Doctor") or []
-            doctors = [{name: value for name, value in doctor.items() if value is not None} for doctor in listed if doctor]
-        reply_message = f"{operation}: {describe_return_code(code)}"
-        if kind is OutcomeKind.ACCESS:
-            log.error("OPERATOR ALERT: GMC Connect refused Reval's account: %s; check REVAL_GMC_* settings", reply_message)
-        return GmcReply(kind, reply_message, client_request_id, code, reply.get("GMCRequestID"), doctors)
+        except CALL_FAILURES as error:
+            kind, message = self._failure(error)
+            return GmcReply(kind, f"{operation}: {message}", client_request_id)
+        return _reply(operation, action, client_request_id, result)
+
+    def _failure(self, error: Exception) -> tuple[OutcomeKind, str]:
+        """A call that got no readable answer: whether to try again, and why it failed."""
+        if isinstance(error, requests.Timeout):
+            return OutcomeKind.TRANSIENT, f"no answer within {self.settings.read_timeout:g} s"
+        if isinstance(error, requests.ConnectionError):
+            return OutcomeKind.TRANSIENT, f"could not connect to {self.settings.url} ({type(error).__name__})"
+        if isinstance(error, zeep.exceptions.Fault):
+            return OutcomeKind.TRANSIENT, f"SOAP fault: {error.message}"
+        if isinstance(error, zeep.exceptions.TransportError):
+            server_side = (error.status_code or 500) >= HTTPStatus.INTERNAL_SERVER_ERROR
+            return OutcomeKind.TRANSIENT if server_side else OutcomeKind.PERMANENT, f"HTTP {error.status_code}"
+        return OutcomeKind.TRANSIENT, f"unreadable answer ({error})"
+
+
+# What a call may fail with before GMC's answer is read (the order of _failure's checks matters:
+# a connect timeout is both a Timeout and a ConnectionError).
+CALL_FAILURES = (
+    requests.Timeout,
+    requests.ConnectionError,
+    zeep.exceptions.Fault,
+    zeep.exceptions.TransportError,
+    zeep.exceptions.XMLParseError,
+    XMLSyntaxError,
+)
+
+
+def _reply(operation: str, action: Action | None, client_request_id: str, result: Any) -> GmcReply:
+    """GMC's answer: its return code classified, and a list's doctors."""
+    reply = zeep.helpers.serialize_object(result, target_cls=dict) or {}
+    code = reply.get("ReturnCode")
+    code = code.strip() if isinstance(code, str) else code
+    kind = classify_return_code(code, action)
+    doctors = _listed_doctors(reply) if operation == "GetDoctorsForDB" and kind is OutcomeKind.SUCCESS else None
+    reply_message = f"{operation}: {describe_return_code(code)}"
+    if kind is OutcomeKind.ACCESS:
+        log.error("OPERATOR ALERT: GMC Connect refused Reval's account: %s; check REVAL_GMC_* settings", reply_message)
+    return GmcReply(kind, reply_message, client_request_id, code, reply.get("GMCRequestID"), doctors)
+
+
+def _listed_doctors(reply: dict[str, Any]) -> list[dict[str, Any]]:
+    listed = (reply.get("Doctors") or {}).get("GetDoctorsForDBResponse_Doctor") or []
+    return [{name: value for name, value in doctor.items() if value is not None} for doctor in listed if doctor]
 
 
 def new_client_request_id() -> str:

@@ -14,13 +14,13 @@ from marshmallow import EXCLUDE, Schema, post_load
 
 from reval.validation import (
     FieldReader,
+    Rule,
     gmc_number,
-    optional_enumeration,
     optional_code,
+    optional_enumeration,
     optional_gmc_date,
     optional_text,
     require_object,
-    Rule,
 )
 
 UNDER_NOTICE_VALUES = ("Yes", "No", "On Hold")
@@ -41,8 +41,9 @@ CONNECTED_DOCTOR_FIELDS = {
 }
 
 
-READER = FieldReader(((gmc_field, name, rule) for gmc_field, (name, rule) in CONNECTED_DOCTOR_FIELDS.items()),
-                     unique=(gmc_number,))
+READER = FieldReader(
+    ((gmc_field, name, rule) for gmc_field, (name, rule) in CONNECTED_DOCTOR_FIELDS.items()), unique=(gmc_number,)
+)
 
 
 def read_connected_doctor(raw: Any) -> dict[str, Any]:

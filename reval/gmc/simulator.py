@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, ClassVar
 
 from lxml import etree
 from werkzeug.wrappers import Request, Response
@@ -80,7 +81,9 @@ class GmcConnectState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def from_snapshot(cls, body_lists: Iterable[dict[str, Any]], username: str, password: str, **kwargs) -> GmcConnectState:
+    def from_snapshot(
+        cls, body_lists: Iterable[dict[str, Any]], username: str, password: str, **kwargs
+    ) -> GmcConnectState:
         state = cls(username, password, **kwargs)
         for body_list in body_lists:
             doctors = state.lists.setdefault(str(body_list.get("designatedBodyCode")), {})
@@ -151,11 +154,36 @@ class GmcConnectSimulator:
 
     def _wsdl(self, request: Request) -> Response:
         document = etree.parse(str(WSDL))
-        for address in document.iter("{http://schemas.xmlsoap.org/wsdl/soap/}address", "{http://schemas.xmlsoap.org/wsdl/soap12/}address"):
+        for address in document.iter(
+            "{http://schemas.xmlsoap.org/wsdl/soap/}address", "{http://schemas.xmlsoap.org/wsdl/soap12/}address"
+        ):
             address.set("location", request.base_url)
-        return Response(etree.tostring(document, xml_declaration=True, encoding="utf-8"), content_type="text/xml; charset=utf-8")
+        return Response(
+            etree.tostring(document, xml_declaration=True, encoding="utf-8"), content_type="text/xml; charset=utf-8"
+        )
 
     def _soap(self, request: Request) -> Response:
+        """Answers one SOAP call: parsed and checked, any fault injected for it, then its operation."""
+        parsed = self._parse_call(request)
+        if isinstance(parsed, Response):
+            return parsed
+        operation, fields = parsed
+        self.state.calls.append({"operation": operation, **{k: v for k, v in fields.items() if k != "Password"}})
+        fault = self.state.take_fault(operation, fields.get("DesignatedBodyCode"), fields.get("DoctorUID"))
+        failure = self._injected_failure(fault)
+        if failure is not None:
+            return failure
+        request_id = str(uuid.uuid4())
+        result: dict[str, Any] = {"ClientRequestID": fields.get("ClientRequestID", "")}
+        code, doctors = self._outcome(operation, fields, fault)
+        result.update(GMCRequestID=request_id, ReturnCode=code)
+        if operation == "TryAddDoctor":
+            result["SubmissionDate"] = self.state.today().strftime("%d/%m/%Y") if code == "0" else ""
+        return soap_response(operation, result, doctors)
+
+    @staticmethod
+    def _parse_call(request: Request) -> tuple[str, dict[str, str]] | Response:
+        """The operation called and its fields (by local name), or the SOAP fault refusing the call."""
         try:
             envelope = etree.fromstring(request.get_data())
             body = envelope.find(f"{{{SOAP_ENV}}}Body")
@@ -169,41 +197,41 @@ class GmcConnectSimulator:
         if action != NAMESPACE + operation:
             return soap_fault("soap:Client", f"SOAPAction {action!r} does not match {operation}")
         fields = {etree.QName(element).localname: (element.text or "") for element in call.iter() if len(element) == 0}
-        designated_body = fields.get("DesignatedBodyCode")
-        number = fields.get("DoctorUID")
-        self.state.calls.append({"operation": operation, **{k: v for k, v in fields.items() if k != "Password"}})
+        return operation, fields
 
-        fault = self.state.take_fault(operation, designated_body, number)
-        if fault is not None and fault.kind == "delay":
+    def _injected_failure(self, fault: InjectedFault | None) -> Response | None:
+        """What an injected fault answers instead of the call (a delay answers it, late)."""
+        if fault is None:
+            return None
+        if fault.kind == "delay":
             self.stop.wait(fault.seconds)
-        elif fault is not None and fault.kind == "http-500":
+        elif fault.kind == "http-500":
             return Response("Internal Server Error", 500, content_type="text/html")
-        elif fault is not None and fault.kind == "soap-fault":
+        elif fault.kind == "soap-fault":
             return soap_fault("soap:Server", "Server was unable to process request. (simulated)")
+        return None
 
-        request_id = str(uuid.uuid4())
-        result: dict[str, Any] = {"ClientRequestID": fields.get("ClientRequestID", "")}
-        doctors = None
+    def _outcome(
+        self, operation: str, fields: dict[str, str], fault: InjectedFault | None
+    ) -> tuple[str, list[dict[str, Any]] | None]:
+        """The call's return code (and a list's doctors): refused before its operation is done, or done."""
         if (fields.get("Username"), fields.get("Password")) != (self.state.username, self.state.password):
-            code = "99"
-        elif fault is not None and fault.kind == "return-code":
-            code = fault.return_code
-        elif not fields.get("InternalUser"):
-            code = "110"
-        elif operation == "GetDoctorsForDB":
-            code, doctors = self.state.list_doctors(designated_body or "")
-        else:
-            try:
-                number = gmc_number("DoctorUID", number)
-            except InvalidValue:
-                code = "70"
-            else:
-                chosen = Action.ADD if operation == "TryAddDoctor" else Action.REMOVE
-                code = self.state.change(chosen, number, designated_body or "", fields.get("ChangeReason", ""))
-        result.update(GMCRequestID=request_id, ReturnCode=code)
-        if operation == "TryAddDoctor":
-            result["SubmissionDate"] = self.state.today().strftime("%d/%m/%Y") if code == "0" else ""
-        return soap_response(operation, result, doctors)
+            return "99", None
+        if fault is not None and fault.kind == "return-code":
+            return fault.return_code, None
+        if not fields.get("InternalUser"):
+            return "110", None
+        if operation == "GetDoctorsForDB":
+            return self.state.list_doctors(fields.get("DesignatedBodyCode") or "")
+        chosen = Action.ADD if operation == "TryAddDoctor" else Action.REMOVE
+        return self._change(chosen, fields), None
+
+    def _change(self, chosen: Action, fields: dict[str, str]) -> str:
+        try:
+            number = gmc_number("DoctorUID", fields.get("DoctorUID"))
+        except InvalidValue:
+            return "70"
+        return self.state.change(chosen, number, fields.get("DesignatedBodyCode") or "", fields.get("ChangeReason", ""))
 
     def _control(self, request: Request) -> Response:
         path = request.path.removeprefix("/simulator/")
@@ -231,12 +259,23 @@ def soap_response(operation: str, result: dict[str, Any], doctors: list[dict[str
                     etree.SubElement(entry, f"{{{NAMESPACE}}}{name}").text = str(doctor[name])
     for name in RESULT_FIELDS[operation]:
         etree.SubElement(outcome, f"{{{NAMESPACE}}}{name}").text = result.get(name, "")
-    return Response(etree.tostring(envelope, xml_declaration=True, encoding="utf-8"), content_type="text/xml; charset=utf-8")
+    return Response(
+        etree.tostring(envelope, xml_declaration=True, encoding="utf-8"), content_type="text/xml; charset=utf-8"
+    )
 
 
 DOCTOR_FIELDS = (
-    "GMCReferenceNumber", "DoctorFirstName", "DoctorLastName", "SubmissionDate", "DoctorStatus", "Breach",
-    "DateAdded", "UnderNotice", "Investigation", "PreliminaryInvestigation", "Sanction",
+    "GMCReferenceNumber",
+    "DoctorFirstName",
+    "DoctorLastName",
+    "SubmissionDate",
+    "DoctorStatus",
+    "Breach",
+    "DateAdded",
+    "UnderNotice",
+    "Investigation",
+    "PreliminaryInvestigation",
+    "Sanction",
 )
 RESULT_FIELDS = {
     "GetDoctorsForDB": ("ClientRequestID", "GMCRequestID", "ReturnCode"),
@@ -250,7 +289,9 @@ def soap_fault(code: str, message: str) -> Response:
     fault = etree.SubElement(etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body"), f"{{{SOAP_ENV}}}Fault")
     etree.SubElement(fault, "faultcode").text = code
     etree.SubElement(fault, "faultstring").text = message
-    return Response(etree.tostring(envelope, xml_declaration=True, encoding="utf-8"), 500, content_type="text/xml; charset=utf-8")
+    return Response(
+        etree.tostring(envelope, xml_declaration=True, encoding="utf-8"), 500, content_type="text/xml; charset=utf-8"
+    )
 
 
 class RunningSimulator(BackgroundServer):

@@ -6,11 +6,12 @@ import functools
 import gc
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import JSON, Connection, Dialect, Table, bindparam, delete, insert, update
@@ -127,7 +128,7 @@ def bound_rows(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]]) -
                 # Dates and times repeat (the run's as-of date on every event): convert each once.
                 convert = {value: convert(value) for value in set(column_values)}.__getitem__
         converted_columns.append(column_values if convert is None else list(map(convert, column_values)))
-    return BoundRows(columns, list(zip(*converted_columns)))
+    return BoundRows(columns, list(zip(*converted_columns, strict=True)))
 
 
 def _json_text(column_type: JSON) -> Callable[[Any], str | None]:
@@ -147,7 +148,7 @@ def insert_bound_rows(connection: Connection, table: Table, rows: BoundRows) -> 
         _copy_rows(connection, table, list(rows.columns), rows.values)
         return
     statement, positional = _insert_statement(dialect, table, rows.columns)
-    values = rows.values if positional else [dict(zip(rows.columns, row)) for row in rows.values]
+    values = rows.values if positional else [dict(zip(rows.columns, row, strict=True)) for row in rows.values]
     connection.exec_driver_sql(statement, values)
 
 
@@ -167,7 +168,9 @@ def _copy_rows(connection: Connection, table: Table, columns: list[str], rows: l
     columns' own types, which the driver and the server handle faster than text."""
     dialect = connection.dialect
     quote = dialect.identifier_preparer.quote
-    statement = f"COPY {quote(table.name)} ({', '.join(quote(column) for column in columns)}) FROM STDIN (FORMAT BINARY)"
+    statement = (
+        f"COPY {quote(table.name)} ({', '.join(quote(column) for column in columns)}) FROM STDIN (FORMAT BINARY)"
+    )
     try:
         with connection.connection.driver_connection.cursor() as cursor:
             types = _column_types(cursor, quote(table.name))

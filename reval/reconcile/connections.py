@@ -11,22 +11,23 @@ counts as success: nothing is changed twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from reval.clock import london_today
 from reval.gmc.client import GmcClient, GmcReply, new_client_request_id
-from reval.retrying import backoff_delay
 from reval.gmc.codes import CHANGE_REASONS, Action, OutcomeKind
 from reval.models import ConnectionRequest, GmcConnection
 from reval.reconcile.common import EventKind, EventLog, Source, checked_person_name
 from reval.reconcile.reference import configured_code
 from reval.reconcile.sync import redecide_doctors
 from reval.refusals import Conflict, Invalid
+from reval.retrying import backoff_delay
 from reval.settings import number
 from reval.validation import InvalidValue, gmc_number
 
@@ -98,7 +99,11 @@ def record_connection_request(
     events = EventLog(recorded_at=now, as_of=london_today(now), sync_run_id=None)
     verb = "connection to" if action is Action.ADD else "disconnection from"
     events.add(
-        number, Source.ADMIN, EventKind.GMC_REQUEST, None, request_view(request),
+        number,
+        Source.ADMIN,
+        EventKind.GMC_REQUEST,
+        None,
+        request_view(request),
         f"{requested_by} asked GMC for a {verb} {code} (request {request.id}"
         + (", forced past Reval's checks)" if forced else ")"),
     )
@@ -152,8 +157,14 @@ def deliver_request(
         if not claimed:
             return None
         request = session.get(ConnectionRequest, request_id)
-        call = (Action(request.action), request.gmc_number, request.designated_body_code, request.reason,
-                request.client_request_id, request.requested_by)
+        call = (
+            Action(request.action),
+            request.gmc_number,
+            request.designated_body_code,
+            request.reason,
+            request.client_request_id,
+            request.requested_by,
+        )
     reply = client.change_connection(*call)
     with sessions.begin() as session:
         request = session.get(ConnectionRequest, request_id)
@@ -165,7 +176,11 @@ def record_delivery_outcome(
     session: Session, request: ConnectionRequest, reply: GmcReply, now: datetime, policy: DeliveryPolicy
 ) -> None:
     request.in_flight_since = None
-    request.return_code, request.message, request.gmc_request_id = reply.return_code, reply.message, reply.gmc_request_id
+    request.return_code, request.message, request.gmc_request_id = (
+        reply.return_code,
+        reply.message,
+        reply.gmc_request_id,
+    )
     as_of = london_today(now)
     events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)
     if reply.kind is OutcomeKind.SUCCESS:
@@ -177,15 +192,24 @@ def record_delivery_outcome(
     if reply.kind is OutcomeKind.TRANSIENT and request.attempts < policy.max_attempts:
         delay = backoff_delay(request.attempts - 1, policy.backoff_seconds, policy.backoff_cap_seconds)
         request.next_attempt_at = now + timedelta(seconds=delay)
-        log.warning("GMC request %s not delivered (attempt %d), next at %s: %s", request.id, request.attempts,
-                    request.next_attempt_at.isoformat(), reply.message)
+        log.warning(
+            "GMC request %s not delivered (attempt %d), next at %s: %s",
+            request.id,
+            request.attempts,
+            request.next_attempt_at.isoformat(),
+            reply.message,
+        )
         return
     request.status, request.next_attempt_at = Status.FAILED, None
     if reply.kind is OutcomeKind.TRANSIENT:
         request.message = f"gave up after {request.attempts} attempts; last: {reply.message}"
     log.error("GMC request %s failed: %s", request.id, request.message)
     events.add(
-        request.gmc_number, Source.ADMIN, EventKind.GMC_REQUEST_FAILED, None, request_view(request),
+        request.gmc_number,
+        Source.ADMIN,
+        EventKind.GMC_REQUEST_FAILED,
+        None,
+        request_view(request),
         f"GMC did not make the change asked for in request {request.id}: {request.message}",
     )
     events.flush(session, force=True)
@@ -209,7 +233,11 @@ def _apply_accepted_change(session: Session, request: ConnectionRequest, events:
     session.flush()
     if before != after:
         events.add(
-            request.gmc_number, Source.ADMIN, EventKind.CONNECTION, {"designatedBody": before}, {"designatedBody": after},
+            request.gmc_number,
+            Source.ADMIN,
+            EventKind.CONNECTION,
+            {"designatedBody": before},
+            {"designatedBody": after},
             f"{'connected' if after else 'disconnected'} at GMC by {request.requested_by} (request {request.id})",
         )
 
@@ -222,10 +250,14 @@ def _deliverable(now: datetime, policy: DeliveryPolicy):
     )
 
 
-def due_request_ids(session: Session, now: datetime, *, ignore_backoff: bool = False, policy: DeliveryPolicy = DeliveryPolicy()) -> list[int]:
+def due_request_ids(
+    session: Session, now: datetime, *, ignore_backoff: bool = False, policy: DeliveryPolicy = DeliveryPolicy()
+) -> list[int]:
     statement = select(ConnectionRequest.id).where(_deliverable(now, policy))
     if not ignore_backoff:
-        statement = statement.where(or_(ConnectionRequest.next_attempt_at.is_(None), ConnectionRequest.next_attempt_at <= now))
+        statement = statement.where(
+            or_(ConnectionRequest.next_attempt_at.is_(None), ConnectionRequest.next_attempt_at <= now)
+        )
     return list(session.scalars(statement.order_by(ConnectionRequest.id)))
 
 

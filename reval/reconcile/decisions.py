@@ -8,23 +8,40 @@ ranges are the natural unit for spreading the work over several workers.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from reval.db import offline_dialect
 from reval.designated_bodies import OwnerDirectory
 from reval.models import (
-    Doctor, DoctorEvent, DoctorHide, DoctorVisibility, DoctorVisibilityName, GmcConnection, RejectedTisPerson, TisPerson,
+    Doctor,
+    DoctorEvent,
+    DoctorHide,
+    DoctorVisibility,
+    DoctorVisibilityName,
+    GmcConnection,
+    RejectedTisPerson,
+    TisPerson,
 )
-from reval.db import offline_dialect
-from reval.reconcile.common import BATCH_SIZE, BoundRows, EventKind, EventLog, RowWriter, Source, bound_rows
 from reval.progress import SILENT, Progress
+from reval.reconcile.common import BATCH_SIZE, BoundRows, EventKind, EventLog, RowWriter, Source, bound_rows
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
-from reval.rules import HIDDEN_BY_ADMIN, Decision, DoctorSituation, PlacementSpan, ProgrammeSpan, Queue, RuleEngine, TisPersonView
+from reval.rules import (
+    HIDDEN_BY_ADMIN,
+    Decision,
+    DoctorSituation,
+    PlacementSpan,
+    ProgrammeSpan,
+    Queue,
+    RuleEngine,
+    TisPersonView,
+)
 from reval.rules.facts import shown_programme, stable_between
 
 DECISION_FIELDS = ("queue", "reason", "visible_to")
@@ -73,11 +90,21 @@ def person_spans(memberships: Sequence[Mapping[str, Any]], placements: Sequence[
     takes, in its order. Deciding a national sync's doctors decoded each person's documents
     again (a kilobyte, with their curricula) for these few fields, and the documents' text was
     most of what crossed to the helper process."""
-    return orjson.dumps([
-        [[m["programmeMembershipType"], m["programmeStartDate"], m["programmeEndDate"], m["programmeOwner"],
-          m.get("programmeName")] for m in memberships],
-        [[p["gradeAbbreviation"], p["dateFrom"], p["dateTo"]] for p in placements],
-    ]).decode()
+    return orjson.dumps(
+        [
+            [
+                [
+                    m["programmeMembershipType"],
+                    m["programmeStartDate"],
+                    m["programmeEndDate"],
+                    m["programmeOwner"],
+                    m.get("programmeName"),
+                ]
+                for m in memberships
+            ],
+            [[p["gradeAbbreviation"], p["dateFrom"], p["dateTo"]] for p in placements],
+        ]
+    ).decode()
 
 
 def person_view(row: Any, owners: OwnerDirectory) -> TisPersonView:
@@ -87,8 +114,9 @@ def person_view(row: Any, owners: OwnerDirectory) -> TisPersonView:
         row.tis_person_id,
         row.status,
         tuple(
-            ProgrammeSpan(kind, date.fromisoformat(start), _optional_date(end), owner,
-                          owners.designated_body_for(owner), name)
+            ProgrammeSpan(
+                kind, date.fromisoformat(start), _optional_date(end), owner, owners.designated_body_for(owner), name
+            )
             for kind, start, end, owner, name in programmes
         ),
         tuple(PlacementSpan(grade, date.fromisoformat(start), _optional_date(end)) for grade, start, end in placements),
@@ -100,7 +128,10 @@ def _optional_date(value: str | None) -> date | None:
 
 
 def situation_of(
-    connection: Any | None, people: Sequence[Any], last_connected_before: str | None, owners: OwnerDirectory,
+    connection: Any | None,
+    people: Sequence[Any],
+    last_connected_before: str | None,
+    owners: OwnerDirectory,
     rejected_people: Sequence[Sequence[str]] = (),
 ) -> DoctorSituation:
     """``rejected_people``: the owners (designated body codes) of each TIS person with this GMC
@@ -115,13 +146,15 @@ def situation_of(
 
 
 def doctor_row(
-    number: str, decision: Decision, situation: DoctorSituation, connection: Any | None, people: Sequence[Any], as_of: date,
+    number: str,
+    decision: Decision,
+    situation: DoctorSituation,
+    connection: Any | None,
+    people: Sequence[Any],
+    as_of: date,
     configured_bodies: frozenset[str],
 ) -> dict[str, Any]:
-    named = connection if connection is not None and (connection.first_name or connection.last_name) else None
-    first_person = people[0] if people else None
-    first_name = named.first_name if named else first_person.forenames if first_person else None
-    last_name = named.last_name if named else first_person.surname if first_person else None
+    first_name, last_name = _shown_names(connection, people)
     shown = shown_programme(situation, as_of)
     return {
         "gmc_number": number,
@@ -138,9 +171,7 @@ def doctor_row(
         "last_name": last_name,
         "decided_as_of": as_of,
         "submission_date": connection.submission_date if connection is not None else None,
-        "programme_name": shown.name if shown is not None else None,
-        "programme_start": shown.start if shown is not None else None,
-        "programme_end": shown.end if shown is not None else None,
+        **_programme_columns(shown),
         "programme_owners": " ".join(decision.programme_owner_designated_bodies),
         # Cut to its column: case-folding can lengthen a name (ß is ss), and order needs no more.
         "sort_name": f"{last_name or ''} {first_name or ''}".strip().casefold()[:SORT_NAME_LENGTH],
@@ -150,6 +181,21 @@ def doctor_row(
         ),
         "unassigned": configured_bodies.isdisjoint(decision.visible_to),
     }
+
+
+def _shown_names(connection: Any | None, people: Sequence[Any]) -> tuple[str | None, str | None]:
+    """The doctor's (first, last) names: GMC's if it names them, else their first TIS person's."""
+    if connection is not None and (connection.first_name or connection.last_name):
+        return connection.first_name, connection.last_name
+    if people:
+        return people[0].forenames, people[0].surname
+    return None, None
+
+
+def _programme_columns(shown: Any | None) -> dict[str, Any]:
+    if shown is None:
+        return {"programme_name": None, "programme_start": None, "programme_end": None}
+    return {"programme_name": shown.name, "programme_start": shown.start, "programme_end": shown.end}
 
 
 def search_names(*name_lists: Sequence[str | None]) -> str:
@@ -230,7 +276,7 @@ def decide_job(context: DecisionContext, job: DecisionJob) -> list[dict[str, Any
     events = EventLog(context.recorded_at, context.as_of, context.sync_run_id)
     views: list[dict[str, Any]] = []
     names: list[dict[str, Any]] = []
-    for new, source in zip(decided, sources):
+    for new, source in zip(decided, sources, strict=True):
         events.add(new["gmc_number"], Source(source), EventKind.DECISION, None, decision_view(new), new["reason"])
         add_view_rows(new, set(), views, names)
     dialect = offline_dialect(context.dialect)
@@ -267,8 +313,13 @@ class DecisionOutcome:
 
     def shard_counts(self) -> dict[str, Any]:
         """What a shard reports to the run it belongs to (plain values: it may cross a broker)."""
-        return {"decided": self.decided, "changed": self.changed, "hidesEnded": self.hides_ended,
-                "entered": dict(self.entered), "left": dict(self.left)}
+        return {
+            "decided": self.decided,
+            "changed": self.changed,
+            "hidesEnded": self.hides_ended,
+            "entered": dict(self.entered),
+            "left": dict(self.left),
+        }
 
     def add_shard(self, counts: dict[str, Any]) -> None:
         self.decided += counts["decided"]
@@ -319,70 +370,27 @@ def decide_doctors(
     hides_ending = RowWriter(session, DoctorHide.__table__, "id")
     active_hides = _active_hides(session)
     checked_every_time: dict[str, set[str]] = defaultdict(set)  # by range (its leading digits)
-    for number in only if only is not None else touched | active_hides.keys():
+    for number in _checked_every_time(only, touched, active_hides):
         checked_every_time[number[:RANGE_DIGITS]].add(number)
     if only is not None:
         ranges = [(low, high) for low, high in gmc_number_ranges() if low in checked_every_time]
 
-    def jobs() -> Iterator[tuple[DecisionJob, dict[str, Any]]]:
-        for batch, previous_rows in inputs():
-            new_only = NEW_DOCTOR_ROWS_WHERE_DECIDED and not previous_rows and active_hides.keys().isdisjoint(
-                doctor[0] for doctor in batch)
-            sources = [change_sources.get(doctor[0], Source.TIS_SYNC).value for doctor in batch] if new_only else None
-            yield (batch, sources), previous_rows
-
-    def inputs() -> Iterator[tuple[list[DoctorInputs], dict[str, Any]]]:
-        """The doctors to decide, read here range by range, in batches of about BATCH_SIZE: each
-        batch goes to ``decide_batch``, the previous decisions stay here to compare against."""
-        batch: list[DoctorInputs] = []
-        previous_rows: dict[str, Any] = {}
-        for index, (low, high) in enumerate(range_list):
-            progress.advance(outcome.decided, index / len(range_list))
-            stale = [] if only is not None else session.scalars(
-                select(Doctor.gmc_number).where(
-                    in_range(Doctor.gmc_number, low, high),
-                    or_(Doctor.decision_basis != basis, Doctor.stable_from > as_of, Doctor.stable_until <= as_of),
-                )
-            ).all()
-            needed = set(stale) | checked_every_time.get(low, set())
-            if needed:
-                range_batch, range_previous = _range_inputs(session, needed, low, high)
-                batch += range_batch
-                previous_rows |= range_previous
-            if len(batch) >= BATCH_SIZE:
-                yield batch, previous_rows
-                batch, previous_rows = [], {}
-        if batch:
-            yield batch, previous_rows
-
     range_list = list(ranges or gmc_number_ranges())
-    context = DecisionContext(engine, owners, basis, as_of, events.recorded_at, events.sync_run_id,
-                              session.get_bind().dialect.name)
+    context = DecisionContext(
+        engine, owners, basis, as_of, events.recorded_at, events.sync_run_id, session.get_bind().dialect.name
+    )
+    stale = _StaleDoctors(session, basis, as_of, checked_every_time, read_stale=only is None)
+    jobs = _decision_jobs(stale.batches(range_list, progress, outcome), active_hides, change_sources)
+    recorder = _DecisionRecorder(
+        outcome, doctors, visibility, hides_ending, events, change_sources, active_hides, as_of, now
+    )
     progress.begin("decide", "doctors")
-    for previous_rows, decided in helper.ordered(decide_job, context, jobs()):
+    for previous_rows, decided in helper.ordered(decide_job, context, jobs):
         if isinstance(decided, NewDoctorRows):
             _write_new_doctors(session, outcome, doctors, visibility, events, decided)
             continue
         for new in decided:
-            number = new["gmc_number"]
-            previous = previous_rows.get(number)
-            source = change_sources.get(number, Source.TIS_SYNC)
-            outcome.decided += 1
-            hides = [(hide, hide_end_reason(hide, new, as_of)) for hide in active_hides.get(number, ())]
-            hidden_for = {hide.designated_body_code for hide, end_reason in hides if not end_reason}
-            ending = [(hide, end_reason) for hide, end_reason in hides if end_reason]
-            _record_decision(outcome, doctors, visibility, events, source, previous, new, hidden_for, bool(ending))
-            for hide, end_reason in ending:
-                hides_ending.update({"id": hide.id, "ended_at": now, "end_reason": end_reason})
-                outcome.hides_ended += 1
-                events.add(
-                    number,
-                    Source.ADMIN if end_reason.startswith("until-date") else source,
-                    EventKind.HIDE_ENDED,
-                    hide_view(hide),
-                    None,
-                    end_reason,
-                )
+            recorder.record(new, previous_rows.get(new["gmc_number"]))
         events.flush(session)
     for writer in (doctors, visibility, hides_ending):
         writer.flush()
@@ -393,24 +401,143 @@ def decide_doctors(
     return outcome
 
 
+class _StaleDoctors:
+    """The doctors to decide, read range by range: those whose stored decision is stale (unless
+    only given doctors are decided) and those checked every time (touched, or with a hide)."""
+
+    def __init__(
+        self, session: Session, basis: str, as_of: date, checked_every_time: dict[str, set[str]], read_stale: bool
+    ) -> None:
+        self.session, self.basis, self.as_of = session, basis, as_of
+        self.checked_every_time, self.read_stale = checked_every_time, read_stale
+
+    def batches(
+        self, range_list: list[tuple[str, str | None]], progress: Progress, outcome: DecisionOutcome
+    ) -> Iterator[tuple[list[DoctorInputs], dict[str, Any]]]:
+        """Batches of about BATCH_SIZE: each goes to ``decide_batch``, the previous decisions stay
+        here to compare against."""
+        batch: list[DoctorInputs] = []
+        previous_rows: dict[str, Any] = {}
+        for index, (low, high) in enumerate(range_list):
+            progress.advance(outcome.decided, index / len(range_list))
+            needed = set(self._stale(low, high)) | self.checked_every_time.get(low, set())
+            if needed:
+                range_batch, range_previous = _range_inputs(self.session, needed, low, high)
+                batch += range_batch
+                previous_rows |= range_previous
+            if len(batch) >= BATCH_SIZE:
+                yield batch, previous_rows
+                batch, previous_rows = [], {}
+        if batch:
+            yield batch, previous_rows
+
+    def _stale(self, low: str, high: str | None) -> Sequence[str]:
+        if not self.read_stale:
+            return []
+        return self.session.scalars(
+            select(Doctor.gmc_number).where(
+                in_range(Doctor.gmc_number, low, high),
+                or_(
+                    Doctor.decision_basis != self.basis,
+                    Doctor.stable_from > self.as_of,
+                    Doctor.stable_until <= self.as_of,
+                ),
+            )
+        ).all()
+
+
+def _decision_jobs(
+    batches: Iterable[tuple[list[DoctorInputs], dict[str, Any]]],
+    active_hides: Mapping[str, Any],
+    change_sources: Mapping[str, Source],
+) -> Iterator[tuple[DecisionJob, dict[str, Any]]]:
+    """Each batch as a job for ``decide_job``: a batch of doctors new to Reval (no previous row,
+    no hide) carries each doctor's source, so that its rows are made where it is decided."""
+    for batch, previous_rows in batches:
+        new_only = (
+            NEW_DOCTOR_ROWS_WHERE_DECIDED
+            and not previous_rows
+            and active_hides.keys().isdisjoint(doctor[0] for doctor in batch)
+        )
+        sources = [change_sources.get(doctor[0], Source.TIS_SYNC).value for doctor in batch] if new_only else None
+        yield (batch, sources), previous_rows
+
+
+def _checked_every_time(only: set[str] | None, touched: set[str], active_hides: Mapping[str, Any]) -> Iterable[str]:
+    """The doctors decided whatever their stored decision: those given, else those touched or hidden."""
+    return only if only is not None else touched | active_hides.keys()
+
+
+@dataclass
+class _DecisionRecorder:
+    """Records each decision made (with what changed), and ends the hides whose reason has gone."""
+
+    outcome: DecisionOutcome
+    doctors: RowWriter
+    visibility: BodyViews
+    hides_ending: RowWriter
+    events: EventLog
+    change_sources: Mapping[str, Source]
+    active_hides: Mapping[str, list[DoctorHide]]
+    as_of: date
+    now: datetime
+
+    def record(self, new: dict[str, Any], previous: Any) -> None:
+        number = new["gmc_number"]
+        source = self.change_sources.get(number, Source.TIS_SYNC)
+        self.outcome.decided += 1
+        hides = [(hide, hide_end_reason(hide, new, self.as_of)) for hide in self.active_hides.get(number, ())]
+        hidden_for = {hide.designated_body_code for hide, end_reason in hides if not end_reason}
+        ending = [(hide, end_reason) for hide, end_reason in hides if end_reason]
+        _record_decision(
+            self.outcome, self.doctors, self.visibility, self.events, source, previous, new, hidden_for, bool(ending)
+        )
+        for hide, end_reason in ending:
+            self.hides_ending.update({"id": hide.id, "ended_at": self.now, "end_reason": end_reason})
+            self.outcome.hides_ended += 1
+            self.events.add(
+                number,
+                Source.ADMIN if end_reason.startswith("until-date") else source,
+                EventKind.HIDE_ENDED,
+                hide_view(hide),
+                None,
+                end_reason,
+            )
+
+
 def _range_inputs(
     session: Session, needed: set[str], low: str, high: str | None
 ) -> tuple[list[DoctorInputs], dict[str, Any]]:
     connection_table, person_table = GmcConnection.__table__, TisPerson.__table__
     connections = {
         row[0]: row[1:]
-        for row in _rows(session, connection_table, [connection_table.c[name] for name in CONNECTION_INPUT_COLUMNS],
-                         needed, low, high)
+        for row in _rows(
+            session,
+            connection_table,
+            [connection_table.c[name] for name in CONNECTION_INPUT_COLUMNS],
+            needed,
+            low,
+            high,
+        )
     }
     people: dict[str, list[tuple]] = defaultdict(list)
     person_columns = [person_table.c[name] for name in PERSON_INPUT_COLUMNS]
     for row in _rows(session, person_table, person_columns, needed, low, high, order_by=person_table.c.tis_person_id):
         people[row[0]].append(row[1:])
-    previous_rows = {row.gmc_number: row for row in _rows(session, Doctor.__table__, [Doctor.__table__], needed, low, high)}
+    previous_rows = {
+        row.gmc_number: row for row in _rows(session, Doctor.__table__, [Doctor.__table__], needed, low, high)
+    }
     rejected: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     rejected_table = RejectedTisPerson.__table__
-    for number, owners in _rows(session, rejected_table, [rejected_table.c.gmc_number, rejected_table.c.owners], needed,
-                                low, high, order_by=rejected_table.c.tis_person_id):
+    for number, owners in _rows(
+        session,
+        rejected_table,
+        [rejected_table.c.gmc_number, rejected_table.c.owners],
+        needed,
+        low,
+        high,
+        order_by=rejected_table.c.tis_person_id,
+    ):
         rejected[number].append(tuple(owners))
     batch = [
         (
@@ -447,7 +574,8 @@ def mark_for_decision(session: Session, numbers: Iterable[str]) -> None:
     ordered = sorted(numbers)
     for start in range(0, len(ordered), SELECTIVE_READ_LIMIT):
         session.execute(
-            Doctor.__table__.update().where(Doctor.gmc_number.in_(ordered[start : start + SELECTIVE_READ_LIMIT]))
+            Doctor.__table__.update()
+            .where(Doctor.gmc_number.in_(ordered[start : start + SELECTIVE_READ_LIMIT]))
             .values(decision_basis="")
         )
 
@@ -455,12 +583,16 @@ def mark_for_decision(session: Session, numbers: Iterable[str]) -> None:
 def undecided_numbers(session: Session, low: str, high: str | None) -> set[str]:
     """GMC numbers in the range that a source knows and no decision does yet."""
     known = set(session.scalars(select(GmcConnection.gmc_number).where(in_range(GmcConnection.gmc_number, low, high))))
-    known |= set(session.scalars(
-        select(TisPerson.gmc_number).where(TisPerson.gmc_number.is_not(None), in_range(TisPerson.gmc_number, low, high))
-    ))
-    known |= set(session.scalars(
-        select(RejectedTisPerson.gmc_number).where(in_range(RejectedTisPerson.gmc_number, low, high))
-    ))
+    known |= set(
+        session.scalars(
+            select(TisPerson.gmc_number).where(
+                TisPerson.gmc_number.is_not(None), in_range(TisPerson.gmc_number, low, high)
+            )
+        )
+    )
+    known |= set(
+        session.scalars(select(RejectedTisPerson.gmc_number).where(in_range(RejectedTisPerson.gmc_number, low, high)))
+    )
     return known - set(session.scalars(select(Doctor.gmc_number).where(in_range(Doctor.gmc_number, low, high))))
 
 
@@ -480,7 +612,9 @@ def _rows(session: Session, table, columns, needed: set[str], low: str, high: st
     return [
         row
         for start in range(0, len(ordered), SELECTIVE_READ_LIMIT)
-        for row in connection.execute(statement.where(table.c.gmc_number.in_(ordered[start : start + SELECTIVE_READ_LIMIT])))
+        for row in connection.execute(
+            statement.where(table.c.gmc_number.in_(ordered[start : start + SELECTIVE_READ_LIMIT]))
+        )
     ]
 
 
@@ -489,7 +623,11 @@ def queue_counts(session: Session) -> Counter:
 
 
 def _write_new_doctors(
-    session: Session, outcome: DecisionOutcome, doctors: RowWriter, visibility: BodyViews, events: EventLog,
+    session: Session,
+    outcome: DecisionOutcome,
+    doctors: RowWriter,
+    visibility: BodyViews,
+    events: EventLog,
     new: NewDoctorRows,
 ) -> None:
     doctors.insert_bound(new.doctors)
@@ -564,10 +702,21 @@ def add_view_rows(doctor: dict[str, Any], hidden_for: set[str], views: list, nam
     number = doctor["gmc_number"]
     keys = name_keys(doctor["search_names"])
     for code in doctor["visible_to"]:
-        queue, reason = (Queue.HIDDEN.value, HIDDEN_BY_ADMIN) if code in hidden_for else (doctor["queue"], doctor["reason"])
-        views.append({"designated_body_code": code, "gmc_number": number, "queue": queue, "reason": reason,
-                      "sort_name": doctor["sort_name"]})
-        names.extend({"designated_body_code": code, "queue": queue, "name": name, "gmc_number": number} for name in keys)
+        queue, reason = (
+            (Queue.HIDDEN.value, HIDDEN_BY_ADMIN) if code in hidden_for else (doctor["queue"], doctor["reason"])
+        )
+        views.append(
+            {
+                "designated_body_code": code,
+                "gmc_number": number,
+                "queue": queue,
+                "reason": reason,
+                "sort_name": doctor["sort_name"],
+            }
+        )
+        names.extend(
+            {"designated_body_code": code, "queue": queue, "name": name, "gmc_number": number} for name in keys
+        )
 
 
 def name_keys(search_names: str) -> set[str]:

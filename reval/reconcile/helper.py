@@ -13,6 +13,7 @@ same order, so both ways give identical results (a test checks this).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gc
 import importlib
@@ -24,9 +25,10 @@ import signal
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from reval.settings import flag
 
@@ -89,7 +91,9 @@ def _stop_signals_deferred() -> Iterator[None]:
         yield
         return
     received: list[int] = []
-    previous = {signum: signal.signal(signum, lambda signum, _frame: received.append(signum)) for signum in STOP_SIGNALS}
+    previous = {
+        signum: signal.signal(signum, lambda signum, _frame: received.append(signum)) for signum in STOP_SIGNALS
+    }
     try:
         yield
     finally:
@@ -158,14 +162,15 @@ def _widen_pipes(executor: ProcessPoolExecutor) -> None:
     set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
     if set_size is None:
         return
-    ends = (getattr(getattr(executor, "_result_queue", None), "_reader", None),
-            getattr(getattr(executor, "_call_queue", None), "_writer", None))
+    ends = (
+        getattr(getattr(executor, "_result_queue", None), "_reader", None),
+        getattr(getattr(executor, "_call_queue", None), "_writer", None),
+    )
     for end in ends:
         if end is not None:
-            try:
+            # Over the system's limit for this user the call fails: the default serves, more slowly.
+            with contextlib.suppress(OSError):
                 fcntl.fcntl(end.fileno(), set_size, PIPE_BYTES)
-            except OSError:  # over the system's limit for this user: the default serves, more slowly
-                pass
 
 
 def helper_process_wanted() -> bool:
@@ -205,7 +210,10 @@ class SyncHelper:
         return self._up is not None
 
     def ordered(
-        self, work: Callable[[Any, Any], R], context: Any, items: Iterable[tuple[Any, K]],
+        self,
+        work: Callable[[Any, Any], R],
+        context: Any,
+        items: Iterable[tuple[Any, K]],
         when_idle: OrderedResults | None = None,
     ) -> OrderedResults[K, R]:
         """``(keep, work(context, batch))`` for each ``(batch, keep)`` of ``items``, in their order.
@@ -224,7 +232,9 @@ class SyncHelper:
         # (and it would print a traceback): they wait until it has been handed over.
         with _stop_signals_deferred(), _main_module_not_rerun():
             self._executor = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_helper,
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_helper,
                 initargs=(self._preload, os.getpid()),
             )
             self._up = self._executor.submit(_ready)  # the process starts with its first task
@@ -253,15 +263,14 @@ class SyncHelper:
         figures, and is waited for: the process this one may be about to end is its parent."""
         if self._executor is not None:
             if not interrupted:
-                try:
+                # A helper that died or hangs has no figure to give; the sync reports its failure.
+                with contextlib.suppress(Exception):
                     self.peak_memory_mib = self._executor.submit(_peak_memory_mib).result(timeout=60)
-                except Exception:  # a helper that died or hangs has no figure to give; the sync reports its failure
-                    pass
             # Otherwise not waiting for it to exit (time the sync need not spend): the executor's thread reaps it.
             self._executor.shutdown(wait=interrupted, cancel_futures=True)
             self._executor = None
 
-    def __enter__(self) -> "SyncHelper":
+    def __enter__(self) -> SyncHelper:
         return self
 
     def __exit__(self, exc_type, *_exc) -> None:
@@ -275,7 +284,9 @@ class OrderedResults(Iterator[tuple[K, R]]):
         self.helper, self.work, self.context, self.items, self.step = helper, work, context, items, step
         self.when_idle = when_idle
         self.executor: ProcessPoolExecutor | None = None
-        self.started: float | None = None  # when it was first asked for a result (or, as a later step, to keep the helper busy)
+        self.started: float | None = (
+            None  # when it was first asked for a result (or, as a later step, to keep the helper busy)
+        )
         self.slots: deque[tuple[Any, Future | list]] = deque()  # a future, or [result] worked out here
         self.queued = 0  # futures among the slots
         self.exhausted = False

@@ -50,19 +50,29 @@ def checked_hide_reason(reason: str | None) -> str:
 
 
 def record_hide(
-    session: Session, number: str, designated_body: str, reason: str, until: date | None, hidden_by: str,
-    as_of: date, now: datetime,
+    session: Session,
+    number: str,
+    designated_body: str,
+    reason: str,
+    until: date | None,
+    hidden_by: str,
+    as_of: date,
+    now: datetime,
 ) -> DoctorHide:
     reason = checked_hide_reason(reason)
     hidden_by = checked_person_name("hiddenBy", hidden_by)
     doctor = known_doctor(session, number)
     code = configured_code(session, designated_body)
     if until is not None and until <= as_of:
-        raise Invalid(f"until-date {until.isoformat()} is not after {as_of.isoformat()}; a hide must end in the future",
-                      field="until")
+        raise Invalid(
+            f"until-date {until.isoformat()} is not after {as_of.isoformat()}; a hide must end in the future",
+            field="until",
+        )
     if code not in doctor.visible_to:
         raise Invalid(f"doctor {doctor.gmc_number} is not visible to {code}, so {code} cannot hide them")
-    already_hidden = Conflict(f"doctor {doctor.gmc_number} is already hidden for {code}; unhide them first to change the hide")
+    already_hidden = Conflict(
+        f"doctor {doctor.gmc_number} is already hidden for {code}; unhide them first to change the hide"
+    )
     if active_hide(session, doctor.gmc_number, code) is not None:
         raise already_hidden
     hide = DoctorHide(
@@ -82,12 +92,16 @@ def record_hide(
         raise already_hidden from None
     _set_view(session, doctor.gmc_number, code, Queue.HIDDEN.value, HIDDEN_BY_ADMIN)
     events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)
-    events.add(doctor.gmc_number, Source.ADMIN, EventKind.HIDE, None, hide_view(hide), f"hidden for {code} by {hidden_by}")
+    events.add(
+        doctor.gmc_number, Source.ADMIN, EventKind.HIDE, None, hide_view(hide), f"hidden for {code} by {hidden_by}"
+    )
     events.flush(session, force=True)
     return hide
 
 
-def record_unhide(session: Session, number: str, designated_body: str, unhidden_by: str, as_of: date, now: datetime) -> DoctorHide:
+def record_unhide(
+    session: Session, number: str, designated_body: str, unhidden_by: str, as_of: date, now: datetime
+) -> DoctorHide:
     unhidden_by = checked_person_name("unhiddenBy", unhidden_by)
     doctor = known_doctor(session, number)
     code = configured_code(session, designated_body)
@@ -123,9 +137,11 @@ def end_expired_hides(sessions: sessionmaker[Session], as_of: date, now: datetim
     A sync does this too; this runs between syncs so a hide ends on its day whatever else happens.
     """
     with sessions.begin() as session:
-        numbers = set(session.scalars(
-            select(DoctorHide.gmc_number).where(DoctorHide.ended_at.is_(None), DoctorHide.until <= as_of)
-        ))
+        numbers = set(
+            session.scalars(
+                select(DoctorHide.gmc_number).where(DoctorHide.ended_at.is_(None), DoctorHide.until <= as_of)
+            )
+        )
         if not numbers:
             return 0
         events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)

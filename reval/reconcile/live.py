@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import orjson
 
@@ -30,7 +31,9 @@ def fetch_gmc_list(
     client: GmcClient, code: str, sleep: Callable[[float], None] = time.sleep
 ) -> tuple[list[dict[str, Any]] | None, str | None]:
     """One body's list, retried: (doctors, None), or (None, why it could not be fetched)."""
-    reply, attempts = with_retries(lambda: client.get_doctors_for_db(code), client.settings.attempts, client.settings.backoff_seconds, sleep)
+    reply, attempts = with_retries(
+        lambda: client.get_doctors_for_db(code), client.settings.attempts, client.settings.backoff_seconds, sleep
+    )
     if reply.succeeded:
         return reply.doctors, None
     reference = f"; GMC request id {reply.gmc_request_id}" if reply.gmc_request_id else ""
@@ -41,7 +44,9 @@ def fetch_gmc_list(
 
 @contextmanager
 def fetched_gmc_lists(
-    client: GmcClient, designated_body_codes: Sequence[str], sleep: Callable[[float], None] = time.sleep,
+    client: GmcClient,
+    designated_body_codes: Sequence[str],
+    sleep: Callable[[float], None] = time.sleep,
     progress: Progress = SILENT,
 ) -> Iterator[GmcInput]:
     """GetDoctorsForDB for each body, retried; a body that still fails is "not fetched", with why."""

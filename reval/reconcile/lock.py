@@ -15,8 +15,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from reval.clock import utcnow
 from reval.gmc.client import GmcClient
 from reval.models import Doctor, StagedSource, StagedTisPerson, SyncRun
-from reval.clock import utcnow
+from reval.progress import SILENT, Progress
 from reval.reconcile.common import batched, insert_rows
 from reval.reconcile.connections import DeliveryPolicy, deliver_due_requests
-from reval.progress import SILENT, Progress
 from reval.reconcile.live import counted, fetch_gmc_list, pull_failure, staged_gmc_input, staged_tis_input, write_lines
 from reval.reconcile.reference import configured_designated_bodies
 from reval.reconcile.sync import (
@@ -64,12 +65,23 @@ def stage_gmc_list(sessions: sessionmaker[Session], run_id: int, client: GmcClie
     began = utcnow()
     doctors, reason = fetch_gmc_list(client, code)
     with sessions.begin() as session:
-        session.merge(StagedSource(sync_run_id=run_id, source="GMC", key=code, fetched=reason is None, reason=reason,
-                                   doctors=doctors, fetched_at=began))
+        session.merge(
+            StagedSource(
+                sync_run_id=run_id,
+                source="GMC",
+                key=code,
+                fetched=reason is None,
+                reason=reason,
+                doctors=doctors,
+                fetched_at=began,
+            )
+        )
     return reason is None
 
 
-def stage_tis_people(sessions: sessionmaker[Session], run_id: int, client: TisClient, progress: Progress = SILENT) -> bool:
+def stage_tis_people(
+    sessions: sessionmaker[Session], run_id: int, client: TisClient, progress: Progress = SILENT
+) -> bool:
     """A full TIS pull staged person by person; a pull that fails part-way stages only its reason."""
     table = StagedTisPerson.__table__
     progress.begin("TIS", "people fetched")
@@ -77,7 +89,10 @@ def stage_tis_people(sessions: sessionmaker[Session], run_id: int, client: TisCl
         with sessions.begin() as session:
             session.execute(delete(StagedTisPerson).where(StagedTisPerson.sync_run_id == run_id))  # a repeated task
             for batch in batched(counted(client.everyone(), progress), 1000):
-                rows = [{"sync_run_id": run_id, "tis_person_id": person["tisPersonId"], "record": person} for person in batch]
+                rows = [
+                    {"sync_run_id": run_id, "tis_person_id": person["tisPersonId"], "record": person}
+                    for person in batch
+                ]
                 insert_rows(session.connection(), table, rows)
             session.merge(StagedSource(sync_run_id=run_id, source="TIS", key=TIS_KEY, fetched=True))
         return True
@@ -91,26 +106,30 @@ def stage_tis_people(sessions: sessionmaker[Session], run_id: int, client: TisCl
 
 
 @contextmanager
-def staged_inputs(sessions: sessionmaker[Session], run_id: int) -> Iterator[tuple[GmcInput, TisInput | None, str | None]]:
+def staged_inputs(
+    sessions: sessionmaker[Session], run_id: int
+) -> Iterator[tuple[GmcInput, TisInput | None, str | None]]:
     """What a run's fetches staged, as sync inputs (GMC lists, TIS people or why not); raises AllSourcesFailed."""
     with sessions.begin() as session:
         codes = [body.code for body in configured_designated_bodies(session)]
-        staged = {(row.source, row.key): row for row in session.scalars(select(StagedSource).where(StagedSource.sync_run_id == run_id))}
-    not_fetched = {
-        code: staged[("GMC", code)].reason if ("GMC", code) in staged else "its fetch did not report"
-        for code in codes
-        if not (("GMC", code) in staged and staged[("GMC", code)].fetched)
-    }
-    tis_row = staged.get(("TIS", TIS_KEY))
-    tis_reason = None if tis_row is not None and tis_row.fetched else (tis_row.reason if tis_row else "its pull did not report")
+        staged = {
+            (row.source, row.key): row
+            for row in session.scalars(select(StagedSource).where(StagedSource.sync_run_id == run_id))
+        }
+    not_fetched = _gmc_not_fetched(staged, codes)
+    tis_reason = _tis_not_fetched(staged)
     if len(not_fetched) == len(codes) and tis_reason is not None:
-        reason = f"no source could be fetched: TIS: {tis_reason}; GMC: " + "; ".join(f"{c}: {r}" for c, r in not_fetched.items())
+        reason = f"no source could be fetched: TIS: {tis_reason}; GMC: " + "; ".join(
+            f"{c}: {r}" for c, r in not_fetched.items()
+        )
         record_run_failure(sessions, run_id, reason)
         raise AllSourcesFailed(reason)
     with tempfile.TemporaryDirectory(prefix="reval-nightly-") as directory:
         gmc_file = write_lines(Path(directory) / "gmc.jsonl", _staged_gmc_lists(sessions, run_id, codes, not_fetched))
         gmc = staged_gmc_input(gmc_file, "GMC Connect (nightly)", not_fetched)
-        gmc.body_taken_at = {key: row.fetched_at for (source, key), row in staged.items() if source == "GMC" and row.fetched_at}
+        gmc.body_taken_at = {
+            key: row.fetched_at for (source, key), row in staged.items() if source == "GMC" and row.fetched_at
+        }
         tis = None
         if tis_reason is None:
             tis_file = write_lines(Path(directory) / "tis.jsonl", _staged_people(sessions, run_id))
@@ -122,8 +141,28 @@ def staged_inputs(sessions: sessionmaker[Session], run_id: int) -> Iterator[tupl
                 _discard_staged(session, run_id)
 
 
+def _gmc_not_fetched(staged: dict[tuple[str, str], StagedSource], codes: list[str]) -> dict[str, str]:
+    """Why each body's list was not fetched (its fetch said, or never reported)."""
+    return {
+        code: staged[("GMC", code)].reason if ("GMC", code) in staged else "its fetch did not report"
+        for code in codes
+        if not (("GMC", code) in staged and staged[("GMC", code)].fetched)
+    }
+
+
+def _tis_not_fetched(staged: dict[tuple[str, str], StagedSource]) -> str | None:
+    """Why TIS's people were not pulled, or None when they were."""
+    tis_row = staged.get(("TIS", TIS_KEY))
+    if tis_row is not None and tis_row.fetched:
+        return None
+    return tis_row.reason if tis_row else "its pull did not report"
+
+
 def reconcile_staged(
-    sessions: sessionmaker[Session], run_id: int, as_of: date, controls: SyncControls = SyncControls(),
+    sessions: sessionmaker[Session],
+    run_id: int,
+    as_of: date,
+    controls: SyncControls = SyncControls(),
 ) -> dict[str, Any]:
     """Runs the sync of a nightly run from what its fetches staged; raises AllSourcesFailed
     (and SyncSkipped). A run already finished (its task delivered again) is left as it is."""
@@ -131,8 +170,9 @@ def reconcile_staged(
     if finished is not None:
         return finished
     with staged_inputs(sessions, run_id) as (gmc, tis, tis_reason):
-        return run_sync(sessions, gmc=gmc, tis=tis, as_of=as_of, tis_not_fetched_reason=tis_reason, run_id=run_id,
-                        controls=controls)
+        return run_sync(
+            sessions, gmc=gmc, tis=tis, as_of=as_of, tis_not_fetched_reason=tis_reason, run_id=run_id, controls=controls
+        )
 
 
 def apply_staged(
@@ -146,21 +186,29 @@ def apply_staged(
         if run.status != RunStatus.RUNNING or "sourcesAppliedAt" in (run.summary or {}):
             return
     with staged_inputs(sessions, run_id) as (gmc, tis, tis_reason):
-        apply_run_sources(sessions, gmc=gmc, tis=tis, as_of=as_of, run_id=run_id, tis_not_fetched_reason=tis_reason,
-                          controls=controls)
+        apply_run_sources(
+            sessions, gmc=gmc, tis=tis, as_of=as_of, run_id=run_id, tis_not_fetched_reason=tis_reason, controls=controls
+        )
 
 
 def planned_shards(sessions: sessionmaker[Session], run_id: int, shard_size: int) -> int:
     """How many shards a run's decisions need: one per ``shard_size`` doctors (at most one per range)."""
     with sessions.begin() as session:
         doctors = session.scalar(select(func.count()).select_from(Doctor))
-        people = session.scalar(select(func.count()).select_from(StagedTisPerson).where(StagedTisPerson.sync_run_id == run_id))
+        people = session.scalar(
+            select(func.count()).select_from(StagedTisPerson).where(StagedTisPerson.sync_run_id == run_id)
+        )
     return max(1, -(-max(doctors, people) // shard_size))
 
 
 def run_nightly_in_process(
-    sessions: sessionmaker[Session], gmc_client: GmcClient, tis_client: TisClient, as_of: date,
-    policy: DeliveryPolicy, now: Callable[[], datetime] = utcnow, run_id: int | None = None,
+    sessions: sessionmaker[Session],
+    gmc_client: GmcClient,
+    tis_client: TisClient,
+    as_of: date,
+    policy: DeliveryPolicy,
+    now: Callable[[], datetime] = utcnow,
+    run_id: int | None = None,
     controls: SyncControls = SyncControls(),
 ) -> dict[str, Any]:
     """The whole nightly job on this machine, one step after another (no broker needed): fetch,
@@ -204,7 +252,9 @@ def _staged_gmc_lists(sessions, run_id: int, codes, not_fetched) -> Iterator[dic
 def _staged_people(sessions, run_id: int) -> Iterator[dict[str, Any]]:
     with sessions.begin() as session:
         statement = (
-            select(StagedTisPerson.record).where(StagedTisPerson.sync_run_id == run_id).order_by(StagedTisPerson.tis_person_id)
+            select(StagedTisPerson.record)
+            .where(StagedTisPerson.sync_run_id == run_id)
+            .order_by(StagedTisPerson.tis_person_id)
         )
         yield from session.scalars(statement.execution_options(yield_per=2000))
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,7 +33,12 @@ class DoctorRecords:
 
     @property
     def known(self) -> bool:
-        return self.stored is not None or self.connection is not None or bool(self.tis_people) or bool(self.rejected_tis_people)
+        return (
+            self.stored is not None
+            or self.connection is not None
+            or bool(self.tis_people)
+            or bool(self.rejected_tis_people)
+        )
 
 
 def doctor_records(session: Session, number: str) -> DoctorRecords:
@@ -44,13 +50,19 @@ def doctor_records(session: Session, number: str) -> DoctorRecords:
             select(TisPerson.__table__).where(TisPerson.gmc_number == number).order_by(TisPerson.tis_person_id)
         ).all(),
         hides=list(session.scalars(select(DoctorHide).where(DoctorHide.gmc_number == number).order_by(DoctorHide.id))),
-        requests=list(session.scalars(
-            select(ConnectionRequest).where(ConnectionRequest.gmc_number == number).order_by(ConnectionRequest.id)
-        )),
+        requests=list(
+            session.scalars(
+                select(ConnectionRequest).where(ConnectionRequest.gmc_number == number).order_by(ConnectionRequest.id)
+            )
+        ),
         events=doctor_history(session, number),
-        rejected_tis_people=list(session.scalars(
-            select(RejectedTisPerson).where(RejectedTisPerson.gmc_number == number).order_by(RejectedTisPerson.tis_person_id)
-        )),
+        rejected_tis_people=list(
+            session.scalars(
+                select(RejectedTisPerson)
+                .where(RejectedTisPerson.gmc_number == number)
+                .order_by(RejectedTisPerson.tis_person_id)
+            )
+        ),
     )
 
 
@@ -59,7 +71,10 @@ def explain_records(session: Session, records: DoctorRecords, as_of: date, engin
     stored = records.stored
     last_connected_before = stored.last_connected_designated_body_code if stored is not None else None
     situation = situation_of(
-        records.connection, records.tis_people, last_connected_before, OwnerDirectory(configured_designated_bodies(session)),
+        records.connection,
+        records.tis_people,
+        last_connected_before,
+        OwnerDirectory(configured_designated_bodies(session)),
         [person.owners for person in records.rejected_tis_people],
     )
     return engine.explain(situation, as_of)

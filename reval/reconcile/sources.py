@@ -11,24 +11,26 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from reval import settings
 from reval.db import SerializedJson
-from reval.gmc.records import read_connected_doctor
 from reval.designated_bodies import OwnerDirectory
+from reval.gmc.records import read_connected_doctor
 from reval.models import ConnectionRequest, GmcConnection, RejectedTisPerson, TisPerson
+from reval.progress import SILENT, Progress
 from reval.reconcile.common import EventKind, EventLog, Rejection, RowWriter, Source, batched, line_hash, record_hash
 from reval.reconcile.decisions import person_spans
 from reval.reconcile.helper import IN_THIS_PROCESS, OrderedResults, SyncHelper
 from reval.reconcile.reference import configured_designated_bodies
-from reval import settings
-from reval.progress import SILENT, Progress
 from reval.snapshot_files import UnparseableRecord, parse_line
 from reval.tis.records import read_person
 from reval.validation import InvalidValue, gmc_number, gmc_number_or_none, list_of_objects, record_id, require_object
@@ -57,14 +59,18 @@ class MassChangeGuard:
     def tis_refusal(self, deleting: int, stored: int) -> str | None:
         if self.allowed or deleting * 100 <= self.max_tis_deletions_percent * stored:
             return None
-        return (f"held back: it would delete {deleting} of the {stored} stored TIS people, more than "
-                f"REVAL_MAX_TIS_DELETIONS_PERCENT ({self.max_tis_deletions_percent:g}%)")
+        return (
+            f"held back: it would delete {deleting} of the {stored} stored TIS people, more than "
+            f"REVAL_MAX_TIS_DELETIONS_PERCENT ({self.max_tis_deletions_percent:g}%)"
+        )
 
     def gmc_refusal(self, leaving: int, connected: int) -> str | None:
         if self.allowed or leaving * 100 <= self.max_gmc_disconnections_percent * connected:
             return None
-        return (f"held back: its list would disconnect {leaving} of its {connected} connected doctors, more than "
-                f"REVAL_MAX_GMC_DISCONNECTIONS_PERCENT ({self.max_gmc_disconnections_percent:g}%)")
+        return (
+            f"held back: its list would disconnect {leaving} of its {connected} connected doctors, more than "
+            f"REVAL_MAX_GMC_DISCONNECTIONS_PERCENT ({self.max_gmc_disconnections_percent:g}%)"
+        )
 
 
 @dataclass
@@ -152,99 +158,177 @@ def apply_gmc_lists(
     each body's list). ``helper`` examines the lists in a second process while this one writes,
     and whenever it has examined every list it was given, starts on ``when_idle`` (the TIS people
     to come: examining a list takes it less time than writing its doctors takes this process)."""
-    outcome = GmcOutcome()
-    canonical_codes = {code.upper(): code for code in configured_bodies}
-    table = GmcConnection.__table__
-    stored = _stored_by_key(session, table.c.gmc_number, table.c.designated_body_code, table.c.record_hash)
-    stored_by_body: dict[str, set[str]] = defaultdict(set)
-    for number, (body, _digest) in stored.items():
-        stored_by_body[body].add(number)
-    changed_at_gmc = admin_changes(session)
-    writer = RowWriter(session, table, "gmc_number")
-    seen: dict[str, str] = {}  # GMC number -> body whose list holds it
-    kept: set[str] = set()  # doctors who keep their previous state: rejected, protected, on a held-back list
-    incomplete: set[str] = set()  # bodies with an entry we could not identify: no removals inferred
-    protected: set[str] = set()  # changed at GMC by an admin after their list was fetched
-    unreadable: set[str] = set()  # bodies named by a list that could not be read
-
-    def leaving(body: _BodyList, listed: set[str] = frozenset()) -> set[str]:
-        """The body's stored doctors on no list read so far (nor ``listed``, nor kept as they are)."""
-        return stored_by_body[body.code] - seen.keys() - body.seen.keys() - kept - body.kept - protected - listed
-
-    def apply(body: _BodyList) -> None:
-        for kind, row in body.writes:
-            getattr(writer, kind)(row)
-        body.merge_into(outcome, seen, kept, events)
-        if body.incomplete or body.code in unreadable:  # another list for it could not be read
-            incomplete.add(body.code)
-        events.flush(session)
-
-    # Lists the guard may hold back, looked at again once every list is read: doctors missing from
-    # them may have moved to a list still to come, and a move is not a disconnection.
-    doubtful: list[tuple[str, str, list, set[str]]] = []
-    on_doubtful_lists: set[str] = set()
-    lists = (((locator, body_list), locator) for locator, body_list in body_lists)
+    applier = _GmcListApplier(session, configured_bodies, events, guard, fetched_at)
     progress.begin("GMC", "doctors")
-    read_so_far = lists_so_far = 0
-    examined_lists = helper.ordered(examine_body_list, (canonical_codes, stored), lists, when_idle=when_idle)
-    for locator, (code, raw_code, problem, examined) in examined_lists:
-        lists_so_far += 1
-        read_so_far += len(examined)
-        progress.advance(read_so_far, min(1.0, lists_so_far / max(1, len(canonical_codes))))
-        if problem is None and (code in outcome.fetched or any(code == doubt[0] for doubt in doubtful)):
-            problem = InvalidValue("designatedBodyCode", raw_code, "appears twice; the later list is ignored")
-            code = None
-        if problem is not None:
-            outcome.rejections.append(Rejection.of("GMC", locator, None, problem))
-            named = canonical_codes.get(raw_code.strip().upper()) if isinstance(raw_code, str) else None
-            if named is not None and named not in outcome.fetched:
-                outcome.not_fetched[named] = f"its list ({locator}) could not be read: {problem}"
-                unreadable.add(named)
-            outcome.unreadable_lists += 1
-            continue
-        since = fetched_at(code)
-        protected_here = {number for number, when in changed_at_gmc.items() if since is not None and when >= since}
-        protected |= protected_here
-        body = _examine_body(code, locator, examined, stored, seen, protected_here, events)
-        if not body.incomplete and guard.gmc_refusal(len(leaving(body)), len(stored_by_body[code])) is not None:
-            doubtful.append((code, locator, examined, protected_here))
-            on_doubtful_lists |= body.seen.keys()
+    doctors_read = applier.read_lists(body_lists, helper, progress, when_idle)
+    applier.settle_doubtful_lists()
+    applier.remove_doctors_on_no_list()
+    applier.name_bodies_not_fetched(not_fetched_reasons or {})
+    progress.end(doctors_read)
+    return applier.outcome
+
+
+class _GmcListApplier:
+    """The phases of applying GMC's lists: read each list (applying it, or holding it as doubtful
+    when the guard might refuse it), settle the doubtful lists once every list is read, remove the
+    doctors no list holds, and say why each body without an applied list was not fetched."""
+
+    def __init__(
+        self,
+        session: Session,
+        configured_bodies: Iterable[str],
+        events: EventLog,
+        guard: MassChangeGuard,
+        fetched_at: Callable[[str], datetime | None],
+    ) -> None:
+        self.session, self.events, self.guard, self.fetched_at = session, events, guard, fetched_at
+        self.outcome = GmcOutcome()
+        self.canonical_codes = {code.upper(): code for code in configured_bodies}
+        table = GmcConnection.__table__
+        self.stored = _stored_by_key(session, table.c.gmc_number, table.c.designated_body_code, table.c.record_hash)
+        self.stored_by_body: dict[str, set[str]] = defaultdict(set)
+        for number, (body, _digest) in self.stored.items():
+            self.stored_by_body[body].add(number)
+        self.changed_at_gmc = admin_changes(session)
+        self.writer = RowWriter(session, table, "gmc_number")
+        self.seen: dict[str, str] = {}  # GMC number -> body whose list holds it
+        self.kept: set[str] = set()  # doctors who keep their previous state: rejected, protected, on a held-back list
+        self.incomplete: set[str] = set()  # bodies with an entry we could not identify: no removals inferred
+        self.protected: set[str] = set()  # changed at GMC by an admin after their list was fetched
+        self.unreadable: set[str] = set()  # bodies named by a list that could not be read
+        # Lists the guard may hold back, looked at again once every list is read: doctors missing from
+        # them may have moved to a list still to come, and a move is not a disconnection.
+        self.doubtful: list[tuple[str, str, list, set[str]]] = []
+        self.on_doubtful_lists: set[str] = set()
+
+    def read_lists(
+        self,
+        body_lists: Iterable[tuple[str, Any]],
+        helper: SyncHelper,
+        progress: Progress,
+        when_idle: OrderedResults | None,
+    ) -> int:
+        """Examines each list (in the helper) and applies it, or holds it as doubtful; returns the
+        number of doctors read."""
+        lists = (((locator, body_list), locator) for locator, body_list in body_lists)
+        read_so_far = 0
+        examined_lists = helper.ordered(
+            examine_body_list, (self.canonical_codes, self.stored), lists, when_idle=when_idle
+        )
+        for lists_so_far, (locator, examined_list) in enumerate(examined_lists, 1):
+            code, raw_code, problem, examined = examined_list
+            read_so_far += len(examined)
+            progress.advance(read_so_far, min(1.0, lists_so_far / max(1, len(self.canonical_codes))))
+            if problem is None and self._already_read(code):
+                problem = InvalidValue("designatedBodyCode", raw_code, "appears twice; the later list is ignored")
+            if problem is not None:
+                self._reject_list(locator, raw_code, problem)
+            else:
+                self._read_list(code, locator, examined)
+        return read_so_far
+
+    def _already_read(self, code: str) -> bool:
+        return code in self.outcome.fetched or any(code == doubt[0] for doubt in self.doubtful)
+
+    def _reject_list(self, locator: str, raw_code: Any, problem: InvalidValue | str) -> None:
+        self.outcome.rejections.append(Rejection.of("GMC", locator, None, problem))
+        named = self.canonical_codes.get(raw_code.strip().upper()) if isinstance(raw_code, str) else None
+        if named is not None and named not in self.outcome.fetched:
+            self.outcome.not_fetched[named] = f"its list ({locator}) could not be read: {problem}"
+            self.unreadable.add(named)
+        self.outcome.unreadable_lists += 1
+
+    def _read_list(self, code: str, locator: str, examined: list) -> None:
+        since = self.fetched_at(code)
+        protected_here = {number for number, when in self.changed_at_gmc.items() if since is not None and when >= since}
+        self.protected |= protected_here
+        body = _examine_body(code, locator, examined, self.stored, self.seen, protected_here, self.events)
+        if not body.incomplete and self._refusal(body) is not None:
+            self.doubtful.append((code, locator, examined, protected_here))
+            self.on_doubtful_lists |= body.seen.keys()
         else:
-            apply(body)
+            self._apply(body)
 
-    for code, locator, examined, protected_here in doubtful:
-        body = _examine_body(code, locator, examined, stored, seen, protected_here, events)  # against every list now
-        refusal = guard.gmc_refusal(len(leaving(body, on_doubtful_lists)), len(stored_by_body[code]))
-        if refusal is None:
-            apply(body)
-            continue
-        log.error("OPERATOR ALERT: GMC list of %s %s", code, refusal)
-        outcome.not_fetched[code] = refusal
-        outcome.held_back.add(code)
-        kept |= body.seen.keys()  # what a held-back list says is not acted on anywhere
+    def settle_doubtful_lists(self) -> None:
+        """Each doubtful list, examined again against every list: applied, or held back."""
+        for code, locator, examined, protected_here in self.doubtful:
+            body = _examine_body(code, locator, examined, self.stored, self.seen, protected_here, self.events)
+            refusal = self._refusal(body, self.on_doubtful_lists)
+            if refusal is None:
+                self._apply(body)
+                continue
+            log.error("OPERATOR ALERT: GMC list of %s %s", code, refusal)
+            self.outcome.not_fetched[code] = refusal
+            self.outcome.held_back.add(code)
+            self.kept |= body.seen.keys()  # what a held-back list says is not acted on anywhere
 
-    fetched = set(outcome.fetched)
-    for number, (body, _digest) in stored.items():
-        if body in fetched and number not in seen and number not in kept and number not in protected and body not in incomplete:
-            writer.delete(number)
-            outcome.removed += 1
-            _record_connection_change(outcome.changed_numbers, outcome.touched_numbers, events, number, body, None)
-    writer.flush()
-    events.flush(session, force=True)
+    def remove_doctors_on_no_list(self) -> None:
+        """Disconnects the doctors of each body whose complete list was applied and holds them not."""
+        outcome, fetched = self.outcome, set(self.outcome.fetched)
+        for number, (body, _digest) in self.stored.items():
+            if (
+                body in fetched
+                and number not in self.seen
+                and number not in self.kept
+                and number not in self.protected
+                and body not in self.incomplete
+            ):
+                self.writer.delete(number)
+                outcome.removed += 1
+                _record_connection_change(
+                    outcome.changed_numbers, outcome.touched_numbers, self.events, number, body, None
+                )
+        self.writer.flush()
+        self.events.flush(self.session, force=True)
 
-    for code in canonical_codes.values():
-        if code not in fetched and code not in outcome.not_fetched:
-            outcome.not_fetched[code] = (not_fetched_reasons or {}).get(code, "no list for this designated body in the GMC snapshot")
-    for code in incomplete:
-        outcome.not_fetched.setdefault(code, "list had unidentifiable doctors; no disconnections inferred")
-    progress.end(read_so_far)
-    outcome.failed = incomplete | outcome.held_back | unreadable | (set(not_fetched_reasons or {}) & set(outcome.not_fetched))
-    return outcome
+    def name_bodies_not_fetched(self, not_fetched_reasons: dict[str, str]) -> None:
+        """Why each configured body has no list applied, and which bodies failed."""
+        outcome, fetched = self.outcome, set(self.outcome.fetched)
+        for code in self.canonical_codes.values():
+            if code not in fetched and code not in outcome.not_fetched:
+                outcome.not_fetched[code] = not_fetched_reasons.get(
+                    code, "no list for this designated body in the GMC snapshot"
+                )
+        for code in self.incomplete:
+            outcome.not_fetched.setdefault(code, "list had unidentifiable doctors; no disconnections inferred")
+        outcome.failed = (
+            self.incomplete
+            | outcome.held_back
+            | self.unreadable
+            | (set(not_fetched_reasons) & set(outcome.not_fetched))
+        )
+
+    def _refusal(self, body: _BodyList, listed: AbstractSet[str] = frozenset()) -> str | None:
+        """The guard's refusal of the body's list, if any, counting as leaving the body's stored
+        doctors on no list read so far (nor ``listed``, nor kept as they are)."""
+        leaving = (
+            self.stored_by_body[body.code]
+            - self.seen.keys()
+            - body.seen.keys()
+            - self.kept
+            - body.kept
+            - self.protected
+            - listed
+        )
+        return self.guard.gmc_refusal(len(leaving), len(self.stored_by_body[body.code]))
+
+    def _apply(self, body: _BodyList) -> None:
+        for kind, row in body.writes:
+            getattr(self.writer, kind)(row)
+        body.merge_into(self.outcome, self.seen, self.kept, self.events)
+        if body.incomplete or body.code in self.unreadable:  # another list for it could not be read
+            self.incomplete.add(body.code)
+        self.events.flush(self.session)
 
 
 def _examine_body(
-    code: str, locator: str, examined: list, stored: Mapping[str, tuple[str, str]], seen: Mapping[str, str],
-    protected: set[str], events: EventLog,
+    code: str,
+    locator: str,
+    examined: list,
+    stored: Mapping[str, tuple[str, str]],
+    seen: Mapping[str, str],
+    protected: set[str],
+    events: EventLog,
 ) -> _BodyList:
     """One body's examined doctors turned into the writes and events they call for (none made yet)."""
     body = _BodyList(code, EventLog(events.recorded_at, events.as_of, events.sync_run_id))
@@ -252,50 +336,63 @@ def _examine_body(
         number = doctor.number
         body.doctors_read += 1
         if doctor.rejection is not None:
-            if number is None:
-                body.incomplete = True
-            else:
-                body.kept.add(number)
-            body.rejections.append(doctor.rejection)
-            continue
-        if number in protected:
+            _keep_rejected(body, doctor)
+        elif number in protected:
             body.kept.add(number)  # GMC confirmed an admin's change after this list was fetched
-            continue
-        if doctor.row is None and number not in seen and number not in body.seen:
+        elif doctor.row is None and number not in seen and number not in body.seen:
             body.seen[number] = code  # the very record stored last time: nothing to write
-            continue
-        if number in seen or number in body.seen:
+        elif number in seen or number in body.seen:
             holder = seen.get(number) or body.seen[number]
-            body.rejections.append(Rejection.of(
-                "GMC", _doctor_locator(locator, code, doctor.index), number,
-                InvalidValue("GMCReferenceNumber", number, f"is also on the list of {holder}; kept there"),
-            ))
-            continue
-        body.seen[number] = code
-        previous = stored.get(number)
-        if previous is None:
-            body.writes.append(("insert", doctor.row))
-            body.added += 1
-            _record_connection_change(body.changed, body.touched, body.events, number, None, code)
-        elif previous[0] != code:
-            body.writes.append(("update", doctor.row))
-            body.moved += 1
-            _record_connection_change(body.changed, body.touched, body.events, number, previous[0], code)
+            body.rejections.append(
+                Rejection.of(
+                    "GMC",
+                    _doctor_locator(locator, code, doctor.index),
+                    number,
+                    InvalidValue("GMCReferenceNumber", number, f"is also on the list of {holder}; kept there"),
+                )
+            )
         else:
-            body.writes.append(("update", doctor.row))
-            body.updated += 1
-            body.touched.add(number)
+            body.seen[number] = code
+            _write_listed(body, doctor.row, number, stored.get(number))
     return body
+
+
+def _keep_rejected(body: _BodyList, doctor: ExaminedDoctor) -> None:
+    """A rejected entry keeps its doctor as stored; one with no GMC number leaves the list incomplete."""
+    if doctor.number is None:
+        body.incomplete = True
+    else:
+        body.kept.add(doctor.number)
+    body.rejections.append(doctor.rejection)
+
+
+def _write_listed(body: _BodyList, row: dict[str, Any], number: str, previous: tuple[str, str] | None) -> None:
+    """A listed doctor's row written: new to the body's list, moved to it, or updated on it."""
+    code = body.code
+    if previous is None:
+        body.writes.append(("insert", row))
+        body.added += 1
+        _record_connection_change(body.changed, body.touched, body.events, number, None, code)
+    elif previous[0] != code:
+        body.writes.append(("update", row))
+        body.moved += 1
+        _record_connection_change(body.changed, body.touched, body.events, number, previous[0], code)
+    else:
+        body.writes.append(("update", row))
+        body.updated += 1
+        body.touched.add(number)
 
 
 def admin_changes(session: Session) -> dict[str, datetime]:
     """When GMC was last asked, successfully, to change each doctor's connection (the claim's time:
     GMC made the change at or after it)."""
-    return dict(session.execute(
-        select(ConnectionRequest.gmc_number, func.max(ConnectionRequest.last_attempt_at))
-        .where(ConnectionRequest.status == "SUCCEEDED")
-        .group_by(ConnectionRequest.gmc_number)
-    ).all())
+    return dict(
+        session.execute(
+            select(ConnectionRequest.gmc_number, func.max(ConnectionRequest.last_attempt_at))
+            .where(ConnectionRequest.status == "SUCCEEDED")
+            .group_by(ConnectionRequest.gmc_number)
+        ).all()
+    )
 
 
 BODY_CODE_IN_LINE = re.compile(rb'"designatedBodyCode"\s*:\s*"([^"\\]{1,40})"')
@@ -325,15 +422,26 @@ def examine_body_list(
     if isinstance(body_list, UnparseableRecord):
         return None, None, body_list.problem, []
     try:
-        body_list = require_object("designatedBodyList", body_list)
-        raw_code = body_list.get("designatedBodyCode")
-        code = canonical_codes.get(raw_code.strip().upper()) if isinstance(raw_code, str) else None
-        if code is None:
-            raise InvalidValue("designatedBodyCode", raw_code, "is not a configured designated body")
-        doctors = list_of_objects("doctors", body_list.get("doctors"))
+        code, raw_code, doctors = _read_body_list(canonical_codes, body_list)
     except InvalidValue as error:
         readable = body_list.get("designatedBodyCode") if isinstance(body_list, dict) else None
         return None, readable if isinstance(readable, str) else None, error, []
+    return code, raw_code, None, _examine_doctors(stored, locator, code, doctors)
+
+
+def _read_body_list(canonical_codes: Mapping[str, str], body_list: Any) -> tuple[str, str, list[dict[str, Any]]]:
+    """The configured body a list is for, its code as given, and its doctors; raises InvalidValue."""
+    body_list = require_object("designatedBodyList", body_list)
+    raw_code = body_list.get("designatedBodyCode")
+    code = canonical_codes.get(raw_code.strip().upper()) if isinstance(raw_code, str) else None
+    if code is None:
+        raise InvalidValue("designatedBodyCode", raw_code, "is not a configured designated body")
+    return code, raw_code, list_of_objects("doctors", body_list.get("doctors"))
+
+
+def _examine_doctors(
+    stored: Mapping[str, tuple[str, str]], locator: str, code: str, doctors: list[dict[str, Any]]
+) -> list[ExaminedDoctor]:
     examined = []
     for index, raw in enumerate(doctors):
         digest = record_hash(raw)
@@ -349,7 +457,7 @@ def examine_body_list(
             continue
         row = {**doctor, "designated_body_code": code, "record_hash": digest}
         examined.append(ExaminedDoctor(index, number, row, None))
-    return code, raw_code, None, examined
+    return examined
 
 
 def _doctor_locator(list_locator: str, code: str, index: int) -> str:
@@ -427,93 +535,155 @@ def apply_tis_people(
     (not full), only ``deleted_person_ids`` have. A snapshot that would delete too many people is
     not applied at all (``guard``). A person rejected with no earlier version stored is kept in
     the rejected people (their doctor is a discrepancy)."""
-    outcome = TisOutcome()
-    table = TisPerson.__table__
-    stored = people.stored
-    rejected_before = dict(session.execute(select(RejectedTisPerson.tis_person_id, RejectedTisPerson.gmc_number)).all())
-    owners = OwnerDirectory(configured_designated_bodies(session))
-    writer = RowWriter(session, table, "tis_person_id")
-    seen: set[int] = set()
-    rejected_now: dict[int, dict[str, Any]] = {}  # people rejected with nothing stored for them
-    savepoint = session.begin_nested()  # undone whole if the guard holds the snapshot back
-
+    applier = _TisPeopleApplier(session, people.stored, run_id)
     progress.begin("TIS", "people")
-    for _, examined in people.examined:
-        # A full snapshot is about as long as what is stored: the estimate for a re-sync.
-        progress.advance(outcome.people_read, outcome.people_read / len(stored) if full_snapshot and stored else None)
-        for person in examined:
-            outcome.people_read += 1
-            person_id = person.person_id
-            if person.rejection is not None:
-                if person_id is None:
-                    outcome.complete = False  # someone we cannot identify: nobody may be deleted
-                else:
-                    seen.add(person_id)  # rejected, so they keep what was stored
-                    if person_id not in stored and person.gmc_number is not None:
-                        rejected_now[person_id] = _rejected_person(person, owners, run_id)
-                outcome.rejections.append(person.rejection)
-                continue
-            if person.row is None and person_id not in seen:
-                seen.add(person_id)  # the very record stored last time: nothing to write
-                continue
-            if person_id in seen:
-                error = InvalidValue("tisPersonId", person_id, "appears twice; the later record is ignored")
-                outcome.rejections.append(Rejection.of("TIS", person.locator, str(person_id), error))
-                continue
-            seen.add(person_id)
-            previous = stored.get(person_id)
-            for name in SERIALIZED_COLUMNS:
-                person.row[name] = SerializedJson(person.row[name])
-            if previous is None:
-                writer.insert(person.row)
-                outcome.added += 1
-            else:
-                writer.update(person.row)
-                outcome.updated += 1
-                if previous[1]:
-                    outcome.touched_numbers.add(previous[1])
-            if person.row["gmc_number"]:
-                outcome.touched_numbers.add(person.row["gmc_number"])
-
-    progress.end(outcome.people_read)
-    deleted = set(deleted_person_ids) if not full_snapshot else set(stored) - seen if outcome.complete else set()
+    applier.read_people(people.examined, full_snapshot, progress)
+    progress.end(applier.outcome.people_read)
+    deleted = applier.deleted_people(full_snapshot, deleted_person_ids)
+    stored = people.stored
     refusal = guard.tis_refusal(len(deleted & stored.keys()), len(stored)) if full_snapshot else None
     if refusal is not None:
-        writer.discard()
-        savepoint.rollback()
+        return applier.hold_back(refusal)
+    applier.delete(deleted)
+    applier.record_rejected_people(deleted, full_snapshot)
+    return applier.outcome
+
+
+class _TisPeopleApplier:
+    """The phases of applying TIS people: read each examined person (writing the changed ones),
+    work out who was deleted, then either hold the whole snapshot back or delete them and keep
+    the rejected people up to date. Everything is written inside a savepoint, so a snapshot held
+    back leaves no trace."""
+
+    def __init__(self, session: Session, stored: dict[int, tuple[str, str | None]], run_id: int | None) -> None:
+        self.session, self.stored, self.run_id = session, stored, run_id
+        self.outcome = TisOutcome()
+        self.rejected_before = dict(
+            session.execute(select(RejectedTisPerson.tis_person_id, RejectedTisPerson.gmc_number)).all()
+        )
+        self.owners = OwnerDirectory(configured_designated_bodies(session))
+        self.writer = RowWriter(session, TisPerson.__table__, "tis_person_id")
+        self.seen: set[int] = set()
+        self.rejected_now: dict[int, dict[str, Any]] = {}  # people rejected with nothing stored for them
+        self.savepoint = session.begin_nested()  # undone whole if the guard holds the snapshot back
+
+    def read_people(
+        self, examined_batches: OrderedResults[None, list[ExaminedPerson]], full_snapshot: bool, progress: Progress
+    ) -> None:
+        outcome, seen, stored = self.outcome, self.seen, self.stored
+        for _, examined in examined_batches:
+            # A full snapshot is about as long as what is stored: the estimate for a re-sync.
+            progress.advance(
+                outcome.people_read, outcome.people_read / len(stored) if full_snapshot and stored else None
+            )
+            for person in examined:
+                outcome.people_read += 1
+                person_id = person.person_id
+                if person.rejection is not None:
+                    self._reject(person)
+                elif person.row is None and person_id not in seen:
+                    seen.add(person_id)  # the very record stored last time: nothing to write
+                elif person_id in seen:
+                    error = InvalidValue("tisPersonId", person_id, "appears twice; the later record is ignored")
+                    outcome.rejections.append(Rejection.of("TIS", person.locator, str(person_id), error))
+                else:
+                    seen.add(person_id)
+                    self._write(person_id, person.row)
+
+    def _reject(self, person: ExaminedPerson) -> None:
+        person_id = person.person_id
+        if person_id is None:
+            self.outcome.complete = False  # someone we cannot identify: nobody may be deleted
+        else:
+            self.seen.add(person_id)  # rejected, so they keep what was stored
+            if person_id not in self.stored and person.gmc_number is not None:
+                self.rejected_now[person_id] = _rejected_person(person, self.owners, self.run_id)
+        self.outcome.rejections.append(person.rejection)
+
+    def _write(self, person_id: int, row: dict[str, Any]) -> None:
+        outcome = self.outcome
+        previous = self.stored.get(person_id)
+        for name in SERIALIZED_COLUMNS:
+            row[name] = SerializedJson(row[name])
+        if previous is None:
+            self.writer.insert(row)
+            outcome.added += 1
+        else:
+            self.writer.update(row)
+            outcome.updated += 1
+            if previous[1]:
+                outcome.touched_numbers.add(previous[1])
+        if row["gmc_number"]:
+            outcome.touched_numbers.add(row["gmc_number"])
+
+    def deleted_people(self, full_snapshot: bool, deleted_person_ids: Iterable[int]) -> set[int]:
+        """From a full snapshot, whoever it does not hold (none if it is incomplete); from a
+        targeted pull, those named."""
+        if not full_snapshot:
+            return set(deleted_person_ids)
+        return set(self.stored) - self.seen if self.outcome.complete else set()
+
+    def hold_back(self, refusal: str) -> TisOutcome:
+        """Undoes everything written: the snapshot is not applied at all."""
+        self.writer.discard()
+        self.savepoint.rollback()
         log.error("OPERATOR ALERT: TIS snapshot %s", refusal)
-        return TisOutcome(complete=outcome.complete, held_back=refusal, people_read=outcome.people_read,
-                          rejections=outcome.rejections)
-    for person_id, (_digest, number) in stored.items():
-        if person_id in deleted:
-            writer.delete(person_id)
-            outcome.deleted += 1
-            if number:
-                outcome.touched_numbers.add(number)
-    writer.flush()
-    outcome.touched_numbers |= _record_rejected_people(session, rejected_before, rejected_now, seen, deleted,
-                                                       full_snapshot and outcome.complete)
-    savepoint.commit()
-    return outcome
+        outcome = self.outcome
+        return TisOutcome(
+            complete=outcome.complete, held_back=refusal, people_read=outcome.people_read, rejections=outcome.rejections
+        )
+
+    def delete(self, deleted: set[int]) -> None:
+        outcome = self.outcome
+        for person_id, (_digest, number) in self.stored.items():
+            if person_id in deleted:
+                self.writer.delete(person_id)
+                outcome.deleted += 1
+                if number:
+                    outcome.touched_numbers.add(number)
+        self.writer.flush()
+
+    def record_rejected_people(self, deleted: set[int], full_snapshot: bool) -> None:
+        self.outcome.touched_numbers |= _record_rejected_people(
+            self.session,
+            self.rejected_before,
+            self.rejected_now,
+            self.seen,
+            deleted,
+            full_snapshot and self.outcome.complete,
+        )
+        self.savepoint.commit()
 
 
 def _rejected_person(person: ExaminedPerson, owners: OwnerDirectory, run_id: int | None) -> dict[str, Any]:
     rejection = person.rejection
     return {
-        "tis_person_id": person.person_id, "gmc_number": person.gmc_number,
+        "tis_person_id": person.person_id,
+        "gmc_number": person.gmc_number,
         "owners": sorted({code for name in person.owner_names if (code := owners.designated_body_for(name))}),
-        "sync_run_id": run_id, "field": rejection.field, "value": rejection.value, "reason": rejection.reason,
+        "sync_run_id": run_id,
+        "field": rejection.field,
+        "value": rejection.value,
+        "reason": rejection.reason,
     }
 
 
 def _record_rejected_people(
-    session: Session, before: Mapping[int, str], now: Mapping[int, dict[str, Any]], seen: set[int], deleted: set[int],
+    session: Session,
+    before: Mapping[int, str],
+    now: Mapping[int, dict[str, Any]],
+    seen: set[int],
+    deleted: set[int],
     snapshot_complete: bool,
 ) -> set[str]:
     """Keeps the TIS people whose every record was rejected: added as rejected, dropped once a
     record of theirs is taken or they are deleted. Returns the GMC numbers concerned."""
-    gone = {person_id for person_id in before if person_id not in now and (
-        person_id in seen or person_id in deleted or (snapshot_complete and person_id not in seen))}
+    gone = {
+        person_id
+        for person_id in before
+        if person_id not in now
+        and (person_id in seen or person_id in deleted or (snapshot_complete and person_id not in seen))
+    }
     table = RejectedTisPerson.__table__
     for chunk in batched(sorted(gone | (now.keys() & before.keys())), 900):
         session.execute(table.delete().where(table.c.tis_person_id.in_(chunk)))
@@ -558,8 +728,14 @@ def _examine_person(stored_by_digest: Mapping[str, int], locator: str, raw: Any)
         person = read_person(raw)
     except InvalidValue as error:
         key = None if person_id is None else str(person_id)
-        return ExaminedPerson(locator, person_id, None, Rejection.of("TIS", locator, key, error),
-                              _readable(gmc_number_or_none, "gmcNumber", raw.get("gmcNumber")), _owner_names(raw))
+        return ExaminedPerson(
+            locator,
+            person_id,
+            None,
+            Rejection.of("TIS", locator, key, error),
+            _readable(gmc_number_or_none, "gmcNumber", raw.get("gmcNumber")),
+            _owner_names(raw),
+        )
     return ExaminedPerson(locator, person_id, _person_row(person, digest), None)
 
 
@@ -567,8 +743,11 @@ def _owner_names(raw: dict[str, Any]) -> tuple[str, ...]:
     memberships = raw.get("programmeMemberships")
     if not isinstance(memberships, list):
         return ()
-    return tuple(m["programmeOwner"].strip() for m in memberships
-                 if isinstance(m, dict) and isinstance(m.get("programmeOwner"), str) and m["programmeOwner"].strip())
+    return tuple(
+        m["programmeOwner"].strip()
+        for m in memberships
+        if isinstance(m, dict) and isinstance(m.get("programmeOwner"), str) and m["programmeOwner"].strip()
+    )
 
 
 # A person's row holds these JSON documents as text, to be stored as they are.
@@ -602,4 +781,3 @@ def _readable(rule, field_name: str, value: Any):
         return rule(field_name, value)
     except InvalidValue:
         return None
-

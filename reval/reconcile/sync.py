@@ -7,23 +7,32 @@ import logging
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from reval.designated_bodies import DesignatedBody, OwnerDirectory
-from reval.db import refresh_planner_statistics
-from reval.models import (
-    Doctor, DoctorEvent, DoctorVisibility, DoctorVisibilityName, GmcConnection, RejectedRecord, RejectedTisPerson,
-    SyncRun, TisPerson,
-)
 from reval.clock import utcnow
+from reval.db import refresh_planner_statistics
+from reval.designated_bodies import DesignatedBody, OwnerDirectory
+from reval.models import (
+    Doctor,
+    DoctorEvent,
+    DoctorVisibility,
+    DoctorVisibilityName,
+    GmcConnection,
+    RejectedRecord,
+    RejectedTisPerson,
+    SyncRun,
+    TisPerson,
+)
+from reval.progress import SILENT, Progress
 from reval.reconcile.common import EventKind, EventLog, Rejection, Source, infrequent_garbage_collection
 from reval.reconcile.decisions import (
     DecisionOutcome,
@@ -48,7 +57,6 @@ from reval.reconcile.sources import (
     examine_tis_people,
 )
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
-from reval.progress import SILENT, Progress
 from reval.settings import number
 from reval.snapshot_files import open_snapshot
 
@@ -74,10 +82,10 @@ class GmcInput:
     body_taken_at: dict[str, datetime] = field(default_factory=dict)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "GmcInput":
+    def from_file(cls, path: str | Path) -> GmcInput:
         lists, size = _snapshot_file(path, "GMC", "designatedBodies")
         # A file's lists were taken at the latest when it was last written.
-        written = datetime.fromtimestamp(Path(path).stat().st_mtime, timezone.utc)
+        written = datetime.fromtimestamp(Path(path).stat().st_mtime, UTC)
         return cls(str(path), lists, size_bytes=size, taken_at=written)
 
     def list_taken_at(self, code: str) -> datetime | None:
@@ -97,7 +105,7 @@ class TisInput:
     size_bytes: int = 0  # how much there is to read, when known
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "TisInput":
+    def from_file(cls, path: str | Path) -> TisInput:
         people, size = _snapshot_file(path, "TIS", "people")
         return cls(str(path), people, size_bytes=size)
 
@@ -161,8 +169,13 @@ class SyncControls:
 
     @classmethod
     def from_config(
-        cls, config: Mapping[str, Any], *, allow_mass_changes: bool = False, wait_seconds: float | None = None,
-        on_wait: Callable[[str], None] | None = None, progress: Progress = SILENT,
+        cls,
+        config: Mapping[str, Any],
+        *,
+        allow_mass_changes: bool = False,
+        wait_seconds: float | None = None,
+        on_wait: Callable[[str], None] | None = None,
+        progress: Progress = SILENT,
     ) -> SyncControls:
         """The settings' controls (REVAL_MAX_*_PERCENT, REVAL_SYNC_WAIT_SECONDS), overridden where given."""
         if wait_seconds is None:
@@ -205,20 +218,24 @@ def run_sync(
     the work with a second process (default: when there is a second core; see SyncHelper).
     Raises SyncSkipped when another sync holds the lock, SyncFailed when it fails."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
-    with _locked_run(sessions, controls, run_id, as_of, now, engine, gmc, tis) as (run_id, started):
-        with infrequent_garbage_collection(), sessions.begin() as session:
-            with _sync_helper(gmc, tis, helper_process) as helper:  # its process ends before the commit
-                summary = _reconcile(session, run_id, gmc, tis, as_of, engine, started, tis_not_fetched_reason, helper,
-                                     controls)
-            summary["helperProcess"] = {
-                "used": helper.uses_process,
-                "batches": helper.batches_in_process,
-                "peakMemoryMiB": helper.peak_memory_mib,
-            }
-            run = session.get(SyncRun, run_id)
-            run.status, run.finished_at = summary["status"], utcnow()
-            summary["finishedAt"] = run.finished_at.isoformat()
-            run.summary, run.rejected_records = summary, summary["rejectedRecords"]
+    with (
+        _locked_run(sessions, controls, run_id, as_of, now, engine, gmc, tis) as (this_run, started),
+        infrequent_garbage_collection(),
+        sessions.begin() as session,
+    ):
+        with _sync_helper(gmc, tis, helper_process) as helper:  # its process ends before the commit
+            summary = _reconcile(
+                session, this_run, gmc, tis, as_of, engine, started, tis_not_fetched_reason, helper, controls
+            )
+        summary["helperProcess"] = {
+            "used": helper.uses_process,
+            "batches": helper.batches_in_process,
+            "peakMemoryMiB": helper.peak_memory_mib,
+        }
+        run = session.get(SyncRun, this_run)
+        run.status, run.finished_at = summary["status"], utcnow()
+        summary["finishedAt"] = run.finished_at.isoformat()
+        run.summary, run.rejected_records = summary, summary["rejectedRecords"]
     refresh_statistics_after(sessions, summary)
     return summary
 
@@ -259,45 +276,80 @@ def _refresh_statistics(sessions: sessionmaker[Session], tables: Sequence[str], 
     try:
         refresh_planner_statistics(sessions.kw["bind"], tables, vacuum)
     except SQLAlchemyError as error:
-        log.warning("The planner's statistics of %s were not refreshed: %s", ", ".join(tables),
-                    str(error).splitlines()[0])
+        log.warning(
+            "The planner's statistics of %s were not refreshed: %s", ", ".join(tables), str(error).splitlines()[0]
+        )
 
 
 def _sources_rewritten(summary: dict[str, Any]) -> bool:
     """Whether either source added, changed or removed at least one in a hundred of its records."""
     gmc, tis = summary.get("gmc", {}), summary.get("tis", {})
-    gmc_written = sum(gmc.get(key, 0) for key in ("connectionsAdded", "connectionsRemoved", "connectionsMoved",
-                                                  "connectionsUpdated"))
+    gmc_written = sum(
+        gmc.get(key, 0) for key in ("connectionsAdded", "connectionsRemoved", "connectionsMoved", "connectionsUpdated")
+    )
     tis_written = sum(tis.get(key, 0) for key in ("peopleAdded", "peopleUpdated", "peopleDeleted"))
     return (gmc_written > 0 and gmc_written * 100 >= gmc.get("doctorsRead", 0)) or (
-        tis_written > 0 and tis_written * 100 >= tis.get("peopleRead", 0))
+        tis_written > 0 and tis_written * 100 >= tis.get("peopleRead", 0)
+    )
 
 
 def _reconcile(
-    session: Session, run_id: int, gmc: GmcInput | None, tis: TisInput | None, as_of: date, engine: RuleEngine,
-    started: datetime, tis_not_fetched_reason: str | None, helper: SyncHelper, controls: SyncControls,
+    session: Session,
+    run_id: int,
+    gmc: GmcInput | None,
+    tis: TisInput | None,
+    as_of: date,
+    engine: RuleEngine,
+    started: datetime,
+    tis_not_fetched_reason: str | None,
+    helper: SyncHelper,
+    controls: SyncControls,
 ) -> dict[str, Any]:
     bodies = configured_designated_bodies(session)
     events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
     clock = PhaseClock()
-    gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap, helper,
-                                                          controls.guard, controls.progress, tis_not_fetched_reason)
+    gmc_outcome, tis_outcome, rejections = _apply_sources(
+        session,
+        run_id,
+        gmc,
+        tis,
+        bodies,
+        events,
+        clock.lap,
+        helper,
+        controls.guard,
+        controls.progress,
+        tis_not_fetched_reason,
+    )
     decisions = _decide(
-        session, engine, bodies, as_of, started, events,
+        session,
+        engine,
+        bodies,
+        as_of,
+        started,
+        events,
         change_sources={number: Source.GMC_SYNC for number in gmc_outcome.changed_numbers},
         touched=gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()),
-        helper=helper, progress=controls.progress,
+        helper=helper,
+        progress=controls.progress,
     )
     clock.lap("decide")
-    summary = _sources_summary(run_id, as_of, engine, started, gmc, tis, gmc_outcome, tis_outcome, rejections,
-                               tis_not_fetched_reason)
+    summary = _sources_summary(
+        run_id, as_of, engine, started, gmc, tis, gmc_outcome, tis_outcome, rejections, tis_not_fetched_reason
+    )
     return summary | _decisions_summary(decisions, events.written) | {"seconds": clock.seconds}
 
 
 @contextmanager
 def _locked_run(
-    sessions: sessionmaker[Session], controls: SyncControls, run_id: int | None, as_of: date, now: datetime | None,
-    engine: RuleEngine, gmc: GmcInput | None, tis: TisInput | None,
+    sessions: sessionmaker[Session],
+    controls: SyncControls,
+    run_id: int | None,
+    as_of: date,
+    now: datetime | None,
+    engine: RuleEngine,
+    gmc: GmcInput | None,
+    tis: TisInput | None,
 ) -> Iterator[tuple[int, datetime]]:
     """The run a sync records itself under (the one given, a nightly run's, or a new one), with
     the sync lock held. A run still RUNNING under a holder is ABANDONED: whoever ran it no longer
@@ -308,7 +360,9 @@ def _locked_run(
 
     def waiting() -> None:
         if controls.on_wait is not None:
-            controls.on_wait(f"waiting up to {controls.wait_seconds:g} s for {_lock_holder_description(sessions)} to finish")
+            controls.on_wait(
+                f"waiting up to {controls.wait_seconds:g} s for {_lock_holder_description(sessions)} to finish"
+            )
 
     try:
         with sync_lock(bind, controls.wait_seconds, waiting):
@@ -342,8 +396,10 @@ def _lock_holder_description(sessions: sessionmaker[Session]) -> str:
     """Which sync holds the lock, as far as the runs say."""
     with sessions.begin() as session:
         run = session.scalars(
-            select(SyncRun).where(SyncRun.status == RunStatus.RUNNING, SyncRun.holder.is_not(None))
-            .order_by(SyncRun.id.desc()).limit(1)
+            select(SyncRun)
+            .where(SyncRun.status == RunStatus.RUNNING, SyncRun.holder.is_not(None))
+            .order_by(SyncRun.id.desc())
+            .limit(1)
         ).first()
         if run is None:
             return "another sync"
@@ -355,8 +411,11 @@ def _mark_abandoned(session: Session, except_run: int | None) -> None:
     abandoned = session.scalars(
         update(SyncRun)
         .where(SyncRun.status == RunStatus.RUNNING, SyncRun.holder.is_not(None), SyncRun.id != (except_run or 0))
-        .values(status=RunStatus.ABANDONED, finished_at=utcnow(),
-                error="abandoned: the process running it stopped before it finished")
+        .values(
+            status=RunStatus.ABANDONED,
+            finished_at=utcnow(),
+            error="abandoned: the process running it stopped before it finished",
+        )
         .returning(SyncRun.id)
     ).all()
     for run_id in abandoned:
@@ -386,9 +445,17 @@ class PhaseClock:
 
 
 def _apply_sources(
-    session: Session, run_id: int, gmc: GmcInput | None, tis: TisInput | None, bodies: Sequence[DesignatedBody],
-    events: EventLog, lap: Callable[[str], None], helper: SyncHelper, guard: MassChangeGuard,
-    progress: Progress = SILENT, tis_not_fetched_reason: str | None = None,
+    session: Session,
+    run_id: int,
+    gmc: GmcInput | None,
+    tis: TisInput | None,
+    bodies: Sequence[DesignatedBody],
+    events: EventLog,
+    lap: Callable[[str], None],
+    helper: SyncHelper,
+    guard: MassChangeGuard,
+    progress: Progress = SILENT,
+    tis_not_fetched_reason: str | None = None,
 ) -> tuple[GmcOutcome, TisOutcome | None, list[Rejection]]:
     # With no TIS person stored (a first sync), examining the people is the sync's heaviest work,
     # and the helper starts on it in the time the GMC step leaves it idle (the GMC step writes no
@@ -397,9 +464,18 @@ def _apply_sources(
     first_tis = tis is not None and session.scalar(select(TisPerson.tis_person_id).limit(1)) is None
     tis_people = examine_tis_people(session, tis.people, helper) if first_tis else None
     gmc_outcome = (
-        apply_gmc_lists(session, gmc.body_lists, [b.code for b in bodies], events, gmc.not_fetched_reasons, helper,
-                        guard=guard, fetched_at=gmc.list_taken_at, progress=progress,
-                        when_idle=tis_people.examined if tis_people else None)
+        apply_gmc_lists(
+            session,
+            gmc.body_lists,
+            [b.code for b in bodies],
+            events,
+            gmc.not_fetched_reasons,
+            helper,
+            guard=guard,
+            fetched_at=gmc.list_taken_at,
+            progress=progress,
+            when_idle=tis_people.examined if tis_people else None,
+        )
         if gmc
         else GmcOutcome(not_fetched={b.code: "GMC was not fetched in this run" for b in bodies})
     )
@@ -407,25 +483,45 @@ def _apply_sources(
     if tis and tis_people is None:
         tis_people = examine_tis_people(session, tis.people, helper)
     tis_outcome = (
-        apply_tis_people(session, tis_people, tis.full_snapshot, tis.deleted_person_ids, guard=guard, run_id=run_id,
-                         progress=progress)
-        if tis else None
+        apply_tis_people(
+            session,
+            tis_people,
+            tis.full_snapshot,
+            tis.deleted_person_ids,
+            guard=guard,
+            run_id=run_id,
+            progress=progress,
+        )
+        if tis
+        else None
     )
     lap("tis")
     if gmc and not gmc_outcome.fetched:
         _refuse_nothing_fetched(gmc, tis_outcome, tis_not_fetched_reason)
         gmc_outcome.empty = True
     rejections = gmc_outcome.rejections + (tis_outcome.rejections if tis_outcome else [])
+    _record_rejections(session, run_id, rejections)
+    return gmc_outcome, tis_outcome, rejections
+
+
+def _record_rejections(session: Session, run_id: int, rejections: list[Rejection]) -> None:
     if rejections:
         session.execute(
             insert(RejectedRecord),
             [
-                {"sync_run_id": run_id, "source": r.source, "locator": r.locator, "record_key": r.record_key,
-                 "field": r.field, "message": r.message, "value": r.value, "reason": r.reason}
+                {
+                    "sync_run_id": run_id,
+                    "source": r.source,
+                    "locator": r.locator,
+                    "record_key": r.record_key,
+                    "field": r.field,
+                    "message": r.message,
+                    "value": r.value,
+                    "reason": r.reason,
+                }
                 for r in rejections
             ],
         )
-    return gmc_outcome, tis_outcome, rejections
 
 
 class NothingFetched(Exception):
@@ -437,20 +533,33 @@ def _refuse_nothing_fetched(gmc: GmcInput, tis_outcome: TisOutcome | None, tis_n
     was asked too and gave nobody (or could not be fetched), the run fails and changes nothing."""
     if tis_not_fetched_reason or (tis_outcome is not None and tis_outcome.people_read == 0):
         raise NothingFetched(f"GMC ({gmc.label}) gave no designated body's list and TIS gave no person")
-    log.error("OPERATOR ALERT: GMC (%s) gave no designated body's list: every doctor keeps their GMC connection",
-              gmc.label)
+    log.error(
+        "OPERATOR ALERT: GMC (%s) gave no designated body's list: every doctor keeps their GMC connection", gmc.label
+    )
 
 
 def _sources_summary(
-    run_id: int, as_of: date, engine: RuleEngine, started: datetime, gmc: GmcInput | None, tis: TisInput | None,
-    gmc_outcome: GmcOutcome, tis_outcome: TisOutcome | None, rejections: list[Rejection], tis_not_fetched_reason: str | None,
+    run_id: int,
+    as_of: date,
+    engine: RuleEngine,
+    started: datetime,
+    gmc: GmcInput | None,
+    tis: TisInput | None,
+    gmc_outcome: GmcOutcome,
+    tis_outcome: TisOutcome | None,
+    rejections: list[Rejection],
+    tis_not_fetched_reason: str | None,
 ) -> dict[str, Any]:
     tis_partial = tis_outcome is not None and (not tis_outcome.complete or tis_outcome.held_back is not None)
     partial = gmc_outcome.partial or tis_not_fetched_reason or tis_partial
     if tis and tis_outcome:
         tis_summary = {"source": tis.label, **tis_outcome.summary()}
     else:
-        tis_summary = {"source": None, "fetched": False, "notFetchedReason": tis_not_fetched_reason or "TIS was not given"}
+        tis_summary = {
+            "source": None,
+            "fetched": False,
+            "notFetchedReason": tis_not_fetched_reason or "TIS was not given",
+        }
     return {
         "syncRunId": run_id,
         "status": RunStatus.PARTIAL if partial else RunStatus.SUCCEEDED,
@@ -485,23 +594,39 @@ def _decisions_summary(decisions: DecisionOutcome, events: int) -> dict[str, Any
 
 
 def apply_run_sources(
-    sessions: sessionmaker[Session], *, gmc: GmcInput | None, tis: TisInput | None, as_of: date, run_id: int | None = None,
-    tis_not_fetched_reason: str | None = None, engine: RuleEngine | None = None, now: datetime | None = None,
+    sessions: sessionmaker[Session],
+    *,
+    gmc: GmcInput | None,
+    tis: TisInput | None,
+    as_of: date,
+    run_id: int | None = None,
+    tis_not_fetched_reason: str | None = None,
+    engine: RuleEngine | None = None,
+    now: datetime | None = None,
     controls: SyncControls = SyncControls(),
 ) -> int:
     """A sharded sync's first step; returns the run id. Its decisions are left to ``decide_shard``.
     The sync lock is held while the sources are applied; the run then names no holder, as its
     shards decide in other processes."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
-    with _locked_run(sessions, controls, run_id, as_of, now, engine, gmc, tis) as (run_id, started):
-        _apply_for_shards(sessions, run_id, started, gmc, tis, as_of, engine, tis_not_fetched_reason, controls,
-                          release=True)
-        return run_id
+    with _locked_run(sessions, controls, run_id, as_of, now, engine, gmc, tis) as (this_run, started):
+        _apply_for_shards(
+            sessions, this_run, started, gmc, tis, as_of, engine, tis_not_fetched_reason, controls, release=True
+        )
+        return this_run
 
 
 def _apply_for_shards(
-    sessions: sessionmaker[Session], run_id: int, started: datetime, gmc: GmcInput | None, tis: TisInput | None,
-    as_of: date, engine: RuleEngine, tis_not_fetched_reason: str | None, controls: SyncControls, release: bool,
+    sessions: sessionmaker[Session],
+    run_id: int,
+    started: datetime,
+    gmc: GmcInput | None,
+    tis: TisInput | None,
+    as_of: date,
+    engine: RuleEngine,
+    tis_not_fetched_reason: str | None,
+    controls: SyncControls,
+    release: bool,
 ) -> None:
     with infrequent_garbage_collection(), sessions.begin() as session:
         clock = PhaseClock()
@@ -509,15 +634,29 @@ def _apply_for_shards(
         bodies = configured_designated_bodies(session)
         before = queue_counts(session)
         with _sync_helper(gmc, tis) as helper:
-            gmc_outcome, tis_outcome, rejections = _apply_sources(session, run_id, gmc, tis, bodies, events, clock.lap,
-                                                                  helper, controls.guard, controls.progress,
-                                                                  tis_not_fetched_reason)
-        mark_for_decision(session, gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set()))
+            gmc_outcome, tis_outcome, rejections = _apply_sources(
+                session,
+                run_id,
+                gmc,
+                tis,
+                bodies,
+                events,
+                clock.lap,
+                helper,
+                controls.guard,
+                controls.progress,
+                tis_not_fetched_reason,
+            )
+        mark_for_decision(
+            session, gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set())
+        )
         events.flush(session, force=True)
         run = session.get(SyncRun, run_id)
-        run.summary = _sources_summary(run_id, as_of, engine, started, gmc, tis, gmc_outcome, tis_outcome, rejections,
-                                       tis_not_fetched_reason) | {
-            "queuesBefore": dict(before), "seconds": clock.seconds,
+        run.summary = _sources_summary(
+            run_id, as_of, engine, started, gmc, tis, gmc_outcome, tis_outcome, rejections, tis_not_fetched_reason
+        ) | {
+            "queuesBefore": dict(before),
+            "seconds": clock.seconds,
             "sourcesAppliedAt": utcnow().isoformat(),
         }
         run.rejected_records = len(rejections)
@@ -528,7 +667,10 @@ def _apply_for_shards(
 
 
 def decide_shard(
-    sessions: sessionmaker[Session], run_id: int, ranges: Sequence[tuple[str, str | None]], engine: RuleEngine | None = None,
+    sessions: sessionmaker[Session],
+    run_id: int,
+    ranges: Sequence[tuple[str, str | None]],
+    engine: RuleEngine | None = None,
 ) -> dict[str, Any]:
     """Decides one shard's contiguous ranges for a run whose sources are applied; returns its counts."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
@@ -538,21 +680,33 @@ def decide_shard(
         new = set().union(*(undecided_numbers(session, low, high) for low, high in ranges))
         # The shard's ranges are contiguous (shards_of_ranges): one span covers all of them.
         span = in_range(DoctorEvent.gmc_number, ranges[0][0], ranges[-1][1])
-        moved = set(session.scalars(
-            select(DoctorEvent.gmc_number).where(
-                DoctorEvent.sync_run_id == run_id, DoctorEvent.kind == EventKind.CONNECTION, span
+        moved = set(
+            session.scalars(
+                select(DoctorEvent.gmc_number).where(
+                    DoctorEvent.sync_run_id == run_id, DoctorEvent.kind == EventKind.CONNECTION, span
+                )
             )
-        ))
+        )
         bodies = configured_designated_bodies(session)
         outcome = decide_doctors(
-            session, engine=engine, owners=OwnerDirectory(bodies), basis=decision_basis(engine, bodies), as_of=run.as_of,
-            now=run.started_at, events=events, change_sources={number: Source.GMC_SYNC for number in moved},
-            touched=new, ranges=ranges, count_queues=False,
+            session,
+            engine=engine,
+            owners=OwnerDirectory(bodies),
+            basis=decision_basis(engine, bodies),
+            as_of=run.as_of,
+            now=run.started_at,
+            events=events,
+            change_sources={number: Source.GMC_SYNC for number in moved},
+            touched=new,
+            ranges=ranges,
+            count_queues=False,
         )
         return outcome.shard_counts()
 
 
-def finish_sharded_run(sessions: sessionmaker[Session], run_id: int, shard_counts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def finish_sharded_run(
+    sessions: sessionmaker[Session], run_id: int, shard_counts: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
     """Completes a sharded run once every shard has reported: its counts, queues and status.
     A run already finished (its task delivered again) is left as it is."""
     with sessions.begin() as session:
@@ -574,7 +728,12 @@ def finish_sharded_run(sessions: sessionmaker[Session], run_id: int, shard_count
 
 
 def run_sync_sharded(
-    sessions: sessionmaker[Session], *, gmc: GmcInput | None, tis: TisInput | None, as_of: date, shards: int,
+    sessions: sessionmaker[Session],
+    *,
+    gmc: GmcInput | None,
+    tis: TisInput | None,
+    as_of: date,
+    shards: int,
     decide_shards: Callable[[int, list[list[tuple[str, str | None]]]], Sequence[dict[str, Any]]] | None = None,
     controls: SyncControls = SyncControls(),
 ) -> dict[str, Any]:
@@ -614,7 +773,9 @@ def _record_failure(sessions: sessionmaker[Session], run_id: int, error: BaseExc
 
 
 def start_run(session: Session, as_of: date, now: datetime) -> SyncRun:
-    run = SyncRun(started_at=now, as_of=as_of, status=RunStatus.RUNNING, rule_table=DEFAULT_RULE_TABLE.label, rejected_records=0)
+    run = SyncRun(
+        started_at=now, as_of=as_of, status=RunStatus.RUNNING, rule_table=DEFAULT_RULE_TABLE.label, rejected_records=0
+    )
     session.add(run)
     session.flush()
     return run
@@ -636,7 +797,13 @@ def decision_basis(engine: RuleEngine, bodies: Sequence[DesignatedBody]) -> str:
 
 
 def redecide_doctors(
-    session: Session, numbers: set[str], *, source: Source, as_of: date, now: datetime, events: EventLog,
+    session: Session,
+    numbers: set[str],
+    *,
+    source: Source,
+    as_of: date,
+    now: datetime,
+    events: EventLog,
     engine: RuleEngine | None = None,
 ) -> DecisionOutcome:
     """Decides just these doctors again, at once, after a change made outside a sync."""
@@ -647,18 +814,38 @@ def redecide_doctors(
 
 
 def _decide(
-    session: Session, engine: RuleEngine, bodies: Sequence[DesignatedBody], as_of: date, now: datetime,
-    events: EventLog, change_sources: dict[str, Source], touched: set[str], only: set[str] | None = None,
-    helper: SyncHelper = IN_THIS_PROCESS, progress: Progress = SILENT,
+    session: Session,
+    engine: RuleEngine,
+    bodies: Sequence[DesignatedBody],
+    as_of: date,
+    now: datetime,
+    events: EventLog,
+    change_sources: dict[str, Source],
+    touched: set[str],
+    only: set[str] | None = None,
+    helper: SyncHelper = IN_THIS_PROCESS,
+    progress: Progress = SILENT,
 ) -> DecisionOutcome:
     return decide_doctors(
-        session, engine=engine, owners=OwnerDirectory(bodies), basis=decision_basis(engine, bodies), as_of=as_of,
-        now=now, events=events, change_sources=change_sources, touched=touched, only=only, helper=helper,
+        session,
+        engine=engine,
+        owners=OwnerDirectory(bodies),
+        basis=decision_basis(engine, bodies),
+        as_of=as_of,
+        now=now,
+        events=events,
+        change_sources=change_sources,
+        touched=touched,
+        only=only,
+        helper=helper,
         progress=progress,
     )
 
 
 def latest_successful_run(session: Session) -> SyncRun | None:
     return session.scalars(
-        select(SyncRun).where(SyncRun.status.in_([RunStatus.SUCCEEDED, RunStatus.PARTIAL])).order_by(SyncRun.id.desc()).limit(1)
+        select(SyncRun)
+        .where(SyncRun.status.in_([RunStatus.SUCCEEDED, RunStatus.PARTIAL]))
+        .order_by(SyncRun.id.desc())
+        .limit(1)
     ).first()

@@ -5,6 +5,16 @@ from reval.rules.facts import DoctorSituation, PlacementSpan, ProgrammeSpan, Tis
 from reval.rules.table import DEFAULT_RULE_TABLE, HIDDEN_BY_ADMIN, Audience, Queue, RuleTable
 
 __all__ = [
-    "DEFAULT_RULE_TABLE", "HIDDEN_BY_ADMIN", "Audience", "Decision", "DoctorSituation", "Explanation",
-    "PlacementSpan", "ProgrammeSpan", "Queue", "RuleEngine", "RuleTable", "TisPersonView",
+    "DEFAULT_RULE_TABLE",
+    "HIDDEN_BY_ADMIN",
+    "Audience",
+    "Decision",
+    "DoctorSituation",
+    "Explanation",
+    "PlacementSpan",
+    "ProgrammeSpan",
+    "Queue",
+    "RuleEngine",
+    "RuleTable",
+    "TisPersonView",
 ]

@@ -38,37 +38,49 @@ def consistent_combinations(table: RuleTable) -> list[DoctorFacts]:
 
 
 def check_table(table: RuleTable) -> TableReport:
+    """The table's rows checked for well-formedness, then run against every consistent
+    combination of facts: gaps, rows that shadow others, rows never reached."""
     report = TableReport()
-    domains = {fact.name: fact.domain for fact in table.facts}
-    for row in table.rows:
-        for name, value in row.when.items():
-            if name not in domains:
-                report.problems.append(f"row {row.number} ({row.reason}) tests undeclared fact {name!r}")
-            elif value not in domains[name]:
-                report.problems.append(
-                    f"row {row.number} ({row.reason}) tests {name} = {value!r}, outside {domains[name]}"
-                )
-    if [row.number for row in table.rows] != list(range(1, len(table.rows) + 1)):
-        report.problems.append("rows must be numbered 1, 2, 3... in order")
+    report.problems = _row_problems(table)
     if report.problems:
         return report
-
     combinations = consistent_combinations(table)
     report.combinations = len(combinations)
     report.decided_by = {row.number: 0 for row in table.rows}
     for facts in combinations:
-        matching = [row for row in table.rows if row.matches(facts)]
-        if not matching:
-            report.gaps.append(facts)
-            continue
-        first, *shadowed = matching
-        report.decided_by[first.number] += 1
-        if may_be_seen_by_no_body(first, facts):
-            report.seen_by_no_body.setdefault(first.number, facts)
-        if shadowed:
-            report.overlaps.setdefault(first.number, set()).update(row.number for row in shadowed)
+        _decide_combination(table, facts, report)
     report.unreachable = [row for row in table.rows if report.decided_by[row.number] == 0]
     return report
+
+
+def _row_problems(table: RuleTable) -> list[str]:
+    """Rows that test undeclared facts or values outside a fact's domain, or are misnumbered."""
+    problems = []
+    domains = {fact.name: fact.domain for fact in table.facts}
+    for row in table.rows:
+        for name, value in row.when.items():
+            if name not in domains:
+                problems.append(f"row {row.number} ({row.reason}) tests undeclared fact {name!r}")
+            elif value not in domains[name]:
+                problems.append(f"row {row.number} ({row.reason}) tests {name} = {value!r}, outside {domains[name]}")
+    if [row.number for row in table.rows] != list(range(1, len(table.rows) + 1)):
+        problems.append("rows must be numbered 1, 2, 3... in order")
+    return problems
+
+
+def _decide_combination(table: RuleTable, facts: DoctorFacts, report: TableReport) -> None:
+    """Which row decides this combination (none: a gap), whether it may be seen by no body, and
+    which later rows it shadows."""
+    matching = [row for row in table.rows if row.matches(facts)]
+    if not matching:
+        report.gaps.append(facts)
+        return
+    first, *shadowed = matching
+    report.decided_by[first.number] += 1
+    if may_be_seen_by_no_body(first, facts):
+        report.seen_by_no_body.setdefault(first.number, facts)
+    if shadowed:
+        report.overlaps.setdefault(first.number, set()).update(row.number for row in shadowed)
 
 
 # An audience can resolve to no designated body when its fact has this value (see the engine's

@@ -7,9 +7,10 @@ The derivation is pure: it is handed the doctor's situation and the as-of date.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 NONE, ONE, MANY = "NONE", "ONE", "MANY"
 ONE_DAY = timedelta(days=1)
@@ -78,10 +79,16 @@ assert DoctorFacts._fields == tuple(fact.name for fact in FACTS), "DoctorFacts m
 CONSISTENCY: tuple[tuple[str, Callable[[DoctorFacts], bool]], ...] = (
     (
         "with no TIS person there are no placements, programmes or TIS statuses",
-        lambda f: f.tis_people != NONE
-        or not (
-            f.current_f1_placement or f.military or f.inactive_in_tis or f.unknown_programme_owner
-            or f.current_programme or f.ended_programme
+        lambda f: (
+            f.tis_people != NONE
+            or not (
+                f.current_f1_placement
+                or f.military
+                or f.inactive_in_tis
+                or f.unknown_programme_owner
+                or f.current_programme
+                or f.ended_programme
+            )
         ),
     ),
     (
@@ -200,13 +207,23 @@ def _count(n: int) -> str:
     return NONE if n == 0 else ONE if n == 1 else MANY
 
 
-def derive(situation: DoctorSituation, as_of: date) -> DerivedFacts:
-    # One pass over each person's programmes and placements: this runs for every doctor of a sync.
+class _Spans(NamedTuple):
+    """What the facts need of a doctor's TIS people, from one pass over each person's
+    programmes and placements: this runs for every doctor of a sync."""
+
+    current: list[ProgrammeSpan]
+    ended: list[ProgrammeSpan]
+    owners: set[str]  # P: the owners of each person's owning programmes
+    current_f1_placement: bool
+    inactive_in_tis: bool
+
+
+def _spans(people: Sequence[TisPersonView], as_of: date) -> _Spans:
     current: list[ProgrammeSpan] = []
     ended: list[ProgrammeSpan] = []
-    owners: set[str] = set()  # P: the owners of each person's owning programmes
+    owners: set[str] = set()
     current_f1_placement = inactive_in_tis = False
-    for person in situation.tis_people:
+    for person in people:
         programmes = person.programmes
         own_current = [p for p in programmes if programme_is_current(p, as_of)]
         own_ended = [p for p in programmes if programme_has_ended(p, as_of)]
@@ -214,20 +231,28 @@ def derive(situation: DoctorSituation, as_of: date) -> DerivedFacts:
         owners.update(p.owner_designated_body for p in owning if p.owner_designated_body is not None)
         current += own_current
         ended += own_ended
-        current_f1_placement = current_f1_placement or any(
-            is_f1(placement) and placement_is_current(placement, as_of) for placement in person.placements
-        )
+        current_f1_placement = current_f1_placement or _has_current_f1_placement(person, as_of)
         inactive_in_tis = inactive_in_tis or person.status == "INACTIVE"
+    return _Spans(current, ended, owners, current_f1_placement, inactive_in_tis)
+
+
+def _has_current_f1_placement(person: TisPersonView, as_of: date) -> bool:
+    return any(is_f1(placement) and placement_is_current(placement, as_of) for placement in person.placements)
+
+
+def derive(situation: DoctorSituation, as_of: date) -> DerivedFacts:
+    spans = _spans(situation.tis_people, as_of)
+    current, ended = spans.current, spans.ended
     current_owners = {p.owner_designated_body for p in current if p.owner_designated_body is not None}
     military_candidates = current or _latest_ended(ended)
     gmc_body = situation.gmc_designated_body
     facts = DoctorFacts(
-        current_f1_placement=current_f1_placement,
+        current_f1_placement=spans.current_f1_placement,
         military=any(p.membership_type == "MILITARY" for p in military_candidates),
         tis_people=_count(len(situation.tis_people)),
         tis_record_rejected=bool(situation.rejected_tis_people),
         connected=gmc_body is not None,
-        inactive_in_tis=inactive_in_tis,
+        inactive_in_tis=spans.inactive_in_tis,
         unknown_programme_owner=any(p.owner_designated_body is None for p in current),
         current_programme_owners=_count(len(current_owners)),
         connected_to_programme_owner=gmc_body is not None and gmc_body in current_owners,
@@ -235,7 +260,7 @@ def derive(situation: DoctorSituation, as_of: date) -> DerivedFacts:
         ended_programme=bool(ended),
         previously_connected=situation.last_connected_designated_body is not None,
     )
-    return DerivedFacts(facts, tuple(sorted(owners)))
+    return DerivedFacts(facts, tuple(sorted(spans.owners)))
 
 
 def stable_between(situation: DoctorSituation, as_of: date) -> tuple[date | None, date | None]:
@@ -247,16 +272,23 @@ def stable_between(situation: DoctorSituation, as_of: date) -> tuple[date | None
     """
     since = until = None
     for person in situation.tis_people:
-        days = [programme.start for programme in person.programmes]  # current from its start date
-        days += [programme.end for programme in person.programmes if programme.end is not None]  # ended from its end
-        days += [placement.start for placement in person.placements]
-        days += [  # current through its last day (9999-12-31: never stops)
-            placement.end + ONE_DAY for placement in person.placements if placement.end is not None and placement.end < date.max
-        ]
-        for day in days:
+        for day in _change_days(person):
             if day <= as_of:
                 if since is None or day > since:
                     since = day
             elif until is None or day < until:
                 until = day
     return since, until
+
+
+def _change_days(person: TisPersonView) -> list[date]:
+    """The days on which a fact of the person's may change."""
+    days = [programme.start for programme in person.programmes]  # current from its start date
+    days += [programme.end for programme in person.programmes if programme.end is not None]  # ended from its end
+    days += [placement.start for placement in person.placements]
+    days += [  # current through its last day (9999-12-31: never stops)
+        placement.end + ONE_DAY
+        for placement in person.placements
+        if placement.end is not None and placement.end < date.max
+    ]
+    return days

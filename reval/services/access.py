@@ -52,7 +52,9 @@ def checked_gmc_number(text: str | None) -> str:
 
 def doctor_bodies(session: Session, number: str) -> set[str]:
     """The designated bodies that see a doctor."""
-    return set(session.scalars(select(DoctorVisibility.designated_body_code).where(DoctorVisibility.gmc_number == number)))
+    return set(
+        session.scalars(select(DoctorVisibility.designated_body_code).where(DoctorVisibility.gmc_number == number))
+    )
 
 
 def may_see_doctor(session: Session, actor: Actor, number: str) -> bool:
@@ -77,7 +79,8 @@ def require_visible_doctor(session: Session, actor: Actor, number: str) -> Docto
 def may_see_request(session: Session, actor: Actor, request: ConnectionRequest) -> bool:
     """A request is visible to the body it was made for, and wherever its doctor is visible."""
     return (
-        actor.national or request.designated_body_code in actor.designated_bodies
+        actor.national
+        or request.designated_body_code in actor.designated_bodies
         or may_see_doctor(session, actor, request.gmc_number)
     )
 

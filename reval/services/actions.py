@@ -9,10 +9,11 @@ each GMC request until GMC has answered.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import select
 
@@ -62,19 +63,29 @@ class ActionRequest:
             raise Invalid("choose at least one doctor", field="gmcNumbers")
         if len(numbers) > MAX_DOCTORS:
             raise Invalid(f"{len(numbers)} doctors chosen; act on at most {MAX_DOCTORS} at a time", field="gmcNumbers")
+        return ActionRequest(self.action, self.designated_body, numbers, self._checked_reason(context), self.until)
+
+    def _checked_reason(self, context: Context) -> str | None:
+        """A hide's reason (and until-date), or a GMC change's reason code, checked."""
         reason = self.reason
         if self.action is BulkAction.HIDE:
             reason = checked_hide_reason(reason)
             if self.until is not None and self.until <= context.today():
-                raise Invalid(f"until-date {self.until.isoformat()} is not after today; a hide must end in the future",
-                              field="until")
-        elif self.action.gmc_action is not None:
+                raise Invalid(
+                    f"until-date {self.until.isoformat()} is not after today; a hide must end in the future",
+                    field="until",
+                )
+            return reason
+        if self.action.gmc_action is not None:
             reasons = CHANGE_REASONS[self.action.gmc_action]
             if (reason or "").strip() not in reasons:
-                raise Invalid(f"choose a reason for the {self.action.value}: "
-                              + "; ".join(f"{code} = {meaning}" for code, meaning in reasons.items()), field="reason")
-            reason = reason.strip()
-        return ActionRequest(self.action, self.designated_body, numbers, reason, self.until)
+                raise Invalid(
+                    f"choose a reason for the {self.action.value}: "
+                    + "; ".join(f"{code} = {meaning}" for code, meaning in reasons.items()),
+                    field="reason",
+                )
+            return reason.strip()
+        return reason
 
 
 @dataclass(frozen=True)
@@ -124,8 +135,12 @@ def resend_failed_request(context: Context, request_id: int) -> int:
         outcome = {"gmcNumber": failed.gmc_number, "result": Result.REFUSED, "message": str(refusal), "requestId": None}
         return _record(context, BulkAction.RESEND, failed.designated_body_code, [outcome])
     request = requested.request
-    outcome = {"gmcNumber": request.gmc_number, "result": Result.REQUESTED,
-               "message": f"request {request.id} resends request {request_id}", "requestId": request.id}
+    outcome = {
+        "gmcNumber": request.gmc_number,
+        "result": Result.REQUESTED,
+        "message": f"request {request.id} resends request {request_id}",
+        "requestId": request.id,
+    }
     return _record(context, BulkAction.RESEND, request.designated_body_code, [outcome])
 
 
@@ -139,10 +154,18 @@ def action_results(context: Context, action_id: int) -> ActionResults:
         ids = [outcome["requestId"] for outcome in action.outcomes if outcome.get("requestId")]
         requests = list(session.scalars(select(ConnectionRequest).where(ConnectionRequest.id.in_(ids)))) if ids else []
         states = {state.request.id: state for state in request_states(session, requests)}
-    return ActionResults(action, [
-        Outcome(outcome["gmcNumber"], Result(outcome["result"]), outcome["message"], states.get(outcome.get("requestId")))
-        for outcome in action.outcomes
-    ])
+    return ActionResults(
+        action,
+        [
+            Outcome(
+                outcome["gmcNumber"],
+                Result(outcome["result"]),
+                outcome["message"],
+                states.get(outcome.get("requestId")),
+            )
+            for outcome in action.outcomes
+        ],
+    )
 
 
 def _act_on(context: Context, asked: ActionRequest, code: str, number: str) -> dict[str, Any]:
@@ -150,7 +173,11 @@ def _act_on(context: Context, asked: ActionRequest, code: str, number: str) -> d
         number = checked_gmc_number(number)
         if asked.action is BulkAction.HIDE:
             hide_doctor(context, number, code, asked.reason, asked.until)
-            return _outcome(number, Result.DONE, f"hidden from {code}" + (f" until {asked.until.isoformat()}" if asked.until else ""))
+            return _outcome(
+                number,
+                Result.DONE,
+                f"hidden from {code}" + (f" until {asked.until.isoformat()}" if asked.until else ""),
+            )
         if asked.action is BulkAction.UNHIDE:
             unhide_doctor(context, number, code)
             return _outcome(number, Result.DONE, f"no longer hidden from {code}")
@@ -169,8 +196,11 @@ def _outcome(number: str, result: Result, message: str, request_id: int | None =
 def _record(context: Context, action: BulkAction, code: str | None, outcomes: Sequence[dict[str, Any]]) -> int:
     with context.sessions.begin() as session:
         record = AdminAction(
-            action=action.value, designated_body_code=code, performed_by=context.actor.name,
-            performed_at=context.now(), outcomes=list(outcomes),
+            action=action.value,
+            designated_body_code=code,
+            performed_by=context.actor.name,
+            performed_at=context.now(),
+            outcomes=list(outcomes),
         )
         session.add(record)
         session.flush()

@@ -14,7 +14,12 @@ from reval.reconcile.connections import Status
 from reval.reconcile.queries import doctor_records
 from reval.refusals import Invalid, NotFound
 from reval.services.access import (
-    checked_gmc_number, may_see_doctor, may_see_request, not_visible, require_may_act, visible_body,
+    checked_gmc_number,
+    may_see_doctor,
+    may_see_request,
+    not_visible,
+    require_may_act,
+    visible_body,
 )
 from reval.services.context import Context
 
@@ -72,8 +77,14 @@ def request_connection_change(
         if not force:
             _check_plausible(session, number, code, action)
         request = connections.record_connection_request(
-            session, gmc_number_text=number, designated_body=code, action=action, reason=reason,
-            requested_by=context.actor.name, now=context.now(), forced=force,
+            session,
+            gmc_number_text=number,
+            designated_body=code,
+            action=action,
+            reason=reason,
+            requested_by=context.actor.name,
+            now=context.now(),
+            forced=force,
         )
     return Requested(request, gateway.deliver(request.id))
 
@@ -91,7 +102,8 @@ def _check_plausible(session: Session, number: str, code: str, action: Action) -
     if not records.known:
         raise Invalid(
             f"GMC number {number} is not known to any GMC list, TIS or earlier sync; check the number "
-            "(or force the request if GMC knows the doctor)", field="gmcNumber",
+            "(or force the request if GMC knows the doctor)",
+            field="gmcNumber",
         )
     if action is Action.ADD:
         owners = set(records.stored.programme_owner_designated_bodies) if records.stored is not None else set()
@@ -99,7 +111,8 @@ def _check_plausible(session: Session, number: str, code: str, action: Action) -
         if code not in owners and code != connected_to:
             raise Invalid(
                 f"{code} neither owns doctor {number}'s programme ({', '.join(sorted(owners)) or 'none'}) nor holds "
-                f"their GMC connection ({connected_to or 'none'}); force the request if it is right", field="designatedBody",
+                f"their GMC connection ({connected_to or 'none'}); force the request if it is right",
+                field="designatedBody",
             )
 
 
@@ -156,8 +169,12 @@ def request_states(session: Session, requests: list[ConnectionRequest]) -> list[
         ):
             latest[(number, code)] = latest_id
     return [
-        RequestState(r, latest[(r.gmc_number, r.designated_body_code)]
-                     if latest.get((r.gmc_number, r.designated_body_code), r.id) > r.id else None)
+        RequestState(
+            r,
+            latest[(r.gmc_number, r.designated_body_code)]
+            if latest.get((r.gmc_number, r.designated_body_code), r.id) > r.id
+            else None,
+        )
         for r in requests
     ]
 

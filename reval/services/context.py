@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -100,7 +101,8 @@ class Context:
         latest = latest_as_of(today)
         if not EARLIEST_AS_OF <= day <= latest:
             raise Invalid(
-                f"as-of date {day.isoformat()} is outside {EARLIEST_AS_OF.isoformat()} to {latest.isoformat()}", field="asOf"
+                f"as-of date {day.isoformat()} is outside {EARLIEST_AS_OF.isoformat()} to {latest.isoformat()}",
+                field="asOf",
             )
         return day
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
 from reval.gmc.codes import CHANGE_REASONS
 from reval.models import DoctorEvent, DoctorHide, RejectedTisPerson
@@ -59,7 +60,8 @@ class DoctorDetail:
 
     def current_placements(self, person: Any) -> list[dict[str, Any]]:
         return [
-            placement for placement in person.placements
+            placement
+            for placement in person.placements
             if placement_is_current(_PlacementDates.of(placement), self.as_of)
         ]
 
@@ -67,7 +69,7 @@ class DoctorDetail:
 class _PlacementDates:
     """A stored placement's dates, as the rules read them."""
 
-    __slots__ = ("start", "end")
+    __slots__ = ("end", "start")
 
     def __init__(self, start: date, end: date | None):
         self.start, self.end = start, end
@@ -126,28 +128,55 @@ EVENT_SOURCES = {"GMC_SYNC": "GMC", "TIS_SYNC": "TIS", "ADMIN": "Admin"}
 
 def describe_event(event: DoctorEvent) -> str:
     """One history event as a sentence: what changed, from what to what."""
-    old, new = event.old or {}, event.new or {}
-    if event.kind == "CONNECTION":
-        before, after = old.get("designatedBody"), new.get("designatedBody")
-        change = (
-            f"connected to {after}" if before is None else f"disconnected from {before}" if after is None
-            else f"moved from {before} to {after}"
-        )
-        how = "at GMC" if event.source == "ADMIN" else "on GMC's list"
-        return f"GMC connection: {change} {how}" + (f" ({event.detail})" if event.source == "ADMIN" and event.detail else "")
-    if event.kind == "DECISION":
-        after = f"{new.get('queue')} / {new.get('reason')} (rule {new.get('rule')})"
-        if not old:
-            return f"Decided: {after}"
-        return f"Decision changed from {old.get('queue')} / {old.get('reason')} to {after}"
-    if event.kind in ("GMC_REQUEST", "GMC_REQUEST_FAILED"):
-        return describe_request(new)
-    if event.kind == "HIDE":
-        until = f" until {new.get('until')}" if new.get("until") else ""
-        return f"Hidden for {new.get('designatedBody')} by {new.get('hiddenBy')}{until}: {new.get('reason')}"
-    if event.kind in ("UNHIDE", "HIDE_ENDED"):
-        return f"Hide for {old.get('designatedBody')} ended: {event.detail}"
-    return event.detail or event.kind
+    describe = EVENT_DESCRIPTIONS.get(event.kind)
+    if describe is None:
+        return event.detail or event.kind
+    return describe(event, event.old or {}, event.new or {})
+
+
+def _describe_connection(event: DoctorEvent, old: dict[str, Any], new: dict[str, Any]) -> str:
+    before, after = old.get("designatedBody"), new.get("designatedBody")
+    if before is None:
+        change = f"connected to {after}"
+    elif after is None:
+        change = f"disconnected from {before}"
+    else:
+        change = f"moved from {before} to {after}"
+    how = "at GMC" if event.source == "ADMIN" else "on GMC's list"
+    return f"GMC connection: {change} {how}" + (
+        f" ({event.detail})" if event.source == "ADMIN" and event.detail else ""
+    )
+
+
+def _describe_decision(_event: DoctorEvent, old: dict[str, Any], new: dict[str, Any]) -> str:
+    after = f"{new.get('queue')} / {new.get('reason')} (rule {new.get('rule')})"
+    if not old:
+        return f"Decided: {after}"
+    return f"Decision changed from {old.get('queue')} / {old.get('reason')} to {after}"
+
+
+def _describe_request(_event: DoctorEvent, _old: dict[str, Any], new: dict[str, Any]) -> str:
+    return describe_request(new)
+
+
+def _describe_hide(_event: DoctorEvent, _old: dict[str, Any], new: dict[str, Any]) -> str:
+    until = f" until {new.get('until')}" if new.get("until") else ""
+    return f"Hidden for {new.get('designatedBody')} by {new.get('hiddenBy')}{until}: {new.get('reason')}"
+
+
+def _describe_hide_ended(event: DoctorEvent, old: dict[str, Any], _new: dict[str, Any]) -> str:
+    return f"Hide for {old.get('designatedBody')} ended: {event.detail}"
+
+
+EVENT_DESCRIPTIONS: dict[str, Callable[[DoctorEvent, dict[str, Any], dict[str, Any]], str]] = {
+    "CONNECTION": _describe_connection,
+    "DECISION": _describe_decision,
+    "GMC_REQUEST": _describe_request,
+    "GMC_REQUEST_FAILED": _describe_request,
+    "HIDE": _describe_hide,
+    "UNHIDE": _describe_hide_ended,
+    "HIDE_ENDED": _describe_hide_ended,
+}
 
 
 def describe_request(request: Mapping[str, Any]) -> str:
@@ -156,8 +185,10 @@ def describe_request(request: Mapping[str, Any]) -> str:
     action, reason = request.get("action"), request.get("reason")
     meaning = CHANGE_REASONS.get(action, {}).get(reason)
     status = str(request.get("status") or "").lower()
-    line = (f"GMC request {request.get('id')}: {action} {request.get('designatedBodyCode')}, "
-            f"reason {reason}{f' ({meaning})' if meaning else ''}, {status}")
+    line = (
+        f"GMC request {request.get('id')}: {action} {request.get('designatedBodyCode')}, "
+        f"reason {reason}{f' ({meaning})' if meaning else ''}, {status}"
+    )
     if request.get("returnCode") or status == "failed":
         line += f"; GMC answered {request.get('returnCode') or 'nothing'}: {request.get('message')}"
     return line

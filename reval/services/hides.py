@@ -17,7 +17,9 @@ def hide_doctor(context: Context, number: str, body: str, reason: str | None, un
     until their GMC connection or programme owners change)."""
     with context.sessions.begin() as session:
         number, code = _acting_for(session, context, number, body)
-        return record_hide(session, number, code, reason, until, context.actor.name, as_of=context.today(), now=context.now())
+        return record_hide(
+            session, number, code, reason, until, context.actor.name, as_of=context.today(), now=context.now()
+        )
 
 
 def unhide_doctor(context: Context, number: str, body: str) -> DoctorHide:

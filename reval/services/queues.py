@@ -9,10 +9,11 @@ every view here reads it from there: the web's tabs, the API's pages, ``reval ex
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, Table, case, func, literal, select, text
 from sqlalchemy.orm import Session
@@ -62,6 +63,8 @@ class SortKey(StrEnum):
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 500
 MAX_SEARCH_LENGTH = 100
+MAX_NUMBER_DIGITS = 9  # page numbers and sizes: more digits than any page there is
+GMC_NUMBER_DIGITS = 7
 
 
 @dataclass(frozen=True)
@@ -80,12 +83,12 @@ class QueueFilters:
         if self.reason is not None:
             reason = self.reason.strip().upper()
             if reason and reason not in DEFAULT_RULE_TABLE.reasons():
-                raise Invalid(f"reason {self.reason!r} is not one of {', '.join(DEFAULT_RULE_TABLE.reasons())}",
-                              field="reason")
+                raise Invalid(
+                    f"reason {self.reason!r} is not one of {', '.join(DEFAULT_RULE_TABLE.reasons())}", field="reason"
+                )
             object.__setattr__(self, "reason", reason or None)
         if self.owner is not None:
             object.__setattr__(self, "owner", self.owner.strip() or None)
-
 
     def flagged(self, gmc_update_failed: bool | None) -> QueueFilters:
         return QueueFilters(self.q, self.reason, self.owner, gmc_update_failed)
@@ -155,7 +158,9 @@ class QueueEntry:
         }
 
 
-EXPORT_FIELDS = tuple(QueueEntry("", None, None, None, (), None, None, None, None, "", "", date.min, (), ()).export_row())
+EXPORT_FIELDS = tuple(
+    QueueEntry("", None, None, None, (), None, None, None, None, "", "", date.min, (), ()).export_row()
+)
 
 
 @dataclass(frozen=True)
@@ -205,7 +210,9 @@ def doctors_seen_by(context: Context, body: str, numbers: list[str]) -> tuple[li
         query = _query(session, context, QueueView(body))
         keys = session.execute(query.keys().where(query.gmc_number.in_(wanted))).all() if wanted else []
         entries = {entry.gmc_number: entry for entry in _entries_of_keys(session, keys)}
-    return [entries[number] for number in wanted if number in entries], [number for number in wanted if number not in entries]
+    return [entries[number] for number in wanted if number in entries], [
+        number for number in wanted if number not in entries
+    ]
 
 
 def tab_counts(context: Context, body: str | None, filters: QueueFilters) -> dict[QueueTab, int]:
@@ -250,7 +257,9 @@ def body_counts(session: Session) -> list[BodyCounts]:
     """What each configured designated body sees, queue by queue (a doctor several bodies see
     counts in each)."""
     counts = counts_by_body(session)
-    return [BodyCounts(b.code, b.name, counts.get(b.code) or _no_doctors()) for b in configured_designated_bodies(session)]
+    return [
+        BodyCounts(b.code, b.name, counts.get(b.code) or _no_doctors()) for b in configured_designated_bodies(session)
+    ]
 
 
 def designated_body_counts(context: Context) -> list[BodyCounts]:
@@ -300,7 +309,12 @@ def checked_page_size(size: Any) -> int:
 def _whole_number(value: Any, name: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 9:
+    if (
+        isinstance(value, str)
+        and value.strip().isascii()
+        and value.strip().isdigit()
+        and len(value.strip()) <= MAX_NUMBER_DIGITS
+    ):
         return int(value)
     raise Invalid(f"{name} {value!r} is not a whole number", field=name)
 
@@ -336,9 +350,11 @@ class _Query:
 
     def keys(self):
         keyed = self.keyed.c
-        return select(keyed.gmc_number, keyed.queue.label("seen_queue"), keyed.reason.label("seen_reason")).select_from(
-            self.source
-        ).where(*self.conditions)
+        return (
+            select(keyed.gmc_number, keyed.queue.label("seen_queue"), keyed.reason.label("seen_reason"))
+            .select_from(self.source)
+            .where(*self.conditions)
+        )
 
     def doctors(self):
         doctor = Doctor.__table__
@@ -346,9 +362,11 @@ class _Query:
         if not self.joins_doctor:
             source = source.join(doctor, doctor.c.gmc_number == self.gmc_number)
         keyed = self.keyed.c
-        return select(*_doctor_columns(), keyed.queue.label("seen_queue"), keyed.reason.label("seen_reason")).select_from(
-            source
-        ).where(*self.conditions)
+        return (
+            select(*_doctor_columns(), keyed.queue.label("seen_queue"), keyed.reason.label("seen_reason"))
+            .select_from(source)
+            .where(*self.conditions)
+        )
 
     def ordering(self) -> list[ColumnElement]:
         primary = self.order_key.desc() if self.descending else self.order_key.asc()
@@ -393,8 +411,15 @@ def _query(session: Session, context: Context, view: QueueView) -> _Query:
     source = keyed
     if keyed is not doctor and (needs_doctor or from_doctor):
         source = keyed.join(doctor, doctor.c.gmc_number == keyed.c.gmc_number)
-    return _Query(keyed, source, tuple(conditions), order_key, nullable, view.descending,
-                  tie_break=view.sort is not SortKey.GMC_NUMBER)
+    return _Query(
+        keyed,
+        source,
+        tuple(conditions),
+        order_key,
+        nullable,
+        view.descending,
+        tie_break=view.sort is not SortKey.GMC_NUMBER,
+    )
 
 
 # Exactly the predicate of the partial index ix_doctor_unassigned: SQLAlchemy writes a boolean
@@ -409,7 +434,9 @@ def _search_condition(text: str, keyed: Table, code: str | None, queue: Queue | 
     """A GMC-number prefix (GMC numbers are seven digits) or a name prefix, as index ranges."""
     number = keyed.c.gmc_number
     if text.isascii() and text.isdigit():
-        return number.between(text.ljust(7, "0"), text.ljust(7, "9")) if len(text) < 7 else number == text
+        if len(text) < GMC_NUMBER_DIGITS:
+            return number.between(text.ljust(GMC_NUMBER_DIGITS, "0"), text.ljust(GMC_NUMBER_DIGITS, "9"))
+        return number == text
     prefix = text.casefold()[:NAME_KEY_LENGTH]  # names are kept to that length (casefolding can lengthen)
     if code is None:  # the national views: few doctors (Unassigned), or all of them (an export)
         return Doctor.__table__.c.search_names.like(f"%\n{_like_escaped(prefix)}%", escape="\\")
@@ -418,7 +445,9 @@ def _search_condition(text: str, keyed: Table, code: str | None, queue: Queue | 
         names.designated_body_code == code, names.name >= prefix, names.name < prefix + _AFTER_EVERY_NAME
     )
     # Every queue named, when the view is of all of them: a range per queue, not the whole body.
-    matching = matching.where(names.queue == queue.value if queue is not None else names.queue.in_([q.value for q in Queue]))
+    matching = matching.where(
+        names.queue == queue.value if queue is not None else names.queue.in_([q.value for q in Queue])
+    )
     return number.in_(matching)
 
 
@@ -454,12 +483,20 @@ def _sort_expression(sort: SortKey, keyed: Table) -> tuple[ColumnElement, bool, 
         return case(labels, value=reason, else_=reason), False, False
     if sort is SortKey.DESIGNATED_BODY:
         # By the name people read, not the code.
-        return select(func.lower(body.name)).where(body.code == doctor.designated_body_code).scalar_subquery(), True, True
+        return (
+            select(func.lower(body.name)).where(body.code == doctor.designated_body_code).scalar_subquery(),
+            True,
+            True,
+        )
     if sort is SortKey.PROGRAMME_OWNER:
         first_owner = func.min(func.lower(body.name))
-        return select(first_owner).where(
-            _spaced(doctor.programme_owners).like(literal("% ").concat(body.code).concat(" %"))
-        ).scalar_subquery(), True, True
+        return (
+            select(first_owner)
+            .where(_spaced(doctor.programme_owners).like(literal("% ").concat(body.code).concat(" %")))
+            .scalar_subquery(),
+            True,
+            True,
+        )
     column = {
         SortKey.PROGRAMME: func.lower(doctor.programme_name),
         SortKey.START: doctor.programme_start,
@@ -484,9 +521,18 @@ def _hidden_for(session: Session, numbers: list[str] | None) -> dict[str, list[s
 def _doctor_columns() -> list[ColumnElement]:
     doctor = Doctor.__table__.c
     return [
-        doctor.gmc_number, doctor.first_name, doctor.last_name, doctor.designated_body_code,
-        doctor.programme_owner_designated_bodies, doctor.programme_name, doctor.programme_start, doctor.programme_end,
-        doctor.submission_date, doctor.decided_as_of, doctor.visible_to, doctor.tis_person_ids,
+        doctor.gmc_number,
+        doctor.first_name,
+        doctor.last_name,
+        doctor.designated_body_code,
+        doctor.programme_owner_designated_bodies,
+        doctor.programme_name,
+        doctor.programme_start,
+        doctor.programme_end,
+        doctor.submission_date,
+        doctor.decided_as_of,
+        doctor.visible_to,
+        doctor.tis_person_ids,
     ]
 
 
@@ -495,9 +541,10 @@ def _entries_of_keys(session: Session, keys) -> list[QueueEntry]:
     numbers = [key.gmc_number for key in keys]
     if not numbers:
         return []
-    doctors = {row.gmc_number: row for row in session.execute(
-        select(*_doctor_columns()).where(Doctor.__table__.c.gmc_number.in_(numbers))
-    )}
+    doctors = {
+        row.gmc_number: row
+        for row in session.execute(select(*_doctor_columns()).where(Doctor.__table__.c.gmc_number.in_(numbers)))
+    }
     hidden_for, failed = _hidden_for(session, numbers), failed_update_numbers(session, numbers)
     return [_entry(doctors[key.gmc_number], key.seen_queue, key.seen_reason, hidden_for, failed) for key in keys]
 

@@ -15,12 +15,13 @@ from reval.services.access import require_may_act, require_national
 from reval.services.context import Context
 
 SOURCES = ("GMC", "TIS")
+MAX_RUNS_LISTED = 1000
 
 
 def list_runs(context: Context, limit: int = 20) -> list[SyncRun]:
     """The most recent runs, newest first: every signed-in person may see how the nights went."""
-    if not 1 <= limit <= 1000:
-        raise Invalid(f"limit {limit} is not between 1 and 1000", field="limit")
+    if not 1 <= limit <= MAX_RUNS_LISTED:
+        raise Invalid(f"limit {limit} is not between 1 and {MAX_RUNS_LISTED}", field="limit")
     with context.reads() as session:
         return recent_runs(session, limit)
 

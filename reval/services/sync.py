@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from reval.progress import SILENT, Progress
 from reval.reconcile.connections import DeliveryPolicy
@@ -19,8 +20,14 @@ from reval.services.context import Context
 
 
 def sync_now(
-    context: Context, *, gmc_file: str | Path | None = None, tis_file: str | Path | None = None, as_of: date | None = None,
-    allow_mass_changes: bool = False, wait_seconds: float | None = None, on_wait: Callable[[str], None] | None = None,
+    context: Context,
+    *,
+    gmc_file: str | Path | None = None,
+    tis_file: str | Path | None = None,
+    as_of: date | None = None,
+    allow_mass_changes: bool = False,
+    wait_seconds: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
     progress: Progress = SILENT,
 ) -> dict[str, Any]:
     """Takes each source from its file, or live when no file is given, decides every doctor and
@@ -31,8 +38,13 @@ def sync_now(
     require_national(context.actor, "run a sync")
     day = context.checked_as_of(as_of)
     gateway = context.require_gateway()
-    controls = SyncControls.from_config(gateway.config, allow_mass_changes=allow_mass_changes,
-                                        wait_seconds=wait_seconds, on_wait=on_wait, progress=progress)
+    controls = SyncControls.from_config(
+        gateway.config,
+        allow_mass_changes=allow_mass_changes,
+        wait_seconds=wait_seconds,
+        on_wait=on_wait,
+        progress=progress,
+    )
     # Files are opened (and checked as far as their lists) and live services checked for settings before
     # anything is fetched or written.
     gmc = GmcInput.from_file(gmc_file) if gmc_file else None
@@ -50,8 +62,14 @@ def sync_now(
                 tis = stack.enter_context(fetched_tis_people(live_tis, progress))
             except TisPullFailed as error:
                 tis_not_fetched_reason = str(error)
-        summary = run_sync(context.sessions, gmc=gmc, tis=tis, as_of=day, tis_not_fetched_reason=tis_not_fetched_reason,
-                           controls=controls)
+        summary = run_sync(
+            context.sessions,
+            gmc=gmc,
+            tis=tis,
+            as_of=day,
+            tis_not_fetched_reason=tis_not_fetched_reason,
+            controls=controls,
+        )
     if not gateway.broker_configured and _gmc_configured(context):
         progress.begin("deliver", "connection requests due")
         summary["connectionRequestsDelivered"] = gateway.deliver_due()
@@ -60,8 +78,12 @@ def sync_now(
 
 
 def refresh_people_now(
-    context: Context, person_ids: Sequence[int], as_of: date | None = None, wait_seconds: float | None = None,
-    on_wait: Callable[[str], None] | None = None, progress: Progress = SILENT,
+    context: Context,
+    person_ids: Sequence[int],
+    as_of: date | None = None,
+    wait_seconds: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    progress: Progress = SILENT,
 ) -> dict[str, Any]:
     """Pulls just these TIS people (404: deleted) and decides again the doctors they touch.
     Raises TisUnavailable when TIS cannot be read (nothing is changed)."""
@@ -74,8 +96,12 @@ def refresh_people_now(
 
 
 def nightly_in_process(
-    context: Context, as_of: date | None = None, run_id: int | None = None, allow_mass_changes: bool = False,
-    on_wait: Callable[[str], None] | None = None, progress: Progress = SILENT,
+    context: Context,
+    as_of: date | None = None,
+    run_id: int | None = None,
+    allow_mass_changes: bool = False,
+    on_wait: Callable[[str], None] | None = None,
+    progress: Progress = SILENT,
 ) -> dict[str, Any]:
     """The whole nightly job here, one step after another (no workers): fetch every source,
     reconcile, deliver due connection requests. ``run_id``: the run, if already recorded."""
@@ -83,8 +109,9 @@ def nightly_in_process(
     day = context.checked_as_of(as_of)
     gateway = context.require_gateway()
     policy = DeliveryPolicy.from_config(gateway.config)
-    controls = SyncControls.from_config(gateway.config, allow_mass_changes=allow_mass_changes, on_wait=on_wait,
-                                        progress=progress)
+    controls = SyncControls.from_config(
+        gateway.config, allow_mass_changes=allow_mass_changes, on_wait=on_wait, progress=progress
+    )
     return run_nightly_in_process(
         context.sessions, gateway.gmc_client(), gateway.tis_client(), day, policy, run_id=run_id, controls=controls
     )

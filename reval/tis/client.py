@@ -15,13 +15,15 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from http import HTTPStatus
+from typing import Any
 
 import requests
-from authlib.integrations.requests_client import OAuth2Session
 from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
 
 from reval.retrying import backoff_delay
 from reval.settings import number
@@ -126,6 +128,7 @@ class TisClient:
 
     def people(self, person_ids) -> Iterator[tuple[int, dict[str, Any] | None]]:
         """(id, person) for each id, fetched with bounded concurrency, in order; None: deleted."""
+
         def fetch(person_id: int):
             try:
                 return person_id, self.person(person_id)
@@ -151,7 +154,8 @@ class TisClient:
             try:
                 self._ensure_token()
                 response = self._session.get(
-                    self.settings.url + path, params=params,
+                    self.settings.url + path,
+                    params=params,
                     timeout=(self.settings.connect_timeout, self.settings.read_timeout),
                 )
             except requests.Timeout:
@@ -161,23 +165,23 @@ class TisClient:
             except OAuthError as error:
                 raise TisUnavailable(f"{what}: TIS's identity provider refused Reval's client: {error.error}") from None
             else:
-                if response.status_code == 200:
+                if response.status_code == HTTPStatus.OK:
                     return response
-                if response.status_code == 401 and not refreshed:
+                if response.status_code == HTTPStatus.UNAUTHORIZED and not refreshed:
                     refreshed = True  # the token was refused before its time: one new token, one retry
                     self._renew_token()
                     continue
-                if response.status_code == 404 and not_found_is_deletion:
-                    raise PersonDeleted(path)
-                if response.status_code not in RETRIED_STATUSES:
-                    raise TisUnavailable(f"{what}: HTTP {response.status_code}")
-                problem, retry_after = f"HTTP {response.status_code}", _seconds(response.headers.get("Retry-After"))
-            if attempt == self.settings.attempts:
-                raise TisUnavailable(f"{what}: {problem}, after {attempt} attempts")
-            delay = retry_after if retry_after is not None else backoff_delay(attempt - 1, self.settings.backoff_seconds)
-            log.warning("TIS %s failed (%s); retrying in %.1f s", what, problem, delay)
-            self._sleep(delay)
+                problem, retry_after = _retried_problem(response, what, path, not_found_is_deletion)
+            self._wait_to_retry(attempt, what, problem, retry_after)
         raise AssertionError("unreachable")
+
+    def _wait_to_retry(self, attempt: int, what: str, problem: str, retry_after: float | None) -> None:
+        """Waits before the next attempt (as long as TIS asked, if it did); after the last, gives up."""
+        if attempt == self.settings.attempts:
+            raise TisUnavailable(f"{what}: {problem}, after {attempt} attempts")
+        delay = retry_after if retry_after is not None else backoff_delay(attempt - 1, self.settings.backoff_seconds)
+        log.warning("TIS %s failed (%s); retrying in %.1f s", what, problem, delay)
+        self._sleep(delay)
 
     def _ensure_token(self) -> None:
         with self._token_lock:
@@ -196,6 +200,18 @@ class TisClient:
             raise TisUnavailable(f"the TIS token endpoint did not answer ({type(error).__name__})") from None
         except OAuthError as error:
             raise TisUnavailable(f"TIS's identity provider refused Reval's client: {error.error}") from None
+
+
+def _retried_problem(
+    response: requests.Response, what: str, path: str, not_found_is_deletion: bool
+) -> tuple[str, float | None]:
+    """A failed answer worth retrying, as (the problem, the seconds TIS asked to wait); raises
+    PersonDeleted or TisUnavailable for one that is not."""
+    if response.status_code == HTTPStatus.NOT_FOUND and not_found_is_deletion:
+        raise PersonDeleted(path)
+    if response.status_code not in RETRIED_STATUSES:
+        raise TisUnavailable(f"{what}: HTTP {response.status_code}")
+    return f"HTTP {response.status_code}", _seconds(response.headers.get("Retry-After"))
 
 
 def _seconds(retry_after: str | None) -> float | None:

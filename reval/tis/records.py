@@ -8,8 +8,9 @@ checked against ``read_person`` in the tests. Both apply the rules in ``reval.va
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
 
@@ -67,8 +68,9 @@ PERSON_FIELDS: FieldRules = {
 
 def _reader(rules: FieldRules) -> FieldReader:
     """The bulk reader of these fields; identifiers are different in every record."""
-    return FieldReader(((field, field, rule) for field, rule in rules.items()),
-                       unique=(record_id, gmc_number_or_none, opaque_id))
+    return FieldReader(
+        ((field, field, rule) for field, rule in rules.items()), unique=(record_id, gmc_number_or_none, opaque_id)
+    )
 
 
 CURRICULUM_READER = _reader(CURRICULUM_FIELDS)
@@ -94,9 +96,7 @@ def read_person(raw: Any) -> dict[str, Any]:
         membership = _read_item(item, PROGRAMME_MEMBERSHIP_READER, "programmeMemberships", prefix)
         membership["curricula"] = [
             _read_item(curriculum, CURRICULUM_READER, "curricula", f"{prefix}.curricula[{position}]")
-            for position, curriculum in enumerate(
-                _located(prefix, list_of_objects, "curricula", item.get("curricula"))
-            )
+            for position, curriculum in enumerate(_located(prefix, list_of_objects, "curricula", item.get("curricula")))
         ]
         memberships.append(membership)
     person["programmeMemberships"] = memberships

@@ -12,8 +12,9 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
@@ -39,8 +40,15 @@ class InjectedFault(InjectedFaultBase):
     retry_after: int = 1
     times: int | None = None
 
-    CONTROL_FIELDS: ClassVar[dict[str, str]] = {"kind": "kind", "path": "path", "personId": "person_id", "page": "page",
-                      "seconds": "seconds", "retryAfter": "retry_after", "times": "times"}
+    CONTROL_FIELDS: ClassVar[dict[str, str]] = {
+        "kind": "kind",
+        "path": "path",
+        "personId": "person_id",
+        "page": "page",
+        "seconds": "seconds",
+        "retryAfter": "retry_after",
+        "times": "times",
+    }
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -118,11 +126,8 @@ class TisSimulator:
         return json_response({"access_token": token, "token_type": "Bearer", "expires_in": self.state.token_lifetime})
 
     def _api(self, request: Request) -> Response:
-        authorization = request.headers.get("Authorization", "")
-        token = authorization.removeprefix("Bearer ").strip() if authorization.startswith("Bearer ") else None
-        with self.state.lock:
-            expiry = self.state.tokens.get(token) if token else None
-        if expiry is None or expiry <= self.state.clock():
+        """A TCS call: its token checked, any fault injected for it answered, then its resource."""
+        if not self._authorized(request):
             with self.state.lock:
                 self.state.tokens_refused += 1
             return json_response({"error": "invalid_token"}, 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
@@ -131,19 +136,36 @@ class TisSimulator:
         person_match = PERSON_PATH.match(path) or PLACEMENTS_PATH.match(path)
         person_id = int(person_match.group(1)) if person_match else None
         page = request.args.get("page", type=int) if path == "/api/people" else None
-
-        fault = self.state.take_fault(path, person_id, page)
-        if fault is not None and fault.kind == "delay":
-            self.stop.wait(fault.seconds)
-        elif fault is not None and fault.kind in ("http-500", "page-fails"):
-            return json_response({"error": "Internal Server Error (simulated)"}, 500)
-        elif fault is not None and fault.kind == "http-429":
-            return json_response({"error": "Too Many Requests"}, 429, {"Retry-After": str(fault.retry_after)})
-
+        failure = self._injected_failure(self.state.take_fault(path, person_id, page))
+        if failure is not None:
+            return failure
         if path == "/api/people":
             return self._people_page(request)
         if person_id is None:
             return json_response({"error": f"no such endpoint: GET {path}"}, 404)
+        return self._person(path, person_id)
+
+    def _authorized(self, request: Request) -> bool:
+        authorization = request.headers.get("Authorization", "")
+        token = authorization.removeprefix("Bearer ").strip() if authorization.startswith("Bearer ") else None
+        with self.state.lock:
+            expiry = self.state.tokens.get(token) if token else None
+        return expiry is not None and expiry > self.state.clock()
+
+    def _injected_failure(self, fault: InjectedFault | None) -> Response | None:
+        """What an injected fault answers instead of the call (a delay answers it, late)."""
+        if fault is None:
+            return None
+        if fault.kind == "delay":
+            self.stop.wait(fault.seconds)
+        elif fault.kind in ("http-500", "page-fails"):
+            return json_response({"error": "Internal Server Error (simulated)"}, 500)
+        elif fault.kind == "http-429":
+            return json_response({"error": "Too Many Requests"}, 429, {"Retry-After": str(fault.retry_after)})
+        return None
+
+    def _person(self, path: str, person_id: int) -> Response:
+        """A person, or their placements."""
         with self.state.lock:
             person = self.state.people.get(person_id)
         if person is None:
@@ -193,7 +215,9 @@ def tcs_person(person: dict[str, Any]) -> dict[str, Any]:
         "status": person.get("status"),
         "gmcDetails": {"gmcNumber": person.get("gmcNumber")},
         "contactDetails": {"forenames": person.get("forenames"), "surname": person.get("surname")},
-        "programmeMemberships": [tcs_programme_membership(pm) for pm in memberships] if isinstance(memberships, list) else memberships,
+        "programmeMemberships": [tcs_programme_membership(pm) for pm in memberships]
+        if isinstance(memberships, list)
+        else memberships,
     }
 
 

@@ -34,14 +34,19 @@ def init_web(app: Flask) -> None:
     # Before the Jinja environment is first made: the NHS.UK macros are .jinja files, which Flask
     # would not autoescape, and they read absent parameters as ChainableUndefined.
     app.jinja_options = {
-        **app.jinja_options, "autoescape": True, "undefined": ChainableUndefined,
-        "trim_blocks": True, "lstrip_blocks": True,  # the macros would otherwise emit pages mostly of blank lines
+        **app.jinja_options,
+        "autoescape": True,
+        "undefined": ChainableUndefined,
+        "trim_blocks": True,
+        "lstrip_blocks": True,  # the macros would otherwise emit pages mostly of blank lines
     }
-    app.jinja_loader = ChoiceLoader([
-        FileSystemLoader(str(templates_folder())),
-        PackageLoader("nhsuk_frontend_jinja"),
-        PackageLoader("nhsuk_frontend_jinja", package_path="templates/nhsuk"),
-    ])
+    app.jinja_loader = ChoiceLoader(
+        [
+            FileSystemLoader(str(templates_folder())),
+            PackageLoader("nhsuk_frontend_jinja"),
+            PackageLoader("nhsuk_frontend_jinja", package_path="templates/nhsuk"),
+        ]
+    )
     csrf.init_app(app)
     auth.init_app(app)
     pages.init_app(app)

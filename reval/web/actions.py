@@ -56,9 +56,16 @@ def perform(name: str):
     if errors:
         return _confirmation(action, form.get("body"), numbers, form, errors)
     try:
-        action_id = act_on_doctors(web_context(), ActionRequest(
-            action, form.get("body", ""), tuple(numbers), form.get("reason"), until,
-        ))
+        action_id = act_on_doctors(
+            web_context(),
+            ActionRequest(
+                action,
+                form.get("body", ""),
+                tuple(numbers),
+                form.get("reason"),
+                until,
+            ),
+        )
     except Invalid as refusal:
         errors[refusal.field or "doctor"] = str(refusal)
         return _confirmation(action, form.get("body"), numbers, form, errors)
@@ -89,10 +96,19 @@ def _confirmation(action: BulkAction, body: str | None, numbers: list[str], form
         errors.setdefault("doctor", "Choose at least one doctor: tick their rows, then choose the action again")
     status = 422 if errors and request.method == "POST" else 200
     return render_template(
-        "actions/confirm.html", action=action, heading=HEADINGS[action], acting_for=acting_for, doctors=doctors,
-        missing=missing, form=form, errors=errors, reasons=CHANGE_REASONS.get(action.gmc_action, {}),
-        back=local_path(request.args.get("back") or form.get("back"),
-                        url_for("queues.queue", queue="discrepancies", body=acting_for.code)),
+        "actions/confirm.html",
+        action=action,
+        heading=HEADINGS[action],
+        acting_for=acting_for,
+        doctors=doctors,
+        missing=missing,
+        form=form,
+        errors=errors,
+        reasons=CHANGE_REASONS.get(action.gmc_action, {}),
+        back=local_path(
+            request.args.get("back") or form.get("back"),
+            url_for("queues.queue", queue="discrepancies", body=acting_for.code),
+        ),
     ), status
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from flask import url_for
 
 _SPACE_OR_C0_CONTROL = "".join(chr(code) for code in range(0x21))
+_CONTROL = frozenset(chr(code) for code in (*range(0x20), 0x7F))
 _TAB_OR_NEWLINE = str.maketrans("", "", "\t\n\r")
 
 
@@ -25,7 +26,7 @@ def own_path(target: str | None) -> str | None:
     cleaned = target.strip(_SPACE_OR_C0_CONTROL).translate(_TAB_OR_NEWLINE).replace("\\", "/")
     if not cleaned.startswith("/") or cleaned.startswith("//"):
         return None  # a scheme ("https:", "javascript:"), a relative path, or another host
-    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in cleaned):
+    if not _CONTROL.isdisjoint(cleaned):
         return None
     parts = urlsplit(cleaned)
     if parts.scheme or parts.netloc:

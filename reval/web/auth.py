@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
-
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
@@ -75,8 +75,10 @@ class SignInSettings:
     def problem(self) -> str | None:
         """Why the web cannot serve anyone, in one line naming the settings; None when it can."""
         if not self.dev and not self.oidc:
-            return "sign-in is not configured: set REVAL_OIDC_ISSUER, REVAL_OIDC_CLIENT_ID and REVAL_OIDC_CLIENT_SECRET " \
-                   "(or REVAL_AUTH=dev for development sign-in)"
+            return (
+                "sign-in is not configured: set REVAL_OIDC_ISSUER, REVAL_OIDC_CLIENT_ID and REVAL_OIDC_CLIENT_SECRET "
+                "(or REVAL_AUTH=dev for development sign-in)"
+            )
         if not self.dev and not self.secret_key:
             return "REVAL_SECRET_KEY is not set: the web needs a secret key to sign its session cookies"
         return None
@@ -169,8 +171,9 @@ def sign_in():
         return redirect(url_for("auth.oidc", next=next_page))
     if configured.dev and not configured.oidc:
         return redirect(url_for("dev_auth.dev_sign_in", next=next_page))
-    return render_template("auth/sign_in.html", oidc=configured.oidc, next_page=next_page,
-                           timed_out=session.pop("timed_out", False))
+    return render_template(
+        "auth/sign_in.html", oidc=configured.oidc, next_page=next_page, timed_out=session.pop("timed_out", False)
+    )
 
 
 @blueprint.get("/oidc")
@@ -198,20 +201,31 @@ def callback():
     except (OAuthError, JoseError) as error:
         current_app.logger.warning("Sign-in failed at the identity provider: %s", error)
         session.clear()
-        return render_template("errors/error.html", title="Sign-in failed",
-                               detail="The identity provider did not confirm who you are. Try again."), 401
+        return render_template(
+            "errors/error.html",
+            title="Sign-in failed",
+            detail="The identity provider did not confirm who you are. Try again.",
+        ), 401
     configured = settings()
     role = role_from_claims(claims.get(configured.roles_claim))
-    name = next((str(claims[key]) for key in ("name", "preferred_username", "email", "sub") if claims.get(key)), "unknown")
+    name = next(
+        (str(claims[key]) for key in ("name", "preferred_username", "email", "sub") if claims.get(key)), "unknown"
+    )
     if role is None:
         current_app.logger.warning("Sign-in refused: %s has no Reval role", name)
         session.clear()
         return render_template(
-            "errors/error.html", title="You do not have access to Reval",
+            "errors/error.html",
+            title="You do not have access to Reval",
             detail=f"Your account ({name}) has no Reval role. Ask your revalidation team to give you one.",
         ), 403
-    sign_in_as(name, role, _configured_codes(claim_values(claims.get(configured.bodies_claim))), via="oidc",
-               id_token=token.get("id_token"))
+    sign_in_as(
+        name,
+        role,
+        _configured_codes(claim_values(claims.get(configured.bodies_claim))),
+        via="oidc",
+        id_token=token.get("id_token"),
+    )
     return redirect(local_path(next_page))
 
 
@@ -236,8 +250,10 @@ def _end_session_at_provider(id_token: str | None) -> str | None:
         return None
     if not endpoint:
         return None
-    parameters = {"post_logout_redirect_uri": url_for("auth.signed_out", _external=True),
-                  "client_id": settings().client_id}
+    parameters = {
+        "post_logout_redirect_uri": url_for("auth.signed_out", _external=True),
+        "client_id": settings().client_id,
+    }
     if id_token:
         parameters["id_token_hint"] = id_token
     return endpoint + ("&" if "?" in endpoint else "?") + urlencode(parameters)
@@ -272,8 +288,12 @@ def dev_sign_in():
             sign_in_as(name, Role(role), [body], via="dev")
             return redirect(local_path(form.get("next")))
     return render_template(
-        "auth/dev_sign_in.html", bodies=bodies, form=form, errors=errors,
-        next_page=local_path(request.values.get("next")), timed_out=session.pop("timed_out", False),
+        "auth/dev_sign_in.html",
+        bodies=bodies,
+        form=form,
+        errors=errors,
+        next_page=local_path(request.values.get("next")),
+        timed_out=session.pop("timed_out", False),
     ), (422 if errors else 200)
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, render_template, request
 
 from reval.gmc.codes import CHANGE_REASONS
 from reval.refusals import Invalid
-from reval.services.doctors import EVENT_SOURCES, describe_event, doctor_detail, rejected_record_text
+from reval.services.doctors import (
+    EVENT_SOURCES,
+    DoctorDetail,
+    describe_event,
+    doctor_detail,
+    rejected_record_text,
+)
 from reval.web.auth import current_actor
 from reval.web.pages import my_bodies, web_context
 
@@ -20,14 +28,31 @@ def doctor(gmc_number: str):
     except Invalid:
         abort(404)  # not a GMC number: no such page
     bodies = my_bodies()
-    seeing = [body for body in bodies if body.code in detail.visible_to]
-    wanted = (request.args.get("body") or "").strip().upper()
-    acting_for = next((b for b in bodies if b.code.upper() == wanted), None) or (seeing or bodies or [None])[0]
+    acting_for = _acting_for(bodies, detail)
     active_hide = next(
-        (hide for hide in detail.active_hides if acting_for is not None and hide.designated_body_code == acting_for.code), None
+        (
+            hide
+            for hide in detail.active_hides
+            if acting_for is not None and hide.designated_body_code == acting_for.code
+        ),
+        None,
     )
     return render_template(
-        "doctors/doctor.html", detail=detail, bodies=bodies, acting_for=acting_for, active_hide=active_hide,
-        may_act=current_actor().may_act, describe_event=describe_event, event_sources=EVENT_SOURCES,
-        change_reasons=CHANGE_REASONS, rejected_record_text=rejected_record_text,
+        "doctors/doctor.html",
+        detail=detail,
+        bodies=bodies,
+        acting_for=acting_for,
+        active_hide=active_hide,
+        may_act=current_actor().may_act,
+        describe_event=describe_event,
+        event_sources=EVENT_SOURCES,
+        change_reasons=CHANGE_REASONS,
+        rejected_record_text=rejected_record_text,
     )
+
+
+def _acting_for(bodies: list[Any], detail: DoctorDetail) -> Any | None:
+    """The body the page acts for: the one asked for, else the first that sees the doctor, else the first."""
+    wanted = (request.args.get("body") or "").strip().upper()
+    seeing = [body for body in bodies if body.code in detail.visible_to]
+    return next((b for b in bodies if b.code.upper() == wanted), None) or (seeing or bodies or [None])[0]

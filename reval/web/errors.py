@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from http import HTTPStatus
 
 from flask import Response, make_response, render_template
 from flask_wtf.csrf import CSRFError
@@ -35,8 +36,11 @@ def status_of(refusal: Refused) -> int:
 def error_page(error: Exception) -> Response:
     """The page for any error raised while serving a page (``reval.app`` sends them here)."""
     if isinstance(error, CSRFError):
-        return page(400, "Your form could not be sent",
-                    "The form was out of date or did not come from Reval. Go back, reload the page and try again.")
+        return page(
+            400,
+            "Your form could not be sent",
+            "The form was out of date or did not come from Reval. Go back, reload the page and try again.",
+        )
     if isinstance(error, NotFound):
         # The same page whether it does not exist or is another office's: nothing is given away.
         return page(404, TITLES[404], NOT_FOUND)
@@ -44,20 +48,27 @@ def error_page(error: Exception) -> Response:
         status = status_of(error)
         return page(status, TITLES.get(status, TITLES[400]), str(error))
     if isinstance(error, DatabaseBusy):
-        response = page(503, "Reval is busy", "A sync is writing to the database. Nothing was changed: try again in a minute.")
+        response = page(
+            503, "Reval is busy", "A sync is writing to the database. Nothing was changed: try again in a minute."
+        )
         response.headers["Retry-After"] = str(error.retry_after_seconds)
         return response
     if isinstance(error, HTTPException):
         status = error.code or 500
-        detail = {404: NOT_FOUND, 413: TOO_LARGE}.get(status, error.description)
+        detail = {HTTPStatus.NOT_FOUND: NOT_FOUND, HTTPStatus.REQUEST_ENTITY_TOO_LARGE: TOO_LARGE}.get(
+            status, error.description
+        )
         response = page(status, TITLES.get(status, error.name), detail)
-        if status == 405 and error.valid_methods:
+        if status == HTTPStatus.METHOD_NOT_ALLOWED and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
     error_id = uuid.uuid4().hex[:12]
     log.exception("Unexpected error %s", error_id)
-    return page(500, "Sorry, there is a problem with Reval",
-                f"Try again later. If it keeps happening, tell the service desk the error reference {error_id}.")
+    return page(
+        500,
+        "Sorry, there is a problem with Reval",
+        f"Try again later. If it keeps happening, tell the service desk the error reference {error_id}.",
+    )
 
 
 def page(status: int, title: str, detail: str | None = None) -> Response:

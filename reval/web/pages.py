@@ -28,18 +28,20 @@ blueprint = Blueprint("pages", __name__)
 PUBLIC_BLUEPRINTS = {"auth", "dev_auth", "assets"}
 API_PATH = "/api/"
 
-CONTENT_SECURITY_POLICY = "; ".join((
-    "default-src 'self'",
-    "script-src 'self'",  # no inline scripts, no eval
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "font-src 'self' https://assets.nhs.uk",  # the NHS.UK typeface (falls back to Arial where blocked)
-    "connect-src 'self'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-    "base-uri 'self'",
-    "object-src 'none'",
-))
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",  # no inline scripts, no eval
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self' https://assets.nhs.uk",  # the NHS.UK typeface (falls back to Arial where blocked)
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'self'",
+        "object-src 'none'",
+    )
+)
 
 
 def init_app(app: Flask) -> None:
@@ -63,8 +65,12 @@ def _require_sign_in():
     problem = settings().problem()
     if problem:
         current_app.logger.error("Refusing to serve: %s", problem)
-        return render_template("errors/error.html", status=503, title="Sign-in is not configured",
-                               detail="Reval cannot serve pages until sign-in is configured."), 503
+        return render_template(
+            "errors/error.html",
+            status=503,
+            title="Sign-in is not configured",
+            detail="Reval cannot serve pages until sign-in is configured.",
+        ), 503
     if end_stale_session() or current_actor() is None:
         return redirect(url_for("auth.sign_in", next=_return_address()))
     return None

@@ -4,8 +4,8 @@ and the whole view as CSV."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context, url_for
 
@@ -66,7 +66,9 @@ class ViewAsked:
     descending: bool
 
     def view(self) -> QueueView:
-        return QueueView.of_tab(self.tab, self.body.code, filters=self.filters, sort=self.sort, descending=self.descending)
+        return QueueView.of_tab(
+            self.tab, self.body.code, filters=self.filters, sort=self.sort, descending=self.descending
+        )
 
 
 def _asked(queue: str) -> ViewAsked:
@@ -84,7 +86,9 @@ def _asked(queue: str) -> ViewAsked:
     if body is None:
         raise NotFound(f"designated body {request.args.get('body')!r} is not one of yours")
     filters = QueueFilters(
-        q=request.args.get("q"), reason=request.args.get("reason"), owner=request.args.get("owner"),
+        q=request.args.get("q"),
+        reason=request.args.get("reason"),
+        owner=request.args.get("owner"),
         gmc_update_failed=True if request.args.get("failed") == "yes" else None,
     )
     return ViewAsked(tab, body, filters, sort_key(request.args.get("sort")), descending(request.args.get("order")))
@@ -98,11 +102,22 @@ def queue(queue: str):
     counts = tab_counts(context, asked.body.code, asked.filters)
     return render_template(
         "queues/queue.html",
-        asked=asked, page=page, counts=counts, tabs=[(tab, TAB_LABELS[tab]) for tab in counts],
-        tab_label=TAB_LABELS[asked.tab], columns=COLUMNS, head=_sortable_head(asked), pager=_pager(page),
-        bodies=my_bodies(), owners=configured_bodies(), reasons=DEFAULT_RULE_TABLE.reasons(),
-        download_href=url_for("queues.download", queue=asked.tab.value,
-                              **{key: value for key, value in request.args.items() if key != "page"}),
+        asked=asked,
+        page=page,
+        counts=counts,
+        tabs=[(tab, TAB_LABELS[tab]) for tab in counts],
+        tab_label=TAB_LABELS[asked.tab],
+        columns=COLUMNS,
+        head=_sortable_head(asked),
+        pager=_pager(page),
+        bodies=my_bodies(),
+        owners=configured_bodies(),
+        reasons=DEFAULT_RULE_TABLE.reasons(),
+        download_href=url_for(
+            "queues.download",
+            queue=asked.tab.value,
+            **{key: value for key, value in request.args.items() if key != "page"},
+        ),
     )
 
 
@@ -112,11 +127,13 @@ def _sortable_head(asked: ViewAsked) -> list[dict]:
     for key, label in COLUMNS:
         current = key is asked.sort
         order = "asc" if not current or asked.descending else "desc"
-        head.append({
-            "text": label,
-            "sort": ("descending" if asked.descending else "ascending") if current else "none",
-            "href": url_with(sort=key.value, order=order, page=None),
-        })
+        head.append(
+            {
+                "text": label,
+                "sort": ("descending" if asked.descending else "ascending") if current else "none",
+                "href": url_with(sort=key.value, order=order, page=None),
+            }
+        )
     return head
 
 
@@ -136,10 +153,23 @@ def _pager(page) -> dict:
     }
 
 
+CSV_CHUNK_BYTES = 65536  # a download is streamed in pieces of about this size
 CSV_HEADER = (
-    "GMC number", "First name", "Last name", "GMC designated body", "Programme owners", "Programme",
-    "Programme start", "Programme end", "GMC submission date", "Queue", "Reason code", "Reason", "Last change",
-    "GMC update failed", "Hidden for",
+    "GMC number",
+    "First name",
+    "Last name",
+    "GMC designated body",
+    "Programme owners",
+    "Programme",
+    "Programme start",
+    "Programme end",
+    "GMC submission date",
+    "Queue",
+    "Reason code",
+    "Reason",
+    "Last change",
+    "GMC update failed",
+    "Hidden for",
 )
 
 
@@ -151,7 +181,8 @@ def download(queue: str):
     first = next(entries, None)  # any refusal comes now, before the response starts
     filename = f"reval-{asked.body.code}-{asked.tab.value}.csv"
     return Response(
-        stream_with_context(_csv_lines(first, entries)), mimetype="text/csv",
+        stream_with_context(_csv_lines(first, entries)),
+        mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
@@ -163,7 +194,7 @@ def _csv_lines(first: QueueEntry | None, rest: Iterator[QueueEntry]) -> Iterator
     entries = rest if first is None else _chain(first, rest)
     for entry in entries:
         writer.writerow(_csv_row(entry))
-        if buffer.tell() > 65536:
+        if buffer.tell() > CSV_CHUNK_BYTES:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
@@ -180,8 +211,19 @@ def _csv_row(entry: QueueEntry) -> list[str]:
         return value.isoformat() if value else ""
 
     return [
-        entry.gmc_number, entry.first_name, entry.last_name, entry.designated_body or "",
-        " ".join(entry.programme_owners), entry.programme_name, day(entry.programme_start),
-        day(entry.programme_end), day(entry.submission_date), entry.queue, entry.reason, entry.reason_label,
-        day(entry.changed), "yes" if entry.gmc_update_failed else "no", " ".join(entry.hidden_for),
+        entry.gmc_number,
+        entry.first_name,
+        entry.last_name,
+        entry.designated_body or "",
+        " ".join(entry.programme_owners),
+        entry.programme_name,
+        day(entry.programme_start),
+        day(entry.programme_end),
+        day(entry.submission_date),
+        entry.queue,
+        entry.reason,
+        entry.reason_label,
+        day(entry.changed),
+        "yes" if entry.gmc_update_failed else "no",
+        " ".join(entry.hidden_for),
     ]

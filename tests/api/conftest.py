@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from joserfc import jwt
@@ -46,15 +47,34 @@ class Issuer:
             return Response("not found", 404)(environ, start_response)
         return Response(json.dumps(body), mimetype="application/json")(environ, start_response)
 
-    def claims(self, scopes: str = "reval.read", bodies: tuple[str, ...] = (EAST_OF_ENGLAND,), **extra: Any) -> dict[str, Any]:
+    def claims(
+        self, scopes: str = "reval.read", bodies: tuple[str, ...] = (EAST_OF_ENGLAND,), **extra: Any
+    ) -> dict[str, Any]:
         now = int(time.time())
-        return {"iss": self.url, "aud": AUDIENCE, "sub": "case-system", "scope": scopes,
-                "designated_bodies": list(bodies), "iat": now, "nbf": now, "exp": now + 300, **extra}
+        return {
+            "iss": self.url,
+            "aud": AUDIENCE,
+            "sub": "case-system",
+            "scope": scopes,
+            "designated_bodies": list(bodies),
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+            **extra,
+        }
 
-    def token(self, scopes: str = "reval.read", bodies: tuple[str, ...] = (EAST_OF_ENGLAND,), key: Key | None = None,
-              header: dict[str, Any] | None = None, **claims: Any) -> str:
+    def token(
+        self,
+        scopes: str = "reval.read",
+        bodies: tuple[str, ...] = (EAST_OF_ENGLAND,),
+        key: Key | None = None,
+        header: dict[str, Any] | None = None,
+        **claims: Any,
+    ) -> str:
         key = key or self.keys[0]
-        return jwt.encode({"alg": "RS256", "kid": key.kid, **(header or {})}, self.claims(scopes, bodies, **claims), key)
+        return jwt.encode(
+            {"alg": "RS256", "kid": key.kid, **(header or {})}, self.claims(scopes, bodies, **claims), key
+        )
 
 
 @pytest.fixture
@@ -66,12 +86,18 @@ def issuer() -> Iterator[Issuer]:
 
 
 @pytest.fixture
-def api(app, issuer, national):
+def api(app, issuer, national):  # noqa: F811 -- the parameter is the fixture imported above
     """An app whose API trusts the issuer, on the national dataset (rate limits off: tested alone)."""
     settings = {key: value for key, value in app.config.items() if key.startswith("REVAL_")}
-    api_app = create_app(settings | {
-        "REVAL_API_ISSUER": issuer.url, "REVAL_API_AUDIENCE": AUDIENCE, "REVAL_API_RATE_LIMITS": "0", "TESTING": True,
-    })
+    api_app = create_app(
+        settings
+        | {
+            "REVAL_API_ISSUER": issuer.url,
+            "REVAL_API_AUDIENCE": AUDIENCE,
+            "REVAL_API_RATE_LIMITS": "0",
+            "TESTING": True,
+        }
+    )
     yield api_app
     database(api_app).engine.dispose()
 

@@ -41,8 +41,11 @@ def test_the_bodies_a_caller_may_see(calling):
 
 def test_queue_counts(calling):
     counts = calling().get(f"{BODY}/queues").json
-    assert counts == {"designatedBody": EAST_OF_ENGLAND, "gmcUpdateFailed": 0,
-                      "queues": {"CONNECTED": 25, "DISCREPANCY": 3, "HIDDEN": 0, "HISTORIC": 0}}
+    assert counts == {
+        "designatedBody": EAST_OF_ENGLAND,
+        "gmcUpdateFailed": 0,
+        "queues": {"CONNECTED": 25, "DISCREPANCY": 3, "HIDDEN": 0, "HISTORIC": 0},
+    }
     assert calling().get(f"{BODY}/queues?reason=db_mismatch").json["queues"]["DISCREPANCY"] == 2
 
 
@@ -51,7 +54,7 @@ def test_pages_agree_with_reval_export(calling, sessions):
     api_rows = all_pages(caller, f"{BODY}/doctors?pageSize=7")
     export_rows = exported(sessions, EAST_OF_ENGLAND)
     assert [row["gmcReferenceNumber"] for row in api_rows] == [row["gmcReferenceNumber"] for row in export_rows]
-    for api_row, export_row in zip(api_rows, export_rows):
+    for api_row, export_row in zip(api_rows, export_rows, strict=True):
         assert {key: api_row[key] for key in export_row} == export_row  # the export's fields, the same
     first = caller.get(f"{BODY}/doctors?pageSize=7").json
     assert (first["total"], first["page"], first["pageSize"], len(first["items"])) == (28, 1, 7, 7)
@@ -74,8 +77,16 @@ def test_a_page_size_over_500_is_refused(calling):
     assert calling().get(f"{BODY}/doctors?pageSize=500").status_code == 200
 
 
-@pytest.mark.parametrize("query, field", [("sort=shoe_size", "sort"), ("queue=LIMBO", "queue"), ("page=0", "page"),
-                                          ("reason=NOPE", "reason"), ("programmeOwner=NOWHERE", "programmeOwner")])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("sort=shoe_size", "sort"),
+        ("queue=LIMBO", "queue"),
+        ("page=0", "page"),
+        ("reason=NOPE", "reason"),
+        ("programmeOwner=NOWHERE", "programmeOwner"),
+    ],
+)
 def test_bad_query_values_name_the_field(calling, query, field):
     response = calling().get(f"{BODY}/doctors?{query}")
     assert response.status_code == 422 and response.mimetype == "application/problem+json"
@@ -92,7 +103,9 @@ def test_a_doctor_with_the_explanation_and_a_cache_validator(calling):
     ]
     assert doctor["gmc"]["designatedBody"] == EAST_OF_ENGLAND and doctor["tisPeople"][0]["programmeMemberships"]
     unchanged = caller.get(f"/api/v1/doctors/{EAST_MISMATCH[0]}", headers={"If-None-Match": response.headers["ETag"]})
-    assert unchanged.status_code == 304 and unchanged.data == b"" and unchanged.headers["ETag"] == response.headers["ETag"]
+    assert (
+        unchanged.status_code == 304 and unchanged.data == b"" and unchanged.headers["ETag"] == response.headers["ETag"]
+    )
 
 
 def test_a_gmc_number_that_is_not_seven_digits_is_refused(calling):
@@ -118,20 +131,27 @@ def test_hide_and_unhide(admin, calling):
     assert calling().get(f"{BODY}/queues").json["queues"]["HIDDEN"] == 0
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"designatedBody": EAST_OF_ENGLAND, "reason": "x", "until": "2000-01-01"}, "until"),
-    ({"designatedBody": EAST_OF_ENGLAND, "reason": ""}, "reason"),
-    ({"designatedBody": EAST_OF_ENGLAND}, "reason"),
-    ({"designatedBody": EAST_OF_ENGLAND, "reason": "x", "colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"designatedBody": EAST_OF_ENGLAND, "reason": "x", "until": "2000-01-01"}, "until"),
+        ({"designatedBody": EAST_OF_ENGLAND, "reason": ""}, "reason"),
+        ({"designatedBody": EAST_OF_ENGLAND}, "reason"),
+        ({"designatedBody": EAST_OF_ENGLAND, "reason": "x", "colour": "red"}, "colour"),
+    ],
+)
 def test_a_bad_hide_is_refused_naming_the_field(admin, body, field):
     response = admin.post(f"/api/v1/doctors/{EAST_CONNECTED[0]}/hides", body)
     assert response.status_code == 422 and field in response.json["errors"], response.json
 
 
 def test_malformed_json_is_a_bad_request(admin):
-    response = admin.client.post(f"/api/v1/doctors/{EAST_CONNECTED[0]}/hides", data="{not json",
-                                 content_type="application/json", headers=admin.headers)
+    response = admin.client.post(
+        f"/api/v1/doctors/{EAST_CONNECTED[0]}/hides",
+        data="{not json",
+        content_type="application/json",
+        headers=admin.headers,
+    )
     assert response.status_code == 400 and response.mimetype == "application/problem+json"
 
 
@@ -144,8 +164,13 @@ def test_the_rule_table_as_data(calling):
     table = calling().get("/api/v1/rules").json
     assert table["label"] == "reval-default@2" and len(table["rows"]) == 15
     assert table["rows"][9] | {"when": None} == {
-        "number": 10, "reason": "DB_MISMATCH", "label": "Connected to another body", "queue": "DISCREPANCY",
-        "visibleTo": ["GMC DB"], "when": None, "description": table["rows"][9]["description"],
+        "number": 10,
+        "reason": "DB_MISMATCH",
+        "label": "Connected to another body",
+        "queue": "DISCREPANCY",
+        "visibleTo": ["GMC DB"],
+        "when": None,
+        "description": table["rows"][9]["description"],
     }
 
 
@@ -162,8 +187,15 @@ def test_a_fault_answers_500_with_an_id_in_the_log_and_no_detail(app, issuer, na
 
 def test_too_many_requests_answer_429_with_retry_after(app, issuer, national):
     settings = {key: value for key, value in app.config.items() if key.startswith("REVAL_")}
-    limited = create_app(settings | {"REVAL_API_ISSUER": issuer.url, "REVAL_API_AUDIENCE": AUDIENCE,
-                                     "REVAL_API_RATE_LIMIT": "3/minute", "TESTING": True})
+    limited = create_app(
+        settings
+        | {
+            "REVAL_API_ISSUER": issuer.url,
+            "REVAL_API_AUDIENCE": AUDIENCE,
+            "REVAL_API_RATE_LIMIT": "3/minute",
+            "TESTING": True,
+        }
+    )
     caller = Caller(limited, issuer.token())
     statuses = [caller.get(f"{BODY}/queues").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
@@ -183,16 +215,31 @@ def gmc_api(gmc_app, gmc_connect, issuer, national):
     for number in EAST_CONNECTED + EAST_MISMATCH:
         gmc_connect.state.lists[EAST_OF_ENGLAND][number] = gmc_doctor(number)
     settings = {key: value for key, value in gmc_app.config.items() if key.startswith("REVAL_")}
-    served = create_app(settings | {"REVAL_API_ISSUER": issuer.url, "REVAL_API_AUDIENCE": AUDIENCE,
-                                    "REVAL_API_RATE_LIMITS": "0", "REVAL_DELIVERY_BACKOFF_SECONDS": "0", "TESTING": True})
+    served = create_app(
+        settings
+        | {
+            "REVAL_API_ISSUER": issuer.url,
+            "REVAL_API_AUDIENCE": AUDIENCE,
+            "REVAL_API_RATE_LIMITS": "0",
+            "REVAL_DELIVERY_BACKOFF_SECONDS": "0",
+            "TESTING": True,
+        }
+    )
     yield Caller(served, issuer.token("reval.read reval.write"))
     database(served).engine.dispose()
 
 
 def connect(caller: Caller, number: str = EAST_NOT_CONNECTED[0], **headers):
-    return caller.post("/api/v1/connection-requests", {
-        "gmcNumber": number, "designatedBody": EAST_OF_ENGLAND, "action": "add", "reason": 1,
-    }, headers=headers)
+    return caller.post(
+        "/api/v1/connection-requests",
+        {
+            "gmcNumber": number,
+            "designatedBody": EAST_OF_ENGLAND,
+            "action": "add",
+            "reason": 1,
+        },
+        headers=headers,
+    )
 
 
 def status_of(caller: Caller, request_id: int, wanted: str) -> dict | None:
@@ -213,15 +260,22 @@ def test_a_transient_failure_is_retried(gmc_api, gmc_connect, reval):
     gmc_connect.state.faults.append(InjectedFault("http-500", operation="TryAddDoctor", times=1))
     created = connect(gmc_api).json
     # The first attempt's outcome, not its claim (which counts the attempt before GMC answers).
-    waiting = wait_for(lambda: (state := gmc_api.get(f"/api/v1/connection-requests/{created['id']}").json)["attempts"] == 1
-                       and state["message"] and state)
+    waiting = wait_for(
+        lambda: (
+            (state := gmc_api.get(f"/api/v1/connection-requests/{created['id']}").json)["attempts"] == 1
+            and state["message"]
+            and state
+        )
+    )
     assert waiting["status"] == "PENDING" and waiting["nextAttemptAt"] > waiting["lastAttemptAt"]
     reval("deliver", "--all")
     assert status_of(gmc_api, created["id"], "SUCCEEDED")
 
 
 def test_a_refused_change_fails_visibly_and_is_resent(gmc_api, gmc_connect):
-    gmc_connect.state.faults.append(InjectedFault("return-code", gmc_number=EAST_NOT_CONNECTED[0], return_code="106", times=1))
+    gmc_connect.state.faults.append(
+        InjectedFault("return-code", gmc_number=EAST_NOT_CONNECTED[0], return_code="106", times=1)
+    )
     created = connect(gmc_api).json
     failed = wait_for(lambda: status_of(gmc_api, created["id"], "FAILED"))
     assert failed["returnCode"] == "106" and "revalidation lock" in failed["message"] and failed["gmcUpdateFailed"]
@@ -236,13 +290,25 @@ def test_a_refused_change_fails_visibly_and_is_resent(gmc_api, gmc_connect):
 
 
 def test_a_reason_that_does_not_fit_the_action_is_refused(gmc_api):
-    response = gmc_api.post("/api/v1/connection-requests", {
-        "gmcNumber": EAST_NOT_CONNECTED[0], "designatedBody": EAST_OF_ENGLAND, "action": "ADD", "reason": "3",
-    })
+    response = gmc_api.post(
+        "/api/v1/connection-requests",
+        {
+            "gmcNumber": EAST_NOT_CONNECTED[0],
+            "designatedBody": EAST_OF_ENGLAND,
+            "action": "ADD",
+            "reason": "3",
+        },
+    )
     assert response.status_code == 422 and "reason" in response.json["errors"]
-    response = gmc_api.post("/api/v1/connection-requests", {
-        "gmcNumber": "12", "designatedBody": EAST_OF_ENGLAND, "action": "ADD", "reason": "1",
-    })
+    response = gmc_api.post(
+        "/api/v1/connection-requests",
+        {
+            "gmcNumber": "12",
+            "designatedBody": EAST_OF_ENGLAND,
+            "action": "ADD",
+            "reason": "1",
+        },
+    )
     assert response.status_code == 422 and "gmcNumber" in response.json["errors"]
 
 
@@ -261,7 +327,9 @@ def test_an_idempotency_key_makes_a_request_safe_to_repeat(gmc_api, gmc_connect)
 def test_requests_are_listed_and_filtered(gmc_api):
     created = connect(gmc_api).json
     wait_for(lambda: status_of(gmc_api, created["id"], "SUCCEEDED"))
-    assert [r["id"] for r in gmc_api.get("/api/v1/connection-requests?status=succeeded").json["items"]] == [created["id"]]
+    assert [r["id"] for r in gmc_api.get("/api/v1/connection-requests?status=succeeded").json["items"]] == [
+        created["id"]
+    ]
     assert gmc_api.get("/api/v1/connection-requests?status=FAILED").json["items"] == []
     assert gmc_api.get(f"/api/v1/connection-requests?gmcNumber={EAST_CONNECTED[0]}").json["total"] == 0
 
@@ -274,8 +342,11 @@ def test_a_national_caller_starts_a_run_and_a_second_is_refused_while_it_runs(ap
 
     caller = Caller(api, issuer.token(ALL_SCOPES))
     with sessions.begin() as session:  # a run already under way
-        session.add(SyncRun(started_at=utcnow(), as_of=AS_OF, status="RUNNING", rule_table="reval-default@1",
-                            rejected_records=0))
+        session.add(
+            SyncRun(
+                started_at=utcnow(), as_of=AS_OF, status="RUNNING", rule_table="reval-default@1", rejected_records=0
+            )
+        )
     refused = caller.post("/api/v1/runs")
     assert refused.status_code == 409 and "already running" in refused.json["detail"]
 
@@ -285,5 +356,9 @@ def test_runs_are_listed_with_a_validator(calling):
     runs = caller.get("/api/v1/runs").json["items"]
     assert runs[0]["status"] == "SUCCEEDED"
     one = caller.get(f"/api/v1/runs/{runs[0]['id']}")
-    assert one.status_code == 200 and caller.get(f"/api/v1/runs/{runs[0]['id']}", headers={"If-None-Match": one.headers["ETag"]}).status_code == 304
+    assert (
+        one.status_code == 200
+        and caller.get(f"/api/v1/runs/{runs[0]['id']}", headers={"If-None-Match": one.headers["ETag"]}).status_code
+        == 304
+    )
     assert caller.get("/api/v1/runs/2147483000").status_code == 404

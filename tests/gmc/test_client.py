@@ -8,10 +8,10 @@ import pytest
 import requests
 
 from reval.gmc.client import NAMESPACE, GmcClient, with_retries
-from reval.retrying import backoff_delay
 from reval.gmc.codes import OutcomeKind
 from reval.gmc.records import read_connected_doctor
 from reval.gmc.simulator import InjectedFault
+from reval.retrying import backoff_delay
 from tests.conftest import GMC_PASSWORD, gmc_settings
 from tests.factories import EAST_OF_ENGLAND, NORTH_EAST, gmc_doctor
 
@@ -58,7 +58,11 @@ def test_a_change_already_in_effect_counts_as_success(client, connected, call, c
 @pytest.mark.parametrize(
     "call, code, meaning",
     [
-        (lambda c: c.try_add_doctor("12AB", EAST_OF_ENGLAND, "1", "r", "admin"), "70", "invalid doctor GMC reference number"),
+        (
+            lambda c: c.try_add_doctor("12AB", EAST_OF_ENGLAND, "1", "r", "admin"),
+            "70",
+            "invalid doctor GMC reference number",
+        ),
         (lambda c: c.get_doctors_for_db("1-NOSUCH"), "80", "invalid designated body code"),
         (lambda c: c.try_remove_doctor("1000001", EAST_OF_ENGLAND, "7", "r", "admin"), "120", "change code"),
         (lambda c: c.try_add_doctor("1000001", NORTH_EAST, "1", "r", ""), "110", "missing internal user"),
@@ -96,7 +100,9 @@ def test_transient_failures_are_classified_for_retry(gmc_connect, fault, message
 
 
 def test_a_refused_connection_is_transient(gmc_connect):
-    reply = GmcClient(gmc_settings("http://127.0.0.1:9/GMCWebServices/WebService.asmx")).get_doctors_for_db(EAST_OF_ENGLAND)
+    reply = GmcClient(gmc_settings("http://127.0.0.1:9/GMCWebServices/WebService.asmx")).get_doctors_for_db(
+        EAST_OF_ENGLAND
+    )
     assert reply.kind is OutcomeKind.TRANSIENT and "could not connect" in reply.message
 
 
@@ -106,7 +112,11 @@ def test_wrong_credentials_alert_an_operator_and_never_show_the_password(gmc_con
     reply = client.get_doctors_for_db(EAST_OF_ENGLAND)
     assert (reply.kind, reply.return_code) == (OutcomeKind.ACCESS, "99")
     assert any("OPERATOR ALERT" in record.getMessage() for record in caplog.records)
-    assert GMC_PASSWORD not in caplog.text and GMC_PASSWORD not in repr(reply) and GMC_PASSWORD not in repr(client.settings)
+    assert (
+        GMC_PASSWORD not in caplog.text
+        and GMC_PASSWORD not in repr(reply)
+        and GMC_PASSWORD not in repr(client.settings)
+    )
     assert "<ns0:Password>***</ns0:Password>" in caplog.text or "Password>***<" in caplog.text
 
 
@@ -145,13 +155,17 @@ def test_the_simulator_insists_on_the_soap_action_of_the_operation(gmc_connect):
         '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
         f'<GetDoctorsForDB xmlns="{NAMESPACE}"/></soap:Body></soap:Envelope>'
     )
-    answer = requests.post(gmc_connect.url, data=envelope, headers={"SOAPAction": NAMESPACE + "TryAddDoctor"}, timeout=5)
+    answer = requests.post(
+        gmc_connect.url, data=envelope, headers={"SOAPAction": NAMESPACE + "TryAddDoctor"}, timeout=5
+    )
     assert answer.status_code == 500 and "does not match GetDoctorsForDB" in answer.text
 
 
 def test_faults_are_injected_over_the_control_api(gmc_connect, client):
     base = gmc_connect.url.split("/GMCWebServices")[0]
-    created = requests.post(f"{base}/simulator/faults", json={"kind": "return-code", "returnCode": "98", "times": 1}, timeout=5)
+    created = requests.post(
+        f"{base}/simulator/faults", json={"kind": "return-code", "returnCode": "98", "times": 1}, timeout=5
+    )
     assert created.status_code == 201
     assert client.get_doctors_for_db(EAST_OF_ENGLAND).return_code == "98"
     assert client.get_doctors_for_db(EAST_OF_ENGLAND).return_code == "0"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -19,7 +19,7 @@ from reval.reconcile.connections import DeliveryPolicy, deliver_request
 from tests.conftest import GMC_PASSWORD
 from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
 
-NOON = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+NOON = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -27,10 +27,13 @@ def synced(gmc_app, reval, files, gmc_connect):
     """1000001 connected to East of England as TIS says; 1000002 in Wessex's programme, not connected."""
     gmc_connect.state.lists[EAST_OF_ENGLAND]["1000001"] = gmc_doctor("1000001")
     gmc = gmc_snapshot(files / "gmc.json", {EAST_OF_ENGLAND: [gmc_doctor("1000001")]})
-    tis = tis_snapshot(files / "tis.json", [
-        person("1000001", programme(EAST_OF_ENGLAND), person_id=1),
-        person("1000002", programme(WESSEX), person_id=2),
-    ])
+    tis = tis_snapshot(
+        files / "tis.json",
+        [
+            person("1000001", programme(EAST_OF_ENGLAND), person_id=1),
+            person("1000002", programme(WESSEX), person_id=2),
+        ],
+    )
     reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF.isoformat())
     return gmc_app
 
@@ -56,11 +59,24 @@ def test_a_connection_accepted_by_gmc_moves_the_doctor_at_once(reval, synced, gm
     assert (doctor["queue"], doctor["designatedBody"], doctor["gmcUpdateFailed"]) == ("CONNECTED", WESSEX, False)
     [request] = requests_listed(reval)
     assert request | {"requestedAt": None, "lastAttemptAt": None} == {
-        "id": request["id"], "gmcReferenceNumber": "1000002", "designatedBodyCode": WESSEX, "action": "ADD",
-        "reason": "1", "status": "SUCCEEDED", "returnCode": "0", "message": "TryAddDoctor: return code 0 (success)",
-        "attempts": 1, "requestedBy": "ann", "requestedAt": None, "lastAttemptAt": None, "nextAttemptAt": None,
-        "clientRequestId": request["clientRequestId"], "gmcRequestId": request["gmcRequestId"], "resendOf": None,
-        "forced": False, "supersededBy": None,
+        "id": request["id"],
+        "gmcReferenceNumber": "1000002",
+        "designatedBodyCode": WESSEX,
+        "action": "ADD",
+        "reason": "1",
+        "status": "SUCCEEDED",
+        "returnCode": "0",
+        "message": "TryAddDoctor: return code 0 (success)",
+        "attempts": 1,
+        "requestedBy": "ann",
+        "requestedAt": None,
+        "lastAttemptAt": None,
+        "nextAttemptAt": None,
+        "clientRequestId": request["clientRequestId"],
+        "gmcRequestId": request["gmcRequestId"],
+        "resendOf": None,
+        "forced": False,
+        "supersededBy": None,
     }
     assert history(reval, "1000002")[-3:] == [("ADMIN", "GMC_REQUEST"), ("ADMIN", "CONNECTION"), ("ADMIN", "DECISION")]
 
@@ -78,7 +94,10 @@ def test_a_disconnection_removes_the_connection_and_re_decides(reval, synced, gm
         (["connect", "12345", "--designated-body", WESSEX, "--reason", "1"], "12345"),
         (["connect", "1000002", "--designated-body", "1-NOWHERE", "--reason", "1"], "1-NOWHERE"),
         (["connect", "1000002", "--designated-body", WESSEX, "--reason", "3"], "reason '3' does not fit ADD"),
-        (["disconnect", "1000001", "--designated-body", EAST_OF_ENGLAND, "--reason", "4"], "reason '4' does not fit REMOVE"),
+        (
+            ["disconnect", "1000001", "--designated-body", EAST_OF_ENGLAND, "--reason", "4"],
+            "reason '4' does not fit REMOVE",
+        ),
     ],
     ids=["bad-number", "unknown-body", "add-reason", "remove-reason"],
 )
@@ -122,7 +141,7 @@ def test_retries_are_bounded_then_the_request_fails(synced, sessions, gmc_connec
         with synced.app_context():
             for _ in range(2):
                 later = NOON + timedelta(hours=2)
-                connections.deliver_due_requests(sessions, gmc_client(), now=lambda: later, policy=policy)
+                connections.deliver_due_requests(sessions, gmc_client(), now=lambda later=later: later, policy=policy)
     [request] = requests_listed(reval)
     assert (request["status"], request["attempts"]) == ("FAILED", 3)
     assert request["message"].startswith("gave up after 3 attempts") and "GMC internal error" in request["message"]
@@ -168,17 +187,25 @@ class SimulatedCrash(BaseException):
     """The worker dies between GMC's answer and recording it."""
 
 
-def test_a_delivery_repeated_after_a_crash_does_not_repeat_the_change(synced, sessions, gmc_connect, reval, monkeypatch):
+def test_a_delivery_repeated_after_a_crash_does_not_repeat_the_change(
+    synced, sessions, gmc_connect, reval, monkeypatch
+):
     with synced.app_context():
         client = gmc_client()
     with time_machine.travel(NOON, tick=False):
-        monkeypatch.setattr(connections, "record_delivery_outcome", lambda *args: (_ for _ in ()).throw(SimulatedCrash()))
-        with synced.app_context():
-            with sessions.begin() as session:
-                request_id = connections.record_connection_request(
-                    session, gmc_number_text="1000002", designated_body=WESSEX, action=connections.Action.ADD,
-                    reason="1", requested_by="ann", now=NOON,
-                ).id
+        monkeypatch.setattr(
+            connections, "record_delivery_outcome", lambda *args: (_ for _ in ()).throw(SimulatedCrash())
+        )
+        with synced.app_context(), sessions.begin() as session:
+            request_id = connections.record_connection_request(
+                session,
+                gmc_number_text="1000002",
+                designated_body=WESSEX,
+                action=connections.Action.ADD,
+                reason="1",
+                requested_by="ann",
+                now=NOON,
+            ).id
         with pytest.raises(SimulatedCrash):
             deliver_request(sessions, client, request_id, now=lambda: NOON)
         monkeypatch.undo()
@@ -208,7 +235,9 @@ def test_history_and_explain_say_each_gmc_request_in_a_line_and_when_the_last_on
     with time_machine.travel("2026-11-21 09:15 +0000", tick=False):
         reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1", expect_exit=1)
     [request] = requests_listed(reval)
-    asked = f"GMC request {request['id']}: ADD {WESSEX}, reason 1 (the doctor has a connection with this designated body)"
+    asked = (
+        f"GMC request {request['id']}: ADD {WESSEX}, reason 1 (the doctor has a connection with this designated body)"
+    )
     answered = f"failed; GMC answered 106: {request['message']}"
     lines = reval("history", "1000002").output.splitlines()
     assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d (GMT|BST)  ", line) for line in lines), lines
@@ -226,4 +255,6 @@ def test_history_and_explain_say_each_gmc_request_in_a_line_and_when_the_last_on
 
     reval("resend", str(request["id"]))
     explained = reval("explain", "1000002").output
-    assert f"{answered} (superseded by request {request['id'] + 1})" in explained and "GMC update failed" not in explained
+    assert (
+        f"{answered} (superseded by request {request['id'] + 1})" in explained and "GMC update failed" not in explained
+    )

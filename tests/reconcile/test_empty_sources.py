@@ -20,8 +20,11 @@ def gmc_file(files, content: bytes):
 
 
 def sync(reval, gmc, tis, expect_exit: int = 0):
-    args = ["sync", "--as-of", AS_OF.isoformat(), "--json"] + (["--gmc-file", gmc] if gmc else []) + \
-        (["--tis-file", tis] if tis else [])
+    args = (
+        ["sync", "--as-of", AS_OF.isoformat(), "--json"]
+        + (["--gmc-file", gmc] if gmc else [])
+        + (["--tis-file", tis] if tis else [])
+    )
     return reval(*args, expect_exit=expect_exit)
 
 

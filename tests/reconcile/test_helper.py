@@ -33,8 +33,13 @@ def dataset(tmp_path_factory):
 
 def two_nights(sessions, dataset, helper_process: bool):
     summaries = [
-        run_sync(sessions, as_of=as_of, gmc=GmcInput.from_file(gmc_path), tis=TisInput.from_file(dataset.tis),
-                 helper_process=helper_process)
+        run_sync(
+            sessions,
+            as_of=as_of,
+            gmc=GmcInput.from_file(gmc_path),
+            tis=TisInput.from_file(dataset.tis),
+            helper_process=helper_process,
+        )
         for gmc_path, as_of in ((dataset.previous_gmc, AS_OF - timedelta(days=1)), (dataset.gmc, AS_OF))
     ]
     with sessions.begin() as session:
@@ -46,8 +51,11 @@ def two_nights(sessions, dataset, helper_process: bool):
 
 
 def comparable(summary):
-    return {key: value for key, value in summary.items()
-            if key not in ("syncRunId", "startedAt", "finishedAt", "seconds", "helperProcess")}
+    return {
+        key: value
+        for key, value in summary.items()
+        if key not in ("syncRunId", "startedAt", "finishedAt", "seconds", "helperProcess")
+    }
 
 
 def test_decisions_history_and_rejections_match_with_and_without_a_helper_process(sessions, dataset, monkeypatch):
@@ -85,8 +93,11 @@ def test_new_doctors_rows_made_where_they_are_decided_match_the_general_path(ses
     monkeypatch.setattr(sync_module, "LARGE_INPUT_BYTES", 0)  # start the helper with each sync
     made_with_decisions = []
     write_new_doctors = decisions._write_new_doctors
-    monkeypatch.setattr(decisions, "_write_new_doctors",
-                        lambda *args: made_with_decisions.append(len(args[-1].queues)) or write_new_doctors(*args))
+    monkeypatch.setattr(
+        decisions,
+        "_write_new_doctors",
+        lambda *args: made_with_decisions.append(len(args[-1].queues)) or write_new_doctors(*args),
+    )
     new_summaries, _, new_state = two_nights(sessions, dataset, helper_process=True)
     new_rows = written_rows(sessions)
     empty(sessions)
@@ -101,8 +112,9 @@ def test_new_doctors_rows_made_where_they_are_decided_match_the_general_path(ses
 def test_a_small_sync_starts_no_helper_process(sessions, tmp_path):
     # Its files are known to be small (under SMALL_INPUT_BYTES): a second's start-up would cost more than its work.
     small = generate(tmp_path, 50, AS_OF, seed=3)
-    summary = run_sync(sessions, as_of=AS_OF, gmc=GmcInput.from_file(small.gmc), tis=TisInput.from_file(small.tis),
-                       helper_process=True)
+    summary = run_sync(
+        sessions, as_of=AS_OF, gmc=GmcInput.from_file(small.gmc), tis=TisInput.from_file(small.tis), helper_process=True
+    )
     assert summary["helperProcess"] == {"used": False, "batches": 0, "peakMemoryMiB": None} and summary["doctors"] > 40
 
 
@@ -152,7 +164,9 @@ def test_a_helper_left_idle_by_one_step_works_on_the_next_and_each_keeps_its_ord
     assert first_results == [(n, f"first {n} with the first step's context") for n in range(8)]
     assert later_results == [(n, f"later {n} with the later step's context") for n in range(6)]
     lines = [line.split(" ", 1) for line in log.read_text().splitlines()]
-    assert sorted(batch for _, batch in lines) == sorted([f"first {n}" for n in range(8)] + [f"later {n}" for n in range(6)])
+    assert sorted(batch for _, batch in lines) == sorted(
+        [f"first {n}" for n in range(8)] + [f"later {n}" for n in range(6)]
+    )
     # The helper was given batches of the later step while the first still had batches to give it.
     in_helper = [batch for pid, batch in lines if pid == helper_pid(lines)]
     assert in_helper.index("later 0") < in_helper.index("first 7")
@@ -204,7 +218,7 @@ def test_a_failing_batch_fails_the_step(use_process):
             list(helper.ordered(offset_all, 0, ((batch, None) for batch in batches)))
 
 
-MAIN_SCRIPT = '''
+MAIN_SCRIPT = """
 import operator
 import pathlib
 import sys
@@ -218,7 +232,7 @@ if __name__ == "__main__":
     with SyncHelper(use_process=True, start_now=True) as helper:
         helper.wait_until_up(timeout=60)
         print(list(helper.ordered(operator.add, 1, [(2, "a"), (3, "b")])))
-'''
+"""
 
 
 def test_the_helper_process_does_not_run_the_main_script_again(tmp_path):
@@ -226,8 +240,9 @@ def test_the_helper_process_does_not_run_the_main_script_again(tmp_path):
     # seconds, which the helper would spend before taking any work.
     script, runs = tmp_path / "main_script.py", tmp_path / "runs.txt"
     script.write_text(MAIN_SCRIPT)
-    done = subprocess.run([sys.executable, str(script), str(runs)], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(script), str(runs)], check=False, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[('a', 3), ('b', 4)]"
     assert runs.read_text().splitlines() == ["__main__"]

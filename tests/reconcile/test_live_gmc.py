@@ -12,15 +12,20 @@ from tests.factories import AS_OF, EAST_OF_ENGLAND, NORTH_EAST, WESSEX, gmc_doct
 
 @pytest.fixture
 def tis_file(files):
-    return tis_snapshot(files / "tis.json", [
-        person("1000001", programme(EAST_OF_ENGLAND), person_id=1),
-        person("1000002", programme(WESSEX), person_id=2),
-    ])
+    return tis_snapshot(
+        files / "tis.json",
+        [
+            person("1000001", programme(EAST_OF_ENGLAND), person_id=1),
+            person("1000002", programme(WESSEX), person_id=2),
+        ],
+    )
 
 
 def live_sync(reval, tis_file, *options, expect_exit=0):
     return json.loads(
-        reval("sync", "--tis-file", tis_file, "--as-of", AS_OF.isoformat(), "--json", *options, expect_exit=expect_exit).stdout
+        reval(
+            "sync", "--tis-file", tis_file, "--as-of", AS_OF.isoformat(), "--json", *options, expect_exit=expect_exit
+        ).stdout
     )
 
 
@@ -47,13 +52,17 @@ def test_a_body_that_keeps_failing_is_not_fetched_and_keeps_its_doctors(gmc_app,
     live_sync(reval, tis_file)
 
     # Tonight East of England's list fails every time, and North East's doctor has really left.
-    gmc_connect.state.faults.append(InjectedFault("return-code", designated_body_code=EAST_OF_ENGLAND, return_code="98"))
+    gmc_connect.state.faults.append(
+        InjectedFault("return-code", designated_body_code=EAST_OF_ENGLAND, return_code="98")
+    )
     del gmc_connect.state.lists[NORTH_EAST]["1000002"]
     summary = live_sync(reval, tis_file, "--allow-mass-changes")  # North East's one doctor leaving is all of them
 
     assert summary["status"] == "PARTIAL"
     reason = summary["gmc"]["designatedBodiesNotFetched"][EAST_OF_ENGLAND]
-    assert "return code 98 (GMC internal error)" in reason and "after 3 attempts" in reason and "GMC request id" in reason
+    assert (
+        "return code 98 (GMC internal error)" in reason and "after 3 attempts" in reason and "GMC request id" in reason
+    )
     assert set(summary["gmc"]["designatedBodiesNotFetched"]) == {EAST_OF_ENGLAND}
     doctors = exported(reval)
     assert doctors["1000001"]["designatedBody"] == EAST_OF_ENGLAND  # never a disconnection inferred

@@ -69,7 +69,10 @@ def test_a_pull_that_fails_part_way_deletes_nobody_and_still_applies_gmc(reval, 
     assert summary["tis"]["fetched"] is False and "page 1" in summary["tis"]["notFetchedReason"]
     assert stored_people(sessions) == [1, 2]  # nobody deleted on a partial pull's account
     assert exported(reval)["1000001"]["designatedBody"] is None  # GMC's lists were applied
-    assert "TIS  not fetched in this run (the full pull failed part-way" in reval("sync", "--as-of", AS_OF.isoformat()).output
+    assert (
+        "TIS  not fetched in this run (the full pull failed part-way"
+        in reval("sync", "--as-of", AS_OF.isoformat()).output
+    )
 
 
 def test_a_refresh_re_decides_only_the_people_it_pulls(reval, live, sessions):
@@ -81,7 +84,9 @@ def test_a_refresh_re_decides_only_the_people_it_pulls(reval, live, sessions):
     doctors = exported(reval)
     assert doctors["1000002"]["programmeOwnerDesignatedBodies"] == [EAST_OF_ENGLAND]
     assert doctors["1000001"]["lastName"] != "Changed but not refreshed"
-    assert [call for call in live.state.calls if call == "/api/people"] == ["/api/people"] * 2  # only the full sync paged
+    assert [call for call in live.state.calls if call == "/api/people"] == [
+        "/api/people"
+    ] * 2  # only the full sync paged
 
 
 def test_a_refresh_is_idempotent(reval, live, sessions):
@@ -129,7 +134,9 @@ def test_the_nightly_job_runs_in_process_without_a_broker(reval, live, gmc_conne
 
     app.config["REVAL_DELIVERY_BACKOFF_SECONDS"] = "0"  # a failed attempt is due again at once
     gmc_connect.state.faults.append(GmcFault("http-500", operation="TryAddDoctor", times=1))
-    assert "pending" in reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1", "--force").output  # not synced yet
+    assert (
+        "pending" in reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1", "--force").output
+    )  # not synced yet
     output = reval("nightly", "--as-of", AS_OF.isoformat()).stdout
     assert "succeeded" in output.splitlines()[0]
     assert "Connection requests: 1 due: 1 succeeded, 0 failed, 0 still pending" in output
@@ -156,7 +163,9 @@ def test_without_a_broker_a_sync_delivers_pending_requests_too(reval, live, gmc_
 
     app.config["REVAL_DELIVERY_BACKOFF_SECONDS"] = "0"
     gmc_connect.state.faults.append(GmcFault("http-500", operation="TryAddDoctor", times=1))
-    assert "pending" in reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1", "--force").output  # not synced yet
+    assert (
+        "pending" in reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1", "--force").output
+    )  # not synced yet
     summary = sync(reval)
     assert summary["connectionRequestsDelivered"]["SUCCEEDED"] == 1
     assert "Connection requests: 0 due: 0 succeeded" in reval("sync", "--as-of", AS_OF.isoformat()).output

@@ -15,11 +15,14 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine.default import DefaultDialect
 
 from reval.clock import utcnow
+from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
+from reval.extensions import database
 from reval.models import (
     Base,
     Doctor,
@@ -35,8 +38,6 @@ from reval.reconcile.lock import sync_lock
 from reval.reconcile.reference import replace_designated_bodies
 from reval.reconcile.sources import MassChangeGuard
 from reval.reconcile.sync import GmcInput, SyncControls, SyncInterrupted, TisInput, failure_text, run_sync
-from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
-from reval.extensions import database
 from reval.snapshot_files import open_snapshot
 from reval.synthetic import generate
 from tests.conftest import wait_for
@@ -82,7 +83,9 @@ def numbers(start: int, n: int) -> list[str]:
 HOSTILE_TEXT = st.one_of(
     st.text(max_size=30),
     st.text(min_size=201, max_size=260),  # longer than any column
-    st.sampled_from(["Ada\x00Lovelace", "tab\there", "line\nbreak", "\u0085", "\x7f", "Ünïcödé", "'; DROP TABLE doctor;--"]),
+    st.sampled_from(
+        ["Ada\x00Lovelace", "tab\there", "line\nbreak", "\u0085", "\x7f", "Ünïcödé", "'; DROP TABLE doctor;--"]
+    ),
     st.none(),
     st.integers(),
 )
@@ -94,19 +97,23 @@ HOSTILE_ID = st.one_of(
     st.booleans(),
 )
 HOSTILE_GMC = st.one_of(
-    st.sampled_from(["١٢٣٤٥٦٧", "１２３４５６７", "123456", "12345678", " 7654321 ", "765432a", "", "unknown"]),
+    # Arabic-Indic and fullwidth digits on purpose: numbers that look right and are not.
+    st.sampled_from(["١٢٣٤٥٦٧", "１２３４５６７", "123456", "12345678", " 7654321 ", "765432a", "", "unknown"]),  # noqa: RUF001
     st.text(max_size=9),
     st.integers(),
     st.none(),
 )
 HOSTILE_DATE = st.one_of(
     st.dates().map(str),  # 0001-01-01 to 9999-12-31
-    st.sampled_from(["9999-12-31", "1899-12-31", "1900-01-01", "2026-02-30", "2026-W01-1", "20260101", "31/12/2026", ""]),
+    st.sampled_from(
+        ["9999-12-31", "1899-12-31", "1900-01-01", "2026-02-30", "2026-W01-1", "20260101", "31/12/2026", ""]
+    ),
     st.text(max_size=12),
     st.none(),
 )
-HOSTILE_OPAQUE_ID = st.one_of(st.integers(min_value=-(2**70), max_value=2**70), st.uuids().map(str), st.text(max_size=120),
-                              st.none())
+HOSTILE_OPAQUE_ID = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70), st.uuids().map(str), st.text(max_size=120), st.none()
+)
 
 
 @st.composite
@@ -143,8 +150,13 @@ def hostile_gmc_doctor(draw, index: int):
         draw(st.one_of(st.just(f"{8_000_000 + index:07d}"), HOSTILE_GMC)),
         DoctorFirstName=draw(st.one_of(st.just("Grace"), HOSTILE_TEXT)),
         DoctorLastName=draw(st.one_of(st.just("Hopper"), HOSTILE_TEXT)),
-        SubmissionDate=draw(st.one_of(st.just("01/06/2027"), st.sampled_from(["31/12/9999", "01/01/1899", "٠١/٠٦/٢٠٢٧"]),
-                                      HOSTILE_TEXT)),
+        SubmissionDate=draw(
+            st.one_of(
+                st.just("01/06/2027"),
+                st.sampled_from(["31/12/9999", "01/01/1899", "٠١/٠٦/٢٠٢٧"]),  # noqa: RUF001 -- Arabic-Indic digits on purpose
+                HOSTILE_TEXT,
+            )
+        ),
         DoctorStatus=draw(st.one_of(st.just("Not Under Notice"), HOSTILE_TEXT)),
     )
 
@@ -159,8 +171,11 @@ def empty_database(sessions) -> None:
         replace_designated_bodies(session, DEFAULT_DESIGNATED_BODIES)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(data=st.data())
 def test_hostile_records_are_rejected_or_decided_and_never_fail_the_sync(sessions, tmp_path_factory, data):
     empty_database(sessions)
@@ -170,8 +185,12 @@ def test_hostile_records_are_rejected_or_decided_and_never_fail_the_sync(session
     good_people = [person(number, programme(WESSEX), person_id=person_id) for number, person_id in GOOD]
     good_doctors = [gmc_doctor(number) for number, _ in GOOD]
     jsonl = data.draw(st.booleans(), label="jsonl")
-    gmc_path = written(directory / "gmc", "designatedBodies", [{"designatedBodyCode": WESSEX,
-                                                                "doctors": good_doctors + hostile_doctors}], jsonl)
+    gmc_path = written(
+        directory / "gmc",
+        "designatedBodies",
+        [{"designatedBodyCode": WESSEX, "doctors": good_doctors + hostile_doctors}],
+        jsonl,
+    )
     tis_path = written(directory / "tis", "people", good_people + hostile_people, jsonl)
 
     summary = sync_files(sessions, gmc_path, tis_path)
@@ -188,7 +207,9 @@ def test_hostile_records_are_rejected_or_decided_and_never_fail_the_sync(session
         people_stored = session.scalar(select(func.count()).select_from(TisPerson))
     # Every record read is either stored or rejected with what was wrong, and named.
     tis_rejected = [r for r in rejected if r.source == "TIS"]
-    assert people_stored + len(tis_rejected) >= len(good_people) + len(hostile_people) - _duplicate_ids(good_people + hostile_people)
+    assert people_stored + len(tis_rejected) >= len(good_people) + len(hostile_people) - _duplicate_ids(
+        good_people + hostile_people
+    )
     assert all(r.reason and r.message for r in rejected)
     # Every GMC number a source holds is decided: in a queue, with a reason.
     assert known <= decided.keys()
@@ -207,7 +228,9 @@ def written(stem: Path, list_key: str, records: list, jsonl: bool) -> Path:
 
 
 def _duplicate_ids(people) -> int:
-    ids = [p["tisPersonId"] for p in people if isinstance(p["tisPersonId"], int) and not isinstance(p["tisPersonId"], bool)]
+    ids = [
+        p["tisPersonId"] for p in people if isinstance(p["tisPersonId"], int) and not isinstance(p["tisPersonId"], bool)
+    ]
     return len(ids) - len(set(ids))
 
 
@@ -223,7 +246,9 @@ def _duplicate_ids(people) -> int:
         ("gmcNumber", "١٢٣٤٥٦٧", "gmcNumber"),
     ],
 )
-def test_a_record_that_storage_could_not_hold_is_rejected_with_its_field_and_value(sessions, files, field, value, named):
+def test_a_record_that_storage_could_not_hold_is_rejected_with_its_field_and_value(
+    sessions, files, field, value, named
+):
     bad = person("1000002", programme(WESSEX), person_id=2, **{field: value})
     good = person("1000001", programme(WESSEX), person_id=1)
     tis_path = tis_snapshot(files / "tis.json", [good, bad])
@@ -238,8 +263,9 @@ def test_a_record_that_storage_could_not_hold_is_rejected_with_its_field_and_val
 
 
 def test_open_ended_dates_are_ordinary_dates(sessions, files, reval):
-    open_ended = person("1000001", programme(WESSEX, end="9999-12-31"), person_id=1,
-                        placements=[placement(end="9999-12-31")])
+    open_ended = person(
+        "1000001", programme(WESSEX, end="9999-12-31"), person_id=1, placements=[placement(end="9999-12-31")]
+    )
     tis_path = tis_snapshot(files / "tis.json", [open_ended])
     gmc_path = gmc_snapshot(files / "gmc.json", {WESSEX: [gmc_doctor("1000001")]})
     assert sync_files(sessions, gmc_path, tis_path)["status"] == "SUCCEEDED"
@@ -250,10 +276,13 @@ def test_open_ended_dates_are_ordinary_dates(sessions, files, reval):
 
 
 def test_string_identifiers_are_carried_not_rejected(sessions, files):
-    uuid_programme = programme(WESSEX, id="5b3f7a2e-9f7c-4d8e-b0a4-3c1a2f6e9d10",
-                               curricula=[{"id": "CUR-1", "curriculumName": "GP"}])
-    tis_path = tis_snapshot(files / "tis.json", [person("1000001", uuid_programme, person_id=1,
-                                                        placements=[{**placement(), "id": "PL-77"}])])
+    uuid_programme = programme(
+        WESSEX, id="5b3f7a2e-9f7c-4d8e-b0a4-3c1a2f6e9d10", curricula=[{"id": "CUR-1", "curriculumName": "GP"}]
+    )
+    tis_path = tis_snapshot(
+        files / "tis.json",
+        [person("1000001", uuid_programme, person_id=1, placements=[{**placement(), "id": "PL-77"}])],
+    )
     summary = sync_files(sessions, None, tis_path)
     assert summary["rejectedRecords"] == 0 and count(sessions, TisPerson) == 1
 
@@ -261,14 +290,26 @@ def test_string_identifiers_are_carried_not_rejected(sessions, files):
 def test_a_failed_run_stores_no_personal_data(sessions, app):
     """A database error quotes its statement and values; what Reval stores and prints does not."""
     engine = database(app).engine
-    with pytest.raises(Exception) as raised:
-        with engine.begin() as connection:
-            connection.execute(GmcConnection.__table__.insert(), [
-                {"gmc_number": "1000001", "designated_body_code": WESSEX, "first_name": "Ada", "last_name": "Lovelace",
-                 "record_hash": "x"},
-                {"gmc_number": "1000001", "designated_body_code": WESSEX, "first_name": "Ada", "last_name": "Lovelace",
-                 "record_hash": "x"},
-            ])
+    with pytest.raises(Exception) as raised, engine.begin() as connection:
+        connection.execute(
+            GmcConnection.__table__.insert(),
+            [
+                {
+                    "gmc_number": "1000001",
+                    "designated_body_code": WESSEX,
+                    "first_name": "Ada",
+                    "last_name": "Lovelace",
+                    "record_hash": "x",
+                },
+                {
+                    "gmc_number": "1000001",
+                    "designated_body_code": WESSEX,
+                    "first_name": "Ada",
+                    "last_name": "Lovelace",
+                    "record_hash": "x",
+                },
+            ],
+        )
     assert "Lovelace" in str(raised.value)  # the driver's own text names them
     text = failure_text(raised.value)
     assert "Lovelace" not in text and "1000001" not in text and "INSERT" not in text.upper()
@@ -277,11 +318,15 @@ def test_a_failed_run_stores_no_personal_data(sessions, app):
 
 # --- 2. the mass-change guard ---------------------------------------------------------------------
 
+
 def national(files, n=60):
     """A stored state of ``n`` connected Wessex trainees and, for the GMC guard, n in North East."""
     wessex, north_east = numbers(1_000_000, n), numbers(2_000_000, n)
     people = [person(number, programme(WESSEX), person_id=i + 1) for i, number in enumerate(wessex)]
-    lists = {WESSEX: [gmc_doctor(number) for number in wessex], NORTH_EAST: [gmc_doctor(number) for number in north_east]}
+    lists = {
+        WESSEX: [gmc_doctor(number) for number in wessex],
+        NORTH_EAST: [gmc_doctor(number) for number in north_east],
+    }
     return people, lists
 
 
@@ -309,7 +354,9 @@ def test_an_empty_or_cut_tis_snapshot_is_held_back(sessions, files, reval, caplo
     assert summary["tis"]["fetched"] is False
     reason = summary["tis"]["notFetchedReason"]
     deleting = 60 if snapshot != "cut-jsonl" else 30
-    assert f"delete {deleting} of the 60 stored TIS people" in reason and "REVAL_MAX_TIS_DELETIONS_PERCENT (5%)" in reason
+    assert (
+        f"delete {deleting} of the 60 stored TIS people" in reason and "REVAL_MAX_TIS_DELETIONS_PERCENT (5%)" in reason
+    )
     assert "OPERATOR ALERT: TIS snapshot held back" in caplog.text
     assert count(sessions, TisPerson) == 60
     assert doctors(sessions) == before  # nobody moved to NOT_IN_TIS
@@ -318,8 +365,19 @@ def test_an_empty_or_cut_tis_snapshot_is_held_back(sessions, files, reval, caplo
     assert run["status"] == "PARTIAL" and run["sources"]["tis"]["notFetched"]["TIS"] == reason
 
     # The day a change really is that large, an operator applies it once.
-    allowed = json.loads(reval("sync", "--gmc-file", gmc_path, "--tis-file", cut, "--as-of", AS_OF.isoformat(),
-                               "--allow-mass-changes", "--json").stdout)
+    allowed = json.loads(
+        reval(
+            "sync",
+            "--gmc-file",
+            gmc_path,
+            "--tis-file",
+            cut,
+            "--as-of",
+            AS_OF.isoformat(),
+            "--allow-mass-changes",
+            "--json",
+        ).stdout
+    )
     assert allowed["status"] == "SUCCEEDED" and allowed["tis"]["peopleDeleted"] == deleting
 
 
@@ -333,7 +391,9 @@ def test_a_gmc_list_that_would_disconnect_too_many_is_held_back_for_its_body_onl
 
     assert summary["status"] == "PARTIAL"
     reason = summary["gmc"]["designatedBodiesNotFetched"][NORTH_EAST]
-    assert "disconnect 60 of its 60 connected doctors" in reason and "REVAL_MAX_GMC_DISCONNECTIONS_PERCENT (10%)" in reason
+    assert (
+        "disconnect 60 of its 60 connected doctors" in reason and "REVAL_MAX_GMC_DISCONNECTIONS_PERCENT (10%)" in reason
+    )
     assert WESSEX in summary["gmc"]["designatedBodiesFetched"] and summary["gmc"]["connectionsRemoved"] == 1
     assert count(sessions, GmcConnection, GmcConnection.designated_body_code == NORTH_EAST) == 60
 
@@ -356,13 +416,15 @@ def test_the_guard_holds_back_the_nightly_and_sharded_runs_too(sessions, files):
     gmc_path = gmc_snapshot(files / "gmc.json", lists)
     sync_files(sessions, gmc_path, tis_snapshot(files / "tis.json", people))
     empty = tis_snapshot(files / "empty.json", [])
-    summary = run_sync_sharded(sessions, gmc=GmcInput.from_file(gmc_path), tis=TisInput.from_file(empty), as_of=AS_OF,
-                               shards=3)
+    summary = run_sync_sharded(
+        sessions, gmc=GmcInput.from_file(gmc_path), tis=TisInput.from_file(empty), as_of=AS_OF, shards=3
+    )
     assert summary["status"] == "PARTIAL" and summary["tis"]["fetched"] is False
     assert count(sessions, TisPerson) == 60
 
 
 # --- 3. one sync at a time --------------------------------------------------------------------------
+
 
 def test_a_sync_that_cannot_get_the_lock_is_skipped_with_a_reason(sessions, files, reval, app):
     tis_path = tis_snapshot(files / "tis.json", [person("1000001", programme(WESSEX), person_id=1)])
@@ -394,6 +456,7 @@ def test_two_syncs_at_once_never_record_a_move_twice(sessions, files, app):
     holder = sync_lock(database(app).engine)
     holder.__enter__()
     try:
+
         def second():
             controls = SyncControls(wait_seconds=60, on_wait=lambda _message: waiting.set())
             try:
@@ -413,13 +476,15 @@ def test_two_syncs_at_once_never_record_a_move_twice(sessions, files, app):
     assert sorted(s["gmc"]["connectionsMoved"] for s in summaries) == [0, 120]
     with sessions.begin() as session:
         moves = session.execute(
-            select(DoctorEvent.gmc_number, func.count()).where(DoctorEvent.kind == "CONNECTION")
+            select(DoctorEvent.gmc_number, func.count())
+            .where(DoctorEvent.kind == "CONNECTION")
             .group_by(DoctorEvent.gmc_number)
         ).all()
     assert len(moves) == 120 and all(n == 2 for _, n in moves)  # connected last night, moved once tonight
 
 
 # --- 4. a killed or interrupted sync --------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def large_dataset(tmp_path_factory):
@@ -429,12 +494,29 @@ def large_dataset(tmp_path_factory):
 
 
 def start_sync(app, dataset, *extra) -> subprocess.Popen:
-    environment = {**os.environ, **{k: str(v) for k, v in app.config.items() if k.startswith("REVAL_")},
-                   "REVAL_SYNC_HELPER": "1"}
+    environment = {
+        **os.environ,
+        **{k: str(v) for k, v in app.config.items() if k.startswith("REVAL_")},
+        "REVAL_SYNC_HELPER": "1",
+    }
     return subprocess.Popen(
-        [sys.executable, "-m", "reval", "sync", "--gmc-file", str(dataset.gmc), "--tis-file", str(dataset.tis),
-         "--as-of", AS_OF.isoformat(), *extra],
-        env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "reval",
+            "sync",
+            "--gmc-file",
+            str(dataset.gmc),
+            "--tis-file",
+            str(dataset.tis),
+            "--as-of",
+            AS_OF.isoformat(),
+            *extra,
+        ],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -498,6 +580,7 @@ def test_a_sync_stopped_inside_a_database_call_is_recorded_as_interrupted(sessio
                 if index == 10:
                     raise KeyboardInterrupt  # as SIGINT's handler raises it, mid-statement
                 yield row
+
         driver_executemany(dialect, cursor, statement, rows(), context)
 
     monkeypatch.setattr(DefaultDialect, "do_executemany", stopped_at_the_tenth_row)
@@ -531,6 +614,7 @@ def test_a_killed_sync_is_abandoned_and_its_helper_ends(app, sessions, large_dat
 
 # --- 5. GMC snapshots nobody could read ---------------------------------------------------------------
 
+
 def test_a_gmc_snapshot_of_garbage_lines_is_partial_with_each_line_rejected(sessions, files):
     garbage = files / "gmc.jsonl"
     garbage.write_bytes(b"not json\n{]\n" + b'{"designatedBodyCode": "' + WESSEX.encode() + b'", "doctors": [{"GMC\n')
@@ -547,7 +631,11 @@ def test_a_gmc_document_of_unreadable_entries_is_partial(sessions, files):
     document.write_text('{"designatedBodies": [1, "x", null]}')
     summary = sync_files(sessions, document, None)
     assert summary["status"] == "PARTIAL"
-    assert [r["locator"] for r in summary["rejections"]] == ["designatedBodies[0]", "designatedBodies[1]", "designatedBodies[2]"]
+    assert [r["locator"] for r in summary["rejections"]] == [
+        "designatedBodies[0]",
+        "designatedBodies[1]",
+        "designatedBodies[2]",
+    ]
 
 
 def test_a_cut_gmc_jsonl_names_the_body_whose_list_was_cut(sessions, files):
@@ -562,6 +650,7 @@ def test_a_cut_gmc_jsonl_names_the_body_whose_list_was_cut(sessions, files):
 
 
 # --- 6. decisions from records we refused ------------------------------------------------------------
+
 
 def test_a_doctor_whose_only_tis_record_was_rejected_is_a_discrepancy(sessions, files, reval):
     broken = person("1000001", programme(WESSEX, start="31/02/2025"), person_id=1)
@@ -594,6 +683,7 @@ def test_a_rejected_record_with_an_earlier_version_keeps_that_version(sessions, 
 
 # --- 7. memory of a large .json snapshot -------------------------------------------------------------
 
+
 def test_a_json_snapshot_is_streamed(files):
     people = [person(f"{1_000_000 + i:07d}", programme(WESSEX), person_id=i + 1) for i in range(20_000)]
     path = tis_snapshot(files / "tis.json", people)
@@ -623,14 +713,16 @@ def test_a_json_snapshot_cut_short_is_incomplete(sessions, files):
 
 # --- 8. an admin's change is never undone by an older list ---------------------------------------------
 
+
 def admin_connects(reval, number: str, body: str) -> None:
     """An admin's connection, sent to GMC (the simulator) and confirmed there."""
     output = reval("connect", number, "--designated-body", body, "--reason", "1", "--by", "ann").output
     assert "succeeded" in output.lower(), output
 
 
-def test_a_list_taken_before_an_admin_change_does_not_undo_it_in_a_nightly_run(gmc_app, reval, sessions, files,
-                                                                             gmc_connect):
+def test_a_list_taken_before_an_admin_change_does_not_undo_it_in_a_nightly_run(
+    gmc_app, reval, sessions, files, gmc_connect
+):
     from reval.extensions import gmc_client
     from reval.reconcile.nightly import reconcile_staged, record_run_start, stage_gmc_list
 
@@ -649,8 +741,9 @@ def test_a_list_taken_before_an_admin_change_does_not_undo_it_in_a_nightly_run(g
     assert "CONNECTION" not in kinds  # no false disconnection in history
 
 
-def test_a_list_taken_before_an_admin_change_does_not_undo_it_in_a_live_sync(gmc_app, reval, sessions, files,
-                                                                          gmc_connect):
+def test_a_list_taken_before_an_admin_change_does_not_undo_it_in_a_live_sync(
+    gmc_app, reval, sessions, files, gmc_connect
+):
     """The live sync fetches its lists, then waits for the lock while an admin's change is confirmed."""
     from reval.gateway import AppGateway
     from reval.services.context import Actor, Context

@@ -99,7 +99,7 @@ def test_a_sharded_runs_sources_are_analyzed_before_its_shards_read_them(session
     def analyses() -> dict[str, int]:
         with engine.connect() as connection:
             counts = dict(connection.exec_driver_sql("SELECT relname, analyze_count FROM pg_stat_user_tables").all())
-        return {table: counts[table] for table in sources + ("doctor",)}
+        return {table: counts[table] for table in (*sources, "doctor")}
 
     before = analyses()
     run_id = apply_run_sources(sessions, as_of=AS_OF, **inputs(dataset, dataset.gmc))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -16,10 +16,20 @@ from reval.reconcile.sources import MassChangeGuard
 from reval.reconcile.sync import GmcInput, SyncControls, SyncFailed, TisInput, run_sync
 from reval.snapshot_files import open_snapshot
 from tests.factories import (
-    AS_OF, EAST_OF_ENGLAND, NORTH_EAST, WESSEX, days, exported, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot,
+    AS_OF,
+    EAST_OF_ENGLAND,
+    NORTH_EAST,
+    WESSEX,
+    days,
+    exported,
+    gmc_doctor,
+    gmc_snapshot,
+    person,
+    programme,
+    tis_snapshot,
 )
 
-NOW = datetime(2026, 11, 21, 1, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -65,7 +75,8 @@ def test_first_sync_decides_and_records_history(sync, sessions):
     assert decisions(sessions) == {"1000001": ("CONNECTED", "CONNECTED")}
     assert summary["queues"]["CONNECTED"] == {"before": 0, "after": 1, "in": 1, "out": 0}
     assert [(source, kind) for source, kind, _old, _new in events(sessions, "1000001")] == [
-        ("GMC_SYNC", "CONNECTION"), ("GMC_SYNC", "DECISION"),
+        ("GMC_SYNC", "CONNECTION"),
+        ("GMC_SYNC", "DECISION"),
     ]
 
 
@@ -95,7 +106,9 @@ def test_a_doctor_missing_from_a_fetched_list_has_been_disconnected(sync, sessio
     summary = sync({EAST_OF_ENGLAND: []}, [ended], allow_mass_changes=True)
     assert summary["gmc"]["connectionsRemoved"] == 1
     assert decisions(sessions)["1000001"] == ("HISTORIC", "PREVIOUSLY_CONNECTED")
-    assert ("GMC_SYNC", "CONNECTION", {"designatedBody": EAST_OF_ENGLAND}, {"designatedBody": None}) in events(sessions, "1000001")
+    assert ("GMC_SYNC", "CONNECTION", {"designatedBody": EAST_OF_ENGLAND}, {"designatedBody": None}) in events(
+        sessions, "1000001"
+    )
 
 
 def test_a_doctor_moved_between_fetched_lists_is_moved(sync, sessions):
@@ -139,7 +152,9 @@ def test_a_record_without_a_readable_id_makes_the_snapshot_incomplete(sync, sess
     sync(CONNECTED_ADA, [ADA, person("1000002", programme(WESSEX), person_id=2)])
     path = files / "broken.jsonl"
     path.write_text('{"tisPersonId": 1, "gmcNumber": "1000001", "status": "CURRENT"}\nnot json at all\n')
-    summary = run_sync(sessions, gmc=None, tis=TisInput(str(path), open_snapshot(path, label="TIS", list_key="people")), as_of=AS_OF)
+    summary = run_sync(
+        sessions, gmc=None, tis=TisInput(str(path), open_snapshot(path, label="TIS", list_key="people")), as_of=AS_OF
+    )
     assert summary["tis"]["complete"] is False and summary["tis"]["peopleDeleted"] == 0
     assert count(sessions, TisPerson) == 2
 
@@ -180,7 +195,9 @@ def test_a_programme_ending_moves_the_doctor_on_its_end_date(sync, sessions):
 def test_changing_programme_owners_re_decides_without_new_data(sync, sessions):
     sync(CONNECTED_ADA, [ADA])
     with sessions.begin() as session:
-        renamed = [b if b.code != EAST_OF_ENGLAND else DesignatedBody(b.code, b.name, "EoE") for b in DEFAULT_DESIGNATED_BODIES]
+        renamed = [
+            b if b.code != EAST_OF_ENGLAND else DesignatedBody(b.code, b.name, "EoE") for b in DEFAULT_DESIGNATED_BODIES
+        ]
         replace_designated_bodies(session, renamed)
     sync(CONNECTED_ADA, [ADA])
     assert decisions(sessions)["1000001"] == ("DISCREPANCY", "UNKNOWN_PROGRAMME_OWNER")
@@ -193,8 +210,11 @@ def hide(sessions, number, body, until=None):
 
 def test_a_hide_applies_only_to_its_designated_body(sync, sessions):
     sync(CONNECTED_ADA, [person("1000001", programme(WESSEX), person_id=1)])  # DB_MISMATCH: EoE sees it
-    sync({EAST_OF_ENGLAND: []}, [person("1000002", programme(WESSEX), programme(NORTH_EAST), person_id=2)],
-         allow_mass_changes=True)
+    sync(
+        {EAST_OF_ENGLAND: []},
+        [person("1000002", programme(WESSEX), programme(NORTH_EAST), person_id=2)],
+        allow_mass_changes=True,
+    )
     hide(sessions, "1000002", WESSEX)
     assert decisions(sessions, WESSEX)["1000002"] == ("HIDDEN", "HIDDEN_BY_ADMIN")
     assert decisions(sessions, NORTH_EAST)["1000002"] == ("DISCREPANCY", "OVERLAPPING_PROGRAMMES")
@@ -241,16 +261,24 @@ def test_a_sync_that_changes_many_records_refreshes_the_planners_statistics_and_
 
     def refreshes() -> dict[str, tuple[int, int]]:
         with engine.connect() as connection:
-            counts = {name: (vacuums, analyses) for name, vacuums, analyses in connection.exec_driver_sql(
-                "SELECT relname, vacuum_count, analyze_count FROM pg_stat_user_tables").all()}
+            counts = {
+                name: (vacuums, analyses)
+                for name, vacuums, analyses in connection.exec_driver_sql(
+                    "SELECT relname, vacuum_count, analyze_count FROM pg_stat_user_tables"
+                ).all()
+            }
         return {table: counts[table] for table in queue_tables + source_tables}
 
     before = refreshes()
     sync(CONNECTED_ADA, [ADA])  # a first sync changes every decision and fills both sources
     after_first = refreshes()
-    assert all(after_first[table] == (before[table][0] + 1, before[table][1] + 1) for table in queue_tables), \
-        (before, after_first)
-    assert all(after_first[table] == (before[table][0], before[table][1] + 1) for table in source_tables), \
-        (before, after_first)
+    assert all(after_first[table] == (before[table][0] + 1, before[table][1] + 1) for table in queue_tables), (
+        before,
+        after_first,
+    )
+    assert all(after_first[table] == (before[table][0], before[table][1] + 1) for table in source_tables), (
+        before,
+        after_first,
+    )
     sync(CONNECTED_ADA, [ADA])  # unchanged: nothing to learn
     assert refreshes() == after_first

@@ -41,7 +41,9 @@ def test_rows_sure_of_a_body_are_not_reported():
 def test_a_row_with_no_audience_is_reported_and_is_no_failure():
     military = DEFAULT_RULE_TABLE.row_for("MILITARY_DOCTOR")
     nobody = replace(military, visible_to=())
-    report = check_table(replace(DEFAULT_RULE_TABLE, rows=tuple(nobody if row is military else row for row in DEFAULT_RULE_TABLE.rows)))
+    report = check_table(
+        replace(DEFAULT_RULE_TABLE, rows=tuple(nobody if row is military else row for row in DEFAULT_RULE_TABLE.rows))
+    )
     assert military.number in report.seen_by_no_body and no_body_conditions(nobody) == {}
     assert report.ok
 

@@ -28,7 +28,9 @@ def situation(case: dict) -> DoctorSituation:
                 ProgrammeSpan(kind.upper(), _date(start), _date(end), owner, OWNERS.designated_body_for(owner))
                 for kind, start, end, owner in person["programmes"]
             ),
-            placements=tuple(PlacementSpan(grade, _date(start), _date(end)) for grade, start, end in person["placements"]),
+            placements=tuple(
+                PlacementSpan(grade, _date(start), _date(end)) for grade, start, end in person["placements"]
+            ),
         )
         for index, person in enumerate(case["people"])
     )

@@ -34,20 +34,19 @@ def test_a_table_missing_its_last_row_has_a_gap():
     report = check_table(table)
     assert report.gaps
     assert all(
-        not facts.connected and not facts.current_programme and not facts.previously_connected
-        for facts in report.gaps
+        not facts.connected and not facts.current_programme and not facts.previously_connected for facts in report.gaps
     )
 
 
 def test_a_row_shadowed_by_an_earlier_one_is_unreachable():
     shadowed = _row(16, "NEVER", Queue.HIDDEN, (), connected=True, tis_people="NONE")
-    report = check_table(replace(DEFAULT_RULE_TABLE, rows=DEFAULT_RULE_TABLE.rows + (shadowed,)))
+    report = check_table(replace(DEFAULT_RULE_TABLE, rows=(*DEFAULT_RULE_TABLE.rows, shadowed)))
     assert [row.reason for row in report.unreachable] == ["NEVER"]
 
 
 def test_a_condition_on_an_undeclared_fact_is_a_problem():
     broken = _row(16, "TYPO", Queue.HIDDEN, (), conected=True)
-    report = check_table(replace(DEFAULT_RULE_TABLE, rows=DEFAULT_RULE_TABLE.rows + (broken,)))
+    report = check_table(replace(DEFAULT_RULE_TABLE, rows=(*DEFAULT_RULE_TABLE.rows, broken)))
     assert report.problems == ["row 16 (TYPO) tests undeclared fact 'conected'"]
 
 
@@ -84,11 +83,18 @@ def placements(draw):
 
 @st.composite
 def situations(draw):
-    people = draw(st.lists(
-        st.builds(TisPersonView, st.integers(1, 10**6), st.sampled_from(["CURRENT", "INACTIVE", None]),
-                  st.lists(programmes(), max_size=3).map(tuple), st.lists(placements(), max_size=3).map(tuple)),
-        max_size=3,
-    ))
+    people = draw(
+        st.lists(
+            st.builds(
+                TisPersonView,
+                st.integers(1, 10**6),
+                st.sampled_from(["CURRENT", "INACTIVE", None]),
+                st.lists(programmes(), max_size=3).map(tuple),
+                st.lists(placements(), max_size=3).map(tuple),
+            ),
+            max_size=3,
+        )
+    )
     gmc = draw(bodies)
     last = gmc or draw(bodies)
     return DoctorSituation(gmc, last, tuple(people))

@@ -36,8 +36,15 @@ def test_a_person_maps_into_exactly_the_snapshot_record(tis_service, people):
 
 
 def test_the_mapping_reads_tcs_shapes():
-    original = person("1000009", programme(EAST_OF_ENGLAND, curricula=[{"curriculumName": "GP", "curriculumStartDate": "2025-01-01", "curriculumEndDate": None}]),
-                      placements=[placement("F1")], person_id=9)
+    original = person(
+        "1000009",
+        programme(
+            EAST_OF_ENGLAND,
+            curricula=[{"curriculumName": "GP", "curriculumStartDate": "2025-01-01", "curriculumEndDate": None}],
+        ),
+        placements=[placement("F1")],
+        person_id=9,
+    )
     assert person_record(tcs_person(original), [tcs_placement(p) for p in original["placements"]]) == original
 
 
@@ -56,7 +63,12 @@ def test_paging_lists_every_real_person_across_pages(tis_service, people):
 def test_people_are_fetched_concurrently_in_order_and_404_means_deleted(tis_service, people):
     client, _ = client_for(tis_service)
     fetched = list(client.people([5, 1, 77, 2]))
-    assert [(person_id, person is None) for person_id, person in fetched] == [(5, False), (1, False), (77, True), (2, False)]
+    assert [(person_id, person is None) for person_id, person in fetched] == [
+        (5, False),
+        (1, False),
+        (77, True),
+        (2, False),
+    ]
     with pytest.raises(PersonDeleted):
         client.person(77)
 
@@ -140,7 +152,8 @@ def test_a_page_that_fails_stops_the_listing(tis_service, people):
 
 def test_the_simulator_refuses_an_expired_token(tis_service, people):
     token = requests.post(
-        tis_service.token_url, data={"grant_type": "client_credentials", "client_id": "reval-test", "client_secret": "tis-Secret-42"},
+        tis_service.token_url,
+        data={"grant_type": "client_credentials", "client_id": "reval-test", "client_secret": "tis-Secret-42"},
         timeout=5,
     ).json()
     headers = {"Authorization": f"Bearer {token['access_token']}"}

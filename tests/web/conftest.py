@@ -13,7 +13,17 @@ from reval.extensions import database
 from reval.reconcile.sync import GmcInput, TisInput, run_sync
 from reval.snapshot_files import open_snapshot
 from tests.factories import (
-    AS_OF, EAST_OF_ENGLAND, NORTH_EAST, WESSEX, days, gmc_doctor, gmc_snapshot, person, placement, programme, tis_snapshot,
+    AS_OF,
+    EAST_OF_ENGLAND,
+    NORTH_EAST,
+    WESSEX,
+    days,
+    gmc_doctor,
+    gmc_snapshot,
+    person,
+    placement,
+    programme,
+    tis_snapshot,
 )
 
 EAST_CONNECTED = [f"11000{i:02d}" for i in range(25)]  # 25: more than a page
@@ -48,7 +58,13 @@ def national_dataset() -> Dataset:
         [trainee(n, EAST_OF_ENGLAND) for n in EAST_CONNECTED + EAST_NOT_CONNECTED]
         + [trainee(n, WESSEX) for n in EAST_MISMATCH + WESSEX_CONNECTED]
         + [trainee(n, NORTH_EAST) for n in NORTH_EAST_CONNECTED]
-        + [person(UNASSIGNED, programme("Nowhere LETB", start=days(-800), end=days(-10)), placements=[placement(end=days(-10))])]
+        + [
+            person(
+                UNASSIGNED,
+                programme("Nowhere LETB", start=days(-800), end=days(-10)),
+                placements=[placement(end=days(-10))],
+            )
+        ]
     )
     return Dataset(lists, people)
 
@@ -60,7 +76,8 @@ def national(app, sessions, files):
     gmc = gmc_snapshot(files / "gmc.json", data.gmc_lists)
     tis = tis_snapshot(files / "tis.json", data.people)
     summary = run_sync(
-        sessions, as_of=AS_OF,
+        sessions,
+        as_of=AS_OF,
         gmc=GmcInput(str(gmc), open_snapshot(gmc, label="GMC", list_key="designatedBodies")),
         tis=TisInput(str(tis), open_snapshot(tis, label="TIS", list_key="people")),
     )
@@ -87,9 +104,15 @@ class Browser:
     def __init__(self, app, name: str, role: str, body: str):
         self.client = app.test_client()
         form = self.client.get("/auth/dev")
-        response = self.client.post("/auth/dev", data={
-            "csrf_token": csrf_token(form.text), "name": name, "role": role, "designated_body": body,
-        })
+        response = self.client.post(
+            "/auth/dev",
+            data={
+                "csrf_token": csrf_token(form.text),
+                "name": name,
+                "role": role,
+                "designated_body": body,
+            },
+        )
         assert response.status_code == 302, response.text
 
     def get(self, path: str, **kwargs):

@@ -31,15 +31,25 @@ def browser_type_launch_args():
         pytest.fail(f"the browser tests drive Debian's Chromium at {CHROMIUM}: apt-get install -y chromium")
     return {
         "executable_path": CHROMIUM,
-        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"],
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
     }
 
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory) -> Path:
     """Where screenshots go: REVAL_TEST_ARTIFACTS, or a folder of the test run's own."""
-    folder = Path(os.environ["REVAL_TEST_ARTIFACTS"]) if os.environ.get("REVAL_TEST_ARTIFACTS") else tmp_path_factory.mktemp("artifacts")
+    folder = (
+        Path(os.environ["REVAL_TEST_ARTIFACTS"])
+        if os.environ.get("REVAL_TEST_ARTIFACTS")
+        else tmp_path_factory.mktemp("artifacts")
+    )
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -67,8 +77,11 @@ def page(context, site) -> Page:
     errors: list[str] = []
 
     def on_console(message) -> None:
-        if message.type == "error" and message.location.get("url", "").startswith(site) \
-                and not message.text.startswith("Failed to load resource: the server responded with a status of 4"):
+        if (
+            message.type == "error"
+            and message.location.get("url", "").startswith(site)
+            and not message.text.startswith("Failed to load resource: the server responded with a status of 4")
+        ):
             errors.append(message.text)
 
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -92,8 +105,11 @@ def assert_accessible(page: Page) -> None:
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.evaluate(AXE)  # not a script tag: the page's CSP refuses inline scripts, rightly
     violations = page.evaluate("axe.run(document).then(result => result.violations)")
-    serious = [(v["id"], v["impact"], [node["target"] for node in v["nodes"]][:3])
-               for v in violations if v["impact"] in ("serious", "critical")]
+    serious = [
+        (v["id"], v["impact"], [node["target"] for node in v["nodes"]][:3])
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]
     assert serious == [], serious
 
 
@@ -109,7 +125,13 @@ def tab(page: Page, label: str):
 def test_an_admin_signs_in_and_works_each_tab(page, site, artifacts):
     sign_in(page, site)
     assert_accessible(page)
-    for label, count in (("Connected", 25), ("Discrepancies", 3), ("Hidden", 0), ("Historic", 0), ("Failed GMC updates", 0)):
+    for label, count in (
+        ("Connected", 25),
+        ("Discrepancies", 3),
+        ("Hidden", 0),
+        ("Historic", 0),
+        ("Failed GMC updates", 0),
+    ):
         tab(page, label).click()
         expect(page.get_by_role("heading", name=label, level=1)).to_be_visible()
         expect(tab(page, label)).to_have_text(f"{label} ({count})")
@@ -240,15 +262,20 @@ def test_download_csv_of_the_current_view(page, site):
     tab(page, "Connected").click()
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
-    rows = list(csv.DictReader(open(download.value.path(), newline="")))
+    with open(download.value.path(), newline="") as downloaded:
+        rows = list(csv.DictReader(downloaded))
     assert [row["GMC number"] for row in rows] == EAST_CONNECTED  # every page, not just the first
 
 
 def test_runs_rules_and_errors_read_well(page, site, artifacts, national):
     sign_in(page, site, role="National")
     run = national.run_id
-    for path, heading, name in (("/runs", "Sync runs", "runs"), (f"/runs/{run}", f"Run {run}", "run"),
-                                ("/rules", "How Reval decides", "rules"), ("/doctors/0000001", "Page not found", "not-found")):
+    for path, heading, name in (
+        ("/runs", "Sync runs", "runs"),
+        (f"/runs/{run}", f"Run {run}", "run"),
+        ("/rules", "How Reval decides", "rules"),
+        ("/doctors/0000001", "Page not found", "not-found"),
+    ):
         page.goto(site + path)
         expect(page.get_by_role("heading", name=heading, level=1)).to_be_visible()
         page.screenshot(path=artifacts / f"{name}.png", full_page=True)
@@ -268,8 +295,9 @@ def test_the_sign_in_page_is_accessible(context, site):
     assert_accessible(page)
 
 
-def test_a_held_back_run_an_abandoned_run_and_a_rejected_record_read_well(page, site, artifacts, national, sessions,
-                                                                          files):
+def test_a_held_back_run_an_abandoned_run_and_a_rejected_record_read_well(
+    page, site, artifacts, national, sessions, files
+):
     """What an operator and an admin see when the sync protected them: the guard's reason on the
     run, an abandoned run in the list, and a doctor whose only TIS record was rejected."""
     from reval.clock import utcnow
@@ -278,17 +306,34 @@ def test_a_held_back_run_an_abandoned_run_and_a_rejected_record_read_well(page, 
     from tests.factories import AS_OF, WESSEX, gmc_snapshot, person, programme, tis_snapshot
 
     with sessions.begin() as session:
-        session.add(SyncRun(started_at=utcnow(), finished_at=utcnow(), as_of=AS_OF, status="ABANDONED",
-                            rule_table="reval-default@2", rejected_records=0, holder="worker-2 pid 4242",
-                            error="abandoned: the process running it stopped before it finished"))
+        session.add(
+            SyncRun(
+                started_at=utcnow(),
+                finished_at=utcnow(),
+                as_of=AS_OF,
+                status="ABANDONED",
+                rule_table="reval-default@2",
+                rejected_records=0,
+                holder="worker-2 pid 4242",
+                error="abandoned: the process running it stopped before it finished",
+            )
+        )
     broken = person("1000099", programme(WESSEX, start="31/02/2025"), person_id=99)
     lists = dict(national.gmc_lists)
     lists[EAST_OF_ENGLAND] = lists[EAST_OF_ENGLAND] + [gmc_doctor("1000099")]
-    held = run_sync(sessions, as_of=AS_OF, gmc=GmcInput.from_file(gmc_snapshot(files / "gmc2.json", lists)),
-                    tis=TisInput.from_file(tis_snapshot(files / "empty.json", [])))
+    held = run_sync(
+        sessions,
+        as_of=AS_OF,
+        gmc=GmcInput.from_file(gmc_snapshot(files / "gmc2.json", lists)),
+        tis=TisInput.from_file(tis_snapshot(files / "empty.json", [])),
+    )
     assert held["status"] == "PARTIAL"
-    run_sync(sessions, as_of=AS_OF, gmc=GmcInput.from_file(files / "gmc2.json"),
-             tis=TisInput.from_file(tis_snapshot(files / "tis2.json", national.people + [broken])))
+    run_sync(
+        sessions,
+        as_of=AS_OF,
+        gmc=GmcInput.from_file(files / "gmc2.json"),
+        tis=TisInput.from_file(tis_snapshot(files / "tis2.json", [*national.people, broken])),
+    )
 
     sign_in(page, site, role="National")
     page.goto(site + "/runs")

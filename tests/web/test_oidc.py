@@ -4,7 +4,7 @@ the authorization code flow with PKCE, roles and bodies from claims, a person wi
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 from html import unescape
 from urllib.parse import parse_qs, quote, urljoin, urlparse
 
@@ -32,10 +32,16 @@ def provider() -> Iterator[str]:
 def production_site(app, provider, national):
     """The web with only OIDC sign-in, as in production (cookies over plain HTTP for the test)."""
     settings = {key: value for key, value in app.config.items() if key.startswith("REVAL_")}
-    site = create_app(settings | {
-        "REVAL_OIDC_ISSUER": provider, "REVAL_OIDC_CLIENT_ID": "reval", "REVAL_OIDC_CLIENT_SECRET": "reval-secret",
-        "REVAL_SECRET_KEY": "a-test-secret", "REVAL_SECURE_COOKIES": "0",
-    })
+    site = create_app(
+        settings
+        | {
+            "REVAL_OIDC_ISSUER": provider,
+            "REVAL_OIDC_CLIENT_ID": "reval",
+            "REVAL_OIDC_CLIENT_SECRET": "reval-secret",
+            "REVAL_SECRET_KEY": "a-test-secret",
+            "REVAL_SECURE_COOKIES": "0",
+        }
+    )
     with served(site) as url:
         yield url
     database(site).engine.dispose()
@@ -57,9 +63,15 @@ def sign_in(browser: requests.Session, site: str, sub: str, path: str = "/queues
 
 
 def test_an_admin_signs_in_and_sees_their_bodys_queue(provider, production_site):
-    set_user(provider, "ann@nhs.example", {
-        "name": "Ann Admin", "roles": ["reval.admin", "some.other.app"], "designated_bodies": [EAST_OF_ENGLAND.lower()],
-    })
+    set_user(
+        provider,
+        "ann@nhs.example",
+        {
+            "name": "Ann Admin",
+            "roles": ["reval.admin", "some.other.app"],
+            "designated_bodies": [EAST_OF_ENGLAND.lower()],
+        },
+    )
     with requests.Session() as browser:
         page = sign_in(browser, production_site, "ann@nhs.example")
         assert page.status_code == 200 and page.url == f"{production_site}/queues/discrepancies"
@@ -86,11 +98,18 @@ def sign_out(browser: requests.Session, site: str, page_html: str) -> requests.R
 
 def test_roles_and_bodies_may_come_as_strings_under_configured_claim_names(app, provider, national):
     settings = {key: value for key, value in app.config.items() if key.startswith("REVAL_")}
-    site = create_app(settings | {
-        "REVAL_OIDC_ISSUER": provider, "REVAL_OIDC_CLIENT_ID": "reval", "REVAL_OIDC_CLIENT_SECRET": "s",
-        "REVAL_SECRET_KEY": "k", "REVAL_SECURE_COOKIES": "0",
-        "REVAL_OIDC_ROLES_CLAIM": "groups", "REVAL_OIDC_BODIES_CLAIM": "dbs",
-    })
+    site = create_app(
+        settings
+        | {
+            "REVAL_OIDC_ISSUER": provider,
+            "REVAL_OIDC_CLIENT_ID": "reval",
+            "REVAL_OIDC_CLIENT_SECRET": "s",
+            "REVAL_SECRET_KEY": "k",
+            "REVAL_SECURE_COOKIES": "0",
+            "REVAL_OIDC_ROLES_CLAIM": "groups",
+            "REVAL_OIDC_BODIES_CLAIM": "dbs",
+        }
+    )
     set_user(provider, "vic", {"name": "Vic Viewer", "groups": "reval.viewer", "dbs": f"{WESSEX} 1-NOT-CONFIGURED"})
     with served(site) as url, requests.Session() as browser:
         page = sign_in(browser, url, "vic", f"/queues/connected?body={WESSEX}")
@@ -107,7 +126,9 @@ def test_a_national_role_wins_over_lesser_ones(provider, production_site):
 
 
 def test_a_person_without_a_reval_role_is_refused(provider, production_site):
-    set_user(provider, "nobody", {"name": "No Role", "roles": ["another.service"], "designated_bodies": [EAST_OF_ENGLAND]})
+    set_user(
+        provider, "nobody", {"name": "No Role", "roles": ["another.service"], "designated_bodies": [EAST_OF_ENGLAND]}
+    )
     with requests.Session() as browser:
         refused = sign_in(browser, production_site, "nobody")
         assert refused.status_code == 403
@@ -128,12 +149,17 @@ def test_outside_development_there_is_no_development_sign_in(production_site):
 
 
 def test_signing_out_ends_the_session_at_the_provider_and_lands_on_the_signed_out_page(provider, production_site):
-    set_user(provider, "ann@nhs.example", {"name": "Ann Admin", "roles": ["reval.admin"], "designated_bodies": [EAST_OF_ENGLAND]})
+    set_user(
+        provider,
+        "ann@nhs.example",
+        {"name": "Ann Admin", "roles": ["reval.admin"], "designated_bodies": [EAST_OF_ENGLAND]},
+    )
     with requests.Session() as browser:
         page = sign_in(browser, production_site, "ann@nhs.example")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-        leaving = browser.post(f"{production_site}/auth/sign-out", data={"csrf_token": token}, allow_redirects=False,
-                               timeout=5)
+        leaving = browser.post(
+            f"{production_site}/auth/sign-out", data={"csrf_token": token}, allow_redirects=False, timeout=5
+        )
         assert leaving.status_code == 302
         end_session = urlparse(leaving.headers["Location"])
         assert f"{end_session.scheme}://{end_session.netloc}{end_session.path}" == f"{provider}/oauth2/end_session"
@@ -141,12 +167,20 @@ def test_signing_out_ends_the_session_at_the_provider_and_lands_on_the_signed_ou
         assert asked["post_logout_redirect_uri"] == [f"{production_site}/auth/signed-out"]
         assert asked["client_id"] == ["reval"] and asked["id_token_hint"][0].count(".") == 2  # the ID token, a JWT
         # Signed out of Reval already, whatever the provider does next.
-        assert browser.get(f"{production_site}/queues/discrepancies", allow_redirects=False, timeout=5).status_code == 302
+        assert (
+            browser.get(f"{production_site}/queues/discrepancies", allow_redirects=False, timeout=5).status_code == 302
+        )
 
 
-@pytest.mark.parametrize("target", ["/%09/evil.example/pwned", "//evil.example", "/%5Cevil.example", "https:evil.example"])
+@pytest.mark.parametrize(
+    "target", ["/%09/evil.example/pwned", "//evil.example", "/%5Cevil.example", "https:evil.example"]
+)
 def test_the_callback_returns_only_to_a_page_of_this_site(provider, production_site, target):
-    set_user(provider, "ann@nhs.example", {"name": "Ann Admin", "roles": ["reval.admin"], "designated_bodies": [EAST_OF_ENGLAND]})
+    set_user(
+        provider,
+        "ann@nhs.example",
+        {"name": "Ann Admin", "roles": ["reval.admin"], "designated_bodies": [EAST_OF_ENGLAND]},
+    )
     with requests.Session() as browser:
         at_provider = browser.get(f"{production_site}/auth/sign-in?next={target}", timeout=10)
         back = browser.post(at_provider.url, data={"sub": "ann@nhs.example"}, allow_redirects=False, timeout=10)

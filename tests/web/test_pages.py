@@ -15,7 +15,12 @@ from reval.gmc.codes import Action
 from reval.reconcile.connections import record_connection_request
 from tests.factories import EAST_OF_ENGLAND, NORTH_EAST, WESSEX
 from tests.web.conftest import (
-    EAST_CONNECTED, EAST_MISMATCH, EAST_NOT_CONNECTED, UNASSIGNED, WESSEX_CONNECTED, csrf_token,
+    EAST_CONNECTED,
+    EAST_MISMATCH,
+    EAST_NOT_CONNECTED,
+    UNASSIGNED,
+    WESSEX_CONNECTED,
+    csrf_token,
 )
 
 
@@ -59,8 +64,14 @@ def test_outside_development_a_secret_key_is_required(migrated):
     from reval.refusals import NotConfigured
     from reval.web.auth import require_web_settings
 
-    app = create_app({"REVAL_DATABASE_URL": migrated, "REVAL_OIDC_ISSUER": "https://id.example", "REVAL_OIDC_CLIENT_ID": "r",
-                      "REVAL_OIDC_CLIENT_SECRET": "s"})
+    app = create_app(
+        {
+            "REVAL_DATABASE_URL": migrated,
+            "REVAL_OIDC_ISSUER": "https://id.example",
+            "REVAL_OIDC_CLIENT_ID": "r",
+            "REVAL_OIDC_CLIENT_SECRET": "s",
+        }
+    )
     with pytest.raises(NotConfigured, match="REVAL_SECRET_KEY"):
         require_web_settings(app)
     database(app).engine.dispose()
@@ -81,8 +92,10 @@ def test_sign_out_clears_the_session(sign_in, national):
 def test_the_session_cookie_is_http_only_and_same_site(web, national):
     client = web.test_client()
     form = client.get("/auth/dev")
-    response = client.post("/auth/dev", data={"csrf_token": csrf_token(form.text), "name": "Ann", "role": "admin",
-                                              "designated_body": EAST_OF_ENGLAND})
+    response = client.post(
+        "/auth/dev",
+        data={"csrf_token": csrf_token(form.text), "name": "Ann", "role": "admin", "designated_body": EAST_OF_ENGLAND},
+    )
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
@@ -124,7 +137,9 @@ def test_another_offices_actions_are_not_found(sign_in, national):
     response = wessex.post("/actions/hide", {"body": EAST_OF_ENGLAND, "doctor": doctor, "reason": "x"})
     assert response.status_code == 404
     # For their own body, another office's doctor is refused on the results page, and nothing is hidden.
-    response = wessex.post("/actions/hide", {"body": WESSEX, "doctor": doctor, "reason": "moving"}, follow_redirects=True)
+    response = wessex.post(
+        "/actions/hide", {"body": WESSEX, "doctor": doctor, "reason": "moving"}, follow_redirects=True
+    )
     assert "Refused" in response.text and "not a doctor in your designated bodies" in response.text
     assert sign_in().get(f"/queues/hidden?body={EAST_OF_ENGLAND}").text.count(doctor) == 0
 
@@ -132,8 +147,13 @@ def test_another_offices_actions_are_not_found(sign_in, national):
 def test_another_offices_gmc_request_is_not_found(sign_in, national, sessions):
     with sessions.begin() as session:
         request = record_connection_request(
-            session, gmc_number_text=EAST_NOT_CONNECTED[0], designated_body=EAST_OF_ENGLAND, action=Action.ADD,
-            reason="1", requested_by="ann", now=utcnow(),
+            session,
+            gmc_number_text=EAST_NOT_CONNECTED[0],
+            designated_body=EAST_OF_ENGLAND,
+            action=Action.ADD,
+            reason="1",
+            requested_by="ann",
+            now=utcnow(),
         )
         request.status = "FAILED"
     assert sign_in(body=WESSEX).post(f"/requests/{request.id}/resend").status_code == 404
@@ -167,11 +187,19 @@ def test_a_viewers_action_is_forbidden(sign_in, national):
 
 def test_a_post_without_a_valid_token_changes_nothing(sign_in, national):
     admin = sign_in()
-    response = admin.client.post("/actions/hide", data={"body": EAST_OF_ENGLAND, "doctor": EAST_CONNECTED[0], "reason": "x"})
+    response = admin.client.post(
+        "/actions/hide", data={"body": EAST_OF_ENGLAND, "doctor": EAST_CONNECTED[0], "reason": "x"}
+    )
     assert response.status_code == 400
-    response = admin.client.post("/actions/hide", data={
-        "csrf_token": "forged", "body": EAST_OF_ENGLAND, "doctor": EAST_CONNECTED[0], "reason": "x",
-    })
+    response = admin.client.post(
+        "/actions/hide",
+        data={
+            "csrf_token": "forged",
+            "body": EAST_OF_ENGLAND,
+            "doctor": EAST_CONNECTED[0],
+            "reason": "x",
+        },
+    )
     assert response.status_code == 400
     assert "Hidden (0)" in tab_labels(admin.get("/queues/hidden").text)
 
@@ -182,9 +210,13 @@ def test_hiding_asks_for_confirmation_then_records_who_did_it(sign_in, national)
     confirmation = admin.get(f"/actions/hide?body={EAST_OF_ENGLAND}&doctor={doctors[0]}&doctor={doctors[1]}")
     assert confirmation.status_code == 200
     assert "Confirm" in confirmation.text and all(number in confirmation.text for number in doctors)
-    missing_reason = admin.post("/actions/hide", {"body": EAST_OF_ENGLAND, "doctor": doctors}, token_from=confirmation.request.url)
+    missing_reason = admin.post(
+        "/actions/hide", {"body": EAST_OF_ENGLAND, "doctor": doctors}, token_from=confirmation.request.url
+    )
     assert missing_reason.status_code == 422 and "a hide needs a reason" in missing_reason.text
-    done = admin.post("/actions/hide", {"body": EAST_OF_ENGLAND, "doctor": doctors, "reason": "on leave"}, follow_redirects=True)
+    done = admin.post(
+        "/actions/hide", {"body": EAST_OF_ENGLAND, "doctor": doctors, "reason": "on leave"}, follow_redirects=True
+    )
     assert done.text.count("Done") == 2
     hidden = admin.get("/queues/hidden")
     assert sorted(numbers_listed(hidden.text)) == sorted(doctors)
@@ -221,7 +253,11 @@ def test_a_hidden_doctor_is_searched_by_name_in_hidden_and_back_in_connected_onc
     admin.post("/actions/hide", {"body": EAST_OF_ENGLAND, "doctor": ["1100003"], "reason": "on leave"})
     assert numbers_listed(admin.get("/queues/connected?q=zeph").text) == []
     assert numbers_listed(admin.get("/queues/hidden?q=zeph").text) == ["1100003"]
-    assert tab_labels(admin.get("/queues/hidden?q=zeph").text)[:3] == ["Connected (0)", "Discrepancies (0)", "Hidden (1)"]
+    assert tab_labels(admin.get("/queues/hidden?q=zeph").text)[:3] == [
+        "Connected (0)",
+        "Discrepancies (0)",
+        "Hidden (1)",
+    ]
     admin.post("/actions/unhide", {"body": EAST_OF_ENGLAND, "doctor": ["1100003"]}, token_from="/queues/hidden")
     assert numbers_listed(admin.get("/queues/connected?q=zeph").text) == ["1100003"]
 
@@ -233,15 +269,21 @@ def test_a_doctor_renamed_at_gmc_is_searched_and_sorted_by_the_new_name(sign_in,
     lists = {body: [dict(doctor) for doctor in doctors] for body, doctors in national.gmc_lists.items()}
     renamed = next(doctor for doctor in lists[EAST_OF_ENGLAND] if doctor["GMCReferenceNumber"] == "1100003")
     renamed["DoctorLastName"] = "Aaronson"  # GMC's name is the one shown; TIS still says Zephaniah
-    run_sync(sessions, as_of=AS_OF, gmc=GmcInput.from_file(gmc_snapshot(files / "renamed.json", lists)),
-             tis=TisInput.from_file(tis_snapshot(files / "tis-again.json", national.people)))
+    run_sync(
+        sessions,
+        as_of=AS_OF,
+        gmc=GmcInput.from_file(gmc_snapshot(files / "renamed.json", lists)),
+        tis=TisInput.from_file(tis_snapshot(files / "tis-again.json", national.people)),
+    )
     admin = sign_in()
     assert numbers_listed(admin.get("/queues/connected?q=aaron").text) == ["1100003"]
     assert numbers_listed(admin.get("/queues/connected?q=zeph").text) == ["1100003"]  # as TIS has it
     assert numbers_listed(admin.get("/queues/connected?sort=name").text)[0] == "1100003"
 
 
-def test_a_search_that_case_folding_lengthens_past_a_stored_name_key_still_finds_the_name(sign_in, national, sessions, files):
+def test_a_search_that_case_folding_lengthens_past_a_stored_name_key_still_finds_the_name(
+    sign_in, national, sessions, files
+):
     from urllib.parse import quote
 
     from reval.reconcile.sync import GmcInput, TisInput, run_sync
@@ -249,9 +291,15 @@ def test_a_search_that_case_folding_lengthens_past_a_stored_name_key_still_finds
 
     ligatures = "\ufb03" * 100  # 100 characters that case-fold to 300 ("ffi" each)
     lists = {body: [dict(doctor) for doctor in doctors] for body, doctors in national.gmc_lists.items()}
-    next(doctor for doctor in lists[EAST_OF_ENGLAND] if doctor["GMCReferenceNumber"] == "1100003")["DoctorLastName"] = ligatures
-    run_sync(sessions, as_of=AS_OF, gmc=GmcInput.from_file(gmc_snapshot(files / "ligatures.json", lists)),
-             tis=TisInput.from_file(tis_snapshot(files / "tis-again.json", national.people)))
+    next(doctor for doctor in lists[EAST_OF_ENGLAND] if doctor["GMCReferenceNumber"] == "1100003")["DoctorLastName"] = (
+        ligatures
+    )
+    run_sync(
+        sessions,
+        as_of=AS_OF,
+        gmc=GmcInput.from_file(gmc_snapshot(files / "ligatures.json", lists)),
+        tis=TisInput.from_file(tis_snapshot(files / "tis-again.json", national.people)),
+    )
     assert numbers_listed(sign_in().get(f"/queues/connected?q={quote(ligatures)}").text) == ["1100003"]
 
 
@@ -311,12 +359,18 @@ def test_runs_show_rejected_records_to_national_users_only(sign_in, national):
 
 def test_the_doctor_page_shows_a_rejected_tis_record(sign_in, sessions, files):
     from reval.reconcile.sync import GmcInput, TisInput, run_sync
-    from tests.factories import gmc_doctor, gmc_snapshot, person, programme, tis_snapshot, AS_OF
+    from tests.factories import AS_OF, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
 
     broken = person("1000009", programme(WESSEX, start="31/02/2025"), person_id=9)
-    run_sync(sessions, as_of=AS_OF,
-             gmc=GmcInput.from_file(gmc_snapshot(files / "gmc.json", {EAST_OF_ENGLAND: [gmc_doctor("1000009")]})),
-             tis=TisInput.from_file(tis_snapshot(files / "tis.json", [broken])))
+    run_sync(
+        sessions,
+        as_of=AS_OF,
+        gmc=GmcInput.from_file(gmc_snapshot(files / "gmc.json", {EAST_OF_ENGLAND: [gmc_doctor("1000009")]})),
+        tis=TisInput.from_file(tis_snapshot(files / "tis.json", [broken])),
+    )
     html = sign_in().get("/doctors/1000009").text
     assert "TIS record rejected" in html and "TIS person 9: record rejected" in html
-    assert "programmeMemberships[0].programmeStartDate is not a date in the form YYYY-MM-DD (got &#39;31/02/2025&#39;)" in html
+    assert (
+        "programmeMemberships[0].programmeStartDate is not a date in the form YYYY-MM-DD (got &#39;31/02/2025&#39;)"
+        in html
+    )

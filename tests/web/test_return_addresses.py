@@ -39,7 +39,11 @@ def on_this_site(address: str) -> bool:
     """What a browser does with the address: it must not leave http://localhost."""
     cleaned = address.strip("".join(chr(c) for c in range(0x21))).replace("\t", "").replace("\n", "").replace("\r", "")
     parts = urlsplit(cleaned.replace("\\", "/"))
-    return parts.scheme in ("", "http") and parts.netloc in ("", "localhost") and not cleaned.replace("\\", "/").startswith("//")
+    return (
+        parts.scheme in ("", "http")
+        and parts.netloc in ("", "localhost")
+        and not cleaned.replace("\\", "/").startswith("//")
+    )
 
 
 @pytest.mark.parametrize("target", BYPASSES)
@@ -47,14 +51,17 @@ def test_an_address_on_another_site_is_not_ours(target):
     assert own_path(target) is None
 
 
-@pytest.mark.parametrize("target, read_as", [
-    ("/queues/discrepancies?q=ada&page=2", "/queues/discrepancies?q=ada&page=2"),
-    ("/doctors/1100001", "/doctors/1100001"),
-    (" /doctors/1100001", "/doctors/1100001"),  # browsers strip leading spaces
-    ("/doc\ttors/1100001", "/doctors/1100001"),  # and remove tabs
-    ("/%5Cevil.example", "/%5Cevil.example"),  # percent-encoded: a path here, never decoded into one
-    ("/x\r\nSet-Cookie: stolen=1", "/xSet-Cookie: stolen=1"),  # no header can be split off
-])
+@pytest.mark.parametrize(
+    "target, read_as",
+    [
+        ("/queues/discrepancies?q=ada&page=2", "/queues/discrepancies?q=ada&page=2"),
+        ("/doctors/1100001", "/doctors/1100001"),
+        (" /doctors/1100001", "/doctors/1100001"),  # browsers strip leading spaces
+        ("/doc\ttors/1100001", "/doctors/1100001"),  # and remove tabs
+        ("/%5Cevil.example", "/%5Cevil.example"),  # percent-encoded: a path here, never decoded into one
+        ("/x\r\nSet-Cookie: stolen=1", "/xSet-Cookie: stolen=1"),  # no header can be split off
+    ],
+)
 def test_a_path_on_this_site_is_kept_as_a_browser_reads_it(target, read_as):
     assert own_path(target) == read_as
 
@@ -68,10 +75,16 @@ def test_signing_in_returns_only_to_a_page_of_this_site(web, national, target):
     assert form.status_code == 200
     next_field = unescape(re.search(r'name="next" value="([^"]*)"', form.text).group(1))
     assert own_path(next_field) == next_field
-    signed_in = client.post("/auth/dev", data={
-        "csrf_token": csrf_token(form.text), "name": "Ann Admin", "role": "admin", "designated_body": EAST_OF_ENGLAND,
-        "next": target,  # a forged form, sent straight to the post
-    })
+    signed_in = client.post(
+        "/auth/dev",
+        data={
+            "csrf_token": csrf_token(form.text),
+            "name": "Ann Admin",
+            "role": "admin",
+            "designated_body": EAST_OF_ENGLAND,
+            "next": target,  # a forged form, sent straight to the post
+        },
+    )
     assert signed_in.status_code == 302
     assert on_this_site(signed_in.headers["Location"]), signed_in.headers["Location"]
     assert signed_in.headers["Location"] == "/"
@@ -82,10 +95,16 @@ def test_signing_in_returns_to_the_page_asked_for(web, national):
     asked = client.get("/queues/connected?q=ada")
     assert asked.status_code == 302
     form = client.get(client.get(asked.headers["Location"]).headers["Location"])
-    signed_in = client.post("/auth/dev", data={
-        "csrf_token": csrf_token(form.text), "name": "Ann Admin", "role": "admin", "designated_body": EAST_OF_ENGLAND,
-        "next": unescape(re.search(r'name="next" value="([^"]*)"', form.text).group(1)),
-    })
+    signed_in = client.post(
+        "/auth/dev",
+        data={
+            "csrf_token": csrf_token(form.text),
+            "name": "Ann Admin",
+            "role": "admin",
+            "designated_body": EAST_OF_ENGLAND,
+            "next": unescape(re.search(r'name="next" value="([^"]*)"', form.text).group(1)),
+        },
+    )
     assert signed_in.headers["Location"] == "/queues/connected?q=ada"
 
 

@@ -21,10 +21,16 @@ def sign_in_again(browser: Browser, redirected) -> str:
     """Follows the sign-in redirect, signs in on the form, and returns where it sends them."""
     form = browser.client.get(browser.client.get(redirected.headers["Location"]).headers["Location"])
     assert "You were signed out because you had not used Reval for a while" in form.text
-    back = browser.client.post("/auth/dev", data={
-        "csrf_token": csrf_token(form.text), "name": "Ann Admin", "role": "admin", "designated_body": EAST_OF_ENGLAND,
-        "next": unescape(re.search(r'name="next" value="([^"]*)"', form.text).group(1)),
-    })
+    back = browser.client.post(
+        "/auth/dev",
+        data={
+            "csrf_token": csrf_token(form.text),
+            "name": "Ann Admin",
+            "role": "admin",
+            "designated_body": EAST_OF_ENGLAND,
+            "next": unescape(re.search(r'name="next" value="([^"]*)"', form.text).group(1)),
+        },
+    )
     return back.headers["Location"]
 
 
@@ -54,8 +60,10 @@ def test_a_busy_session_still_ends_eight_hours_after_signing_in(web, national):
 
 def test_the_idle_limit_is_a_setting(app, national):
     settings = {key: value for key, value in app.config.items() if key.startswith("REVAL_")}
-    site = create_app(settings | {"REVAL_AUTH": "dev", "REVAL_SECURE_COOKIES": "0", "REVAL_SESSION_IDLE_MINUTES": "5",
-                                  "TESTING": True})
+    site = create_app(
+        settings
+        | {"REVAL_AUTH": "dev", "REVAL_SECURE_COOKIES": "0", "REVAL_SESSION_IDLE_MINUTES": "5", "TESTING": True}
+    )
     try:
         with time_machine.travel("2026-12-06 09:00 +0000", tick=False) as clock:
             admin = Browser(site, "Ann Admin", "admin", EAST_OF_ENGLAND)
@@ -72,7 +80,10 @@ def test_a_form_sent_after_the_session_ended_returns_to_the_page_it_came_from(we
         admin = Browser(web, "Ann Admin", "admin", EAST_OF_ENGLAND)
         page = admin.get("/queues/discrepancies")
         clock.shift(timedelta(hours=1))
-        sent = admin.client.post("/actions/hide", data={"csrf_token": csrf_token(page.text)},
-                                 headers={"Referer": "http://localhost/queues/discrepancies?page=1"})
+        sent = admin.client.post(
+            "/actions/hide",
+            data={"csrf_token": csrf_token(page.text)},
+            headers={"Referer": "http://localhost/queues/discrepancies?page=1"},
+        )
         assert sent.status_code == 302
         assert sign_in_again(admin, sent) == "/queues/discrepancies?page=1"

@@ -11,12 +11,12 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-29 00:30:00
 """
+
 import sqlalchemy as sa
 from alembic import op
 
-
-revision = '0007'
-down_revision = '0006'
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -25,29 +25,39 @@ FILL_BATCH = 5000
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('doctor_visibility') as batch_op:
-        batch_op.drop_index('ix_doctor_visibility_queue')
-        batch_op.add_column(sa.Column('sort_name', sa.String(length=400), server_default='', nullable=False))
+    with op.batch_alter_table("doctor_visibility") as batch_op:
+        batch_op.drop_index("ix_doctor_visibility_queue")
+        batch_op.add_column(sa.Column("sort_name", sa.String(length=400), server_default="", nullable=False))
     op.execute(
         "UPDATE doctor_visibility SET sort_name = COALESCE("
         "(SELECT sort_name FROM doctor WHERE doctor.gmc_number = doctor_visibility.gmc_number), '')"
     )
-    with op.batch_alter_table('doctor_visibility') as batch_op:
-        batch_op.create_index('ix_doctor_visibility_queue', ['designated_body_code', 'queue', 'gmc_number'], unique=False)
+    with op.batch_alter_table("doctor_visibility") as batch_op:
         batch_op.create_index(
-            'ix_doctor_visibility_queue_name', ['designated_body_code', 'queue', 'sort_name', 'gmc_number'], unique=False
+            "ix_doctor_visibility_queue", ["designated_body_code", "queue", "gmc_number"], unique=False
         )
-    names = op.create_table('doctor_visibility_name',
-    sa.Column('designated_body_code', sa.String(length=32), nullable=False),
-    sa.Column('queue', sa.String(length=20), nullable=False),
-    sa.Column('name', sa.String(length=200).with_variant(sa.String(length=200, collation='C'), 'postgresql'),
-              nullable=False),
-    sa.Column('gmc_number', sa.String(length=7), nullable=False),
-    sa.PrimaryKeyConstraint('designated_body_code', 'queue', 'name', 'gmc_number', name=op.f('pk_doctor_visibility_name')),
-    sqlite_with_rowid=False,
+        batch_op.create_index(
+            "ix_doctor_visibility_queue_name",
+            ["designated_body_code", "queue", "sort_name", "gmc_number"],
+            unique=False,
+        )
+    names = op.create_table(
+        "doctor_visibility_name",
+        sa.Column("designated_body_code", sa.String(length=32), nullable=False),
+        sa.Column("queue", sa.String(length=20), nullable=False),
+        sa.Column(
+            "name",
+            sa.String(length=200).with_variant(sa.String(length=200, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("gmc_number", sa.String(length=7), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "designated_body_code", "queue", "name", "gmc_number", name=op.f("pk_doctor_visibility_name")
+        ),
+        sqlite_with_rowid=False,
     )
-    with op.batch_alter_table('doctor_visibility_name') as batch_op:
-        batch_op.create_index('ix_doctor_visibility_name_doctor', ['gmc_number', 'designated_body_code'], unique=False)
+    with op.batch_alter_table("doctor_visibility_name") as batch_op:
+        batch_op.create_index("ix_doctor_visibility_name_doctor", ["gmc_number", "designated_body_code"], unique=False)
     _fill_names(names)
 
 
@@ -57,28 +67,39 @@ def _fill_names(names: sa.Table) -> None:
     connection = op.get_bind()
     last = ""
     while True:
-        doctors = connection.execute(sa.text(
-            "SELECT gmc_number, search_names FROM doctor WHERE gmc_number > :last ORDER BY gmc_number LIMIT :size"
-        ), {"last": last, "size": FILL_BATCH}).all()
+        doctors = connection.execute(
+            sa.text(
+                "SELECT gmc_number, search_names FROM doctor WHERE gmc_number > :last ORDER BY gmc_number LIMIT :size"
+            ),
+            {"last": last, "size": FILL_BATCH},
+        ).all()
         if not doctors:
             return
         first, last = doctors[0][0], doctors[-1][0]
-        names_of = {number: {name[:NAME_KEY_LENGTH] for name in (text or "").split("\n") if name} for number, text in doctors}
-        views = connection.execute(sa.text(
-            "SELECT designated_body_code, queue, gmc_number FROM doctor_visibility "
-            "WHERE gmc_number >= :first AND gmc_number <= :last"
-        ), {"first": first, "last": last}).all()
-        rows = [{"designated_body_code": code, "queue": queue, "name": name, "gmc_number": number}
-                for code, queue, number in views for name in names_of.get(number, ())]
+        names_of = {
+            number: {name[:NAME_KEY_LENGTH] for name in (text or "").split("\n") if name} for number, text in doctors
+        }
+        views = connection.execute(
+            sa.text(
+                "SELECT designated_body_code, queue, gmc_number FROM doctor_visibility "
+                "WHERE gmc_number >= :first AND gmc_number <= :last"
+            ),
+            {"first": first, "last": last},
+        ).all()
+        rows = [
+            {"designated_body_code": code, "queue": queue, "name": name, "gmc_number": number}
+            for code, queue, number in views
+            for name in names_of.get(number, ())
+        ]
         if rows:
             connection.execute(names.insert(), rows)
 
 
 def downgrade() -> None:
-    op.drop_table('doctor_visibility_name')
-    with op.batch_alter_table('doctor_visibility') as batch_op:
-        batch_op.drop_index('ix_doctor_visibility_queue_name')
-        batch_op.drop_index('ix_doctor_visibility_queue')
-        batch_op.drop_column('sort_name')
-    with op.batch_alter_table('doctor_visibility') as batch_op:
-        batch_op.create_index('ix_doctor_visibility_queue', ['designated_body_code', 'queue', 'reason'], unique=False)
+    op.drop_table("doctor_visibility_name")
+    with op.batch_alter_table("doctor_visibility") as batch_op:
+        batch_op.drop_index("ix_doctor_visibility_queue_name")
+        batch_op.drop_index("ix_doctor_visibility_queue")
+        batch_op.drop_column("sort_name")
+    with op.batch_alter_table("doctor_visibility") as batch_op:
+        batch_op.create_index("ix_doctor_visibility_queue", ["designated_body_code", "queue", "reason"], unique=False)

@@ -1,0 +1,92 @@
+"""Property: no input answers 5xx. Hypothesis sends generated values to every form of the UI
+(tests/api/test_no_fault.py does the same for the API)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.factories import EAST_OF_ENGLAND
+from tests.web.conftest import EAST_CONNECTED, EAST_MISMATCH, csrf_token
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+# Any text a browser or a client could send: control characters, any script, no lone surrogates.
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+VALUE = st.one_of(
+    TEXT,
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "-1",
+            "99999999999999999999",
+            "2026-13-45",
+            EAST_OF_ENGLAND,
+            EAST_CONNECTED[0],
+            "yes",
+            "desc",
+            "../../etc/passwd",
+            "%00",
+            "\r\n",
+        ]
+    ),
+)
+QUEUE_FIELDS = ("q", "reason", "owner", "failed", "sort", "order", "page", "body")
+ACTION_FIELDS = ("body", "back", "reason", "until[day]", "until[month]", "until[year]")
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def assert_no_fault(response) -> None:
+    assert response.status_code < 500, (response.status_code, response.get_data(as_text=True)[:500])
+
+
+@SETTINGS
+@given(
+    tab=st.sampled_from(["connected", "discrepancies", "hidden", "historic", "failed-updates", "unassigned"]) | TEXT,
+    fields=st.dictionaries(st.sampled_from(QUEUE_FIELDS), VALUE),
+    download=st.booleans(),
+)
+def test_no_queue_search_faults(sign_in, national, tab, fields, download):
+    admin = sign_in()
+    path = f"/queues/{quote(tab, safe='')}" + ("/download" if download else "")
+    assert_no_fault(admin.client.get(path, query_string=fields))
+
+
+@SETTINGS
+@given(
+    action=st.sampled_from(["hide", "unhide", "connect", "disconnect"]) | TEXT,
+    fields=st.dictionaries(st.sampled_from(ACTION_FIELDS), VALUE),
+    doctors=st.lists(st.sampled_from(EAST_MISMATCH + EAST_CONNECTED[:2]) | VALUE, max_size=3),
+    confirm=st.booleans(),
+)
+def test_no_action_form_faults(sign_in, national, action, fields, doctors, confirm):
+    admin = sign_in()
+    path = f"/actions/{quote(action, safe='')}"
+    data = {**fields, "doctor": doctors}
+    if confirm:
+        form = admin.client.get(f"/actions/hide?body={EAST_OF_ENGLAND}&doctor={EAST_MISMATCH[0]}")
+        assert_no_fault(admin.client.post(path, data={"csrf_token": csrf_token(form.text), **data}))
+    else:
+        assert_no_fault(admin.client.get(path, query_string=data))
+
+
+@SETTINGS
+@given(fields=st.dictionaries(st.sampled_from(["name", "role", "designated_body", "next"]), VALUE))
+def test_no_sign_in_form_faults(web, national, fields):
+    client = web.test_client()
+    form = client.get("/auth/dev")
+    assert_no_fault(client.post("/auth/dev", data={"csrf_token": csrf_token(form.text), **fields}))
+
+
+@SETTINGS
+@given(number=VALUE, request_id=st.integers(min_value=-5, max_value=2**40), run_id=st.integers(-5, 2**40))
+def test_no_doctor_results_or_resend_address_faults(sign_in, national, number, request_id, run_id):
+    admin = sign_in()
+    assert_no_fault(admin.get(f"/doctors/{quote(number, safe='')}"))
+    assert_no_fault(admin.get(f"/results/{request_id}"))
+    assert_no_fault(admin.get(f"/runs/{run_id}"))
+    assert_no_fault(admin.post(f"/requests/{request_id}/resend"))
