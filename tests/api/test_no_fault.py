@@ -6,49 +6,18 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.api.conftest import Caller
 from tests.factories import EAST_OF_ENGLAND
+from tests.fuzzing import FUZZ, JSON, VALUE, assert_no_fault
 from tests.web.conftest import EAST_CONNECTED
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-# Any text a browser or a client could send: control characters, any script, no lone surrogates.
-TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
-VALUE = st.one_of(
-    TEXT,
-    st.sampled_from(
-        [
-            "",
-            "0",
-            "-1",
-            "99999999999999999999",
-            "2026-13-45",
-            EAST_OF_ENGLAND,
-            EAST_CONNECTED[0],
-            "yes",
-            "desc",
-            "../../etc/passwd",
-            "%00",
-            "\r\n",
-        ]
-    ),
-)
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(TEXT, children, max_size=4),
-    max_leaves=12,
-)
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-
-def assert_no_fault(response) -> None:
-    assert response.status_code < 500, (response.status_code, response.get_data(as_text=True)[:500])
-
-
-@SETTINGS
+@FUZZ
 @given(body=JSON, number=st.sampled_from(EAST_CONNECTED[:3]) | VALUE, code=st.sampled_from([EAST_OF_ENGLAND]) | VALUE)
 def test_no_api_write_faults(api, issuer, body, number, code):
     admin = Caller(api, issuer.token("reval.read reval.write"))
@@ -57,7 +26,7 @@ def test_no_api_write_faults(api, issuer, body, number, code):
     assert_no_fault(admin.post("/api/v1/connection-requests", body))
 
 
-@SETTINGS
+@FUZZ
 @given(
     code=st.sampled_from([EAST_OF_ENGLAND]) | VALUE,
     query=st.dictionaries(

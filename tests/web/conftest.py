@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html import unescape
 
 import pytest
 
@@ -96,6 +97,26 @@ def web(app, tmp_path):
 
 def csrf_token(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def next_field(html: str) -> str:
+    """The return address the development sign-in form carries."""
+    return unescape(re.search(r'name="next" value="([^"]*)"', html).group(1))
+
+
+def send_dev_sign_in(client, form_html: str, next_page: str | None = None):
+    """Ann Admin of East of England sends the development sign-in form (its own ``next`` unless
+    another is given, as a forged form would)."""
+    return client.post(
+        "/auth/dev",
+        data={
+            "csrf_token": csrf_token(form_html),
+            "name": "Ann Admin",
+            "role": "admin",
+            "designated_body": EAST_OF_ENGLAND,
+            "next": next_field(form_html) if next_page is None else next_page,
+        },
+    )
 
 
 class Browser:

@@ -6,45 +6,20 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.factories import EAST_OF_ENGLAND
+from tests.fuzzing import FUZZ, TEXT, VALUE, assert_no_fault
 from tests.web.conftest import EAST_CONNECTED, EAST_MISMATCH, csrf_token
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-# Any text a browser or a client could send: control characters, any script, no lone surrogates.
-TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
-VALUE = st.one_of(
-    TEXT,
-    st.sampled_from(
-        [
-            "",
-            "0",
-            "-1",
-            "99999999999999999999",
-            "2026-13-45",
-            EAST_OF_ENGLAND,
-            EAST_CONNECTED[0],
-            "yes",
-            "desc",
-            "../../etc/passwd",
-            "%00",
-            "\r\n",
-        ]
-    ),
-)
 QUEUE_FIELDS = ("q", "reason", "owner", "failed", "sort", "order", "page", "body")
 ACTION_FIELDS = ("body", "back", "reason", "until[day]", "until[month]", "until[year]")
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def assert_no_fault(response) -> None:
-    assert response.status_code < 500, (response.status_code, response.get_data(as_text=True)[:500])
-
-
-@SETTINGS
+@FUZZ
 @given(
     tab=st.sampled_from(["connected", "discrepancies", "hidden", "historic", "failed-updates", "unassigned"]) | TEXT,
     fields=st.dictionaries(st.sampled_from(QUEUE_FIELDS), VALUE),
@@ -56,7 +31,7 @@ def test_no_queue_search_faults(sign_in, national, tab, fields, download):
     assert_no_fault(admin.client.get(path, query_string=fields))
 
 
-@SETTINGS
+@FUZZ
 @given(
     action=st.sampled_from(["hide", "unhide", "connect", "disconnect"]) | TEXT,
     fields=st.dictionaries(st.sampled_from(ACTION_FIELDS), VALUE),
@@ -74,7 +49,7 @@ def test_no_action_form_faults(sign_in, national, action, fields, doctors, confi
         assert_no_fault(admin.client.get(path, query_string=data))
 
 
-@SETTINGS
+@FUZZ
 @given(fields=st.dictionaries(st.sampled_from(["name", "role", "designated_body", "next"]), VALUE))
 def test_no_sign_in_form_faults(web, national, fields):
     client = web.test_client()
@@ -82,7 +57,7 @@ def test_no_sign_in_form_faults(web, national, fields):
     assert_no_fault(client.post("/auth/dev", data={"csrf_token": csrf_token(form.text), **fields}))
 
 
-@SETTINGS
+@FUZZ
 @given(number=VALUE, request_id=st.integers(min_value=-5, max_value=2**40), run_id=st.integers(-5, 2**40))
 def test_no_doctor_results_or_resend_address_faults(sign_in, national, number, request_id, run_id):
     admin = sign_in()

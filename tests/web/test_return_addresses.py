@@ -11,7 +11,7 @@ import pytest
 
 from reval.web.addresses import own_path
 from tests.factories import EAST_OF_ENGLAND
-from tests.web.conftest import EAST_MISMATCH, csrf_token
+from tests.web.conftest import EAST_MISMATCH, next_field, send_dev_sign_in
 
 # Known ways to write another site's address that a naive "starts with one slash" check lets
 # through, or that a browser reads differently from how they are written.
@@ -73,18 +73,8 @@ def test_signing_in_returns_only_to_a_page_of_this_site(web, national, target):
     assert start.status_code == 302
     form = client.get(start.headers["Location"])
     assert form.status_code == 200
-    next_field = unescape(re.search(r'name="next" value="([^"]*)"', form.text).group(1))
-    assert own_path(next_field) == next_field
-    signed_in = client.post(
-        "/auth/dev",
-        data={
-            "csrf_token": csrf_token(form.text),
-            "name": "Ann Admin",
-            "role": "admin",
-            "designated_body": EAST_OF_ENGLAND,
-            "next": target,  # a forged form, sent straight to the post
-        },
-    )
+    assert own_path(next_field(form.text)) == next_field(form.text)
+    signed_in = send_dev_sign_in(client, form.text, next_page=target)  # a forged form, sent straight to the post
     assert signed_in.status_code == 302
     assert on_this_site(signed_in.headers["Location"]), signed_in.headers["Location"]
     assert signed_in.headers["Location"] == "/"
@@ -95,16 +85,7 @@ def test_signing_in_returns_to_the_page_asked_for(web, national):
     asked = client.get("/queues/connected?q=ada")
     assert asked.status_code == 302
     form = client.get(client.get(asked.headers["Location"]).headers["Location"])
-    signed_in = client.post(
-        "/auth/dev",
-        data={
-            "csrf_token": csrf_token(form.text),
-            "name": "Ann Admin",
-            "role": "admin",
-            "designated_body": EAST_OF_ENGLAND,
-            "next": unescape(re.search(r'name="next" value="([^"]*)"', form.text).group(1)),
-        },
-    )
+    signed_in = send_dev_sign_in(client, form.text)
     assert signed_in.headers["Location"] == "/queues/connected?q=ada"
 
 

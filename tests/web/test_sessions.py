@@ -3,16 +3,14 @@ signing in however busy; the next page asks the person to sign in and then bring
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from html import unescape
 
 import time_machine
 
 from reval.app import create_app
 from reval.extensions import database
 from tests.factories import EAST_OF_ENGLAND
-from tests.web.conftest import Browser, csrf_token
+from tests.web.conftest import Browser, csrf_token, send_dev_sign_in
 
 PAGE = "/queues/connected?q=ada"
 
@@ -21,17 +19,7 @@ def sign_in_again(browser: Browser, redirected) -> str:
     """Follows the sign-in redirect, signs in on the form, and returns where it sends them."""
     form = browser.client.get(browser.client.get(redirected.headers["Location"]).headers["Location"])
     assert "You were signed out because you had not used Reval for a while" in form.text
-    back = browser.client.post(
-        "/auth/dev",
-        data={
-            "csrf_token": csrf_token(form.text),
-            "name": "Ann Admin",
-            "role": "admin",
-            "designated_body": EAST_OF_ENGLAND,
-            "next": unescape(re.search(r'name="next" value="([^"]*)"', form.text).group(1)),
-        },
-    )
-    return back.headers["Location"]
+    return send_dev_sign_in(browser.client, form.text).headers["Location"]
 
 
 def test_a_session_idle_for_longer_than_the_limit_asks_to_sign_in_again(web, national):
