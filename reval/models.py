@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     false,
@@ -59,6 +60,8 @@ NAMING_CONVENTION = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+    # Every model here maps one table (SQLAlchemy types it as any FromClause: a join could be mapped).
+    __table__: ClassVar[Table]
 
 
 class DesignatedBodyRecord(Base):
@@ -75,9 +78,7 @@ class GmcConnection(Base):
     """A doctor on a designated body's GMC list, as last fetched (or kept when not fetched)."""
 
     __tablename__ = "gmc_connection"
-    __table_args__: ClassVar[dict[str, Any]] = {
-        "sqlite_with_rowid": False
-    }  # stored in GMC-number order (migration 0004)
+    __table_args__ = ({"sqlite_with_rowid": False},)  # stored in GMC-number order (migration 0004)
 
     gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True)
     designated_body_code: Mapped[str] = mapped_column(BODY_CODE, index=True)
