@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import http
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_smorest import Api, Blueprint
 from flask_smorest.etag import _get_etag_ctx
 from flask_smorest.utils import prepare_response
+from flask_wtf.csrf import CSRFProtect
+from marshmallow import Schema
 
 from reval.api.bodies import JsonBodyParser
 from reval.api.callers import rate_limit_key
@@ -47,15 +50,20 @@ ERROR_HEADERS = {
 }
 COMMON_ERRORS = (400, 401, 403, 405, 413, 415, 429, 500, 503)
 
+_View = TypeVar("_View", bound=Callable[..., Any])
+# What flask-smorest's documenting decorators make of a view: they wrap it, changing its arguments
+# (the parsed schemas come first) and its result (a Response).
+ViewDecorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
-class ProblemApi(Api):
+
+class ProblemApi(Api):  # type: ignore[misc]  # flask-smorest ships no types: Api is Any to mypy
     """flask-smorest's Api, every error answer a documented problem document."""
 
     ERROR_SCHEMA = ProblemSchema
     # No "default" answer: with one, an undocumented status could never be caught by the contract tests.
     DEFAULT_ERROR_RESPONSE_NAME = None
 
-    def _register_responses(self):  # flask-smorest's own, with problem+json bodies and their headers
+    def _register_responses(self) -> None:  # flask-smorest's own, with problem+json bodies and their headers
         for status in http.HTTPStatus:
             response: dict[str, Any] = {"description": status.phrase}
             if status == http.HTTPStatus.NOT_MODIFIED:
@@ -67,31 +75,56 @@ class ProblemApi(Api):
                 prepare_response(response, self.spec, PROBLEM_JSON)
             self.spec.components.response(status.name, response, lazy=True)
 
-    def _register_pagination_header(self):
+    def _register_pagination_header(self) -> None:
         """Pages are envelopes with Link headers; no X-Pagination header, so no schema for it."""
 
-    def _register_error_handlers(self):
+    def _register_error_handlers(self) -> None:
         """``reval.app`` sends errors under /api/ to ``error_problem``."""
 
 
-class ApiBlueprint(Blueprint):
+class ApiBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest ships no types: Blueprint is Any to mypy
     """A blueprint whose every operation documents the common error answers, whose 304s keep
-    their ETag, and whose JSON bodies are read safely (``reval.api.bodies``)."""
+    their ETag, and whose JSON bodies are read safely (``reval.api.bodies``).
+
+    Its decorators are flask-smorest's, given the types flask-smorest does not declare."""
 
     ARGUMENTS_PARSER = JsonBodyParser()
 
-    def _check_not_modified(self, etag):
+    def route(self, rule: str, **options: Any) -> Callable[[_View], _View]:
+        decorator: Callable[[_View], _View] = super().route(rule, **options)
+        return decorator
+
+    def arguments(self, schema: type[Schema] | Schema, **options: Any) -> ViewDecorator:
+        decorator: ViewDecorator = super().arguments(schema, **options)
+        return decorator
+
+    def response(self, status_code: int, schema: type[Schema] | Schema | None = None, **options: Any) -> ViewDecorator:
+        decorator: ViewDecorator = super().response(status_code, schema, **options)
+        return decorator
+
+    def alt_response(self, status_code: int, **options: Any) -> ViewDecorator:
+        decorator: ViewDecorator = super().alt_response(status_code, **options)
+        return decorator
+
+    def etag(self, view: Callable[..., Any]) -> Callable[..., Any]:
+        decorated: Callable[..., Any] = super().etag(view)
+        return decorated
+
+    def _check_not_modified(self, etag: str) -> None:
         _get_etag_ctx()["not_modified_etag"] = etag
         super()._check_not_modified(etag)
 
-    def _prepare_response_doc(self, doc, doc_info, *, api, spec, **kwargs):
+    def _prepare_response_doc(
+        self, doc: dict[str, Any], doc_info: dict[str, Any], *, api: Any, spec: Any, **kwargs: Any
+    ) -> dict[str, Any]:
         responses = doc_info.setdefault("response", {}).setdefault("responses", {})
         for status in COMMON_ERRORS:
             responses.setdefault(status, [http.HTTPStatus(status).name])
-        return super()._prepare_response_doc(doc, doc_info, api=api, spec=spec, **kwargs)
+        prepared: dict[str, Any] = super()._prepare_response_doc(doc, doc_info, api=api, spec=spec, **kwargs)
+        return prepared
 
 
-def init_api(app: Flask, csrf) -> None:
+def init_api(app: Flask, csrf: CSRFProtect) -> None:
     from reval.api import resources
 
     app.config.update(
@@ -140,7 +173,7 @@ def init_api(app: Flask, csrf) -> None:
 def openapi_document(app: Flask) -> str:
     """The API's OpenAPI document as the committed copy holds it (sorted keys, indented)."""
     with app.app_context():
-        spec = app.extensions["reval.api"].spec.to_dict()
+        spec: dict[str, Any] = app.extensions["reval.api"].spec.to_dict()
     return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import orjson
-from flask import Request, request
+from flask import Request, Response, request
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -33,7 +33,7 @@ class JsonBodyParser(FlaskParser):
             raise json.JSONDecodeError(str(error), body.decode("utf-8", "replace"), error.pos) from None
 
 
-def require_json_body():
+def require_json_body() -> Response | None:
     """A request that carries a body must say it is JSON (415 otherwise)."""
     has_body = (request.content_length or 0) > 0 or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     if has_body and not request.is_json:

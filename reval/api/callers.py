@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, request
+from flask import Response, current_app, g, request
 
 from reval.api.problems import problem
 from reval.api.tokens import InvalidToken, KeysUnavailable, TokenVerifier, caller, scopes_of
 
 
-def authenticate():
+def authenticate() -> Response | None:
     """Every API request names its caller with a bearer token; OPTIONS is answered by Flask."""
     if request.method == "OPTIONS":
         return None
@@ -48,7 +48,8 @@ def verified_claims() -> dict[str, Any] | None:
                 g.token_error = "the token could not be checked now; try again later"
         elif request.headers.get("Authorization"):
             g.token_error = "the Authorization header must be: Bearer <token>"
-    return g.token_claims
+    claims: dict[str, Any] | None = g.token_claims
+    return claims
 
 
 def rate_limit_key() -> str:

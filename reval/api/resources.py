@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 import orjson
 from flask import Blueprint as FlaskBlueprint
 from flask import Response, current_app, g, jsonify, request, url_for
-from flask_smorest import abort
+from flask_smorest import abort as smorest_abort
 from sqlalchemy.exc import IntegrityError
 
 from reval.api import API_PREFIX, ApiBlueprint
@@ -39,7 +39,7 @@ from reval.api.schemas import (
 from reval.clock import utcnow
 from reval.extensions import database
 from reval.gateway import AppGateway
-from reval.models import ApiIdempotencyKey
+from reval.models import ApiIdempotencyKey, DoctorHide
 from reval.reconcile.runs import run_view
 from reval.refusals import Invalid
 from reval.rules import DEFAULT_RULE_TABLE, Queue
@@ -56,8 +56,11 @@ from reval.services.connections import (
 from reval.services.context import Context
 from reval.services.doctors import DoctorDetail, doctor_detail, doctor_history
 from reval.services.hides import hide_doctor, unhide_doctor
-from reval.services.queues import QueueFilters, QueueTab, QueueView, SortKey, queue_page, tab_counts
+from reval.services.queues import Page, QueueFilters, QueueTab, QueueView, SortKey, queue_page, tab_counts
 from reval.services.runs import get_run, list_runs, run_rejections, start_nightly_run
+
+# flask-smorest's abort raises an HTTPException with a problem document; it ships no types to say so.
+abort: Callable[..., NoReturn] = smorest_abort
 
 bodies = ApiBlueprint(
     "designated-bodies",
@@ -120,7 +123,7 @@ def needs(*scopes: str) -> None:
 
 @bodies.route("")
 @bodies.response(200, DesignatedBodyListSchema)
-def list_designated_bodies():
+def list_designated_bodies() -> dict[str, Any]:
     """The designated bodies the caller may see."""
     needs("reval.read")
     with database().reads() as session:
@@ -132,7 +135,7 @@ def list_designated_bodies():
 @bodies.response(200, QueueCountsSchema)
 @bodies.alt_response(404, response="NOT_FOUND")
 @bodies.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def designated_body_queues(args: dict[str, Any], code: str):
+def designated_body_queues(args: dict[str, Any], code: str) -> dict[str, Any]:
     """How many doctors the body sees in each queue (its hides applied), with the same filters as its doctors."""
     needs("reval.read")
     body = _visible_body(code)
@@ -154,7 +157,7 @@ def designated_body_queues(args: dict[str, Any], code: str):
 @bodies.response(200, DoctorPageSchema, headers=LINK)
 @bodies.alt_response(404, response="NOT_FOUND")
 @bodies.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def designated_body_doctors(args: dict[str, Any], code: str):
+def designated_body_doctors(args: dict[str, Any], code: str) -> tuple[Page, dict[str, str]]:
     """The body's doctors (its hides applied), filtered, sorted and paged as `reval export --designated-body` lists them."""  # noqa: E501 -- the OpenAPI summary: one line
     needs("reval.read")
     body = _visible_body(code)
@@ -204,7 +207,7 @@ def _links(page: int, pages: int) -> str:
 @doctors.response(200, DoctorDetailSchema)
 @doctors.alt_response(404, response="NOT_FOUND")
 @doctors.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def doctor(gmcNumber: str):  # camelCase: the address names it so
+def doctor(gmcNumber: str) -> dict[str, Any]:  # camelCase: the address names it so
     """The doctor's facts from both sources, the decision and its explanation, active hides and GMC requests."""
     needs("reval.read")
     return _detail_document(doctor_detail(context(), gmcNumber))
@@ -260,7 +263,7 @@ def _fact(value: Any) -> Any:
 @doctors.response(200, HistorySchema)
 @doctors.alt_response(404, response="NOT_FOUND")
 @doctors.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def history(gmcNumber: str):
+def history(gmcNumber: str) -> dict[str, Any]:
     """Every recorded change of the doctor's connection, decision, hides and GMC requests, oldest first."""
     needs("reval.read")
     return {"items": doctor_history(context(), gmcNumber)}
@@ -272,7 +275,7 @@ def history(gmcNumber: str):
 @doctors.alt_response(404, response="NOT_FOUND")
 @doctors.alt_response(409, response="CONFLICT")
 @doctors.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def hide(body: dict[str, Any], gmcNumber: str):
+def hide(body: dict[str, Any], gmcNumber: str) -> DoctorHide:
     """Hides the doctor from one of the caller's designated bodies."""
     needs("reval.write")
     return hide_doctor(context(), gmcNumber, body["designatedBody"], body["reason"], body.get("until"))
@@ -283,7 +286,7 @@ def hide(body: dict[str, Any], gmcNumber: str):
 @doctors.alt_response(404, response="NOT_FOUND")
 @doctors.alt_response(409, response="CONFLICT")
 @doctors.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def unhide(gmcNumber: str, designatedBody: str):
+def unhide(gmcNumber: str, designatedBody: str) -> DoctorHide:
     """Ends the doctor's hide for one of the caller's designated bodies (the hide, ended, is answered)."""
     needs("reval.write")
     return unhide_doctor(context(), gmcNumber, designatedBody)
@@ -299,7 +302,7 @@ def unhide(gmcNumber: str, designatedBody: str):
 @requests_.alt_response(404, response="NOT_FOUND")
 @requests_.alt_response(409, response="CONFLICT")
 @requests_.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def create_connection_request(headers: dict[str, Any], body: dict[str, Any]):
+def create_connection_request(headers: dict[str, Any], body: dict[str, Any]) -> Response:
     """Asks GMC to connect (ADD) or disconnect (REMOVE) a doctor: recorded first, then delivered."""
     needs("reval.write")
 
@@ -316,7 +319,7 @@ def create_connection_request(headers: dict[str, Any], body: dict[str, Any]):
 @requests_.arguments(RequestQueryArgs, location="query")
 @requests_.response(200, ConnectionRequestPageSchema, headers=LINK)
 @requests_.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def list_connection_requests(args: dict[str, Any]):
+def list_connection_requests(args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """The connection requests the caller may see, oldest first."""
     needs("reval.read")
     states = list_requests(context(), args.get("status"), args.get("gmcNumber"))
@@ -335,7 +338,7 @@ def list_connection_requests(args: dict[str, Any]):
 @requests_.etag
 @requests_.response(200, ConnectionRequestSchema)
 @requests_.alt_response(404, response="NOT_FOUND")
-def get_connection_request(id: int):  # shadows id(): the address names it so
+def get_connection_request(id: int) -> RequestState:  # shadows id(): the address names it so
     """One connection request and what GMC answered."""
     needs("reval.read")
     return connection_request(context(), id)
@@ -347,7 +350,7 @@ def get_connection_request(id: int):  # shadows id(): the address names it so
 @requests_.alt_response(404, response="NOT_FOUND")
 @requests_.alt_response(409, response="CONFLICT")
 @requests_.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def resend(headers: dict[str, Any], id: int):
+def resend(headers: dict[str, Any], id: int) -> Response:
     """A new attempt of a failed request (refused while a later request for the same doctor and body supersedes it)."""
     needs("reval.write")
     return _idempotent(
@@ -371,31 +374,37 @@ def _idempotent(key: str | None, body: Any, create: Callable[[], RequestState]) 
     except IntegrityError:
         with sessions.begin() as session:
             first = session.get(ApiIdempotencyKey, (caller, key))
-        if first.fingerprint != fingerprint:
-            raise Invalid(
-                f"Idempotency-Key {key!r} was first used with a different request", field="Idempotency-Key"
-            ) from None
-        if first.status is None:
-            abort(
-                409,
-                message=f"the first request with Idempotency-Key {key!r} is still being answered; try again shortly",
-            )
-        response = current_app.response_class(first.body, status=first.status, mimetype="application/json")
-        response.headers.update({"Location": first.location, "Idempotent-Replayed": "true"})
-        return response
+        return _replayed(first, key, fingerprint)
     try:
         response = _created(create())
     except BaseException:
         with sessions.begin() as session:  # nothing was created: the key may be used again
-            session.delete(session.get(ApiIdempotencyKey, (caller, key)))
+            session.delete(session.get_one(ApiIdempotencyKey, (caller, key)))
         raise
     with sessions.begin() as session:
-        record = session.get(ApiIdempotencyKey, (caller, key))
+        record = session.get_one(ApiIdempotencyKey, (caller, key))
         record.status, record.body, record.location = (
             response.status_code,
             response.get_data(as_text=True),
             response.headers["Location"],
         )
+    return response
+
+
+def _replayed(first: ApiIdempotencyKey | None, key: str, fingerprint: str) -> Response:
+    """The first answer to an Idempotency-Key again. None: the first request failed since and
+    freed the key, so this one may try again too (like one still being answered)."""
+    if first is not None and first.fingerprint != fingerprint:
+        raise Invalid(
+            f"Idempotency-Key {key!r} was first used with a different request", field="Idempotency-Key"
+        ) from None  # not caused by the IntegrityError being handled
+    if first is None or first.status is None:
+        abort(
+            409,
+            message=f"the first request with Idempotency-Key {key!r} is still being answered; try again shortly",
+        )
+    response = current_app.response_class(first.body, status=first.status, mimetype="application/json")
+    response.headers.update({"Location": first.location, "Idempotent-Replayed": "true"})
     return response
 
 
@@ -411,7 +420,7 @@ def _created(state: RequestState) -> Response:
 
 @runs.route("")
 @runs.response(200, RunListSchema)
-def list_sync_runs():
+def list_sync_runs() -> dict[str, Any]:
     """The most recent sync runs, newest first."""
     needs("reval.read")
     return {"items": [run_view(run) for run in list_runs(context(), 20)]}
@@ -421,7 +430,7 @@ def list_sync_runs():
 @runs.etag
 @runs.response(200, RunSchema)
 @runs.alt_response(404, response="NOT_FOUND")
-def get_sync_run(id: int):
+def get_sync_run(id: int) -> dict[str, Any]:
     """One run: status, times, what was fetched or not and why, queue movements; its rejected records for national callers."""  # noqa: E501 -- the OpenAPI summary: one line
     needs("reval.read")
     ctx = context()
@@ -434,7 +443,7 @@ def get_sync_run(id: int):
 @runs.route("", methods=["POST"])
 @runs.response(202, RunStartedSchema, headers=LOCATION)
 @runs.alt_response(409, response="CONFLICT")
-def start_sync_run():
+def start_sync_run() -> tuple[dict[str, Any], dict[str, str]]:
     """Starts the nightly run now (national callers only); 409 while one is running."""
     needs("reval.national")
     run_id = start_nightly_run(context())
@@ -443,7 +452,7 @@ def start_sync_run():
 
 @rules.route("")
 @rules.response(200, RuleTableSchema)
-def rule_table():
+def rule_table() -> dict[str, Any]:
     """The rule table Reval decides with: its facts and its rows, in the order they are tried."""
     needs("reval.read")
     table = DEFAULT_RULE_TABLE
@@ -473,7 +482,7 @@ def rule_table():
 
 
 @dev_keys.get("/dev-jwks.json")
-def dev_jwks():
+def dev_jwks() -> Response:
     """The public key of development tokens (only when REVAL_AUTH=dev)."""
     key = current_app.extensions["reval.tokens"].dev_key
     return jsonify({"keys": [key.as_dict(private=False)]})

@@ -3,6 +3,7 @@ document from the same definitions."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
@@ -18,7 +19,7 @@ NULLABLE: dict[str, Any] = {"allow_none": True}  # typed Any: unpacked into fiel
 class UpperCase(fields.String):
     """A code in any letter case, given back in capitals."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         return super()._deserialize(value, attr, data, **kwargs).strip().upper()
 
 
@@ -87,7 +88,7 @@ class ConnectionRequestIn(ma.Schema):
     )
 
     @pre_load
-    def reason_as_text(self, data: Any, **kwargs):
+    def reason_as_text(self, data: Any, **kwargs: Any) -> Any:
         # GMC's reason codes are numerals; a caller may send 1 or "1".
         if isinstance(data, dict) and isinstance(data.get("reason"), int) and not isinstance(data.get("reason"), bool):
             data = {**data, "reason": str(data["reason"])}

@@ -111,7 +111,8 @@ def discovered_jwks_url(issuer: str) -> str:
     document = response.json()
     if document.get("issuer", "").rstrip("/") != issuer:
         raise KeysUnavailable(f"the discovery document names issuer {document.get('issuer')!r}, not {issuer!r}")
-    return document["jwks_uri"]
+    jwks_uri: str = document["jwks_uri"]
+    return jwks_uri
 
 
 class TokenVerifier:
@@ -119,8 +120,8 @@ class TokenVerifier:
         self.settings = settings
         self.dev_key = dev_key
         self.remote: RemoteKeys | None = None
-        if settings.issuer:
-            self.remote = RemoteKeys(lambda: settings.jwks_url or discovered_jwks_url(settings.issuer))
+        if issuer := settings.issuer:
+            self.remote = RemoteKeys(lambda: settings.jwks_url or discovered_jwks_url(issuer))
 
     @property
     def configured(self) -> bool:
@@ -147,7 +148,7 @@ class TokenVerifier:
             verified = jwt.decode(token, key, algorithms=[algorithm])
             jwt.JWTClaimsRegistry(
                 leeway=LEEWAY_SECONDS,
-                iss={"essential": True, "value": issuer if key is self.dev_key else self.settings.issuer},
+                iss={"essential": True, "value": issuer},  # DEV_ISSUER or the configured issuer, as chosen above
                 aud={"essential": True, "value": self.settings.audience},
                 exp={"essential": True},
                 sub={"essential": True},

@@ -51,7 +51,9 @@ class Actor:
 class Gateway(Protocol):
     """What a use case reaches beyond the database, as the entry point provides it."""
 
-    config: Mapping[str, Any]
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The settings of the entry point (read, never changed, by a use case)."""
 
     def gmc_client(self) -> GmcClient:
         """GMC Connect's client; raises NotConfigured."""
