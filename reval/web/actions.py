@@ -8,9 +8,11 @@ yet answered.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from reval.gmc.codes import CHANGE_REASONS
 from reval.refusals import Invalid
@@ -41,13 +43,13 @@ def _action(name: str) -> BulkAction:
 
 
 @blueprint.get("/actions/<name>")
-def confirm(name: str):
+def confirm(name: str) -> ResponseReturnValue:
     action = _action(name)
     return _confirmation(action, request.args.get("body"), request.args.getlist("doctor"), {}, {})
 
 
 @blueprint.post("/actions/<name>")
-def perform(name: str):
+def perform(name: str) -> ResponseReturnValue:
     action = _action(name)
     form = request.form
     numbers = form.getlist("doctor")
@@ -72,7 +74,7 @@ def perform(name: str):
     return redirect(url_for("actions.results", action_id=action_id), 303)
 
 
-def _until(form, errors: dict[str, str]) -> date | None:
+def _until(form: Mapping[str, str], errors: dict[str, str]) -> date | None:
     """The hide's optional last day, from the date input's three fields."""
     parts = [(form.get(f"until[{part}]") or "").strip() for part in ("day", "month", "year")]
     if not any(parts):
@@ -85,7 +87,9 @@ def _until(form, errors: dict[str, str]) -> date | None:
         return None
 
 
-def _confirmation(action: BulkAction, body: str | None, numbers: list[str], form, errors: dict[str, str]):
+def _confirmation(
+    action: BulkAction, body: str | None, numbers: list[str], form: Mapping[str, str], errors: dict[str, str]
+) -> tuple[str, int]:
     bodies = my_bodies()
     wanted = (body or "").strip().upper()
     acting_for = next((b for b in bodies if b.code.upper() == wanted), None)
@@ -104,7 +108,7 @@ def _confirmation(action: BulkAction, body: str | None, numbers: list[str], form
         missing=missing,
         form=form,
         errors=errors,
-        reasons=CHANGE_REASONS.get(action.gmc_action, {}),
+        reasons=CHANGE_REASONS.get(action.gmc_action, {}) if action.gmc_action is not None else {},
         back=local_path(
             request.args.get("back") or form.get("back"),
             url_for("queues.queue", queue="discrepancies", body=acting_for.code),
@@ -113,11 +117,11 @@ def _confirmation(action: BulkAction, body: str | None, numbers: list[str], form
 
 
 @blueprint.get("/results/<int(max=2147483647):action_id>")
-def results(action_id: int):
+def results(action_id: int) -> str:
     return render_template("actions/results.html", results=action_results(web_context(), action_id))
 
 
 @blueprint.post("/requests/<int(max=2147483647):request_id>/resend")
-def resend(request_id: int):
+def resend(request_id: int) -> ResponseReturnValue:
     action_id = resend_failed_request(web_context(), request_id)
     return redirect(url_for("actions.results", action_id=action_id), 303)

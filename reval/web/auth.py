@@ -20,6 +20,7 @@ import requests
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from joserfc.errors import JoseError
 
 from reval.extensions import database
@@ -85,7 +86,8 @@ class SignInSettings:
 
 
 def settings(app: Flask | None = None) -> SignInSettings:
-    return (app or current_app).extensions["reval.sign_in"]
+    configured: SignInSettings = (app or current_app).extensions["reval.sign_in"]
+    return configured
 
 
 def require_web_settings(app: Flask) -> None:
@@ -115,7 +117,7 @@ def init_app(app: Flask) -> None:
             name="oidc",
             client_id=configured.client_id,
             client_secret=configured.client_secret,
-            server_metadata_url=configured.issuer.rstrip("/") + "/.well-known/openid-configuration",
+            server_metadata_url=(configured.issuer or "").rstrip("/") + "/.well-known/openid-configuration",
             client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256", "timeout": 10},
         )
         app.extensions["reval.oidc"] = oauth.oidc
@@ -130,7 +132,16 @@ def current_actor() -> Actor | None:
     if "actor" not in g:
         user = session.get("user")
         g.actor = None if not user else Actor(user["name"], Role(user["role"]), frozenset(user["bodies"]))
-    return g.actor
+    actor: Actor | None = g.actor
+    return actor
+
+
+def signed_in_actor() -> Actor:
+    """The signed-in person, on a page that requires one (every page but the public ones)."""
+    actor = current_actor()
+    if actor is None:
+        raise RuntimeError("no one is signed in: this page should not have been reached (pages._require_sign_in)")
+    return actor
 
 
 def sign_in_as(name: str, role: Role, bodies: list[str], via: str, id_token: str | None = None) -> None:
@@ -164,7 +175,7 @@ def end_stale_session() -> bool:
 
 
 @blueprint.get("/sign-in")
-def sign_in():
+def sign_in() -> ResponseReturnValue:
     configured = settings()
     next_page = local_path(request.args.get("next"))
     if configured.oidc and not configured.dev:
@@ -177,16 +188,17 @@ def sign_in():
 
 
 @blueprint.get("/oidc")
-def oidc():
+def oidc() -> ResponseReturnValue:
     client = current_app.extensions.get("reval.oidc")
     if client is None:
         return render_template("errors/error.html", status=404, title="Page not found"), 404
     session["next"] = local_path(request.args.get("next"))
-    return client.authorize_redirect(url_for("auth.callback", _external=True))
+    to_provider: ResponseReturnValue = client.authorize_redirect(url_for("auth.callback", _external=True))
+    return to_provider
 
 
 @blueprint.get("/callback")
-def callback():
+def callback() -> ResponseReturnValue:
     client = current_app.extensions.get("reval.oidc")
     if client is None:
         return render_template("errors/error.html", status=404, title="Page not found"), 404
@@ -230,7 +242,7 @@ def callback():
 
 
 @blueprint.post("/sign-out")
-def sign_out():
+def sign_out() -> ResponseReturnValue:
     signed_in_with_oidc = (session.get("user") or {}).get("via") == "oidc"
     id_token = session.get("id_token")
     session.clear()
@@ -244,7 +256,7 @@ def _end_session_at_provider(id_token: str | None) -> str | None:
     if client is None:
         return None
     try:
-        endpoint = client.load_server_metadata().get("end_session_endpoint")
+        endpoint: str | None = client.load_server_metadata().get("end_session_endpoint")
     except (OAuthError, requests.RequestException, ValueError) as error:
         current_app.logger.warning("Signed out of Reval only: the identity provider did not answer: %s", error)
         return None
@@ -260,12 +272,12 @@ def _end_session_at_provider(id_token: str | None) -> str | None:
 
 
 @blueprint.get("/signed-out")
-def signed_out():
+def signed_out() -> str:
     return render_template("auth/signed_out.html")
 
 
 @dev_blueprint.route("/dev", methods=["GET", "POST"])
-def dev_sign_in():
+def dev_sign_in() -> ResponseReturnValue:
     with database().reads() as session_:
         bodies = configured_designated_bodies(session_)
     codes = {body.code for body in bodies}
@@ -284,7 +296,7 @@ def dev_sign_in():
         body = form.get("designated_body")
         if body not in codes:
             errors["designated_body"] = "Select a designated body"
-        if not errors:
+        if not errors and name and role and body:  # (each is set when there are no errors)
             sign_in_as(name, Role(role), [body], via="dev")
             return redirect(local_path(form.get("next")))
     return render_template(

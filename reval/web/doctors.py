@@ -15,14 +15,14 @@ from reval.services.doctors import (
     doctor_detail,
     rejected_record_text,
 )
-from reval.web.auth import current_actor
+from reval.web.auth import signed_in_actor
 from reval.web.pages import my_bodies, web_context
 
 blueprint = Blueprint("doctor_pages", __name__)
 
 
 @blueprint.get("/doctors/<gmc_number>")
-def doctor(gmc_number: str):
+def doctor(gmc_number: str) -> str:
     try:
         detail = doctor_detail(web_context(), gmc_number)
     except Invalid:
@@ -43,7 +43,7 @@ def doctor(gmc_number: str):
         bodies=bodies,
         acting_for=acting_for,
         active_hide=active_hide,
-        may_act=current_actor().may_act,
+        may_act=signed_in_actor().may_act,
         describe_event=describe_event,
         event_sources=EVENT_SOURCES,
         change_reasons=CHANGE_REASONS,

@@ -8,7 +8,7 @@ from http import HTTPStatus
 
 from flask import Response, make_response, render_template
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from reval.db import DatabaseBusy
 from reval.refusals import Conflict, Invalid, NotConfigured, NotFound, NotPermitted, Refused
@@ -55,11 +55,13 @@ def error_page(error: Exception) -> Response:
         return response
     if isinstance(error, HTTPException):
         status = error.code or 500
-        detail = {HTTPStatus.NOT_FOUND: NOT_FOUND, HTTPStatus.REQUEST_ENTITY_TOO_LARGE: TOO_LARGE}.get(
-            status, error.description
-        )
+        details: dict[int, str | None] = {
+            HTTPStatus.NOT_FOUND: NOT_FOUND,
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE: TOO_LARGE,
+        }
+        detail = details.get(status, error.description)
         response = page(status, TITLES.get(status, error.name), detail)
-        if status == HTTPStatus.METHOD_NOT_ALLOWED and error.valid_methods:
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
     error_id = uuid.uuid4().hex[:12]

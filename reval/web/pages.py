@@ -8,9 +8,11 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from reval.clock import LONDON
+from reval.designated_bodies import DesignatedBody
 from reval.extensions import database
 from reval.gateway import AppGateway
 from reval.reconcile.reference import configured_designated_bodies
@@ -19,7 +21,7 @@ from reval.rules.table import format_value
 from reval.services.access import visible_bodies
 from reval.services.context import Context
 from reval.web.addresses import local_path
-from reval.web.auth import current_actor, end_stale_session, settings
+from reval.web.auth import current_actor, end_stale_session, settings, signed_in_actor
 
 blueprint = Blueprint("pages", __name__)
 
@@ -56,10 +58,10 @@ def web_context() -> Context:
     """The signed-in person's context: a web request never waits on GMC (workers or a background
     thread deliver), and reads never wait for a sync's writes."""
     db = database()
-    return Context(db.sessions, db.reads, current_actor(), AppGateway(current_app, wait_for_delivery=False))
+    return Context(db.sessions, db.reads, signed_in_actor(), AppGateway(current_app, wait_for_delivery=False))
 
 
-def _require_sign_in():
+def _require_sign_in() -> ResponseReturnValue | None:
     if request.blueprint in PUBLIC_BLUEPRINTS or request.endpoint is None or request.path.startswith(API_PATH):
         return None
     problem = settings().problem()
@@ -113,20 +115,22 @@ def _template_globals() -> dict[str, Any]:
     }
 
 
-def my_bodies():
+def my_bodies() -> list[DesignatedBody]:
     """The signed-in person's designated bodies, read once per request."""
     if "my_bodies" not in g:
         with database().reads() as session:
-            g.my_bodies = visible_bodies(session, current_actor())
-    return g.my_bodies
+            g.my_bodies = visible_bodies(session, signed_in_actor())
+    bodies: list[DesignatedBody] = g.my_bodies
+    return bodies
 
 
-def configured_bodies():
+def configured_bodies() -> list[DesignatedBody]:
     """Every configured designated body (any may own a programme), read once per request."""
     if "configured_bodies" not in g:
         with database().reads() as session:
             g.configured_bodies = configured_designated_bodies(session)
-    return g.configured_bodies
+    bodies: list[DesignatedBody] = g.configured_bodies
+    return bodies
 
 
 def body_name(code: str | None) -> str:
@@ -165,11 +169,11 @@ def format_moment(value: datetime | str | None) -> Markup | str:
 
 
 @blueprint.get("/")
-def home():
+def home() -> ResponseReturnValue:
     """The signed-in person's Discrepancies."""
     return redirect(url_for("queues.queue", queue="discrepancies"))
 
 
 @blueprint.get("/rules")
-def rules():
+def rules() -> str:
     return render_template("rules.html", rule_table=DEFAULT_RULE_TABLE)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context, url_for
 
@@ -14,6 +16,7 @@ from reval.refusals import Invalid, NotFound
 from reval.rules import DEFAULT_RULE_TABLE
 from reval.services.queues import (
     DEFAULT_PAGE_SIZE,
+    Page,
     QueueEntry,
     QueueFilters,
     QueueTab,
@@ -28,7 +31,7 @@ from reval.services.queues import (
     tab_counts,
 )
 from reval.spreadsheets import SafeCsvWriter
-from reval.web.auth import current_actor
+from reval.web.auth import signed_in_actor
 from reval.web.pages import configured_bodies, my_bodies, url_with, web_context
 
 blueprint = Blueprint("queues", __name__)
@@ -76,7 +79,7 @@ def _asked(queue: str) -> ViewAsked:
         tab = queue_tab(queue)
     except Invalid:
         abort(404)
-    if tab is QueueTab.UNASSIGNED and not current_actor().national:
+    if tab is QueueTab.UNASSIGNED and not signed_in_actor().national:
         raise NotFound("the Unassigned queue is for national users")
     bodies = my_bodies()
     if not bodies:
@@ -95,7 +98,7 @@ def _asked(queue: str) -> ViewAsked:
 
 
 @blueprint.get("/queues/<queue>")
-def queue(queue: str):
+def queue(queue: str) -> str:
     asked = _asked(queue)
     context = web_context()
     page = queue_page(context, asked.view(), checked_page(request.args.get("page") or 1), DEFAULT_PAGE_SIZE)
@@ -113,15 +116,16 @@ def queue(queue: str):
         bodies=my_bodies(),
         owners=configured_bodies(),
         reasons=DEFAULT_RULE_TABLE.reasons(),
-        download_href=url_for(
-            "queues.download",
-            queue=asked.tab.value,
-            **{key: value for key, value in request.args.items() if key != "page"},
-        ),
+        download_href=url_for("queues.download", queue=asked.tab.value, **_args_but_page()),
     )
 
 
-def _sortable_head(asked: ViewAsked) -> list[dict]:
+def _args_but_page() -> dict[str, Any]:
+    """This page's query parameters, but its page number (typed Any: url_for's keywords)."""
+    return {key: value for key, value in request.args.items() if key != "page"}
+
+
+def _sortable_head(asked: ViewAsked) -> list[dict[str, str]]:
     """Each column's header: a link to sort by it (the other way when it is the sort already)."""
     head = []
     for key, label in COLUMNS:
@@ -137,10 +141,11 @@ def _sortable_head(asked: ViewAsked) -> list[dict]:
     return head
 
 
-def _pager(page) -> dict:
+def _pager(page: Page) -> dict[str, Any]:
     """The pagination component's parameters: first, last and neighbours, with ellipses."""
     numbers = sorted({1, page.pages, page.page - 1, page.page, page.page + 1} & set(range(1, page.pages + 1)))
-    items, previous = [], 0
+    items: list[dict[str, Any]] = []
+    previous = 0
     for number in numbers:
         if number - previous > 1:
             items.append({"ellipsis": True})
@@ -174,7 +179,7 @@ CSV_HEADER = (
 
 
 @blueprint.get("/queues/<queue>/download")
-def download(queue: str):
+def download(queue: str) -> Response:
     """The whole view (every page, its search and filters) as CSV, streamed."""
     asked = _asked(queue)
     entries = queue_entries(web_context(), asked.view())
@@ -206,8 +211,8 @@ def _chain(first: QueueEntry, rest: Iterator[QueueEntry]) -> Iterator[QueueEntry
     yield from rest
 
 
-def _csv_row(entry: QueueEntry) -> list[str]:
-    def day(value) -> str:
+def _csv_row(entry: QueueEntry) -> list[str | None]:  # None: an empty cell
+    def day(value: date | None) -> str:
         return value.isoformat() if value else ""
 
     return [
