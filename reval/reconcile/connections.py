@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from reval.clock import london_today
@@ -300,7 +300,7 @@ def _later_request_for_same_doctor_and_body():
     )
 
 
-def failed_update_numbers_query():
+def failed_update_numbers_query() -> Select[str]:
     """The GMC numbers flagged "GMC update failed": a request failed and no later request for the
     same doctor and body has superseded it (a resend, or a change asked for since)."""
     return select(ConnectionRequest.gmc_number).where(

@@ -53,7 +53,7 @@ def record_hide(
     session: Session,
     number: str,
     designated_body: str,
-    reason: str,
+    reason: str | None,  # checked here
     until: date | None,
     hidden_by: str,
     as_of: date,

@@ -7,8 +7,11 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from reval.rules.facts import (
+    DateSpan,
+    DerivedFacts,
     DoctorFacts,
     DoctorSituation,
+    ProgrammeSpan,
     derive,
     placement_is_current,
     programme_has_ended,
@@ -63,7 +66,7 @@ class RuleEngine:
     def decide(self, situation: DoctorSituation, as_of: date) -> Decision:
         return self._decision(situation, derive(situation, as_of))
 
-    def _decision(self, situation: DoctorSituation, derived) -> Decision:
+    def _decision(self, situation: DoctorSituation, derived: DerivedFacts) -> Decision:
         row = self.first_row(derived.facts)
         return Decision(
             queue=row.queue.value,
@@ -99,7 +102,7 @@ def _audience(row: Row, situation: DoctorSituation, owners: tuple[str, ...]) -> 
     return tuple(sorted(bodies))
 
 
-def programme_state(programme, as_of: date) -> str:
+def programme_state(programme: ProgrammeSpan, as_of: date) -> str:
     if programme_is_current(programme, as_of):
         return "current"
     if programme_has_ended(programme, as_of):
@@ -107,5 +110,5 @@ def programme_state(programme, as_of: date) -> str:
     return "future"
 
 
-def placement_state(placement, as_of: date) -> str:
+def placement_state(placement: DateSpan, as_of: date) -> str:
     return "current" if placement_is_current(placement, as_of) else "not current"

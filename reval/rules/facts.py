@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 NONE, ONE, MANY = "NONE", "ONE", "MANY"
 ONE_DAY = timedelta(days=1)
@@ -22,7 +22,7 @@ COUNT = (NONE, ONE, MANY)
 class Fact:
     name: str
     meaning: str
-    domain: tuple
+    domain: tuple[object, ...]
 
 
 FACTS: tuple[Fact, ...] = (
@@ -124,6 +124,16 @@ class ProgrammeSpan(NamedTuple):
     name: str | None = None  # the programme's name: shown to people, never decided on
 
 
+class DateSpan(Protocol):
+    """A placement's first day and last day (None: open-ended)."""
+
+    @property
+    def start(self) -> date: ...
+
+    @property
+    def end(self) -> date | None: ...
+
+
 class PlacementSpan(NamedTuple):
     grade: str | None
     start: date
@@ -160,7 +170,7 @@ def programme_has_ended(programme: ProgrammeSpan, as_of: date) -> bool:
     return programme.end is not None and programme.end <= as_of
 
 
-def placement_is_current(placement: PlacementSpan, as_of: date) -> bool:
+def placement_is_current(placement: DateSpan, as_of: date) -> bool:
     return placement.start <= as_of and (placement.end is None or as_of <= placement.end)
 
 
@@ -176,17 +186,17 @@ def owning_programmes(
     return current or _latest_ended(ended) or _soonest_future(programmes, as_of)
 
 
-def _most_recently_ended(programmes, as_of: date) -> list[ProgrammeSpan]:
+def _most_recently_ended(programmes: Sequence[ProgrammeSpan], as_of: date) -> list[ProgrammeSpan]:
     return _latest_ended([p for p in programmes if programme_has_ended(p, as_of)])
 
 
 def _latest_ended(ended: list[ProgrammeSpan]) -> list[ProgrammeSpan]:
     """Of programmes that have ended, those that ended last."""
-    latest = max((p.end for p in ended), default=None)
+    latest = max((p.end for p in ended if p.end is not None), default=None)  # (every one has an end)
     return [p for p in ended if p.end == latest]
 
 
-def _soonest_future(programmes, as_of: date) -> list[ProgrammeSpan]:
+def _soonest_future(programmes: Sequence[ProgrammeSpan], as_of: date) -> list[ProgrammeSpan]:
     future = [p for p in programmes if p.start > as_of]
     soonest = min((p.start for p in future), default=None)
     return [p for p in future if p.start == soonest]

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from reval.gmc.codes import CHANGE_REASONS, Action
 from reval.models import AdminAction, ConnectionRequest
@@ -84,7 +85,7 @@ class ActionRequest:
                     + "; ".join(f"{code} = {meaning}" for code, meaning in reasons.items()),
                     field="reason",
                 )
-            return reason.strip()
+            return (reason or "").strip()
         return reason
 
 
@@ -131,16 +132,13 @@ def resend_failed_request(context: Context, request_id: int) -> int:
         raise
     except Refused as refusal:
         with context.reads() as session:
-            failed = session.get(ConnectionRequest, request_id)
-        outcome = {"gmcNumber": failed.gmc_number, "result": Result.REFUSED, "message": str(refusal), "requestId": None}
-        return _record(context, BulkAction.RESEND, failed.designated_body_code, [outcome])
+            failed = session.get_one(ConnectionRequest, request_id)  # refused, not NotFound: it exists
+        refused = _outcome(failed.gmc_number, Result.REFUSED, str(refusal))
+        return _record(context, BulkAction.RESEND, failed.designated_body_code, [refused])
     request = requested.request
-    outcome = {
-        "gmcNumber": request.gmc_number,
-        "result": Result.REQUESTED,
-        "message": f"request {request.id} resends request {request_id}",
-        "requestId": request.id,
-    }
+    outcome = _outcome(
+        request.gmc_number, Result.REQUESTED, f"request {request.id} resends request {request_id}", request.id
+    )
     return _record(context, BulkAction.RESEND, request.designated_body_code, [outcome])
 
 
@@ -181,7 +179,10 @@ def _act_on(context: Context, asked: ActionRequest, code: str, number: str) -> d
         if asked.action is BulkAction.UNHIDE:
             unhide_doctor(context, number, code)
             return _outcome(number, Result.DONE, f"no longer hidden from {code}")
-        requested = request_connection_change(context, number, code, asked.action.gmc_action, asked.reason)
+        gmc_action = asked.action.gmc_action
+        if gmc_action is None or asked.reason is None:  # checked() sets both for a connection change
+            raise ValueError(f"{asked.action.value} of {number} is not a checked connection change")
+        requested = request_connection_change(context, number, code, gmc_action, asked.reason)
         request = requested.request
         verb = "connection to" if request.action == Action.ADD else "disconnection from"
         return _outcome(number, Result.REQUESTED, f"request {request.id} asks GMC for a {verb} {code}", request.id)
@@ -207,7 +208,7 @@ def _record(context: Context, action: BulkAction, code: str | None, outcomes: Se
         return record.id
 
 
-def _may_see(session, context: Context, action: AdminAction) -> bool:
+def _may_see(session: Session, context: Context, action: AdminAction) -> bool:
     if context.actor.national:
         return True
     return action.designated_body_code in {body.code for body in visible_bodies(session, context.actor)}

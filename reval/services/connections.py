@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -41,7 +42,7 @@ class RequestState:
         return self.request.id
 
     @property
-    def next_attempt_at(self):
+    def next_attempt_at(self) -> datetime | None:
         return self.request.next_attempt_at if self.request.status == Status.PENDING else None
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from reval.gmc.codes import CHANGE_REASONS
-from reval.models import DoctorEvent, DoctorHide, RejectedTisPerson
+from reval.models import Doctor, DoctorEvent, DoctorHide, GmcConnection, RejectedTisPerson
 from reval.reconcile import queries
 from reval.reconcile.queries import DoctorRecords, doctor_records, explain_records
 from reval.reconcile.sync import latest_successful_run
@@ -31,15 +31,15 @@ class DoctorDetail:
     gmc_update_failed: bool
 
     @property
-    def stored(self):
+    def stored(self) -> Doctor | None:
         return self.records.stored
 
     @property
-    def connection(self):
+    def connection(self) -> GmcConnection | None:
         return self.records.connection
 
     @property
-    def tis_people(self):
+    def tis_people(self) -> Sequence[Any]:
         return self.records.tis_people
 
     @property
@@ -179,11 +179,15 @@ EVENT_DESCRIPTIONS: dict[str, Callable[[DoctorEvent, dict[str, Any], dict[str, A
 }
 
 
+def _change_reasons(action: object) -> Mapping[str, str]:
+    return next((reasons for known, reasons in CHANGE_REASONS.items() if known == action), {})
+
+
 def describe_request(request: Mapping[str, Any]) -> str:
     """A GMC request (as ``request_view`` gives it) in one line: action, body, reason, status, and
     GMC's code and message once it has answered."""
     action, reason = request.get("action"), request.get("reason")
-    meaning = CHANGE_REASONS.get(action, {}).get(reason)
+    meaning = _change_reasons(action).get(reason) if isinstance(reason, str) else None
     status = str(request.get("status") or "").lower()
     line = (
         f"GMC request {request.get('id')}: {action} {request.get('designatedBodyCode')}, "

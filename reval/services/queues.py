@@ -9,13 +9,13 @@ every view here reads it from there: the web's tabs, the API's pages, ``reval ex
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Table, case, func, literal, select, text
+from sqlalchemy import ColumnElement, FromClause, Row, Select, Table, TextClause, case, func, literal, select, text
 from sqlalchemy.orm import Session
 
 from reval.models import DesignatedBodyRecord, Doctor, DoctorHide, DoctorVisibility, DoctorVisibilityName
@@ -182,7 +182,7 @@ def queue_page(context: Context, view: QueueView, page: int = 1, page_size: int 
     page, page_size = checked_page(page), checked_page_size(page_size)
     with context.reads() as session:
         query = _query(session, context, view)
-        total = session.scalar(query.count())
+        total = session.execute(query.count()).scalar_one()
         # The page's keys come from the view's own index, in order; only its doctors are read.
         keys = session.execute(
             query.keys().order_by(*query.ordering()).offset((page - 1) * page_size).limit(page_size)
@@ -221,7 +221,9 @@ def tab_counts(context: Context, body: str | None, filters: QueueFilters) -> dic
     tabs = [tab for tab in QueueTab if tab is not QueueTab.UNASSIGNED or context.actor.national]
     with context.reads() as session:
         return {
-            tab: session.scalar(_query(session, context, QueueView.of_tab(tab, body, filters=filters)).count())
+            tab: session.execute(
+                _query(session, context, QueueView.of_tab(tab, body, filters=filters)).count()
+            ).scalar_one()
             for tab in tabs
         }
 
@@ -331,8 +333,8 @@ class _Query:
 
     keyed: Table
     source: FromClause
-    conditions: tuple[ColumnElement[bool], ...]
-    order_key: ColumnElement
+    conditions: tuple[ColumnElement[bool] | TextClause, ...]
+    order_key: ColumnElement[Any]
     order_key_nullable: bool
     descending: bool
     tie_break: bool  # order by GMC number after the key
@@ -345,10 +347,10 @@ class _Query:
     def gmc_number(self) -> ColumnElement[str]:
         return self.keyed.c.gmc_number
 
-    def count(self):
+    def count(self) -> Select[int]:
         return select(func.count()).select_from(self.source).where(*self.conditions)
 
-    def keys(self):
+    def keys(self) -> Select[Any, Any, Any]:  # GMC number, queue and reason as seen
         keyed = self.keyed.c
         return (
             select(keyed.gmc_number, keyed.queue.label("seen_queue"), keyed.reason.label("seen_reason"))
@@ -356,7 +358,7 @@ class _Query:
             .where(*self.conditions)
         )
 
-    def doctors(self):
+    def doctors(self) -> Select[*tuple[Any, ...]]:
         doctor = Doctor.__table__
         source = self.source
         if not self.joins_doctor:
@@ -368,7 +370,7 @@ class _Query:
             .where(*self.conditions)
         )
 
-    def ordering(self) -> list[ColumnElement]:
+    def ordering(self) -> list[ColumnElement[Any]]:
         primary = self.order_key.desc() if self.descending else self.order_key.asc()
         # NULLS LAST only where a column can be null: on a column that cannot, it would stop
         # SQLite and PostgreSQL from reading the order straight off an index.
@@ -382,6 +384,7 @@ class _Query:
 def _query(session: Session, context: Context, view: QueueView) -> _Query:
     doctor = Doctor.__table__
     code = None
+    conditions: list[ColumnElement[bool] | TextClause]
     if view.unassigned:
         require_national(context.actor, "see the doctors no designated body sees")
         keyed, conditions = doctor, [UNASSIGNED_DOCTOR]
@@ -408,7 +411,7 @@ def _query(session: Session, context: Context, view: QueueView) -> _Query:
         flagged = keyed.c.gmc_number.in_(failed_update_numbers_query())
         conditions.append(flagged if filters.gmc_update_failed else ~flagged)
     order_key, nullable, from_doctor = _sort_expression(view.sort, keyed)
-    source = keyed
+    source: FromClause = keyed
     if keyed is not doctor and (needs_doctor or from_doctor):
         source = keyed.join(doctor, doctor.c.gmc_number == keyed.c.gmc_number)
     return _Query(
@@ -468,7 +471,7 @@ def _like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _sort_expression(sort: SortKey, keyed: Table) -> tuple[ColumnElement, bool, bool]:
+def _sort_expression(sort: SortKey, keyed: Table) -> tuple[ColumnElement[Any], bool, bool]:
     """The column a view is ordered by, whether it can be null, and whether it is the doctor's
     (the view's own table holds GMC number, sort name and reason)."""
     doctor = Doctor.__table__.c
@@ -518,7 +521,7 @@ def _hidden_for(session: Session, numbers: list[str] | None) -> dict[str, list[s
     return hidden
 
 
-def _doctor_columns() -> list[ColumnElement]:
+def _doctor_columns() -> list[ColumnElement[Any]]:
     doctor = Doctor.__table__.c
     return [
         doctor.gmc_number,
@@ -536,7 +539,7 @@ def _doctor_columns() -> list[ColumnElement]:
     ]
 
 
-def _entries_of_keys(session: Session, keys) -> list[QueueEntry]:
+def _entries_of_keys(session: Session, keys: Sequence[Row[Any, Any, Any]]) -> list[QueueEntry]:
     """The doctors of a view's keys (GMC number, queue and reason as seen), in the keys' order."""
     numbers = [key.gmc_number for key in keys]
     if not numbers:
@@ -549,7 +552,9 @@ def _entries_of_keys(session: Session, keys) -> list[QueueEntry]:
     return [_entry(doctors[key.gmc_number], key.seen_queue, key.seen_reason, hidden_for, failed) for key in keys]
 
 
-def _entry(row, queue: str, reason: str, hidden_for: dict[str, list[str]], failed: set[str]) -> QueueEntry:
+def _entry(
+    row: Row[*tuple[Any, ...]], queue: str, reason: str, hidden_for: dict[str, list[str]], failed: set[str]
+) -> QueueEntry:
     return QueueEntry(
         gmc_number=row.gmc_number,
         first_name=row.first_name,
