@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 from reval.refusals import NotConfigured
 
@@ -22,6 +22,16 @@ def flag(config: Mapping[str, Any], name: str, default: bool) -> bool:
     if value in FALSE:
         return False
     raise NotConfigured(f"{name} must be one of {', '.join(TRUE + FALSE)} (got {config.get(name)!r})")
+
+
+@overload
+def number(
+    config: Mapping[str, Any], name: str, default: float, *, minimum: float = 0, whole: Literal[False] = False
+) -> float: ...
+
+
+@overload
+def number(config: Mapping[str, Any], name: str, default: int, *, minimum: float = 0, whole: Literal[True]) -> int: ...
 
 
 def number(config: Mapping[str, Any], name: str, default: float, *, minimum: float = 0, whole: bool = False) -> float:

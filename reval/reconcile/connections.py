@@ -156,7 +156,7 @@ def deliver_request(
         ).rowcount
         if not claimed:
             return None
-        request = session.get(ConnectionRequest, request_id)
+        request = session.get_one(ConnectionRequest, request_id)
         call = (
             Action(request.action),
             request.gmc_number,
@@ -167,7 +167,7 @@ def deliver_request(
         )
     reply = client.change_connection(*call)
     with sessions.begin() as session:
-        request = session.get(ConnectionRequest, request_id)
+        request = session.get_one(ConnectionRequest, request_id)
         record_delivery_outcome(session, request, reply, now(), policy)
         return request
 

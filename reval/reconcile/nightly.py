@@ -54,7 +54,7 @@ def record_run_start(sessions: sessionmaker[Session], as_of: date, now: datetime
 
 def record_run_failure(sessions: sessionmaker[Session], run_id: int, reason: str) -> None:
     with sessions.begin() as session:
-        run = session.get(SyncRun, run_id)
+        run = session.get_one(SyncRun, run_id)
         run.status, run.finished_at, run.error = RunStatus.FAILED, utcnow(), reason
         _discard_staged(session, run_id)
 
@@ -182,7 +182,7 @@ def apply_staged(
     A run whose sources are already applied, or that has finished (its task delivered again),
     is left as it is."""
     with sessions.begin() as session:
-        run = session.get(SyncRun, run_id)
+        run = session.get_one(SyncRun, run_id)
         if run.status != RunStatus.RUNNING or "sourcesAppliedAt" in (run.summary or {}):
             return
     with staged_inputs(sessions, run_id) as (gmc, tis, tis_reason):
@@ -236,7 +236,7 @@ def run_nightly_in_process(
 def finished_run_summary(sessions: sessionmaker[Session], run_id: int) -> dict[str, Any] | None:
     """The summary of a run that has finished, or None while it runs."""
     with sessions.begin() as session:
-        run = session.get(SyncRun, run_id)
+        run = session.get_one(SyncRun, run_id)
         return None if run.status == RunStatus.RUNNING else (run.summary or {"status": run.status})
 
 
@@ -245,7 +245,7 @@ def _staged_gmc_lists(sessions, run_id: int, codes, not_fetched) -> Iterator[dic
         if code in not_fetched:
             continue
         with sessions.begin() as session:
-            row = session.get(StagedSource, (run_id, "GMC", code))
+            row = session.get_one(StagedSource, (run_id, "GMC", code))
             yield {"designatedBodyCode": code, "doctors": row.doctors}
 
 

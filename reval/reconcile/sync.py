@@ -232,7 +232,7 @@ def run_sync(
             "batches": helper.batches_in_process,
             "peakMemoryMiB": helper.peak_memory_mib,
         }
-        run = session.get(SyncRun, this_run)
+        run = session.get_one(SyncRun, this_run)
         run.status, run.finished_at = summary["status"], utcnow()
         summary["finishedAt"] = run.finished_at.isoformat()
         run.summary, run.rejected_records = summary, summary["rejectedRecords"]
@@ -368,7 +368,11 @@ def _locked_run(
         with sync_lock(bind, controls.wait_seconds, waiting):
             with sessions.begin() as session:
                 _mark_abandoned(session, except_run=run_id)
-                run = session.get(SyncRun, run_id) if run_id is not None else start_run(session, as_of, now or utcnow())
+                run = (
+                    session.get_one(SyncRun, run_id)
+                    if run_id is not None
+                    else start_run(session, as_of, now or utcnow())
+                )
                 run.rule_table = engine.table.label
                 run.gmc_source, run.tis_source = (gmc.label if gmc else None), (tis.label if tis else None)
                 run.holder = lock_holder()
@@ -427,7 +431,7 @@ def record_skipped_run(
 ) -> int:
     """Records a run that did not go ahead (``run_id``: one already started for it), and why."""
     with sessions.begin() as session:
-        run = session.get(SyncRun, run_id) if run_id is not None else start_run(session, as_of, now)
+        run = session.get_one(SyncRun, run_id) if run_id is not None else start_run(session, as_of, now)
         run.status, run.finished_at, run.error = RunStatus.SKIPPED, now, reason
         return run.id
 
@@ -462,7 +466,7 @@ def _apply_sources(
     # TIS person). Otherwise most people are unchanged, each a digest looked up, and what is
     # stored is read after the GMC step rather than held beside its own (memory, at a million).
     first_tis = tis is not None and session.scalar(select(TisPerson.tis_person_id).limit(1)) is None
-    tis_people = examine_tis_people(session, tis.people, helper) if first_tis else None
+    tis_people = examine_tis_people(session, tis.people, helper) if tis is not None and first_tis else None
     gmc_outcome = (
         apply_gmc_lists(
             session,
@@ -492,7 +496,7 @@ def _apply_sources(
             run_id=run_id,
             progress=progress,
         )
-        if tis
+        if tis and tis_people is not None  # (examined above whenever there is TIS input)
         else None
     )
     lap("tis")
@@ -651,7 +655,7 @@ def _apply_for_shards(
             session, gmc_outcome.touched_numbers | (tis_outcome.touched_numbers if tis_outcome else set())
         )
         events.flush(session, force=True)
-        run = session.get(SyncRun, run_id)
+        run = session.get_one(SyncRun, run_id)
         run.summary = _sources_summary(
             run_id, as_of, engine, started, gmc, tis, gmc_outcome, tis_outcome, rejections, tis_not_fetched_reason
         ) | {
@@ -675,7 +679,7 @@ def decide_shard(
     """Decides one shard's contiguous ranges for a run whose sources are applied; returns its counts."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
     with infrequent_garbage_collection(), sessions.begin() as session:
-        run = session.get(SyncRun, run_id)
+        run = session.get_one(SyncRun, run_id)
         events = EventLog(recorded_at=run.started_at, as_of=run.as_of, sync_run_id=run_id)
         new = set().union(*(undecided_numbers(session, low, high) for low, high in ranges))
         # The shard's ranges are contiguous (shards_of_ranges): one span covers all of them.
@@ -710,14 +714,16 @@ def finish_sharded_run(
     """Completes a sharded run once every shard has reported: its counts, queues and status.
     A run already finished (its task delivered again) is left as it is."""
     with sessions.begin() as session:
-        run = session.get(SyncRun, run_id)
+        run = session.get_one(SyncRun, run_id)
         if run.status != RunStatus.RUNNING:
             return dict(run.summary or {"status": run.status})
-        summary = dict(run.summary)
+        summary = dict(run.summary or {})  # a running sharded run's summary holds its applied sources
         decisions = DecisionOutcome(before=Counter(summary.pop("queuesBefore")), after=queue_counts(session))
         for counts in shard_counts:
             decisions.add_shard(counts)
-        events = session.scalar(select(func.count()).select_from(DoctorEvent).where(DoctorEvent.sync_run_id == run_id))
+        events = session.execute(
+            select(func.count()).select_from(DoctorEvent).where(DoctorEvent.sync_run_id == run_id)
+        ).scalar_one()
         applied_at = datetime.fromisoformat(summary.pop("sourcesAppliedAt"))
         seconds = summary.pop("seconds") | {"decide": round((utcnow() - applied_at).total_seconds(), 3)}
         summary = summary | _decisions_summary(decisions, events) | {"seconds": seconds, "shards": len(shard_counts)}
@@ -743,6 +749,7 @@ def run_sync_sharded(
     with _locked_run(sessions, controls, None, as_of, None, engine, gmc, tis) as (run_id, started):
         _apply_for_shards(sessions, run_id, started, gmc, tis, as_of, engine, None, controls, release=False)
         groups = shards_of_ranges(shards)
+        counts: Sequence[dict[str, Any]]
         if decide_shards is None:
             counts = [decide_shard(sessions, run_id, group) for group in groups]
         else:
@@ -759,15 +766,16 @@ def _release_failed_statement(error: BaseException) -> None:
     last statement is finalized, and the interrupted statement lives on in the cursor the
     traceback's frames hold. Recording the failure would wait for that lock until it gave up."""
     seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        traceback.clear_frames(error.__traceback__)
-        error = error.__cause__ or error.__context__
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        traceback.clear_frames(link.__traceback__)
+        link = link.__cause__ or link.__context__
 
 
 def _record_failure(sessions: sessionmaker[Session], run_id: int, error: BaseException) -> None:
     with sessions.begin() as session:
-        run = session.get(SyncRun, run_id)
+        run = session.get_one(SyncRun, run_id)
         run.status, run.finished_at, run.error = RunStatus.FAILED, utcnow(), failure_text(error)
     log.error("Sync run %s failed: %s", run_id, failure_text(error))
 
