@@ -222,7 +222,10 @@ def page_times(database_url: str, directory: Path) -> dict[str, Any]:
     )
     client = app.test_client()
     form = client.get("/auth/dev").text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    if found is None:
+        raise RuntimeError("the development sign-in form has no CSRF token")
+    token = found.group(1)
     with database(app).reads() as session:
         counts = counts_by_body(session)
     body = max(counts, key=lambda code: counts[code]["DISCREPANCY"])

@@ -205,4 +205,5 @@ def _admins_connect_doctors(
     if len(numbers) == ADMIN_CONNECTIONS:
         # Once: resent from the web UI, it goes through.
         simulator.state.faults.append(InjectedFault("return-code", gmc_number=numbers[1], return_code="106", times=1))
-    return [deliver_request(sessions, client, request_id, now=lambda: now) for request_id in request_ids]
+    delivered = [deliver_request(sessions, client, request_id, now=lambda: now) for request_id in request_ids]
+    return [request for request in delivered if request is not None]  # (each is: just recorded, none claimed)

@@ -256,8 +256,9 @@ def reconcile_run(
 
 
 @shared_task(name="reval.decide_shard", ignore_result=False)
-def decide_shard_task(run_id: int, ranges: list[list[str | None]], token: str | None = None) -> dict[str, Any]:
-    counts = decide_shard(database().sessions, run_id, [tuple(r) for r in ranges])
+def decide_shard_task(run_id: int, ranges: list[tuple[str, str | None]], token: str | None = None) -> dict[str, Any]:
+    # Each range arrives as a [low, high] list (JSON carried it).
+    counts = decide_shard(database().sessions, run_id, [(low, high) for low, high in ranges])
     if token is not None:
         run_lock().extend(token)
     # ru_maxrss is in KiB on Linux: this worker process's peak so far.

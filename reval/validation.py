@@ -272,7 +272,10 @@ class FieldReader:
     def __init__(self, rules: Iterable[tuple[str, str, FieldRule]], unique: Iterable[FieldRule] = ()):
         """``rules``: (the field as the source names it, the name read into, its rule)."""
         unique = set(unique)
-        self._fields = [(field, name, rule, None if rule in unique else {}) for field, name, rule in rules]
+        # Each rule's results by the text it was given (None: not remembered, each value unique).
+        self._fields: list[tuple[str, str, FieldRule, dict[str, Any] | None]] = [
+            (field, name, rule, None if rule in unique else {}) for field, name, rule in rules
+        ]
 
     def read(self, raw: dict) -> dict[str, Any]:
         item = {}

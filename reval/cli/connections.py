@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 import click
 
@@ -23,7 +24,7 @@ def _report(requested: Requested) -> None:
         click.echo(f"request {request_id} succeeded: {request.message}")
     elif request.status == Status.PENDING:
         click.echo(
-            f"request {request_id} pending, next attempt at {request.next_attempt_at.isoformat()}: {request.message}"
+            f"request {request_id} pending, next attempt at {_moment(request.next_attempt_at)}: {request.message}"
         )
     else:
         raise click.ClickException(
@@ -109,3 +110,7 @@ def requests(status, output_format):
     writer.writerow(REQUEST_COLUMNS)
     for row in rows:
         writer.writerow(row[name] for name in REQUEST_COLUMNS)
+
+
+def _moment(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else "not scheduled"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import sys
 from collections.abc import Iterable
 from datetime import date
+from typing import IO, Any
 
 import click
 import orjson
@@ -53,7 +53,7 @@ def _chain(first: QueueEntry | None, rest: Iterable[QueueEntry]) -> Iterable[Que
         yield from rest
 
 
-def write_csv(rows, stream: io.TextIOBase) -> None:
+def write_csv(rows: Iterable[dict[str, Any]], stream: IO[str]) -> None:
     writer = SafeCsvWriter(stream, lineterminator="\n")
     writer.writerow(EXPORT_FIELDS)
     for row in rows:

@@ -106,7 +106,7 @@ def _serve(simulator, banner) -> None:
 @click.option("--threads", default=8, show_default=True, help="Requests served at once.")
 def serve(host, port, threads):
     """Serve the web UI and the API with a production WSGI server (waitress)."""
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy: Flask types it as the app
     require_web_settings(app)
     if not schema_is_current(database().engine):
         raise CommandRefused("the database schema is not up to date; run `reval db upgrade` first")

@@ -14,6 +14,7 @@ from marshmallow import EXCLUDE, Schema, post_load
 
 from reval.validation import (
     FieldReader,
+    FieldRule,
     Rule,
     gmc_number,
     optional_code,
@@ -26,7 +27,7 @@ from reval.validation import (
 UNDER_NOTICE_VALUES = ("Yes", "No", "On Hold")
 
 # GMC's field name -> (Reval's field name, the rule for its value).
-CONNECTED_DOCTOR_FIELDS = {
+CONNECTED_DOCTOR_FIELDS: dict[str, tuple[str, FieldRule]] = {
     "GMCReferenceNumber": ("gmc_number", gmc_number),
     "DoctorFirstName": ("first_name", optional_text),
     "DoctorLastName": ("last_name", optional_text),

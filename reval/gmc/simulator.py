@@ -87,7 +87,8 @@ class GmcConnectState:
         state = cls(username, password, **kwargs)
         for body_list in body_lists:
             doctors = state.lists.setdefault(str(body_list.get("designatedBodyCode")), {})
-            entries = body_list.get("doctors") if isinstance(body_list.get("doctors"), list) else []
+            given = body_list.get("doctors")
+            entries = given if isinstance(given, list) else []
             for index, doctor in enumerate(entries):
                 if not isinstance(doctor, dict):
                     continue
@@ -217,7 +218,7 @@ class GmcConnectSimulator:
         """The call's return code (and a list's doctors): refused before its operation is done, or done."""
         if (fields.get("Username"), fields.get("Password")) != (self.state.username, self.state.password):
             return "99", None
-        if fault is not None and fault.kind == "return-code":
+        if fault is not None and fault.kind == "return-code" and fault.return_code:  # (one is required)
             return fault.return_code, None
         if not fields.get("InternalUser"):
             return "110", None

@@ -117,6 +117,7 @@ def bound_rows(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]]) -
     if len(columns) != len(rows[0]):
         raise ValueError(f"{table.name} has no column {sorted(set(rows[0]) - set(columns))[0]!r}")
     converted_columns = []
+    convert: Callable[[Any], Any] | None
     for key in columns:
         column_type = table.c[key].type
         column_values = [row[key] for row in rows]
@@ -157,7 +158,7 @@ def _insert_statement(dialect: Dialect, table: Table, columns: tuple[str, ...]) 
     """The insert statement for these columns, and whether it binds them by position (then in
     the columns' order, which is the table's)."""
     compiled = insert(table).values({key: bindparam(key) for key in columns}).compile(dialect=dialect)
-    if compiled.positional and tuple(compiled.positiontup) != columns:
+    if compiled.positional and tuple(compiled.positiontup or ()) != columns:
         raise ValueError(f"the insert into {table.name} binds {compiled.positiontup}, not {columns}")
     return compiled.string, compiled.positional
 
@@ -171,8 +172,9 @@ def _copy_rows(connection: Connection, table: Table, columns: list[str], rows: l
     statement = (
         f"COPY {quote(table.name)} ({', '.join(quote(column) for column in columns)}) FROM STDIN (FORMAT BINARY)"
     )
+    driver: Any = connection.connection.driver_connection  # psycopg's, open: the sync's transaction holds it
     try:
-        with connection.connection.driver_connection.cursor() as cursor:
+        with driver.cursor() as cursor:
             types = _column_types(cursor, quote(table.name))
             with cursor.copy(statement) as copy:
                 # A json value's binary form is its text, which bound_rows has already made.

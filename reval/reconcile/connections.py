@@ -14,9 +14,9 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import CursorResult, Select, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from reval.clock import london_today
@@ -149,10 +149,14 @@ def deliver_request(
     """One delivery attempt; None when the request is not deliverable now (done, or claimed by another)."""
     claimed_at = now()
     with sessions.begin() as session:
-        claimed = session.execute(
-            update(ConnectionRequest)
-            .where(ConnectionRequest.id == request_id, _deliverable(claimed_at, policy))
-            .values(in_flight_since=claimed_at, last_attempt_at=claimed_at, attempts=ConnectionRequest.attempts + 1)
+        # An UPDATE's result is a CursorResult (with its rowcount); Session.execute types it as any Result.
+        claimed = cast(
+            CursorResult[Any],
+            session.execute(
+                update(ConnectionRequest)
+                .where(ConnectionRequest.id == request_id, _deliverable(claimed_at, policy))
+                .values(in_flight_since=claimed_at, last_attempt_at=claimed_at, attempts=ConnectionRequest.attempts + 1)
+            ),
         ).rowcount
         if not claimed:
             return None
@@ -219,12 +223,13 @@ def _apply_accepted_change(session: Session, request: ConnectionRequest, events:
     """GMC now holds the change (made now, or already so): our copy of its lists follows at once."""
     connection = session.get(GmcConnection, request.gmc_number)
     before = connection.designated_body_code if connection is not None else None
+    after: str | None
     if request.action == Action.ADD:
-        after = request.designated_body_code
+        after = added = request.designated_body_code
         if connection is None:
-            session.add(GmcConnection(gmc_number=request.gmc_number, designated_body_code=after, record_hash=""))
+            session.add(GmcConnection(gmc_number=request.gmc_number, designated_body_code=added, record_hash=""))
         else:
-            connection.designated_body_code = after
+            connection.designated_body_code = added
             connection.record_hash = ""  # the next list from GMC is taken in full, not skipped as unchanged
     else:
         after = None if before == request.designated_body_code else before

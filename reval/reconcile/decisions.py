@@ -8,7 +8,7 @@ ranges are the natural unit for spreading the work over several workers.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -291,7 +291,7 @@ def decide_job(context: DecisionContext, job: DecisionJob) -> list[dict[str, Any
 
 def decision_view(row: dict[str, Any] | Any) -> dict[str, Any]:
     """What a DECISION history event records as old and new."""
-    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    get: Callable[[str], Any] = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
     return {
         "queue": get("queue"),
         "reason": get("reason"),

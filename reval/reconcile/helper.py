@@ -99,8 +99,8 @@ def _stop_signals_deferred() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        for signum in received:
-            signal.raise_signal(signum)
+        for number in received:
+            signal.raise_signal(number)
 
 
 @contextmanager
@@ -247,10 +247,11 @@ class SyncHelper:
             if not self._wanted or time.perf_counter() - started < WORK_ALONE_SECONDS:
                 return None
             self._start()
-        if not self._up.done():
+        executor, up = self._executor, self._up  # both set by _start
+        if executor is None or up is None or not up.done():
             return None
-        self._executor.submit(_install, step, context)  # one worker takes tasks in order: this comes first
-        return self._executor
+        executor.submit(_install, step, context)  # one worker takes tasks in order: this comes first
+        return executor
 
     def wait_until_up(self, timeout: float | None = None) -> None:
         """Blocks until the helper process has started (for a caller that would rather wait than

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
@@ -40,6 +40,7 @@ def lock_holder() -> str:
 def sync_lock(engine: Engine, wait_seconds: float = 0, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Holds the sync lock for the block; waits up to ``wait_seconds`` for it (telling
     ``on_wait`` once, when it has to wait), else raises SyncLockBusy."""
+    lock: Callable[[Engine, float, Callable[[], None]], AbstractContextManager[None]]
     if engine.dialect.name == "postgresql":
         lock = _postgresql_lock
     elif engine.url.database in (None, "", ":memory:"):

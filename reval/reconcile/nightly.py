@@ -144,7 +144,10 @@ def staged_inputs(
 def _gmc_not_fetched(staged: dict[tuple[str, str], StagedSource], codes: list[str]) -> dict[str, str]:
     """Why each body's list was not fetched (its fetch said, or never reported)."""
     return {
-        code: staged[("GMC", code)].reason if ("GMC", code) in staged else "its fetch did not report"
+        # (a fetch staged as not fetched always says why: fetched is "reason is None")
+        code: (staged[("GMC", code)].reason or "its fetch gave no reason")
+        if ("GMC", code) in staged
+        else "its fetch did not report"
         for code in codes
         if not (("GMC", code) in staged and staged[("GMC", code)].fetched)
     }
@@ -194,10 +197,10 @@ def apply_staged(
 def planned_shards(sessions: sessionmaker[Session], run_id: int, shard_size: int) -> int:
     """How many shards a run's decisions need: one per ``shard_size`` doctors (at most one per range)."""
     with sessions.begin() as session:
-        doctors = session.scalar(select(func.count()).select_from(Doctor))
-        people = session.scalar(
+        doctors = session.execute(select(func.count()).select_from(Doctor)).scalar_one()
+        people = session.execute(
             select(func.count()).select_from(StagedTisPerson).where(StagedTisPerson.sync_run_id == run_id)
-        )
+        ).scalar_one()
     return max(1, -(-max(doctors, people) // shard_size))
 
 

@@ -219,11 +219,11 @@ class _GmcListApplier:
             code, raw_code, problem, examined = examined_list
             read_so_far += len(examined)
             progress.advance(read_so_far, min(1.0, lists_so_far / max(1, len(self.canonical_codes))))
-            if problem is None and self._already_read(code):
+            if problem is None and code is not None and self._already_read(code):
                 problem = InvalidValue("designatedBodyCode", raw_code, "appears twice; the later list is ignored")
             if problem is not None:
                 self._reject_list(locator, raw_code, problem)
-            else:
+            elif code is not None:  # (a list with no problem has its code)
                 self._read_list(code, locator, examined)
         return read_so_far
 
@@ -336,7 +336,7 @@ def _examine_body(
         number = doctor.number
         body.doctors_read += 1
         if doctor.rejection is not None:
-            _keep_rejected(body, doctor)
+            _keep_rejected(body, doctor.number, doctor.rejection)
         elif number in protected:
             body.kept.add(number)  # GMC confirmed an admin's change after this list was fetched
         elif doctor.row is None and number not in seen and number not in body.seen:
@@ -346,7 +346,7 @@ def _examine_body(
             body.rejections.append(
                 Rejection.of(
                     "GMC",
-                    _doctor_locator(locator, code, doctor.index),
+                    _doctor_locator(locator, code, doctor.position),
                     number,
                     InvalidValue("GMCReferenceNumber", number, f"is also on the list of {holder}; kept there"),
                 )
@@ -357,13 +357,13 @@ def _examine_body(
     return body
 
 
-def _keep_rejected(body: _BodyList, doctor: ExaminedDoctor) -> None:
+def _keep_rejected(body: _BodyList, number: str | None, rejection: Rejection) -> None:
     """A rejected entry keeps its doctor as stored; one with no GMC number leaves the list incomplete."""
-    if doctor.number is None:
+    if number is None:
         body.incomplete = True
     else:
-        body.kept.add(doctor.number)
-    body.rejections.append(doctor.rejection)
+        body.kept.add(number)
+    body.rejections.append(rejection)
 
 
 def _write_listed(body: _BodyList, row: dict[str, Any], number: str, previous: tuple[str, str] | None) -> None:
@@ -386,20 +386,19 @@ def _write_listed(body: _BodyList, row: dict[str, Any], number: str, previous: t
 def admin_changes(session: Session) -> dict[str, datetime]:
     """When GMC was last asked, successfully, to change each doctor's connection (the claim's time:
     GMC made the change at or after it)."""
-    return dict(
-        session.execute(
-            select(ConnectionRequest.gmc_number, func.max(ConnectionRequest.last_attempt_at))
-            .where(ConnectionRequest.status == "SUCCEEDED")
-            .group_by(ConnectionRequest.gmc_number)
-        ).all()
-    )
+    changes = session.execute(
+        select(ConnectionRequest.gmc_number, func.max(ConnectionRequest.last_attempt_at))
+        .where(ConnectionRequest.status == "SUCCEEDED")
+        .group_by(ConnectionRequest.gmc_number)
+    ).all()
+    return {number: claimed for number, claimed in changes if claimed is not None}  # (a success was claimed)
 
 
 BODY_CODE_IN_LINE = re.compile(rb'"designatedBodyCode"\s*:\s*"([^"\\]{1,40})"')
 
 
 class ExaminedDoctor(NamedTuple):
-    index: int  # in its list
+    position: int  # in its list (not "index": that is the tuple's own method)
     number: str | None  # None: the record has no readable GMC number
     row: dict[str, Any] | None  # what to store; None when rejected, or unchanged since stored
     rejection: Rejection | None
@@ -570,7 +569,7 @@ class _TisPeopleApplier:
     def read_people(
         self, examined_batches: OrderedResults[None, list[ExaminedPerson]], full_snapshot: bool, progress: Progress
     ) -> None:
-        outcome, seen, stored = self.outcome, self.seen, self.stored
+        outcome, stored = self.outcome, self.stored
         for _, examined in examined_batches:
             # A full snapshot is about as long as what is stored: the estimate for a re-sync.
             progress.advance(
@@ -578,27 +577,31 @@ class _TisPeopleApplier:
             )
             for person in examined:
                 outcome.people_read += 1
-                person_id = person.person_id
                 if person.rejection is not None:
-                    self._reject(person)
-                elif person.row is None and person_id not in seen:
-                    seen.add(person_id)  # the very record stored last time: nothing to write
-                elif person_id in seen:
-                    error = InvalidValue("tisPersonId", person_id, "appears twice; the later record is ignored")
-                    outcome.rejections.append(Rejection.of("TIS", person.locator, str(person_id), error))
-                else:
-                    seen.add(person_id)
-                    self._write(person_id, person.row)
+                    self._reject(person, person.rejection)
+                elif person.person_id is not None:  # (every record not rejected names its person)
+                    self._accept(person.person_id, person.row, person.locator)
 
-    def _reject(self, person: ExaminedPerson) -> None:
+    def _accept(self, person_id: int, row: dict[str, Any] | None, locator: str) -> None:
+        seen = self.seen
+        if row is None and person_id not in seen:
+            seen.add(person_id)  # the very record stored last time: nothing to write
+        elif person_id in seen:
+            error = InvalidValue("tisPersonId", person_id, "appears twice; the later record is ignored")
+            self.outcome.rejections.append(Rejection.of("TIS", locator, str(person_id), error))
+        elif row is not None:  # (None only for a record stored last time, seen just above)
+            seen.add(person_id)
+            self._write(person_id, row)
+
+    def _reject(self, person: ExaminedPerson, rejection: Rejection) -> None:
         person_id = person.person_id
         if person_id is None:
             self.outcome.complete = False  # someone we cannot identify: nobody may be deleted
         else:
             self.seen.add(person_id)  # rejected, so they keep what was stored
             if person_id not in self.stored and person.gmc_number is not None:
-                self.rejected_now[person_id] = _rejected_person(person, self.owners, self.run_id)
-        self.outcome.rejections.append(person.rejection)
+                self.rejected_now[person_id] = _rejected_person(person, rejection, self.owners, self.run_id)
+        self.outcome.rejections.append(rejection)
 
     def _write(self, person_id: int, row: dict[str, Any]) -> None:
         outcome = self.outcome
@@ -655,8 +658,9 @@ class _TisPeopleApplier:
         self.savepoint.commit()
 
 
-def _rejected_person(person: ExaminedPerson, owners: OwnerDirectory, run_id: int | None) -> dict[str, Any]:
-    rejection = person.rejection
+def _rejected_person(
+    person: ExaminedPerson, rejection: Rejection, owners: OwnerDirectory, run_id: int | None
+) -> dict[str, Any]:
     return {
         "tis_person_id": person.person_id,
         "gmc_number": person.gmc_number,

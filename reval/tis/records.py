@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
 
@@ -142,9 +142,10 @@ class _ValidatedSchema(Schema):
 
 
 def _schema(name: str, rules: FieldRules, kind: str = "", **nested) -> type[Schema]:
-    declared = {field: Rule(rule) for field, rule in rules.items()}
+    declared: dict[str, fields.Field[Any]] = {field: Rule(rule) for field, rule in rules.items()}
     declared.update(nested)
-    schema = _ValidatedSchema.from_dict(declared, name=name)
+    # A subclass of _ValidatedSchema: marshmallow types from_dict as giving a plain Schema class.
+    schema = cast(type[_ValidatedSchema], _ValidatedSchema.from_dict(declared, name=name))
     schema.kind = kind
     return schema
 
