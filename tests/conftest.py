@@ -305,7 +305,8 @@ class Workers:
 
     def __init__(self, app, broker_url: str, log_directory: Path):
         self.app, self.broker_url, self.log_directory = app, broker_url, log_directory
-        self.processes: list[subprocess.Popen] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.log_paths: dict[int, str] = {}  # by process id
         app.config["REVAL_BROKER_URL"] = broker_url
         celery_init_app(app)
 
@@ -331,12 +332,12 @@ class Workers:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        process.log_path = log.name
+        self.log_paths[process.pid] = log.name
         self.processes.append(process)
         return process
 
     def log_of(self, process) -> str:
-        return Path(process.log_path).read_text(errors="replace")
+        return Path(self.log_paths[process.pid]).read_text(errors="replace")
 
     def stop_all(self) -> None:
         for process in self.processes:

@@ -45,7 +45,9 @@ def test_sqlite_keeps_the_tables_read_by_gmc_number_in_that_order_and_the_migrat
         )
     command.upgrade(config, "head")
     with engine.connect() as connection:
-        tables = dict(connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all())
+        tables: dict[str, str] = dict(
+            connection.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all()
+        )
         assert connection.exec_driver_sql("SELECT designated_body_code, gmc_number FROM doctor_visibility").all() == [
             ("1-1RSSQ05", "1234567")
         ]
@@ -117,7 +119,7 @@ def test_the_spans_migration_fills_each_stored_persons_spans_from_their_document
             )
     command.upgrade(config, "head")
     with engine.connect() as connection:
-        spans = dict(connection.exec_driver_sql("SELECT tis_person_id, spans FROM tis_person").all())
+        spans: dict[int, str] = dict(connection.exec_driver_sql("SELECT tis_person_id, spans FROM tis_person").all())
     engine.dispose()
     # As the sync now writes them, so deciding reads the same from either.
     assert spans == {7: person_spans(memberships, placements), 8: person_spans([], placements)}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import stat
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from reval.app import create_app
 from reval.extensions import database
 from tests.conftest import Reval, assert_one_line_refusal, reval_from_settings
 from tests.factories import EAST_OF_ENGLAND
+from tests.matching import first_group
 
 # --- a sync holding the database ---------------------------------------------------------------
 
@@ -26,7 +26,9 @@ from tests.factories import EAST_OF_ENGLAND
 @contextmanager
 def write_lock_held(url: str):
     """Another process's write transaction, as a long sync holds one."""
-    holder = sqlite3.connect(make_url(url).database, isolation_level=None)
+    path = make_url(url).database
+    assert path is not None
+    holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
         yield
@@ -177,11 +179,11 @@ def test_a_page_that_must_write_while_a_sync_holds_the_database_says_so(synced, 
         }
     )
     client = busy_web.test_client()
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/auth/dev").text).group(1)
+    token = first_group(r'name="csrf_token" value="([^"]+)"', client.get("/auth/dev").text)
     client.post(
         "/auth/dev", data={"csrf_token": token, "name": "Nat", "role": "national", "designated_body": EAST_OF_ENGLAND}
     )
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/runs").text).group(1)
+    token = first_group(r'name="csrf_token" value="([^"]+)"', client.get("/runs").text)
     with write_lock_held(migrated):
         response = client.post("/runs", data={"csrf_token": token})
     assert response.status_code == 503 and response.headers["Retry-After"] == "60"
@@ -290,7 +292,7 @@ def test_a_read_sees_one_snapshot_while_another_transaction_commits(app):
 
     count = select(func.count()).select_from(DesignatedBodyRecord)
     with database(app).reads() as reading:
-        before = reading.scalar(count)
+        before = reading.execute(count).scalar_one()
         with database(app).sessions.begin() as writing:
             writing.add(DesignatedBodyRecord(code="ZZ-SNAP", name="Snapshot", owner="Snapshot"))
         assert reading.scalar(count) == before

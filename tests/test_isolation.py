@@ -16,6 +16,7 @@ def test_the_broker_tests_use_a_database_this_run_claimed(broker):
 def test_a_database_holding_someone_elses_keys_is_not_claimed_and_keeps_them(broker):
     connection = redis.Redis.from_url(broker)
     ours = connection.get(BROKER_OWNER_KEY)
+    assert ours is not None  # this run's claim, made when the session started
     connection.delete(BROKER_OWNER_KEY)  # for a moment, as if the database were not the run's
     connection.set("someone-else:queue", "theirs")
     try:

@@ -51,9 +51,7 @@ def test_commands_started_together_on_a_brand_new_database_all_succeed(database_
             subprocess.Popen([reval, "runs"], env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             for _ in range(3)
         ]
-        outputs = [(process.wait(timeout=120), process.stdout.read().decode()) for process in processes]
-        for process in processes:
-            process.stdout.close()
+        outputs = [_finished(process) for process in processes]
         assert [code for code, _ in outputs] == [0, 0, 0], outputs
         engine = make_engine(url)
         assert schema_is_current(engine)
@@ -86,3 +84,9 @@ def test_a_second_migration_waits_for_the_lock_the_first_holds(database_url, tmp
         assert schema_is_current(holder)
         holder.dispose()
         migrating.dispose()
+
+
+def _finished(process: subprocess.Popen[bytes]) -> tuple[int, str]:
+    """Its exit code and its output, once it has ended."""
+    output, _ = process.communicate(timeout=120)
+    return process.returncode, output.decode()

@@ -53,7 +53,8 @@ def test_the_nightly_run_fans_out_and_reconciles_once_all_have_reported(services
     output = reval("nightly", "--wait", "--as-of", AS_OF.isoformat()).output
     [run] = runs(sessions)
     assert run.status == "SUCCEEDED" and f"run {run.id} succeeded" in output
-    assert len(run.summary["gmc"]["designatedBodiesFetched"]) == 14 and run.summary["tis"]["peopleRead"] == 2
+    summary = run.summary or {}
+    assert len(summary["gmc"]["designatedBodiesFetched"]) == 14 and summary["tis"]["peopleRead"] == 2
     doctors = exported(reval)
     assert (doctors["1000001"]["queue"], doctors["1000002"]["reason"]) == ("CONNECTED", "NOT_CONNECTED")
     assert not redis.Redis.from_url(workers.broker_url).exists(RunLock.NAME)  # released
@@ -154,8 +155,9 @@ def test_a_run_with_more_doctors_than_a_shard_holds_spreads_its_decisions(servic
     workers.start(REVAL_SHARD_SIZE="1")
     reval("nightly", "--wait", "--as-of", AS_OF.isoformat())
     [run] = runs(sessions)
-    assert run.status == "SUCCEEDED" and run.summary["shards"] == 2
-    assert run.summary["doctorsDecided"] == 2 and run.summary["queues"]["CONNECTED"] == {
+    summary = run.summary or {}
+    assert run.status == "SUCCEEDED" and summary["shards"] == 2
+    assert summary["doctorsDecided"] == 2 and summary["queues"]["CONNECTED"] == {
         "before": 0,
         "after": 1,
         "in": 1,

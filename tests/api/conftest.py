@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -38,6 +38,7 @@ class Issuer:
 
     def __call__(self, environ, start_response):
         path = Request(environ).path
+        body: Mapping[str, object]  # a JSON document (the key set is a TypedDict)
         if path == "/.well-known/openid-configuration":
             body = {"issuer": self.url, "jwks_uri": self.url + "/jwks"}
         elif path == "/jwks":

@@ -24,7 +24,8 @@ def admin(calling):
 
 def all_pages(caller: Caller, path: str) -> list[dict]:
     """Follows the Link headers from the first page to the last."""
-    items, url = [], path
+    items: list[dict] = []
+    url: str | None = path
     while url:
         response = caller.get(url)
         assert response.status_code == 200, response.json

@@ -181,7 +181,8 @@ def test_development_tokens_are_accepted_only_in_development(reval, app, migrate
     settings = {key: value for key, value in app.config.items() if key.startswith("REVAL_")}
     dev_app = create_app(settings | {"REVAL_AUTH": "dev"})
     assert Caller(dev_app, token).get(QUEUE).status_code == 200
-    assert dev_app.test_client().get("/api/v1/dev-jwks.json").json["keys"][0]["kty"] == "RSA"
+    jwks = dev_app.test_client().get("/api/v1/dev-jwks.json").get_json()
+    assert jwks is not None and jwks["keys"][0]["kty"] == "RSA"
     production = create_app(settings | {"REVAL_AUTH": "", "REVAL_API_ISSUER": "http://127.0.0.1:9/none"})
     assert Caller(production, token).get(QUEUE).status_code == 401
     assert production.test_client().get("/api/v1/dev-jwks.json").status_code == 404

@@ -139,9 +139,9 @@ def test_retries_are_bounded_then_the_request_fails(synced, sessions, gmc_connec
     with time_machine.travel(NOON, tick=False):
         reval("connect", "1000002", "--designated-body", WESSEX, "--reason", "1")
         with synced.app_context():
+            later = NOON + timedelta(hours=2)
             for _ in range(2):
-                later = NOON + timedelta(hours=2)
-                connections.deliver_due_requests(sessions, gmc_client(), now=lambda later=later: later, policy=policy)
+                connections.deliver_due_requests(sessions, gmc_client(), now=lambda: later, policy=policy)
     [request] = requests_listed(reval)
     assert (request["status"], request["attempts"]) == ("FAILED", 3)
     assert request["message"].startswith("gave up after 3 attempts") and "GMC internal error" in request["message"]
@@ -217,6 +217,7 @@ def test_a_delivery_repeated_after_a_crash_does_not_repeat_the_change(
     assert deliver_request(sessions, client, request_id, now=lambda: NOON + timedelta(minutes=1)) is None
     with synced.app_context():
         delivered = deliver_request(sessions, client, request_id, now=lambda: NOON + timedelta(minutes=6))
+    assert delivered is not None
     assert (delivered.status, delivered.return_code, delivered.attempts) == ("SUCCEEDED", "100", 2)
     adds = [call for call in gmc_connect.state.calls if call["operation"] == "TryAddDoctor"]
     assert len(adds) == 2 and adds[0]["ClientRequestID"] == adds[1]["ClientRequestID"]

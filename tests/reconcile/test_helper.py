@@ -93,10 +93,15 @@ def test_new_doctors_rows_made_where_they_are_decided_match_the_general_path(ses
     monkeypatch.setattr(sync_module, "LARGE_INPUT_BYTES", 0)  # start the helper with each sync
     made_with_decisions = []
     write_new_doctors = decisions._write_new_doctors
+
+    def noting_queues(*args):
+        made_with_decisions.append(len(args[-1].queues))
+        return write_new_doctors(*args)
+
     monkeypatch.setattr(
         decisions,
         "_write_new_doctors",
-        lambda *args: made_with_decisions.append(len(args[-1].queues)) or write_new_doctors(*args),
+        noting_queues,
     )
     new_summaries, _, new_state = two_nights(sessions, dataset, helper_process=True)
     new_rows = written_rows(sessions)
@@ -190,7 +195,9 @@ def test_the_pipes_to_and_from_the_helper_are_widened():
     with SyncHelper(use_process=True, start_now=True) as helper:
         helper.wait_until_up(timeout=60)
         executor = helper._executor
-        ends = (executor._result_queue._reader, executor._call_queue._writer)
+        assert executor is not None
+        # The executor's private pipes (typeshed declares neither _call_queue nor a queue's _reader).
+        ends = (executor._result_queue._reader, executor._call_queue._writer)  # type: ignore[attr-defined]  # see above
         sizes = [fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) for end in ends]
     allowed = os.geteuid() == 0 or int(Path("/proc/sys/fs/pipe-max-size").read_text()) >= PIPE_BYTES
     assert sizes == [PIPE_BYTES if allowed else 64 * 1024] * 2

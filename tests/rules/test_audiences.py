@@ -8,10 +8,16 @@ from hypothesis import given, settings
 
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
 from reval.rules.checks import check_table, no_body_conditions
-from reval.rules.table import Audience, Queue, _row
+from reval.rules.table import Audience, Queue, Row, _row
 from tests.rules.test_table import AS_OF, situations
 
 REPORT = check_table(DEFAULT_RULE_TABLE)
+
+
+def row_for(reason: str) -> Row:
+    row = DEFAULT_RULE_TABLE.row_for(reason)
+    assert row is not None, reason
+    return row
 
 
 def reported(report) -> set[str]:
@@ -28,7 +34,7 @@ def test_every_doctor_no_body_sees_was_decided_by_a_row_the_check_reports(situat
 
 def test_a_discrepancy_whose_programme_owner_maps_to_no_body_can_be_seen_by_none():
     assert "UNKNOWN_PROGRAMME_OWNER" in reported(REPORT)
-    row = DEFAULT_RULE_TABLE.row_for("UNKNOWN_PROGRAMME_OWNER")
+    row = row_for("UNKNOWN_PROGRAMME_OWNER")
     assert no_body_conditions(row) == {"connected": False, "current_programme_owners": "NONE"}
 
 
@@ -39,7 +45,7 @@ def test_rows_sure_of_a_body_are_not_reported():
 
 
 def test_a_row_with_no_audience_is_reported_and_is_no_failure():
-    military = DEFAULT_RULE_TABLE.row_for("MILITARY_DOCTOR")
+    military = row_for("MILITARY_DOCTOR")
     nobody = replace(military, visible_to=())
     report = check_table(
         replace(DEFAULT_RULE_TABLE, rows=tuple(nobody if row is military else row for row in DEFAULT_RULE_TABLE.rows))

@@ -3,7 +3,6 @@ sees, and a signed-in client per role and body."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from html import unescape
 
@@ -26,6 +25,7 @@ from tests.factories import (
     programme,
     tis_snapshot,
 )
+from tests.matching import first_group
 
 EAST_CONNECTED = [f"11000{i:02d}" for i in range(25)]  # 25: more than a page
 EAST_MISMATCH = ["1200001", "1200002"]  # connected to East of England, in Wessex's programme
@@ -96,12 +96,12 @@ def web(app, tmp_path):
 
 
 def csrf_token(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    return first_group(r'name="csrf_token" value="([^"]+)"', html)
 
 
 def next_field(html: str) -> str:
     """The return address the development sign-in form carries."""
-    return unescape(re.search(r'name="next" value="([^"]*)"', html).group(1))
+    return unescape(first_group(r'name="next" value="([^"]*)"', html))
 
 
 def send_dev_sign_in(client, form_html: str, next_page: str | None = None):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def site(gmc_app, gmc_connect, national):
 
 
 @pytest.fixture
-def page(context, site) -> Page:
+def page(context, site) -> Iterator[Page]:
     """A page that reaches nothing off this machine (the NHS.UK font host) and fails the test on
     any script error or Content-Security-Policy violation of the site's own (a 4xx answer the
     test asked for is logged by the browser too, and is no error)."""

@@ -3,7 +3,6 @@ the authorization code flow with PKCE, roles and bodies from claims, a person wi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from html import unescape
 from urllib.parse import parse_qs, quote, urljoin, urlparse
@@ -16,6 +15,7 @@ from reval.app import create_app
 from reval.extensions import database
 from tests.conftest import served
 from tests.factories import EAST_OF_ENGLAND, WESSEX
+from tests.matching import first_group
 from tests.web.conftest import EAST_CONNECTED, WESSEX_CONNECTED
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the mock provider's own
@@ -88,11 +88,11 @@ def test_an_admin_signs_in_and_sees_their_bodys_queue(provider, production_site)
 def sign_out(browser: requests.Session, site: str, page_html: str) -> requests.Response:
     """Signs out of Reval, which ends the session at the provider too; confirms there (as the
     mock provider asks) and comes back to Reval's signed-out page."""
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page_html).group(1)
+    token = first_group(r'name="csrf_token" value="([^"]+)"', page_html)
     at_provider = browser.post(f"{site}/auth/sign-out", data={"csrf_token": token}, timeout=5)
     assert urlparse(at_provider.url).path == "/oauth2/end_session", at_provider.url
-    confirm = re.search(r'<form method="post" action="([^"]+)"', at_provider.text).group(1)
-    redirect_uri = re.search(r'name="redirect_uri" value="([^"]+)"', at_provider.text).group(1)
+    confirm = first_group(r'<form method="post" action="([^"]+)"', at_provider.text)
+    redirect_uri = first_group(r'name="redirect_uri" value="([^"]+)"', at_provider.text)
     return browser.post(urljoin(at_provider.url, confirm), data={"redirect_uri": unescape(redirect_uri)}, timeout=5)
 
 
@@ -156,7 +156,7 @@ def test_signing_out_ends_the_session_at_the_provider_and_lands_on_the_signed_ou
     )
     with requests.Session() as browser:
         page = sign_in(browser, production_site, "ann@nhs.example")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        token = first_group(r'name="csrf_token" value="([^"]+)"', page.text)
         leaving = browser.post(
             f"{production_site}/auth/sign-out", data={"csrf_token": token}, allow_redirects=False, timeout=5
         )

@@ -14,6 +14,7 @@ from reval.extensions import database
 from reval.gmc.codes import Action
 from reval.reconcile.connections import record_connection_request
 from tests.factories import EAST_OF_ENGLAND, NORTH_EAST, WESSEX
+from tests.matching import first_group
 from tests.web.conftest import (
     EAST_CONNECTED,
     EAST_MISMATCH,
@@ -328,7 +329,7 @@ def test_column_headers_link_to_their_sort(sign_in, national):
 def test_download_csv_is_the_whole_view(sign_in, national):
     admin = sign_in()
     page = admin.get("/queues/connected?q=1100")
-    link = re.search(r'href="([^"]+)">Download CSV', page.text).group(1).replace("&amp;", "&")
+    link = first_group(r'href="([^"]+)">Download CSV', page.text).replace("&amp;", "&")
     response = admin.get(link)
     assert response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.text)))

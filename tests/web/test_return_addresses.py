@@ -3,7 +3,6 @@ from it stays on this site, as a browser would read it (WHATWG URL parsing)."""
 
 from __future__ import annotations
 
-import re
 from html import unescape
 from urllib.parse import quote, urlsplit
 
@@ -11,6 +10,7 @@ import pytest
 
 from reval.web.addresses import own_path
 from tests.factories import EAST_OF_ENGLAND
+from tests.matching import first_group
 from tests.web.conftest import EAST_MISMATCH, next_field, send_dev_sign_in
 
 # Known ways to write another site's address that a naive "starts with one slash" check lets
@@ -94,9 +94,9 @@ def test_the_confirmation_pages_links_back_stay_on_this_site(sign_in, national, 
     admin = sign_in()
     page = admin.get(f"/actions/hide?body={EAST_OF_ENGLAND}&doctor={EAST_MISMATCH[0]}&back={quote(target, safe='')}")
     assert page.status_code == 200
-    cancel = unescape(re.search(r'<a class="nhsuk-link" href="([^"]*)">Cancel</a>', page.text).group(1))
+    cancel = unescape(first_group(r'<a class="nhsuk-link" href="([^"]*)">Cancel</a>', page.text))
     assert cancel == f"/queues/discrepancies?body={EAST_OF_ENGLAND}"
-    hidden_back = unescape(re.search(r'name="back" value="([^"]*)"', page.text).group(1))
+    hidden_back = unescape(first_group(r'name="back" value="([^"]*)"', page.text))
     assert hidden_back == cancel
 
 
