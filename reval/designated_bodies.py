@@ -15,6 +15,12 @@ class DesignatedBody:
     owner: str  # the programme owner name TIS uses for this body
 
 
+def find_designated_body(bodies: Iterable[DesignatedBody], code: str | None) -> DesignatedBody | None:
+    """The body whose code is ``code`` in any letter case (spaces around it ignored), or None."""
+    wanted = (code or "").strip().upper()
+    return next((body for body in bodies if body.code.upper() == wanted), None)
+
+
 def _same_name(code: str, name: str) -> DesignatedBody:
     return DesignatedBody(code, name, name)
 

@@ -332,12 +332,19 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def checked_person_name(field: str, name: str | None) -> str:
-    """Who did something, as recorded beside it."""
+@contextmanager
+def refused_as_invalid(field: str) -> Iterator[None]:
+    """A value rule's InvalidValue, raised inside, becomes the refusal Invalid naming ``field``."""
     try:
-        text = free_text(field, name, PERSON_NAME_LENGTH)
+        yield
     except InvalidValue as error:
         raise Invalid(str(error), field=field) from None
+
+
+def checked_person_name(field: str, name: str | None) -> str:
+    """Who did something, as recorded beside it."""
+    with refused_as_invalid(field):
+        text = free_text(field, name, PERSON_NAME_LENGTH)
     if text is None:
         raise Invalid(f"{field}: the name of who did this is required", field=field)
     return text

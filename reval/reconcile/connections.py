@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Select, or_, select, update
@@ -23,18 +24,18 @@ from reval.clock import london_today
 from reval.gmc.client import GmcClient, GmcReply, new_client_request_id
 from reval.gmc.codes import CHANGE_REASONS, Action, OutcomeKind
 from reval.models import ConnectionRequest, GmcConnection
-from reval.reconcile.common import EventKind, EventLog, Source, checked_person_name
+from reval.reconcile.common import EventKind, EventLog, Source, checked_person_name, refused_as_invalid
 from reval.reconcile.reference import configured_code
 from reval.reconcile.sync import redecide_doctors
 from reval.refusals import Conflict, Invalid
 from reval.retrying import backoff_delay
 from reval.settings import number
-from reval.validation import InvalidValue, gmc_number
+from reval.validation import gmc_number
 
 log = logging.getLogger(__name__)
 
 
-class Status:
+class Status(StrEnum):
     PENDING = "PENDING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
@@ -70,10 +71,8 @@ def record_connection_request(
 ) -> ConnectionRequest:
     """Checks and records a request and its audit event; refuses bad input before recording anything.
     ``forced``: asked for against Reval's advice (recorded with the request and in its event)."""
-    try:
+    with refused_as_invalid("gmcNumber"):
         number = gmc_number("GMC number", gmc_number_text)
-    except InvalidValue as error:
-        raise Invalid(str(error), field="gmcNumber") from None
     code = configured_code(session, designated_body)
     reason = str(reason).strip()
     if reason not in CHANGE_REASONS[action]:
@@ -277,7 +276,8 @@ def deliver_due_requests(
     """Delivers every due request once; returns how many ended in each status."""
     with sessions.begin() as session:
         due = due_request_ids(session, now(), ignore_backoff=ignore_backoff, policy=policy)
-    counts = {"due": len(due), Status.SUCCEEDED: 0, Status.FAILED: 0, Status.PENDING: 0}
+    # Plain strings as keys: the counts are written out as JSON, which takes no enum keys.
+    counts = {"due": len(due), Status.SUCCEEDED.value: 0, Status.FAILED.value: 0, Status.PENDING.value: 0}
     for request_id in due:
         request = deliver_request(sessions, client, request_id, now=now, policy=policy)
         if request is not None:

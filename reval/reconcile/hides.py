@@ -9,22 +9,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reval.models import Doctor, DoctorHide, DoctorVisibility, DoctorVisibilityName
-from reval.reconcile.common import EventKind, EventLog, Source, checked_person_name
+from reval.reconcile.common import EventKind, EventLog, Source, checked_person_name, refused_as_invalid
 from reval.reconcile.decisions import hide_view
 from reval.reconcile.reference import configured_code
 from reval.reconcile.sync import redecide_doctors
 from reval.refusals import Conflict, Invalid, NotFound
 from reval.rules import HIDDEN_BY_ADMIN, Queue
-from reval.validation import InvalidValue, free_text, gmc_number
+from reval.validation import free_text, gmc_number
 
 HIDE_REASON_LENGTH = 500
 
 
 def known_doctor(session: Session, number: str) -> Doctor:
-    try:
+    with refused_as_invalid("gmcNumber"):
         number = gmc_number("GMC number", number)
-    except InvalidValue as error:
-        raise Invalid(str(error), field="gmcNumber") from None
     doctor = session.get(Doctor, number)
     if doctor is None:
         raise NotFound(f"GMC number {number} is not a doctor Reval knows; a sync must include them first")
@@ -40,10 +38,8 @@ def active_hide(session: Session, number: str, code: str) -> DoctorHide | None:
 
 
 def checked_hide_reason(reason: str | None) -> str:
-    try:
+    with refused_as_invalid("reason"):
         text = free_text("reason", reason, HIDE_REASON_LENGTH)
-    except InvalidValue as error:
-        raise Invalid(str(error), field="reason") from None
     if text is None:
         raise Invalid("a hide needs a reason", field="reason")
     return text

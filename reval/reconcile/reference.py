@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from reval.designated_bodies import DesignatedBody, check_unique
+from reval.designated_bodies import DesignatedBody, check_unique, find_designated_body
 from reval.models import DesignatedBodyRecord
 from reval.refusals import Invalid
 
@@ -21,11 +21,10 @@ def configured_designated_bodies(session: Session) -> list[DesignatedBody]:
 
 def configured_code(session: Session, code: str) -> str:
     """The configured body's code for ``code`` (any case), or a refusal naming it."""
-    by_upper = {body.code.upper(): body.code for body in configured_designated_bodies(session)}
-    canonical = by_upper.get(code.strip().upper())
-    if canonical is None:
+    body = find_designated_body(configured_designated_bodies(session), code)
+    if body is None:
         raise Invalid(f"designated body {code!r} is not configured", field="designatedBody")
-    return canonical
+    return body.code
 
 
 def replace_designated_bodies(session: Session, bodies: Sequence[DesignatedBody]) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -789,7 +790,7 @@ def start_run(session: Session, as_of: date, now: datetime) -> SyncRun:
     return run
 
 
-class RunStatus:
+class RunStatus(StrEnum):
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
     PARTIAL = "PARTIAL"  # a source could not be fetched (or not completely) and kept its previous state

@@ -9,12 +9,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reval.designated_bodies import DesignatedBody
-from reval.models import ConnectionRequest, Doctor, DoctorVisibility
+from reval.designated_bodies import DesignatedBody, find_designated_body
+from reval.models import ConnectionRequest, DoctorVisibility
+from reval.reconcile.common import refused_as_invalid
 from reval.reconcile.reference import configured_designated_bodies
-from reval.refusals import Invalid, NotFound, NotPermitted
-from reval.services.context import Actor, Context
-from reval.validation import InvalidValue, gmc_number
+from reval.refusals import NotFound, NotPermitted
+from reval.services.context import Actor
+from reval.validation import gmc_number
 
 
 def visible_bodies(session: Session, actor: Actor) -> list[DesignatedBody]:
@@ -25,10 +26,9 @@ def visible_bodies(session: Session, actor: Actor) -> list[DesignatedBody]:
 
 def visible_body(session: Session, actor: Actor, code: str | None) -> DesignatedBody:
     """One of the actor's bodies, by its code in any letter case."""
-    wanted = (code or "").strip().upper()
-    for body in visible_bodies(session, actor):
-        if body.code.upper() == wanted:
-            return body
+    body = find_designated_body(visible_bodies(session, actor), code)
+    if body is not None:
+        return body
     why = "is not configured" if actor.national else "is not one of yours"
     raise NotFound(f"designated body {code!r} {why}", field="designatedBody")
 
@@ -44,10 +44,8 @@ def require_national(actor: Actor, what: str) -> None:
 
 
 def checked_gmc_number(text: str | None) -> str:
-    try:
+    with refused_as_invalid("gmcNumber"):
         return gmc_number("GMC number", text)
-    except InvalidValue as error:
-        raise Invalid(str(error), field="gmcNumber") from None
 
 
 def doctor_bodies(session: Session, number: str) -> set[str]:
@@ -68,14 +66,6 @@ def not_visible(number: str) -> NotFound:
     return NotFound(f"GMC number {number} is not a doctor in your designated bodies' queues", field="gmcNumber")
 
 
-def require_visible_doctor(session: Session, actor: Actor, number: str) -> Doctor | None:
-    """The stored doctor, if the actor may see them; None for a national actor asking about a
-    number Reval has not decided. Raises NotFound otherwise."""
-    if not may_see_doctor(session, actor, number):
-        raise not_visible(number)
-    return session.get(Doctor, number)
-
-
 def may_see_request(session: Session, actor: Actor, request: ConnectionRequest) -> bool:
     """A request is visible to the body it was made for, and wherever its doctor is visible."""
     return (
@@ -83,8 +73,3 @@ def may_see_request(session: Session, actor: Actor, request: ConnectionRequest) 
         or request.designated_body_code in actor.designated_bodies
         or may_see_doctor(session, actor, request.gmc_number)
     )
-
-
-def context_bodies(context: Context) -> frozenset[str] | None:
-    """The body codes a query is limited to; None for a national actor (every body)."""
-    return None if context.actor.national else context.actor.designated_bodies

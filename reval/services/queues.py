@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, FromClause, Row, Select, Table, TextClause, case, func, literal, select, text
 from sqlalchemy.orm import Session
 
+from reval.designated_bodies import find_designated_body
 from reval.models import DesignatedBodyRecord, Doctor, DoctorHide, DoctorVisibility, DoctorVisibilityName
 from reval.reconcile.connections import failed_update_numbers, failed_update_numbers_query
 from reval.reconcile.decisions import NAME_KEY_LENGTH
@@ -456,10 +457,9 @@ def _search_condition(text: str, keyed: Table, code: str | None, queue: Queue | 
 
 def _owner_code(session: Session, owner: str) -> str:
     """A programme owner filter's body code: any configured body (owners need not be the viewer's)."""
-    wanted = owner.strip().upper()
-    for body in configured_designated_bodies(session):
-        if body.code.upper() == wanted:
-            return body.code
+    body = find_designated_body(configured_designated_bodies(session), owner)
+    if body is not None:
+        return body.code
     raise Invalid(f"programme owner {owner!r} is not a configured designated body", field="owner")
 
 

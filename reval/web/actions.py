@@ -14,6 +14,7 @@ from datetime import date
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from reval.designated_bodies import find_designated_body
 from reval.gmc.codes import CHANGE_REASONS
 from reval.refusals import Invalid
 from reval.services.actions import ActionRequest, BulkAction, act_on_doctors, action_results, resend_failed_request
@@ -91,8 +92,7 @@ def _confirmation(
     action: BulkAction, body: str | None, numbers: list[str], form: Mapping[str, str], errors: dict[str, str]
 ) -> tuple[str, int]:
     bodies = my_bodies()
-    wanted = (body or "").strip().upper()
-    acting_for = next((b for b in bodies if b.code.upper() == wanted), None)
+    acting_for = find_designated_body(bodies, body)
     if acting_for is None:
         abort(404)
     doctors, missing = doctors_seen_by(web_context(), acting_for.code, numbers)

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, render_template, request
 
+from reval.designated_bodies import find_designated_body
 from reval.gmc.codes import CHANGE_REASONS
 from reval.refusals import Invalid
 from reval.services.doctors import (
@@ -53,6 +54,5 @@ def doctor(gmc_number: str) -> str:
 
 def _acting_for(bodies: list[Any], detail: DoctorDetail) -> Any | None:
     """The body the page acts for: the one asked for, else the first that sees the doctor, else the first."""
-    wanted = (request.args.get("body") or "").strip().upper()
     seeing = [body for body in bodies if body.code in detail.visible_to]
-    return next((b for b in bodies if b.code.upper() == wanted), None) or (seeing or bodies or [None])[0]
+    return find_designated_body(bodies, request.args.get("body")) or (seeing or bodies or [None])[0]

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context, url_for
 
-from reval.designated_bodies import DesignatedBody
+from reval.designated_bodies import DesignatedBody, find_designated_body
 from reval.refusals import Invalid, NotFound
 from reval.rules import DEFAULT_RULE_TABLE
 from reval.services.queues import (
@@ -84,8 +84,7 @@ def _asked(queue: str) -> ViewAsked:
     bodies = my_bodies()
     if not bodies:
         raise NotFound("you have no designated bodies in Reval; ask your revalidation team to add yours")
-    wanted = (request.args.get("body") or bodies[0].code).strip().upper()
-    body = next((b for b in bodies if b.code.upper() == wanted), None)
+    body = find_designated_body(bodies, request.args.get("body") or bodies[0].code)
     if body is None:
         raise NotFound(f"designated body {request.args.get('body')!r} is not one of yours")
     filters = QueueFilters(
