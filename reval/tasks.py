@@ -18,38 +18,17 @@ from kombu import Consumer, Exchange, Queue
 
 from reval.clock import london_today, utcnow
 from reval.extensions import database, gmc_client, tis_client
-from reval.gmc.client import GmcSettings
+from reval.gmc.client import GmcClient, GmcSettings
 from reval.models import ConnectionRequest
 from reval.progress import Progress
-from reval.reconcile.connections import DeliveryPolicy, Status, deliver_due_requests, deliver_request
-from reval.reconcile.decisions import shards_of_ranges
-from reval.reconcile.hides import end_expired_hides
-from reval.reconcile.live import pulled_people
-from reval.reconcile.nightly import (
-    AllSourcesFailed,
-    apply_staged,
-    finished_run_summary,
-    planned_shards,
-    reconcile_staged,
-    record_run_failure,
-    record_run_start,
-    stage_gmc_list,
-    stage_tis_people,
-)
-from reval.reconcile.reference import configured_designated_bodies
-from reval.reconcile.sync import (
-    SyncControls,
-    SyncFailed,
-    SyncSkipped,
-    decide_shard,
-    failure_text,
-    finish_sharded_run,
-    record_skipped_run,
-    refresh_statistics_after,
-    run_sync,
-)
+from reval.services import delivery
+from reval.services import nightly as nightly_run
+from reval.services.context import Actor, Context
+from reval.services.hides import end_expired_hides_now
+from reval.services.sync import refresh_people_now
+from reval.services.terms import AllSourcesFailed, Status, SyncControls, SyncFailed, SyncSkipped
 from reval.settings import number, time_of_day
-from reval.tis.client import TisSettings, TisUnavailable
+from reval.tis.client import TisClient, TisSettings, TisUnavailable
 
 log = logging.getLogger(__name__)
 PERSON_CHANGED = "reval.tis.person-changed"
@@ -74,16 +53,14 @@ def deliver_due() -> dict[str, int]:
 
 def deliver_due_now(ignore_backoff: bool = False) -> dict[str, int]:
     """Delivers every due connection request here and now, under the app's delivery policy."""
-    policy = DeliveryPolicy.from_config(current_app.config)
-    return deliver_due_requests(
-        database().sessions, gmc_client(), now=utcnow, ignore_backoff=ignore_backoff, policy=policy
+    return delivery.deliver_due(
+        database().sessions, gmc_client(), current_app.config, now=utcnow, ignore_backoff=ignore_backoff
     )
 
 
 def deliver_now(request_id: int) -> ConnectionRequest | None:
     """One delivery attempt here and now, under the app's policy (None: not deliverable now)."""
-    policy = DeliveryPolicy.from_config(current_app.config)
-    return deliver_request(database().sessions, gmc_client(), request_id, now=utcnow, policy=policy)
+    return delivery.deliver_one(database().sessions, gmc_client(), current_app.config, request_id, now=utcnow)
 
 
 # --- hides ---------------------------------------------------------------------------------------
@@ -91,7 +68,7 @@ def deliver_now(request_id: int) -> ConnectionRequest | None:
 
 @shared_task(name="reval.end_expired_hides")
 def end_expired_hides_task() -> int:
-    return end_expired_hides(database().sessions, as_of=london_today(), now=utcnow())
+    return end_expired_hides_now(database().sessions, as_of=london_today(), now=utcnow())
 
 
 # --- the nightly run -----------------------------------------------------------------------------
@@ -161,7 +138,7 @@ def check_settings(config: Mapping[str, Any]) -> None:
     start, naming it (NotConfigured), instead of failing in the night."""
     GmcSettings.from_environment(config)
     TisSettings.from_environment(config)
-    DeliveryPolicy.from_config(config)
+    delivery.check_delivery_settings(config)
     lock_seconds(config)
     shard_size(config)
     nightly_retries(config)
@@ -179,14 +156,11 @@ def nightly(
     day = date.fromisoformat(as_of) if as_of else london_today()
     token, lock = uuid.uuid4().hex, run_lock()
     if not lock.acquire(token):
-        run_id = record_skipped_run(sessions, day, utcnow(), "another nightly run was in progress", run_id)
+        run_id = nightly_run.skip_run(sessions, day, utcnow(), "another nightly run was in progress", run_id)
         log.warning("Nightly run %s skipped: another nightly run is in progress", run_id)
         return {"runId": run_id, "status": "SKIPPED"}
     try:
-        if run_id is None:
-            run_id = record_run_start(sessions, day, utcnow())
-        with sessions.begin() as session:
-            codes = [body.code for body in configured_designated_bodies(session)]
+        run_id, codes = nightly_run.begin_run(sessions, database().reads, day, utcnow(), run_id)
         fetches = [fetch_gmc_list.si(run_id, code, token) for code in codes] + [pull_tis.si(run_id, token)]
         chord(fetches)(reconcile_run.si(run_id, day.isoformat(), token, attempt, allow_mass_changes))
     except BaseException:
@@ -197,14 +171,14 @@ def nightly(
 
 @shared_task(name="reval.fetch_gmc_list", ignore_result=False)
 def fetch_gmc_list(run_id: int, code: str, token: str) -> bool:
-    fetched = stage_gmc_list(database().sessions, run_id, gmc_client(), code)
+    fetched = nightly_run.stage_gmc(database().sessions, run_id, gmc_client(), code)
     run_lock().extend(token)
     return fetched
 
 
 @shared_task(name="reval.pull_tis", ignore_result=False)
 def pull_tis(run_id: int, token: str) -> bool:
-    fetched = stage_tis_people(database().sessions, run_id, tis_client())
+    fetched = nightly_run.stage_tis(database().sessions, run_id, tis_client())
     run_lock().extend(token)
     return fetched
 
@@ -216,23 +190,22 @@ def reconcile_run(
     """Once every fetch has reported: one sync, or, for more doctors than a shard holds, the
     sources applied and the decisions spread over shards (the lock then passes to them)."""
     sessions, lock, day = database().sessions, run_lock(), date.fromisoformat(as_of)
-    finished = finished_run_summary(sessions, run_id)
+    finished = nightly_run.finished_status(sessions, run_id)
     if finished is not None:  # this task delivered again after the run had finished
-        return {"runId": run_id, "status": finished["status"]}
+        return {"runId": run_id, "status": finished}
     handed_on = False
     try:
         controls = SyncControls.from_config(
             current_app.config, allow_mass_changes=allow_mass_changes, progress=LockKeptAlive(lock, token)
         )
-        shards = planned_shards(sessions, run_id, shard_size(current_app.config))
-        if shards > 1:
-            apply_staged(sessions, run_id, day, controls)
+        reconciled = nightly_run.reconcile_run(sessions, run_id, day, controls, shard_size(current_app.config))
+        if reconciled.summary is None:
             lock.extend(token)
-            decide = [decide_shard_task.si(run_id, group, token) for group in shards_of_ranges(shards)]
+            decide = [decide_shard_task.si(run_id, group, token) for group in reconciled.shards]
             chord(decide)(finish_run.s(run_id, token))
             handed_on = True
-            return {"runId": run_id, "status": "RUNNING", "shards": shards}
-        summary = reconcile_staged(sessions, run_id, day, controls=controls)
+            return {"runId": run_id, "status": "RUNNING", "shards": reconciled.planned_shards}
+        summary = reconciled.summary
     except (AllSourcesFailed, SyncSkipped) as error:
         # Nothing was applied (no source could be fetched, or another sync held the lock all the
         # while): the whole nightly run is tried again later.
@@ -246,7 +219,7 @@ def reconcile_run(
     except SyncFailed:  # recorded on the run already
         raise
     except BaseException as error:
-        record_run_failure(sessions, run_id, failure_text(error))
+        nightly_run.record_failure(sessions, run_id, error)
         raise
     finally:
         if not handed_on:
@@ -258,7 +231,7 @@ def reconcile_run(
 @shared_task(name="reval.decide_shard", ignore_result=False)
 def decide_shard_task(run_id: int, ranges: list[tuple[str, str | None]], token: str | None = None) -> dict[str, Any]:
     # Each range arrives as a [low, high] list (JSON carried it).
-    counts = decide_shard(database().sessions, run_id, [(low, high) for low, high in ranges])
+    counts = nightly_run.decide_run_shard(database().sessions, run_id, [(low, high) for low, high in ranges])
     if token is not None:
         run_lock().extend(token)
     # ru_maxrss is in KiB on Linux: this worker process's peak so far.
@@ -268,10 +241,10 @@ def decide_shard_task(run_id: int, ranges: list[tuple[str, str | None]], token: 
 @shared_task(name="reval.finish_run")
 def finish_run(shard_counts: list[dict[str, Any]], run_id: int, token: str) -> dict[str, Any]:
     try:
-        summary = finish_sharded_run(database().sessions, run_id, shard_counts)
+        summary = nightly_run.finish_run(database().sessions, run_id, shard_counts)
     finally:
         run_lock().release(token)
-    refresh_statistics_after(database().sessions, summary)
+    nightly_run.refresh_statistics(database().sessions, summary)
     deliver_due.delay()
     return {"runId": run_id, "status": summary["status"]}
 
@@ -303,14 +276,43 @@ def beat_schedule(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     name="reval.refresh_people", autoretry_for=(TisUnavailable, SyncSkipped), retry_backoff=True, max_retries=5
 )
 def refresh_people(person_ids: list[int]) -> dict[str, Any]:
-    summary = run_sync(
-        database().sessions,
-        gmc=None,
-        tis=pulled_people(tis_client(), person_ids),
-        as_of=london_today(),
-        controls=SyncControls.from_config(current_app.config),
-    )
+    db = database()
+    context = Context(db.sessions, db.reads, Actor.operator("TIS person-changed"), WorkerGateway())
+    summary = refresh_people_now(context, person_ids)
     return {"runId": summary["syncRunId"], "doctorsDecided": summary["doctorsDecided"]}
+
+
+class WorkerGateway:
+    """What a use case reaches from a worker: this app's clients; background work goes to the workers."""
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return current_app.config
+
+    @property
+    def broker_configured(self) -> bool:
+        return True
+
+    def gmc_client(self) -> GmcClient:
+        return gmc_client()
+
+    def tis_client(self) -> TisClient:
+        return tis_client()
+
+    def check_delivery(self) -> None:
+        """A worker's requests are delivered by the workers."""
+
+    def deliver(self, request_id: int) -> ConnectionRequest | None:
+        deliver_connection_request.delay(request_id)
+        return None
+
+    def deliver_due(self, ignore_backoff: bool = False) -> dict[str, int]:
+        return deliver_due_now(ignore_backoff)
+
+    def start_nightly(self, as_of: date) -> int:
+        run_id, _codes = nightly_run.begin_run(database().sessions, database().reads, as_of, utcnow(), None)
+        nightly.delay(as_of=as_of.isoformat(), run_id=run_id)
+        return run_id
 
 
 def person_ids_of(body: Any) -> list[int]:

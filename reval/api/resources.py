@@ -11,7 +11,6 @@ import orjson
 from flask import Blueprint as FlaskBlueprint
 from flask import Response, current_app, g, jsonify, request, url_for
 from flask_smorest import abort as smorest_abort
-from sqlalchemy.exc import IntegrityError
 
 from reval.api import API_PREFIX, ApiBlueprint
 from reval.api.bodies import require_json_body
@@ -39,9 +38,7 @@ from reval.api.schemas import (
 from reval.clock import utcnow
 from reval.extensions import database
 from reval.gateway import AppGateway
-from reval.models import ApiIdempotencyKey, DoctorHide
-from reval.reconcile.runs import run_view
-from reval.refusals import Invalid
+from reval.models import DoctorHide
 from reval.rules import DEFAULT_RULE_TABLE, Queue
 from reval.rules.table import format_value
 from reval.services.access import visible_bodies, visible_body
@@ -56,8 +53,9 @@ from reval.services.connections import (
 from reval.services.context import Context
 from reval.services.doctors import DoctorDetail, doctor_detail, doctor_history
 from reval.services.hides import hide_doctor, unhide_doctor
+from reval.services.idempotency import Answer, StillAnswering, answered_once
 from reval.services.queues import Page, QueueFilters, QueueTab, QueueView, SortKey, queue_page, tab_counts
-from reval.services.runs import get_run, list_runs, run_rejections, start_nightly_run
+from reval.services.runs import get_run, list_runs, run_rejections, run_view, start_nightly_run
 
 # flask-smorest's abort raises an HTTPException with a problem document; it ships no types to say so.
 abort: Callable[..., NoReturn] = smorest_abort
@@ -363,48 +361,29 @@ def _idempotent(key: str | None, body: Any, create: Callable[[], RequestState]) 
     the same key with another body is refused (422); one still being answered, 409."""
     if key is None:
         return _created(create())
-    caller = f"{g.token_claims.get('iss')} {g.token_claims.get('sub')}"
     fingerprint = hashlib.sha256(
         orjson.dumps([request.method, request.path, body], option=orjson.OPT_SORT_KEYS)
     ).hexdigest()
-    sessions = database().sessions
-    try:
-        with sessions.begin() as session:
-            session.add(ApiIdempotencyKey(caller=caller, key=key, fingerprint=fingerprint, created_at=utcnow()))
-    except IntegrityError:
-        with sessions.begin() as session:
-            first = session.get(ApiIdempotencyKey, (caller, key))
-        return _replayed(first, key, fingerprint)
-    try:
+
+    def answer() -> Answer:
         response = _created(create())
-    except BaseException:
-        with sessions.begin() as session:  # nothing was created: the key may be used again
-            session.delete(session.get_one(ApiIdempotencyKey, (caller, key)))
-        raise
-    with sessions.begin() as session:
-        record = session.get_one(ApiIdempotencyKey, (caller, key))
-        record.status, record.body, record.location = (
-            response.status_code,
-            response.get_data(as_text=True),
-            response.headers["Location"],
-        )
-    return response
+        return Answer(response.status_code, response.get_data(as_text=True), response.headers["Location"])
 
-
-def _replayed(first: ApiIdempotencyKey | None, key: str, fingerprint: str) -> Response:
-    """The first answer to an Idempotency-Key again. None: the first request failed since and
-    freed the key, so this one may try again too (like one still being answered)."""
-    if first is not None and first.fingerprint != fingerprint:
-        raise Invalid(
-            f"Idempotency-Key {key!r} was first used with a different request", field="Idempotency-Key"
-        ) from None  # not caused by the IntegrityError being handled
-    if first is None or first.status is None:
-        abort(
-            409,
-            message=f"the first request with Idempotency-Key {key!r} is still being answered; try again shortly",
+    try:
+        given = answered_once(
+            database().sessions,
+            caller=f"{g.token_claims.get('iss')} {g.token_claims.get('sub')}",
+            key=key,
+            fingerprint=fingerprint,
+            now=utcnow(),
+            answer=answer,
         )
-    response = current_app.response_class(first.body, status=first.status, mimetype="application/json")
-    response.headers.update({"Location": first.location, "Idempotent-Replayed": "true"})
+    except StillAnswering as error:
+        abort(409, message=str(error))
+    response = current_app.response_class(given.body, status=given.status, mimetype="application/json")
+    response.headers["Location"] = given.location
+    if given.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return response
 
 

@@ -10,10 +10,10 @@ from reval.cli.base import cli, command, context
 from reval.db import schema_is_current, upgrade_schema
 from reval.designated_bodies import read_designated_bodies_csv
 from reval.extensions import database
-from reval.reconcile.reference import configured_designated_bodies, replace_designated_bodies
 from reval.rules import DEFAULT_RULE_TABLE
 from reval.rules.checks import TableReport, check_table, no_body_conditions
 from reval.rules.table import RuleTable, format_value
+from reval.services.reference import configured_bodies, replace_configured_bodies
 
 
 @cli.group("db")
@@ -44,11 +44,8 @@ def designated_bodies_group(ctx):
 
 @command(designated_bodies_group, name="list", hidden=True)
 def _list_designated_bodies():
-    with context().reads() as session:
-        for body in configured_designated_bodies(session):
-            click.echo(
-                f"{body.code:<11} {body.name}" + (f" (TIS owner: {body.owner})" if body.owner != body.name else "")
-            )
+    for body in configured_bodies(context().reads):
+        click.echo(f"{body.code:<11} {body.name}" + (f" (TIS owner: {body.owner})" if body.owner != body.name else ""))
 
 
 @command(designated_bodies_group, name="load")
@@ -56,8 +53,7 @@ def _list_designated_bodies():
 def designated_bodies_load(csv_file):
     """Replace the configured designated bodies with those in CSV_FILE (header code,name,owner)."""
     bodies = read_designated_bodies_csv(csv_file)
-    with context().sessions.begin() as session:
-        replace_designated_bodies(session, bodies)
+    replace_configured_bodies(context(), bodies)
     click.echo(f"{len(bodies)} designated bodies configured")
 
 

@@ -22,9 +22,9 @@ from reval.db import DatabaseBusy, DatabaseUnavailable
 from reval.designated_bodies import DesignatedBodyFileError
 from reval.extensions import database
 from reval.gateway import AppGateway
-from reval.reconcile.sync import SyncFailed, SyncInterrupted, SyncSkipped
 from reval.refusals import Refused
 from reval.services.context import Actor, Context
+from reval.services.terms import SyncFailed, SyncInterrupted, SyncSkipped
 from reval.snapshot_files import SnapshotUnreadable
 from reval.tis.client import TisUnavailable
 from reval.validation import InvalidValue

@@ -10,8 +10,15 @@ import click
 from reval.cli.base import command, context, print_json
 from reval.cli.runs import format_delivery
 from reval.gmc.codes import CHANGE_REASONS, Action
-from reval.reconcile.connections import Status, request_view
-from reval.services.connections import Requested, RequestState, list_requests, request_connection_change, resend_request
+from reval.services.connections import (
+    Requested,
+    RequestState,
+    list_requests,
+    request_connection_change,
+    request_view,
+    resend_request,
+)
+from reval.services.terms import Status
 from reval.spreadsheets import SafeCsvWriter
 
 

@@ -13,10 +13,10 @@ import orjson
 from reval.cli.base import AS_OF, command, context, day, moment, print_json
 from reval.clock import london_time
 from reval.models import DoctorEvent
-from reval.reconcile.connections import request_view
 from reval.rules import DEFAULT_RULE_TABLE, Explanation, Queue, TisPersonView
 from reval.rules.engine import placement_state, programme_state
 from reval.rules.table import format_value
+from reval.services.connections import request_view
 from reval.services.doctors import (
     EVENT_SOURCES,
     DoctorDetail,

@@ -13,14 +13,13 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from reval.cli.base import AS_OF, command, context, day, print_json
 from reval.cli.progress import QUIET, progress_for
 from reval.extensions import broker_configured
-from reval.reconcile.connections import Status
-from reval.reconcile.runs import run_view
-from reval.reconcile.sync import RunStatus
 from reval.rules import HIDDEN_BY_ADMIN, Queue
 from reval.services import runs as run_service
 from reval.services.context import Context
 from reval.services.queues import BodyCounts, designated_body_counts
+from reval.services.runs import run_view
 from reval.services.sync import nightly_in_process, refresh_people_now, sync_now
+from reval.services.terms import RunStatus, Status
 from reval.spreadsheets import SafeCsvWriter
 
 ALLOW_MASS_CHANGES = click.option(

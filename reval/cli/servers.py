@@ -11,7 +11,7 @@ from flask import current_app
 from reval.cli.base import CommandRefused, command, context
 from reval.db import schema_is_current
 from reval.extensions import broker_configured, database
-from reval.reconcile.reference import configured_designated_bodies
+from reval.services.reference import configured_bodies
 from reval.snapshot_files import open_snapshot
 from reval.tasks import PersonChangedConsumer, beat_schedule, check_settings
 from reval.web.auth import require_web_settings
@@ -57,9 +57,8 @@ def gmc_simulator(host, port, data_file, username, password):
     from reval.gmc.simulator import GmcConnectState, RunningSimulator
 
     state = GmcConnectState.from_snapshot(_records(data_file, "GMC", "designatedBodies"), username, password)
-    with context().reads() as session:
-        for body in configured_designated_bodies(session):
-            state.lists.setdefault(body.code, {})
+    for body in configured_bodies(context().reads):
+        state.lists.setdefault(body.code, {})
     _serve(
         RunningSimulator(state, host, port),
         lambda simulator: f"GMC Connect simulator on {simulator.url} (WSDL at ?wsdl)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -23,6 +24,11 @@ from reval.services.access import (
     visible_body,
 )
 from reval.services.context import Context
+
+
+def request_view(request: ConnectionRequest) -> dict[str, Any]:
+    """A request as ``reval requests`` and a doctor's history show it."""
+    return connections.request_view(request)
 
 
 @dataclass(frozen=True)

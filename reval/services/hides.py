@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from reval.models import DoctorHide
-from reval.reconcile.hides import record_hide, record_unhide
+from reval.reconcile.hides import end_expired_hides, record_hide, record_unhide
 from reval.services.access import checked_gmc_number, may_see_doctor, not_visible, require_may_act, visible_body
 from reval.services.context import Context
 
@@ -36,3 +36,9 @@ def _acting_for(session: Session, context: Context, number: str, body: str) -> t
     if not may_see_doctor(session, context.actor, number):
         raise not_visible(number)
     return number, code
+
+
+def end_expired_hides_now(sessions: sessionmaker[Session], *, as_of: date, now: datetime) -> int:
+    """Ends every hide whose until-date has come, deciding those doctors again (the unattended job
+    between syncs); returns how many ended."""
+    return end_expired_hides(sessions, as_of=as_of, now=now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -105,3 +106,33 @@ def start_nightly_run(context: Context, as_of: date | None = None) -> int:
     if running is not None:
         raise Conflict(f"sync run {running.id} is already running (started {running.started_at:%Y-%m-%d %H:%M} UTC)")
     return context.require_gateway().start_nightly(day)
+
+
+def run_view(run: SyncRun) -> dict[str, Any]:
+    """A run as the runs page, the API and `reval runs` show it."""
+    summary = run.summary or {}
+    gmc, tis = summary.get("gmc", {}), summary.get("tis", {})
+    tis_reason = tis.get("notFetchedReason")
+    return {
+        "id": run.id,
+        "status": run.status,
+        "asOf": run.as_of.isoformat(),
+        "startedAt": run.started_at.isoformat(),
+        "finishedAt": run.finished_at.isoformat() if run.finished_at else None,
+        "ruleTable": run.rule_table,
+        "sources": {
+            "gmc": {
+                "source": run.gmc_source,
+                "fetched": gmc.get("designatedBodiesFetched", []),
+                "notFetched": gmc.get("designatedBodiesNotFetched", {}),
+            },
+            "tis": {
+                "source": run.tis_source,
+                "fetched": bool(tis.get("source")) and tis.get("fetched", True),
+                "notFetched": {"TIS": tis_reason} if tis_reason else {},
+            },
+        },
+        "queues": summary.get("queues", {}),
+        "rejectedRecords": run.rejected_records,
+        "error": run.error,
+    }

@@ -24,9 +24,9 @@ from flask.typing import ResponseReturnValue
 from joserfc.errors import JoseError
 
 from reval.extensions import database
-from reval.reconcile.reference import configured_designated_bodies
 from reval.refusals import NotConfigured
 from reval.services.context import Actor, Role
+from reval.services.reference import configured_bodies, configured_codes
 from reval.settings import flag, number
 from reval.validation import InvalidValue, free_text
 from reval.web.addresses import local_path
@@ -278,8 +278,7 @@ def signed_out() -> str:
 
 @dev_blueprint.route("/dev", methods=["GET", "POST"])
 def dev_sign_in() -> ResponseReturnValue:
-    with database().reads() as session_:
-        bodies = configured_designated_bodies(session_)
+    bodies = configured_bodies(database().reads)
     codes = {body.code for body in bodies}
     form = request.form if request.method == "POST" else {}
     errors: dict[str, str] = {}
@@ -331,6 +330,4 @@ def role_from_claims(value: Any) -> Role | None:
 
 def _configured_codes(codes: list[str]) -> list[str]:
     """The claimed bodies that are configured, in their configured spelling."""
-    with database().reads() as session_:
-        configured = {body.code.upper(): body.code for body in configured_designated_bodies(session_)}
-    return sorted({configured[code.upper()] for code in codes if code.upper() in configured})
+    return configured_codes(database().reads, codes)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from reval.reconcile.runs import run_view
-from reval.services.runs import get_run, list_runs, run_rejections, start_nightly_run
+from reval.services.runs import get_run, list_runs, run_rejections, run_view, start_nightly_run
 from reval.web.auth import signed_in_actor
 from reval.web.pages import web_context
 
