@@ -192,7 +192,7 @@ def reconcile_run(
     sessions, lock, day = database().sessions, run_lock(), date.fromisoformat(as_of)
     finished = nightly_run.finished_status(sessions, run_id)
     if finished is not None:  # this task delivered again after the run had finished
-        return {"runId": run_id, "status": finished}
+        return {"runId": run_id, "status": finished.value}
     handed_on = False
     try:
         controls = SyncControls.from_config(
@@ -225,7 +225,7 @@ def reconcile_run(
         if not handed_on:
             lock.release(token)
     deliver_due.delay()  # the nightly job delivers pending GMC requests too
-    return {"runId": run_id, "status": summary["status"]}
+    return {"runId": run_id, "status": summary.status.value}
 
 
 @shared_task(name="reval.decide_shard", ignore_result=False)
@@ -246,7 +246,7 @@ def finish_run(shard_counts: list[dict[str, Any]], run_id: int, token: str) -> d
         run_lock().release(token)
     nightly_run.refresh_statistics(database().sessions, summary)
     deliver_due.delay()
-    return {"runId": run_id, "status": summary["status"]}
+    return {"runId": run_id, "status": summary.status.value}
 
 
 def beat_schedule(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -279,7 +279,7 @@ def refresh_people(person_ids: list[int]) -> dict[str, Any]:
     db = database()
     context = Context(db.sessions, db.reads, Actor.operator("TIS person-changed"), WorkerGateway())
     summary = refresh_people_now(context, person_ids)
-    return {"runId": summary["syncRunId"], "doctorsDecided": summary["doctorsDecided"]}
+    return {"runId": summary.sync_run_id, "doctorsDecided": summary.doctors_decided}
 
 
 class WorkerGateway:

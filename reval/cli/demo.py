@@ -17,6 +17,7 @@ from reval.demo import check_demo_database, demo_services, run_demo
 from reval.extensions import database
 from reval.rules import Queue
 from reval.services.context import Actor, Context
+from reval.services.terms import SyncSummary
 
 
 @command(stoppable=True)
@@ -64,7 +65,7 @@ def _print_demo(ctx: Context, result, seed: int, database_url: str) -> None:
         f"Served both nights from local GMC Connect ({result.gmc_url}) and TIS simulators; synced the previous "
         f"night (run {result.previous_night['syncRunId']}), then tonight:\n"
     )
-    print_summary(ctx, result.tonight, bodies=False)
+    print_summary(ctx, SyncSummary.from_json(result.tonight), bodies=False)
     click.echo("\nAn admin connects unconnected trainees to their programme's owner at GMC:")
     for request in result.requests:
         click.echo(

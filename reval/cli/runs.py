@@ -19,7 +19,7 @@ from reval.services.context import Context
 from reval.services.queues import BodyCounts, designated_body_counts
 from reval.services.runs import run_view
 from reval.services.sync import nightly_in_process, refresh_people_now, sync_now
-from reval.services.terms import RunStatus, Status
+from reval.services.terms import RunStatus, Status, SyncSummary
 from reval.spreadsheets import SafeCsvWriter
 
 ALLOW_MASS_CHANGES = click.option(
@@ -69,7 +69,7 @@ def sync(gmc_file, tis_file, as_of, allow_mass_changes, wait_seconds, quiet, as_
         progress=progress_for(quiet),
     )
     if as_json:
-        print_json(summary)
+        print_json(summary.to_json())
         return
     print_summary(ctx, summary)
 
@@ -87,7 +87,7 @@ def refresh_people(person_ids, as_of, wait_seconds, quiet, as_json):
         ctx, person_ids, day(as_of), wait_seconds=wait_seconds, on_wait=say_waiting, progress=progress_for(quiet)
     )
     if as_json:
-        print_json(summary)
+        print_json(summary.to_json())
     else:
         print_summary(ctx, summary)
 
@@ -95,13 +95,17 @@ def refresh_people(person_ids, as_of, wait_seconds, quiet, as_json):
 REASONS_IN_SUMMARY = 10
 
 
-def print_summary(ctx: Context, summary: dict, *, bodies: bool = True) -> None:
+def print_summary(ctx: Context, summary: SyncSummary, *, bodies: bool = True) -> None:
     """A run's summary, each reason its records were rejected for said once, the connection
     requests it delivered; then (``bodies``) what each designated body now sees."""
-    reasons = run_service.rejection_reasons(ctx, summary["syncRunId"]) if summary["rejectedRecords"] else []
+    reasons = (
+        run_service.rejection_reasons(ctx, summary.sync_run_id)
+        if summary.rejected_records and summary.sync_run_id is not None
+        else []
+    )
     click.echo(format_summary(summary, reasons))
-    if "connectionRequestsDelivered" in summary:
-        click.echo(f"Connection requests: {format_delivery(summary['connectionRequestsDelivered'])}")
+    if summary.connection_requests_delivered is not None:
+        click.echo(f"Connection requests: {format_delivery(summary.connection_requests_delivered)}")
     if bodies:
         click.echo("\n" + format_bodies(designated_body_counts(ctx)))
 
@@ -139,24 +143,23 @@ def format_bodies(bodies: Sequence[BodyCounts]) -> str:
     return "\n".join(lines)
 
 
-def format_summary(summary: dict, reasons: Sequence[run_service.RejectionReason]) -> str:
-    gmc, tis = summary["gmc"], summary["tis"]
+def format_summary(summary: SyncSummary, reasons: Sequence[run_service.RejectionReason]) -> str:
+    gmc, tis = summary.gmc, summary.tis
     lines = [
-        f"Sync run {summary['syncRunId']} {summary['status'].lower()}: "
-        f"as of {summary['asOf']}, rules {summary['ruleTable']}",
+        f"Sync run {summary.sync_run_id} {summary.status.lower()}: as of {summary.as_of}, rules {summary.rule_table}",
     ]
     lines += _gmc_summary_lines(gmc)
     lines.append(_tis_summary_line(tis))
     lines.append(f"{'queue':<12}{'before':>8}{'after':>8}{'in':>8}{'out':>8}")
-    for queue, counts in summary["queues"].items():
+    for queue, counts in summary.queues.items():
         lines.append(f"{queue:<12}{counts['before']:>8}{counts['after']:>8}{counts['in']:>8}{counts['out']:>8}")
     lines.append(
-        f"{summary['doctors']} doctors, {summary['doctorsDecided']} decided afresh, "
-        f"{summary['decisionsChanged']} decisions changed, "
-        f"{summary['events']} history events, {summary['hidesEnded']} hides ended"
+        f"{summary.doctors} doctors, {summary.doctors_decided} decided afresh, "
+        f"{summary.decisions_changed} decisions changed, "
+        f"{summary.events} history events, {summary.hides_ended} hides ended"
     )
-    lines.append(f"Rejected records: {summary['rejectedRecords']}")
-    lines += _rejection_reason_lines(reasons, summary["syncRunId"])
+    lines.append(f"Rejected records: {summary.rejected_records}")
+    lines += _rejection_reason_lines(reasons, summary.sync_run_id)
     return "\n".join(lines)
 
 

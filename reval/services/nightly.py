@@ -22,7 +22,9 @@ from reval.reconcile.nightly import (
     stage_gmc_list,
     stage_tis_people,
 )
+from reval.reconcile.summary import SyncSummary
 from reval.reconcile.sync import (
+    RunStatus,
     SyncControls,
     decide_shard,
     failure_text,
@@ -58,17 +60,17 @@ def stage_tis(sessions: sessionmaker[Session], run_id: int, client: TisClient) -
     return stage_tis_people(sessions, run_id, client)
 
 
-def finished_status(sessions: sessionmaker[Session], run_id: int) -> str | None:
+def finished_status(sessions: sessionmaker[Session], run_id: int) -> RunStatus | None:
     """A finished run's status; None while it runs."""
     finished = finished_run_summary(sessions, run_id)
-    return None if finished is None else str(finished["status"])
+    return None if finished is None else SyncSummary.from_json(finished).status
 
 
 @dataclass(frozen=True)
 class Reconciled:
     """What reconciling a run's staged sources came to: its summary, or the shards left to decide."""
 
-    summary: dict[str, Any] | None = None
+    summary: SyncSummary | None = None
     planned_shards: int = 1
     shards: list[list[tuple[str, str | None]]] = field(default_factory=list)
 
@@ -82,7 +84,7 @@ def reconcile_run(
     if shards > 1:
         apply_staged(sessions, run_id, as_of, controls)
         return Reconciled(planned_shards=shards, shards=shards_of_ranges(shards))
-    return Reconciled(summary=reconcile_staged(sessions, run_id, as_of, controls=controls))
+    return Reconciled(summary=SyncSummary.from_json(reconcile_staged(sessions, run_id, as_of, controls=controls)))
 
 
 def record_failure(sessions: sessionmaker[Session], run_id: int, error: BaseException) -> None:
@@ -97,11 +99,11 @@ def decide_run_shard(
     return decide_shard(sessions, run_id, ranges)
 
 
-def finish_run(sessions: sessionmaker[Session], run_id: int, shard_counts: list[dict[str, Any]]) -> dict[str, Any]:
+def finish_run(sessions: sessionmaker[Session], run_id: int, shard_counts: list[dict[str, Any]]) -> SyncSummary:
     """Ends a sharded run once every shard has reported; its summary."""
-    return finish_sharded_run(sessions, run_id, shard_counts)
+    return SyncSummary.from_json(finish_sharded_run(sessions, run_id, shard_counts))
 
 
-def refresh_statistics(sessions: sessionmaker[Session], summary: dict[str, Any]) -> None:
+def refresh_statistics(sessions: sessionmaker[Session], summary: SyncSummary) -> None:
     """After a run that changed much, the database's planner learns the tables' new shape."""
-    refresh_statistics_after(sessions, summary)
+    refresh_statistics_after(sessions, summary.to_json())

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from reval.models import RejectedRecord, SyncRun
 from reval.reconcile.runs import recent_runs
+from reval.reconcile.summary import SyncSummary
 from reval.reconcile.sync import RunStatus
 from reval.refusals import Conflict, Invalid, NotFound
 from reval.services.access import require_may_act, require_national
@@ -110,8 +111,8 @@ def start_nightly_run(context: Context, as_of: date | None = None) -> int:
 
 def run_view(run: SyncRun) -> dict[str, Any]:
     """A run as the runs page, the API and `reval runs` show it."""
-    summary = run.summary or {}
-    gmc, tis = summary.get("gmc", {}), summary.get("tis", {})
+    summary = SyncSummary.from_json({"status": run.status, **(run.summary or {})})
+    gmc, tis = summary.gmc, summary.tis
     tis_reason = tis.get("notFetchedReason")
     return {
         "id": run.id,
@@ -132,7 +133,7 @@ def run_view(run: SyncRun) -> dict[str, Any]:
                 "notFetched": {"TIS": tis_reason} if tis_reason else {},
             },
         },
-        "queues": summary.get("queues", {}),
+        "queues": summary.queues,
         "rejectedRecords": run.rejected_records,
         "error": run.error,
     }

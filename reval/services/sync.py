@@ -6,13 +6,13 @@ import contextlib
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from reval.progress import SILENT, Progress
 from reval.reconcile.connections import DeliveryPolicy
 from reval.reconcile.live import TisPullFailed, fetched_gmc_lists, fetched_tis_people, pulled_people
 from reval.reconcile.nightly import run_nightly_in_process
 from reval.reconcile.reference import configured_designated_bodies
+from reval.reconcile.summary import SyncSummary
 from reval.reconcile.sync import GmcInput, SyncControls, TisInput, run_sync
 from reval.refusals import NotConfigured
 from reval.services.access import require_national
@@ -29,7 +29,7 @@ def sync_now(
     wait_seconds: float | None = None,
     on_wait: Callable[[str], None] | None = None,
     progress: Progress = SILENT,
-) -> dict[str, Any]:
+) -> SyncSummary:
     """Takes each source from its file, or live when no file is given, decides every doctor and
     returns the run's summary. Without workers the sync is the whole nightly job, so due
     connection requests are delivered after it. ``allow_mass_changes``: apply a source the
@@ -62,18 +62,20 @@ def sync_now(
                 tis = stack.enter_context(fetched_tis_people(live_tis, progress))
             except TisPullFailed as error:
                 tis_not_fetched_reason = str(error)
-        summary = run_sync(
-            context.sessions,
-            gmc=gmc,
-            tis=tis,
-            as_of=day,
-            tis_not_fetched_reason=tis_not_fetched_reason,
-            controls=controls,
+        summary = SyncSummary.from_json(
+            run_sync(
+                context.sessions,
+                gmc=gmc,
+                tis=tis,
+                as_of=day,
+                tis_not_fetched_reason=tis_not_fetched_reason,
+                controls=controls,
+            )
         )
     if not gateway.broker_configured and _gmc_configured(context):
         progress.begin("deliver", "connection requests due")
-        summary["connectionRequestsDelivered"] = gateway.deliver_due()
-        progress.end(summary["connectionRequestsDelivered"]["due"])
+        summary.connection_requests_delivered = delivered = gateway.deliver_due()
+        progress.end(delivered["due"])
     return summary
 
 
@@ -84,7 +86,7 @@ def refresh_people_now(
     wait_seconds: float | None = None,
     on_wait: Callable[[str], None] | None = None,
     progress: Progress = SILENT,
-) -> dict[str, Any]:
+) -> SyncSummary:
     """Pulls just these TIS people (404: deleted) and decides again the doctors they touch.
     Raises TisUnavailable when TIS cannot be read (nothing is changed)."""
     require_national(context.actor, "refresh TIS people")
@@ -92,7 +94,7 @@ def refresh_people_now(
     gateway = context.require_gateway()
     controls = SyncControls.from_config(gateway.config, wait_seconds=wait_seconds, on_wait=on_wait, progress=progress)
     tis = pulled_people(gateway.tis_client(), person_ids)
-    return run_sync(context.sessions, gmc=None, tis=tis, as_of=day, controls=controls)
+    return SyncSummary.from_json(run_sync(context.sessions, gmc=None, tis=tis, as_of=day, controls=controls))
 
 
 def nightly_in_process(
@@ -102,7 +104,7 @@ def nightly_in_process(
     allow_mass_changes: bool = False,
     on_wait: Callable[[str], None] | None = None,
     progress: Progress = SILENT,
-) -> dict[str, Any]:
+) -> SyncSummary:
     """The whole nightly job here, one step after another (no workers): fetch every source,
     reconcile, deliver due connection requests. ``run_id``: the run, if already recorded."""
     require_national(context.actor, "run the nightly job")
@@ -112,8 +114,10 @@ def nightly_in_process(
     controls = SyncControls.from_config(
         gateway.config, allow_mass_changes=allow_mass_changes, on_wait=on_wait, progress=progress
     )
-    return run_nightly_in_process(
-        context.sessions, gateway.gmc_client(), gateway.tis_client(), day, policy, run_id=run_id, controls=controls
+    return SyncSummary.from_json(
+        run_nightly_in_process(
+            context.sessions, gateway.gmc_client(), gateway.tis_client(), day, policy, run_id=run_id, controls=controls
+        )
     )
 
 

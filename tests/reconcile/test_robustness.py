@@ -772,8 +772,8 @@ def test_a_list_taken_before_an_admin_change_does_not_undo_it_in_a_live_sync(
         admin_connects(reval, "1000001", WESSEX)
     thread.join(60)
     [summary] = results
-    assert summary["gmc"]["connectionsRemoved"] == 0
+    assert summary.gmc["connectionsRemoved"] == 0
     assert doctors(sessions)["1000001"] == ("CONNECTED", "CONNECTED")
     # The next list, taken after the change, settles it.
     again = live_sync()
-    assert again["gmc"]["connectionsRemoved"] == 0 and doctors(sessions)["1000001"] == ("CONNECTED", "CONNECTED")
+    assert again.gmc["connectionsRemoved"] == 0 and doctors(sessions)["1000001"] == ("CONNECTED", "CONNECTED")
