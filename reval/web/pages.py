@@ -17,9 +17,9 @@ from reval.extensions import database
 from reval.gateway import AppGateway
 from reval.rules import DEFAULT_RULE_TABLE
 from reval.rules.table import format_value
+from reval.services import reference
 from reval.services.access import visible_bodies
 from reval.services.context import Context
-from reval.services.reference import configured_bodies as configured_designated_bodies
 from reval.web.addresses import local_path
 from reval.web.auth import current_actor, end_stale_session, settings, signed_in_actor
 
@@ -127,7 +127,7 @@ def my_bodies() -> list[DesignatedBody]:
 def configured_bodies() -> list[DesignatedBody]:
     """Every configured designated body (any may own a programme), read once per request."""
     if "configured_bodies" not in g:
-        g.configured_bodies = configured_designated_bodies(database().reads)
+        g.configured_bodies = reference.configured_bodies(database().reads)
     bodies: list[DesignatedBody] = g.configured_bodies
     return bodies
 
