@@ -63,7 +63,7 @@ def _print_demo(ctx: Context, result, seed: int, database_url: str) -> None:
     )
     click.echo(
         f"Served both nights from local GMC Connect ({result.gmc_url}) and TIS simulators; synced the previous "
-        f"night (run {result.previous_night['syncRunId']}), then tonight:\n"
+        f"night (run {SyncSummary.from_json(result.previous_night).sync_run_id}), then tonight:\n"
     )
     print_summary(ctx, SyncSummary.from_json(result.tonight), bodies=False)
     click.echo("\nAn admin connects unconnected trainees to their programme's owner at GMC:")
