@@ -493,7 +493,7 @@ def large_dataset(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("large"), 40_000, AS_OF, seed=3)
 
 
-def start_sync(app, dataset, *extra) -> subprocess.Popen:
+def start_sync(app, dataset, *extra, tis: Path | None = None) -> subprocess.Popen:
     environment = {
         **os.environ,
         **{k: str(v) for k, v in app.config.items() if k.startswith("REVAL_")},
@@ -508,7 +508,7 @@ def start_sync(app, dataset, *extra) -> subprocess.Popen:
             "--gmc-file",
             str(dataset.gmc),
             "--tis-file",
-            str(dataset.tis),
+            str(tis or dataset.tis),
             "--as-of",
             AS_OF.isoformat(),
             *extra,
@@ -547,15 +547,42 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+class HeldBackSnapshot:
+    """A snapshot read through a named pipe: every line but the last is handed over, and the last
+    never is until ``release``, so the sync reading it cannot finish however slow the machine."""
+
+    def __init__(self, snapshot: Path, directory: Path):
+        self.path = directory / snapshot.name
+        os.mkfifo(self.path)
+        *self.head, _last = snapshot.read_bytes().splitlines(keepends=True)
+        self.handed_over, self.released = threading.Event(), threading.Event()
+        self.writer = threading.Thread(target=self._write, name="held-back-snapshot", daemon=True)
+        self.writer.start()
+
+    def _write(self) -> None:
+        with self.path.open("wb") as pipe:  # waits for the sync to open it
+            pipe.writelines(self.head)
+            pipe.flush()
+            self.handed_over.set()
+            self.released.wait()
+
+    def release(self) -> None:
+        self.released.set()
+        self.writer.join(60)
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_a_stopped_sync_is_recorded_as_interrupted(app, sessions, large_dataset, stop):
-    process = start_sync(app, large_dataset)
+def test_a_stopped_sync_is_recorded_as_interrupted(app, sessions, large_dataset, stop, tmp_path):
+    tis = HeldBackSnapshot(large_dataset.tis, tmp_path)
+    process = start_sync(app, large_dataset, tis=tis.path)
     try:
         run = wait_for(lambda: running_run(app), 60)
+        assert tis.handed_over.wait(60)  # all but the last person handed over: the sync cannot finish
         process.send_signal(stop)
         _out, err = process.communicate(timeout=60)
     finally:
         process.kill()
+        tis.release()
     assert process.returncode == 128 + stop, err[-2000:]
     assert f"sync run {run.id} interrupted" in err and "Traceback" not in err
     with sessions.begin() as session:
