@@ -15,6 +15,8 @@ from celery import bootsteps, chord, shared_task
 from celery.schedules import crontab
 from flask import current_app
 from kombu import Consumer, Exchange, Queue
+from redis.exceptions import LockNotOwnedError
+from redis.lock import Lock
 
 from reval.clock import london_today, utcnow
 from reval.extensions import database, gmc_client, tis_client
@@ -75,30 +77,43 @@ def end_expired_hides_task() -> int:
 
 
 class RunLock:
-    """One nightly run at a time across every machine: a Redis key holding the run's token.
+    """One nightly run at a time across every machine: redis-py's ``Lock``, under a token that the
+    run's tasks hand on to each other.
 
-    It expires on its own (a worker that dies mid-run cannot hold it for ever), is extended while
-    the run makes progress, and only the holder of the token may extend or release it.
+    It expires on its own (a worker that dies mid-run cannot hold it for ever), its timeout starts
+    again as the run makes progress, and only the holder of the token may extend or release it.
     """
 
     NAME = "reval:nightly-run"
-    _EXTEND = (
-        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-    )
-    _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
     def __init__(self, url: str, seconds: float):
         self.redis = redis.Redis.from_url(url)
-        self.milliseconds = int(seconds * 1000)
+        self.seconds = seconds
+
+    def _lock(self, token: str | None = None) -> Lock:
+        lock = self.redis.lock(self.NAME, timeout=self.seconds, thread_local=False)
+        if token is not None:
+            # The token crosses to other tasks (other processes): redis-py keeps it in ``local``.
+            lock.local.token = token.encode()
+        return lock
 
     def acquire(self, token: str) -> bool:
-        return bool(self.redis.set(self.NAME, token, nx=True, px=self.milliseconds))
+        return self._lock().acquire(blocking=False, token=token)
 
     def extend(self, token: str) -> bool:
-        return bool(self.redis.eval(self._EXTEND, 1, self.NAME, token, self.milliseconds))
+        """Starts the lock's timeout again; False if the lock is no longer this token's (it expired)."""
+        try:
+            return self._lock(token).reacquire()
+        except LockNotOwnedError:
+            return False
 
     def release(self, token: str) -> bool:
-        return bool(self.redis.eval(self._RELEASE, 1, self.NAME, token))
+        """False if the lock was no longer this token's (it expired, and may be another run's now)."""
+        try:
+            self._lock(token).release()
+        except LockNotOwnedError:
+            return False
+        return True
 
 
 class LockKeptAlive(Progress):
