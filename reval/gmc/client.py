@@ -2,8 +2,8 @@
 
 Zeep speaks the WSDL shipped in this package (never fetched at run time): SOAP 1.1,
 document/literal, SOAPAction per operation, credentials in the body. Each call is one attempt
-and returns a ``GmcReply``; ``with_retries`` repeats transient failures with exponential
-backoff and jitter, for callers that wait (the sync). The outbox keeps its own retry timers.
+and returns a ``GmcReply``; ``with_retries`` repeats transient failures under Reval's retry
+policy (``reval.retrying``), for callers that wait (the sync). The outbox keeps its own retry timers.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ import zeep.exceptions
 import zeep.helpers
 from lxml.etree import XMLSyntaxError
 
+from reval import retrying
 from reval.gmc.codes import Action, OutcomeKind, classify_return_code, describe_return_code
 from reval.refusals import NotConfigured
-from reval.retrying import backoff_delay
+from reval.retrying import RetryLater
 from reval.settings import number
 
 WSDL = Path(__file__).with_name("FullGMCConnect.wsdl")
@@ -233,10 +234,18 @@ def with_retries(
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[GmcReply, int]:
     """Calls until success, a non-transient failure, or ``attempts`` calls; returns the last reply and the count."""
-    for attempt in range(1, attempts + 1):
+
+    def attempt() -> GmcReply:
         reply = call()
-        if reply.kind is not OutcomeKind.TRANSIENT or attempt == attempts:
-            return reply, attempt
-        log.warning("GMC call failed, will retry (%d of %d): %s", attempt, attempts, reply.message)
-        sleep(backoff_delay(attempt - 1, backoff_seconds))
-    raise ValueError(f"attempts must be at least 1, not {attempts}")
+        if reply.kind is OutcomeKind.TRANSIENT:
+            raise RetryLater(reply.message, outcome=reply)
+        return reply
+
+    def log_retry(failure: RetryLater, attempt: int, _delay: float) -> None:
+        log.warning("GMC call failed, will retry (%d of %d): %s", attempt, attempts, failure.problem)
+
+    try:
+        return retrying.with_retries(attempt, attempts, backoff_seconds, log_retry, sleep)
+    except RetryLater as failure:  # still transient after the last attempt
+        assert isinstance(failure.outcome, GmcReply)
+        return failure.outcome, attempts

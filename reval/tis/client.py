@@ -25,7 +25,7 @@ import requests
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
-from reval.retrying import backoff_delay
+from reval.retrying import RetryLater, with_retries
 from reval.settings import number
 from reval.tis.mapping import is_placeholder, person_record
 
@@ -150,38 +150,44 @@ class TisClient:
     def _get(self, path: str, params: dict | None = None, not_found_is_deletion: bool = False) -> requests.Response:
         what = f"GET {path}" + (f" page {params['page']}" if params and "page" in params else "")
         refreshed = False
-        for attempt in range(1, self.settings.attempts + 1):
-            try:
-                self._ensure_token()
-                response = self._session.get(
-                    self.settings.url + path,
-                    params=params,
-                    timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-                )
-            except requests.Timeout:
-                problem, retry_after = f"no answer within {self.settings.read_timeout:g} s", None
-            except requests.ConnectionError as error:
-                problem, retry_after = f"could not connect to {self.settings.url} ({type(error).__name__})", None
-            except OAuthError as error:
-                raise TisUnavailable(f"{what}: TIS's identity provider refused Reval's client: {error.error}") from None
-            else:
-                if response.status_code == HTTPStatus.OK:
-                    return response
-                if response.status_code == HTTPStatus.UNAUTHORIZED and not refreshed:
-                    refreshed = True  # the token was refused before its time: one new token, one retry
-                    self._renew_token()
-                    continue
-                problem, retry_after = _retried_problem(response, what, path, not_found_is_deletion)
-            self._wait_to_retry(attempt, what, problem, retry_after)
-        raise AssertionError("unreachable")
 
-    def _wait_to_retry(self, attempt: int, what: str, problem: str, retry_after: float | None) -> None:
-        """Waits before the next attempt (as long as TIS asked, if it did); after the last, gives up."""
-        if attempt == self.settings.attempts:
-            raise TisUnavailable(f"{what}: {problem}, after {attempt} attempts")
-        delay = retry_after if retry_after is not None else backoff_delay(attempt - 1, self.settings.backoff_seconds)
-        log.warning("TIS %s failed (%s); retrying in %.1f s", what, problem, delay)
-        self._sleep(delay)
+        def attempt() -> requests.Response:
+            nonlocal refreshed
+            response = self._send(path, params, what)
+            if response.status_code == HTTPStatus.UNAUTHORIZED and not refreshed:
+                refreshed = True  # the token was refused before its time: one new token, one retry
+                self._renew_token()
+                response = self._send(path, params, what)
+            if response.status_code == HTTPStatus.OK:
+                return response
+            raise _retried_problem(response, what, path, not_found_is_deletion)
+
+        def log_retry(failure: RetryLater, _attempt: int, delay: float) -> None:
+            log.warning("TIS %s failed (%s); retrying in %.1f s", what, failure.problem, delay)
+
+        try:
+            response, _attempts = with_retries(
+                attempt, self.settings.attempts, self.settings.backoff_seconds, log_retry, self._sleep
+            )
+        except RetryLater as failure:  # after the last attempt
+            raise TisUnavailable(f"{what}: {failure.problem}, after {self.settings.attempts} attempts") from None
+        return response
+
+    def _send(self, path: str, params: dict | None, what: str) -> requests.Response:
+        """One request with the current token; RetryLater for a timeout or a connection refused."""
+        try:
+            self._ensure_token()
+            return self._session.get(
+                self.settings.url + path,
+                params=params,
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+            )
+        except requests.Timeout:
+            raise RetryLater(f"no answer within {self.settings.read_timeout:g} s") from None
+        except requests.ConnectionError as error:
+            raise RetryLater(f"could not connect to {self.settings.url} ({type(error).__name__})") from None
+        except OAuthError as error:
+            raise TisUnavailable(f"{what}: TIS's identity provider refused Reval's client: {error.error}") from None
 
     def _ensure_token(self) -> None:
         with self._token_lock:
@@ -202,16 +208,14 @@ class TisClient:
             raise TisUnavailable(f"TIS's identity provider refused Reval's client: {error.error}") from None
 
 
-def _retried_problem(
-    response: requests.Response, what: str, path: str, not_found_is_deletion: bool
-) -> tuple[str, float | None]:
-    """A failed answer worth retrying, as (the problem, the seconds TIS asked to wait); raises
-    PersonDeleted or TisUnavailable for one that is not."""
+def _retried_problem(response: requests.Response, what: str, path: str, not_found_is_deletion: bool) -> RetryLater:
+    """A failed answer worth retrying, with the seconds TIS asked to wait; raises PersonDeleted or
+    TisUnavailable for one that is not."""
     if response.status_code == HTTPStatus.NOT_FOUND and not_found_is_deletion:
         raise PersonDeleted(path)
     if response.status_code not in RETRIED_STATUSES:
         raise TisUnavailable(f"{what}: HTTP {response.status_code}")
-    return f"HTTP {response.status_code}", _seconds(response.headers.get("Retry-After"))
+    return RetryLater(f"HTTP {response.status_code}", _seconds(response.headers.get("Retry-After")))
 
 
 def _seconds(retry_after: str | None) -> float | None:
