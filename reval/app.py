@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,41 +10,40 @@ from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from reval.api import API_PREFIX, error_problem, init_api
-from reval.extensions import Database, celery_init_app, settings_from_environment
-from reval.settings import number
+from reval.extensions import Database, celery_init_app, init_settings
+from reval.settings import Settings, environment_settings
 from reval.web import csrf, init_web
 from reval.web.errors import error_page
 
 PACKAGE = Path(__file__).parent
-MAX_REQUEST_BYTES = 1024 * 1024
 
 
 def create_app(config: dict[str, Any] | None = None, *, migrate: bool = True) -> Flask:
-    """``config`` overrides the settings read from the environment. ``migrate``: bring the
-    schema up to date on first use (a command); a server or worker only checks it."""
-    config = {**settings_from_environment(), **(config or {})}
-    instance_path = config.get("REVAL_INSTANCE_PATH") or os.environ.get("REVAL_INSTANCE_PATH")
+    """``config`` overrides the settings read from the environment; every setting is read and
+    checked here, once (NotConfigured names a bad one). ``migrate``: bring the schema up to date
+    on first use (a command); a server or worker only checks it."""
+    config = {**environment_settings(), **(config or {})}
+    configured = Settings.from_mapping(config)
     app = Flask(
         "reval",
         instance_relative_config=True,
         root_path=str(PACKAGE),
-        instance_path=str(Path(instance_path).resolve()) if instance_path else None,
+        instance_path=str(Path(configured.instance_path).resolve()) if configured.instance_path else None,
     )
     app.config.from_mapping(config)
     # Every request's body, web or API: larger ones answer 413 before they are read.
-    app.config["MAX_CONTENT_LENGTH"] = int(
-        number(app.config, "REVAL_MAX_REQUEST_BYTES", MAX_REQUEST_BYTES, minimum=1, whole=True)
-    )
+    app.config["MAX_CONTENT_LENGTH"] = configured.max_request_bytes
     app.before_request(_refuse_large_body)
     default_database = "REVAL_DATABASE_URL" not in app.config
     app.config.setdefault("REVAL_DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'reval.sqlite'}")
+    init_settings(app, replace(configured, database_url=app.config["REVAL_DATABASE_URL"]))
     Database(
         app.config["REVAL_DATABASE_URL"],
         migrate=migrate,
-        busy_seconds=number(app.config, "REVAL_DB_BUSY_SECONDS", 30),
+        busy_seconds=configured.db_busy_seconds,
         create_folder=default_database,
     ).init_app(app)
-    if app.config.get("REVAL_BROKER_URL"):
+    if configured.broker_url:
         celery_init_app(app)
     init_web(app)
     init_api(app, csrf)

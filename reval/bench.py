@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import resource
 import sqlite3
@@ -23,12 +22,13 @@ from reval.api.tokens import TokenSettings, dev_key, mint_dev_token
 from reval.app import create_app
 from reval.db import ensure_schema, make_engine, session_factory
 from reval.demo import sync_files
-from reval.extensions import database
+from reval.extensions import database, settings
 from reval.models import Doctor
 from reval.progress import SILENT, Progress
 from reval.reconcile.sync import GmcInput, TisInput, run_sync_sharded
 from reval.services.context import Actor, Context
 from reval.services.queues import QueueFilters, counts_by_body, tab_counts
+from reval.settings import process_environment
 from reval.snapshot_files import open_snapshot
 from reval.synthetic import generate
 from reval.tis.records import PersonSchema, read_person
@@ -244,7 +244,7 @@ def page_times(database_url: str, directory: Path) -> dict[str, Any]:
     figures["tabCounts"] = _percentiles(lambda: tab_counts(context, body, QueueFilters()))
 
     token = mint_dev_token(
-        dev_key(app.instance_path), TokenSettings.from_config(app.config), "bench", "reval.read", [body], 60
+        dev_key(app.instance_path), TokenSettings.from_settings(settings(app)), "bench", "reval.read", [body], 60
     )
     auth = {"Authorization": f"Bearer {token}"}
     api = f"/api/v1/designated-bodies/{body}/doctors?queue=DISCREPANCY"
@@ -296,7 +296,7 @@ def run_sharded_bench(
         with sessions.begin() as session:
             if session.scalar(select(func.count()).select_from(Doctor)):
                 raise ValueError(f"the bench needs an empty database; {database_url} already holds doctors")
-        processes = _start_workers(workers, url, app.config["REVAL_BROKER_URL"], directory)
+        processes = _start_workers(workers, url, celery_app.conf.broker_url, directory)
         worker_peaks: list[float] = []
 
         def decide_shards(run_id: int, groups) -> list[dict[str, Any]]:
@@ -343,7 +343,7 @@ def run_sharded_bench(
 
 
 def _start_workers(count: int, database_url: str, broker_url: str, directory: Path) -> list[subprocess.Popen]:
-    environment = {**os.environ, "REVAL_DATABASE_URL": database_url, "REVAL_BROKER_URL": broker_url}
+    environment = process_environment(REVAL_DATABASE_URL=database_url, REVAL_BROKER_URL=broker_url)
     reval = str(Path(sys.executable).with_name("reval"))
     return [
         subprocess.Popen(

@@ -1,10 +1,8 @@
-"""What every entry point's Flask app holds: its settings, the database, Celery and the clients of
+"""What every entry point's Flask app holds: its settings (read once), the database, Celery and the clients of
 GMC and TIS, each made on first use. ``reval.app`` builds the app; this module only equips it."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -17,65 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from reval.db import ensure_schema, make_engine, read_only, schema_is_current, session_factory
 from reval.gmc.client import GmcClient, GmcSettings
 from reval.refusals import NotConfigured
-from reval.settings import number
+from reval.settings import SETTINGS, Settings
 from reval.tis.client import TisClient, TisSettings
-
-# Settings read from the environment (or given to create_app); see docs/operations.md.
-SETTINGS = (
-    "REVAL_DATABASE_URL",
-    "REVAL_BROKER_URL",
-    "REVAL_GMC_URL",
-    "REVAL_GMC_USERNAME",
-    "REVAL_GMC_PASSWORD",
-    "REVAL_GMC_CONNECT_TIMEOUT",
-    "REVAL_GMC_READ_TIMEOUT",
-    "REVAL_GMC_ATTEMPTS",
-    "REVAL_GMC_BACKOFF_SECONDS",
-    "REVAL_DELIVERY_MAX_ATTEMPTS",
-    "REVAL_DELIVERY_BACKOFF_SECONDS",
-    "REVAL_TIS_URL",
-    "REVAL_TIS_TOKEN_URL",
-    "REVAL_TIS_CLIENT_ID",
-    "REVAL_TIS_CLIENT_SECRET",
-    "REVAL_TIS_CONNECT_TIMEOUT",
-    "REVAL_TIS_READ_TIMEOUT",
-    "REVAL_TIS_ATTEMPTS",
-    "REVAL_TIS_BACKOFF_SECONDS",
-    "REVAL_TIS_PAGE_SIZE",
-    "REVAL_TIS_CONCURRENCY",
-    "REVAL_RESULT_BACKEND",
-    "REVAL_LOCK_URL",
-    "REVAL_NIGHTLY_LOCK_SECONDS",
-    "REVAL_NIGHTLY_AT",
-    "REVAL_NIGHTLY_RETRIES",
-    "REVAL_NIGHTLY_RETRY_MINUTES",
-    "REVAL_DELIVER_EVERY_MINUTES",
-    "REVAL_HIDE_EXPIRY_AT",
-    "REVAL_BROKER_VISIBILITY_TIMEOUT",
-    "REVAL_SHARD_SIZE",
-    "REVAL_INSTANCE_PATH",
-    "REVAL_DB_BUSY_SECONDS",
-    "REVAL_MAX_TIS_DELETIONS_PERCENT",
-    "REVAL_MAX_GMC_DISCONNECTIONS_PERCENT",
-    "REVAL_SYNC_WAIT_SECONDS",
-    "REVAL_AUTH",
-    "REVAL_SECRET_KEY",
-    "REVAL_OIDC_ISSUER",
-    "REVAL_OIDC_CLIENT_ID",
-    "REVAL_OIDC_CLIENT_SECRET",
-    "REVAL_OIDC_ROLES_CLAIM",
-    "REVAL_OIDC_BODIES_CLAIM",
-    "REVAL_SECURE_COOKIES",
-    "REVAL_API_ISSUER",
-    "REVAL_API_AUDIENCE",
-    "REVAL_API_JWKS_URL",
-    "REVAL_API_RATE_LIMIT",
-    "REVAL_API_RATE_LIMITS",
-    "REVAL_RATE_LIMIT_STORAGE_URL",
-    "REVAL_MAX_REQUEST_BYTES",
-    "REVAL_SESSION_IDLE_MINUTES",
-    "REVAL_DEBUG",
-)
 
 
 @dataclass
@@ -127,8 +68,24 @@ class Database:
         app.extensions["reval.database"] = self
 
 
-def settings_from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    return {name: environ[name] for name in SETTINGS if environ.get(name)}
+def init_settings(app: Flask, configured: Settings) -> None:
+    """Gives the app its settings, read and checked once, as it is made."""
+    app.extensions["reval.settings"] = (_setting_values(app), configured)
+
+
+def settings(app: Flask | None = None) -> Settings:
+    """The app's settings. Read again only if its config has changed since they were read (tests
+    change it); a bad value then raises NotConfigured here."""
+    app = app or current_app
+    values = _setting_values(app)
+    held = app.extensions.get("reval.settings")
+    if held is None or held[0] != values:
+        held = app.extensions["reval.settings"] = (values, Settings.from_mapping(app.config))
+    return held[1]
+
+
+def _setting_values(app: Flask) -> tuple[Any, ...]:
+    return tuple(app.config.get(name) for name in SETTINGS)
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -139,15 +96,14 @@ def celery_init_app(app: Flask) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
+    configured = settings(app)
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.conf.update(
-        broker_url=app.config["REVAL_BROKER_URL"],
+        broker_url=configured.broker_url,
         # The nightly run's chord counts its fetches in the result backend (Redis, like the broker).
-        result_backend=app.config.get("REVAL_RESULT_BACKEND") or app.config["REVAL_BROKER_URL"],
+        result_backend=configured.result_backend or configured.broker_url,
         result_expires=timedelta(days=1),
-        broker_transport_options=_transport_options(
-            number(app.config, "REVAL_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1)
-        ),
+        broker_transport_options=_transport_options(configured.broker_visibility_timeout),
         include=["reval.tasks"],
         task_acks_late=True,  # a task is acknowledged once done, so a lost worker's task runs again
         task_reject_on_worker_lost=True,
@@ -179,12 +135,12 @@ def gmc_client(app: Flask | None = None) -> GmcClient:
     """The app's GMC Connect client, made on first use from the REVAL_GMC_* settings."""
     app = app or current_app
     if "reval.gmc" not in app.extensions:
-        settings = GmcSettings.from_environment(app.config)
-        if settings is None:
+        gmc = GmcSettings.from_settings(settings(app))
+        if gmc is None:
             raise NotConfigured(
                 "GMC Connect is not configured: set REVAL_GMC_URL, REVAL_GMC_USERNAME and REVAL_GMC_PASSWORD"
             )
-        app.extensions["reval.gmc"] = GmcClient(settings)
+        app.extensions["reval.gmc"] = GmcClient(gmc)
     return app.extensions["reval.gmc"]
 
 
@@ -196,11 +152,11 @@ def tis_client(app: Flask | None = None) -> TisClient:
     """The app's TIS client, made on first use from the REVAL_TIS_* settings."""
     app = app or current_app
     if "reval.tis" not in app.extensions:
-        settings = TisSettings.from_environment(app.config)
-        if settings is None or not settings.token_url:
+        tis = TisSettings.from_settings(settings(app))
+        if tis is None or not tis.token_url:
             raise NotConfigured(
                 "TIS is not configured: set REVAL_TIS_URL, REVAL_TIS_TOKEN_URL, "
                 "REVAL_TIS_CLIENT_ID and REVAL_TIS_CLIENT_SECRET"
             )
-        app.extensions["reval.tis"] = TisClient(settings)
+        app.extensions["reval.tis"] = TisClient(tis)
     return app.extensions["reval.tis"]

@@ -10,21 +10,20 @@ request is recorded first (the outbox), so a process that dies loses nothing: th
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from typing import Any
 
 from flask import Flask
 
 from reval import tasks
 from reval.clock import utcnow
-from reval.extensions import broker_configured, database, gmc_client, tis_client
+from reval.extensions import broker_configured, database, gmc_client, settings, tis_client
 from reval.gmc.client import GmcClient
 from reval.models import ConnectionRequest
 from reval.reconcile.nightly import record_run_start
 from reval.services.context import Actor, Context
 from reval.services.sync import nightly_in_process
+from reval.settings import Settings
 from reval.tis.client import TisClient
 
 log = logging.getLogger(__name__)
@@ -37,8 +36,8 @@ class AppGateway:
         self.wait_for_delivery = wait_for_delivery
 
     @property
-    def config(self) -> Mapping[str, Any]:
-        return self.app.config
+    def settings(self) -> Settings:
+        return settings(self.app)
 
     @property
     def broker_configured(self) -> bool:

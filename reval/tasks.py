@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import resource
 import uuid
-from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -13,24 +12,24 @@ import orjson
 import redis
 from celery import bootsteps, chord, shared_task
 from celery.schedules import crontab
-from flask import current_app
 from kombu import Consumer, Exchange, Queue
 from redis.exceptions import LockNotOwnedError
 from redis.lock import Lock
 
 from reval.clock import london_today, utcnow
-from reval.extensions import database, gmc_client, tis_client
-from reval.gmc.client import GmcClient, GmcSettings
+from reval.extensions import database, gmc_client, settings, tis_client
+from reval.gmc.client import GmcClient
 from reval.models import ConnectionRequest
 from reval.progress import Progress
+from reval.refusals import NotConfigured
 from reval.services import delivery
 from reval.services import nightly as nightly_run
 from reval.services.context import Actor, Context
 from reval.services.hides import end_expired_hides_now
 from reval.services.sync import refresh_people_now
 from reval.services.terms import AllSourcesFailed, Status, SyncControls, SyncFailed, SyncSkipped
-from reval.settings import number, time_of_day
-from reval.tis.client import TisClient, TisSettings, TisUnavailable
+from reval.settings import Settings
+from reval.tis.client import TisClient, TisUnavailable
 
 log = logging.getLogger(__name__)
 PERSON_CHANGED = "reval.tis.person-changed"
@@ -56,13 +55,13 @@ def deliver_due() -> dict[str, int]:
 def deliver_due_now(ignore_backoff: bool = False) -> dict[str, int]:
     """Delivers every due connection request here and now, under the app's delivery policy."""
     return delivery.deliver_due(
-        database().sessions, gmc_client(), current_app.config, now=utcnow, ignore_backoff=ignore_backoff
+        database().sessions, gmc_client(), settings(), now=utcnow, ignore_backoff=ignore_backoff
     )
 
 
 def deliver_now(request_id: int) -> ConnectionRequest | None:
     """One delivery attempt here and now, under the app's policy (None: not deliverable now)."""
-    return delivery.deliver_one(database().sessions, gmc_client(), current_app.config, request_id, now=utcnow)
+    return delivery.deliver_one(database().sessions, gmc_client(), settings(), request_id, now=utcnow)
 
 
 # --- hides ---------------------------------------------------------------------------------------
@@ -127,37 +126,13 @@ class LockKeptAlive(Progress):
         self.lock.extend(self.token)
 
 
-def run_lock(config: Mapping[str, Any] | None = None) -> RunLock:
-    config = config or current_app.config
-    url = config.get("REVAL_LOCK_URL") or config["REVAL_BROKER_URL"]
-    return RunLock(url, lock_seconds(config))
-
-
-def lock_seconds(config: Mapping[str, Any]) -> float:
-    """The run lock's timeout, extended as the run progresses."""
-    return number(config, "REVAL_NIGHTLY_LOCK_SECONDS", 1800, minimum=1)
-
-
-def shard_size(config: Mapping[str, Any]) -> int:
-    """Above this many doctors a run's decisions are spread over the workers."""
-    return number(config, "REVAL_SHARD_SIZE", 200_000, minimum=1, whole=True)
-
-
-def nightly_retries(config: Mapping[str, Any]) -> tuple[int, float]:
-    """When no source could be fetched: how many more tries, and the minutes between them."""
-    return (number(config, "REVAL_NIGHTLY_RETRIES", 3, whole=True), number(config, "REVAL_NIGHTLY_RETRY_MINUTES", 30))
-
-
-def check_settings(config: Mapping[str, Any]) -> None:
-    """Reads every setting the tasks read, so a worker or the scheduler with a bad one refuses to
-    start, naming it (NotConfigured), instead of failing in the night."""
-    GmcSettings.from_environment(config)
-    TisSettings.from_environment(config)
-    delivery.check_delivery_settings(config)
-    lock_seconds(config)
-    shard_size(config)
-    nightly_retries(config)
-    beat_schedule(config)
+def run_lock(configured: Settings | None = None) -> RunLock:
+    """The nightly run's lock, whose timeout (REVAL_NIGHTLY_LOCK_SECONDS) starts again as the run progresses."""
+    configured = configured or settings()
+    url = configured.lock_url or configured.broker_url
+    if url is None:
+        raise NotConfigured("no broker is configured: set REVAL_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
+    return RunLock(url, configured.nightly_lock_seconds)
 
 
 @shared_task(name="reval.nightly", ignore_result=False)
@@ -210,10 +185,11 @@ def reconcile_run(
         return {"runId": run_id, "status": finished.value}
     handed_on = False
     try:
-        controls = SyncControls.from_config(
-            current_app.config, allow_mass_changes=allow_mass_changes, progress=LockKeptAlive(lock, token)
+        configured = settings()
+        controls = SyncControls.from_settings(
+            configured, allow_mass_changes=allow_mass_changes, progress=LockKeptAlive(lock, token)
         )
-        reconciled = nightly_run.reconcile_run(sessions, run_id, day, controls, shard_size(current_app.config))
+        reconciled = nightly_run.reconcile_run(sessions, run_id, day, controls, configured.shard_size)
         if reconciled.summary is None:
             lock.extend(token)
             decide = [decide_shard_task.si(run_id, group, token) for group in reconciled.shards]
@@ -224,7 +200,7 @@ def reconcile_run(
     except (AllSourcesFailed, SyncSkipped) as error:
         # Nothing was applied (no source could be fetched, or another sync held the lock all the
         # while): the whole nightly run is tried again later.
-        retries, minutes = nightly_retries(current_app.config)
+        retries, minutes = settings().nightly_retries, settings().nightly_retry_minutes
         log.error(
             "OPERATOR ALERT: nightly run %s (attempt %d of %d) did not run: %s", run_id, attempt, retries + 1, error
         )
@@ -264,16 +240,16 @@ def finish_run(shard_counts: list[dict[str, Any]], run_id: int, token: str) -> d
     return {"runId": run_id, "status": summary.status.value}
 
 
-def beat_schedule(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def beat_schedule(configured: Settings) -> dict[str, dict[str, Any]]:
     """The unattended schedule, in Europe/London time; each entry's time is configurable."""
-    hour, minute = time_of_day(config, "REVAL_NIGHTLY_AT", "00:30")
-    hides_hour, hides_minute = time_of_day(config, "REVAL_HIDE_EXPIRY_AT", "06:00")
+    hour, minute = configured.nightly_at
+    hides_hour, hides_minute = configured.hide_expiry_at
     return {
         # 00:30 by default: outside the hour that the clocks change in, so it runs once every night.
         "nightly-run": {"task": "reval.nightly", "schedule": crontab(hour=hour, minute=minute)},
         "deliver-connection-requests": {
             "task": "reval.deliver_due",
-            "schedule": timedelta(minutes=number(config, "REVAL_DELIVER_EVERY_MINUTES", 5, minimum=0.1)),
+            "schedule": timedelta(minutes=configured.deliver_every_minutes),
         },
         "end-expired-hides": {
             "task": "reval.end_expired_hides",
@@ -301,8 +277,8 @@ class WorkerGateway:
     """What a use case reaches from a worker: this app's clients; background work goes to the workers."""
 
     @property
-    def config(self) -> Mapping[str, Any]:
-        return current_app.config
+    def settings(self) -> Settings:
+        return settings()
 
     @property
     def broker_configured(self) -> bool:

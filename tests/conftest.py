@@ -29,11 +29,12 @@ from reval.app import create_app
 from reval.cli import cli
 from reval.db import ensure_schema, make_engine
 from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
-from reval.extensions import SETTINGS, celery_init_app, database
+from reval.extensions import celery_init_app, database
 from reval.gmc.client import GmcSettings
 from reval.gmc.simulator import GmcConnectState, RunningSimulator
 from reval.models import Base
 from reval.reconcile.reference import replace_designated_bodies
+from reval.settings import SETTINGS
 from reval.tis.client import TisSettings
 from reval.tis.simulator import RunningTisSimulator, TisState
 from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -127,3 +128,30 @@ def test_the_spans_migration_fills_each_stored_persons_spans_from_their_document
         [["SUBSTANTIVE", "2025-08-06", None, "Health Education England Wessex", "Cardiology"]],
         [["F1", "2025-08-06", "2026-08-05"]],
     ]
+
+
+ENVIRONMENT_READS = {"environ", "environb", "getenv", "getenvb"}
+
+
+def environment_reads(source: str) -> list[int]:
+    """The lines of ``source`` that read the process's environment (``os.environ``, ``os.getenv``)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in ENVIRONMENT_READS:
+            if isinstance(node.value, ast.Name) and node.value.id == "os":
+                found.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module == "os":
+            found.extend(node.lineno for alias in node.names if alias.name in ENVIRONMENT_READS)
+    return sorted(found)
+
+
+def test_only_the_settings_module_reads_the_environment():
+    assert environment_reads("import os\nurl = os.environ.get('X')\nfrom os import getenv\n") == [2, 3]
+    package = ROOT / "reval"
+    readers = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sorted(package.rglob("*.py"))
+        if path != package / "settings.py"
+        for line in environment_reads(path.read_text())
+    ]
+    assert readers == [], "read settings in reval/settings.py, and pass them on"

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from reval.db import MIGRATION_LOCK_KEY, make_engine, schema_is_current, upgrade_schema
-from reval.extensions import SETTINGS
+from reval.settings import SETTINGS
 from tests.conftest import wait_for
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from reval.gmc.simulator import InjectedFault as GmcFault
 from reval.models import SyncRun
+from reval.settings import Settings
 from reval.tasks import RunLock, beat_schedule, person_ids_of
 from reval.tis.simulator import InjectedFault as TisFault
 from tests.conftest import wait_for
@@ -143,11 +144,11 @@ def test_malformed_person_changed_messages_are_named(body, problem):
 
 
 def test_the_schedule_runs_nightly_at_half_past_midnight_london_time_by_default():
-    schedule = beat_schedule({})
+    schedule = beat_schedule(Settings.from_mapping({}))
     nightly = schedule["nightly-run"]["schedule"]
     assert (nightly.hour, nightly.minute) == ({0}, {30})
     assert schedule["deliver-connection-requests"]["schedule"].total_seconds() == 300
-    assert beat_schedule({"REVAL_NIGHTLY_AT": "01:15"})["nightly-run"]["schedule"].hour == {1}
+    assert beat_schedule(Settings.from_mapping({"REVAL_NIGHTLY_AT": "01:15"}))["nightly-run"]["schedule"].hour == {1}
 
 
 def test_a_run_with_more_doctors_than_a_shard_holds_spreads_its_decisions(services, workers, reval, sessions):

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
+from reval.app import create_app
 from reval.refusals import NotConfigured
-from reval.settings import number, time_of_day
+from reval.settings import Settings, environment_settings, number, time_of_day
 from tests.conftest import assert_one_line_refusal, reval_from_settings
 from tests.factories import EAST_OF_ENGLAND
 
@@ -26,6 +27,7 @@ def test_a_gmc_address_without_its_account_is_refused_before_a_request_is_record
     app.config.update({name: value for name, value in GMC.items() if name not in missing})
     result = reval("connect", "1000003", "--designated-body", EAST_OF_ENGLAND, "--reason", "1", expect_exit=2)
     assert_one_line_refusal(result, 2, "REVAL_GMC_URL is set but " + " and ".join(missing))
+    app.config.pop("REVAL_GMC_URL")
     assert json.loads(reval("requests", "--format", "json").stdout) == []
     assert [e["kind"] for e in json.loads(reval("history", "1000003", "--json").stdout)] == ["CONNECTION", "DECISION"]
 
@@ -59,13 +61,14 @@ def test_a_gmc_address_without_its_account_is_refused_before_a_request_is_record
         ),
     ],
 )
-def test_a_setting_that_is_not_a_number_is_refused_where_it_is_read(
+def test_a_setting_that_is_not_a_number_is_refused_before_anything_is_recorded(
     app, reval, synced, snapshots, setting, value, args, message
 ):
-    app.config.update(GMC | TIS | {setting: value})
     before = reval("runs", "--format", "json").output
+    app.config.update(GMC | TIS | {setting: value})
     result = reval(*(a.format(gmc=snapshots[0], tis=snapshots[1]) for a in args), expect_exit=2)
     assert_one_line_refusal(result, 2, message)
+    app.config.pop(setting)
     assert reval("runs", "--format", "json").output == before
     assert json.loads(reval("requests", "--format", "json").stdout) == []
 
@@ -84,6 +87,32 @@ def test_a_worker_or_the_scheduler_with_a_bad_setting_refuses_to_start(tmp_path,
     # The broker is never reached: the settings are read before anything starts.
     result = reval_from_settings(tmp_path, command, REVAL_BROKER_URL="redis://127.0.0.1:9/0", **{setting: value})
     assert_one_line_refusal(result, 2, message)
+
+
+def test_every_setting_is_read_and_checked_as_the_app_is_made(tmp_path):
+    instance = {"REVAL_INSTANCE_PATH": str(tmp_path / "instance")}
+    with pytest.raises(NotConfigured, match=r"^REVAL_TIS_CONCURRENCY must be at least 1 \(got '0'\)$"):
+        create_app(instance | {"REVAL_TIS_CONCURRENCY": "0"})
+    with pytest.raises(NotConfigured, match=r"^REVAL_SYNC_HELPER must be one of"):
+        create_app(instance | {"REVAL_SYNC_HELPER": "sometimes"})
+
+
+def test_the_settings_are_typed_with_their_defaults():
+    assert Settings.from_mapping({}) == Settings()
+    read = Settings.from_mapping(
+        {"REVAL_SHARD_SIZE": "10", "REVAL_NIGHTLY_AT": "01:15", "REVAL_SYNC_HELPER": "0", "REVAL_BROKER_URL": " "}
+    )
+    assert (read.shard_size, read.nightly_at, read.sync_helper, read.broker_url) == (10, (1, 15), False, None)
+    assert isinstance(read.shard_size, int) and read.tis_attempts == 5
+
+
+def test_the_settings_read_the_environment_by_name_only(monkeypatch):
+    monkeypatch.setenv("REVAL_TIS_PAGE_SIZE", "20")
+    monkeypatch.setenv("REVAL_NOT_A_SETTING", "1")
+    assert Settings.from_environment().tis_page_size == 20
+    assert environment_settings({"REVAL_TIS_PAGE_SIZE": "20", "REVAL_NOT_A_SETTING": "1", "REVAL_AUTH": ""}) == {
+        "REVAL_TIS_PAGE_SIZE": "20"
+    }
 
 
 @pytest.mark.parametrize("raw, parsed", [(None, 30.0), ("", 30.0), (" 2.5 ", 2.5), ("0", 0.0)])

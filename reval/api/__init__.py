@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, current_app
+from flask import Flask
 from flask_limiter import Limiter
 from flask_smorest import Api, Blueprint
 from flask_smorest.etag import _get_etag_ctx
@@ -26,7 +26,7 @@ from reval.api.bodies import JsonBodyParser
 from reval.api.callers import rate_limit_key
 from reval.api.problems import PROBLEM_JSON, ProblemSchema, error_problem
 from reval.api.tokens import SCOPES, TokenSettings, TokenVerifier, dev_key
-from reval.settings import flag
+from reval.extensions import settings as reval_settings
 
 API_PREFIX = "/api/v1"
 VERSION = "1.0.0"
@@ -145,7 +145,8 @@ def init_api(app: Flask, csrf: CSRFProtect) -> None:
             },
         },
     )
-    settings = TokenSettings.from_config(app.config)
+    configured = reval_settings(app)
+    settings = TokenSettings.from_settings(configured)
     app.extensions["reval.tokens"] = TokenVerifier(settings, dev_key(app.instance_path) if settings.dev else None)
     api = ProblemApi(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
@@ -156,13 +157,11 @@ def init_api(app: Flask, csrf: CSRFProtect) -> None:
         storage_uri=_limit_storage(app),
         key_prefix="reval-api",
         headers_enabled=False,
-        enabled=flag(app.config, "REVAL_API_RATE_LIMITS", True),
+        enabled=configured.api_rate_limits,
     )
     app.extensions["reval.limiter"] = limiter
     for blueprint in resources.BLUEPRINTS:
-        limiter.shared_limit(lambda: current_app.config.get("REVAL_API_RATE_LIMIT") or "600/minute", scope="api")(
-            blueprint
-        )
+        limiter.shared_limit(lambda: reval_settings().api_rate_limit, scope="api")(blueprint)
         csrf.exempt(blueprint)  # callers prove who they are with tokens, not cookies
         api.register_blueprint(blueprint)
     if settings.dev:
@@ -179,7 +178,8 @@ def openapi_document(app: Flask) -> str:
 
 def _limit_storage(app: Flask) -> str:
     """Redis when there is a broker (every server process shares the counts), else memory."""
-    return app.config.get("REVAL_RATE_LIMIT_STORAGE_URL") or app.config.get("REVAL_BROKER_URL") or "memory://"
+    configured = reval_settings(app)
+    return configured.rate_limit_storage_url or configured.broker_url or "memory://"
 
 
 __all__ = ["API_PREFIX", "error_problem", "init_api", "openapi_document"]

@@ -27,6 +27,7 @@ from joserfc.jwk import Key, KeySet, RSAKey
 
 from reval.refusals import NotConfigured
 from reval.services.context import Actor, Role
+from reval.settings import Settings
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "Ed25519", "EdDSA")
 SCOPES = {
@@ -56,16 +57,13 @@ class TokenSettings:
     dev: bool
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> TokenSettings:
-        def setting(*names: str) -> str | None:
-            return next((str(config[name]).strip() for name in names if str(config.get(name) or "").strip()), None)
-
+    def from_settings(cls, settings: Settings) -> TokenSettings:
         return cls(
-            issuer=(setting("REVAL_API_ISSUER", "REVAL_OIDC_ISSUER") or "").rstrip("/") or None,
-            audience=setting("REVAL_API_AUDIENCE", "REVAL_OIDC_CLIENT_ID") or "reval",
-            jwks_url=setting("REVAL_API_JWKS_URL"),
-            bodies_claim=setting("REVAL_OIDC_BODIES_CLAIM") or "designated_bodies",
-            dev=(setting("REVAL_AUTH") or "").lower() == "dev",
+            issuer=(settings.api_issuer or settings.oidc_issuer or "").rstrip("/") or None,
+            audience=settings.api_audience or settings.oidc_client_id or "reval",
+            jwks_url=settings.api_jwks_url,
+            bodies_claim=settings.oidc_bodies_claim,
+            dev=settings.dev,
         )
 
 

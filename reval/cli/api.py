@@ -7,6 +7,7 @@ from flask import current_app
 
 from reval.api.tokens import SCOPES, TokenSettings, dev_key, mint_dev_token
 from reval.cli.base import CommandRefused, command, context
+from reval.extensions import settings as reval_settings
 from reval.services.access import visible_body
 
 MAX_MINUTES = 24 * 60
@@ -23,7 +24,7 @@ MAX_MINUTES = 24 * 60
 )
 def token(name, scope, bodies, minutes):
     """Print an API token signed by this instance's development key (only with REVAL_AUTH=dev)."""
-    settings = TokenSettings.from_config(current_app.config)
+    settings = TokenSettings.from_settings(reval_settings())
     if not settings.dev:
         raise CommandRefused(
             "development tokens exist only with REVAL_AUTH=dev; in production a token comes from "

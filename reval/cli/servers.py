@@ -10,10 +10,10 @@ from flask import current_app
 
 from reval.cli.base import CommandRefused, command, context
 from reval.db import schema_is_current
-from reval.extensions import broker_configured, database
+from reval.extensions import broker_configured, database, settings
 from reval.services.reference import configured_bodies
 from reval.snapshot_files import open_snapshot
-from reval.tasks import PersonChangedConsumer, beat_schedule, check_settings
+from reval.tasks import PersonChangedConsumer, beat_schedule
 from reval.web.auth import require_web_settings
 
 PASS_TO_CELERY = {"ignore_unknown_options": True, "allow_extra_args": True}
@@ -33,15 +33,15 @@ def worker(ctx):
 def beat(ctx):
     """Start Celery beat with Reval's schedule (run exactly one); further arguments go to Celery."""
     celery_app = _celery_app()
-    celery_app.conf.beat_schedule = beat_schedule(current_app.config)
+    celery_app.conf.beat_schedule = beat_schedule(settings())
     celery_app.start(["beat", "--loglevel=INFO", *ctx.args])
 
 
 def _celery_app():
-    """The app's Celery, once the settings its tasks read are known to be good."""
+    """The app's Celery (its settings, the tasks' included, were checked as the app was made)."""
     if not broker_configured():
         raise CommandRefused("no broker is configured: set REVAL_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
-    check_settings(current_app.config)
+    settings()  # read again, should the app's config have changed since
     database().check()  # a worker needs its database: one line now if it cannot be used, not failing tasks later
     return current_app.extensions["celery"]
 

@@ -9,11 +9,10 @@ policy (``reval.retrying``), for callers that wait (the sync). The outbox keeps 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -27,9 +26,8 @@ from lxml.etree import XMLSyntaxError
 
 from reval import retrying
 from reval.gmc.codes import Action, OutcomeKind, classify_return_code, describe_return_code
-from reval.refusals import NotConfigured
 from reval.retrying import RetryLater
-from reval.settings import number
+from reval.settings import Settings
 
 WSDL = Path(__file__).with_name("FullGMCConnect.wsdl")
 NAMESPACE = "https://webcache.gmc-uk.org/GMCWebServices/"
@@ -48,29 +46,18 @@ class GmcSettings:
     backoff_seconds: float = 2.0  # first retry's mean delay; doubles each time
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> GmcSettings | None:
-        """The settings from REVAL_GMC_*; None when no URL is configured. NotConfigured, naming the
-        setting, for a value that is not a number or an account left out (every call would fail)."""
-        url = str(environ.get("REVAL_GMC_URL") or "").strip()
-        if not url:
+    def from_settings(cls, settings: Settings) -> GmcSettings | None:
+        """The settings from REVAL_GMC_*; None when no URL is configured."""
+        if not settings.gmc_url:
             return None
-        username, password = str(environ.get("REVAL_GMC_USERNAME") or ""), str(environ.get("REVAL_GMC_PASSWORD") or "")
-        missing = [
-            name for name, value in (("REVAL_GMC_USERNAME", username), ("REVAL_GMC_PASSWORD", password)) if not value
-        ]
-        if missing:
-            raise NotConfigured(
-                f"REVAL_GMC_URL is set but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
-                "GMC Connect would refuse every call"
-            )
         return cls(
-            url=url,
-            username=username,
-            password=password,
-            connect_timeout=number(environ, "REVAL_GMC_CONNECT_TIMEOUT", cls.connect_timeout),
-            read_timeout=number(environ, "REVAL_GMC_READ_TIMEOUT", cls.read_timeout),
-            attempts=number(environ, "REVAL_GMC_ATTEMPTS", cls.attempts, minimum=1, whole=True),
-            backoff_seconds=number(environ, "REVAL_GMC_BACKOFF_SECONDS", cls.backoff_seconds),
+            url=settings.gmc_url,
+            username=settings.gmc_username,
+            password=settings.gmc_password,
+            connect_timeout=settings.gmc_connect_timeout,
+            read_timeout=settings.gmc_read_timeout,
+            attempts=settings.gmc_attempts,
+            backoff_seconds=settings.gmc_backoff_seconds,
         )
 
 

@@ -11,7 +11,7 @@ counts as success: nothing is changed twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -29,7 +29,7 @@ from reval.reconcile.reference import configured_code
 from reval.reconcile.sync import redecide_doctors
 from reval.refusals import Conflict, Invalid
 from reval.retrying import backoff_delay
-from reval.settings import number
+from reval.settings import Settings
 from reval.validation import gmc_number
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,9 @@ class DeliveryPolicy:
     lease_seconds: float = 300.0  # an attempt unrecorded for this long is taken to have crashed
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> DeliveryPolicy:
-        """From REVAL_DELIVERY_MAX_ATTEMPTS and REVAL_DELIVERY_BACKOFF_SECONDS, where set."""
-        return cls(
-            max_attempts=number(config, "REVAL_DELIVERY_MAX_ATTEMPTS", cls.max_attempts, minimum=1, whole=True),
-            backoff_seconds=number(config, "REVAL_DELIVERY_BACKOFF_SECONDS", cls.backoff_seconds),
-        )
+    def from_settings(cls, settings: Settings) -> DeliveryPolicy:
+        """From REVAL_DELIVERY_MAX_ATTEMPTS and REVAL_DELIVERY_BACKOFF_SECONDS."""
+        return cls(max_attempts=settings.delivery_max_attempts, backoff_seconds=settings.delivery_backoff_seconds)
 
 
 def record_connection_request(

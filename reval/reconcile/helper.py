@@ -7,8 +7,8 @@ while this one reads and writes, and this process takes a batch itself whenever 
 otherwise wait, so neither sits idle and the order of results never changes.
 
 The functions it runs are pure and module-level; without a helper process (a small sync, one
-core, ``REVAL_SYNC_HELPER=0``, or inside a daemonic process) they run here, the same code in the
-same order, so both ways give identical results (a test checks this).
+core, ``REVAL_SYNC_HELPER=0`` in the sync's controls, or inside a daemonic process) they run here,
+the same code in the same order, so both ways give identical results (a test checks this).
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
-
-from reval.settings import flag
 
 K = TypeVar("K")
 R = TypeVar("R")
@@ -175,8 +173,6 @@ def _widen_pipes(executor: ProcessPoolExecutor) -> None:
 
 def helper_process_wanted() -> bool:
     """A helper process pays off with a second core; a daemonic process may not start one."""
-    if not flag(os.environ, "REVAL_SYNC_HELPER", True):
-        return False
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return cores > 1 and not multiprocessing.current_process().daemon
 

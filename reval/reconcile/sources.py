@@ -21,7 +21,6 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from reval import settings
 from reval.db import SerializedJson
 from reval.designated_bodies import OwnerDirectory
 from reval.gmc.records import read_connected_doctor
@@ -31,6 +30,7 @@ from reval.reconcile.common import EventKind, EventLog, Rejection, RowWriter, So
 from reval.reconcile.decisions import person_spans
 from reval.reconcile.helper import IN_THIS_PROCESS, OrderedResults, SyncHelper
 from reval.reconcile.reference import configured_designated_bodies
+from reval.settings import Settings
 from reval.snapshot_files import UnparseableRecord, parse_line
 from reval.tis.records import read_person
 from reval.validation import InvalidValue, gmc_number, gmc_number_or_none, list_of_objects, record_id, require_object
@@ -49,12 +49,8 @@ class MassChangeGuard:
     allowed: bool = False
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], allowed: bool = False) -> MassChangeGuard:
-        return cls(
-            settings.number(config, "REVAL_MAX_TIS_DELETIONS_PERCENT", cls.max_tis_deletions_percent),
-            settings.number(config, "REVAL_MAX_GMC_DISCONNECTIONS_PERCENT", cls.max_gmc_disconnections_percent),
-            allowed,
-        )
+    def from_settings(cls, settings: Settings, allowed: bool = False) -> MassChangeGuard:
+        return cls(settings.max_tis_deletions_percent, settings.max_gmc_disconnections_percent, allowed)
 
     def tis_refusal(self, deleting: int, stored: int) -> str | None:
         if self.allowed or deleting * 100 <= self.max_tis_deletions_percent * stored:

@@ -7,7 +7,7 @@ import logging
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -58,14 +58,13 @@ from reval.reconcile.sources import (
     examine_tis_people,
 )
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
-from reval.settings import number
+from reval.settings import Settings
 from reval.snapshot_files import open_snapshot
 
 log = logging.getLogger(__name__)
 REJECTIONS_IN_SUMMARY = 20
 # How long a sync waits for another to finish before it is recorded as SKIPPED (a national sync
 # takes a minute or two; a nightly run's fetches take longer, and hold no lock meanwhile).
-DEFAULT_WAIT_SECONDS = 300
 
 
 @dataclass
@@ -167,21 +166,24 @@ class SyncControls:
     wait_seconds: float = 0
     on_wait: Callable[[str], None] | None = None
     progress: Progress = SILENT  # hears each phase (GMC, TIS, decide) as it goes
+    helper_process: bool = True  # REVAL_SYNC_HELPER: may share its work with a helper process
 
     @classmethod
-    def from_config(
+    def from_settings(
         cls,
-        config: Mapping[str, Any],
+        settings: Settings,
         *,
         allow_mass_changes: bool = False,
         wait_seconds: float | None = None,
         on_wait: Callable[[str], None] | None = None,
         progress: Progress = SILENT,
     ) -> SyncControls:
-        """The settings' controls (REVAL_MAX_*_PERCENT, REVAL_SYNC_WAIT_SECONDS), overridden where given."""
+        """The settings' controls (REVAL_MAX_*_PERCENT, REVAL_SYNC_WAIT_SECONDS, REVAL_SYNC_HELPER),
+        overridden where given."""
         if wait_seconds is None:
-            wait_seconds = number(config, "REVAL_SYNC_WAIT_SECONDS", DEFAULT_WAIT_SECONDS)
-        return cls(MassChangeGuard.from_config(config, allow_mass_changes), wait_seconds, on_wait, progress)
+            wait_seconds = settings.sync_wait_seconds
+        guard = MassChangeGuard.from_settings(settings, allow_mass_changes)
+        return cls(guard, wait_seconds, on_wait, progress, settings.sync_helper)
 
 
 def failure_text(error: BaseException) -> str:
@@ -224,6 +226,8 @@ def run_sync(
         infrequent_garbage_collection(),
         sessions.begin() as session,
     ):
+        if helper_process is None and not controls.helper_process:
+            helper_process = False
         with _sync_helper(gmc, tis, helper_process) as helper:  # its process ends before the commit
             summary = _reconcile(
                 session, this_run, gmc, tis, as_of, engine, started, tis_not_fetched_reason, helper, controls
@@ -638,7 +642,7 @@ def _apply_for_shards(
         events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
         bodies = configured_designated_bodies(session)
         before = queue_counts(session)
-        with _sync_helper(gmc, tis) as helper:
+        with _sync_helper(gmc, tis, None if controls.helper_process else False) as helper:
             gmc_outcome, tis_outcome, rejections = _apply_sources(
                 session,
                 run_id,

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from reval.clock import EARLIEST_AS_OF, SYSTEM_CLOCK, Clock, latest_as_of
 from reval.refusals import Invalid
+from reval.settings import Settings
 
 if TYPE_CHECKING:
     from reval.gmc.client import GmcClient
@@ -52,8 +52,8 @@ class Gateway(Protocol):
     """What a use case reaches beyond the database, as the entry point provides it."""
 
     @property
-    def config(self) -> Mapping[str, Any]:
-        """The settings of the entry point (read, never changed, by a use case)."""
+    def settings(self) -> Settings:
+        """The settings, read and checked as the entry point started (never changed by a use case)."""
 
     def gmc_client(self) -> GmcClient:
         """GMC Connect's client; raises NotConfigured."""

@@ -38,8 +38,8 @@ def sync_now(
     require_national(context.actor, "run a sync")
     day = context.checked_as_of(as_of)
     gateway = context.require_gateway()
-    controls = SyncControls.from_config(
-        gateway.config,
+    controls = SyncControls.from_settings(
+        gateway.settings,
         allow_mass_changes=allow_mass_changes,
         wait_seconds=wait_seconds,
         on_wait=on_wait,
@@ -92,7 +92,9 @@ def refresh_people_now(
     require_national(context.actor, "refresh TIS people")
     day = context.checked_as_of(as_of)
     gateway = context.require_gateway()
-    controls = SyncControls.from_config(gateway.config, wait_seconds=wait_seconds, on_wait=on_wait, progress=progress)
+    controls = SyncControls.from_settings(
+        gateway.settings, wait_seconds=wait_seconds, on_wait=on_wait, progress=progress
+    )
     tis = pulled_people(gateway.tis_client(), person_ids)
     return SyncSummary.from_json(run_sync(context.sessions, gmc=None, tis=tis, as_of=day, controls=controls))
 
@@ -110,9 +112,9 @@ def nightly_in_process(
     require_national(context.actor, "run the nightly job")
     day = context.checked_as_of(as_of)
     gateway = context.require_gateway()
-    policy = DeliveryPolicy.from_config(gateway.config)
-    controls = SyncControls.from_config(
-        gateway.config, allow_mass_changes=allow_mass_changes, on_wait=on_wait, progress=progress
+    policy = DeliveryPolicy.from_settings(gateway.settings)
+    controls = SyncControls.from_settings(
+        gateway.settings, allow_mass_changes=allow_mass_changes, on_wait=on_wait, progress=progress
     )
     return SyncSummary.from_json(
         run_nightly_in_process(

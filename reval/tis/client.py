@@ -11,11 +11,10 @@ rules as a file.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -26,7 +25,7 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
 from reval.retrying import RetryLater, with_retries
-from reval.settings import number
+from reval.settings import Settings
 from reval.tis.mapping import is_placeholder, person_record
 
 log = logging.getLogger(__name__)
@@ -47,22 +46,21 @@ class TisSettings:
     concurrency: int = 8  # person calls in flight at once
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> TisSettings | None:
+    def from_settings(cls, settings: Settings) -> TisSettings | None:
         """The settings from REVAL_TIS_*; None when no URL is configured."""
-        url = str(environ.get("REVAL_TIS_URL") or "").strip()
-        if not url:
+        if not settings.tis_url:
             return None
         return cls(
-            url=url.rstrip("/"),
-            token_url=str(environ.get("REVAL_TIS_TOKEN_URL") or ""),
-            client_id=str(environ.get("REVAL_TIS_CLIENT_ID") or ""),
-            client_secret=str(environ.get("REVAL_TIS_CLIENT_SECRET") or ""),
-            connect_timeout=number(environ, "REVAL_TIS_CONNECT_TIMEOUT", cls.connect_timeout),
-            read_timeout=number(environ, "REVAL_TIS_READ_TIMEOUT", cls.read_timeout),
-            attempts=number(environ, "REVAL_TIS_ATTEMPTS", cls.attempts, minimum=1, whole=True),
-            backoff_seconds=number(environ, "REVAL_TIS_BACKOFF_SECONDS", cls.backoff_seconds),
-            page_size=number(environ, "REVAL_TIS_PAGE_SIZE", cls.page_size, minimum=1, whole=True),
-            concurrency=number(environ, "REVAL_TIS_CONCURRENCY", cls.concurrency, minimum=1, whole=True),
+            url=settings.tis_url.rstrip("/"),
+            token_url=settings.tis_token_url,
+            client_id=settings.tis_client_id,
+            client_secret=settings.tis_client_secret,
+            connect_timeout=settings.tis_connect_timeout,
+            read_timeout=settings.tis_read_timeout,
+            attempts=settings.tis_attempts,
+            backoff_seconds=settings.tis_backoff_seconds,
+            page_size=settings.tis_page_size,
+            concurrency=settings.tis_concurrency,
         )
 
 

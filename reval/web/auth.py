@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -24,10 +23,11 @@ from flask.typing import ResponseReturnValue
 from joserfc.errors import JoseError
 
 from reval.extensions import database
+from reval.extensions import settings as reval_settings
 from reval.refusals import NotConfigured
 from reval.services.context import Actor, Role
 from reval.services.reference import configured_bodies, configured_codes
-from reval.settings import flag, number
+from reval.settings import Settings
 from reval.validation import InvalidValue, free_text
 from reval.web.addresses import local_path
 
@@ -54,19 +54,16 @@ class SignInSettings:
     idle_seconds: float
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> SignInSettings:
-        def setting(name: str) -> str | None:
-            return str(config.get(name) or "").strip() or None
-
+    def from_settings(cls, settings: Settings) -> SignInSettings:
         return cls(
-            dev=(setting("REVAL_AUTH") or "").lower() == "dev",
-            issuer=setting("REVAL_OIDC_ISSUER"),
-            client_id=setting("REVAL_OIDC_CLIENT_ID"),
-            client_secret=setting("REVAL_OIDC_CLIENT_SECRET"),
-            roles_claim=setting("REVAL_OIDC_ROLES_CLAIM") or "roles",
-            bodies_claim=setting("REVAL_OIDC_BODIES_CLAIM") or "designated_bodies",
-            secret_key=setting("REVAL_SECRET_KEY"),
-            idle_seconds=60 * number(config, "REVAL_SESSION_IDLE_MINUTES", IDLE_MINUTES, minimum=1),
+            dev=settings.dev,
+            issuer=settings.oidc_issuer,
+            client_id=settings.oidc_client_id,
+            client_secret=settings.oidc_client_secret,
+            roles_claim=settings.oidc_roles_claim,
+            bodies_claim=settings.oidc_bodies_claim,
+            secret_key=settings.secret_key,
+            idle_seconds=60 * settings.session_idle_minutes,
         )
 
     @property
@@ -98,7 +95,8 @@ def require_web_settings(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
-    configured = SignInSettings.from_config(app.config)
+    read = reval_settings(app)
+    configured = SignInSettings.from_settings(read)
     app.extensions["reval.sign_in"] = configured
     # Development: a key of this process's own (sessions end when it stops). Elsewhere the key
     # is required before serving (require_web_settings).
@@ -108,7 +106,7 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",  # Lax: the identity provider's redirect back is a top-level GET
         # Sent over HTTPS only, outside development (REVAL_SECURE_COOKIES=0 to test over plain HTTP).
-        SESSION_COOKIE_SECURE=flag(app.config, "REVAL_SECURE_COOKIES", default=not configured.dev),
+        SESSION_COOKIE_SECURE=read.secure_cookies if read.secure_cookies is not None else not configured.dev,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
     )
     if configured.oidc:

@@ -19,6 +19,7 @@ from reval.api import openapi_document
 from reval.api.tokens import TokenSettings, dev_key, mint_dev_token
 from reval.app import create_app
 from reval.extensions import database
+from reval.extensions import settings as app_settings
 from tests.api.conftest import ALL_SCOPES
 from tests.factories import EAST_OF_ENGLAND, WESSEX
 
@@ -51,7 +52,7 @@ DOCUMENT_APP = create_app(
 )
 TOKEN = mint_dev_token(
     dev_key(INSTANCE),
-    TokenSettings.from_config(DOCUMENT_APP.config),
+    TokenSettings.from_settings(app_settings(DOCUMENT_APP)),
     "fuzzer",
     ALL_SCOPES,
     [EAST_OF_ENGLAND, WESSEX],
