@@ -22,6 +22,7 @@ import multiprocessing
 import multiprocessing.spawn
 import os
 import signal
+import stat
 import threading
 import time
 from collections import deque
@@ -42,6 +43,7 @@ PARENT_CHECK_SECONDS = 0.5
 # What the pipes to and from the helper hold (Linux; the kernel's default is 64 KiB, and a process
 # without privileges may ask for up to /proc/sys/fs/pipe-max-size, 1 MiB unless set otherwise).
 PIPE_BYTES = 1 << 20
+STANDARD_STREAMS = 2  # stdin, stdout and stderr: descriptors 0 to 2
 # Bulk work's garbage collector thresholds: each young collection rescans every live container, so it runs seldom.
 BULK_WORK_GC_THRESHOLDS = (500_000, 50, 1000)
 
@@ -111,6 +113,7 @@ def _main_module_not_rerun() -> Iterator[None]:
     (every command, the web app, the API) are slow: the helper would join a sync late, and an
     unchanged re-sync could be over before it took a batch.
     """
+    # No public way to spawn without the main script: test_the_helper_process_does_not_run_the_main_script_again.
     prepare = multiprocessing.spawn.get_preparation_data
 
     def without_main(name: str) -> dict[str, Any]:
@@ -131,6 +134,7 @@ def _start_helper(modules: tuple[str, ...], parent: int) -> None:
     have died before this runs) watched, the work's modules imported."""
     # Ctrl-C reaches every process of the terminal's group: the parent stops this one itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _widen_pipes()
     threading.Thread(target=_exit_with_parent, args=(parent,), name="reval-parent-watch", daemon=True).start()
     for module in modules:
         importlib.import_module(module)
@@ -148,27 +152,31 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _widen_pipes(executor: ProcessPoolExecutor) -> None:
-    """Widens the executor's pipes to PIPE_BYTES where the system allows it (else they stay as they are).
+def _widen_pipes() -> None:
+    """Widens the pipes this helper process holds (its work coming in, its results going out) to
+    PIPE_BYTES where the system allows it (else they stay as they are).
 
-    Results come back through a pipe that a thread of the executor reads here, a chunk at a time,
-    taking the interpreter lock for each chunk while this process's main thread holds it: through
-    the default pipe the helper sits blocked writing its results. Widened (the pipe to it too),
-    the helper stays busy. The executor keeps its pipes in private attributes: should a Python
-    release move them, this does nothing.
+    Results go back through a pipe that a thread of the executor reads in the parent, a chunk at
+    a time, taking the interpreter lock for each chunk while the parent's main thread holds it:
+    through the default pipe the helper sits blocked writing its results. Widened (the pipe to it
+    too), the helper stays busy. The executor keeps its pipes to itself, so the helper finds them
+    among its open files (Linux's /proc): a spawned process holds no other pipe but its standard
+    streams, which are left as they are.
     """
     set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
-    if set_size is None:
+    try:
+        descriptors = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
         return
-    ends = (
-        getattr(getattr(executor, "_result_queue", None), "_reader", None),
-        getattr(getattr(executor, "_call_queue", None), "_writer", None),
-    )
-    for end in ends:
-        if end is not None:
-            # Over the system's limit for this user the call fails: the default serves, more slowly.
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(end.fileno(), set_size, PIPE_BYTES)
+    if set_size is None:  # not Linux
+        return
+    for descriptor in descriptors:
+        if descriptor <= STANDARD_STREAMS:
+            continue
+        # Over the system's limit for this user the call fails: the default serves, more slowly.
+        with contextlib.suppress(OSError):
+            if stat.S_ISFIFO(os.fstat(descriptor).st_mode):
+                fcntl.fcntl(descriptor, set_size, PIPE_BYTES)
 
 
 def helper_process_wanted() -> bool:
@@ -234,7 +242,6 @@ class SyncHelper:
                 initargs=(self._preload, os.getpid()),
             )
             self._up = self._executor.submit(_ready)  # the process starts with its first task
-            _widen_pipes(self._executor)
 
     def _executor_for(self, step: int, context: Any, started: float) -> ProcessPoolExecutor | None:
         """The process to share a step with (given its context first), once it is worth one and up:
