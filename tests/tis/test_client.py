@@ -93,6 +93,14 @@ def test_a_token_refused_early_is_replaced_once(tis_service, people):
     assert (tis_service.state.tokens_issued, tis_service.state.tokens_refused) == (2, 1)
 
 
+def test_a_token_refused_early_is_replaced_within_the_same_attempt(tis_service, people):
+    client, delays = client_for(tis_service, attempts=1)
+    client.person(1)
+    tis_service.state.expire_tokens()
+    assert client.person(2)["tisPersonId"] == 2 and delays == []
+    assert (tis_service.state.tokens_issued, tis_service.state.tokens_refused) == (2, 1)
+
+
 def test_wrong_client_credentials_are_reported_without_the_secret(tis_service, people):
     client, _ = client_for(tis_service, client_secret="wrong-secret")
     with pytest.raises(TisUnavailable, match="invalid_client") as refused:
