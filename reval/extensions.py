@@ -1,5 +1,6 @@
-"""What every entry point's Flask app holds: its settings (read once), the database, Celery and the clients of
-GMC and TIS, each made on first use. ``reval.app`` builds the app; this module only equips it."""
+"""What every entry point's Flask app holds: its settings (read once), the database, Celery and
+the clients of GMC and TIS, each made on first use. ``reval.app`` builds the app; this module
+only equips it."""
 
 from __future__ import annotations
 

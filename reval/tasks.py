@@ -262,7 +262,8 @@ def beat_schedule(configured: Settings) -> dict[str, dict[str, Any]]:
 
 
 # Retried when TIS cannot be read, or another sync held the lock all the while: a change TIS
-# announced is never dropped.
+# announced is never dropped. Celery's autoretry is the task layer's own policy, over the calls'
+# (reval.retrying): a task retried minutes later, each of its calls already tried as the settings say.
 @shared_task(
     name="reval.refresh_people", autoretry_for=(TisUnavailable, SyncSkipped), retry_backoff=True, max_retries=5
 )
