@@ -51,6 +51,7 @@ from reval.reconcile.reference import configured_designated_bodies
 from reval.reconcile.sources import (
     GmcOutcome,
     MassChangeGuard,
+    TisExamination,
     TisOutcome,
     apply_gmc_lists,
     apply_tis_people,
@@ -472,27 +473,13 @@ def _apply_sources(
     # stored is read after the GMC step rather than held beside its own (memory, at a million).
     first_tis = tis is not None and session.scalar(select(TisPerson.tis_person_id).limit(1)) is None
     tis_people = examine_tis_people(session, tis.people, helper) if tis is not None and first_tis else None
-    gmc_outcome = (
-        apply_gmc_lists(
-            session,
-            gmc.body_lists,
-            [b.code for b in bodies],
-            events,
-            gmc.not_fetched_reasons,
-            helper,
-            guard=guard,
-            fetched_at=gmc.list_taken_at,
-            progress=progress,
-            when_idle=tis_people.examined if tis_people else None,
-        )
-        if gmc
-        else GmcOutcome(not_fetched={b.code: "GMC was not fetched in this run" for b in bodies})
-    )
+    gmc_outcome = _apply_gmc(session, gmc, bodies, events, helper, guard, progress, tis_people)
     lap("gmc")
-    if tis and tis_people is None:
-        tis_people = examine_tis_people(session, tis.people, helper)
-    tis_outcome = (
-        apply_tis_people(
+    tis_outcome = None
+    if tis is not None:
+        if tis_people is None:
+            tis_people = examine_tis_people(session, tis.people, helper)
+        tis_outcome = apply_tis_people(
             session,
             tis_people,
             tis.full_snapshot,
@@ -501,9 +488,6 @@ def _apply_sources(
             run_id=run_id,
             progress=progress,
         )
-        if tis and tis_people is not None  # (examined above whenever there is TIS input)
-        else None
-    )
     lap("tis")
     if gmc and not gmc_outcome.fetched:
         _refuse_nothing_fetched(gmc, tis_outcome, tis_not_fetched_reason)
@@ -511,6 +495,34 @@ def _apply_sources(
     rejections = gmc_outcome.rejections + (tis_outcome.rejections if tis_outcome else [])
     _record_rejections(session, run_id, rejections)
     return gmc_outcome, tis_outcome, rejections
+
+
+def _apply_gmc(
+    session: Session,
+    gmc: GmcInput | None,
+    bodies: Sequence[DesignatedBody],
+    events: EventLog,
+    helper: SyncHelper,
+    guard: MassChangeGuard,
+    progress: Progress,
+    tis_people: TisExamination | None,
+) -> GmcOutcome:
+    """GMC's lists applied (the helper examining TIS people whenever this step leaves it idle), or
+    every body not fetched when there is no GMC input."""
+    if gmc is None:
+        return GmcOutcome(not_fetched={b.code: "GMC was not fetched in this run" for b in bodies})
+    return apply_gmc_lists(
+        session,
+        gmc.body_lists,
+        [b.code for b in bodies],
+        events,
+        gmc.not_fetched_reasons,
+        helper,
+        guard=guard,
+        fetched_at=gmc.list_taken_at,
+        progress=progress,
+        when_idle=tis_people.examined if tis_people else None,
+    )
 
 
 def _record_rejections(session: Session, run_id: int, rejections: list[Rejection]) -> None:
