@@ -132,6 +132,7 @@ def _sortable_head(asked: ViewAsked) -> list[dict[str, str]]:
         order = "asc" if not current or asked.descending else "desc"
         head.append(
             {
+                "key": key.value,
                 "text": label,
                 "sort": ("descending" if asked.descending else "ascending") if current else "none",
                 "href": url_with(sort=key.value, order=order, page=None),
