@@ -1,26 +1,25 @@
-"""Every page type fits the screen, at a desk (1280×900) and on a phone (390×844): no sideways
+"""Every page type fits the screen, at a desk (1280 by 900) and on a phone (390 by 844): no sideways
 scrolling, every column of a queue on screen at 1280 px, and no serious axe violation at either
 width. Each page is saved as a screenshot per width."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from reval.gmc.simulator import InjectedFault
 from tests.factories import EAST_OF_ENGLAND
+from tests.web import test_browser
 from tests.web.conftest import EAST_MISMATCH, EAST_NOT_CONNECTED
-from tests.web.test_browser import (  # noqa: F401 (fixtures)
-    artifacts,
-    assert_accessible,
-    browser_type_launch_args,
-    page,
-    sign_in,
-    site,
-)
+from tests.web.test_browser import assert_accessible, sign_in
+
+# The browser, the live site and the screenshot folder, as the other browser tests have them.
+browser_type_launch_args = test_browser.browser_type_launch_args
+artifacts = test_browser.artifacts
+site = test_browser.site
+page = test_browser.page
 
 SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 QUEUE_HEADINGS = (
