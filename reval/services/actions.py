@@ -126,6 +126,53 @@ def act_on_doctors(context: Context, asked: ActionRequest) -> int:
 def resend_failed_request(context: Context, request_id: int) -> int:
     """Resends one failed request, recorded as an action so its result can be followed."""
     require_may_act(context.actor)
+    outcome = _resend(context, request_id)
+    return _record(context, BulkAction.RESEND, outcome.pop("designatedBodyCode"), [outcome])
+
+
+def standing_failures(context: Context, designated_body: str, numbers: Sequence[str]) -> dict[str, ConnectionRequest]:
+    """Each of these doctors' failed request for this body that no later request has superseded:
+    the one flagging "GMC update failed", and the one a resend repeats."""
+    with context.reads() as session:
+        code = visible_body(session, context.actor, designated_body).code
+        failed = list(
+            session.scalars(
+                select(ConnectionRequest)
+                .where(
+                    ConnectionRequest.designated_body_code == code,
+                    ConnectionRequest.status == "FAILED",
+                    ConnectionRequest.gmc_number.in_(list(numbers)),
+                )
+                .order_by(ConnectionRequest.id)
+            )
+        )
+        return {
+            state.request.gmc_number: state.request for state in request_states(session, failed) if state.flags_failure
+        }
+
+
+def resend_failed_requests(context: Context, designated_body: str, numbers: Sequence[str]) -> int:
+    """Resends each doctor's standing failed request for the body; one action records them all."""
+    require_may_act(context.actor)
+    if len(numbers) > MAX_DOCTORS:
+        raise Invalid(f"choose at most {MAX_DOCTORS} doctors at a time", field="doctor")
+    with context.reads() as session:
+        code = visible_body(session, context.actor, designated_body).code
+    failures = standing_failures(context, code, numbers)
+    outcomes = []
+    for number in numbers:
+        failed = failures.get(number)
+        if failed is None:
+            outcomes.append(_outcome(number, Result.REFUSED, "no failed GMC update to resend for this doctor"))
+            continue
+        outcome = _resend(context, failed.id)
+        outcome.pop("designatedBodyCode")
+        outcomes.append(outcome)
+    return _record(context, BulkAction.RESEND, code, outcomes)
+
+
+def _resend(context: Context, request_id: int) -> dict[str, Any]:
+    """One failed request resent (or the refusal), as an outcome naming the request's body."""
     try:
         requested = resend_request(context, request_id)
     except NotFound:
@@ -134,12 +181,12 @@ def resend_failed_request(context: Context, request_id: int) -> int:
         with context.reads() as session:
             failed = session.get_one(ConnectionRequest, request_id)  # refused, not NotFound: it exists
         refused = _outcome(failed.gmc_number, Result.REFUSED, str(refusal))
-        return _record(context, BulkAction.RESEND, failed.designated_body_code, [refused])
+        return {**refused, "designatedBodyCode": failed.designated_body_code}
     request = requested.request
     outcome = _outcome(
         request.gmc_number, Result.REQUESTED, f"request {request.id} resends request {request_id}", request.id
     )
-    return _record(context, BulkAction.RESEND, request.designated_body_code, [outcome])
+    return {**outcome, "designatedBodyCode": request.designated_body_code}
 
 
 def action_results(context: Context, action_id: int) -> ActionResults:

@@ -17,19 +17,28 @@ from flask.typing import ResponseReturnValue
 from reval.designated_bodies import find_designated_body
 from reval.gmc.codes import CHANGE_REASONS
 from reval.refusals import Invalid
-from reval.services.actions import ActionRequest, BulkAction, act_on_doctors, action_results, resend_failed_request
+from reval.services.actions import (
+    ActionRequest,
+    BulkAction,
+    act_on_doctors,
+    action_results,
+    resend_failed_request,
+    resend_failed_requests,
+    standing_failures,
+)
 from reval.services.queues import doctors_seen_by
 from reval.web.addresses import local_path
 from reval.web.pages import my_bodies, web_context
 
 blueprint = Blueprint("actions", __name__)
 
-CONFIRMABLE = {BulkAction.HIDE, BulkAction.UNHIDE, BulkAction.CONNECT, BulkAction.DISCONNECT}
+CONFIRMABLE = {BulkAction.HIDE, BulkAction.UNHIDE, BulkAction.CONNECT, BulkAction.DISCONNECT, BulkAction.RESEND}
 HEADINGS = {
     BulkAction.HIDE: "Hide doctors",
     BulkAction.UNHIDE: "Unhide doctors",
     BulkAction.CONNECT: "Connect doctors at GMC",
     BulkAction.DISCONNECT: "Disconnect doctors at GMC",
+    BulkAction.RESEND: "Resend failed GMC updates",
 }
 
 
@@ -59,16 +68,13 @@ def perform(name: str) -> ResponseReturnValue:
     if errors:
         return _confirmation(action, form.get("body"), numbers, form, errors)
     try:
-        action_id = act_on_doctors(
-            web_context(),
-            ActionRequest(
-                action,
-                form.get("body", ""),
-                tuple(numbers),
-                form.get("reason"),
-                until,
-            ),
-        )
+        if action is BulkAction.RESEND:
+            action_id = resend_failed_requests(web_context(), form.get("body", ""), numbers)
+        else:
+            action_id = act_on_doctors(
+                web_context(),
+                ActionRequest(action, form.get("body", ""), tuple(numbers), form.get("reason"), until),
+            )
     except Invalid as refusal:
         errors[refusal.field or "doctor"] = str(refusal)
         return _confirmation(action, form.get("body"), numbers, form, errors)
@@ -96,6 +102,11 @@ def _confirmation(
     if acting_for is None:
         abort(404)
     doctors, missing = doctors_seen_by(web_context(), acting_for.code, numbers)
+    failures = (
+        standing_failures(web_context(), acting_for.code, [entry.gmc_number for entry in doctors])
+        if action is BulkAction.RESEND
+        else {}
+    )
     if not numbers:
         errors.setdefault("doctor", "Choose at least one doctor: tick their rows, then choose the action again")
     status = 422 if errors and request.method == "POST" else 200
@@ -106,6 +117,7 @@ def _confirmation(
         acting_for=acting_for,
         doctors=doctors,
         missing=missing,
+        failures=failures,
         form=form,
         errors=errors,
         reasons=CHANGE_REASONS.get(action.gmc_action, {}) if action.gmc_action is not None else {},

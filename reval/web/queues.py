@@ -14,6 +14,7 @@ from flask import Blueprint, Response, abort, render_template, request, stream_w
 from reval.designated_bodies import DesignatedBody, find_designated_body
 from reval.refusals import Invalid, NotFound
 from reval.rules import DEFAULT_RULE_TABLE
+from reval.services.actions import standing_failures
 from reval.services.queues import (
     DEFAULT_PAGE_SIZE,
     Page,
@@ -102,11 +103,17 @@ def queue(queue: str) -> str:
     context = web_context()
     page = queue_page(context, asked.view(), checked_page(request.args.get("page") or 1), DEFAULT_PAGE_SIZE)
     counts = tab_counts(context, asked.body.code, asked.filters)
+    failures = (
+        standing_failures(context, asked.body.code, [entry.gmc_number for entry in page.items])
+        if asked.tab is QueueTab.FAILED_UPDATES
+        else {}
+    )
     return render_template(
         "queues/queue.html",
         asked=asked,
         page=page,
         counts=counts,
+        failures=failures,
         tabs=[(tab, TAB_LABELS[tab]) for tab in counts],
         tab_label=TAB_LABELS[asked.tab],
         columns=COLUMNS,
