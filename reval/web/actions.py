@@ -19,7 +19,9 @@ from reval.gmc.codes import CHANGE_REASONS
 from reval.refusals import Invalid
 from reval.services.actions import (
     ActionRequest,
+    ActionResults,
     BulkAction,
+    Result,
     act_on_doctors,
     action_results,
     resend_failed_request,
@@ -27,8 +29,9 @@ from reval.services.actions import (
     standing_failures,
 )
 from reval.services.queues import doctors_seen_by
-from reval.web.addresses import local_path
+from reval.web.addresses import local_path, own_path
 from reval.web.pages import my_bodies, web_context
+from reval.web.presenters import action_error, results_banner, sentence_case, until_error
 
 blueprint = Blueprint("actions", __name__)
 
@@ -76,22 +79,32 @@ def perform(name: str) -> ResponseReturnValue:
                 ActionRequest(action, form.get("body", ""), tuple(numbers), form.get("reason"), until),
             )
     except Invalid as refusal:
-        errors[refusal.field or "doctor"] = str(refusal)
+        field = refusal.field if refusal.field in ("reason", "until") else "doctor"
+        errors[field] = action_error(
+            field, action.value, web_context().today(), lambda: _body_name(form)
+        ) or sentence_case(str(refusal))
         return _confirmation(action, form.get("body"), numbers, form, errors)
-    return redirect(url_for("actions.results", action_id=action_id), 303)
+    back = own_path(form.get("back"))
+    if back and not back.startswith("/queues/"):
+        back = None  # the results page's link goes back to the queues: the view the admin came from, if any
+    return redirect(url_for("actions.results", action_id=action_id, back=back), 303)
+
+
+def _body_name(form: Mapping[str, str]) -> str:
+    wanted = (form.get("body") or "").strip().upper()
+    return next((body.name for body in my_bodies() if body.code.upper() == wanted), wanted)
 
 
 def _until(form: Mapping[str, str], errors: dict[str, str]) -> date | None:
     """The hide's optional last day, from the date input's three fields."""
-    parts = [(form.get(f"until[{part}]") or "").strip() for part in ("day", "month", "year")]
-    if not any(parts):
+    day, month, year = ((form.get(f"until[{part}]") or "").strip() for part in ("day", "month", "year"))
+    if not (day or month or year):
         return None
-    try:
-        day, month, year = (int(part) for part in parts)
-        return date(year, month, day)
-    except ValueError:
-        errors["until"] = "Until must be a real date, for example 31 12 2026"
+    error = until_error((day, month, year))
+    if error:
+        errors["until"] = error
         return None
+    return date(int(year), int(month), int(day))
 
 
 def _confirmation(
@@ -130,7 +143,35 @@ def _confirmation(
 
 @blueprint.get("/results/<int(max=2147483647):action_id>")
 def results(action_id: int) -> str:
-    return render_template("actions/results.html", results=action_results(web_context(), action_id))
+    context = web_context()
+    found = action_results(context, action_id)
+    code = found.action.designated_body_code
+    seen = doctors_seen_by(context, code, [outcome.gmc_number for outcome in found.outcomes])[0] if code else []
+    return render_template(
+        "actions/results.html",
+        results=found,
+        names={entry.gmc_number: _name(entry.first_name, entry.last_name) for entry in seen},
+        banner=results_banner(found.action.action, *_tally(found)),
+        back=local_path(request.args.get("back"), url_for("queues.queue", queue="discrepancies", body=code)),
+    )
+
+
+def _tally(found: ActionResults) -> tuple[int, int, int]:
+    """How many outcomes are done, not done and still waiting for GMC."""
+    done = not_done = waiting = 0
+    for outcome in found.outcomes:
+        status = outcome.request.request.status if outcome.request is not None else None
+        if outcome.result is Result.REFUSED or status == "FAILED":
+            not_done += 1
+        elif outcome.result is Result.DONE or status == "SUCCEEDED":
+            done += 1
+        else:
+            waiting += 1
+    return done, not_done, waiting
+
+
+def _name(first: str | None, last: str | None) -> str:
+    return " ".join(part for part in (first, last) if part)
 
 
 @blueprint.post("/requests/<int(max=2147483647):request_id>/resend")

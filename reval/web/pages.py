@@ -3,15 +3,12 @@ and the pages with no topic of their own (home, rules)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from markupsafe import Markup
 
-from reval.clock import LONDON
 from reval.designated_bodies import DesignatedBody
 from reval.extensions import database
 from reval.gateway import AppGateway
@@ -22,6 +19,7 @@ from reval.services.access import visible_bodies
 from reval.services.context import Context
 from reval.web.addresses import local_path
 from reval.web.auth import current_actor, end_stale_session, settings, signed_in_actor
+from reval.web.presenters import body_label, format_day, format_moment, in_words, sentence_case
 
 blueprint = Blueprint("pages", __name__)
 
@@ -51,7 +49,7 @@ def init_app(app: Flask) -> None:
     app.before_request(_require_sign_in)
     app.after_request(_security_headers)
     app.context_processor(_template_globals)
-    app.jinja_env.filters.update(day=format_day, moment=format_moment, yes_no=format_value)
+    app.jinja_env.filters.update(day=format_day, moment=format_moment, yes_no=format_value, sentence=sentence_case)
 
 
 def web_context() -> Context:
@@ -110,6 +108,8 @@ def _template_globals() -> dict[str, Any]:
         "actor": current_actor(),
         "dev_sign_in": settings().dev,
         "body_name": body_name,
+        "body_label": body_label_of,
+        "in_words": lambda text: in_words(text, {body.code: body.name for body in configured_bodies()}),
         "reason_label": DEFAULT_RULE_TABLE.reason_label,
         "url_with": url_with,
     }
@@ -139,32 +139,17 @@ def body_name(code: str | None) -> str:
     return next((body.name for body in configured_bodies() if body.code == code), code)
 
 
+def body_label_of(code: str | None) -> str:
+    """A body by name with its code as GMC writes it: East of England (1-1RSSQ05)."""
+    return body_label(body_name(code), code) if code else ""
+
+
 def url_with(**changes: Any) -> str:
     """This page's address with some query parameters changed (None removes one)."""
     args = {key: value for key, value in request.args.items(multi=False)}
     args.update({key: value for key, value in changes.items()})
     query = urlencode({key: value for key, value in args.items() if value not in (None, "")})
     return request.path + (f"?{query}" if query else "")
-
-
-def format_day(value: date | str | None) -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        value = date.fromisoformat(value)
-    return f"{value.day} {value:%b %Y}"
-
-
-def format_moment(value: datetime | str | None) -> Markup | str:
-    """A moment in London time, with the full moment in a <time> element."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    local = value.astimezone(LONDON)
-    return Markup('<time datetime="{}">{} {}</time>').format(
-        value.isoformat(), format_day(local.date()), local.strftime("%H:%M")
-    )
 
 
 @blueprint.get("/")

@@ -214,7 +214,9 @@ def test_hiding_asks_for_confirmation_then_records_who_did_it(sign_in, national)
     missing_reason = admin.post(
         "/actions/hide", {"body": EAST_OF_ENGLAND, "doctor": doctors}, token_from=confirmation.request.url
     )
-    assert missing_reason.status_code == 422 and "a hide needs a reason" in missing_reason.text
+    assert missing_reason.status_code == 422 and (
+        "Enter why these doctors need no action from East of England" in missing_reason.text
+    )
     done = admin.post(
         "/actions/hide", {"body": EAST_OF_ENGLAND, "doctor": doctors, "reason": "on leave"}, follow_redirects=True
     )

@@ -1,0 +1,126 @@
+"""What a person reads, made from stored values: dates in long form, designated bodies by name
+with their code as GMC writes it, GMC requests and form errors in words. Templates lay out what
+these return and never format values themselves."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+
+from markupsafe import Markup
+
+from reval.clock import LONDON
+
+YEAR_DIGITS = 4  # a two-digit year is refused, never read as the year 27
+
+
+def format_day(value: date | str | None) -> str:
+    """A day as people write it: 6 December 2026."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = date.fromisoformat(value)
+    return f"{value.day} {value:%B %Y}"
+
+
+def format_moment(value: datetime | str | None) -> Markup | str:
+    """A moment in London time (6 December 2026 at 11:26), the full moment in a <time> element."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    local = value.astimezone(LONDON)
+    return Markup('<time datetime="{}">{} at {}</time>').format(
+        value.isoformat(), format_day(local.date()), local.strftime("%H:%M")
+    )
+
+
+def sentence_case(text: str | None) -> str:
+    """The first letter a capital, the rest as written (codes such as 1-1RSSQ05 keep their case)."""
+    if not text:
+        return ""
+    return text[0].upper() + text[1:]
+
+
+def body_label(name: str, code: str) -> str:
+    """A designated body by name, with its code as GMC writes it: East of England (1-1RSSQ05)."""
+    code = code.upper()
+    return code if name.upper() == code else f"{name} ({code})"
+
+
+def request_summary(
+    action: str, body: str, requested_by: str, reason: str, reasons: Mapping[str, Mapping[str, str]]
+) -> str:
+    """A GMC request in words: Connect to East of England, asked by Ann Admin, reason: the doctor
+    has a connection with this designated body."""
+    change = "Connect to" if action == "ADD" else "Disconnect from"
+    meaning = reasons.get(action, {}).get(reason, f"GMC reason {reason}")
+    return f"{change} {body}, asked by {requested_by}, reason: {meaning}"
+
+
+def refused_change(action: str, body: str) -> str:
+    """What GMC did not do: connect this doctor to East of England."""
+    return f"connect this doctor to {body}" if action == "ADD" else f"disconnect this doctor from {body}"
+
+
+def until_error(parts: tuple[str, str, str]) -> str | None:
+    """The error for a hide's until-date as typed (day, month, year), or None when it is a date."""
+    day, month, year = parts
+    if not all(parts):
+        missing = [name for name, part in zip(("a day", "a month", "a year"), parts, strict=True) if not part]
+        return "The date the hide ends must include " + " and ".join(missing)
+    if not (day.isdigit() and month.isdigit() and year.isdigit()):
+        return "The date the hide ends must be a real date, for example 31 12 2027"
+    if len(year) != YEAR_DIGITS:
+        return "Year must include 4 numbers, for example 2027"
+    try:
+        date(int(year), int(month), int(day))
+    except ValueError:
+        return "The date the hide ends must be a real date, for example 31 12 2027"
+    return None
+
+
+def action_error(field: str, action: str, today: date, body: Callable[[], str]) -> str | None:
+    """The form error for a refusal of the action's field, in the NHS.UK style (None: the
+    refusal's own sentence is shown)."""
+    if field == "until":
+        return f"Enter a date after {format_day(today)}"
+    if field == "reason" and action == "hide":
+        return f"Enter why these doctors need no action from {body()}"
+    if field == "reason":
+        return "Select GMC's reason for this change"
+    return None
+
+
+DONE_WORDS = {
+    "hide": "hidden",
+    "unhide": "unhidden",
+    "connect": "connected at GMC",
+    "disconnect": "disconnected at GMC",
+    "resend": "resent to GMC and accepted",
+}
+
+
+def results_banner(action: str, done: int, not_done: int, waiting: int) -> tuple[str, str] | None:
+    """The results page's opening banner (its kind and sentence), or None while GMC has not answered."""
+    doctors = f"{done} doctor{'' if done == 1 else 's'}"
+    if waiting:
+        return None
+    if not not_done:
+        return "success", f"{doctors} {DONE_WORDS.get(action, 'done')}"
+    return "important", f"{not_done} of {done + not_done} changes were not made: see why below"
+
+
+ISO_DAY = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+
+
+def in_words(text: str | None, body_names: Mapping[str, str]) -> str:
+    """A use case's sentence for people: sentence case, ISO days in long form, body codes as names
+    (codes matched in any letter case, as GMC writes them)."""
+    if not text:
+        return ""
+    text = ISO_DAY.sub(lambda day: format_day(date(int(day[1]), int(day[2]), int(day[3]))), text)
+    for code, name in body_names.items():
+        text = re.sub(rf"\b{re.escape(code)}\b", name, text, flags=re.IGNORECASE)
+    return sentence_case(text)
