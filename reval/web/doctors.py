@@ -18,7 +18,7 @@ from reval.services.doctors import (
 )
 from reval.web.auth import signed_in_actor
 from reval.web.pages import my_bodies, web_context
-from reval.web.presenters import refused_change, request_summary
+from reval.web.presenters import fact_answers, refused_change, request_summary
 
 blueprint = Blueprint("doctor_pages", __name__)
 
@@ -51,6 +51,7 @@ def doctor(gmc_number: str) -> str:
         change_reasons=CHANGE_REASONS,
         rejected_record_text=rejected_record_text,
         request_summary=request_summary,
+        fact_answers=fact_answers,
         refused_change=refused_change,
     )
 

@@ -124,3 +124,32 @@ def in_words(text: str | None, body_names: Mapping[str, str]) -> str:
     for code, name in body_names.items():
         text = re.sub(rf"\b{re.escape(code)}\b", name, text, flags=re.IGNORECASE)
     return sentence_case(text)
+
+
+# Each fact of the rule table as an admin would ask it of a doctor.
+FACT_QUESTIONS = {
+    "current_f1_placement": "Has an F1 placement now",
+    "military": "In a military programme",
+    "tis_people": "People in TIS with this GMC number",
+    "tis_record_rejected": "Every TIS record of theirs was rejected",
+    "connected": "Connected to a designated body at GMC",
+    "inactive_in_tis": "Inactive in TIS",
+    "unknown_programme_owner": "A current programme's owner is not a known designated body",
+    "current_programme_owners": "Designated bodies owning their current programmes",
+    "connected_to_programme_owner": "Connected to a designated body that owns a current programme",
+    "current_programme": "Has a current programme",
+    "ended_programme": "Has a programme that has ended",
+    "previously_connected": "Has been connected to a designated body before",
+}
+COUNT_WORDS = {"NONE": "none", "ONE": "one", "MANY": "more than one"}
+
+
+def fact_answers(facts: Mapping[str, object]) -> list[tuple[str, str]]:
+    """The doctor's facts as questions and answers: ("Has an F1 placement now", "no")."""
+    return [(FACT_QUESTIONS.get(name, name), _answer(value)) for name, value in facts.items()]
+
+
+def _answer(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return COUNT_WORDS.get(str(value), str(value))

@@ -171,6 +171,11 @@ def test_a_doctors_page_explains_their_decision(page, site, artifacts):
     sign_in(page, site)
     page.get_by_role("link", name=re.compile("Mbeki")).click()
     expect(page.get_by_role("heading", name="Ada Mbeki", level=1)).to_be_visible()
+    fact = page.locator(".app-facts .nhsuk-summary-list__row").filter(
+        has=page.get_by_text("Connected to a designated body at GMC", exact=True)
+    )
+    expect(fact.locator(".nhsuk-summary-list__value")).to_have_text("yes")  # facts as sentences
+    page.get_by_text("Details", exact=True).click()  # the rule row, fact names and codes
     expect(page.get_by_text("Row 10 of reval-default@2")).to_be_visible()
     expect(page.get_by_role("cell", name="Matched: connected = yes and current_programme = yes")).to_be_visible()
     page.screenshot(path=artifacts / "doctor.png", full_page=True)

@@ -101,3 +101,16 @@ def test_a_doctors_gmc_requests_and_dates_read_as_words(page, site, national):
     main = page.locator("main").inner_text()
     assert LONG_DATE.search(main)
     assert not re.search(r"\b\d{1,2} (Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4}\b", main)
+
+
+def test_the_explanation_reads_as_sentences_with_the_rules_in_details(page, site, national):
+    sign_in(page, site)
+    page.goto(f"{site}/doctors/{EAST_NOT_CONNECTED[0]}?body={EAST_OF_ENGLAND}")
+    facts = page.locator(".app-facts")
+    expect(facts).to_contain_text("Has an F1 placement now")
+    assert "current_f1_placement" not in facts.inner_text() and "NOT_CONNECTED" not in facts.inner_text()
+    rules = page.get_by_role("table", name="Rules tried")
+    expect(rules).to_be_hidden()  # the rule rows, fact names and codes wait in a disclosure
+    page.get_by_text("Details", exact=True).click()
+    expect(rules).to_be_visible()
+    expect(rules).to_contain_text("NOT_CONNECTED")
