@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from reval.models import DoctorHide
@@ -42,3 +44,17 @@ def end_expired_hides_now(sessions: sessionmaker[Session], *, as_of: date, now: 
     """Ends every hide whose until-date has come, deciding those doctors again (the unattended job
     between syncs); returns how many ended."""
     return end_expired_hides(sessions, as_of=as_of, now=now)
+
+
+def active_hides(context: Context, body: str, numbers: Sequence[str]) -> dict[str, DoctorHide]:
+    """The active hides of these doctors for ``body`` (one of the actor's), by GMC number."""
+    with context.reads() as session:
+        code = visible_body(session, context.actor, body).code
+        hides = session.scalars(
+            select(DoctorHide).where(
+                DoctorHide.designated_body_code == code,
+                DoctorHide.gmc_number.in_(list(numbers)),
+                DoctorHide.ended_at.is_(None),
+            )
+        )
+        return {hide.gmc_number: hide for hide in hides}

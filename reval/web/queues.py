@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template, request, stream_with_context, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, stream_with_context, url_for
+from flask.typing import ResponseReturnValue
 
 from reval.designated_bodies import DesignatedBody, find_designated_body
 from reval.refusals import Invalid, NotFound
 from reval.rules import DEFAULT_RULE_TABLE
 from reval.services.actions import standing_failures
+from reval.services.hides import active_hides
 from reval.services.queues import (
     DEFAULT_PAGE_SIZE,
     Page,
@@ -44,6 +46,15 @@ TAB_LABELS = {
     QueueTab.HISTORIC: "Historic",
     QueueTab.FAILED_UPDATES: "Failed GMC updates",
     QueueTab.UNASSIGNED: "Unassigned",
+}
+# What an admin can do with the ticked doctors of each tab: only what applies there.
+TAB_ACTIONS: dict[QueueTab, tuple[str, ...]] = {
+    QueueTab.CONNECTED: ("hide", "disconnect"),
+    QueueTab.DISCREPANCIES: ("hide", "connect", "disconnect"),
+    QueueTab.HIDDEN: ("unhide",),
+    QueueTab.HISTORIC: ("hide", "connect"),
+    QueueTab.FAILED_UPDATES: ("resend", "hide", "connect", "disconnect"),
+    QueueTab.UNASSIGNED: ("hide", "connect"),
 }
 COLUMNS = (
     (SortKey.NAME, "Name"),
@@ -98,22 +109,24 @@ def _asked(queue: str) -> ViewAsked:
 
 
 @blueprint.get("/queues/<queue>")
-def queue(queue: str) -> str:
+def queue(queue: str) -> ResponseReturnValue:
     asked = _asked(queue)
     context = web_context()
     page = queue_page(context, asked.view(), checked_page(request.args.get("page") or 1), DEFAULT_PAGE_SIZE)
     counts = tab_counts(context, asked.body.code, asked.filters)
-    failures = (
-        standing_failures(context, asked.body.code, [entry.gmc_number for entry in page.items])
-        if asked.tab is QueueTab.FAILED_UPDATES
-        else {}
-    )
+    if page.total and page.page > page.pages:
+        return redirect(url_with(page=page.pages))  # past the end: the last page, not an empty table
+    numbers = [entry.gmc_number for entry in page.items]
+    hides = active_hides(context, asked.body.code, numbers) if asked.tab is QueueTab.HIDDEN else {}
+    failures = standing_failures(context, asked.body.code, numbers) if asked.tab is QueueTab.FAILED_UPDATES else {}
     return render_template(
         "queues/queue.html",
         asked=asked,
         page=page,
         counts=counts,
         failures=failures,
+        hides=hides,
+        actions=TAB_ACTIONS[asked.tab],
         tabs=[(tab, TAB_LABELS[tab]) for tab in counts],
         tab_label=TAB_LABELS[asked.tab],
         columns=COLUMNS,

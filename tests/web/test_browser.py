@@ -212,7 +212,7 @@ def test_select_all_ticks_every_row_on_the_page(page, site):
     page.locator("[data-nhsuk-button-init]").first.wait_for()  # the page's script has run
     page.get_by_label("Select every doctor on this page").check(force=True)
     expect(page.locator('input[name="doctor"]:checked')).to_have_count(3)
-    page.get_by_role("button", name="Unhide", exact=True).click()
+    page.get_by_role("button", name="Hide", exact=True).click()  # (Unhide is only on the Hidden tab)
     expect(page.get_by_role("heading", name="3 doctors")).to_be_visible()
 
 
