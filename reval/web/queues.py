@@ -96,7 +96,8 @@ def _asked(queue: str) -> ViewAsked:
     bodies = my_bodies()
     if not bodies:
         raise NotFound("you have no designated bodies in Reval; ask your revalidation team to add yours")
-    body = find_designated_body(bodies, request.args.get("body") or bodies[0].code)
+    chosen = next((b for b in bodies if b.code in signed_in_actor().designated_bodies), bodies[0])  # at sign-in
+    body = find_designated_body(bodies, request.args.get("body") or chosen.code)
     if body is None:
         raise NotFound(f"designated body {request.args.get('body')!r} is not one of yours")
     filters = QueueFilters(
