@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from flask import current_app
@@ -33,6 +35,8 @@ from reval.services.terms import SyncSummary
 @QUIET
 def demo(doctors, seed, as_of, database_url, serve, host, port, quiet):
     """Generate a synthetic national dataset, sync two nights of it, summarise the queues, serve the UI."""
+    if serve:
+        check_port_free(host, port)  # before a minute of work, not after it
     directory = Path(current_app.instance_path) / "demo"
     private_folder(directory)
     if database_url is None:
@@ -55,6 +59,17 @@ def demo(doctors, seed, as_of, database_url, serve, host, port, quiet):
             serve_app(app, host, port)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Refuses (exit 2, one line) when the web UI could not be served on host:port."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise CommandRefused(
+                f"port {port} on {host} is not free ({error.strerror}): choose another with --port"
+            ) from None
+
+
 def _print_demo(ctx: Context, result, seed: int, database_url: str) -> None:
     dataset = result.dataset
     click.echo(
@@ -65,7 +80,10 @@ def _print_demo(ctx: Context, result, seed: int, database_url: str) -> None:
         f"Served both nights from local GMC Connect ({result.gmc_url}) and TIS simulators; synced the previous "
         f"night (run {SyncSummary.from_json(result.previous_night).sync_run_id}), then tonight:\n"
     )
-    print_summary(ctx, SyncSummary.from_json(result.tonight), bodies=False)
+    tonight = SyncSummary.from_json(result.tonight)
+    print_summary(ctx, tonight, bodies=False)
+    if tonight.rejected_records:
+        click.echo("(The demo makes some TIS records bad on purpose, to show how Reval rejects and reports them.)")
     click.echo("\nAn admin connects unconnected trainees to their programme's owner at GMC:")
     for request in result.requests:
         click.echo(
@@ -82,6 +100,14 @@ def _print_demo(ctx: Context, result, seed: int, database_url: str) -> None:
 
 def _print_offices(result, host: str, port: int) -> None:
     address = f"http://{host}:{port}"
+    example = result.requests[0].gmc_number if result.requests else "GMCNO"
+    simulator = urlsplit(result.gmc_url)._replace(path="", query="").geturl()
+    click.echo(f"\nGMC Connect simulator, while the demo runs: {simulator}")
+    click.echo(
+        "Make GMC refuse a doctor's next change: curl -X POST "
+        f"{simulator}/simulator/faults "
+        f'-d \'{{"kind": "return-code", "gmcNumber": "{example}", "returnCode": "106"}}\''
+    )
     click.echo(f"\nThe web UI, with development sign-in: {address}/auth/dev")
     click.echo("Sign in as an Admin of one of these offices (or as National to see them all):")
     for body in result.bodies:
