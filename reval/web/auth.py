@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -277,24 +278,13 @@ def signed_out() -> str:
 @dev_blueprint.route("/dev", methods=["GET", "POST"])
 def dev_sign_in() -> ResponseReturnValue:
     bodies = configured_bodies(database().reads)
-    codes = {body.code for body in bodies}
     form = request.form if request.method == "POST" else {}
     errors: dict[str, str] = {}
     if request.method == "POST":
-        try:
-            name = free_text("Name", form.get("name"), 200)
-        except InvalidValue as error:
-            name, errors["name"] = None, str(error)
-        if not name and "name" not in errors:
-            errors["name"] = "Enter your name"
-        role = form.get("role")
-        if role not in {r.value for r in Role}:
-            errors["role"] = "Select a role"
-        body = form.get("designated_body")
-        if body not in codes:
-            errors["designated_body"] = "Select a designated body"
-        if not errors and name and role and body:  # (each is set when there are no errors)
-            sign_in_as(name, Role(role), [body], via="dev")
+        chosen, errors = _dev_choice(form, {body.code for body in bodies})
+        if chosen is not None:
+            name, role, body = chosen
+            sign_in_as(name, role, [body], via="dev")
             return redirect(local_path(form.get("next")))
     return render_template(
         "auth/dev_sign_in.html",
@@ -304,6 +294,27 @@ def dev_sign_in() -> ResponseReturnValue:
         next_page=local_path(request.values.get("next")),
         timed_out=session.pop("timed_out", False),
     ), (422 if errors else 200)
+
+
+def _dev_choice(form: Mapping[str, str], codes: set[str]) -> tuple[tuple[str, Role, str] | None, dict[str, str]]:
+    """Who the development form says to sign in as (name, role, body), or the errors to show."""
+    errors: dict[str, str] = {}
+    name = None
+    try:
+        name = free_text("Name", form.get("name"), 200)
+    except InvalidValue as error:
+        errors["name"] = str(error)
+    if not name:
+        errors.setdefault("name", "Enter your name")
+    role = form.get("role")
+    if role not in {r.value for r in Role}:
+        errors["role"] = "Select a role"
+    body = form.get("designated_body")
+    if body not in codes:
+        errors["designated_body"] = "Select a designated body"
+    if errors or not (name and role and body):
+        return None, errors
+    return (name, Role(role), body), errors
 
 
 # --- claims --------------------------------------------------------------------------------------
