@@ -25,7 +25,7 @@ from reval.reconcile.decisions import NAME_KEY_LENGTH
 from reval.reconcile.reference import configured_designated_bodies
 from reval.refusals import Invalid
 from reval.rules import DEFAULT_RULE_TABLE, HIDDEN_BY_ADMIN, Queue
-from reval.services.access import require_national, visible_body
+from reval.services.access import require_national, visible_bodies, visible_body
 from reval.services.context import Context
 
 
@@ -243,6 +243,24 @@ def counts_by_body(session: Session) -> dict[str, dict[str, int]]:
         if hidden_by_admin:
             counts[code][HIDDEN_BY_ADMIN] += count
     return dict(counts)
+
+
+def discrepancy_counts(context: Context, codes: Sequence[str]) -> dict[str, int]:
+    """How many doctors each of these bodies (the actor's, in any letter case) has in its
+    Discrepancies tab, unfiltered: one grouped count for them all."""
+    visibility = DoctorVisibility.__table__
+    with context.reads() as session:
+        mine = visible_bodies(session, context.actor)
+        wanted = [body.code for code in codes if (body := find_designated_body(mine, code)) is not None]
+        counted: dict[str, int] = {
+            row[0]: row[1]
+            for row in session.execute(
+                select(visibility.c.designated_body_code, func.count())
+                .where(visibility.c.designated_body_code.in_(wanted), visibility.c.queue == Queue.DISCREPANCY.value)
+                .group_by(visibility.c.designated_body_code)
+            )
+        }
+    return {code: counted.get(code, 0) for code in wanted}
 
 
 def _no_doctors() -> dict[str, int]:

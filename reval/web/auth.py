@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from joserfc.errors import JoseError
+from werkzeug.datastructures import MultiDict
 
 from reval.extensions import database
 from reval.extensions import settings as reval_settings
@@ -278,13 +278,13 @@ def signed_out() -> str:
 @dev_blueprint.route("/dev", methods=["GET", "POST"])
 def dev_sign_in() -> ResponseReturnValue:
     bodies = configured_bodies(database().reads)
-    form = request.form if request.method == "POST" else {}
+    form: MultiDict[str, str] = request.form if request.method == "POST" else MultiDict()
     errors: dict[str, str] = {}
     if request.method == "POST":
-        chosen, errors = _dev_choice(form, {body.code for body in bodies})
+        chosen, errors = _dev_choice(request.form, {body.code for body in bodies})
         if chosen is not None:
-            name, role, body = chosen
-            sign_in_as(name, role, [body], via="dev")
+            name, role, codes = chosen
+            sign_in_as(name, role, codes, via="dev")
             return redirect(local_path(form.get("next")))
     return render_template(
         "auth/dev_sign_in.html",
@@ -296,8 +296,12 @@ def dev_sign_in() -> ResponseReturnValue:
     ), (422 if errors else 200)
 
 
-def _dev_choice(form: Mapping[str, str], codes: set[str]) -> tuple[tuple[str, Role, str] | None, dict[str, str]]:
-    """Who the development form says to sign in as (name, role, body), or the errors to show."""
+def _dev_choice(
+    form: MultiDict[str, str], codes: set[str]
+) -> tuple[tuple[str, Role, list[str]] | None, dict[str, str]]:
+    """Who the development form says to sign in as (name, role, bodies), or the errors to show.
+    ``designated_body`` is the body to land on, then any more an admin or viewer ticked; a
+    national user names only the body to land on (they see every body)."""
     errors: dict[str, str] = {}
     name = None
     try:
@@ -309,12 +313,14 @@ def _dev_choice(form: Mapping[str, str], codes: set[str]) -> tuple[tuple[str, Ro
     role = form.get("role")
     if role not in {r.value for r in Role}:
         errors["role"] = "Select a role"
-    body = form.get("designated_body")
-    if body not in codes:
+    chosen = list(dict.fromkeys(form.getlist("designated_body")))
+    if not chosen or not set(chosen) <= codes:
         errors["designated_body"] = "Select a designated body"
-    if errors or not (name and role and body):
+    elif role == Role.NATIONAL.value and len(chosen) > 1:
+        errors["designated_body"] = "A national user sees every body: choose only the one to land on"
+    if errors or not (name and role):
         return None, errors
-    return (name, Role(role), body), errors
+    return (name, Role(role), chosen), errors
 
 
 # --- claims --------------------------------------------------------------------------------------

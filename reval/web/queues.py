@@ -27,6 +27,7 @@ from reval.services.queues import (
     SortKey,
     checked_page,
     descending,
+    discrepancy_counts,
     queue_entries,
     queue_page,
     queue_tab,
@@ -133,11 +134,32 @@ def queue(queue: str) -> ResponseReturnValue:
         columns=COLUMNS,
         head=_sortable_head(asked),
         pager=_pager(page),
+        switcher=_body_switcher(asked),
         bodies=my_bodies(),
         owners=configured_bodies(),
         reasons=DEFAULT_RULE_TABLE.reasons(),
         download_href=url_for("queues.download", queue=asked.tab.value, **_args_but_page()),
     )
+
+
+def _body_switcher(asked: ViewAsked) -> list[dict[str, Any]]:
+    """For an admin or viewer of several bodies: each of their bodies, with its Discrepancies
+    count, as one click to that body's Discrepancies (empty for one body, or a national user,
+    who chooses among every body in the search form)."""
+    actor = signed_in_actor()
+    mine = [body for body in my_bodies() if body.code in actor.designated_bodies]
+    if actor.national or len(mine) <= 1:
+        return []
+    counts = discrepancy_counts(web_context(), [body.code for body in mine])
+    return [
+        {
+            "body": body,
+            "count": counts.get(body.code, 0),
+            "href": url_for("queues.queue", queue=QueueTab.DISCREPANCIES.value, body=body.code),
+            "current": body.code == asked.body.code,
+        }
+        for body in mine
+    ]
 
 
 def _args_but_page() -> dict[str, Any]:
