@@ -9,6 +9,7 @@ from flask import Blueprint, abort, render_template, request
 from reval.designated_bodies import find_designated_body
 from reval.gmc.codes import CHANGE_REASONS
 from reval.refusals import Invalid
+from reval.rules import DEFAULT_RULE_TABLE
 from reval.services.doctors import (
     EVENT_SOURCES,
     DoctorDetail,
@@ -17,8 +18,8 @@ from reval.services.doctors import (
     rejected_record_text,
 )
 from reval.web.auth import signed_in_actor
-from reval.web.pages import my_bodies, web_context
-from reval.web.presenters import fact_answers, refused_change, request_summary
+from reval.web.pages import body_name, my_bodies, web_context
+from reval.web.presenters import HistoryWords, event_sentence, fact_answers, refused_change, request_summary
 
 blueprint = Blueprint("doctor_pages", __name__)
 
@@ -47,6 +48,8 @@ def doctor(gmc_number: str) -> str:
         active_hide=active_hide,
         may_act=signed_in_actor().may_act,
         describe_event=describe_event,
+        event_sentence=event_sentence,
+        history_words=HistoryWords(body_name, DEFAULT_RULE_TABLE.reason_label, CHANGE_REASONS),
         event_sources=EVENT_SOURCES,
         change_reasons=CHANGE_REASONS,
         rejected_record_text=rejected_record_text,

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, Protocol
 
 from markupsafe import Markup
 
@@ -153,3 +155,99 @@ def _answer(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return COUNT_WORDS.get(str(value), str(value))
+
+
+# --- a doctor's history ----------------------------------------------------------------------
+
+
+class HistoryEvent(Protocol):
+    """What the History timeline reads of an event (a ``DoctorEvent``)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def old(self) -> dict[str, Any] | None: ...
+    @property
+    def new(self) -> dict[str, Any] | None: ...
+    @property
+    def detail(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class HistoryWords:
+    """What the timeline needs to name things: bodies by name, reasons and queues in words."""
+
+    body: Callable[[str | None], str]  # a designated body's name from its code
+    reason: Callable[[str], str]  # a decision's reason in words from its code
+    change_reasons: Mapping[Any, Mapping[str, str]]  # GMC's change reasons, by action and code
+
+
+QUEUE_WORDS = {"CONNECTED": "Connected", "DISCREPANCY": "Discrepancies", "HIDDEN": "Hidden", "HISTORIC": "Historic"}
+ADMIN_CONNECTION_DETAIL = re.compile(r" at GMC by (.+) \(request \d+\)$")  # as reval.reconcile.connections writes it
+REQUEST_OUTCOMES = {"SUCCEEDED": "GMC made the change", "FAILED": "GMC did not make it"}
+
+
+def event_sentence(event: HistoryEvent, words: HistoryWords) -> str | None:
+    """A history event as an admin reads it, from its stored values (None: a kind with no
+    words here, for the caller's own sentence)."""
+    old, new = event.old or {}, event.new or {}
+    if event.kind in ("GMC_REQUEST", "GMC_REQUEST_FAILED"):
+        return _request_sentence(new, words)
+    if event.kind == "CONNECTION":
+        return _connection_sentence(event, old, new, words)
+    if event.kind == "DECISION":
+        return _decision_sentence(old, new, words)
+    if event.kind == "HIDE":
+        until = f" until {format_day(new['until'])}" if new.get("until") else ""
+        return (
+            f"Hidden for {words.body(new.get('designatedBody'))} by {new.get('hiddenBy')}{until}: {new.get('reason')}"
+        )
+    if event.kind in ("UNHIDE", "HIDE_ENDED"):
+        return f"Hide for {words.body(old.get('designatedBody'))} ended" + (f": {event.detail}" if event.detail else "")
+    return None
+
+
+def _request_sentence(request: Mapping[str, Any], words: HistoryWords) -> str:
+    """Connect to East of England, asked by Ann Admin, reason: the doctor has a connection with
+    this designated body. GMC did not make it: Doctor has a revalidation lock."""
+    summary = request_summary(
+        str(request.get("action")),
+        words.body(request.get("designatedBodyCode")),
+        str(request.get("requestedBy") or "someone"),
+        str(request.get("reason")),
+        words.change_reasons,
+    )
+    status = str(request.get("status") or "")
+    outcome = REQUEST_OUTCOMES.get(status)
+    if outcome is None:  # asked, and not yet answered when this was written
+        return summary
+    said = f": {request['message']}" if status == "FAILED" and request.get("message") else ""
+    return f"{summary}. {outcome}{said}"
+
+
+def _connection_sentence(
+    event: HistoryEvent, old: Mapping[str, Any], new: Mapping[str, Any], words: HistoryWords
+) -> str:
+    before, after = old.get("designatedBody"), new.get("designatedBody")
+    if before is None:
+        change = f"Connected to {words.body(after)}"
+    elif after is None:
+        change = f"Disconnected from {words.body(before)}"
+    else:
+        change = f"Moved from {words.body(before)} to {words.body(after)}"
+    if event.source == "ADMIN":
+        asked = ADMIN_CONNECTION_DETAIL.search(event.detail or "")
+        return f"{change} at GMC" + (f", asked by {asked[1]}" if asked else "")
+    return f"{change} on GMC's list"
+
+
+def _decision_sentence(old: Mapping[str, Any], new: Mapping[str, Any], words: HistoryWords) -> str:
+    def placed(values: Mapping[str, Any]) -> str:
+        queue = str(values.get("queue"))
+        return f"{QUEUE_WORDS.get(queue, queue.title())} ({words.reason(str(values.get('reason')))})"
+
+    if not old:
+        return f"Placed in {placed(new)}"
+    return f"Moved from {placed(old)} to {placed(new)}"
