@@ -186,7 +186,7 @@ class HistoryWords:
 
 QUEUE_WORDS = {"CONNECTED": "Connected", "DISCREPANCY": "Discrepancies", "HIDDEN": "Hidden", "HISTORIC": "Historic"}
 ADMIN_CONNECTION_DETAIL = re.compile(r" at GMC by (.+) \(request \d+\)$")  # as reval.reconcile.connections writes it
-REQUEST_OUTCOMES = {"SUCCEEDED": "GMC made the change", "FAILED": "GMC did not make it"}
+REQUEST_OUTCOMES = {"SUCCEEDED": "GMC made the change", "FAILED": "GMC did not make the change"}
 
 
 def event_sentence(event: HistoryEvent, words: HistoryWords) -> str | None:
@@ -211,7 +211,7 @@ def event_sentence(event: HistoryEvent, words: HistoryWords) -> str | None:
 
 def _request_sentence(request: Mapping[str, Any], words: HistoryWords) -> str:
     """Connect to East of England, asked by Ann Admin, reason: the doctor has a connection with
-    this designated body. GMC did not make it: Doctor has a revalidation lock."""
+    this designated body. GMC did not make the change: doctor has a revalidation lock."""
     summary = request_summary(
         str(request.get("action")),
         words.body(request.get("designatedBodyCode")),

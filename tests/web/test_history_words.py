@@ -36,13 +36,15 @@ def test_the_history_reads_as_sentences(page, site, artifacts, gmc_connect, nati
     page.goto(f"{site}/doctors/{refused}?body={EAST_OF_ENGLAND}")
     history = page.locator(".app-timeline")
     expect(history.locator("li", has_text=ASKED)).to_have_count(2)  # asked, then refused
-    expect(history.locator("li", has_text=ASKED + ". GMC did not make it: ")).to_contain_text("revalidation lock")
+    expect(history.locator("li", has_text=ASKED + ". GMC did not make the change: ")).to_contain_text(
+        "revalidation lock"
+    )
     expect(history).to_contain_text("Placed in Discrepancies (")
     entries = history.locator("li").all_inner_texts()
     assert not [entry for entry in entries if CODES.search(entry)], entries
     assert_fits(page, width, "doctor history")
-    history.scroll_into_view_if_needed()
     page.screenshot(path=artifacts / f"{width}-doctor-history.png", full_page=True)
+    history.screenshot(path=artifacts / f"{width}-doctor-history-timeline.png")
     assert_accessible(page)
 
     page.goto(f"{site}/actions/disconnect?body={EAST_OF_ENGLAND}&doctor={accepted}")
