@@ -97,3 +97,9 @@ def test_an_admin_of_two_bodies_switches_in_one_click(page, site, artifacts, nat
     expect(page.get_by_role("heading", name="Discrepancies", level=1)).to_be_visible()
     expect(switcher.locator("[aria-current=page]")).to_have_text("Wessex")
     assert f"body={WESSEX}" in page.url
+
+    page.goto(f"{site}/actions/hide?body={WESSEX}&doctor=2100001")  # a confirmation names its body
+    expect(page.locator(".nhsuk-caption-l")).to_have_text(f"Wessex {WESSEX}")
+    expect(page.locator("input[name=body]")).to_have_value(WESSEX)
+    assert_fits(page, width, "confirmation for the second body")
+    page.screenshot(path=artifacts / f"{width}-several-bodies-confirmation.png", full_page=True)
