@@ -31,7 +31,9 @@ def dev_sign_in(client, role: str, bodies: list[str]):
 
 def discrepancies_count(client, body: str) -> int:
     tab = client.get(f"/queues/discrepancies?body={body}").text
-    return int(re.search(r"Discrepancies \((\d+)\)", tab)[1])
+    found = re.search(r"Discrepancies \((\d+)\)", tab)
+    assert found is not None, tab
+    return int(found[1])
 
 
 def test_an_admin_of_two_bodies_sees_each_with_its_discrepancies(web, national):
