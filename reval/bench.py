@@ -27,7 +27,7 @@ from reval.models import Doctor
 from reval.progress import SILENT, Progress
 from reval.reconcile.sync import GmcInput, TisInput, run_sync_sharded
 from reval.services.context import Actor, Context
-from reval.services.queues import QueueFilters, counts_by_body, tab_counts
+from reval.services.queues import DEFAULT_PAGE_SIZE, QueueFilters, counts_by_body, tab_counts
 from reval.settings import process_environment
 from reval.snapshot_files import open_snapshot
 from reval.synthetic import generate
@@ -231,10 +231,13 @@ def page_times(database_url: str, directory: Path) -> dict[str, Any]:
     body = max(counts, key=lambda code: counts[code]["DISCREPANCY"])
     client.post("/auth/dev", data={"csrf_token": token, "name": "bench", "role": "national", "designated_body": body})
     queue = f"/queues/discrepancies?body={body}"
+    # Page 50, a page deep in the queue, or its last page where it has fewer (a page past the end
+    # is sent to the last one, which would time the redirect).
+    deep_page = max(1, min(50, -(-counts[body]["DISCREPANCY"] // DEFAULT_PAGE_SIZE)))
     urls = {
         "discrepancies": queue,
         "discrepanciesByName": f"{queue}&sort=name",
-        "discrepanciesPage50": f"{queue}&page=50",
+        "discrepanciesPage50": f"{queue}&page={deep_page}",
         "nameSearch": f"/queues/connected?body={body}&q=kha",
     }
     figures: dict[str, Any] = {"designatedBody": body, "bodyDiscrepancies": counts[body]["DISCREPANCY"]}
@@ -251,7 +254,7 @@ def page_times(database_url: str, directory: Path) -> dict[str, Any]:
     doctor = _ok(client.get(api, headers=auth), api).json["items"][0]["gmcReferenceNumber"]
     for name, url in {
         "apiDoctors": api,
-        "apiDoctorsPage50": f"{api}&page=50",
+        "apiDoctorsPage50": f"{api}&page={deep_page}",
         "apiNameSearch": f"{api}&q=kha",
         "apiDoctor": f"/api/v1/doctors/{doctor}",
     }.items():
