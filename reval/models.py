@@ -148,12 +148,16 @@ class Doctor(Base):
     programme_name: Mapped[str | None] = mapped_column(String(200))  # of the programme shown (shown_programme)
     programme_start: Mapped[date | None] = mapped_column(Date)
     programme_end: Mapped[date | None] = mapped_column(Date)
+    programme_membership_type: Mapped[str | None] = mapped_column(String(40))  # of that programme (migration 0009)
     programme_owners: Mapped[str] = mapped_column(String(400), server_default="")  # P's codes, space-separated
     sort_name: Mapped[str] = mapped_column(String(400), server_default="")  # "last first", case-folded
     # Every first and last name GMC and TIS give, case-folded, each on a line of its own: a
     # name-prefix search is LIKE '%\n' || prefix || '%'.
     search_names: Mapped[str] = mapped_column(Text, server_default="")
     unassigned: Mapped[bool] = mapped_column(Boolean, server_default=false())  # visible to no configured body
+    # Who last asked GMC to change the doctor's connection, or hid or unhid them (migration 0009):
+    # written by those actions, never by a sync.
+    last_changed_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class DoctorVisibility(Base):

@@ -194,8 +194,18 @@ def _shown_names(connection: Any | None, people: Sequence[Any]) -> tuple[str | N
 
 def _programme_columns(shown: Any | None) -> dict[str, Any]:
     if shown is None:
-        return {"programme_name": None, "programme_start": None, "programme_end": None}
-    return {"programme_name": shown.name, "programme_start": shown.start, "programme_end": shown.end}
+        return {
+            "programme_name": None,
+            "programme_start": None,
+            "programme_end": None,
+            "programme_membership_type": None,
+        }
+    return {
+        "programme_name": shown.name,
+        "programme_start": shown.start,
+        "programme_end": shown.end,
+        "programme_membership_type": shown.membership_type,
+    }
 
 
 def search_names(*name_lists: Sequence[str | None]) -> str:

@@ -87,6 +87,7 @@ def record_hide(
     except IntegrityError:  # another hide of this doctor for this body committed since the check above
         raise already_hidden from None
     _set_view(session, doctor.gmc_number, code, Queue.HIDDEN.value, HIDDEN_BY_ADMIN)
+    doctor.last_changed_by = hidden_by
     events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)
     events.add(
         doctor.gmc_number, Source.ADMIN, EventKind.HIDE, None, hide_view(hide), f"hidden for {code} by {hidden_by}"
@@ -107,6 +108,7 @@ def record_unhide(
     hide.ended_at = now
     hide.end_reason = f"unhidden by {unhidden_by}"
     _set_view(session, doctor.gmc_number, code, doctor.queue, doctor.reason)
+    doctor.last_changed_by = unhidden_by
     events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)
     events.add(doctor.gmc_number, Source.ADMIN, EventKind.UNHIDE, hide_view(hide), None, hide.end_reason)
     events.flush(session, force=True)

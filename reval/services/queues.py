@@ -10,12 +10,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Row, Select, Table, TextClause, case, func, literal, select, text
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Row,
+    Select,
+    Table,
+    TextClause,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
 from reval.designated_bodies import find_designated_body
@@ -48,6 +62,18 @@ TAB_QUEUES = {
 }
 
 
+class Ready(StrEnum):
+    """The Discrepancies an admin can act on at once, as the national UI's two lists have them."""
+
+    CONNECT = "connect"  # a programme owner is this body, and the doctor is not connected to it
+    DISCONNECT = "disconnect"  # connected to this body, and the decision says they should not be
+
+
+# The decisions that say a doctor connected at GMC should not be connected where they are.
+SHOULD_NOT_BE_CONNECTED = ("NOT_IN_TIS", "INACTIVE_IN_TIS", "DB_MISMATCH", "PROGRAMME_EXPIRED", "NO_CURRENT_PROGRAMME")
+MAX_PERSON_NAME_LENGTH = 200
+
+
 class SortKey(StrEnum):
     NAME = "name"
     GMC_NUMBER = "gmc_number"
@@ -74,8 +100,43 @@ class QueueFilters:
     reason: str | None = None  # a reason code
     owner: str | None = None  # a designated body code among the programme owners
     gmc_update_failed: bool | None = None  # only doctors flagged "GMC update failed" (True), or unflagged (False)
+    ready: Ready | None = None
+    programme: str | None = None  # a programme name, as the queues show it (any case)
+    submitted_from: date | None = None  # GMC submission date, inclusive range
+    submitted_to: date | None = None
+    ended_from: date | None = None  # the shown programme membership's end date
+    ended_to: date | None = None
+    changed_from: date | None = None  # "Last change": when the decision was reached
+    changed_to: date | None = None
+    changed_by: str | None = None  # who last asked for a connection change, or hid or unhid (any case)
 
     def __post_init__(self) -> None:
+        self._check_texts()
+        if self.ready is not None and not isinstance(self.ready, Ready):
+            try:
+                object.__setattr__(self, "ready", Ready(str(self.ready).strip().lower()))
+            except ValueError:
+                raise Invalid(f"ready {self.ready!r} is not one of {', '.join(Ready)}", field="ready") from None
+        for name in ("submitted", "ended", "changed"):
+            start, end = getattr(self, f"{name}_from"), getattr(self, f"{name}_to")
+            if start is not None and end is not None and start > end:
+                raise Invalid(
+                    f"{name}_from {start.isoformat()} is after {name}_to {end.isoformat()}", field=f"{name}_to"
+                )
+
+    @property
+    def any(self) -> bool:
+        """Whether any search or filter narrows the view."""
+        return any(getattr(self, name) is not None for name in self.__dataclass_fields__)
+
+    def _check_texts(self) -> None:
+        for name, limit in (("programme", MAX_SEARCH_LENGTH * 2), ("changed_by", MAX_PERSON_NAME_LENGTH)):
+            value = getattr(self, name)
+            if value is not None:
+                value = value.strip()
+                if len(value) > limit:
+                    raise Invalid(f"{name} {value[:20]!r}... is longer than {limit} characters", field=name)
+                object.__setattr__(self, name, value or None)
         if self.q is not None:
             text = self.q.strip()
             if len(text) > MAX_SEARCH_LENGTH:
@@ -92,7 +153,7 @@ class QueueFilters:
             object.__setattr__(self, "owner", self.owner.strip() or None)
 
     def flagged(self, gmc_update_failed: bool | None) -> QueueFilters:
-        return QueueFilters(self.q, self.reason, self.owner, gmc_update_failed)
+        return replace(self, gmc_update_failed=gmc_update_failed)
 
 
 @dataclass(frozen=True)
@@ -137,6 +198,8 @@ class QueueEntry:
     tis_person_ids: tuple[int, ...]
     hidden_for: tuple[str, ...] = ()
     gmc_update_failed: bool = False
+    programme_membership_type: str | None = None
+    last_changed_by: str | None = None  # who last asked for a connection change, or hid or unhid
 
     @property
     def reason_label(self) -> str:
@@ -227,6 +290,36 @@ def tab_counts(context: Context, body: str | None, filters: QueueFilters) -> dic
             ).scalar_one()
             for tab in tabs
         }
+
+
+def ready_counts(context: Context, body: str, filters: QueueFilters) -> dict[Ready, int]:
+    """How many of a body's Discrepancies are ready for connection and for disconnection, with
+    the same search and other filters."""
+    with context.reads() as session:
+        return {
+            ready: session.execute(
+                _query(
+                    session,
+                    context,
+                    QueueView.of_tab(QueueTab.DISCREPANCIES, body, filters=replace(filters, ready=ready)),
+                ).count()
+            ).scalar_one()
+            for ready in Ready
+        }
+
+
+def programme_names(context: Context, body: str | None) -> list[str]:
+    """The programme names of the doctors a body sees (national actors: of every doctor), in
+    alphabetical order: what a programme filter can choose from."""
+    doctor = Doctor.__table__
+    with context.reads() as session:
+        statement = select(doctor.c.programme_name).where(doctor.c.programme_name.is_not(None)).distinct()
+        if body is not None:
+            query = _query(session, context, QueueView(body))
+            statement = statement.where(doctor.c.gmc_number.in_(query.keys().with_only_columns(query.gmc_number)))
+        else:
+            require_national(context.actor, "see every designated body's programmes at once")
+        return sorted(session.scalars(statement), key=lambda name: (name.casefold(), name))
 
 
 def counts_by_body(session: Session) -> dict[str, dict[str, int]]:
@@ -429,6 +522,9 @@ def _query(session: Session, context: Context, view: QueueView) -> _Query:
     if filters.gmc_update_failed is not None:
         flagged = keyed.c.gmc_number.in_(failed_update_numbers_query())
         conditions.append(flagged if filters.gmc_update_failed else ~flagged)
+    doctor_conditions = _doctor_conditions(filters, code)
+    conditions.extend(doctor_conditions)
+    needs_doctor = needs_doctor or bool(doctor_conditions)
     order_key, nullable, from_doctor = _sort_expression(view.sort, keyed)
     source: FromClause = keyed
     if keyed is not doctor and (needs_doctor or from_doctor):
@@ -442,6 +538,44 @@ def _query(session: Session, context: Context, view: QueueView) -> _Query:
         view.descending,
         tie_break=view.sort is not SortKey.GMC_NUMBER,
     )
+
+
+def _doctor_conditions(filters: QueueFilters, code: str | None) -> list[ColumnElement[bool]]:
+    """The filters on the doctor's own columns (the view's table does not hold them)."""
+    doctor = Doctor.__table__.c
+    conditions: list[ColumnElement[bool]] = []
+    if filters.ready is not None:
+        conditions.append(_ready_condition(filters.ready, code))
+    if filters.programme:
+        conditions.append(func.lower(doctor.programme_name) == filters.programme.lower())
+    if filters.changed_by:
+        conditions.append(func.lower(doctor.last_changed_by) == filters.changed_by.lower())
+    for column, start, end in (
+        (doctor.submission_date, filters.submitted_from, filters.submitted_to),
+        (doctor.programme_end, filters.ended_from, filters.ended_to),
+        (doctor.decided_as_of, filters.changed_from, filters.changed_to),
+    ):
+        if start is not None:
+            conditions.append(column >= start)
+        if end is not None:
+            conditions.append(column <= end)
+    return conditions
+
+
+def _ready_condition(ready: Ready, code: str | None) -> ColumnElement[bool]:
+    """Ready for connection: a programme owner is the body (for the national views: any owner)
+    and the doctor is not connected to it; ready for disconnection: connected to the body (any
+    body) and decided as not belonging there."""
+    doctor = Doctor.__table__.c
+    connected = doctor.designated_body_code
+    if ready is Ready.DISCONNECT:
+        at_body = connected == code if code is not None else connected.is_not(None)
+        return and_(at_body, doctor.reason.in_(SHOULD_NOT_BE_CONNECTED))
+    if code is not None:
+        owned = _spaced(doctor.programme_owners).like(f"% {_like_escaped(code)} %", escape="\\")
+        return and_(owned, or_(connected.is_(None), connected != code))
+    connected_to_owner = _spaced(doctor.programme_owners).like(literal("% ").concat(connected).concat(" %"))
+    return and_(doctor.programme_owners != "", or_(connected.is_(None), ~connected_to_owner))
 
 
 # Exactly the predicate of the partial index ix_doctor_unassigned: SQLAlchemy writes a boolean
@@ -554,6 +688,8 @@ def _doctor_columns() -> list[ColumnElement[Any]]:
         doctor.decided_as_of,
         doctor.visible_to,
         doctor.tis_person_ids,
+        doctor.programme_membership_type,
+        doctor.last_changed_by,
     ]
 
 
@@ -590,4 +726,6 @@ def _entry(
         tis_person_ids=tuple(row.tis_person_ids),
         hidden_for=tuple(hidden_for.get(row.gmc_number, ())),
         gmc_update_failed=row.gmc_number in failed,
+        programme_membership_type=row.programme_membership_type,
+        last_changed_by=row.last_changed_by,
     )

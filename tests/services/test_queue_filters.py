@@ -1,0 +1,117 @@
+"""The queues' filters the national UI has: ready for connection or disconnection, programme,
+date ranges and who last changed a doctor; each narrows the pages, the tab counts and the CSV."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from reval.refusals import Invalid
+from reval.services.context import Actor, Context, Role
+from reval.services.hides import hide_doctor
+from reval.services.queues import (
+    QueueFilters,
+    QueueTab,
+    QueueView,
+    Ready,
+    programme_names,
+    queue_entries,
+    queue_page,
+    ready_counts,
+    tab_counts,
+)
+from tests.factories import EAST_OF_ENGLAND, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
+
+CONNECTED, NOT_CONNECTED, NOT_IN_TIS = "1000001", "1000002", "1000003"
+
+
+@pytest.fixture
+def synced(reval, files):
+    """Connected as it should be; in a programme of the body but not connected (ready for
+    connection); connected but unknown to TIS (ready for disconnection)."""
+    gmc = gmc_snapshot(
+        files / "gmc.json",
+        {
+            EAST_OF_ENGLAND: [
+                gmc_doctor(CONNECTED, SubmissionDate="01/06/2027"),
+                gmc_doctor(NOT_IN_TIS, SubmissionDate="01/02/2027"),
+            ]
+        },
+    )
+    tis = tis_snapshot(
+        files / "tis.json",
+        [
+            person(CONNECTED, programme(EAST_OF_ENGLAND, end="2027-08-01")),
+            person(NOT_CONNECTED, programme(EAST_OF_ENGLAND, end="2028-08-01", kind="LAT", programmeName="Surgery")),
+        ],
+    )
+    reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21")
+
+
+def admin(sessions) -> Context:
+    return Context(sessions, sessions, Actor("Ann Admin", Role.ADMIN, frozenset({EAST_OF_ENGLAND})))
+
+
+def numbers(sessions, tab: QueueTab, **filters: object) -> list[str]:
+    view = QueueView.of_tab(tab, EAST_OF_ENGLAND, filters=QueueFilters(**filters))  # type: ignore[arg-type]
+    return [entry.gmc_number for entry in queue_page(admin(sessions), view).items]
+
+
+def test_ready_for_connection_and_disconnection_split_the_discrepancies(synced, sessions):
+    assert numbers(sessions, QueueTab.DISCREPANCIES) == [NOT_CONNECTED, NOT_IN_TIS]
+    assert numbers(sessions, QueueTab.DISCREPANCIES, ready="connect") == [NOT_CONNECTED]
+    assert numbers(sessions, QueueTab.DISCREPANCIES, ready="disconnect") == [NOT_IN_TIS]
+    assert ready_counts(admin(sessions), EAST_OF_ENGLAND, QueueFilters()) == {Ready.CONNECT: 1, Ready.DISCONNECT: 1}
+    # The other filters narrow the two counts too.
+    assert ready_counts(admin(sessions), EAST_OF_ENGLAND, QueueFilters(programme="Surgery")) == {
+        Ready.CONNECT: 1,
+        Ready.DISCONNECT: 0,
+    }
+
+
+def test_a_filter_narrows_every_tab_count(synced, sessions):
+    counts = tab_counts(admin(sessions), EAST_OF_ENGLAND, QueueFilters(ready=Ready.CONNECT))
+    assert counts[QueueTab.DISCREPANCIES] == 1 and counts[QueueTab.CONNECTED] == 0
+    counts = tab_counts(admin(sessions), EAST_OF_ENGLAND, QueueFilters(submitted_to=date(2027, 3, 1)))
+    assert counts[QueueTab.DISCREPANCIES] == 1 and counts[QueueTab.CONNECTED] == 0
+
+
+def test_programme_names_are_those_the_body_sees_and_filter_in_any_case(synced, sessions):
+    assert programme_names(admin(sessions), EAST_OF_ENGLAND) == ["General Practice", "Surgery"]
+    assert numbers(sessions, QueueTab.DISCREPANCIES, programme="surgery") == [NOT_CONNECTED]
+    assert numbers(sessions, QueueTab.CONNECTED, programme="Surgery") == []
+
+
+def test_date_ranges_include_their_ends(synced, sessions):
+    assert numbers(sessions, QueueTab.DISCREPANCIES, submitted_from=date(2027, 2, 1)) == [NOT_IN_TIS]
+    assert numbers(sessions, QueueTab.DISCREPANCIES, submitted_from=date(2027, 2, 2)) == []
+    assert numbers(sessions, QueueTab.CONNECTED, ended_from=date(2027, 8, 1), ended_to=date(2027, 8, 1)) == [CONNECTED]
+    assert numbers(sessions, QueueTab.DISCREPANCIES, ended_to=date(2027, 12, 31)) == []
+    assert numbers(sessions, QueueTab.CONNECTED, changed_from=date(2026, 11, 21), changed_to=date(2026, 11, 21)) == [
+        CONNECTED
+    ]
+    assert numbers(sessions, QueueTab.CONNECTED, changed_from=date(2026, 11, 22)) == []
+
+
+def test_a_range_that_ends_before_it_starts_is_refused_naming_its_end():
+    with pytest.raises(Invalid) as refused:
+        QueueFilters(ended_from=date(2027, 1, 2), ended_to=date(2027, 1, 1))
+    assert refused.value.field == "ended_to"
+
+
+def test_an_unknown_ready_is_refused():
+    with pytest.raises(Invalid, match="ready 'soon'"):
+        QueueFilters(ready="soon")  # type: ignore[arg-type]
+
+
+def test_last_changed_by_is_who_hid_and_filters_the_view_and_the_csv(synced, sessions):
+    hide_doctor(admin(sessions), CONNECTED, EAST_OF_ENGLAND, "on leave")
+    view = QueueView.of_tab(QueueTab.HIDDEN, EAST_OF_ENGLAND, filters=QueueFilters(changed_by="ann admin"))
+    entries = list(queue_entries(admin(sessions), view))
+    assert [(e.gmc_number, e.last_changed_by, e.programme_membership_type) for e in entries] == [
+        (CONNECTED, "Ann Admin", "SUBSTANTIVE")
+    ]
+    assert numbers(sessions, QueueTab.HIDDEN, changed_by="Someone Else") == []
+    page = queue_page(admin(sessions), QueueView.of_tab(QueueTab.DISCREPANCIES, EAST_OF_ENGLAND))
+    assert [(e.programme_membership_type, e.last_changed_by) for e in page.items] == [("LAT", None), (None, None)]
