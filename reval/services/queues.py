@@ -85,6 +85,8 @@ class SortKey(StrEnum):
     SUBMISSION_DATE = "submission_date"
     REASON = "reason"
     CHANGED = "changed"
+    MEMBERSHIP_TYPE = "membership_type"
+    CHANGED_BY = "changed_by"
 
 
 DEFAULT_PAGE_SIZE = 20
@@ -658,6 +660,8 @@ def _sort_expression(sort: SortKey, keyed: Table) -> tuple[ColumnElement[Any], b
         SortKey.END: doctor.programme_end,
         SortKey.SUBMISSION_DATE: doctor.submission_date,
         SortKey.CHANGED: doctor.decided_as_of,
+        SortKey.MEMBERSHIP_TYPE: doctor.programme_membership_type,
+        SortKey.CHANGED_BY: func.lower(doctor.last_changed_by),
     }[sort]
     return column, sort is not SortKey.CHANGED, True
 

@@ -45,6 +45,16 @@ def sentence_case(text: str | None) -> str:
     return text[0].upper() + text[1:]
 
 
+MEMBERSHIP_ACRONYMS = frozenset({"LAT", "FTSTA"})  # TIS's membership types that are initials
+
+
+def membership_type(text: str | None) -> str:
+    """A programme membership type as people read it: Substantive, Military, LAT."""
+    if not text:
+        return ""
+    return text if text in MEMBERSHIP_ACRONYMS else text.capitalize()
+
+
 def body_label(name: str, code: str) -> str:
     """A designated body by name, with its code as GMC writes it: East of England (1-1RSSQ05)."""
     code = code.upper()
@@ -68,19 +78,30 @@ def refused_change(action: str, body: str) -> str:
 
 def until_error(parts: tuple[str, str, str]) -> str | None:
     """The error for a hide's until-date as typed (day, month, year), or None when it is a date."""
+    return date_error(parts, "The date the hide ends")
+
+
+def date_error(parts: tuple[str, str, str], subject: str) -> str | None:
+    """The error for a date as typed (day, month, year) in an NHS.UK date input, naming it as
+    ``subject`` does ("The date the hide ends"), or None when it is a date."""
     day, month, year = parts
     if not all(parts):
         missing = [name for name, part in zip(("a day", "a month", "a year"), parts, strict=True) if not part]
-        return "The date the hide ends must include " + " and ".join(missing)
+        return f"{subject} must include " + " and ".join(missing)
     if not (day.isdigit() and month.isdigit() and year.isdigit()):
-        return "The date the hide ends must be a real date, for example 31 12 2027"
+        return f"{subject} must be a real date, for example 31 12 2027"
     if len(year) != YEAR_DIGITS:
         return "Year must include 4 numbers, for example 2027"
     try:
         date(int(year), int(month), int(day))
     except ValueError:
-        return "The date the hide ends must be a real date, for example 31 12 2027"
+        return f"{subject} must be a real date, for example 31 12 2027"
     return None
+
+
+def range_error(subject: str, start: date) -> str:
+    """The error for a range's end before its start: "... must be the same as or after 1 February 2027"."""
+    return f"{subject} must be the same as or after {format_day(start)}"
 
 
 def action_error(field: str, action: str, today: date, body: Callable[[], str]) -> str | None:

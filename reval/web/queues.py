@@ -4,8 +4,8 @@ and the whole view as CSV."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -24,19 +24,23 @@ from reval.services.queues import (
     QueueFilters,
     QueueTab,
     QueueView,
+    Ready,
     SortKey,
     checked_page,
     descending,
     discrepancy_counts,
+    programme_names,
     queue_entries,
     queue_page,
     queue_tab,
+    ready_counts,
     sort_key,
     tab_counts,
 )
 from reval.spreadsheets import SafeCsvWriter
 from reval.web.auth import signed_in_actor
 from reval.web.pages import configured_bodies, my_bodies, url_with, web_context
+from reval.web.presenters import date_error, range_error
 
 blueprint = Blueprint("queues", __name__)
 
@@ -63,12 +67,24 @@ COLUMNS = (
     (SortKey.DESIGNATED_BODY, "GMC designated body"),
     (SortKey.PROGRAMME_OWNER, "Programme owner"),
     (SortKey.PROGRAMME, "Programme"),
+    (SortKey.MEMBERSHIP_TYPE, "Membership type"),
     (SortKey.START, "Start"),
     (SortKey.END, "End"),
     (SortKey.SUBMISSION_DATE, "GMC submission date"),
     (SortKey.REASON, "Reason"),
     (SortKey.CHANGED, "Last change"),
+    (SortKey.CHANGED_BY, "Last changed by"),
 )
+# The date ranges a queue can be filtered by: each end as its address names it, and as people read it.
+DATE_FILTERS = {
+    "submitted_from": "GMC submission date from",
+    "submitted_to": "GMC submission date to",
+    "ended_from": "Programme end date from",
+    "ended_to": "Programme end date to",
+    "changed_from": "Last change from",
+    "changed_to": "Last change to",
+}
+READY_LABELS = {Ready.CONNECT: "Ready for connection", Ready.DISCONNECT: "Ready for disconnection"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,26 @@ class ViewAsked:
     filters: QueueFilters
     sort: SortKey
     descending: bool
+    errors: dict[str, str] = field(default_factory=dict)  # a filter's name: what is wrong with it
+    typed: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # each date as typed
+
+    @property
+    def dates_typed(self) -> bool:
+        return any(any(parts) for parts in self.typed.values())
+
+    def filter_args(self) -> dict[str, str]:
+        """The search and filters as the address names them (dates as 2027-02-01), to carry into links."""
+        filters = self.filters
+        args = {
+            "q": filters.q,
+            "reason": filters.reason,
+            "owner": filters.owner,
+            "failed": "yes" if filters.gmc_update_failed else None,
+            "ready": filters.ready.value if filters.ready else None,
+            "programme": filters.programme,
+            "changed_by": filters.changed_by,
+        } | {name: getattr(filters, name).isoformat() if getattr(filters, name) else None for name in DATE_FILTERS}
+        return {name: value for name, value in args.items() if value}
 
     def view(self) -> QueueView:
         return QueueView.of_tab(
@@ -101,13 +137,59 @@ def _asked(queue: str) -> ViewAsked:
     body = find_designated_body(bodies, request.args.get("body") or chosen.code)
     if body is None:
         raise NotFound(f"designated body {request.args.get('body')!r} is not one of yours")
+    errors: dict[str, str] = {}
+    typed = {name: _typed_date(request.args, name) for name in DATE_FILTERS}
+    dates = _dates(typed, errors)
     filters = QueueFilters(
         q=request.args.get("q"),
         reason=request.args.get("reason"),
         owner=request.args.get("owner"),
         gmc_update_failed=True if request.args.get("failed") == "yes" else None,
+        ready=_ready(request.args.get("ready")),
+        programme=request.args.get("programme"),
+        changed_by=request.args.get("changed_by"),
+        **dates,
     )
-    return ViewAsked(tab, body, filters, sort_key(request.args.get("sort")), descending(request.args.get("order")))
+    return ViewAsked(
+        tab, body, filters, sort_key(request.args.get("sort")), descending(request.args.get("order")), errors, typed
+    )
+
+
+def _ready(text: str | None) -> Ready | None:
+    try:
+        return Ready(text.strip().lower()) if text and text.strip() else None
+    except ValueError:
+        raise Invalid(f"ready {text!r} is not one of {', '.join(Ready)}", field="ready") from None
+
+
+def _typed_date(args: Mapping[str, str], name: str) -> tuple[str, str, str]:
+    """A date filter as typed: its date input's three fields, or else the address's 2027-02-01."""
+    parts = tuple((args.get(f"{name}[{part}]") or "").strip() for part in ("day", "month", "year"))
+    if any(parts):
+        return parts[0], parts[1], parts[2]
+    whole = (args.get(name) or "").strip()
+    if not whole:
+        return "", "", ""
+    year, _, rest = whole.partition("-")
+    month, _, day = rest.partition("-")
+    return day or "?", month or "?", year or "?"  # "?": an address that is no date reads as one
+
+
+def _dates(typed: dict[str, tuple[str, str, str]], errors: dict[str, str]) -> dict[str, date | None]:
+    """Each date filter, or None where it is empty or wrong (and then what is wrong, in ``errors``)."""
+    dates: dict[str, date | None] = {}
+    for name, subject in DATE_FILTERS.items():
+        day, month, year = typed[name]
+        error = date_error(typed[name], subject) if any(typed[name]) else None
+        if error:
+            errors[name] = error
+        dates[name] = date(int(year), int(month), int(day)) if any(typed[name]) and not error else None
+    for start, end in (("submitted_from", "submitted_to"), ("ended_from", "ended_to"), ("changed_from", "changed_to")):
+        first, last = dates[start], dates[end]
+        if first is not None and last is not None and last < first:
+            errors[end] = range_error(DATE_FILTERS[end], first)
+            dates[end] = None
+    return dates
 
 
 @blueprint.get("/queues/<queue>")
@@ -116,6 +198,7 @@ def queue(queue: str) -> ResponseReturnValue:
     context = web_context()
     page = queue_page(context, asked.view(), checked_page(request.args.get("page") or 1), DEFAULT_PAGE_SIZE)
     counts = tab_counts(context, asked.body.code, asked.filters)
+    ready = ready_counts(context, asked.body.code, asked.filters) if asked.tab is QueueTab.DISCREPANCIES else {}
     if page.total and page.page > page.pages:
         return redirect(url_with(page=page.pages))  # past the end: the last page, not an empty table
     numbers = [entry.gmc_number for entry in page.items]
@@ -126,6 +209,14 @@ def queue(queue: str) -> ResponseReturnValue:
         asked=asked,
         page=page,
         counts=counts,
+        ready_links=[
+            (label, ready[kind], url_with(ready=kind.value, page=None), kind is asked.filters.ready)
+            for kind, label in READY_LABELS.items()
+            if kind in ready
+        ],
+        filter_args=asked.filter_args(),
+        programmes=programme_names(context, asked.body.code),
+        date_filters=DATE_FILTERS,
         failures=failures,
         hides=hides,
         actions=TAB_ACTIONS[asked.tab],
@@ -218,6 +309,8 @@ CSV_HEADER = (
     "Last change",
     "GMC update failed",
     "Hidden for",
+    "Programme membership type",
+    "Last changed by",
 )
 
 
@@ -225,6 +318,9 @@ CSV_HEADER = (
 def download(queue: str) -> Response:
     """The whole view (every page, its search and filters) as CSV, streamed."""
     asked = _asked(queue)
+    if asked.errors:  # the page says what is wrong; a CSV of a wider view than asked would mislead
+        name, error = next(iter(asked.errors.items()))
+        raise Invalid(error, field=name)
     entries = queue_entries(web_context(), asked.view())
     first = next(entries, None)  # any refusal comes now, before the response starts
     filename = f"reval-{asked.body.code}-{asked.tab.value}.csv"
@@ -274,4 +370,6 @@ def _csv_row(entry: QueueEntry) -> list[str | None]:  # None: an empty cell
         day(entry.changed),
         "yes" if entry.gmc_update_failed else "no",
         " ".join(entry.hidden_for),
+        entry.programme_membership_type,
+        entry.last_changed_by,
     ]

@@ -377,3 +377,53 @@ def test_the_doctor_page_shows_a_rejected_tis_record(sign_in, sessions, files):
         "programmeMemberships[0].programmeStartDate is not a date in the form YYYY-MM-DD (got &#39;31/02/2025&#39;)"
         in html
     )
+
+
+# --- the filters the national UI has -----------------------------------------------------------
+
+
+def test_discrepancies_offer_ready_for_connection_and_disconnection_with_their_counts(sign_in, national):
+    admin = sign_in()
+    html = admin.get("/queues/discrepancies").text
+    assert "Ready for connection (1)" in html and "Ready for disconnection (2)" in html
+    ready = admin.get("/queues/discrepancies?ready=disconnect").text
+    assert numbers_listed(ready) == EAST_MISMATCH
+    assert tab_labels(ready)[:2] == ["Connected (0)", "Discrepancies (2)"]
+    # The tab links keep the filter.
+    assert "ready=disconnect" in first_group(r'class="nhsuk-tabs__tab" href="([^"]+)"', ready)
+    assert numbers_listed(admin.get("/queues/discrepancies?ready=connect").text) == EAST_NOT_CONNECTED
+    assert "Ready for connection" not in admin.get("/queues/connected").text
+
+
+def test_date_filters_come_from_date_inputs_or_the_address(sign_in, national):
+    admin = sign_in()
+    typed = "submitted_from[day]=1&submitted_from[month]=6&submitted_from[year]=2027"
+    assert len(numbers_listed(admin.get(f"/queues/connected?{typed}").text)) == 20
+    assert numbers_listed(admin.get("/queues/connected?submitted_from=2027-06-02").text) == []
+    assert "Connected (25)" in tab_labels(admin.get("/queues/connected?changed_to=2026-11-21").text)
+
+
+def test_a_wrong_date_is_named_in_words_and_the_page_still_shows(sign_in, national):
+    admin = sign_in()
+    response = admin.get("/queues/connected?ended_to[day]=31&ended_to[month]=2&ended_to[year]=2027")
+    assert response.status_code == 200
+    assert "Programme end date to must be a real date, for example 31 12 2027" in response.text
+    assert "There is a problem" in response.text
+    assert "Year must include 4 numbers" in admin.get("/queues/connected?changed_from=27-1-1").text
+    backwards = admin.get("/queues/connected?changed_from=2027-01-02&changed_to=2027-01-01").text
+    assert "Last change to must be the same as or after 2 January 2027" in backwards
+    assert admin.get("/queues/connected/download?ended_to=2027-02-31").status_code == 400
+
+
+def test_programme_and_last_changed_by_filter_and_show_as_columns(sign_in, national):
+    admin = sign_in()
+    html = admin.get("/queues/connected").text
+    assert '<option value="General Practice">General Practice</option>' in html
+    assert "Membership type" in html and "Last changed by" in html and "Substantive" in html
+    assert numbers_listed(admin.get("/queues/connected?programme=Surgery").text) == []
+    admin.post("/actions/hide", {"body": EAST_OF_ENGLAND, "doctor": ["1100003"], "reason": "on leave"})
+    assert numbers_listed(admin.get("/queues/hidden?changed_by=ann+admin").text) == ["1100003"]
+    rows = list(csv.DictReader(io.StringIO(admin.get("/queues/hidden/download?changed_by=Ann+Admin").text)))
+    assert [(row["GMC number"], row["Last changed by"], row["Programme membership type"]) for row in rows] == [
+        ("1100003", "Ann Admin", "SUBSTANTIVE")
+    ]
