@@ -30,7 +30,14 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPES = "https://reval.nhs.example/problems/"  # the documentation of each problem type
 REFUSAL_STATUS = ((NotFound, 404), (NotPermitted, 403), (Conflict, 409), (Invalid, 422), (NotConfigured, 503))
 # The use cases' names for inputs the API spells otherwise.
-FIELD_NAMES = {"owner": "programmeOwner", "gmcNumbers": "gmcNumber"}
+FIELD_NAMES = {
+    "owner": "programmeOwner",
+    "gmcNumbers": "gmcNumber",
+    "submitted_to": "submittedTo",
+    "ended_to": "endedTo",
+    "changed_to": "changedTo",
+    "changed_by": "changedBy",
+}
 
 
 class ProblemSchema(ma.Schema):

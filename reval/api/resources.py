@@ -54,7 +54,7 @@ from reval.services.context import Context
 from reval.services.doctors import DoctorDetail, doctor_detail, doctor_history
 from reval.services.hides import hide_doctor, unhide_doctor
 from reval.services.idempotency import Answer, StillAnswering, answered_once
-from reval.services.queues import Page, QueueFilters, QueueTab, QueueView, SortKey, queue_page, tab_counts
+from reval.services.queues import Page, QueueFilters, QueueTab, QueueView, Ready, SortKey, queue_page, tab_counts
 from reval.services.runs import get_run, list_runs, run_rejections, run_view, start_nightly_run
 
 # flask-smorest's abort raises an HTTPException with a problem document; it ships no types to say so.
@@ -181,6 +181,15 @@ def _filters(args: dict[str, Any]) -> QueueFilters:
         reason=args.get("reason"),
         owner=args.get("programmeOwner"),
         gmc_update_failed=args.get("gmcUpdateFailed"),
+        ready=Ready(args["ready"]) if args.get("ready") else None,
+        programme=args.get("programme"),
+        submitted_from=args.get("submittedFrom"),
+        submitted_to=args.get("submittedTo"),
+        ended_from=args.get("endedFrom"),
+        ended_to=args.get("endedTo"),
+        changed_from=args.get("changedFrom"),
+        changed_to=args.get("changedTo"),
+        changed_by=args.get("changedBy"),
     )
 
 

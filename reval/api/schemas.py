@@ -11,7 +11,7 @@ from marshmallow import fields, pre_load, validate
 
 from reval.rules import DEFAULT_RULE_TABLE, Queue
 from reval.services.doctors import describe_event
-from reval.services.queues import MAX_PAGE_SIZE, SortKey
+from reval.services.queues import MAX_PAGE_SIZE, Ready, SortKey
 
 NULLABLE: dict[str, Any] = {"allow_none": True}  # typed Any: unpacked into fields of every kind
 
@@ -35,6 +35,30 @@ class DoctorFilterArgs(ma.Schema):
     programmeOwner = UpperCase(metadata={"description": "A designated body code among the doctor's programme owners"})
     gmcUpdateFailed = fields.Boolean(
         metadata={"description": "Only doctors whose last GMC request failed (true), or none of them (false)"}
+    )
+    ready = fields.String(
+        validate=validate.OneOf([ready.value for ready in Ready]),
+        metadata={
+            "description": "connect: a programme owner is this body and the doctor is not connected to it; "
+            "disconnect: connected to this body and decided as not belonging there"
+        },
+    )
+    programme = fields.String(
+        validate=validate.Length(max=200),
+        metadata={"description": "A programme name, as the doctor's programmeName (any case)"},
+    )
+    submittedFrom = fields.Date(metadata={"description": "GMC submission date on or after this day"})
+    submittedTo = fields.Date(metadata={"description": "GMC submission date on or before this day"})
+    endedFrom = fields.Date(metadata={"description": "Programme membership end date on or after this day"})
+    endedTo = fields.Date(metadata={"description": "Programme membership end date on or before this day"})
+    changedFrom = fields.Date(metadata={"description": "Last change (lastChange) on or after this day"})
+    changedTo = fields.Date(metadata={"description": "Last change (lastChange) on or before this day"})
+    changedBy = fields.String(
+        validate=validate.Length(max=200),
+        metadata={
+            "description": "Who last asked GMC for a connection change of the doctor, or hid or unhid them "
+            "(the full name, any case)"
+        },
     )
 
 
@@ -142,6 +166,18 @@ class DoctorSummarySchema(ma.Schema):
     submissionDate = fields.Date(required=True, attribute="submission_date", **NULLABLE)
     lastChange = fields.Date(
         required=True, attribute="changed", metadata={"description": "When the decision was reached"}
+    )
+    programmeMembershipType = fields.String(
+        required=True,
+        attribute="programme_membership_type",
+        metadata={"description": "The membership type of the programme shown (TIS's programmeMembershipType)"},
+        **NULLABLE,
+    )
+    lastChangedBy = fields.String(
+        required=True,
+        attribute="last_changed_by",
+        metadata={"description": "Who last asked GMC for a connection change of the doctor, or hid or unhid them"},
+        **NULLABLE,
     )
 
 

@@ -72,6 +72,35 @@ def test_filters_and_sort(calling):
     assert caller.get(f"{BODY}/doctors?gmcUpdateFailed=true").json["total"] == 0
 
 
+def test_the_national_ui_s_filters_narrow_pages_and_counts(admin, calling):
+    caller = calling()
+    ready = caller.get(f"{BODY}/doctors?ready=disconnect").json["items"]
+    assert [row["gmcReferenceNumber"] for row in ready] == EAST_MISMATCH
+    assert caller.get(f"{BODY}/queues?ready=connect").json["queues"] == {
+        "CONNECTED": 0,
+        "DISCREPANCY": 1,
+        "HIDDEN": 0,
+        "HISTORIC": 0,
+    }
+    assert caller.get(f"{BODY}/doctors?programme=general+practice").json["total"] == 28
+    assert caller.get(f"{BODY}/doctors?programme=Surgery").json["total"] == 0
+    assert caller.get(f"{BODY}/doctors?submittedFrom=2027-06-01&submittedTo=2027-06-01").json["total"] == 27
+    assert caller.get(f"{BODY}/doctors?submittedTo=2027-05-31").json["total"] == 0
+    assert caller.get(f"{BODY}/doctors?endedFrom=2000-01-01&changedTo=2026-11-21").json["total"] == 28
+    assert caller.get(f"{BODY}/doctors?changedFrom=2026-11-22").json["total"] == 0
+    number = EAST_CONNECTED[0]
+    hide = admin.post(f"/api/v1/doctors/{number}/hides", {"designatedBody": EAST_OF_ENGLAND, "reason": "x"})
+    assert hide.status_code == 201
+    changed = caller.get(f"{BODY}/doctors?changedBy=CASE-SYSTEM").json["items"]
+    assert [(row["gmcReferenceNumber"], row["lastChangedBy"]) for row in changed] == [(number, "case-system")]
+    assert changed[0]["programmeMembershipType"] == "SUBSTANTIVE"
+
+
+def test_a_date_range_that_ends_before_it_starts_is_refused_naming_its_end(calling):
+    response = calling().get(f"{BODY}/doctors?endedFrom=2027-01-02&endedTo=2027-01-01")
+    assert response.status_code == 422 and "endedTo" in response.json["errors"], response.json
+
+
 def test_a_page_size_over_500_is_refused(calling):
     response = calling().get(f"{BODY}/doctors?pageSize=501")
     assert response.status_code == 422 and "pageSize" in response.json["errors"]
@@ -86,6 +115,9 @@ def test_a_page_size_over_500_is_refused(calling):
         ("page=0", "page"),
         ("reason=NOPE", "reason"),
         ("programmeOwner=NOWHERE", "programmeOwner"),
+        ("ready=soon", "ready"),
+        ("submittedFrom=2027-02-31", "submittedFrom"),
+        ("changedTo=27-1-1", "changedTo"),
     ],
 )
 def test_bad_query_values_name_the_field(calling, query, field):
