@@ -19,7 +19,15 @@ from reval.services.access import visible_bodies
 from reval.services.context import Context
 from reval.web.addresses import local_path
 from reval.web.auth import current_actor, end_stale_session, settings, signed_in_actor
-from reval.web.presenters import body_label, format_day, format_moment, in_words, membership_type, sentence_case
+from reval.web.presenters import (
+    body_label,
+    code_breaks,
+    format_day,
+    format_moment,
+    in_words,
+    membership_type,
+    sentence_case,
+)
 
 blueprint = Blueprint("pages", __name__)
 
@@ -50,7 +58,12 @@ def init_app(app: Flask) -> None:
     app.after_request(_security_headers)
     app.context_processor(_template_globals)
     app.jinja_env.filters.update(
-        day=format_day, moment=format_moment, yes_no=format_value, sentence=sentence_case, membership=membership_type
+        day=format_day,
+        moment=format_moment,
+        yes_no=format_value,
+        sentence=sentence_case,
+        membership=membership_type,
+        code_breaks=code_breaks,
     )
 
 

@@ -45,6 +45,11 @@ def sentence_case(text: str | None) -> str:
     return text[0].upper() + text[1:]
 
 
+def code_breaks(code: str | None) -> Markup:
+    """A code such as NO_PROGRAMME_NOT_CONNECTED that may wrap after each underscore, never inside a word."""
+    return Markup("_<wbr>").join(str(code or "").split("_"))
+
+
 MEMBERSHIP_ACRONYMS = frozenset({"LAT", "FTSTA"})  # TIS's membership types that are initials
 
 

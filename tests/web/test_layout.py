@@ -28,11 +28,13 @@ QUEUE_HEADINGS = (
     "GMC designated body",
     "Programme owner",
     "Programme",
+    "Membership type",
     "Start",
     "End",
     "GMC submission date",
     "Reason",
     "Last change",
+    "Last changed by",
 )
 TABS = ("connected", "discrepancies", "hidden", "historic", "failed-updates", "unassigned")
 
@@ -128,8 +130,8 @@ def test_the_queue_table_is_a_card_per_doctor_on_a_phone(page, site, national):
     table = page.locator("#queue-table")
     expect(table).to_have_class(re.compile(r"\bnhsuk-table-responsive\b"))
     cells = table.locator("tbody tr").first.locator("td[data-label]")
-    expect(cells).to_have_count(10)
-    labels = [cells.nth(i).get_attribute("data-label") for i in range(10)]
+    expect(cells).to_have_count(len(QUEUE_HEADINGS))
+    labels = [cells.nth(i).get_attribute("data-label") for i in range(len(QUEUE_HEADINGS))]
     assert labels == list(QUEUE_HEADINGS)
     gmc_number = (
         "getComputedStyle(document.querySelector('#queue-table tbody td[data-label]:nth-child(3)'), '::before').content"
