@@ -130,6 +130,45 @@ def test_the_spans_migration_fills_each_stored_persons_spans_from_their_document
     ]
 
 
+def test_the_queue_filter_migration_fills_who_last_changed_each_doctor_from_requests_and_hides(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'reval.sqlite'}")
+    config = alembic_config(engine)
+    command.upgrade(config, "0008")
+    with engine.begin() as connection:
+        for number in ("1000001", "1000002", "1000003"):
+            connection.exec_driver_sql(
+                "INSERT INTO doctor (gmc_number, queue, reason, rule_number, rule_table, visible_to,"
+                " programme_owner_designated_bodies, tis_person_ids, decided_as_of, decision_basis)"
+                " VALUES (?, 'CONNECTED', 'CONNECTED', 9, 't', '[]', '[]', '[]', '2026-11-28', 'b')",
+                (number,),
+            )
+        # 1000001: asked for a change, then hidden later; 1000002: hidden, then unhidden by someone else.
+        connection.exec_driver_sql(
+            "INSERT INTO connection_request (client_request_id, gmc_number, designated_body_code, action, reason,"
+            " requested_by, requested_at, status, attempts)"
+            " VALUES ('c1', '1000001', '1-1RSSQ05', 'ADD', '1', 'Ann Admin', '2026-11-28 09:00:00.000000',"
+            " 'PENDING', 0)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO doctor_hide (gmc_number, designated_body_code, reason, hidden_by, hidden_at,"
+            " programme_owner_designated_bodies, ended_at, end_reason) VALUES"
+            " ('1000001', '1-1RSSQ05', 'x', 'Hal Hider', '2026-11-28 10:00:00.000000', '[]', NULL, NULL),"
+            " ('1000002', '1-1RSSQ05', 'x', 'Hal Hider', '2026-11-28 10:00:00.000000', '[]',"
+            " '2026-11-28 11:00:00.000000', 'unhidden by Una Unhider')"
+        )
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT gmc_number, last_changed_by, decision_basis FROM doctor ORDER BY gmc_number"
+        ).all()
+    engine.dispose()
+    assert [tuple(row) for row in rows] == [
+        ("1000001", "Hal Hider", ""),
+        ("1000002", "Una Unhider", ""),
+        ("1000003", None, ""),  # the next sync decides everyone again, and fills the membership type
+    ]
+
+
 ENVIRONMENT_READS = {"environ", "environb", "getenv", "getenvb"}
 
 
