@@ -132,6 +132,19 @@ class QueueFilters:
         return any(getattr(self, name) is not None for name in self.__dataclass_fields__)
 
     def _check_texts(self) -> None:
+        self._check_free_texts()
+        if self.reason is not None:
+            reason = self.reason.strip().upper()
+            if reason and reason not in DEFAULT_RULE_TABLE.reasons():
+                raise Invalid(
+                    f"reason {self.reason!r} is not one of {', '.join(DEFAULT_RULE_TABLE.reasons())}", field="reason"
+                )
+            object.__setattr__(self, "reason", reason or None)
+        if self.owner is not None:
+            object.__setattr__(self, "owner", self.owner.strip() or None)
+
+    def _check_free_texts(self) -> None:
+        """The search and the names typed in: trimmed, empty as unset, refused when too long."""
         for name, limit in (("programme", MAX_SEARCH_LENGTH * 2), ("changed_by", MAX_PERSON_NAME_LENGTH)):
             value = getattr(self, name)
             if value is not None:
@@ -144,15 +157,6 @@ class QueueFilters:
             if len(text) > MAX_SEARCH_LENGTH:
                 raise Invalid(f"search {self.q[:20]!r}... is longer than {MAX_SEARCH_LENGTH} characters", field="q")
             object.__setattr__(self, "q", text or None)
-        if self.reason is not None:
-            reason = self.reason.strip().upper()
-            if reason and reason not in DEFAULT_RULE_TABLE.reasons():
-                raise Invalid(
-                    f"reason {self.reason!r} is not one of {', '.join(DEFAULT_RULE_TABLE.reasons())}", field="reason"
-                )
-            object.__setattr__(self, "reason", reason or None)
-        if self.owner is not None:
-            object.__setattr__(self, "owner", self.owner.strip() or None)
 
     def flagged(self, gmc_update_failed: bool | None) -> QueueFilters:
         return replace(self, gmc_update_failed=gmc_update_failed)
@@ -497,21 +501,50 @@ class _Query:
 
 def _query(session: Session, context: Context, view: QueueView) -> _Query:
     doctor = Doctor.__table__
-    code = None
-    conditions: list[ColumnElement[bool] | TextClause]
-    if view.unassigned:
-        require_national(context.actor, "see the doctors no designated body sees")
-        keyed, conditions = doctor, [UNASSIGNED_DOCTOR]
-    elif view.body is None:
-        require_national(context.actor, "see every designated body's doctors at once")
-        keyed, conditions = doctor, []
-    else:
-        code = visible_body(session, context.actor, view.body).code
-        keyed = DoctorVisibility.__table__
-        conditions = [keyed.c.designated_body_code == code]
+    keyed, conditions, code = _scope(session, context, view)
     if view.queue is not None:
         conditions.append(keyed.c.queue == view.queue.value)
+    filtered, needs_doctor = _filter_conditions(session, view, keyed, code)
+    conditions.extend(filtered)
+    order_key, nullable, from_doctor = _sort_expression(view.sort, keyed)
+    source: FromClause = keyed
+    if keyed is not doctor and (needs_doctor or from_doctor):
+        source = keyed.join(doctor, doctor.c.gmc_number == keyed.c.gmc_number)
+    return _Query(
+        keyed,
+        source,
+        tuple(conditions),
+        order_key,
+        nullable,
+        view.descending,
+        tie_break=view.sort is not SortKey.GMC_NUMBER,
+    )
+
+
+def _scope(
+    session: Session, context: Context, view: QueueView
+) -> tuple[Table, list[ColumnElement[bool] | TextClause], str | None]:
+    """The table the view reads (a body's visibility rows, or the doctors), the conditions that
+    scope it, and the body's code; refused unless the actor may see that much."""
+    doctor = Doctor.__table__
+    if view.unassigned:
+        require_national(context.actor, "see the doctors no designated body sees")
+        return doctor, [UNASSIGNED_DOCTOR], None
+    if view.body is None:
+        require_national(context.actor, "see every designated body's doctors at once")
+        return doctor, [], None
+    code = visible_body(session, context.actor, view.body).code
+    keyed = DoctorVisibility.__table__
+    return keyed, [keyed.c.designated_body_code == code], code
+
+
+def _filter_conditions(
+    session: Session, view: QueueView, keyed: Table, code: str | None
+) -> tuple[list[ColumnElement[bool] | TextClause], bool]:
+    """The search's and filters' conditions, and whether any reads the doctor's own columns."""
+    doctor = Doctor.__table__
     filters = view.filters
+    conditions: list[ColumnElement[bool] | TextClause] = []
     needs_doctor = False
     if filters.q:
         conditions.append(_search_condition(filters.q, keyed, code, view.queue))
@@ -526,20 +559,7 @@ def _query(session: Session, context: Context, view: QueueView) -> _Query:
         conditions.append(flagged if filters.gmc_update_failed else ~flagged)
     doctor_conditions = _doctor_conditions(filters, code)
     conditions.extend(doctor_conditions)
-    needs_doctor = needs_doctor or bool(doctor_conditions)
-    order_key, nullable, from_doctor = _sort_expression(view.sort, keyed)
-    source: FromClause = keyed
-    if keyed is not doctor and (needs_doctor or from_doctor):
-        source = keyed.join(doctor, doctor.c.gmc_number == keyed.c.gmc_number)
-    return _Query(
-        keyed,
-        source,
-        tuple(conditions),
-        order_key,
-        nullable,
-        view.descending,
-        tie_break=view.sort is not SortKey.GMC_NUMBER,
-    )
+    return conditions, needs_doctor or bool(doctor_conditions)
 
 
 def _doctor_conditions(filters: QueueFilters, code: str | None) -> list[ColumnElement[bool]]:
