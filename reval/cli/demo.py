@@ -93,14 +93,19 @@ def _print_demo(ctx: Context, result, seed: int, database_url: str) -> None:
     click.echo("\n" + format_bodies(result.bodies))
     click.echo(
         f"\nDatabase: {database_url}\n"
-        "Try: reval export --queue DISCREPANCY --designated-body 1-1RSSQ05 | head -40; reval explain GMCNO; "
-        "reval requests; reval rules"
+        "Try: reval export --queue DISCREPANCY --designated-body 1-1RSSQ05 | head -40; "
+        f"reval explain {_example_number(result)}; reval requests; reval rules"
     )
+
+
+def _example_number(result) -> str:
+    """A doctor of the demo's to name in an example command: the first the admin asked GMC about."""
+    return result.requests[0].gmc_number if result.requests else "GMCNO"
 
 
 def _print_offices(result, host: str, port: int) -> None:
     address = f"http://{host}:{port}"
-    example = result.requests[0].gmc_number if result.requests else "GMCNO"
+    example = _example_number(result)
     simulator = urlsplit(result.gmc_url)._replace(path="", query="").geturl()
     click.echo(f"\nGMC Connect simulator, while the demo runs: {simulator}")
     click.echo(
