@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from datetime import date
 from http import HTTPStatus
 from itertools import islice
@@ -20,6 +21,7 @@ from sqlalchemy import func, select
 
 from reval.api.tokens import TokenSettings, dev_key, mint_dev_token
 from reval.app import create_app
+from reval.bench_pages import page_times_over_http
 from reval.db import ensure_schema, make_engine, session_factory
 from reval.demo import sync_files
 from reval.extensions import database, settings
@@ -30,7 +32,7 @@ from reval.services.context import Actor, Context
 from reval.services.queues import DEFAULT_PAGE_SIZE, QueueFilters, counts_by_body, tab_counts
 from reval.settings import process_environment
 from reval.snapshot_files import open_snapshot
-from reval.synthetic import generate
+from reval.synthetic import DEFAULT_SHAPE, Shape, generate
 from reval.tis.records import PersonSchema, read_person
 
 VALIDATION_SAMPLE = 2000
@@ -73,11 +75,19 @@ def validation_cost(tis_file: Path) -> dict[str, float]:
 
 
 def run_bench(
-    doctors: int, seed: int, as_of: date, database_url: str | None = None, progress: Progress = SILENT
+    doctors: int,
+    seed: int,
+    as_of: date,
+    database_url: str | None = None,
+    progress: Progress = SILENT,
+    shape: Shape = DEFAULT_SHAPE,
+    *,
+    http_pages: bool = False,
 ) -> dict[str, Any]:
+    """``http_pages``: also time the pages over HTTP against a real `reval serve` (bench_pages)."""
     with tempfile.TemporaryDirectory(prefix="reval-bench-") as work:
         directory = Path(work)
-        dataset, generate_seconds = _timed(lambda: generate(directory, doctors, as_of, seed))
+        dataset, generate_seconds = _timed(lambda: generate(directory, doctors, as_of, seed, shape))
         engine = make_engine(database_url or f"sqlite:///{directory / 'bench.sqlite'}", setting="the database URL")
         sessions = session_factory(engine)
         _, migrate_seconds = _timed(lambda: ensure_schema(engine))
@@ -92,7 +102,9 @@ def run_bench(
         # The floor is measured on each side of the syncs and averaged: the machine's speed drifts.
         floor_after = load_floor(dataset.gmc, dataset.tis, directory)
         floor_seconds = (floor_before + floor_after) / 2
+        url = engine.url.render_as_string(hide_password=False)
         figures = {
+            "shape": asdict(shape),
             "doctors": dataset.gmc_doctors,
             "tisPeople": dataset.tis_people,
             "decided": full["doctors"],
@@ -116,9 +128,14 @@ def run_bench(
             "queues": {queue: counts["after"] for queue, counts in full["queues"].items()},
             "rejectedRecords": full["rejectedRecords"],
             **validation_cost(dataset.tis),
-            "pages": page_times(engine.url.render_as_string(hide_password=False), directory),
+            "pages": page_times(url, directory),
         }
         engine.dispose()
+        if http_pages:
+            body, discrepancies = figures["pages"]["designatedBody"], figures["pages"]["bodyDiscrepancies"]
+            figures["httpPages"] = page_times_over_http(
+                url, directory, body, deep_page_number(discrepancies), dataset.gmc_doctors
+            )
         return figures
 
 
@@ -231,9 +248,7 @@ def page_times(database_url: str, directory: Path) -> dict[str, Any]:
     body = max(counts, key=lambda code: counts[code]["DISCREPANCY"])
     client.post("/auth/dev", data={"csrf_token": token, "name": "bench", "role": "national", "designated_body": body})
     queue = f"/queues/discrepancies?body={body}"
-    # Page 50, a page deep in the queue, or its last page where it has fewer (a page past the end
-    # is sent to the last one, which would time the redirect).
-    deep_page = max(1, min(50, -(-counts[body]["DISCREPANCY"] // DEFAULT_PAGE_SIZE)))
+    deep_page = deep_page_number(counts[body]["DISCREPANCY"])
     urls = {
         "discrepancies": queue,
         "discrepanciesByName": f"{queue}&sort=name",
@@ -263,6 +278,12 @@ def page_times(database_url: str, directory: Path) -> dict[str, Any]:
     return figures
 
 
+def deep_page_number(in_queue: int) -> int:
+    """Page 50, a page deep in the queue, or its last page where it has fewer (a page past the
+    end is sent to the last one, which would time the redirect)."""
+    return max(1, min(50, -(-in_queue // DEFAULT_PAGE_SIZE)))
+
+
 def _ok(response, url: str):
     if response.status_code != HTTPStatus.OK:
         raise RuntimeError(f"{url} answered {response.status_code}")
@@ -281,7 +302,14 @@ def _percentiles(action) -> dict[str, float]:
 
 
 def run_sharded_bench(
-    doctors: int, seed: int, as_of: date, database_url: str | None, workers: int, shards: int, app
+    doctors: int,
+    seed: int,
+    as_of: date,
+    database_url: str | None,
+    workers: int,
+    shards: int,
+    app,
+    shape: Shape = DEFAULT_SHAPE,
 ) -> dict[str, Any]:
     """The same syncs with their decisions sharded over ``workers`` real `reval worker` processes."""
     from celery import group
@@ -291,7 +319,7 @@ def run_sharded_bench(
     celery_app = app.extensions["celery"]
     with tempfile.TemporaryDirectory(prefix="reval-bench-") as work:
         directory = Path(work)
-        dataset, generate_seconds = _timed(lambda: generate(directory, doctors, as_of, seed))
+        dataset, generate_seconds = _timed(lambda: generate(directory, doctors, as_of, seed, shape))
         url = database_url or f"sqlite:///{directory / 'bench.sqlite'}"
         engine = make_engine(url, setting="the database URL")
         sessions = session_factory(engine)
@@ -328,6 +356,7 @@ def run_sharded_bench(
                 process.wait(timeout=60)
         engine.dispose()
         return {
+            "shape": asdict(shape),
             "doctors": dataset.gmc_doctors,
             "tisPeople": dataset.tis_people,
             "database": engine.dialect.name,

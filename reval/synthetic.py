@@ -67,6 +67,96 @@ SPECIALTIES = (
 )
 
 
+# Scenarios by what they make of a doctor, for the shape's shares.
+GMC_ONLY = ("NOT_IN_TIS",)  # connected at GMC, no TIS person
+TIS_ONLY = ("NOT_CONNECTED", "PREVIOUSLY_CONNECTED", "NO_PROGRAMME_NOT_CONNECTED", "NO_GMC_NUMBER")
+DISCREPANCIES = (
+    "DB_MISMATCH",
+    "NOT_CONNECTED",
+    "PROGRAMME_EXPIRED",
+    "NO_CURRENT_PROGRAMME",
+    "NOT_IN_TIS",
+    "INACTIVE_IN_TIS",
+    "UNKNOWN_PROGRAMME_OWNER",
+    "OVERLAPPING_PROGRAMMES",
+    "DUPLICATE_GMC_NUMBER",
+)
+
+
+def _share(scenarios: tuple[str, ...]) -> float:
+    return sum(SCENARIOS[name] for name in scenarios) / sum(SCENARIOS.values())
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What each doctor's records look like, and how the doctors fall among the queues.
+
+    The default is the bench's own data. Memberships and placements count each TIS person's;
+    a scenario's own programmes (a current one, say) are always there and the rest, up to
+    ``memberships``, are ended (``ended_share`` of them) or yet to start, so the extra ones never
+    change a decision. The shares are of doctor slots, so of the doctors decided, roughly."""
+
+    memberships: int = 2
+    placements: int = 3
+    curricula: int = 1
+    ended_share: float = 1.0
+    tis_only_share: float = round(_share(TIS_ONLY), 4)
+    gmc_only_share: float = round(_share(GMC_ONLY), 4)
+    discrepancy_share: float = round(_share(DISCREPANCIES), 4)
+
+    def __post_init__(self) -> None:
+        for name, low in (("memberships", 1), ("placements", 1), ("curricula", 0)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be at least {low}, not {getattr(self, name)}")
+        for name in ("ended_share", "tis_only_share", "gmc_only_share", "discrepancy_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name.replace('_', ' ')} must be between 0 and 1, not {getattr(self, name)}")
+        self.scenario_weights()  # refuses shares that cannot add up, now
+
+    def scenario_weights(self) -> dict[str, float]:
+        """Each scenario's weight, scaled so that each group makes its share of the doctors."""
+        if (self.tis_only_share, self.gmc_only_share, self.discrepancy_share) == (
+            Shape.tis_only_share,
+            Shape.gmc_only_share,
+            Shape.discrepancy_share,
+        ):
+            return dict(SCENARIOS)  # exactly the bench's own draws, seed for seed
+        total = sum(SCENARIOS.values())
+        weights = {name: weight / total for name, weight in SCENARIOS.items()}
+        _scale(weights, TIS_ONLY, self.tis_only_share)
+        _scale(weights, GMC_ONLY, self.gmc_only_share)
+        rest = tuple(name for name in DISCREPANCIES if name not in TIS_ONLY + GMC_ONLY)
+        fixed = sum(weights[name] for name in DISCREPANCIES if name not in rest)
+        if self.discrepancy_share < fixed:
+            raise ValueError(
+                f"a discrepancy share of {self.discrepancy_share} is less than the GMC-only doctors and TIS-only "
+                f"doctors in a programme make already ({fixed:.3f})"
+            )
+        _scale(weights, rest, self.discrepancy_share - fixed)
+        weights["CONNECTED"] = 0.0
+        weights["CONNECTED"] = 1 - sum(weights.values())
+        if weights["CONNECTED"] < 0:
+            raise ValueError("the TIS-only, GMC-only and discrepancy shares add up to more than every doctor")
+        return weights
+
+
+def _scale(weights: dict[str, float], scenarios: tuple[str, ...], share: float) -> None:
+    factor = share / sum(weights[name] for name in scenarios)
+    for name in scenarios:
+        weights[name] *= factor
+
+
+DEFAULT_SHAPE = Shape()
+# The dataset of issue 26: about 40% of doctors in Discrepancies, a tenth of TIS people with no
+# GMC connection, some GMC doctors missing from TIS, and more records per person to decide on.
+SHAPES = {
+    "default": DEFAULT_SHAPE,
+    "heavy": Shape(
+        memberships=2, placements=3, curricula=2, tis_only_share=0.1, gmc_only_share=0.05, discrepancy_share=0.4
+    ),
+}
+
+
 @dataclass
 class SyntheticDataset:
     directory: Path
@@ -79,8 +169,10 @@ class SyntheticDataset:
     scenarios: dict[str, int] = field(default_factory=dict)
 
 
-def generate(directory: Path, doctors: int, as_of: date, seed: int = 2026) -> SyntheticDataset:
-    """Writes both nights' snapshots for about ``doctors`` GMC-connected doctors.
+def generate(
+    directory: Path, doctors: int, as_of: date, seed: int = 2026, shape: Shape = DEFAULT_SHAPE
+) -> SyntheticDataset:
+    """Writes both nights' snapshots for about ``doctors`` GMC-connected doctors of this shape.
 
     Both nights share one TIS snapshot; only GMC's lists differ between them."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -92,8 +184,8 @@ def generate(directory: Path, doctors: int, as_of: date, seed: int = 2026) -> Sy
         tis=directory / "tis.jsonl",
     )
     rng = random.Random(seed)
-    names, weights = zip(*SCENARIOS.items(), strict=True)
-    connected_share = sum(w for n, w in SCENARIOS.items() if _connected_now(n)) / sum(weights)
+    names, weights = zip(*shape.scenario_weights().items(), strict=True)
+    connected_share = sum(w for n, w in zip(names, weights, strict=True) if _connected_now(n)) / sum(weights)
     slots = max(len(names), round(doctors / connected_share))
     bodies = [body.code for body in DEFAULT_DESIGNATED_BODIES]
     with (
@@ -106,7 +198,7 @@ def generate(directory: Path, doctors: int, as_of: date, seed: int = 2026) -> Sy
             scenario = names[index] if index < len(names) else rng.choices(names, weights)[0]
             dataset.scenarios[scenario] = dataset.scenarios.get(scenario, 0) + 1
             number = f"{1000000 + (index * 7919 + seed) % 9000000:07d}"
-            doctor = _Doctor(rng, number, as_of, bodies)
+            doctor = _Doctor(rng, number, as_of, bodies, shape)
             people, gmc_now, gmc_before = doctor.build(scenario, person_id)
             person_id += len(people) + 1
             for person in people:
@@ -160,8 +252,9 @@ class _GmcWriter:
 
 
 class _Doctor:
-    def __init__(self, rng: random.Random, number: str, as_of: date, bodies: list[str]):
-        self.rng, self.number, self.as_of, self.bodies = rng, number, as_of, bodies
+    def __init__(self, rng: random.Random, number: str, as_of: date, bodies: list[str], shape: Shape = DEFAULT_SHAPE):
+        self.rng, self.number, self.as_of, self.bodies, self.shape = rng, number, as_of, bodies, shape
+        self.foundation: dict[str, Any] | None = None
         self.first, self.last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         self.home = rng.choice(DEFAULT_DESIGNATED_BODIES)
 
@@ -201,10 +294,11 @@ class _Doctor:
             "trainingPathway": "CCT",
             "curricula": [
                 {
-                    "curriculumName": specialty,
+                    "curriculumName": specialty if index == 0 else f"{specialty} {index + 1}",
                     "curriculumStartDate": start.isoformat(),
                     "curriculumEndDate": end.isoformat(),
                 }
+                for index in range(self.shape.curricula)
             ],
         }
 
@@ -223,6 +317,8 @@ class _Doctor:
                 "dateTo": self.days(-399, -200).isoformat(),
             },
         ]
+        past = self.shape.placements - 1
+        placements = placements[:past] + [self._earlier_placement(years) for years in range(1, past - 1)]
         if current_grade:
             placements.append(
                 {
@@ -233,6 +329,27 @@ class _Doctor:
                 }
             )
         return placements
+
+    def _earlier_placement(self, years: int) -> dict[str, Any]:
+        return {
+            "id": self.rng.randint(1, 10**9),
+            "gradeAbbreviation": "F1",
+            "dateFrom": self.days(-1100 - 365 * years, -1000 - 365 * years).isoformat(),
+            "dateTo": self.days(-999 - 365 * years, -900 - 365 * years).isoformat(),
+        }
+
+    def _memberships(self, programmes: list) -> list:
+        """The scenario's programmes with as many more (or fewer) as the shape has beyond the
+        default: ended ones from earlier training or ones yet to start, which decide nothing."""
+        extra = self.shape.memberships - DEFAULT_SHAPE.memberships
+        if extra < 0:
+            return [programme for programme in programmes if programme is not self.foundation] or programmes[:1]
+        return programmes + [
+            self.programme(
+                self.other_body().owner, state="ended" if self.rng.random() < self.shape.ended_share else "future"
+            )
+            for _ in range(extra)
+        ]
 
     def person(
         self,
@@ -249,14 +366,14 @@ class _Doctor:
             "forenames": self.first,
             "surname": self.last,
             "status": status,
-            "programmeMemberships": programmes,
+            "programmeMemberships": programmes if self.shape is DEFAULT_SHAPE else self._memberships(programmes),
             "placements": self.placements(grade),
         }
 
     def build(self, scenario: str, person_id: int) -> tuple[list[dict], str | None, str | None]:
         """(TIS people, GMC body now, GMC body the night before) for this doctor."""
         home = self.home.owner
-        foundation = self.programme(self.other_body().owner, state="ended")
+        foundation = self.foundation = self.programme(self.other_body().owner, state="ended")
         builder = getattr(self, f"_build_{scenario.lower()}", None) if scenario in SCENARIOS else None
         if builder is None:
             raise ValueError(f"unknown scenario {scenario!r}")
@@ -319,6 +436,7 @@ class _Doctor:
         return [self.person(person_id, [self.programme(home)], number=placeholder)], None, None
 
     def _build_rejected(self, person_id: int, home: str, foundation: dict, _connected: str) -> Built:
-        bad = self.person(person_id, [foundation, self.programme(home)])
-        bad["programmeMemberships"][1]["programmeStartDate"] = "31/02/2025"
+        programme = self.programme(home)
+        bad = self.person(person_id, [foundation, programme])
+        programme["programmeStartDate"] = "31/02/2025"
         return [bad], None, None

@@ -14,12 +14,13 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask
+from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_smorest import Api, Blueprint
 from flask_smorest.etag import _get_etag_ctx
 from flask_smorest.utils import prepare_response
 from flask_wtf.csrf import CSRFProtect
+from limits import parse_many
 from marshmallow import Schema
 
 from reval.api.bodies import JsonBodyParser
@@ -161,7 +162,7 @@ def init_api(app: Flask, csrf: CSRFProtect) -> None:
     )
     app.extensions["reval.limiter"] = limiter
     for blueprint in resources.BLUEPRINTS:
-        limiter.shared_limit(lambda: reval_settings().api_rate_limit, scope="api")(blueprint)
+        limiter.shared_limit(_process_rate_limit, scope="api")(blueprint)
         csrf.exempt(blueprint)  # callers prove who they are with tokens, not cookies
         api.register_blueprint(blueprint)
     if settings.dev:
@@ -176,10 +177,33 @@ def openapi_document(app: Flask) -> str:
     return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def share_rate_limit(app: Flask, processes: int) -> bool:
+    """Makes the API's rate limit hold across ``processes`` server processes forked from this
+    app. With shared storage (Redis) they count together. In memory each process counts alone,
+    so each then allows its share of the limit: together never more than the limit, though a
+    caller whose requests land mostly on one process is refused sooner. Returns whether the
+    limit is counted as one (shared, one process, or no limits)."""
+    app.extensions["reval.limit_processes"] = processes
+    return processes == 1 or not reval_settings(app).api_rate_limits or _limit_storage(app) != MEMORY_STORAGE
+
+
+def _process_rate_limit() -> str:
+    limit = reval_settings().api_rate_limit
+    processes = current_app.extensions.get("reval.limit_processes", 1)
+    if processes == 1 or _limit_storage(current_app) != MEMORY_STORAGE:
+        return limit
+    return ";".join(
+        f"{max(1, item.amount // processes)} per {item.multiples} {item.GRANULARITY.name}" for item in parse_many(limit)
+    )
+
+
+MEMORY_STORAGE = "memory://"
+
+
 def _limit_storage(app: Flask) -> str:
     """Redis when there is a broker (every server process shares the counts), else memory."""
     configured = reval_settings(app)
-    return configured.rate_limit_storage_url or configured.broker_url or "memory://"
+    return configured.rate_limit_storage_url or configured.broker_url or MEMORY_STORAGE
 
 
-__all__ = ["API_PREFIX", "error_problem", "init_api", "openapi_document"]
+__all__ = ["API_PREFIX", "error_problem", "init_api", "openapi_document", "share_rate_limit"]

@@ -12,7 +12,6 @@ its instance folder (``reval token`` mints them; the public key is at /api/v1/de
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import Key, KeySet, RSAKey
 
+from reval.instance_files import read_or_create_private
 from reval.refusals import NotConfigured
 from reval.services.context import Actor, Role
 from reval.settings import Settings
@@ -192,20 +192,19 @@ def caller(claims: Mapping[str, Any], bodies_claim: str) -> Actor:
 def dev_key(instance_path: str | Path) -> RSAKey:
     """This instance's development signing key, made on first use (readable by its owner only)."""
     path = Path(instance_path) / "dev-token-key.json"
-    if path.exists():
-        try:
-            return RSAKey.import_key(json.loads(path.read_text()))
-        except (ValueError, TypeError, KeyError, JoseError) as error:
-            raise NotConfigured(
-                f"{path} is not a development signing key ({type(error).__name__}); delete it and Reval makes a new one"
-            ) from None
-    key = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"}, private=True)
-    key.ensure_kid()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(json.dumps(key.as_dict(private=True)))
-    return key
+
+    def make() -> str:
+        key = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"}, private=True)
+        key.ensure_kid()
+        return json.dumps(key.as_dict(private=True))
+
+    text = read_or_create_private(path, make)
+    try:
+        return RSAKey.import_key(json.loads(text))
+    except (ValueError, TypeError, KeyError, JoseError) as error:
+        raise NotConfigured(
+            f"{path} is not a development signing key ({type(error).__name__}); delete it and Reval makes a new one"
+        ) from None
 
 
 def mint_dev_token(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from reval.extensions import database
 from reval.rules import Queue
 from reval.services.context import Actor, Context
 from reval.services.terms import SyncSummary
+from reval.synthetic import SHAPES
 
 
 @command(stoppable=True)
@@ -130,19 +132,40 @@ def _print_offices(result, host: str, port: int) -> None:
     "--workers", type=int, help="Shard the decisions over this many `reval worker` processes (needs REVAL_BROKER_URL)."
 )
 @click.option("--shards", default=4, show_default=True, help="With --workers: how many shards.")
+@click.option(
+    "--shape",
+    "shape_name",
+    type=click.Choice(sorted(SHAPES)),
+    default="default",
+    show_default=True,
+    help="The data's shape: the bench's own, or heavy (more discrepancies, curricula, people in one source only).",
+)
+@click.option("--memberships", type=int, help="Programme memberships per TIS person (overrides the shape).")
+@click.option("--placements", type=int, help="Placements per TIS person (overrides the shape).")
+@click.option("--curricula", type=int, help="Curricula per programme membership (overrides the shape).")
+@click.option("--ended-share", type=float, help="Share of the extra memberships that have ended, 0 to 1.")
+@click.option("--tis-only-share", type=float, help="Share of doctors in TIS with no GMC connection, 0 to 1.")
+@click.option("--gmc-only-share", type=float, help="Share of doctors connected at GMC but missing from TIS, 0 to 1.")
+@click.option("--discrepancy-share", type=float, help="Share of doctors in Discrepancies, 0 to 1.")
+@click.option(
+    "--pages",
+    is_flag=True,
+    help="Also time pages over HTTP against a real `reval serve`, one client then 16, beside a floor page.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @QUIET
-def bench(doctors, seed, database_url, workers, shards, as_json, quiet):
+def bench(doctors, seed, database_url, workers, shards, shape_name, pages, as_json, quiet, **overrides):
     """Time a full national sync and an unchanged re-sync into a fresh database."""
     from reval.bench import run_bench, run_sharded_bench
 
     today = context().today()
     try:
+        shape = replace(SHAPES[shape_name], **{name: value for name, value in overrides.items() if value is not None})
         if workers:
             _celery_app()
-            figures = run_sharded_bench(doctors, seed, today, database_url, workers, shards, current_app)
+            figures = run_sharded_bench(doctors, seed, today, database_url, workers, shards, current_app, shape)
         else:
-            figures = run_bench(doctors, seed, today, database_url, progress_for(quiet))
+            figures = run_bench(doctors, seed, today, database_url, progress_for(quiet), shape, http_pages=pages)
     except ValueError as error:
         raise CommandRefused(str(error)) from None
     if as_json or workers:
@@ -153,7 +176,7 @@ def bench(doctors, seed, database_url, workers, shards, as_json, quiet):
     )
     click.echo(
         f"{figures['doctors']} GMC doctors, {figures['tisPeople']} TIS people, {figures['decided']} decided "
-        f"on {figures['database']}\n"
+        f"on {figures['database']}, shape {figures['shape']}\n"
         f"  generate files          {figures['generateSeconds']:8.2f} s (not part of the sync)\n"
         f"  migrate schema          {figures['migrateSeconds']:8.2f} s\n"
         f"  load floor              {figures['floorSeconds']:8.2f} s "
@@ -173,6 +196,7 @@ def bench(doctors, seed, database_url, workers, shards, as_json, quiet):
         f"{figures['marshmallowMicrosPerPerson']:.1f} us marshmallow\n"
         f"  queues                  {figures['queues']}, {figures['rejectedRecords']} rejected records\n"
         + format_page_times(figures["pages"])
+        + (format_http_pages(figures["httpPages"]) if "httpPages" in figures else "")
     )
 
 
@@ -183,4 +207,22 @@ def format_page_times(pages: dict) -> str:
     for name, times in pages.items():
         if isinstance(times, dict):
             lines.append(f"    {name:<22}{times['p50Ms']:8.1f} {times['p95Ms']:8.1f} {times['maxMs']:8.1f} ms")
+    return "\n".join(lines)
+
+
+def format_http_pages(pages: dict) -> str:
+    floor = pages["floor"]
+    lines = [
+        f"\n  pages over HTTP, {pages['workers']} server processes, p95 (to the floor page's "
+        f"{floor['oneClient']['floor']['p95Ms']:.1f} ms), one client:"
+    ]
+    for name, times in pages["reval"]["oneClient"].items():
+        lines.append(f"    {name:<26}{times['p95Ms']:8.1f} ms {pages['oneClientP95ToFloor'][name]:6.2f} x floor")
+    concurrent, floor_concurrent = pages["reval"]["concurrent"], floor["concurrent"]
+    lines.append(
+        f"  {concurrent['clients']} clients at once: p95 {concurrent['p95Ms']:.1f} ms "
+        f"= {pages['concurrentP95ToFloor']:.2f} x the floor's {floor_concurrent['p95Ms']:.1f} ms; "
+        f"{concurrent['requestsPerSecond']:.1f} requests/s = {pages['concurrentThroughputToFloor']:.2f} x the floor's "
+        f"{floor_concurrent['requestsPerSecond']:.1f}"
+    )
     return "\n".join(lines)

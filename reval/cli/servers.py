@@ -8,10 +8,12 @@ import threading
 import click
 from flask import current_app
 
+from reval.api import share_rate_limit
 from reval.cli.base import CommandRefused, command, context
 from reval.db import schema_is_current
 from reval.extensions import broker_configured, database, settings
 from reval.services.reference import configured_bodies
+from reval.serving import default_workers, prefork_available, serve_wsgi
 from reval.snapshot_files import open_snapshot
 from reval.tasks import PersonChangedConsumer, beat_schedule
 from reval.web.auth import require_web_settings
@@ -102,20 +104,40 @@ def _serve(simulator, banner) -> None:
 @command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
-@click.option("--threads", default=8, show_default=True, help="Requests served at once.")
-def serve(host, port, threads):
-    """Serve the web UI and the API with a production WSGI server (waitress)."""
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Server processes (default: one per core). More than one needs gunicorn (Linux and other POSIX).",
+)
+@click.option("--threads", default=8, show_default=True, help="Requests each process serves at once.")
+def serve(host, port, workers, threads):
+    """Serve the web UI and the API: gunicorn's prefork processes, or waitress in one process."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy: Flask types it as the app
     require_web_settings(app)
     if not schema_is_current(database().engine):
         raise CommandRefused("the database schema is not up to date; run `reval db upgrade` first")
-    serve_app(app, host, port, threads)
+    serve_app(app, host, port, threads, workers=default_workers() if workers is None else workers)
 
 
-def serve_app(app, host: str, port: int, threads: int = 8) -> None:
-    """Serves until Ctrl-C: waitress, one process with threads (a web request never waits on GMC)."""
-    from waitress import serve as waitress_serve
-
-    click.echo(f"Reval is serving on http://{host}:{port}/ (Ctrl-C stops)")
-    with contextlib.suppress(KeyboardInterrupt):
-        waitress_serve(app, host=host, port=port, threads=threads, ident="Reval", _quiet=True)
+def serve_app(app, host: str, port: int, threads: int = 8, workers: int = 1) -> None:
+    """Serves until Ctrl-C. A web request never waits on GMC, so threads serve the slow ones; the
+    processes use every core. Each process keeps its own rate-limit counts unless they share
+    Redis, so each then allows only its share of the limit."""
+    if workers > 1 and not prefork_available():
+        click.echo(f"gunicorn cannot run here: serving in one process (waitress), not {workers}", err=True)
+        workers = 1
+    shared = share_rate_limit(app, workers)
+    if not shared:
+        click.echo(
+            f"API rate limits are counted in each of the {workers} processes, each allowing 1/{workers} of "
+            f"{settings(app).api_rate_limit}: set REVAL_RATE_LIMIT_STORAGE_URL or REVAL_BROKER_URL (Redis) "
+            "to count them together",
+            err=True,
+        )
+    engine = database(app).engine
+    click.echo(
+        f"Reval is serving on http://{host}:{port}/ with {workers} process{'es' if workers > 1 else ''} "
+        f"of {threads} threads (Ctrl-C stops)"
+    )
+    # A forked process must not use its parent's database connections: it opens its own.
+    serve_wsgi(app, host, port, workers=workers, threads=threads, after_fork=lambda: engine.dispose(close=False))

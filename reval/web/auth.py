@@ -12,6 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,6 +26,7 @@ from werkzeug.datastructures import MultiDict
 
 from reval.extensions import database
 from reval.extensions import settings as reval_settings
+from reval.instance_files import read_or_create_private
 from reval.refusals import NotConfigured
 from reval.services.context import Actor, Role
 from reval.services.reference import configured_bodies, configured_codes
@@ -99,9 +101,13 @@ def init_app(app: Flask) -> None:
     read = reval_settings(app)
     configured = SignInSettings.from_settings(read)
     app.extensions["reval.sign_in"] = configured
-    # Development: a key of this process's own (sessions end when it stops). Elsewhere the key
-    # is required before serving (require_web_settings).
-    app.secret_key = configured.secret_key or (secrets.token_hex(32) if configured.dev else None)
+    # Development: the instance's own key, the same in each of its server processes. Elsewhere
+    # the key is required before serving (require_web_settings).
+    app.secret_key = configured.secret_key or (
+        read_or_create_private(Path(app.instance_path) / "dev-secret-key", lambda: secrets.token_hex(32))
+        if configured.dev
+        else None
+    )
     app.config.update(
         SESSION_COOKIE_NAME="reval_session",
         SESSION_COOKIE_HTTPONLY=True,
