@@ -1,0 +1,167 @@
+"""`reval serve --workers N`: gunicorn's prefork processes, each answering as any other would:
+the same sign-in, the same API tokens, and one API rate limit between them."""
+
+from __future__ import annotations
+
+import http.client
+import re
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from reval.api.tokens import TokenSettings, dev_key, mint_dev_token
+from reval.bench_pages import free_port, reval_serve_command, running_server
+from reval.settings import Settings, process_environment
+from tests.conftest import reval_from_settings, wait_for
+from tests.factories import EAST_OF_ENGLAND
+
+pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads which process holds a socket")
+CONNECTIONS = 40  # fresh connections: enough that both processes take some (each is a fair race)
+
+
+class Served:
+    def __init__(self, address: str, instance: Path, server_pid: int):
+        self.host, self.port = address.removeprefix("http://").split(":")
+        self.instance, self.server_pid = instance, server_pid
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, int, dict[str, str]]:
+        """(status, body, the pid of the process that answered, headers), on a fresh connection."""
+        connection = http.client.HTTPConnection(self.host, int(self.port), timeout=30)
+        try:
+            connection.request("GET", path, headers=headers or {})
+            response = connection.getresponse()
+            body = response.read().decode()
+            pid = self.answering_process(connection.sock.getsockname()[1])
+            return response.status, body, pid, dict(response.getheaders())
+        finally:
+            connection.close()
+
+    def post(self, path: str, form: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+        connection = http.client.HTTPConnection(self.host, int(self.port), timeout=30)
+        try:
+            connection.request(
+                "POST", path, body=form, headers={"Content-Type": "application/x-www-form-urlencoded", **headers}
+            )
+            response = connection.getresponse()
+            response.read()
+            return response.status, dict(response.getheaders())
+        finally:
+            connection.close()
+
+    def answering_process(self, client_port: int) -> int:
+        """The server process holding the other end of this connection (read from /proc)."""
+        inode = None
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, remote = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+                if local == int(self.port) and remote == client_port:
+                    inode = fields[9]
+        assert inode is not None, "the server's end of the connection is not in /proc/net"
+        for pid in self.worker_pids():
+            for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    if descriptor.readlink().name == f"socket:[{inode}]":
+                        return pid
+                except FileNotFoundError:  # closed as it was read
+                    continue
+        raise AssertionError(f"no server process holds socket {inode}")
+
+    def worker_pids(self) -> list[int]:
+        """gunicorn's worker processes, or the one process where waitress serves alone."""
+        children = Path(f"/proc/{self.server_pid}/task/{self.server_pid}/children").read_text().split()
+        return [int(pid) for pid in children] or [self.server_pid]
+
+
+@contextmanager
+def serving(tmp_path: Path, workers: int, **settings: str) -> Iterator[Served]:
+    database = f"sqlite:///{tmp_path / 'reval.sqlite'}"
+    assert reval_from_settings(tmp_path, "db", "upgrade", REVAL_DATABASE_URL=database).exit_code == 0
+    instance = tmp_path / "instance"
+    environment = process_environment(
+        REVAL_DATABASE_URL=database,
+        REVAL_AUTH="dev",
+        REVAL_SECURE_COOKIES="0",
+        REVAL_INSTANCE_PATH=str(instance),
+        **settings,
+    )
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with running_server(reval_serve_command(port, workers), environment, port, log) as address:
+        served = Served(address, instance, int(_server_pid(port)))
+        wait_for(lambda: len(served.worker_pids()) == workers or workers == 1, seconds=60)
+        yield served
+
+
+def _server_pid(port: int) -> str:
+    """The `reval serve` process listening on the port (gunicorn's arbiter)."""
+    for process in Path("/proc").iterdir():
+        if process.name.isdigit():
+            try:
+                command = (process / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"serve" in command and str(port).encode() in command:
+                return process.name
+    raise AssertionError(f"no `reval serve` on port {port}")
+
+
+def _signed_in_cookie(served: Served) -> str:
+    status, form, _pid, headers = served.get("/auth/dev")
+    assert status == 200
+    cookie = headers["Set-Cookie"].split(";")[0]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token is not None
+    status, headers = served.post(
+        "/auth/dev",
+        f"csrf_token={token.group(1)}&name=Ada&role=national&designated_body={EAST_OF_ENGLAND}",
+        {"Cookie": cookie},
+    )
+    assert status == 302, "the development sign-in was refused"
+    return headers["Set-Cookie"].split(";")[0]
+
+
+def _api_token(served: Served, **settings: str) -> str:
+    configured = TokenSettings.from_settings(Settings.from_mapping({"REVAL_AUTH": "dev", **settings}))
+    return mint_dev_token(dev_key(served.instance), configured, "caller", "reval.read", [EAST_OF_ENGLAND], 10)
+
+
+def test_two_workers_answer_from_two_processes_and_a_sign_in_holds_in_both(tmp_path):
+    with serving(tmp_path, 2) as served:
+        assert len(served.worker_pids()) == 2
+        cookie = _signed_in_cookie(served)
+        pages = [served.get(f"/queues/discrepancies?body={EAST_OF_ENGLAND}", {"Cookie": cookie}) for _ in range(40)]
+        assert {status for status, *_ in pages} == {200}
+        assert all("Ada" in body for _status, body, *_ in pages), "a process did not know the signed-in session"
+        assert {pid for _status, _body, pid, _headers in pages} == set(served.worker_pids())
+
+
+def test_one_worker_serves_in_one_process(tmp_path):
+    with serving(tmp_path, 1) as served:
+        assert served.worker_pids() == [served.server_pid]  # waitress: no processes of its own
+        status, _body, pid, _headers = served.get("/auth/dev")
+        assert (status, pid) == (200, served.server_pid)
+
+
+def test_the_rate_limit_is_counted_once_across_processes_in_redis(tmp_path, broker):
+    with serving(tmp_path, 2, REVAL_RATE_LIMIT_STORAGE_URL=broker, REVAL_API_RATE_LIMIT="6/minute") as served:
+        headers = {"Authorization": f"Bearer {_api_token(served)}"}
+        answers = [
+            served.get(f"/api/v1/designated-bodies/{EAST_OF_ENGLAND}/doctors", headers) for _ in range(CONNECTIONS)
+        ]
+        assert Counter(status for status, *_ in answers) == {200: 6, 429: CONNECTIONS - 6}
+        assert {pid for _status, _body, pid, _headers in answers} == set(served.worker_pids())
+
+
+def test_without_shared_storage_each_process_allows_its_share_of_the_limit(tmp_path):
+    with serving(tmp_path, 2, REVAL_API_RATE_LIMIT="6/minute") as served:
+        headers = {"Authorization": f"Bearer {_api_token(served)}"}
+        answers = [
+            served.get(f"/api/v1/designated-bodies/{EAST_OF_ENGLAND}/doctors", headers) for _ in range(CONNECTIONS)
+        ]
+        allowed = Counter(pid for status, _body, pid, _headers in answers if status == 200)
+        assert sum(allowed.values()) <= 6, "two processes together allowed more than the limit"
+        assert all(count == 3 for count in allowed.values()), allowed
