@@ -88,7 +88,7 @@ def _gunicorn_options(
 def _run_gunicorn(application: Any, options: dict[str, Any]) -> None:
     from gunicorn.app.base import BaseApplication
 
-    class Prefork(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
+    class Prefork(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
                 self.cfg.set(key, value)

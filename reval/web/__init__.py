@@ -12,7 +12,7 @@ from flask import Blueprint, Flask
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChainableUndefined, ChoiceLoader, FileSystemLoader, PackageLoader
 
-from reval.web import actions, auth, doctors, pages, queues, runs
+from reval.web import actions, auth, components, doctors, pages, queues, runs
 
 WEB = Path(__file__).parent
 
@@ -50,6 +50,7 @@ def init_web(app: Flask) -> None:
     csrf.init_app(app)
     auth.init_app(app)
     pages.init_app(app)
+    components.init_app(app)
     app.register_blueprint(assets)
     for blueprint in (auth.blueprint, queues.blueprint, doctors.blueprint, actions.blueprint, runs.blueprint):
         app.register_blueprint(blueprint)
