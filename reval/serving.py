@@ -17,6 +17,10 @@ from typing import Any
 CHILD_EXIT_HOOKS: list[Callable[[Any, Any], None]] = []
 GRACEFUL_SECONDS = 30  # how long a stopping process may finish the requests it holds
 REQUEST_TIMEOUT_SECONDS = 120  # a process silent for this long is restarted (a CSV download streams, so speaks)
+# How long an idle connection is kept for its next request. gunicorn's 2 s closed connections
+# whose next request had arrived but not yet been read while every thread was busy: the
+# client saw its request reset.
+KEEP_ALIVE_SECONDS = 30
 
 
 def default_workers() -> int:
@@ -77,6 +81,7 @@ def _gunicorn_options(
         "worker_class": "gthread",
         "timeout": REQUEST_TIMEOUT_SECONDS,
         "graceful_timeout": GRACEFUL_SECONDS,
+        "keepalive": KEEP_ALIVE_SECONDS,
         "post_fork": post_fork,
         "child_exit": child_exit,
         "loglevel": "warning",
