@@ -15,7 +15,7 @@ import pytest
 from reval.api.tokens import TokenSettings, dev_key, mint_dev_token
 from reval.bench_pages import free_port, reval_serve_command, running_server
 from reval.settings import Settings, process_environment
-from tests.conftest import reval_from_settings, wait_for
+from tests.conftest import wait_for
 from tests.factories import EAST_OF_ENGLAND
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads which process holds a socket")
@@ -77,16 +77,15 @@ class Served:
 
 
 @contextmanager
-def serving(tmp_path: Path, workers: int, **settings: str) -> Iterator[Served]:
-    database = f"sqlite:///{tmp_path / 'reval.sqlite'}"
-    assert reval_from_settings(tmp_path, "db", "upgrade", REVAL_DATABASE_URL=database).exit_code == 0
+def serving(app, tmp_path: Path, workers: int, **settings: str) -> Iterator[Served]:
+    """`reval serve` on the tests' database (migrated, with the designated bodies)."""
     instance = tmp_path / "instance"
     environment = process_environment(
-        REVAL_DATABASE_URL=database,
+        REVAL_DATABASE_URL=app.config["REVAL_DATABASE_URL"],
         REVAL_AUTH="dev",
         REVAL_SECURE_COOKIES="0",
         REVAL_INSTANCE_PATH=str(instance),
-        **settings,
+        **{"REVAL_BROKER_URL": "", "REVAL_RATE_LIMIT_STORAGE_URL": "", **settings},  # empty is unset
     )
     port = free_port()
     log = tmp_path / "serve.log"
@@ -129,8 +128,8 @@ def _api_token(served: Served, **settings: str) -> str:
     return mint_dev_token(dev_key(served.instance), configured, "caller", "reval.read", [EAST_OF_ENGLAND], 10)
 
 
-def test_two_workers_answer_from_two_processes_and_a_sign_in_holds_in_both(tmp_path):
-    with serving(tmp_path, 2) as served:
+def test_two_workers_answer_from_two_processes_and_a_sign_in_holds_in_both(app, tmp_path):
+    with serving(app, tmp_path, 2) as served:
         assert len(served.worker_pids()) == 2
         cookie = _signed_in_cookie(served)
         pages = [served.get(f"/queues/discrepancies?body={EAST_OF_ENGLAND}", {"Cookie": cookie}) for _ in range(40)]
@@ -139,15 +138,15 @@ def test_two_workers_answer_from_two_processes_and_a_sign_in_holds_in_both(tmp_p
         assert {pid for _status, _body, pid, _headers in pages} == set(served.worker_pids())
 
 
-def test_one_worker_serves_in_one_process(tmp_path):
-    with serving(tmp_path, 1) as served:
+def test_one_worker_serves_in_one_process(app, tmp_path):
+    with serving(app, tmp_path, 1) as served:
         assert served.worker_pids() == [served.server_pid]  # waitress: no processes of its own
         status, _body, pid, _headers = served.get("/auth/dev")
         assert (status, pid) == (200, served.server_pid)
 
 
-def test_the_rate_limit_is_counted_once_across_processes_in_redis(tmp_path, broker):
-    with serving(tmp_path, 2, REVAL_RATE_LIMIT_STORAGE_URL=broker, REVAL_API_RATE_LIMIT="6/minute") as served:
+def test_the_rate_limit_is_counted_once_across_processes_in_redis(app, tmp_path, broker):
+    with serving(app, tmp_path, 2, REVAL_RATE_LIMIT_STORAGE_URL=broker, REVAL_API_RATE_LIMIT="6/minute") as served:
         headers = {"Authorization": f"Bearer {_api_token(served)}"}
         answers = [
             served.get(f"/api/v1/designated-bodies/{EAST_OF_ENGLAND}/doctors", headers) for _ in range(CONNECTIONS)
@@ -156,8 +155,8 @@ def test_the_rate_limit_is_counted_once_across_processes_in_redis(tmp_path, brok
         assert {pid for _status, _body, pid, _headers in answers} == set(served.worker_pids())
 
 
-def test_without_shared_storage_each_process_allows_its_share_of_the_limit(tmp_path):
-    with serving(tmp_path, 2, REVAL_API_RATE_LIMIT="6/minute") as served:
+def test_without_shared_storage_each_process_allows_its_share_of_the_limit(app, tmp_path):
+    with serving(app, tmp_path, 2, REVAL_API_RATE_LIMIT="6/minute") as served:
         headers = {"Authorization": f"Bearer {_api_token(served)}"}
         answers = [
             served.get(f"/api/v1/designated-bodies/{EAST_OF_ENGLAND}/doctors", headers) for _ in range(CONNECTIONS)
