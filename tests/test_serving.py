@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import socket
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ import pytest
 from reval.api.tokens import TokenSettings, dev_key, mint_dev_token
 from reval.bench_pages import free_port, reval_serve_command, running_server
 from reval.settings import Settings, process_environment
-from tests.conftest import wait_for
+from tests.conftest import assert_one_line_refusal, reval_from_settings, wait_for
 from tests.factories import EAST_OF_ENGLAND
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads which process holds a socket")
@@ -164,3 +165,22 @@ def test_without_shared_storage_each_process_allows_its_share_of_the_limit(app, 
         allowed = Counter(pid for status, _body, pid, _headers in answers if status == 200)
         assert sum(allowed.values()) <= 6, "two processes together allowed more than the limit"
         assert all(count == 3 for count in allowed.values()), allowed
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_is_refused_in_one_line(app, tmp_path, workers):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        result = reval_from_settings(
+            tmp_path,
+            "serve",
+            "--port",
+            port,
+            "--workers",
+            workers,
+            REVAL_DATABASE_URL=app.config["REVAL_DATABASE_URL"],
+            REVAL_AUTH="dev",
+        )
+    assert_one_line_refusal(result, 2, f"port {port} on 127.0.0.1 is not free", "--port")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,7 +13,7 @@ from reval.app import create_app
 from reval.cli.base import AS_OF, CommandRefused, command, context, day, print_json, who
 from reval.cli.progress import QUIET, progress_for
 from reval.cli.runs import format_bodies, print_summary
-from reval.cli.servers import _celery_app, serve_app
+from reval.cli.servers import _celery_app, check_port_free, serve_app
 from reval.db import private_folder
 from reval.demo import check_demo_database, demo_services, run_demo
 from reval.extensions import database
@@ -59,17 +58,6 @@ def demo(doctors, seed, as_of, database_url, serve, host, port, quiet):
             app = create_app(instance | services.app_settings() | {"REVAL_AUTH": "dev"})
             _print_offices(result, host, port)
             serve_app(app, host, port)
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Refuses (exit 2, one line) when the web UI could not be served on host:port."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise CommandRefused(
-                f"port {port} on {host} is not free ({error.strerror}): choose another with --port"
-            ) from None
 
 
 def _print_demo(ctx: Context, result, seed: int, database_url: str) -> None:

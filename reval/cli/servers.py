@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 
 import click
@@ -116,7 +117,20 @@ def serve(host, port, workers, threads):
     require_web_settings(app)
     if not schema_is_current(database().engine):
         raise CommandRefused("the database schema is not up to date; run `reval db upgrade` first")
+    check_port_free(host, port)
     serve_app(app, host, port, threads, workers=default_workers() if workers is None else workers)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuses (exit 2, one line) when the web UI could not be served on host:port."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: only a listener blocks it
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise CommandRefused(
+                f"port {port} on {host} is not free ({error.strerror}): choose another with --port"
+            ) from None
 
 
 def serve_app(app, host: str, port: int, threads: int = 8, workers: int = 1) -> None:
