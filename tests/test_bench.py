@@ -72,6 +72,7 @@ def test_bench_runs_the_heavy_shape_with_its_discrepancies(reval):
         (["--memberships", "0"], "memberships must be at least 1"),
         (["--ended-share", "1.5"], "ended share must be between 0 and 1, not 1.5"),
         (["--discrepancy-share", "0.01"], "discrepancy share of 0.01"),
+        (["--pages", "--workers", "2"], "run it without --workers"),
     ],
 )
 def test_a_shape_that_cannot_be_made_is_refused_in_one_line(reval, options, named):

@@ -147,6 +147,8 @@ def bench(doctors, seed, database_url, workers, shards, shape_name, pages, as_js
     from reval.bench import run_bench, run_sharded_bench
 
     today = context().today()
+    if workers and pages:
+        raise CommandRefused("--pages times one server on its own database: run it without --workers")
     try:
         shape = replace(SHAPES[shape_name], **{name: value for name, value in overrides.items() if value is not None})
         if workers:
