@@ -3,7 +3,16 @@
 Each topic has a module of its own; importing this package registers them all on ``cli``.
 """
 
-from reval.cli import admin, api, connections, demo, doctors, runs, servers  # noqa: F401  (registers the commands)
+from reval.cli import (  # noqa: F401  (registers the commands)
+    admin,
+    api,
+    connections,
+    demo,
+    doctors,
+    preview,
+    runs,
+    servers,
+)
 from reval.cli.base import cli, main
 
 __all__ = ["cli", "main"]

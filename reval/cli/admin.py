@@ -57,10 +57,16 @@ def designated_bodies_load(csv_file):
     click.echo(f"{len(bodies)} designated bodies configured")
 
 
-@command()
+@cli.group("rules", invoke_without_command=True)
 @click.option("--check", is_flag=True, help="Also run the static checks (exit 1 on a gap or unreachable row).")
-def rules(check):
-    """Print the rule table."""
+@click.pass_context
+def rules(ctx, check):
+    """Print the rule table (or preview what it would change: `reval rules preview`)."""
+    if ctx.invoked_subcommand is None:
+        _print_rule_table(check)
+
+
+def _print_rule_table(check: bool) -> None:
     table = DEFAULT_RULE_TABLE
     click.echo(f"Rule table {table.label} (hit policy {table.hit_policy}, fingerprint {table.fingerprint()})")
     click.echo(f"{'#':>2}  {'reason':<27}{'queue':<12}{'visible to':<22}when")

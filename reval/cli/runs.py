@@ -11,11 +11,13 @@ import click
 from celery.exceptions import TimeoutError as CeleryTimeout
 
 from reval.cli.base import AS_OF, command, context, day, print_json
+from reval.cli.preview import format_moves
 from reval.cli.progress import QUIET, progress_for
 from reval.extensions import broker_configured
 from reval.rules import HIDDEN_BY_ADMIN, Queue
 from reval.services import runs as run_service
 from reval.services.context import Context
+from reval.services.preview import SyncDryRun, dry_run_now
 from reval.services.queues import BodyCounts, designated_body_counts
 from reval.services.runs import run_view
 from reval.services.sync import nightly_in_process, refresh_people_now, sync_now
@@ -54,24 +56,51 @@ def say_waiting(message: str) -> None:
 @ALLOW_MASS_CHANGES
 @WAIT_SECONDS
 @QUIET
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def sync(gmc_file, tis_file, as_of, allow_mass_changes, wait_seconds, quiet, as_json):
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (as --format json).")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="How to print the summary.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read, validate and decide as the sync would, print what would change, and write nothing.",
+)
+def sync(gmc_file, tis_file, as_of, allow_mass_changes, wait_seconds, quiet, as_json, output_format, dry_run):
     """Take GMC's lists and TIS's people (from files, or live), decide every doctor, print the summary."""
     ctx = context()
-    summary = sync_now(
-        ctx,
-        gmc_file=gmc_file,
-        tis_file=tis_file,
-        as_of=day(as_of),
-        allow_mass_changes=allow_mass_changes,
-        wait_seconds=wait_seconds,
-        on_wait=say_waiting,
-        progress=progress_for(quiet),
-    )
+    as_json = as_json or output_format == "json"
+    arguments = {
+        "gmc_file": gmc_file,
+        "tis_file": tis_file,
+        "as_of": day(as_of),
+        "allow_mass_changes": allow_mass_changes,
+        "wait_seconds": wait_seconds,
+        "on_wait": say_waiting,
+        "progress": progress_for(quiet),
+    }
+    if dry_run:
+        print_dry_run(dry_run_now(ctx, **arguments), as_json)
+        return
+    summary = sync_now(ctx, **arguments)
     if as_json:
         print_json(summary.to_json())
         return
     print_summary(ctx, summary)
+
+
+def print_dry_run(dry_run: SyncDryRun, as_json: bool) -> None:
+    if as_json:
+        print_json(dry_run.as_json())
+        return
+    click.echo(format_summary(dry_run.summary, [], would=True))
+    for held in dry_run.held_back:
+        click.echo(f"Would hold back {held['source']} {held.get('designatedBody', 'snapshot')}: {held['reason']}")
+    click.echo(format_moves(dry_run.moves, would=True))
 
 
 @command(name="refresh-people", stoppable=True)
@@ -143,7 +172,10 @@ def format_bodies(bodies: Sequence[BodyCounts]) -> str:
     return "\n".join(lines)
 
 
-def format_summary(summary: SyncSummary, reasons: Sequence[run_service.RejectionReason]) -> str:
+def format_summary(summary: SyncSummary, reasons: Sequence[run_service.RejectionReason], *, would: bool = False) -> str:
+    """``would``: a dry run's summary, worded as what the sync would do (its queues' "after" too)."""
+    if would:
+        return _dry_run_summary(summary)
     gmc, tis = summary.gmc, summary.tis
     lines = [
         f"Sync run {summary.sync_run_id} {summary.status.lower()}: as of {summary.as_of}, rules {summary.rule_table}",
@@ -160,6 +192,27 @@ def format_summary(summary: SyncSummary, reasons: Sequence[run_service.Rejection
     )
     lines.append(f"Rejected records: {summary.rejected_records}")
     lines += _rejection_reason_lines(reasons, summary.sync_run_id)
+    return "\n".join(lines)
+
+
+def _dry_run_summary(summary: SyncSummary) -> str:
+    outcome = {RunStatus.SUCCEEDED: "succeed", RunStatus.PARTIAL: "be partial"}.get(summary.status, "fail")
+    lines = [
+        f"Dry run, nothing written: a sync as of {summary.as_of} with rules {summary.rule_table} would {outcome}",
+        *("  would " + line.strip() for line in _gmc_summary_lines(summary.gmc)),
+        "  would " + _tis_summary_line(summary.tis),
+        f"{'queue':<12}{'now':>8}{'would be':>10}{'in':>8}{'out':>8}",
+    ]
+    for queue, counts in summary.queues.items():
+        lines.append(f"{queue:<12}{counts['before']:>8}{counts['after']:>10}{counts['in']:>8}{counts['out']:>8}")
+    lines.append(
+        f"{summary.doctors} doctors: {summary.doctors_decided} would be decided afresh, "
+        f"{summary.decisions_changed} decisions would change, "
+        f"{summary.events} history events would be recorded, {summary.hides_ended} hides would end"
+    )
+    lines.append(f"Records that would be rejected: {summary.rejected_records}")
+    for rejection in summary.stored.get("rejections", []):
+        lines.append(f"  {rejection['source']} {rejection['locator']}: {rejection['message']}")
     return "\n".join(lines)
 
 

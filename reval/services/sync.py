@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -45,23 +45,7 @@ def sync_now(
         on_wait=on_wait,
         progress=progress,
     )
-    # Files are opened (and checked as far as their lists) and live services checked for settings before
-    # anything is fetched or written.
-    gmc = GmcInput.from_file(gmc_file) if gmc_file else None
-    tis = TisInput.from_file(tis_file) if tis_file else None
-    live_gmc = gateway.gmc_client() if gmc is None else None
-    live_tis = gateway.tis_client() if tis is None else None
-    tis_not_fetched_reason = None
-    with contextlib.ExitStack() as stack:
-        if live_gmc is not None:
-            with context.reads() as session:
-                codes = [body.code for body in configured_designated_bodies(session)]
-            gmc = stack.enter_context(fetched_gmc_lists(live_gmc, codes, progress=progress))
-        if live_tis is not None:
-            try:
-                tis = stack.enter_context(fetched_tis_people(live_tis, progress))
-            except TisPullFailed as error:
-                tis_not_fetched_reason = str(error)
+    with sync_inputs(context, gmc_file, tis_file, progress) as (gmc, tis, tis_not_fetched_reason):
         summary = SyncSummary.from_json(
             run_sync(
                 context.sessions,
@@ -77,6 +61,32 @@ def sync_now(
         summary.connection_requests_delivered = delivered = gateway.deliver_due()
         progress.end(delivered["due"])
     return summary
+
+
+@contextlib.contextmanager
+def sync_inputs(
+    context: Context, gmc_file: str | Path | None, tis_file: str | Path | None, progress: Progress
+) -> Iterator[tuple[GmcInput | None, TisInput | None, str | None]]:
+    """Each source from its file, or live when no file is given, and why TIS was not fetched (if
+    it could not be). Files are opened (and checked as far as their lists) and live services
+    checked for settings before anything is fetched or written."""
+    gateway = context.require_gateway()
+    gmc = GmcInput.from_file(gmc_file) if gmc_file else None
+    tis = TisInput.from_file(tis_file) if tis_file else None
+    live_gmc = gateway.gmc_client() if gmc is None else None
+    live_tis = gateway.tis_client() if tis is None else None
+    tis_not_fetched_reason = None
+    with contextlib.ExitStack() as stack:
+        if live_gmc is not None:
+            with context.reads() as session:
+                codes = [body.code for body in configured_designated_bodies(session)]
+            gmc = stack.enter_context(fetched_gmc_lists(live_gmc, codes, progress=progress))
+        if live_tis is not None:
+            try:
+                tis = stack.enter_context(fetched_tis_people(live_tis, progress))
+            except TisPullFailed as error:
+                tis_not_fetched_reason = str(error)
+        yield gmc, tis, tis_not_fetched_reason
 
 
 def refresh_people_now(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from reval.reconcile.connections import Status
 from reval.reconcile.nightly import AllSourcesFailed
+from reval.reconcile.preview import DryRunBusy
 from reval.reconcile.summary import SyncSummary
 from reval.reconcile.sync import RunStatus, SyncControls, SyncFailed, SyncInterrupted, SyncSkipped
 
 __all__ = [
     "AllSourcesFailed",
+    "DryRunBusy",
     "RunStatus",
     "Status",
     "SyncControls",

@@ -1,0 +1,228 @@
+"""What the next sync would change, worked out without writing anything.
+
+A rule preview decides every stored doctor again from the stored sources, with the installed rule
+table, as of a day, and compares each decision with the stored one. It reads range by range of
+GMC numbers through the decide step's own reader and decides with its own pure ``decide_batch``, so
+its memory is bounded by a range and its decisions are the sync's.
+
+A dry run of a sync applies its sources to a scratch copy of the database (an SQLite file of its
+own, removed afterwards) and runs the real sync there: the same validation, guard and decisions,
+and nothing at all written to the database itself. The copy is taken under the sync lock, which
+is let go before the sources are read, so a real sync waits at most for the copy.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from reval.clock import utcnow
+from reval.db import make_engine, session_factory
+from reval.designated_bodies import OwnerDirectory
+from reval.models import Base, Doctor, DoctorEvent, RejectedRecord
+from reval.reconcile.common import EventKind
+from reval.reconcile.decisions import (
+    DecisionContext,
+    DoctorInputs,
+    _range_inputs,
+    decide_batch,
+    decision_view,
+    gmc_number_ranges,
+    in_range,
+    undecided_numbers,
+)
+from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
+from reval.reconcile.lock import SyncLockBusy, sync_lock
+from reval.reconcile.moves import Move, move_between
+from reval.reconcile.reference import configured_designated_bodies
+from reval.reconcile.sync import GmcInput, SyncControls, TisInput, decision_basis, run_sync
+from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
+
+
+@dataclass
+class Preview:
+    """The moves that deciding every doctor as of ``as_of`` with ``rule_table`` would make."""
+
+    as_of: date
+    rule_table: str
+    doctors: int = 0  # doctors decided
+    moves: list[Move] = field(default_factory=list)  # in GMC-number order
+
+
+def preview_moves(
+    session: Session,
+    *,
+    as_of: date,
+    now: datetime | None = None,
+    engine: RuleEngine | None = None,
+    helper: SyncHelper = IN_THIS_PROCESS,
+) -> Preview:
+    """Every doctor (stored, or known to a source and not decided yet) decided as of ``as_of``
+    and compared with their stored decision. Reads only: run it in a read transaction."""
+    engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
+    bodies = configured_designated_bodies(session)
+    context = DecisionContext(
+        engine,
+        OwnerDirectory(bodies),
+        decision_basis(engine, bodies),
+        as_of,
+        now or utcnow(),
+        None,
+        session.get_bind().dialect.name,
+    )
+    preview = Preview(as_of, engine.table.label)
+    for previous_rows, decided in helper.ordered(decide_batch, context, _every_doctor(session)):
+        preview.doctors += len(decided)
+        for new in decided:
+            number = new["gmc_number"]
+            previous = previous_rows.get(number)
+            move = move_between(number, None if previous is None else decision_view(previous), decision_view(new))
+            if move is not None:
+                preview.moves.append(move)
+    return preview
+
+
+def _every_doctor(session: Session) -> Iterator[tuple[list[DoctorInputs], dict[str, Any]]]:
+    """Each range's doctors' inputs, with their stored decisions to compare against."""
+    for low, high in gmc_number_ranges():
+        stored = set(session.scalars(select(Doctor.gmc_number).where(in_range(Doctor.gmc_number, low, high))))
+        numbers = stored | undecided_numbers(session, low, high)
+        if numbers:
+            yield _range_inputs(session, numbers, low, high)
+
+
+class DryRunBusy(Exception):
+    """Another sync held the sync lock for the whole wait: the dry run did not copy the database."""
+
+
+@dataclass
+class DryRun:
+    """What a sync would have done: its summary (as a run's, less the run) and its moves."""
+
+    summary: dict[str, Any]
+    moves: list[Move]
+
+    @property
+    def held_back(self) -> list[dict[str, str]]:
+        """What the mass-change guard would hold back: each GMC body's list, the TIS snapshot."""
+        held = [
+            {"source": "GMC", "designatedBody": code, "reason": why}
+            for code, why in self.summary["gmc"]["designatedBodiesNotFetched"].items()
+            if why.startswith("held back")
+        ]
+        tis_reason = self.summary["tis"].get("notFetchedReason") or ""
+        if self.summary["tis"].get("source") and tis_reason.startswith("held back"):
+            held.append({"source": "TIS", "reason": tis_reason})
+        return held
+
+
+def dry_run_sync(
+    sessions: sessionmaker[Session],
+    *,
+    gmc: GmcInput | None,
+    tis: TisInput | None,
+    as_of: date,
+    tis_not_fetched_reason: str | None = None,
+    controls: SyncControls = SyncControls(),
+) -> DryRun:
+    """The sync ``run_sync`` would run, run on a scratch copy of the database. Raises DryRunBusy
+    when another sync holds the lock for the whole wait, SyncFailed when the sync would fail."""
+    with tempfile.TemporaryDirectory(prefix="reval-dry-run-") as folder:
+        scratch = Path(folder) / "scratch.sqlite"
+        _copy_under_lock(sessions.kw["bind"], scratch, controls)
+        scratch_engine = make_engine(f"sqlite:///{scratch}")
+        try:
+            scratch_sessions = session_factory(scratch_engine)
+            summary = run_sync(
+                scratch_sessions,
+                gmc=gmc,
+                tis=tis,
+                as_of=as_of,
+                tis_not_fetched_reason=tis_not_fetched_reason,
+                controls=replace(controls, wait_seconds=0, on_wait=None),
+            )
+            with scratch_sessions.begin() as session:
+                moves = run_moves(session, summary["syncRunId"])
+        finally:
+            scratch_engine.dispose()
+    for key in ("syncRunId", "startedAt", "finishedAt", "helperProcess"):
+        summary.pop(key, None)  # of the scratch run, which is gone
+    return DryRun(summary, moves)
+
+
+def run_moves(session: Session, run_id: int) -> list[Move]:
+    """The moves a sync run made, from its DECISION events (a doctor decided twice in a run:
+    from the first decision's old to the last's new)."""
+    first: dict[str, Any] = {}
+    last: dict[str, Any] = {}
+    for number, old, new in session.execute(
+        select(DoctorEvent.gmc_number, DoctorEvent.old, DoctorEvent.new)
+        .where(DoctorEvent.sync_run_id == run_id, DoctorEvent.kind == EventKind.DECISION)
+        .order_by(DoctorEvent.id)
+    ):
+        first.setdefault(number, old)
+        last[number] = new
+    moves = (move_between(number, first[number], last[number]) for number in sorted(last))
+    return [move for move in moves if move is not None]
+
+
+# Written by a sync and read by none: not copied to a dry run's scratch database.
+NOT_COPIED = (DoctorEvent.__tablename__, RejectedRecord.__tablename__)
+
+
+def _copy_under_lock(source: Engine, scratch: Path, controls: SyncControls) -> None:
+    def waiting() -> None:
+        if controls.on_wait is not None:
+            controls.on_wait(f"waiting up to {controls.wait_seconds:g} s for another sync to finish")
+
+    try:
+        with sync_lock(source, controls.wait_seconds, waiting):
+            if source.dialect.name == "sqlite":
+                _copy_sqlite(source, scratch)
+            else:
+                _copy_tables(source, scratch)
+    except SyncLockBusy:
+        waited = f" (waited {controls.wait_seconds:g} s)" if controls.wait_seconds > 0 else ""
+        raise DryRunBusy(f"another sync holds the sync lock{waited}; the dry run changed nothing") from None
+
+
+def _copy_sqlite(source: Engine, scratch: Path) -> None:
+    """SQLite's own online backup: a consistent copy, page by page, that only reads the source."""
+    target = sqlite3.connect(scratch)
+    try:
+        raw = source.raw_connection()
+        try:
+            raw.driver_connection.backup(target)  # type: ignore[union-attr]
+        finally:
+            raw.close()
+    finally:
+        target.close()
+
+
+COPY_BATCH = 5000
+
+
+def _copy_tables(source: Engine, scratch: Path) -> None:
+    """Every table a sync reads, copied row by row into a new SQLite schema, read in one
+    snapshot (repeatable read) so the copy is consistent."""
+    target = make_engine(f"sqlite:///{scratch}")
+    try:
+        tables = [table for table in Base.metadata.sorted_tables if table.name not in NOT_COPIED]
+        Base.metadata.create_all(target, tables=tables)
+        with (
+            source.connect().execution_options(isolation_level="REPEATABLE READ", stream_results=True) as reading,
+            target.begin() as writing,
+        ):
+            for table in tables:
+                for rows in reading.execute(select(table)).mappings().partitions(COPY_BATCH):
+                    writing.execute(table.insert(), [dict(row) for row in rows])
+    finally:
+        target.dispose()

@@ -1,0 +1,185 @@
+"""What the next sync would change, before it runs: a rule preview (every stored doctor decided
+again as of a day, with the installed rule table) and a dry run of a sync (its sources applied
+to a scratch copy). Neither writes anything."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from reval.progress import SILENT, Progress
+from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
+from reval.reconcile.moves import Move
+from reval.reconcile.preview import dry_run_sync, preview_moves
+from reval.reconcile.summary import SyncSummary
+from reval.reconcile.sync import SyncControls, latest_successful_run
+from reval.refusals import NotPermitted
+from reval.rules import DEFAULT_RULE_TABLE
+from reval.services.access import require_national
+from reval.services.context import Context
+from reval.services.sync import sync_inputs
+
+__all__ = ["Move", "MoveGroup", "RulePreview", "SyncDryRun", "dry_run_now", "preview_rules"]
+
+
+@dataclass(frozen=True)
+class RulePreview:
+    """The moves deciding every doctor again as of ``as_of`` would make, as far as the actor's
+    bodies see them (a national actor: every move)."""
+
+    as_of: date
+    rule_table: str
+    doctors: int
+    moves: list[Move]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "asOf": self.as_of.isoformat(),
+            "ruleTable": self.rule_table,
+            "doctors": self.doctors,
+            "moves": [move.as_json() for move in self.moves],
+        }
+
+
+@dataclass(frozen=True, order=True)
+class MoveGroup:
+    """How many doctors one body sees move from one queue and reason to another. A doctor no
+    body sees before or after has ``designated_body`` None (national users only)."""
+
+    from_queue: str
+    from_reason: str
+    to_queue: str
+    to_reason: str
+    designated_body: str
+    count: int
+
+
+NEW = ""  # a group's from queue and reason when its doctors were not decided before
+NO_BODY = ""  # a group's body when no body sees its doctors
+
+
+def preview_rules(context: Context, as_of: date | None = None, *, helper_process: bool = False) -> RulePreview:
+    """Every doctor decided again as of ``as_of`` (default today) with the installed rule table,
+    compared with their stored decisions; for national users and admins (their bodies' moves).
+    ``helper_process``: decide in a second process while this one reads (a command's choice:
+    a web request works alone)."""
+    _require_previewer(context)
+    day = context.checked_as_of(as_of)
+    helper = SyncHelper(None, preload=("reval.reconcile.decisions",)) if helper_process else IN_THIS_PROCESS
+    with helper, context.reads() as session:
+        preview = preview_moves(session, as_of=day, now=context.now(), helper=helper)
+    return RulePreview(preview.as_of, preview.rule_table, preview.doctors, scoped_moves(context, preview.moves))
+
+
+def _require_previewer(context: Context) -> None:
+    if not context.actor.may_act:
+        raise NotPermitted(f"only national users and admins may preview the rules ({context.actor.name} is a viewer)")
+
+
+def scoped_moves(context: Context, moves: Iterable[Move]) -> list[Move]:
+    if context.actor.national:
+        return list(moves)
+    return [move for move in moves if move.concerns(context.actor.designated_bodies)]
+
+
+def move_groups(context: Context, moves: Iterable[Move]) -> list[MoveGroup]:
+    """Counts by from, to and body (each of the actor's bodies that sees a doctor counts them)."""
+    counts: Counter[tuple[str, str, str, str, str]] = Counter()
+    for move in moves:
+        bodies = move.designated_bodies
+        if not context.actor.national:
+            bodies = tuple(code for code in bodies if code in context.actor.designated_bodies)
+        for body in bodies or (NO_BODY,):
+            counts[(move.from_queue or NEW, move.from_reason or NEW, move.to_queue, move.to_reason, body)] += 1
+    return sorted(MoveGroup(*key, count) for key, count in counts.items())
+
+
+def moves_in_group(
+    moves: Iterable[Move], from_queue: str, from_reason: str, to_queue: str, to_reason: str, body: str
+) -> list[Move]:
+    """The moves a group counts (``body`` NO_BODY: those no body sees)."""
+    return [
+        move
+        for move in moves
+        if (move.from_queue or NEW, move.from_reason or NEW, move.to_queue, move.to_reason)
+        == (from_queue, from_reason, to_queue, to_reason)
+        and (body in move.designated_bodies if body != NO_BODY else not move.designated_bodies)
+    ]
+
+
+def decisions_rule_table(context: Context) -> str | None:
+    """The rule table the stored decisions were made with (the last finished sync's), or None
+    before any sync."""
+    with context.reads() as session:
+        run = latest_successful_run(session)
+        return run.rule_table if run is not None else None
+
+
+def installed_rule_table() -> str:
+    return DEFAULT_RULE_TABLE.label
+
+
+@dataclass(frozen=True)
+class SyncDryRun:
+    """What a sync would do: its summary as a run's (without the run) and its moves."""
+
+    summary: SyncSummary
+    moves: list[Move]
+    held_back: list[dict[str, str]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "asOf": self.summary.as_of,
+            "ruleTable": self.summary.rule_table,
+            "doctors": self.summary.doctors,
+            "moves": [move.as_json() for move in self.moves],
+            "rejectedRecords": self.summary.rejected_records,
+            "heldBack": self.held_back,
+        }
+
+
+def dry_run_now(
+    context: Context,
+    *,
+    gmc_file: str | Path | None = None,
+    tis_file: str | Path | None = None,
+    as_of: date | None = None,
+    allow_mass_changes: bool = False,
+    wait_seconds: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    progress: Progress = SILENT,
+) -> SyncDryRun:
+    """What ``sync_now`` with the same arguments would do, with nothing written and nothing
+    delivered. Raises DryRunBusy when another sync holds the lock for the whole wait."""
+    require_national(context.actor, "run a sync")
+    day = context.checked_as_of(as_of)
+    controls = SyncControls.from_settings(
+        context.require_gateway().settings,
+        allow_mass_changes=allow_mass_changes,
+        wait_seconds=wait_seconds,
+        on_wait=on_wait,
+        progress=progress,
+    )
+    with sync_inputs(context, gmc_file, tis_file, progress) as (gmc, tis, tis_not_fetched_reason):
+        dry_run = dry_run_sync(
+            context.sessions,
+            gmc=gmc,
+            tis=tis,
+            as_of=day,
+            tis_not_fetched_reason=tis_not_fetched_reason,
+            controls=controls,
+        )
+    return SyncDryRun(SyncSummary.from_json(dry_run.summary), dry_run.moves, dry_run.held_back)
+
+
+def moves_by_group(moves: Sequence[Move]) -> dict[tuple[str, str, str, str], list[Move]]:
+    """The moves by from and to (queue, reason), in that order, each group's in GMC-number order."""
+    groups: dict[tuple[str, str, str, str], list[Move]] = {}
+    for move in sorted(moves, key=lambda m: (m.from_queue or NEW, m.from_reason or NEW, m.to_queue, m.to_reason)):
+        key = (move.from_queue or NEW, move.from_reason or NEW, move.to_queue, move.to_reason)
+        groups.setdefault(key, []).append(move)
+    return groups

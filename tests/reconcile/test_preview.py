@@ -1,0 +1,217 @@
+"""Seeing a change before it happens: `reval sync --dry-run` and `reval rules preview`."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from reval.extensions import database
+from reval.models import Base, Doctor, SyncRun
+from reval.reconcile.lock import sync_lock
+from tests.conftest import assert_one_line_refusal
+from tests.factories import (
+    AS_OF,
+    EAST_OF_ENGLAND,
+    NORTH_EAST,
+    WESSEX,
+    days,
+    gmc_doctor,
+    gmc_snapshot,
+    person,
+    programme,
+    tis_snapshot,
+)
+
+# Ada's programme ends in ten days: a sync as of then moves her to Discrepancies.
+ENDING = person("1000001", programme(EAST_OF_ENGLAND, start=days(-400), end=days(10)), person_id=1)
+GRACE = person("1000002", programme(WESSEX), person_id=2)  # not connected: DISCREPANCY throughout
+MARY = person("1000003", programme(NORTH_EAST), person_id=3)
+
+
+def every_row(sessions) -> dict[str, list[tuple]]:
+    """Every table's rows, in a stable order: the database's content."""
+    with sessions.begin() as session:
+        return {
+            table.name: sorted(
+                (tuple(repr(value) for value in row) for row in session.execute(select(table))), key=repr
+            )
+            for table in Base.metadata.sorted_tables
+        }
+
+
+def decisions(sessions) -> dict[str, tuple]:
+    with sessions.begin() as session:
+        return {
+            doctor.gmc_number: (doctor.queue, doctor.reason, tuple(sorted(doctor.visible_to)))
+            for doctor in session.scalars(select(Doctor))
+        }
+
+
+def moves_between(before: dict[str, tuple], after: dict[str, tuple]) -> list[dict]:
+    """The moves from one set of stored decisions to the next, worked out here from the rows."""
+    moves = []
+    for number in sorted(after):
+        old = before.get(number)
+        if old == after[number]:
+            continue
+        queue, reason, bodies = after[number]
+        moves.append(
+            {
+                "gmcReferenceNumber": number,
+                "from": {"queue": old[0] if old else None, "reason": old[1] if old else None},
+                "to": {"queue": queue, "reason": reason},
+                "designatedBodies": sorted(set(bodies) | set(old[2] if old else ())),
+            }
+        )
+    return moves
+
+
+@pytest.fixture
+def first_night(reval, files):
+    """Ada connected to East of England, Grace not connected, synced as of AS_OF; then tomorrow's
+    snapshots: Ada gone from GMC's list, Mary new and connected to North East."""
+    gmc = gmc_snapshot(files / "gmc1.json", {EAST_OF_ENGLAND: [gmc_doctor("1000001")], WESSEX: []})
+    tis = tis_snapshot(files / "tis1.json", [ENDING, GRACE])
+    reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF)
+    gmc2 = gmc_snapshot(files / "gmc2.json", {EAST_OF_ENGLAND: [], WESSEX: [], NORTH_EAST: [gmc_doctor("1000003")]})
+    tis2 = tis_snapshot(files / "tis2.json", [ENDING, GRACE, MARY])
+    return gmc2, tis2
+
+
+def test_a_dry_run_writes_nothing_and_lists_the_moves_the_sync_then_makes(reval, sessions, first_night):
+    gmc, tis = first_night
+    sources = ("--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF + timedelta(days=1), "--allow-mass-changes")
+    rows_before, decided_before = every_row(sessions), decisions(sessions)
+
+    dry_run = json.loads(reval("sync", "--dry-run", *sources, "--format", "json").stdout)
+
+    assert every_row(sessions) == rows_before
+    assert set(dry_run) == {"asOf", "ruleTable", "doctors", "moves", "rejectedRecords", "heldBack"}
+    assert dry_run["asOf"] == (AS_OF + timedelta(days=1)).isoformat()
+    assert dry_run["doctors"] == 3 and dry_run["rejectedRecords"] == 0 and dry_run["heldBack"] == []
+    reval("sync", *sources)
+    assert dry_run["moves"] == moves_between(decided_before, decisions(sessions))
+    assert [move["gmcReferenceNumber"] for move in dry_run["moves"]] == ["1000001", "1000003"]
+    assert dry_run["moves"][0]["from"] == {"queue": "CONNECTED", "reason": "CONNECTED"}
+    assert dry_run["moves"][1]["from"] == {"queue": None, "reason": None}
+
+
+def test_a_dry_run_prints_the_syncs_summary_as_what_would_happen(reval, sessions, first_night):
+    gmc, tis = first_night
+    rows_before = every_row(sessions)
+    output = reval(
+        "sync", "--dry-run", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF, "--allow-mass-changes"
+    ).stdout
+    assert output.startswith(f"Dry run, nothing written: a sync as of {AS_OF} with rules ")
+    assert "decisions would change" in output
+    assert "2 doctors would move" in output
+    assert "CONNECTED (CONNECTED) → DISCREPANCY (NOT_CONNECTED): 1" in output
+    assert every_row(sessions) == rows_before
+
+
+def test_a_dry_run_is_held_back_by_the_guard_as_the_sync_would_be(reval, sessions, first_night):
+    gmc, tis = first_night
+    rows_before = every_row(sessions)
+    dry_run = json.loads(
+        reval("sync", "--dry-run", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF, "--format", "json").stdout
+    )
+    assert [(held["source"], held.get("designatedBody")) for held in dry_run["heldBack"]] == [("GMC", EAST_OF_ENGLAND)]
+    assert "1000001" not in [move["gmcReferenceNumber"] for move in dry_run["moves"]]
+    assert every_row(sessions) == rows_before
+
+
+def test_a_dry_run_counts_the_records_the_sync_would_reject(reval, sessions, files, first_night):
+    gmc, _tis = first_night
+    bad = tis_snapshot(files / "bad.json", [ENDING, GRACE, person("not-a-number", programme(WESSEX), person_id=9)])
+    rows_before = every_row(sessions)
+    sources = ("--gmc-file", gmc, "--tis-file", bad, "--as-of", AS_OF, "--allow-mass-changes")
+    dry_run = json.loads(reval("sync", "--dry-run", *sources, "--json").stdout)
+    assert dry_run["rejectedRecords"] == 1
+    assert every_row(sessions) == rows_before
+
+
+def test_a_dry_run_waits_for_the_lock_and_records_no_skipped_run(app, reval, sessions, first_night):
+    gmc, tis = first_night
+    rows_before = every_row(sessions)
+    with sync_lock(database(app).engine):
+        result = reval("sync", "--dry-run", "--gmc-file", gmc, "--tis-file", tis, "--wait-seconds", 0, expect_exit=1)
+    assert_one_line_refusal(result, 1, "another sync holds the sync lock", "changed nothing")
+    assert every_row(sessions) == rows_before
+
+
+def test_a_real_sync_is_not_blocked_once_the_dry_run_has_copied(reval, sessions, first_night):
+    """The dry run lets go of the lock before its sync: a sync after it runs at once."""
+    gmc, tis = first_night
+    reval("sync", "--dry-run", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF)
+    reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", AS_OF, "--wait-seconds", 0)
+    with sessions.begin() as session:
+        assert [run.status for run in session.scalars(select(SyncRun).order_by(SyncRun.id))] == [
+            "SUCCEEDED",
+            "PARTIAL",
+        ]
+
+
+@pytest.mark.parametrize("as_of", [AS_OF + timedelta(days=9), AS_OF + timedelta(days=10), AS_OF + timedelta(days=200)])
+def test_a_preview_lists_exactly_the_moves_the_next_sync_makes(reval, sessions, files, first_night, as_of):
+    gmc = gmc_snapshot(files / "gmc1.json", {EAST_OF_ENGLAND: [gmc_doctor("1000001")], WESSEX: []})
+    tis = tis_snapshot(files / "tis1.json", [ENDING, GRACE])
+    rows_before, decided_before = every_row(sessions), decisions(sessions)
+
+    preview = json.loads(reval("rules", "preview", "--as-of", as_of, "--format", "json").stdout)
+
+    assert every_row(sessions) == rows_before
+    reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", as_of)
+    assert preview["moves"] == moves_between(decided_before, decisions(sessions))
+    assert preview["doctors"] == 2 and preview["asOf"] == as_of.isoformat()
+    assert (preview["moves"] != []) == (as_of > AS_OF + timedelta(days=9))
+
+
+def test_a_preview_prints_moves_by_from_and_to_then_body_then_doctor(reval, first_night):
+    output = reval("rules", "preview", "--as-of", AS_OF + timedelta(days=30)).stdout
+    lines = output.splitlines()
+    assert lines[0].startswith(f"Rule preview, nothing written: 2 doctors decided as of {AS_OF + timedelta(days=30)}")
+    assert lines[2:] == [
+        "CONNECTED (CONNECTED) → DISCREPANCY (PROGRAMME_EXPIRED): 1",
+        f"  {EAST_OF_ENGLAND}: 1",
+        "    1000001",
+    ]
+
+
+def test_a_preview_as_csv_has_a_row_per_move(reval, first_night):
+    output = reval("rules", "preview", "--as-of", AS_OF + timedelta(days=30), "--format", "csv").stdout
+    assert output.splitlines() == [
+        "gmcReferenceNumber,fromQueue,fromReason,toQueue,toReason,designatedBodies",
+        f"1000001,CONNECTED,CONNECTED,DISCREPANCY,PROGRAMME_EXPIRED,{EAST_OF_ENGLAND}",
+    ]
+
+
+def test_a_preview_of_today_after_a_sync_of_today_moves_nobody(reval, first_night):
+    preview = json.loads(reval("rules", "preview", "--as-of", AS_OF, "--format", "json").stdout)
+    assert preview["moves"] == [] and preview["doctors"] == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("rules", "preview", "--as-of", "1999-12-31"),
+        ("rules", "preview", "--as-of", "2999-01-01"),
+        ("sync", "--dry-run", "--as-of", "1999-12-31"),
+    ],
+)
+def test_an_as_of_date_out_of_bounds_is_refused_as_for_a_sync(reval, sessions, args):
+    rows_before = every_row(sessions)
+    assert_one_line_refusal(reval(*args, expect_exit=2), 2, "as-of date", "is outside 2000-01-01")
+    assert every_row(sessions) == rows_before
+
+
+def test_a_preview_date_that_is_no_date_is_refused(reval):
+    result = reval("rules", "preview", "--as-of", "next week", expect_exit=2)
+    assert "next week" in result.output
+
+
+def test_rules_alone_still_prints_the_table(reval):
+    assert reval("rules").stdout.startswith("Rule table ")
+    assert "Check:" in reval("rules", "--check").stdout
