@@ -28,8 +28,10 @@ from reval.api.schemas import (
     HideSchema,
     HistorySchema,
     IdempotencyArgs,
+    PreviewArgs,
     QueueCountsSchema,
     RequestQueryArgs,
+    RulePreviewSchema,
     RuleTableSchema,
     RunListSchema,
     RunSchema,
@@ -54,6 +56,7 @@ from reval.services.context import Context
 from reval.services.doctors import DoctorDetail, doctor_detail, doctor_history
 from reval.services.hides import hide_doctor, unhide_doctor
 from reval.services.idempotency import Answer, StillAnswering, answered_once
+from reval.services.preview import preview_rules
 from reval.services.queues import Page, QueueFilters, QueueTab, QueueView, Ready, SortKey, queue_page, tab_counts
 from reval.services.runs import get_run, list_runs, run_rejections, run_view, start_nightly_run
 
@@ -474,3 +477,27 @@ def dev_jwks() -> Response:
     """The public key of development tokens (only when REVAL_AUTH=dev)."""
     key = current_app.extensions["reval.tokens"].dev_key
     return jsonify({"keys": [key.as_dict(private=False)]})
+
+
+@rules.route("/preview")
+@rules.arguments(PreviewArgs, location="query")
+@rules.response(200, RulePreviewSchema, headers=LINK)
+@rules.alt_response(422, response="UNPROCESSABLE_ENTITY")
+def rule_preview(args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Who the next sync would move (queue, reason or bodies) if it decided every stored doctor as of
+    asOf with the installed rule table and unchanged sources: the moves the caller's bodies see,
+    in GMC-number order. Writes nothing. For national callers and admins."""
+    needs("reval.read")
+    preview = preview_rules(context(), args.get("asOf"))
+    start = (args["page"] - 1) * args["pageSize"]
+    pages = max(1, -(-len(preview.moves) // args["pageSize"]))
+    page = {
+        "asOf": preview.as_of,
+        "ruleTable": preview.rule_table,
+        "doctors": preview.doctors,
+        "moves": preview.moves[start : start + args["pageSize"]],
+        "total": len(preview.moves),
+        "page": args["page"],
+        "pageSize": args["pageSize"],
+    }
+    return page, {"Link": _links(args["page"], pages)}

@@ -398,3 +398,40 @@ class RuleTableSchema(ma.Schema):
     hitPolicy = fields.String(required=True)
     facts = fields.List(fields.Nested(FactSchema), required=True)
     rows = fields.List(fields.Nested(RuleRowSchema), required=True)
+
+
+class PreviewArgs(PageArgs):
+    asOf = fields.Date(
+        metadata={"description": "Decide as on this day (default: today in London); 2000-01-01 to a year from today"}
+    )
+
+
+class PlacedSchema(ma.Schema):
+    queue = fields.String(required=True, allow_none=True, metadata={"description": "null: not decided yet"})
+    reason = fields.String(required=True, allow_none=True)
+
+
+class MoveSchema(ma.Schema):
+    gmcReferenceNumber = fields.String(required=True, attribute="gmc_number")
+    from_ = fields.Nested(PlacedSchema, required=True, data_key="from", attribute="placed_from")
+    to = fields.Nested(PlacedSchema, required=True, attribute="placed_to")
+    designatedBodies = fields.List(
+        fields.String(),
+        required=True,
+        attribute="designated_bodies",
+        metadata={"description": "Every body that sees the doctor before or after"},
+    )
+
+
+class RulePreviewSchema(ma.Schema):
+    asOf = fields.Date(required=True)
+    ruleTable = fields.String(required=True, metadata={"description": "The installed rule table, as label@version"})
+    doctors = fields.Integer(required=True, metadata={"description": "Doctors decided"})
+    moves = fields.List(
+        fields.Nested(MoveSchema),
+        required=True,
+        metadata={"description": "This page of the doctors whose queue, reason or bodies would change"},
+    )
+    total = fields.Integer(required=True, metadata={"description": "Moves the caller's bodies see, on every page"})
+    page = fields.Integer(required=True)
+    pageSize = fields.Integer(required=True)

@@ -24,7 +24,7 @@ from reval.extensions import database
 from reval.gateway import AppGateway
 from reval.refusals import Refused
 from reval.services.context import Actor, Context
-from reval.services.terms import DryRunBusy, SyncFailed, SyncInterrupted, SyncSkipped
+from reval.services.terms import DryRunBusy, DryRunFailed, SyncFailed, SyncInterrupted, SyncSkipped
 from reval.snapshot_files import SnapshotUnreadable
 from reval.tis.client import TisUnavailable
 from reval.validation import InvalidValue
@@ -88,7 +88,7 @@ def one_line_error(error: Exception) -> click.ClickException:
     setting, nothing changed), 1 for a failure (a sync failed, a service is down)."""
     if isinstance(error, (Refused, InvalidValue, SnapshotUnreadable, DesignatedBodyFileError)):
         return CommandRefused(str(error))
-    if isinstance(error, (SyncFailed, SyncSkipped, DryRunBusy, DatabaseBusy, DatabaseUnavailable)):
+    if isinstance(error, (SyncFailed, SyncSkipped, DryRunBusy, DryRunFailed, DatabaseBusy, DatabaseUnavailable)):
         return click.ClickException(str(error))
     if isinstance(error, TisUnavailable):
         return click.ClickException(f"TIS could not be read, nothing changed: {error}")

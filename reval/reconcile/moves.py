@@ -27,14 +27,22 @@ class Move:
         a doctor is told as well as the body that gains them)."""
         return tuple(sorted(set(self.from_bodies) | set(self.to_bodies)))
 
+    @property
+    def placed_from(self) -> dict[str, str | None]:
+        return {"queue": self.from_queue, "reason": self.from_reason}
+
+    @property
+    def placed_to(self) -> dict[str, str]:
+        return {"queue": self.to_queue, "reason": self.to_reason}
+
     def concerns(self, bodies: Iterable[str]) -> bool:
         return not set(self.designated_bodies).isdisjoint(bodies)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "gmcReferenceNumber": self.gmc_number,
-            "from": {"queue": self.from_queue, "reason": self.from_reason},
-            "to": {"queue": self.to_queue, "reason": self.to_reason},
+            "from": self.placed_from,
+            "to": self.placed_to,
             "designatedBodies": list(self.designated_bodies),
         }
 

@@ -43,7 +43,15 @@ from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.reconcile.lock import SyncLockBusy, sync_lock
 from reval.reconcile.moves import Move, move_between
 from reval.reconcile.reference import configured_designated_bodies
-from reval.reconcile.sync import GmcInput, SyncControls, TisInput, decision_basis, run_sync
+from reval.reconcile.sync import (
+    GmcInput,
+    SyncControls,
+    SyncFailed,
+    TisInput,
+    decision_basis,
+    failure_text,
+    run_sync,
+)
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
 
 
@@ -103,6 +111,10 @@ class DryRunBusy(Exception):
     """Another sync held the sync lock for the whole wait: the dry run did not copy the database."""
 
 
+class DryRunFailed(Exception):
+    """The sync would fail (its sources gave nothing, say); the dry run wrote nothing either."""
+
+
 @dataclass
 class DryRun:
     """What a sync would have done: its summary (as a run's, less the run) and its moves."""
@@ -141,14 +153,18 @@ def dry_run_sync(
         scratch_engine = make_engine(f"sqlite:///{scratch}")
         try:
             scratch_sessions = session_factory(scratch_engine)
-            summary = run_sync(
-                scratch_sessions,
-                gmc=gmc,
-                tis=tis,
-                as_of=as_of,
-                tis_not_fetched_reason=tis_not_fetched_reason,
-                controls=replace(controls, wait_seconds=0, on_wait=None),
-            )
+            try:
+                summary = run_sync(
+                    scratch_sessions,
+                    gmc=gmc,
+                    tis=tis,
+                    as_of=as_of,
+                    tis_not_fetched_reason=tis_not_fetched_reason,
+                    controls=replace(controls, wait_seconds=0, on_wait=None),
+                )
+            except SyncFailed as error:
+                cause = error.__cause__ if error.__cause__ is not None else error
+                raise DryRunFailed(f"the sync would fail (dry run, nothing written): {failure_text(cause)}") from error
             with scratch_sessions.begin() as session:
                 moves = run_moves(session, summary["syncRunId"])
         finally:
@@ -215,8 +231,8 @@ def _copy_tables(source: Engine, scratch: Path) -> None:
     snapshot (repeatable read) so the copy is consistent."""
     target = make_engine(f"sqlite:///{scratch}")
     try:
+        Base.metadata.create_all(target)
         tables = [table for table in Base.metadata.sorted_tables if table.name not in NOT_COPIED]
-        Base.metadata.create_all(target, tables=tables)
         with (
             source.connect().execution_options(isolation_level="REPEATABLE READ", stream_results=True) as reading,
             target.begin() as writing,

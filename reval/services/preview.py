@@ -11,6 +11,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from reval.models import Doctor
 from reval.progress import SILENT, Progress
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.reconcile.moves import Move
@@ -19,7 +22,7 @@ from reval.reconcile.summary import SyncSummary
 from reval.reconcile.sync import SyncControls, latest_successful_run
 from reval.refusals import NotPermitted
 from reval.rules import DEFAULT_RULE_TABLE
-from reval.services.access import require_national
+from reval.services.access import require_national, visible_body
 from reval.services.context import Context
 from reval.services.sync import sync_inputs
 
@@ -64,10 +67,10 @@ NO_BODY = ""  # a group's body when no body sees its doctors
 
 def preview_rules(context: Context, as_of: date | None = None, *, helper_process: bool = False) -> RulePreview:
     """Every doctor decided again as of ``as_of`` (default today) with the installed rule table,
-    compared with their stored decisions; for national users and admins (their bodies' moves).
+    compared with their stored decisions: the moves the actor's bodies see (a national actor's:
+    all). Who may ask is the entry point's to say (require_previewer for the web).
     ``helper_process``: decide in a second process while this one reads (a command's choice:
     a web request works alone)."""
-    _require_previewer(context)
     day = context.checked_as_of(as_of)
     helper = SyncHelper(None, preload=("reval.reconcile.decisions",)) if helper_process else IN_THIS_PROCESS
     with helper, context.reads() as session:
@@ -75,7 +78,8 @@ def preview_rules(context: Context, as_of: date | None = None, *, helper_process
     return RulePreview(preview.as_of, preview.rule_table, preview.doctors, scoped_moves(context, preview.moves))
 
 
-def _require_previewer(context: Context) -> None:
+def require_previewer(context: Context) -> None:
+    """The web's preview is for national users and admins, who act on what it shows."""
     if not context.actor.may_act:
         raise NotPermitted(f"only national users and admins may preview the rules ({context.actor.name} is a viewer)")
 
@@ -98,17 +102,63 @@ def move_groups(context: Context, moves: Iterable[Move]) -> list[MoveGroup]:
     return sorted(MoveGroup(*key, count) for key, count in counts.items())
 
 
-def moves_in_group(
-    moves: Iterable[Move], from_queue: str, from_reason: str, to_queue: str, to_reason: str, body: str
-) -> list[Move]:
-    """The moves a group counts (``body`` NO_BODY: those no body sees)."""
-    return [
-        move
-        for move in moves
-        if (move.from_queue or NEW, move.from_reason or NEW, move.to_queue, move.to_reason)
-        == (from_queue, from_reason, to_queue, to_reason)
-        and (body in move.designated_bodies if body != NO_BODY else not move.designated_bodies)
-    ]
+@dataclass(frozen=True)
+class GroupAsked:
+    """One from → to group of one body (``designated_body`` NO_BODY: the doctors no body sees)."""
+
+    from_queue: str
+    from_reason: str
+    to_queue: str
+    to_reason: str
+    designated_body: str
+
+    def holds(self, move: Move) -> bool:
+        placed = (move.from_queue or NEW, move.from_reason or NEW, move.to_queue, move.to_reason)
+        if placed != (self.from_queue, self.from_reason, self.to_queue, self.to_reason):
+            return False
+        if self.designated_body == NO_BODY:
+            return not move.designated_bodies
+        return self.designated_body in move.designated_bodies
+
+
+@dataclass(frozen=True)
+class PreviewDoctor:
+    """A doctor of a group: their move, and their name as stored (None: not decided yet)."""
+
+    move: Move
+    first_name: str | None
+    last_name: str | None
+
+    @property
+    def decided_before(self) -> bool:
+        return self.move.from_queue is not None
+
+
+def preview_group(context: Context, as_of: date | None, group: GroupAsked) -> tuple[RulePreview, list[PreviewDoctor]]:
+    """The preview as of ``as_of`` and the doctors of one of its groups, in GMC-number order.
+    The body must be one of the actor's (NO_BODY: national users only)."""
+    if group.designated_body != NO_BODY or not context.actor.national:
+        with context.reads() as session:
+            visible_body(session, context.actor, group.designated_body)
+    preview = preview_rules(context, as_of)
+    moves = [move for move in preview.moves if group.holds(move)]
+    names = _stored_names(context, [move.gmc_number for move in moves])
+    return preview, [PreviewDoctor(move, *names.get(move.gmc_number, (None, None))) for move in moves]
+
+
+def _stored_names(context: Context, numbers: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+    names: dict[str, tuple[str | None, str | None]] = {}
+    with context.reads() as session:
+        for start in range(0, len(numbers), NAMES_READ_AT_ONCE):
+            chunk = numbers[start : start + NAMES_READ_AT_ONCE]
+            for number, first, last in session.execute(
+                select(Doctor.gmc_number, Doctor.first_name, Doctor.last_name).where(Doctor.gmc_number.in_(chunk))
+            ):
+                names[number] = (first, last)
+    return names
+
+
+NAMES_READ_AT_ONCE = 500
 
 
 def decisions_rule_table(context: Context) -> str | None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from reval.reconcile.connections import Status
 from reval.reconcile.nightly import AllSourcesFailed
-from reval.reconcile.preview import DryRunBusy
+from reval.reconcile.preview import DryRunBusy, DryRunFailed
 from reval.reconcile.summary import SyncSummary
 from reval.reconcile.sync import RunStatus, SyncControls, SyncFailed, SyncInterrupted, SyncSkipped
 
 __all__ = [
     "AllSourcesFailed",
     "DryRunBusy",
+    "DryRunFailed",
     "RunStatus",
     "Status",
     "SyncControls",

@@ -12,7 +12,7 @@ from flask import Blueprint, Flask
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChainableUndefined, ChoiceLoader, FileSystemLoader, PackageLoader
 
-from reval.web import actions, auth, components, doctors, pages, queues, runs
+from reval.web import actions, auth, components, doctors, pages, preview, queues, runs
 
 WEB = Path(__file__).parent
 
@@ -52,5 +52,12 @@ def init_web(app: Flask) -> None:
     pages.init_app(app)
     components.init_app(app)
     app.register_blueprint(assets)
-    for blueprint in (auth.blueprint, queues.blueprint, doctors.blueprint, actions.blueprint, runs.blueprint):
+    for blueprint in (
+        auth.blueprint,
+        queues.blueprint,
+        doctors.blueprint,
+        actions.blueprint,
+        runs.blueprint,
+        preview.blueprint,
+    ):
         app.register_blueprint(blueprint)

@@ -17,6 +17,7 @@ from reval.rules.table import format_value
 from reval.services import reference
 from reval.services.access import visible_bodies
 from reval.services.context import Context
+from reval.services.preview import decisions_rule_table
 from reval.web.addresses import local_path
 from reval.web.auth import current_actor, end_stale_session, settings, signed_in_actor
 from reval.web.presenters import (
@@ -175,4 +176,10 @@ def home() -> ResponseReturnValue:
 
 @blueprint.get("/rules")
 def rules() -> str:
-    return render_template("rules.html", rule_table=DEFAULT_RULE_TABLE)
+    context = web_context()
+    return render_template(
+        "rules.html",
+        rule_table=DEFAULT_RULE_TABLE,
+        decided_with=decisions_rule_table(context),
+        may_preview=context.actor.may_act,
+    )

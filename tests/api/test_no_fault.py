@@ -53,3 +53,4 @@ def test_no_api_read_faults(api, issuer, code, query):
     assert_no_fault(reader.get(f"/api/v1/designated-bodies/{quote(code, safe='')}/queues", query_string=query))
     assert_no_fault(reader.get(f"/api/v1/designated-bodies/{quote(code, safe='')}/doctors", query_string=query))
     assert_no_fault(reader.get("/api/v1/connection-requests", query_string=query))
+    assert_no_fault(reader.get("/api/v1/rules/preview", query_string=query))

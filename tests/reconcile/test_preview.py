@@ -215,3 +215,11 @@ def test_a_preview_date_that_is_no_date_is_refused(reval):
 def test_rules_alone_still_prints_the_table(reval):
     assert reval("rules").stdout.startswith("Rule table ")
     assert "Check:" in reval("rules", "--check").stdout
+
+
+def test_a_dry_run_of_a_sync_that_would_fail_says_so_and_writes_nothing(reval, sessions, files, first_night):
+    empty_gmc, empty_tis = gmc_snapshot(files / "none.json", {}), tis_snapshot(files / "nobody.json", [])
+    rows_before = every_row(sessions)
+    result = reval("sync", "--dry-run", "--quiet", "--gmc-file", empty_gmc, "--tis-file", empty_tis, expect_exit=1)
+    assert_one_line_refusal(result, 1, "the sync would fail (dry run, nothing written)", "gave no designated body")
+    assert every_row(sessions) == rows_before

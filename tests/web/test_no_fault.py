@@ -65,3 +65,30 @@ def test_no_doctor_results_or_resend_address_faults(sign_in, national, number, r
     assert_no_fault(admin.get(f"/results/{request_id}"))
     assert_no_fault(admin.get(f"/runs/{run_id}"))
     assert_no_fault(admin.post(f"/requests/{request_id}/resend"))
+
+
+PREVIEW_FIELDS = (
+    "as_of",
+    "as_of[day]",
+    "as_of[month]",
+    "as_of[year]",
+    "from_queue",
+    "from_reason",
+    "to_queue",
+    "to_reason",
+    "body",
+    "page",
+    "sort",
+    "order",
+)
+
+
+@FUZZ
+@given(
+    path=st.sampled_from(["/rules/preview", "/rules/preview/doctors", "/rules/preview/doctors/download"]),
+    fields=st.dictionaries(st.sampled_from(PREVIEW_FIELDS), VALUE),
+    national_user=st.booleans(),
+)
+def test_no_rule_preview_faults(sign_in, national, path, fields, national_user):
+    person = sign_in("national", EAST_OF_ENGLAND, "Nat National") if national_user else sign_in()
+    assert_no_fault(person.client.get(path, query_string=fields))

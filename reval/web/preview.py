@@ -1,0 +1,175 @@
+"""Previewing the rules: who the next sync would move, by from → to and body, and each group's doctors."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from flask import Blueprint, Response, render_template, request
+from flask.typing import ResponseReturnValue
+
+from reval.clock import EARLIEST_AS_OF, latest_as_of
+from reval.refusals import Invalid
+from reval.services.preview import (
+    NO_BODY,
+    GroupAsked,
+    PreviewDoctor,
+    move_groups,
+    preview_group,
+    preview_rules,
+    require_previewer,
+)
+from reval.services.queues import Page, checked_page
+from reval.spreadsheets import SafeCsvWriter
+from reval.web.pages import body_label_of, url_with, web_context
+from reval.web.presenters import date_error, format_day
+from reval.web.queues import _pager, _typed_date
+
+blueprint = Blueprint("preview_pages", __name__)
+PAGE_SIZE = 20
+
+
+def _sort_name(doctor: PreviewDoctor) -> tuple[str, str]:
+    return ((doctor.last_name or "").casefold(), (doctor.first_name or "").casefold())
+
+
+SORTS = {"gmc": lambda doctor: doctor.move.gmc_number, "name": _sort_name}
+
+
+@dataclass(frozen=True)
+class DayAsked:
+    """The as-of date as typed (day, month, year), the day it is, or what is wrong with it."""
+
+    typed: tuple[str, str, str]
+    day: date | None
+    error: str | None
+
+
+def _asked_day() -> DayAsked:
+    context = web_context()
+    typed = _typed_date(request.args, "as_of")
+    if not any(typed):
+        return DayAsked(typed, context.today(), None)
+    error = date_error(typed, "The date to decide as of")
+    if error:
+        return DayAsked(typed, None, error)
+    day = date(int(typed[2]), int(typed[1]), int(typed[0]))
+    latest = latest_as_of(context.today())
+    if not EARLIEST_AS_OF <= day <= latest:
+        return DayAsked(typed, None, f"Enter a date from {format_day(EARLIEST_AS_OF)} to {format_day(latest)}")
+    return DayAsked(typed, day, None)
+
+
+@blueprint.get("/rules/preview")
+def preview() -> ResponseReturnValue:
+    context = web_context()
+    require_previewer(context)
+    asked = _asked_day()
+    if asked.day is None:
+        return render_template("rules/preview.html", asked=asked, preview=None, groups=[]), 400
+    found = preview_rules(context, asked.day)
+    groups = [
+        (group, body_label_of(group.designated_body) or "No designated body")
+        for group in move_groups(context, found.moves)
+    ]
+    return render_template("rules/preview.html", asked=asked, preview=found, groups=groups)
+
+
+def _group_asked(args: Mapping[str, str]) -> GroupAsked:
+    return GroupAsked(
+        from_queue=args.get("from_queue", "").strip(),
+        from_reason=args.get("from_reason", "").strip(),
+        to_queue=args.get("to_queue", "").strip(),
+        to_reason=args.get("to_reason", "").strip(),
+        designated_body=args.get("body", NO_BODY).strip(),
+    )
+
+
+def _sorted_doctors(doctors: list[PreviewDoctor]) -> tuple[list[PreviewDoctor], str, bool]:
+    sort = request.args.get("sort", "gmc")
+    if sort not in SORTS:
+        raise Invalid(f"sort {sort!r} is not one of {', '.join(SORTS)}", field="sort")
+    descending = request.args.get("order") == "desc"
+    return sorted(doctors, key=SORTS[sort], reverse=descending), sort, descending
+
+
+@blueprint.get("/rules/preview/doctors")
+def doctors() -> ResponseReturnValue:
+    context = web_context()
+    require_previewer(context)
+    asked = _asked_day()
+    if asked.day is None:
+        raise Invalid(asked.error or "", field="as_of")
+    group = _group_asked(request.args)
+    found, members = preview_group(context, asked.day, group)
+    members, sort, descending = _sorted_doctors(members)
+    page = checked_page(request.args.get("page") or 1)
+    numbers = Page([], len(members), page, PAGE_SIZE)
+    head = [
+        {
+            "text": label,
+            "sort": ("descending" if descending else "ascending") if key == sort else "none",
+            "href": url_with(sort=key, order="desc" if key == sort and not descending else "asc", page=None),
+        }
+        for key, label in (("gmc", "GMC number"), ("name", "Name"))
+    ]
+    return render_template(
+        "rules/preview_doctors.html",
+        asked=asked,
+        preview=found,
+        group=group,
+        body=body_label_of(group.designated_body) or "No designated body",
+        doctors=members[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
+        total=len(members),
+        numbers=numbers,
+        pager=_pager(numbers),
+        head=head,
+        download=url_with(page=None).replace("/rules/preview/doctors", "/rules/preview/doctors/download", 1),
+    )
+
+
+@blueprint.get("/rules/preview/doctors/download")
+def download() -> Response:
+    """A group's doctors as CSV."""
+    context = web_context()
+    require_previewer(context)
+    asked = _asked_day()
+    if asked.day is None:
+        raise Invalid(asked.error or "", field="as_of")
+    group = _group_asked(request.args)
+    _found, members = preview_group(context, asked.day, group)
+    members, _sort, _descending = _sorted_doctors(members)
+    buffer = io.StringIO()
+    writer = SafeCsvWriter(buffer)
+    writer.writerow(
+        (
+            "GMC number",
+            "First name",
+            "Last name",
+            "From queue",
+            "From reason",
+            "To queue",
+            "To reason",
+            "Designated bodies",
+        )
+    )
+    for doctor in members:
+        move = doctor.move
+        writer.writerow(
+            (
+                move.gmc_number,
+                doctor.first_name,
+                doctor.last_name,
+                move.from_queue,
+                move.from_reason,
+                move.to_queue,
+                move.to_reason,
+                " ".join(move.designated_bodies),
+            )
+        )
+    filename = f"reval-preview-{asked.day.isoformat()}.csv"
+    return Response(
+        buffer.getvalue(), mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
