@@ -29,6 +29,7 @@ from reval.models import Doctor
 from reval.progress import SILENT, Progress
 from reval.reconcile.sync import GmcInput, TisInput, run_sync_sharded
 from reval.services.context import Actor, Context
+from reval.services.preview import preview_rules
 from reval.services.queues import DEFAULT_PAGE_SIZE, QueueFilters, counts_by_body, tab_counts
 from reval.settings import process_environment
 from reval.snapshot_files import open_snapshot
@@ -99,6 +100,8 @@ def run_bench(
         full, full_seconds = _timed(lambda: sync_files(sessions, dataset.gmc, dataset.tis, as_of, progress))
         memory_after_full = peak_memory_mib()
         again, again_seconds = _timed(lambda: sync_files(sessions, dataset.gmc, dataset.tis, as_of, progress))
+        operator = Context(sessions, sessions, Actor.operator("bench"))
+        preview, preview_seconds = _timed(lambda: preview_rules(operator, as_of, helper_process=True))
         # The floor is measured on each side of the syncs and averaged: the machine's speed drifts.
         floor_after = load_floor(dataset.gmc, dataset.tis, directory)
         floor_seconds = (floor_before + floor_after) / 2
@@ -119,6 +122,11 @@ def run_bench(
             "unchangedResyncToFloor": again_seconds / floor_seconds,
             "unchangedResyncEvents": again["events"],
             "fullSyncPhases": full["seconds"],
+            # Every doctor decided again, as the full sync's decide step decides them all.
+            "previewSeconds": preview_seconds,
+            "previewToFullSyncDecide": preview_seconds / full["seconds"]["decide"],
+            "previewDoctors": preview.doctors,
+            "previewMoves": len(preview.moves),
             "unchangedResyncPhases": again["seconds"],
             "peakMemoryMiBBeforeSync": memory_before,
             "peakMemoryMiBAfterFullSync": memory_after_full,

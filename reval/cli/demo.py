@@ -143,7 +143,7 @@ def _print_offices(result, host: str, port: int) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @QUIET
 def bench(doctors, seed, database_url, workers, shards, shape_name, pages, as_json, quiet, **overrides):
-    """Time a full national sync and an unchanged re-sync into a fresh database."""
+    """Time a full national sync, an unchanged re-sync and a rule preview into a fresh database."""
     from reval.bench import run_bench, run_sharded_bench
 
     today = context().today()
@@ -178,6 +178,9 @@ def bench(doctors, seed, database_url, workers, shards, shape_name, pages, as_js
         f"  unchanged re-sync       {figures['unchangedResyncSeconds']:8.2f} s "
         f"= {figures['unchangedResyncToFloor']:.2f} x floor "
         f"{figures['unchangedResyncPhases']}, {figures['unchangedResyncEvents']} events\n"
+        f"  rule preview            {figures['previewSeconds']:8.2f} s "
+        f"= {figures['previewToFullSyncDecide']:.2f} x the full sync's decide step "
+        f"({figures['previewDoctors']} doctors decided, {figures['previewMoves']} would move)\n"
         f"  peak memory             {figures['peakMemoryMiB']:8.0f} MiB "
         f"(before sync {figures['peakMemoryMiBBeforeSync']:.0f}, "
         f"after full sync {figures['peakMemoryMiBAfterFullSync']:.0f}); "

@@ -35,6 +35,12 @@ def _sort_name(doctor: PreviewDoctor) -> tuple[str, str]:
     return ((doctor.last_name or "").casefold(), (doctor.first_name or "").casefold())
 
 
+SORT_CHOICES = (
+    ("gmc", "asc", "GMC number, lowest first"),
+    ("gmc", "desc", "GMC number, highest first"),
+    ("name", "asc", "Name, A to Z"),
+    ("name", "desc", "Name, Z to A"),
+)
 SORTS = {"gmc": lambda doctor: doctor.move.gmc_number, "name": _sort_name}
 
 
@@ -115,6 +121,15 @@ def doctors() -> ResponseReturnValue:
         }
         for key, label in (("gmc", "GMC number"), ("name", "Name"))
     ]
+    # On a phone the responsive table shows no headers: the same sorts as links above it.
+    sorts = [
+        {
+            "text": text,
+            "href": url_with(sort=key, order=order, page=None),
+            "current": (key, order) == (sort, "desc" if descending else "asc"),
+        }
+        for key, order, text in SORT_CHOICES
+    ]
     return render_template(
         "rules/preview_doctors.html",
         asked=asked,
@@ -126,6 +141,7 @@ def doctors() -> ResponseReturnValue:
         numbers=numbers,
         pager=_pager(numbers),
         head=head,
+        sorts=sorts,
         download=url_with(page=None).replace("/rules/preview/doctors", "/rules/preview/doctors/download", 1),
     )
 

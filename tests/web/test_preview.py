@@ -34,7 +34,7 @@ def count_links(html: str) -> dict[str, str]:
 
 
 def doctors_on(html: str) -> list[str]:
-    return re.findall(r'data-label="GMC number">(?:<a[^>]*>)?(\d{7})', html)
+    return re.findall(r'data-label="GMC number">.*?(?:<a[^>]*>)?(\d{7})', html)
 
 
 def test_a_national_user_sees_every_bodys_moves_with_counts(sign_in, national):
