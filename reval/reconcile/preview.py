@@ -21,7 +21,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from reval.clock import utcnow
@@ -96,6 +96,18 @@ def preview_moves(
             if move is not None:
                 preview.moves.append(move)
     return preview
+
+
+# Below this many stored doctors a preview works alone: starting a helper process takes longer
+# than deciding them all (a second or so on a busy machine, against a millisecond a doctor).
+HELPER_FROM_DOCTORS = 20_000
+
+
+def preview_helper(session: Session, wanted: bool) -> SyncHelper:
+    """A helper process for a large preview, when ``wanted``; else this process alone."""
+    if not wanted or (session.scalar(select(func.count()).select_from(Doctor)) or 0) < HELPER_FROM_DOCTORS:
+        return IN_THIS_PROCESS
+    return SyncHelper(None, start_now=True, preload=(decide_batch.__module__,))
 
 
 def _every_doctor(session: Session) -> Iterator[tuple[list[DoctorInputs], dict[str, Any]]]:

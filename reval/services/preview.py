@@ -15,9 +15,8 @@ from sqlalchemy import select
 
 from reval.models import Doctor
 from reval.progress import SILENT, Progress
-from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.reconcile.moves import Move
-from reval.reconcile.preview import dry_run_sync, preview_moves
+from reval.reconcile.preview import dry_run_sync, preview_helper, preview_moves
 from reval.reconcile.summary import SyncSummary
 from reval.reconcile.sync import SyncControls, latest_successful_run
 from reval.refusals import NotPermitted
@@ -72,8 +71,7 @@ def preview_rules(context: Context, as_of: date | None = None, *, helper_process
     ``helper_process``: decide in a second process while this one reads (a command's choice:
     a web request works alone)."""
     day = context.checked_as_of(as_of)
-    helper = SyncHelper(None, preload=("reval.reconcile.decisions",)) if helper_process else IN_THIS_PROCESS
-    with helper, context.reads() as session:
+    with context.reads() as session, preview_helper(session, helper_process) as helper:
         preview = preview_moves(session, as_of=day, now=context.now(), helper=helper)
     return RulePreview(preview.as_of, preview.rule_table, preview.doctors, scoped_moves(context, preview.moves))
 

@@ -10,7 +10,9 @@ from sqlalchemy import select
 
 from reval.extensions import database
 from reval.models import Base, Doctor, SyncRun
+from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.reconcile.lock import sync_lock
+from reval.reconcile.preview import preview_moves
 from tests.conftest import assert_one_line_refusal
 from tests.factories import (
     AS_OF,
@@ -223,3 +225,12 @@ def test_a_dry_run_of_a_sync_that_would_fail_says_so_and_writes_nothing(reval, s
     result = reval("sync", "--dry-run", "--quiet", "--gmc-file", empty_gmc, "--tis-file", empty_tis, expect_exit=1)
     assert_one_line_refusal(result, 1, "the sync would fail (dry run, nothing written)", "gave no designated body")
     assert every_row(sessions) == rows_before
+
+
+def test_a_preview_in_a_helper_process_equals_one_worked_alone(sessions, first_night):
+    with sessions() as session:
+        alone = preview_moves(session, as_of=AS_OF + timedelta(days=30), helper=IN_THIS_PROCESS)
+        with SyncHelper(True, start_now=True, preload=("reval.reconcile.decisions",)) as helper:
+            shared = preview_moves(session, as_of=AS_OF + timedelta(days=30), helper=helper)
+        assert helper.uses_process
+    assert shared == alone and [move.gmc_number for move in alone.moves] == ["1000001"]
