@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from reval.clock import utcnow
 from reval.extensions import database
+from reval.gmc.codes import Action
 from reval.models import Base, Doctor, SyncRun
+from reval.reconcile.connections import record_connection_request
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.reconcile.lock import sync_lock
 from reval.reconcile.preview import preview_moves
+from reval.reconcile.sync import GmcInput, TisInput, run_sync
+from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
+from reval.snapshot_files import open_snapshot
 from tests.conftest import assert_one_line_refusal
 from tests.factories import (
     AS_OF,
@@ -234,3 +241,57 @@ def test_a_preview_in_a_helper_process_equals_one_worked_alone(sessions, first_n
             shared = preview_moves(session, as_of=AS_OF + timedelta(days=30), helper=helper)
         assert helper.uses_process
     assert shared == alone and [move.gmc_number for move in alone.moves] == ["1000001"]
+
+
+def test_a_preview_of_a_new_rule_table_lists_the_moves_its_first_sync_makes(sessions, files, first_night):
+    """After a deploy: version 3 puts doctors not connected in a queue of their own reason."""
+    rows = tuple(
+        replace(row, reason="NOT_CONNECTED_YET") if row.reason == "NOT_CONNECTED" else row
+        for row in DEFAULT_RULE_TABLE.rows
+    )
+    engine = RuleEngine(replace(DEFAULT_RULE_TABLE, version="3", rows=rows))
+    decided_before = decisions(sessions)
+    with sessions() as session:
+        preview = preview_moves(session, as_of=AS_OF, engine=engine)
+    assert preview.rule_table == "reval-default@3"
+
+    gmc = gmc_snapshot(files / "gmc1.json", {EAST_OF_ENGLAND: [gmc_doctor("1000001")], WESSEX: []})
+    tis = tis_snapshot(files / "tis1.json", [ENDING, GRACE])
+    run_sync(
+        sessions,
+        gmc=GmcInput(str(gmc), open_snapshot(gmc, label="GMC", list_key="designatedBodies")),
+        tis=TisInput(str(tis), open_snapshot(tis, label="TIS", list_key="people")),
+        as_of=AS_OF,
+        engine=engine,
+    )
+    assert [move.as_json() for move in preview.moves] == moves_between(decided_before, decisions(sessions))
+    assert [(move.gmc_number, move.to_reason) for move in preview.moves] == [("1000002", "NOT_CONNECTED_YET")]
+
+
+def test_a_live_dry_run_only_reads_gmc_and_delivers_no_request(gmc_app, reval, sessions, gmc_connect, files):
+    tis = tis_snapshot(files / "tis.json", [ENDING, GRACE])
+    gmc_connect.state.lists[EAST_OF_ENGLAND]["1000001"] = gmc_doctor("1000001")
+    reval("sync", "--tis-file", tis, "--as-of", AS_OF)
+    with sessions.begin() as session:  # due now: a real sync without workers would deliver it
+        record_connection_request(
+            session,
+            gmc_number_text="1000002",
+            designated_body=WESSEX,
+            action=Action.ADD,
+            reason="1",
+            requested_by="ann",
+            now=utcnow(),
+        )
+    del gmc_connect.state.lists[EAST_OF_ENGLAND]["1000001"]
+    gmc_connect.state.calls.clear()
+    rows_before = every_row(sessions)
+
+    dry_run = json.loads(
+        reval("sync", "--dry-run", "--tis-file", tis, "--as-of", AS_OF, "--allow-mass-changes", "--json").stdout
+    )
+
+    assert {call["operation"] for call in gmc_connect.state.calls} == {"GetDoctorsForDB"}
+    assert [(move["gmcReferenceNumber"], move["to"]["reason"]) for move in dry_run["moves"]] == [
+        ("1000001", "NOT_CONNECTED")
+    ]
+    assert every_row(sessions) == rows_before
