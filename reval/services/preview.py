@@ -18,12 +18,12 @@ from reval.progress import SILENT, Progress
 from reval.reconcile.moves import Move
 from reval.reconcile.preview import dry_run_sync, preview_helper, preview_moves
 from reval.reconcile.summary import SyncSummary
-from reval.reconcile.sync import SyncControls, latest_successful_run
+from reval.reconcile.sync import latest_successful_run
 from reval.refusals import NotPermitted
 from reval.rules import DEFAULT_RULE_TABLE
 from reval.services.access import require_national, visible_body
 from reval.services.context import Context
-from reval.services.sync import sync_inputs
+from reval.services.sync import sync_controls, sync_inputs
 
 __all__ = ["Move", "MoveGroup", "RulePreview", "SyncDryRun", "dry_run_now", "preview_rules"]
 
@@ -205,13 +205,7 @@ def dry_run_now(
     delivered. Raises DryRunBusy when another sync holds the lock for the whole wait."""
     require_national(context.actor, "run a sync")
     day = context.checked_as_of(as_of)
-    controls = SyncControls.from_settings(
-        context.require_gateway().settings,
-        allow_mass_changes=allow_mass_changes,
-        wait_seconds=wait_seconds,
-        on_wait=on_wait,
-        progress=progress,
-    )
+    controls = sync_controls(context, allow_mass_changes, wait_seconds, on_wait, progress)
     with sync_inputs(context, gmc_file, tis_file, progress) as (gmc, tis, tis_not_fetched_reason):
         dry_run = dry_run_sync(
             context.sessions,

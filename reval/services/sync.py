@@ -38,13 +38,7 @@ def sync_now(
     require_national(context.actor, "run a sync")
     day = context.checked_as_of(as_of)
     gateway = context.require_gateway()
-    controls = SyncControls.from_settings(
-        gateway.settings,
-        allow_mass_changes=allow_mass_changes,
-        wait_seconds=wait_seconds,
-        on_wait=on_wait,
-        progress=progress,
-    )
+    controls = sync_controls(context, allow_mass_changes, wait_seconds, on_wait, progress)
     with sync_inputs(context, gmc_file, tis_file, progress) as (gmc, tis, tis_not_fetched_reason):
         summary = SyncSummary.from_json(
             run_sync(
@@ -61,6 +55,23 @@ def sync_now(
         summary.connection_requests_delivered = delivered = gateway.deliver_due()
         progress.end(delivered["due"])
     return summary
+
+
+def sync_controls(
+    context: Context,
+    allow_mass_changes: bool,
+    wait_seconds: float | None,
+    on_wait: Callable[[str], None] | None,
+    progress: Progress,
+) -> SyncControls:
+    """The settings' guard, wait and helper, overridden where the caller asks."""
+    return SyncControls.from_settings(
+        context.require_gateway().settings,
+        allow_mass_changes=allow_mass_changes,
+        wait_seconds=wait_seconds,
+        on_wait=on_wait,
+        progress=progress,
+    )
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from flask import Blueprint, Response, render_template, request
 from flask.typing import ResponseReturnValue
@@ -16,6 +17,7 @@ from reval.services.preview import (
     NO_BODY,
     GroupAsked,
     PreviewDoctor,
+    RulePreview,
     move_groups,
     preview_group,
     preview_rules,
@@ -101,8 +103,19 @@ def _sorted_doctors(doctors: list[PreviewDoctor]) -> tuple[list[PreviewDoctor], 
     return sorted(doctors, key=SORTS[sort], reverse=descending), sort, descending
 
 
-@blueprint.get("/rules/preview/doctors")
-def doctors() -> ResponseReturnValue:
+@dataclass(frozen=True)
+class GroupShown:
+    """A group's doctors as asked: the day, the preview, the group, its doctors in the order asked."""
+
+    asked: DayAsked
+    preview: RulePreview
+    group: GroupAsked
+    doctors: list[PreviewDoctor]
+    sort: str
+    descending: bool
+
+
+def _group_shown() -> GroupShown:
     context = web_context()
     require_previewer(context)
     asked = _asked_day()
@@ -111,33 +124,44 @@ def doctors() -> ResponseReturnValue:
     group = _group_asked(request.args)
     found, members = preview_group(context, asked.day, group)
     members, sort, descending = _sorted_doctors(members)
-    page = checked_page(request.args.get("page") or 1)
-    numbers = Page([], len(members), page, PAGE_SIZE)
+    return GroupShown(asked, found, group, members, sort, descending)
+
+
+def _sort_links(shown: GroupShown) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """The headers' sort links, and the same sorts as links above the table (on a phone the
+    responsive table shows no headers)."""
+    order = "desc" if shown.descending else "asc"
     head = [
         {
             "text": label,
-            "sort": ("descending" if descending else "ascending") if key == sort else "none",
-            "href": url_with(sort=key, order="desc" if key == sort and not descending else "asc", page=None),
+            "sort": ("descending" if shown.descending else "ascending") if key == shown.sort else "none",
+            "href": url_with(
+                sort=key, order="desc" if key == shown.sort and not shown.descending else "asc", page=None
+            ),
         }
         for key, label in (("gmc", "GMC number"), ("name", "Name"))
     ]
-    # On a phone the responsive table shows no headers: the same sorts as links above it.
-    sorts = [
-        {
-            "text": text,
-            "href": url_with(sort=key, order=order, page=None),
-            "current": (key, order) == (sort, "desc" if descending else "asc"),
-        }
-        for key, order, text in SORT_CHOICES
+    choices = [
+        {"text": text, "href": url_with(sort=key, order=way, page=None), "current": (key, way) == (shown.sort, order)}
+        for key, way, text in SORT_CHOICES
     ]
+    return head, choices
+
+
+@blueprint.get("/rules/preview/doctors")
+def doctors() -> ResponseReturnValue:
+    shown = _group_shown()
+    page = checked_page(request.args.get("page") or 1)
+    numbers = Page([], len(shown.doctors), page, PAGE_SIZE)
+    head, sorts = _sort_links(shown)
     return render_template(
         "rules/preview_doctors.html",
-        asked=asked,
-        preview=found,
-        group=group,
-        body=body_label_of(group.designated_body) or "No designated body",
-        doctors=members[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
-        total=len(members),
+        asked=shown.asked,
+        preview=shown.preview,
+        group=shown.group,
+        body=body_label_of(shown.group.designated_body) or "No designated body",
+        doctors=shown.doctors[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
+        total=len(shown.doctors),
         numbers=numbers,
         pager=_pager(numbers),
         head=head,
@@ -148,15 +172,8 @@ def doctors() -> ResponseReturnValue:
 
 @blueprint.get("/rules/preview/doctors/download")
 def download() -> Response:
-    """A group's doctors as CSV."""
-    context = web_context()
-    require_previewer(context)
-    asked = _asked_day()
-    if asked.day is None:
-        raise Invalid(asked.error or "", field="as_of")
-    group = _group_asked(request.args)
-    _found, members = preview_group(context, asked.day, group)
-    members, _sort, _descending = _sorted_doctors(members)
+    """A group's doctors as CSV, in the order asked."""
+    shown = _group_shown()
     buffer = io.StringIO()
     writer = SafeCsvWriter(buffer)
     writer.writerow(
@@ -171,7 +188,7 @@ def download() -> Response:
             "Designated bodies",
         )
     )
-    for doctor in members:
+    for doctor in shown.doctors:
         move = doctor.move
         writer.writerow(
             (
@@ -185,7 +202,7 @@ def download() -> Response:
                 " ".join(move.designated_bodies),
             )
         )
-    filename = f"reval-preview-{asked.day.isoformat()}.csv"
+    filename = f"reval-preview-{shown.preview.as_of.isoformat()}.csv"
     return Response(
         buffer.getvalue(), mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
     )
