@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from reval.clock import utcnow
 from reval.db import make_engine, session_factory
 from reval.designated_bodies import OwnerDirectory
-from reval.models import Base, Doctor, DoctorEvent, RejectedRecord
+from reval.models import Base, Doctor, DoctorEvent, RejectedRecord, SyncRun
 from reval.reconcile.common import EventKind
 from reval.reconcile.decisions import (
     DecisionContext,
@@ -96,6 +96,25 @@ def preview_moves(
             if move is not None:
                 preview.moves.append(move)
     return preview
+
+
+def stored_state(session: Session, engine: RuleEngine) -> tuple[Any, ...]:
+    """What a preview depends on besides its day: the database, the rules and bodies (the
+    decisions' basis), and the latest sync run and history event. Every change of a source comes
+    with a run, and every change of a decision or connection with an event."""
+    bodies = configured_designated_bodies(session)
+    latest_run = session.execute(
+        select(SyncRun.id, SyncRun.started_at, SyncRun.finished_at).order_by(SyncRun.id.desc()).limit(1)
+    ).first()
+    latest_event = session.execute(
+        select(DoctorEvent.id, DoctorEvent.recorded_at).order_by(DoctorEvent.id.desc()).limit(1)
+    ).first()
+    return (
+        session.connection().engine.url.render_as_string(hide_password=True),
+        decision_basis(engine, bodies),
+        tuple(latest_run or ()),
+        tuple(latest_event or ()),
+    )
 
 
 # Below this many stored doctors a preview works alone: starting a helper process takes longer

@@ -4,8 +4,9 @@ to a scratch copy). Neither writes anything."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -16,11 +17,11 @@ from sqlalchemy import select
 from reval.models import Doctor
 from reval.progress import SILENT, Progress
 from reval.reconcile.moves import Move
-from reval.reconcile.preview import dry_run_sync, preview_helper, preview_moves
+from reval.reconcile.preview import Preview, dry_run_sync, preview_helper, preview_moves, stored_state
 from reval.reconcile.summary import SyncSummary
 from reval.reconcile.sync import latest_successful_run
 from reval.refusals import NotPermitted
-from reval.rules import DEFAULT_RULE_TABLE
+from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
 from reval.services.access import require_national, visible_body
 from reval.services.context import Context
 from reval.services.sync import sync_controls, sync_inputs
@@ -71,9 +72,43 @@ def preview_rules(context: Context, as_of: date | None = None, *, helper_process
     ``helper_process``: decide in a second process while this one reads (a command's choice:
     a web request works alone)."""
     day = context.checked_as_of(as_of)
-    with context.reads() as session, preview_helper(session, helper_process) as helper:
-        preview = preview_moves(session, as_of=day, now=context.now(), helper=helper)
+    engine = RuleEngine(DEFAULT_RULE_TABLE)
+    with context.reads() as session:
+        key = (day, stored_state(session, engine))
+        preview = RECENT_PREVIEWS.get(key)
+        if preview is None:
+            with preview_helper(session, helper_process) as helper:
+                preview = preview_moves(session, as_of=day, now=context.now(), engine=engine, helper=helper)
+            RECENT_PREVIEWS.put(key, preview)
     return RulePreview(preview.as_of, preview.rule_table, preview.doctors, scoped_moves(context, preview.moves))
+
+
+class RecentPreviews:
+    """The last few previews this process worked out, by day and stored state: a person opening
+    a preview's groups, or a system paging through it, asks for the same one again and again,
+    and at 100,000 doctors each takes seconds. Any sync or change of a decision makes a new key."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._previews: OrderedDict[Hashable, Preview] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Preview | None:
+        with self._lock:
+            preview = self._previews.get(key)
+            if preview is not None:
+                self._previews.move_to_end(key)
+            return preview
+
+    def put(self, key: Hashable, preview: Preview) -> None:
+        with self._lock:
+            self._previews[key] = preview
+            while len(self._previews) > self.size:
+                self._previews.popitem(last=False)
+
+
+# Two: today's and one other day (each holds its moves, a few hundred bytes a doctor who moves).
+RECENT_PREVIEWS = RecentPreviews(2)
 
 
 def require_previewer(context: Context) -> None:

@@ -295,3 +295,17 @@ def test_a_live_dry_run_only_reads_gmc_and_delivers_no_request(gmc_app, reval, s
         ("1000001", "NOT_CONNECTED")
     ]
     assert every_row(sessions) == rows_before
+
+
+def test_a_preview_asked_again_is_the_same_until_a_sync_or_a_change(reval, sessions, files, first_night):
+    later = AS_OF + timedelta(days=30)
+    first = json.loads(reval("rules", "preview", "--as-of", later, "--format", "json").stdout)
+    assert json.loads(reval("rules", "preview", "--as-of", later, "--format", "json").stdout) == first
+    # Ada's programme is extended: a sync stores it, and the preview follows at once.
+    extended = person("1000001", programme(EAST_OF_ENGLAND, start=days(-400), end=days(100)), person_id=1)
+    gmc = gmc_snapshot(files / "gmc3.json", {EAST_OF_ENGLAND: [gmc_doctor("1000001")], WESSEX: []})
+    reval(
+        "sync", "--gmc-file", gmc, "--tis-file", tis_snapshot(files / "tis3.json", [extended, GRACE]), "--as-of", AS_OF
+    )
+    again = json.loads(reval("rules", "preview", "--as-of", later, "--format", "json").stdout)
+    assert [move["gmcReferenceNumber"] for move in first["moves"]] == ["1000001"] and again["moves"] == []
