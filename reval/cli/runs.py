@@ -199,8 +199,9 @@ def _dry_run_summary(summary: SyncSummary) -> str:
     outcome = {RunStatus.SUCCEEDED: "succeed", RunStatus.PARTIAL: "be partial"}.get(summary.status, "fail")
     lines = [
         f"Dry run, nothing written: a sync as of {summary.as_of} with rules {summary.rule_table} would {outcome}",
-        *("  would " + line.strip() for line in _gmc_summary_lines(summary.gmc)),
-        "  would " + _tis_summary_line(summary.tis),
+        "What the sources would change:",
+        *("  " + line for line in _gmc_summary_lines(summary.gmc)),
+        "  " + _tis_summary_line(summary.tis),
         f"{'queue':<12}{'now':>8}{'would be':>10}{'in':>8}{'out':>8}",
     ]
     for queue, counts in summary.queues.items():

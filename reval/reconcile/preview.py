@@ -13,9 +13,11 @@ is let go before the sources are read, so a real sync waits at most for the copy
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -185,14 +187,15 @@ def dry_run_sync(
         try:
             scratch_sessions = session_factory(scratch_engine)
             try:
-                summary = run_sync(
-                    scratch_sessions,
-                    gmc=gmc,
-                    tis=tis,
-                    as_of=as_of,
-                    tis_not_fetched_reason=tis_not_fetched_reason,
-                    controls=replace(controls, wait_seconds=0, on_wait=None),
-                )
+                with _logged_as_dry_run():
+                    summary = run_sync(
+                        scratch_sessions,
+                        gmc=gmc,
+                        tis=tis,
+                        as_of=as_of,
+                        tis_not_fetched_reason=tis_not_fetched_reason,
+                        controls=replace(controls, wait_seconds=0, on_wait=None),
+                    )
             except SyncFailed as error:
                 cause = error.__cause__ if error.__cause__ is not None else error
                 raise DryRunFailed(f"the sync would fail (dry run, nothing written): {failure_text(cause)}") from error
@@ -203,6 +206,29 @@ def dry_run_sync(
     for key in ("syncRunId", "startedAt", "finishedAt", "helperProcess"):
         summary.pop(key, None)  # of the scratch run, which is gone
     return DryRun(summary, moves)
+
+
+class _DryRunLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = f"Dry run, nothing written: {record.msg}"
+        return True
+
+
+@contextmanager
+def _logged_as_dry_run() -> Iterator[None]:
+    """The scratch sync's log lines say they are a dry run's: an OPERATOR ALERT, a held-back
+    source or a failed run there changed nothing, and must not page anyone as if it had."""
+    marker = _DryRunLines()
+    loggers = [
+        logging.getLogger(name) for name in list(logging.root.manager.loggerDict) if name.startswith("reval.reconcile")
+    ]
+    for logger in loggers:
+        logger.addFilter(marker)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(marker)
 
 
 def run_moves(session: Session, run_id: int) -> list[Move]:

@@ -121,7 +121,7 @@ def test_a_dry_run_prints_the_syncs_summary_as_what_would_happen(reval, sessions
     assert every_row(sessions) == rows_before
 
 
-def test_a_dry_run_is_held_back_by_the_guard_as_the_sync_would_be(reval, sessions, first_night):
+def test_a_dry_run_is_held_back_by_the_guard_as_the_sync_would_be(reval, sessions, first_night, caplog):
     gmc, tis = first_night
     rows_before = every_row(sessions)
     dry_run = json.loads(
@@ -130,6 +130,8 @@ def test_a_dry_run_is_held_back_by_the_guard_as_the_sync_would_be(reval, session
     assert [(held["source"], held.get("designatedBody")) for held in dry_run["heldBack"]] == [("GMC", EAST_OF_ENGLAND)]
     assert "1000001" not in [move["gmcReferenceNumber"] for move in dry_run["moves"]]
     assert every_row(sessions) == rows_before
+    alerts = [record.getMessage() for record in caplog.records if "OPERATOR ALERT" in record.getMessage()]
+    assert alerts and all(alert.startswith("Dry run, nothing written: OPERATOR ALERT") for alert in alerts)
 
 
 def test_a_dry_run_counts_the_records_the_sync_would_reject(reval, sessions, files, first_night):
