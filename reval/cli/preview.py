@@ -21,8 +21,11 @@ CSV_FIELDS = ("gmcReferenceNumber", "fromQueue", "fromReason", "toQueue", "toRea
     "--format", "output_format", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
 )
 def rules_preview(as_of, output_format):
-    """Decide every stored doctor again from the stored sources with the installed rule table, as
-    of a day, and list who would move (queue, reason or bodies). Writes nothing."""
+    """List who a sync as of a day would move. Writes nothing.
+
+    Decides every stored doctor again from the stored sources with the installed rule table, as of
+    --as-of (default today), and lists each doctor whose queue, reason or bodies would change, by
+    from → to, then by designated body."""
     preview = preview_rules(context(), day(as_of), helper_process=True)
     if output_format == "json":
         print_json(preview.as_json())
