@@ -89,15 +89,20 @@ def preview_moves(
         session.get_bind().dialect.name,
     )
     preview = Preview(as_of, engine.table.label)
-    for previous_rows, decided in helper.ordered(decide_batch, context, _every_doctor(session)):
+    for previous_rows, decided in helper.ordered(decided_views, context, _every_doctor(session)):
         preview.doctors += len(decided)
-        for new in decided:
-            number = new["gmc_number"]
+        for number, view in decided:
             previous = previous_rows.get(number)
-            move = move_between(number, None if previous is None else decision_view(previous), decision_view(new))
+            move = move_between(number, None if previous is None else decision_view(previous), view)
             if move is not None:
                 preview.moves.append(move)
     return preview
+
+
+def decided_views(context: DecisionContext, batch: list[DoctorInputs]) -> list[tuple[str, dict[str, Any]]]:
+    """Each doctor's decision view: pure, so it may run in the helper process, and all that
+    crosses back from it (a doctor's whole row would cost more to send than to decide)."""
+    return [(row["gmc_number"], decision_view(row)) for row in decide_batch(context, batch)]
 
 
 def stored_state(session: Session, engine: RuleEngine) -> tuple[Any, ...]:
@@ -119,16 +124,16 @@ def stored_state(session: Session, engine: RuleEngine) -> tuple[Any, ...]:
     )
 
 
-# Below this many stored doctors a preview works alone: starting a helper process takes longer
-# than deciding them all (a second or so on a busy machine, against a millisecond a doctor).
-HELPER_FROM_DOCTORS = 20_000
+# Below this many stored doctors a preview works alone: at 5,000 and at 20,000 the helper's
+# start (a second or two on a busy machine) cost more than the half of the deciding it took over.
+HELPER_FROM_DOCTORS = 50_000
 
 
 def preview_helper(session: Session, wanted: bool) -> SyncHelper:
     """A helper process for a large preview, when ``wanted``; else this process alone."""
     if not wanted or (session.scalar(select(func.count()).select_from(Doctor)) or 0) < HELPER_FROM_DOCTORS:
         return IN_THIS_PROCESS
-    return SyncHelper(None, start_now=True, preload=(decide_batch.__module__,))
+    return SyncHelper(None, start_now=True, preload=(decided_views.__module__,))
 
 
 def _every_doctor(session: Session) -> Iterator[tuple[list[DoctorInputs], dict[str, Any]]]:

@@ -239,7 +239,7 @@ def test_a_dry_run_of_a_sync_that_would_fail_says_so_and_writes_nothing(reval, s
 def test_a_preview_in_a_helper_process_equals_one_worked_alone(sessions, first_night):
     with sessions() as session:
         alone = preview_moves(session, as_of=AS_OF + timedelta(days=30), helper=IN_THIS_PROCESS)
-        with SyncHelper(True, start_now=True, preload=("reval.reconcile.decisions",)) as helper:
+        with SyncHelper(True, start_now=True, preload=("reval.reconcile.preview",)) as helper:
             shared = preview_moves(session, as_of=AS_OF + timedelta(days=30), helper=helper)
         assert helper.uses_process
     assert shared == alone and [move.gmc_number for move in alone.moves] == ["1000001"]
