@@ -124,8 +124,8 @@ def stored_state(session: Session, engine: RuleEngine) -> tuple[Any, ...]:
     )
 
 
-# Below this many stored doctors a preview works alone: at 5,000 and at 20,000 the helper's
-# start (a second or two on a busy machine) cost more than the half of the deciding it took over.
+# Below this many stored doctors a preview works alone: a helper's start costs more than the
+# share of the deciding it takes over (docs/performance.md).
 HELPER_FROM_DOCTORS = 50_000
 
 
