@@ -16,8 +16,9 @@ from reval.models import Base, Doctor, SyncRun
 from reval.reconcile.connections import record_connection_request
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.reconcile.lock import sync_lock
-from reval.reconcile.preview import preview_moves
-from reval.reconcile.sync import GmcInput, TisInput, run_sync
+from reval.reconcile.preview import dry_run_sync, preview_moves
+from reval.reconcile.sources import MassChangeGuard
+from reval.reconcile.sync import GmcInput, SyncControls, TisInput, run_sync
 from reval.rules import DEFAULT_RULE_TABLE, RuleEngine
 from reval.snapshot_files import open_snapshot
 from tests.conftest import assert_one_line_refusal
@@ -311,3 +312,31 @@ def test_a_preview_asked_again_is_the_same_until_a_sync_or_a_change(reval, sessi
     )
     again = json.loads(reval("rules", "preview", "--as-of", later, "--format", "json").stdout)
     assert [move["gmcReferenceNumber"] for move in first["moves"]] == ["1000001"] and again["moves"] == []
+
+
+def test_a_real_sync_runs_while_a_dry_run_reads_its_sources(sessions, files, first_night):
+    """The dry run holds the sync lock only while it copies the database: by the time it reads
+    its sources, a real sync takes the lock at once (no wait) and runs to the end."""
+    gmc, tis = first_night
+    real_runs: list[str] = []
+
+    def lists_read_after_a_real_sync():
+        summary = run_sync(
+            sessions,
+            gmc=None,
+            tis=TisInput(str(tis), open_snapshot(tis, label="TIS", list_key="people")),
+            as_of=AS_OF,
+            controls=SyncControls(wait_seconds=0),
+        )
+        real_runs.append(summary["status"])
+        yield from open_snapshot(gmc, label="GMC", list_key="designatedBodies")
+
+    dry_run = dry_run_sync(
+        sessions,
+        gmc=GmcInput(str(gmc), lists_read_after_a_real_sync()),
+        tis=None,
+        as_of=AS_OF,
+        controls=SyncControls(MassChangeGuard(allowed=True)),
+    )
+    assert real_runs == ["SUCCEEDED"]
+    assert [move.gmc_number for move in dry_run.moves] == ["1000001", "1000003"]
