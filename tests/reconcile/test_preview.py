@@ -340,3 +340,13 @@ def test_a_real_sync_runs_while_a_dry_run_reads_its_sources(sessions, files, fir
     )
     assert real_runs == ["SUCCEEDED"]
     assert [move.gmc_number for move in dry_run.moves] == ["1000001", "1000003"]
+
+
+def test_a_dry_run_of_a_missing_file_is_refused_as_the_sync_refuses_it(reval, sessions, files, first_night):
+    _gmc, tis = first_night
+    rows_before = every_row(sessions)
+    missing = files / "no-such-gmc.json"
+    for command in (("sync",), ("sync", "--dry-run")):
+        result = reval(*command, "--gmc-file", missing, "--tis-file", tis, expect_exit=2)
+        assert_one_line_refusal(result, 2, str(missing))
+    assert every_row(sessions) == rows_before
