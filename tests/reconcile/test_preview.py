@@ -350,3 +350,10 @@ def test_a_dry_run_of_a_missing_file_is_refused_as_the_sync_refuses_it(reval, se
         result = reval(*command, "--gmc-file", missing, "--tis-file", tis, expect_exit=2)
         assert_one_line_refusal(result, 2, str(missing))
     assert every_row(sessions) == rows_before
+
+
+def test_reval_bench_times_a_preview_of_every_doctor_that_moves_nobody(reval):
+    """Right after a sync as of the same day, a preview decides every doctor and moves none."""
+    figures = json.loads(reval("bench", "--doctors", "300", "--json", "--quiet").output)
+    assert figures["previewDoctors"] == figures["decided"] and figures["previewMoves"] == 0
+    assert figures["previewSeconds"] > 0 and figures["previewToFullSyncDecide"] > 0
