@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
+from flask.logging import default_handler
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from reval import metrics
 from reval.api import API_PREFIX, error_problem, init_api
+from reval.db import private_folder
 from reval.extensions import Database, celery_init_app, init_settings
+from reval.logs import configure_logging
 from reval.settings import Settings, environment_settings
 from reval.web import csrf, init_web
 from reval.web.errors import error_page
@@ -37,6 +41,13 @@ def create_app(config: dict[str, Any] | None = None, *, migrate: bool = True) ->
     default_database = "REVAL_DATABASE_URL" not in app.config
     app.config.setdefault("REVAL_DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'reval.sqlite'}")
     init_settings(app, replace(configured, database_url=app.config["REVAL_DATABASE_URL"]))
+    configure_logging(configured.log_format)
+    if configured.log_format == "json":
+        app.logger.removeHandler(default_handler)  # the root logger's JSON handler writes its lines
+    metrics_folder = Path(configured.metrics_dir) if configured.metrics_dir else Path(app.instance_path) / "metrics"
+    if metrics.folder() is None:
+        private_folder(metrics_folder)
+        metrics.use_folder(metrics_folder)
     Database(
         app.config["REVAL_DATABASE_URL"],
         migrate=migrate,

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from flask import Flask, current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from reval import logs
 from reval.db import ensure_schema, make_engine, read_only, schema_is_current, session_factory
 from reval.gmc.client import GmcClient, GmcSettings
 from reval.refusals import NotConfigured
@@ -115,7 +116,36 @@ def celery_init_app(app: Flask) -> Celery:
     )
     celery_app.set_default()
     app.extensions["celery"] = celery_app
+    _carry_request_ids()
+    if configured.log_format == "json":
+        # Any receiver of setup_logging stops Celery from replacing the root logger's handlers.
+        signals.setup_logging.connect(_keep_json_logs, weak=False, dispatch_uid="reval.logs")
     return celery_app
+
+
+REQUEST_ID_TASK_HEADER = "reval_request_id"
+
+
+def _carry_request_ids() -> None:
+    """A task sent while serving a request (or a task that a task sent) logs that request's id."""
+    signals.before_task_publish.connect(_add_request_id, weak=False, dispatch_uid="reval.request_id.out")
+    signals.task_prerun.connect(_take_request_id, weak=False, dispatch_uid="reval.request_id.in")
+
+
+def _add_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    request_id = logs.request_id.get()
+    if headers is not None and request_id:
+        headers[REQUEST_ID_TASK_HEADER] = request_id
+
+
+def _take_request_id(task: Task | None = None, **_: Any) -> None:
+    carried = getattr(task.request, REQUEST_ID_TASK_HEADER, None) if task is not None else None
+    # Each task starts afresh: a worker runs many tasks in one context.
+    logs.request_id.set(carried if isinstance(carried, str) and logs.REQUEST_ID.fullmatch(carried) else None)
+
+
+def _keep_json_logs(**_: Any) -> None:
+    logs.configure_logging("json")
 
 
 def _transport_options(visibility_timeout: float) -> dict[str, Any]:

@@ -9,6 +9,7 @@ request is recorded first (the outbox), so a process that dies loses nothing: th
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -90,4 +91,4 @@ class AppGateway:
             except Exception:
                 log.exception("background work failed; what it was doing stays recorded for a retry")
 
-        executor.submit(run)
+        executor.submit(contextvars.copy_context().run, run)  # its log lines keep the request's id

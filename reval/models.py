@@ -392,3 +392,28 @@ class StagedTisPerson(Base):
     sync_run_id: Mapped[int] = mapped_column(ForeignKey("sync_run.id"), primary_key=True)
     tis_person_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     record: Mapped[dict[str, Any]]
+
+
+class AccessRecord(Base):
+    """One view of doctors' personal data: who saw what, when, through which entry point. Written
+    in a transaction of its own before the data goes out; never changed, and removed only once
+    older than REVAL_AUDIT_RETENTION_DAYS."""
+
+    __tablename__ = "access_audit"
+    __table_args__ = (
+        Index("ix_access_audit_gmc_number_recorded_at", "gmc_number", "recorded_at"),
+        Index("ix_access_audit_actor_name_recorded_at", "actor_name", "recorded_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    actor_name: Mapped[str] = mapped_column(String(200))
+    actor_role: Mapped[str] = mapped_column(String(20))
+    actor_bodies: Mapped[list[Any]]
+    actor_subject: Mapped[str | None] = mapped_column(String(300))  # the API token's subject, or the sign-in session
+    entry_point: Mapped[str] = mapped_column(String(10))  # ui, api, cli
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    view: Mapped[str] = mapped_column(String(40))  # what was seen: see reval.services.audit.View
+    gmc_number: Mapped[str | None] = mapped_column(GMC_NUMBER)  # one doctor's view; None: an export
+    filters: Mapped[dict[str, Any] | None]  # an export's view: its body, queue, search and filters
+    row_count: Mapped[int | None] = mapped_column(Integer)  # an export's doctors

@@ -135,13 +135,24 @@ SETTINGS = (
     "REVAL_MAX_REQUEST_BYTES",
     "REVAL_SESSION_IDLE_MINUTES",
     "REVAL_DEBUG",
+    "REVAL_METRICS_TOKEN",
+    "REVAL_METRICS_DIR",
+    "REVAL_LOG_FORMAT",
+    "REVAL_AUDIT_RETENTION_DAYS",
 )
+LOG_FORMATS = ("text", "json")
 
 
 def environment_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The settings set in the environment (this process's, unless ``environ`` is given)."""
     environ = os.environ if environ is None else environ
     return {name: environ[name] for name in SETTINGS if environ.get(name)}
+
+
+def export_metrics_folder(folder: str) -> None:
+    """Names the folder of this process's metrics (and its children's) the way prometheus-client
+    reads it: from PROMETHEUS_MULTIPROC_DIR, as each process first writes a metric."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
 
 
 def process_environment(**settings: str) -> dict[str, str]:
@@ -213,6 +224,11 @@ class Settings:
     api_rate_limits: bool = True
     rate_limit_storage_url: str | None = None
     max_request_bytes: int = 1024 * 1024
+    # running it: metrics, logs and the access audit
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_dir: str | None = None  # None: the instance folder's metrics/
+    log_format: str = "text"
+    audit_retention_days: int = 2190  # six years
 
     @property
     def dev(self) -> bool:
@@ -241,6 +257,7 @@ class Settings:
             sync_wait_seconds=number(config, "REVAL_SYNC_WAIT_SECONDS", cls.sync_wait_seconds),
             sync_helper=flag(config, "REVAL_SYNC_HELPER", cls.sync_helper),
             **_web(config),
+            **_operations(config),
         )
 
 
@@ -330,4 +347,20 @@ def _web(config: Mapping[str, Any]) -> dict[str, Any]:
         "api_rate_limits": flag(config, "REVAL_API_RATE_LIMITS", Settings.api_rate_limits),
         "rate_limit_storage_url": str(config.get("REVAL_RATE_LIMIT_STORAGE_URL") or "") or None,
         "max_request_bytes": whole_number(config, "REVAL_MAX_REQUEST_BYTES", Settings.max_request_bytes, minimum=1),
+    }
+
+
+def _operations(config: Mapping[str, Any]) -> dict[str, Any]:
+    log_format = (text(config, "REVAL_LOG_FORMAT") or Settings.log_format).lower()
+    if log_format not in LOG_FORMATS:
+        raise NotConfigured(
+            f"REVAL_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)} (got {config.get('REVAL_LOG_FORMAT')!r})"
+        )
+    return {
+        "metrics_token": text(config, "REVAL_METRICS_TOKEN"),
+        "metrics_dir": text(config, "REVAL_METRICS_DIR"),
+        "log_format": log_format,
+        "audit_retention_days": whole_number(
+            config, "REVAL_AUDIT_RETENTION_DAYS", Settings.audit_retention_days, minimum=1
+        ),
     }

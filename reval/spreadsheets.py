@@ -9,7 +9,8 @@ spreadsheets show as text (the OWASP advice for CSV injection).
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+import io
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -34,3 +35,19 @@ class SafeCsvWriter:
 
     def writerow(self, row: Iterable[Any]) -> None:
         self._writer.writerow([safe_cell(value) for value in row])
+
+
+CHUNK_BYTES = 65536  # a download is streamed in pieces of about this size
+
+
+def csv_chunks(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
+    """``rows`` (the header first) as CSV text for a streamed download, a piece at a time."""
+    buffer = io.StringIO()
+    writer = SafeCsvWriter(buffer)
+    for row in rows:
+        writer.writerow(row)
+        if buffer.tell() > CHUNK_BYTES:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

@@ -24,6 +24,7 @@ from reval.progress import Progress
 from reval.refusals import NotConfigured
 from reval.services import delivery
 from reval.services import nightly as nightly_run
+from reval.services.audit import purge_expired_records
 from reval.services.context import Actor, Context
 from reval.services.hides import end_expired_hides_now
 from reval.services.sync import refresh_people_now
@@ -70,6 +71,12 @@ def deliver_now(request_id: int) -> ConnectionRequest | None:
 @shared_task(name="reval.end_expired_hides")
 def end_expired_hides_task() -> int:
     return end_expired_hides_now(database().sessions, as_of=london_today(), now=utcnow())
+
+
+@shared_task(name="reval.purge_access_audit")
+def purge_access_audit_task() -> int:
+    """The access audit's records older than REVAL_AUDIT_RETENTION_DAYS, removed."""
+    return purge_expired_records(database().sessions, utcnow(), settings().audit_retention_days)
 
 
 # --- the nightly run -----------------------------------------------------------------------------
@@ -253,6 +260,10 @@ def beat_schedule(configured: Settings) -> dict[str, dict[str, Any]]:
         },
         "end-expired-hides": {
             "task": "reval.end_expired_hides",
+            "schedule": crontab(hour=hides_hour, minute=hides_minute),
+        },
+        "purge-access-audit": {
+            "task": "reval.purge_access_audit",
             "schedule": crontab(hour=hides_hour, minute=hides_minute),
         },
     }

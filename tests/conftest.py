@@ -25,6 +25,7 @@ from click.testing import CliRunner
 from sqlalchemy import delete
 from werkzeug.serving import make_server
 
+from reval import metrics
 from reval.app import create_app
 from reval.cli import cli
 from reval.db import ensure_schema, make_engine
@@ -38,6 +39,11 @@ from reval.settings import SETTINGS
 from reval.tis.client import TisSettings
 from reval.tis.simulator import RunningTisSimulator, TisState
 from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
+
+
+# This process's metrics (a process writes to the first folder named): a folder of the run's own,
+# not the first test's instance folder, which that test removes.
+metrics.use_folder(Path(tempfile.mkdtemp(prefix="reval-tests-metrics-")))
 
 
 @pytest.fixture(scope="session")

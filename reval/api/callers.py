@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Response, current_app, g, request
 
+from reval import logs
 from reval.api.problems import problem
 from reval.api.tokens import InvalidToken, KeysUnavailable, TokenVerifier, caller, scopes_of
 
@@ -30,6 +31,7 @@ def authenticate() -> Response | None:
         return problem(401, why, kind="unauthorized", headers={"WWW-Authenticate": challenge})
     g.api_scopes = scopes_of(claims)
     g.api_actor = caller(claims, verifier.settings.bodies_claim)
+    logs.actor.set(g.api_actor.subject)  # the token's subject, never a name
     return None
 
 

@@ -104,7 +104,9 @@ REPLAYED = {
 def context() -> Context:
     """The caller's context: a request never waits on GMC (a worker or a background thread delivers)."""
     db = database()
-    return Context(db.sessions, db.reads, g.api_actor, AppGateway(current_app, wait_for_delivery=False))
+    return Context(
+        db.sessions, db.reads, g.api_actor, AppGateway(current_app, wait_for_delivery=False), entry_point="api"
+    )
 
 
 def needs(*scopes: str) -> None:

@@ -183,7 +183,10 @@ def caller(claims: Mapping[str, Any], bodies_claim: str) -> Actor:
     if isinstance(bodies, str):
         bodies = bodies.replace(",", " ").split()
     name = next((str(claims[key]) for key in ("name", "client_id", "azp", "sub") if claims.get(key)), "unknown")
-    return Actor(name, role, frozenset(str(body).strip().upper() for body in bodies if str(body).strip()))
+    subject = f"token:{claims['sub']}" if claims.get("sub") else None
+    return Actor(
+        name, role, frozenset(str(body).strip().upper() for body in bodies if str(body).strip()), subject=subject
+    )
 
 
 # --- development tokens --------------------------------------------------------------------------

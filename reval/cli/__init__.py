@@ -9,6 +9,7 @@ from reval.cli import (  # noqa: F401  (registers the commands)
     connections,
     demo,
     doctors,
+    operations,
     preview,
     runs,
     servers,

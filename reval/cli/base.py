@@ -16,6 +16,7 @@ import orjson
 from flask import Flask, current_app
 from flask.cli import ScriptInfo
 
+from reval import logs
 from reval.app import create_app
 from reval.clock import london_time
 from reval.db import DatabaseBusy, DatabaseUnavailable
@@ -66,6 +67,8 @@ def command(group: click.Group = cli, name: str | None = None, stoppable: bool =
         @functools.wraps(function)
         def run(*args, **kwargs):
             try:
+                logs.request_id.set(logs.request_id_from(None))  # this command's lines, and the tasks it sends
+                logs.actor.set(f"cli:{who(None)}")
                 with app().app_context(), terminated_as_interrupt() if stoppable else nullcontext():
                     return function(*args, **kwargs)
             except (click.ClickException, click.exceptions.Exit, click.Abort):
@@ -138,7 +141,9 @@ def context(by: str | None = None) -> Context:
     """The operator at this terminal acting (recorded as ``by``, default their user name); GMC
     requests are delivered here and now, so the command can say what GMC answered."""
     db = database()
-    return Context(db.sessions, db.reads, Actor.operator(who(by)), AppGateway(current_app, wait_for_delivery=True))
+    return Context(
+        db.sessions, db.reads, Actor.operator(who(by), who(None)), AppGateway(current_app, wait_for_delivery=True)
+    )
 
 
 def who(by: str | None) -> str:

@@ -16,6 +16,7 @@ from reval.models import DoctorEvent
 from reval.rules import DEFAULT_RULE_TABLE, Explanation, Queue, TisPersonView
 from reval.rules.engine import placement_state, programme_state
 from reval.rules.table import format_value
+from reval.services.audit import View
 from reval.services.connections import request_view
 from reval.services.doctors import (
     EVENT_SOURCES,
@@ -27,7 +28,7 @@ from reval.services.doctors import (
     rejected_record_text,
 )
 from reval.services.hides import hide_doctor, unhide_doctor
-from reval.services.queues import EXPORT_FIELDS, QueueEntry, QueueView, queue_entries
+from reval.services.queues import EXPORT_FIELDS, QueueEntry, QueueView, exported_entries
 from reval.spreadsheets import SafeCsvWriter
 
 
@@ -38,7 +39,7 @@ from reval.spreadsheets import SafeCsvWriter
 def export(output_format, queue, designated_body):
     """Write every doctor's queue and reason to standard output."""
     view = QueueView(designated_body, Queue(queue.upper()) if queue else None)
-    entries = queue_entries(context(), view)
+    entries = exported_entries(context(), view, View.EXPORT)  # recorded in the access audit
     first = next(entries, None)  # a refusal (an unknown body) comes before any output
     rows = (entry.export_row() for entry in _chain(first, entries))
     if output_format == "json":

@@ -9,6 +9,7 @@ import threading
 import click
 from flask import current_app
 
+from reval import metrics
 from reval.api import share_rate_limit
 from reval.cli.base import CommandRefused, command, context
 from reval.db import schema_is_current
@@ -46,6 +47,7 @@ def _celery_app():
         raise CommandRefused("no broker is configured: set REVAL_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
     settings()  # read again, should the app's config have changed since
     database().check()  # a worker needs its database: one line now if it cannot be used, not failing tasks later
+    forget_dead_processes_metrics()
     return current_app.extensions["celery"]
 
 
@@ -118,6 +120,7 @@ def serve(host, port, workers, threads):
     if not schema_is_current(database().engine):
         raise CommandRefused("the database schema is not up to date; run `reval db upgrade` first")
     check_port_free(host, port)
+    forget_dead_processes_metrics()
     serve_app(app, host, port, threads, workers=default_workers() if workers is None else workers)
 
 
@@ -131,6 +134,13 @@ def check_port_free(host: str, port: int) -> None:
             raise CommandRefused(
                 f"port {port} on {host} is not free ({error.strerror}): choose another with --port"
             ) from None
+
+
+def forget_dead_processes_metrics() -> None:
+    """A server or worker starting: the metrics files of processes that have ended are removed."""
+    folder = metrics.folder()
+    if folder is not None:
+        metrics.remove_dead_processes(folder)
 
 
 def serve_app(app, host: str, port: int, threads: int = 8, workers: int = 1) -> None:

@@ -26,6 +26,7 @@ from lxml.etree import XMLSyntaxError
 
 from reval import retrying
 from reval.gmc.codes import Action, OutcomeKind, classify_return_code, describe_return_code
+from reval.metrics import metrics, timed_call
 from reval.retrying import RetryLater
 from reval.settings import Settings
 
@@ -157,14 +158,20 @@ class GmcClient:
         )
 
     def _call(self, operation: str, action: Action | None, client_request_id: str, **body) -> GmcReply:
-        try:
-            result = getattr(self._service, operation)(
-                **body, Username=self.settings.username, Password=self.settings.password
-            )
-        except CALL_FAILURES as error:
-            kind, message = self._failure(error)
-            return GmcReply(kind, f"{operation}: {message}", client_request_id)
-        return _reply(operation, action, client_request_id, result)
+        measured = metrics()
+        with timed_call(measured.gmc_calls, measured.gmc_call_duration, operation) as outcome:
+            try:
+                result = getattr(self._service, operation)(
+                    **body, Username=self.settings.username, Password=self.settings.password
+                )
+            except CALL_FAILURES as error:
+                kind, message = self._failure(error)
+                reply = GmcReply(kind, f"{operation}: {message}", client_request_id)
+            else:
+                reply = _reply(operation, action, client_request_id, result)
+            outcome.append(reply.kind.value.lower())
+        log.info("GMC %s: %s (client request %s)", operation, reply.kind.value.lower(), client_request_id)
+        return reply
 
     def _failure(self, error: Exception) -> tuple[OutcomeKind, str]:
         """A call that got no readable answer: whether to try again, and why it failed."""

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from reval.clock import utcnow
 from reval.db import refresh_planner_statistics
 from reval.designated_bodies import DesignatedBody, OwnerDirectory
+from reval.metrics import metrics
 from reval.models import (
     Doctor,
     DoctorEvent,
@@ -243,6 +244,7 @@ def run_sync(
         summary["finishedAt"] = run.finished_at.isoformat()
         run.summary, run.rejected_records = summary, summary["rejectedRecords"]
     refresh_statistics_after(sessions, summary)
+    count_run(summary["status"], started)
     return summary
 
 
@@ -388,6 +390,7 @@ def _locked_run(
             except BaseException as error:
                 _release_failed_statement(error)
                 _record_failure(sessions, run_id, error)
+                count_run(RunStatus.FAILED, started)
                 if isinstance(error, Exception):
                     raise SyncFailed(run_id, error) from error
                 if isinstance(error, KeyboardInterrupt) and not isinstance(error, SyncInterrupted):
@@ -398,8 +401,17 @@ def _locked_run(
         if controls.wait_seconds > 0:
             reason += f" (waited {controls.wait_seconds:g} s)"
         skipped = record_skipped_run(sessions, as_of, now or utcnow(), reason, run_id)
+        count_run(RunStatus.SKIPPED)
         log.warning("Sync run %s skipped: %s", skipped, reason)
         raise SyncSkipped(skipped, reason) from None
+
+
+def count_run(status: str, started: datetime | None = None) -> None:
+    """Counts a finished sync in the metrics, with how long it took (a skipped one took no time)."""
+    measured = metrics()
+    measured.sync_runs.labels(status.lower()).inc()
+    if started is not None:
+        measured.sync_duration.observe(max(0.0, (utcnow() - started).total_seconds()))
 
 
 def _lock_holder_description(sessions: sessionmaker[Session]) -> str:
@@ -747,6 +759,7 @@ def finish_sharded_run(
         run.status, run.finished_at = summary["status"], utcnow()
         summary["finishedAt"] = run.finished_at.isoformat()
         run.summary = summary
+        count_run(run.status, run.started_at)
         return summary
 
 

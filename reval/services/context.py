@@ -33,6 +33,8 @@ class Actor:
     name: str
     role: Role
     designated_bodies: frozenset[str] = frozenset()
+    # Which sign-in acted, for the access audit: "token:<subject>", "session:<id>" or "cli:<account>".
+    subject: str | None = field(default=None, compare=False)
 
     @property
     def national(self) -> bool:
@@ -43,9 +45,10 @@ class Actor:
         return self.role in (Role.ADMIN, Role.NATIONAL)
 
     @classmethod
-    def operator(cls, name: str) -> Actor:
-        """Someone at the server's command line: they hold the database itself, so every body."""
-        return cls(name, Role.NATIONAL)
+    def operator(cls, name: str, account: str | None = None) -> Actor:
+        """Someone at the server's command line (``account``: their login): they hold the
+        database itself, so every body."""
+        return cls(name, Role.NATIONAL, subject=f"cli:{account}" if account else None)
 
 
 class Gateway(Protocol):
@@ -86,6 +89,7 @@ class Context:
     actor: Actor
     gateway: Gateway | None = None
     clock: Clock = field(default=SYSTEM_CLOCK)
+    entry_point: str = "cli"  # ui, api or cli: where the access audit says a view came from
 
     def today(self) -> date:
         return self.clock.today()

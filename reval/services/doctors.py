@@ -16,6 +16,7 @@ from reval.refusals import NotFound
 from reval.rules import DEFAULT_RULE_TABLE, Explanation, RuleEngine
 from reval.rules.facts import placement_is_current
 from reval.services.access import checked_gmc_number, doctor_bodies, may_see_doctor, not_visible
+from reval.services.audit import View, record_doctor_view
 from reval.services.connections import RequestState, request_states
 from reval.services.context import Context
 
@@ -95,7 +96,7 @@ def doctor_detail(context: Context, number: str, as_of: date | None = None) -> D
             as_of = last_run.as_of if last_run is not None else context.today()
         explanation = explain_records(session, records, as_of, RuleEngine(DEFAULT_RULE_TABLE))
         requests = request_states(session, records.requests)
-        return DoctorDetail(
+        detail = DoctorDetail(
             gmc_number=number,
             as_of=as_of,
             records=records,
@@ -104,6 +105,8 @@ def doctor_detail(context: Context, number: str, as_of: date | None = None) -> D
             requests=requests,
             gmc_update_failed=any(state.flags_failure for state in requests),
         )
+    record_doctor_view(context, View.DOCTOR, number)  # before anyone sees it; a failure fails the view
+    return detail
 
 
 def doctor_history(context: Context, number: str) -> list[DoctorEvent]:
@@ -112,7 +115,9 @@ def doctor_history(context: Context, number: str) -> list[DoctorEvent]:
     with context.reads() as session:
         if not may_see_doctor(session, context.actor, number):
             raise not_visible(number)
-        return queries.doctor_history(session, number)
+        history = queries.doctor_history(session, number)
+    record_doctor_view(context, View.HISTORY, number)
+    return history
 
 
 def rejected_record_text(rejected: RejectedTisPerson) -> str:

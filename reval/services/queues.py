@@ -40,6 +40,7 @@ from reval.reconcile.reference import configured_designated_bodies
 from reval.refusals import Invalid
 from reval.rules import DEFAULT_RULE_TABLE, HIDDEN_BY_ADMIN, Queue
 from reval.services.access import require_national, visible_bodies, visible_body
+from reval.services.audit import View, record_export
 from reval.services.context import Context
 
 
@@ -174,6 +175,17 @@ class QueueView:
     sort: SortKey = SortKey.GMC_NUMBER
     descending: bool = False
 
+    def described(self) -> dict[str, Any]:
+        """The view as the access audit records an export of it: only what narrows it."""
+        described: dict[str, Any] = {"body": self.body, "queue": self.queue.value if self.queue else None}
+        if self.unassigned:
+            described["unassigned"] = True
+        for name in self.filters.__dataclass_fields__:
+            value = getattr(self.filters, name)
+            if value is not None:
+                described[name] = value.isoformat() if isinstance(value, date) else str(value)
+        return described
+
     @classmethod
     def of_tab(cls, tab: QueueTab, body: str | None, **kwargs: Any) -> QueueView:
         if tab is QueueTab.UNASSIGNED:
@@ -270,6 +282,15 @@ def queue_entries(context: Context, view: QueueView) -> Iterator[QueueEntry]:
         for rows in session.execute(statement).partitions():
             for row in rows:
                 yield _entry(row, row.seen_queue, row.seen_reason, hidden_for, failed)
+
+
+def exported_entries(context: Context, view: QueueView, export: View) -> Iterator[QueueEntry]:
+    """Every doctor of the view, for a download: the export (its view and row count) is recorded
+    in the access audit first, and any refusal comes now, before a row is read."""
+    with context.reads() as session:
+        row_count = session.execute(_query(session, context, view).count()).scalar_one()
+    record_export(context, export, view.described(), row_count)
+    return queue_entries(context, view)
 
 
 def doctors_seen_by(context: Context, body: str, numbers: list[str]) -> tuple[list[QueueEntry], list[str]]:

@@ -16,6 +16,7 @@ from reval.reconcile.summary import SyncSummary
 from reval.reconcile.sync import GmcInput, SyncControls, TisInput, run_sync
 from reval.refusals import NotConfigured
 from reval.services.access import require_national
+from reval.services.audit import purge_expired_records
 from reval.services.context import Context
 
 
@@ -137,11 +138,13 @@ def nightly_in_process(
     controls = SyncControls.from_settings(
         gateway.settings, allow_mass_changes=allow_mass_changes, on_wait=on_wait, progress=progress
     )
-    return SyncSummary.from_json(
+    summary = SyncSummary.from_json(
         run_nightly_in_process(
             context.sessions, gateway.gmc_client(), gateway.tis_client(), day, policy, run_id=run_id, controls=controls
         )
     )
+    purge_expired_records(context.sessions, context.now(), gateway.settings.audit_retention_days)  # housekeeping
+    return summary
 
 
 def _gmc_configured(context: Context) -> bool:

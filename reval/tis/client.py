@@ -24,6 +24,7 @@ import requests
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
+from reval.metrics import metrics, timed_call
 from reval.retrying import RetryLater, with_retries
 from reval.settings import Settings
 from reval.tis.mapping import is_placeholder, person_record
@@ -90,7 +91,7 @@ class TisClient:
 
     def people_page(self, page: int) -> tuple[list[dict[str, Any]], int]:
         """One page of people (numbered from 0) and the total in X-Total-Count."""
-        response = self._get("/api/people", params={"page": page, "size": self.settings.page_size})
+        response = self._get("/api/people", "people", params={"page": page, "size": self.settings.page_size})
         total = response.headers.get("X-Total-Count")
         if total is None or not total.isdigit():
             raise TisUnavailable(f"GET /api/people page {page}: no X-Total-Count header (got {total!r})")
@@ -101,8 +102,8 @@ class TisClient:
 
     def person(self, person_id: int) -> dict[str, Any]:
         """The person in the TIS snapshot format; raises PersonDeleted on 404."""
-        person = self._get(f"/api/people/v2/{person_id}", not_found_is_deletion=True).json()
-        placements = self._get(f"/api/people/{person_id}/placements", not_found_is_deletion=True).json()
+        person = self._get(f"/api/people/v2/{person_id}", "person", not_found_is_deletion=True).json()
+        placements = self._get(f"/api/people/{person_id}/placements", "placements", not_found_is_deletion=True).json()
         return person_record(person, placements)
 
     # --- pulls ---------------------------------------------------------------------------------
@@ -145,17 +146,19 @@ class TisClient:
 
     # --- one call, with its token and retries --------------------------------------------------
 
-    def _get(self, path: str, params: dict | None = None, not_found_is_deletion: bool = False) -> requests.Response:
+    def _get(
+        self, path: str, operation: str, params: dict | None = None, not_found_is_deletion: bool = False
+    ) -> requests.Response:
         what = f"GET {path}" + (f" page {params['page']}" if params and "page" in params else "")
         refreshed = False
 
         def attempt() -> requests.Response:
             nonlocal refreshed
-            response = self._send(path, params, what)
+            response = self._send(path, operation, params, what)
             if response.status_code == HTTPStatus.UNAUTHORIZED and not refreshed:
                 refreshed = True  # the token was refused before its time: one new token, one retry
                 self._renew_token()
-                response = self._send(path, params, what)
+                response = self._send(path, operation, params, what)
             if response.status_code == HTTPStatus.OK:
                 return response
             raise _retried_problem(response, what, path, not_found_is_deletion)
@@ -171,15 +174,23 @@ class TisClient:
             raise TisUnavailable(f"{what}: {failure.problem}, after {self.settings.attempts} attempts") from None
         return response
 
-    def _send(self, path: str, params: dict | None, what: str) -> requests.Response:
+    def _send(self, path: str, operation: str, params: dict | None, what: str) -> requests.Response:
         """One request with the current token; RetryLater for a timeout or a connection refused."""
+        measured = metrics()
         try:
             self._ensure_token()
-            return self._session.get(
-                self.settings.url + path,
-                params=params,
-                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-            )
+            with timed_call(measured.tis_calls, measured.tis_call_duration, operation) as outcome:
+                try:
+                    response = self._session.get(
+                        self.settings.url + path,
+                        params=params,
+                        timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                    )
+                except requests.RequestException:
+                    outcome.append("unreachable")
+                    raise
+                outcome.append(_outcome(response.status_code))
+            return response
         except requests.Timeout:
             raise RetryLater(f"no answer within {self.settings.read_timeout:g} s") from None
         except requests.ConnectionError as error:
@@ -198,12 +209,26 @@ class TisClient:
 
     def _request_token(self) -> None:
         """A new token by the client-credentials grant (the caller holds the token lock)."""
+        measured = metrics()
         try:
-            self._session.fetch_token(timeout=(self.settings.connect_timeout, self.settings.read_timeout))
+            with timed_call(measured.tis_calls, measured.tis_call_duration, "token") as outcome:
+                self._session.fetch_token(timeout=(self.settings.connect_timeout, self.settings.read_timeout))
+                outcome.append("success")
         except requests.RequestException as error:
             raise TisUnavailable(f"the TIS token endpoint did not answer ({type(error).__name__})") from None
         except OAuthError as error:
             raise TisUnavailable(f"TIS's identity provider refused Reval's client: {error.error}") from None
+
+
+def _outcome(status: int) -> str:
+    """A TIS answer as the metrics count it: a handful of outcomes, not every status."""
+    if status == HTTPStatus.OK:
+        return "success"
+    if status == HTTPStatus.NOT_FOUND:
+        return "not_found"
+    if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        return "error"
+    return "refused"
 
 
 def _retried_problem(response: requests.Response, what: str, path: str, not_found_is_deletion: bool) -> RetryLater:

@@ -12,7 +12,7 @@ from flask import Blueprint, Flask
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChainableUndefined, ChoiceLoader, FileSystemLoader, PackageLoader
 
-from reval.web import actions, auth, components, doctors, pages, preview, queues, runs
+from reval.web import actions, audit, auth, components, doctors, operations, pages, preview, queues, runs
 
 WEB = Path(__file__).parent
 
@@ -47,6 +47,7 @@ def init_web(app: Flask) -> None:
             PackageLoader("nhsuk_frontend_jinja", package_path="templates/nhsuk"),
         ]
     )
+    operations.init_app(app)
     csrf.init_app(app)
     auth.init_app(app)
     pages.init_app(app)
@@ -59,5 +60,6 @@ def init_web(app: Flask) -> None:
         actions.blueprint,
         runs.blueprint,
         preview.blueprint,
+        audit.blueprint,
     ):
         app.register_blueprint(blueprint)

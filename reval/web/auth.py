@@ -136,7 +136,17 @@ def init_app(app: Flask) -> None:
 def current_actor() -> Actor | None:
     if "actor" not in g:
         user = session.get("user")
-        g.actor = None if not user else Actor(user["name"], Role(user["role"]), frozenset(user["bodies"]))
+        sign_in = session.get("sign_in")
+        g.actor = (
+            None
+            if not user
+            else Actor(
+                user["name"],
+                Role(user["role"]),
+                frozenset(user["bodies"]),
+                subject=f"session:{sign_in}" if sign_in else None,
+            )
+        )
     actor: Actor | None = g.actor
     return actor
 
@@ -155,6 +165,7 @@ def sign_in_as(name: str, role: Role, bodies: list[str], via: str, id_token: str
     now = int(time.time())
     session["user"] = {"name": name, "role": role.value, "bodies": sorted(bodies), "via": via}
     session["signed_in_at"] = session["seen_at"] = now
+    session["sign_in"] = secrets.token_hex(8)  # names this sign-in in the logs and the access audit
     if id_token:
         session["id_token"] = id_token  # the hint that ends this sign-in at the identity provider too
 

@@ -32,9 +32,9 @@ from reval.web.presenters import (
 
 blueprint = Blueprint("pages", __name__)
 
-# Endpoints anyone may reach: signing in, and the files every page loads. (The API, under
-# /api/, names its callers with tokens, not the session.)
-PUBLIC_BLUEPRINTS = {"auth", "dev_auth", "assets"}
+# Endpoints anyone may reach: signing in, the files every page loads, and the probes (/metrics
+# takes its own token). (The API, under /api/, names its callers with tokens, not the session.)
+PUBLIC_BLUEPRINTS = {"auth", "dev_auth", "assets", "operations"}
 API_PATH = "/api/"
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -72,7 +72,9 @@ def web_context() -> Context:
     """The signed-in person's context: a web request never waits on GMC (workers or a background
     thread deliver), and reads never wait for a sync's writes."""
     db = database()
-    return Context(db.sessions, db.reads, signed_in_actor(), AppGateway(current_app, wait_for_delivery=False))
+    return Context(
+        db.sessions, db.reads, signed_in_actor(), AppGateway(current_app, wait_for_delivery=False), entry_point="ui"
+    )
 
 
 def _require_sign_in() -> ResponseReturnValue | None:

@@ -3,7 +3,7 @@ and the whole view as CSV."""
 
 from __future__ import annotations
 
-import io
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,10 +16,10 @@ from reval.designated_bodies import DesignatedBody, find_designated_body
 from reval.refusals import Invalid, NotFound
 from reval.rules import DEFAULT_RULE_TABLE
 from reval.services.actions import standing_failures
+from reval.services.audit import View
 from reval.services.hides import active_hides
 from reval.services.queues import (
     DEFAULT_PAGE_SIZE,
-    Page,
     QueueEntry,
     QueueFilters,
     QueueTab,
@@ -29,15 +29,15 @@ from reval.services.queues import (
     checked_page,
     descending,
     discrepancy_counts,
+    exported_entries,
     programme_names,
-    queue_entries,
     queue_page,
     queue_tab,
     ready_counts,
     sort_key,
     tab_counts,
 )
-from reval.spreadsheets import SafeCsvWriter
+from reval.spreadsheets import csv_chunks
 from reval.web.auth import signed_in_actor
 from reval.web.pages import configured_bodies, my_bodies, url_with, web_context
 from reval.web.presenters import date_error, range_error
@@ -140,7 +140,7 @@ def _asked(queue: str) -> ViewAsked:
     if body is None:
         raise NotFound(f"designated body {request.args.get('body')!r} is not one of yours")
     errors: dict[str, str] = {}
-    typed = {name: _typed_date(request.args, name) for name in DATE_FILTERS}
+    typed = {name: typed_date(request.args, name) for name in DATE_FILTERS}
     dates = _dates(typed, errors)
     filters = QueueFilters(
         q=request.args.get("q"),
@@ -164,7 +164,7 @@ def _ready(text: str | None) -> Ready | None:
         raise Invalid(f"ready {text!r} is not one of {', '.join(Ready)}", field="ready") from None
 
 
-def _typed_date(args: Mapping[str, str], name: str) -> tuple[str, str, str]:
+def typed_date(args: Mapping[str, str], name: str) -> tuple[str, str, str]:
     """A date filter as typed: its date input's three fields, or else the address's 2027-02-01."""
     parts = tuple((args.get(f"{name}[{part}]") or "").strip() for part in ("day", "month", "year"))
     if any(parts):
@@ -226,7 +226,7 @@ def queue(queue: str) -> ResponseReturnValue:
         tab_label=TAB_LABELS[asked.tab],
         columns=COLUMNS,
         head=_sortable_head(asked),
-        pager=_pager(page),
+        pager=pager(page.page, page.pages),
         switcher=_body_switcher(asked),
         bodies=my_bodies(),
         owners=configured_bodies(),
@@ -280,24 +280,23 @@ def _sortable_head(asked: ViewAsked) -> list[dict[str, str]]:
     return head
 
 
-def _pager(page: Page) -> dict[str, Any]:
+def pager(current: int, pages: int) -> dict[str, Any]:
     """The pagination component's parameters: first, last and neighbours, with ellipses."""
-    numbers = sorted({1, page.pages, page.page - 1, page.page, page.page + 1} & set(range(1, page.pages + 1)))
+    numbers = sorted({1, pages, current - 1, current, current + 1} & set(range(1, pages + 1)))
     items: list[dict[str, Any]] = []
     previous = 0
     for number in numbers:
         if number - previous > 1:
             items.append({"ellipsis": True})
-        items.append({"number": number, "href": url_with(page=number), "current": number == page.page})
+        items.append({"number": number, "href": url_with(page=number), "current": number == current})
         previous = number
     return {
-        "previous": {"href": url_with(page=page.page - 1)} if page.page > 1 else None,
-        "next": {"href": url_with(page=page.page + 1)} if page.page < page.pages else None,
-        "items": items if page.pages > 1 else [],
+        "previous": {"href": url_with(page=current - 1)} if current > 1 else None,
+        "next": {"href": url_with(page=current + 1)} if current < pages else None,
+        "items": items if pages > 1 else [],
     }
 
 
-CSV_CHUNK_BYTES = 65536  # a download is streamed in pieces of about this size
 CSV_HEADER = (
     "GMC number",
     "First name",
@@ -326,7 +325,7 @@ def download(queue: str) -> Response:
     if asked.errors:  # the page says what is wrong; a CSV of a wider view than asked would mislead
         name, error = next(iter(asked.errors.items()))
         raise Invalid(error, field=name)
-    entries = queue_entries(web_context(), asked.view())
+    entries = exported_entries(web_context(), asked.view(), View.QUEUE_CSV)  # recorded in the access audit
     first = next(entries, None)  # any refusal comes now, before the response starts
     filename = f"reval-{asked.body.code}-{asked.tab.value}.csv"
     return Response(
@@ -337,17 +336,8 @@ def download(queue: str) -> Response:
 
 
 def _csv_lines(first: QueueEntry | None, rest: Iterator[QueueEntry]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = SafeCsvWriter(buffer)
-    writer.writerow(CSV_HEADER)
     entries = rest if first is None else _chain(first, rest)
-    for entry in entries:
-        writer.writerow(_csv_row(entry))
-        if buffer.tell() > CSV_CHUNK_BYTES:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    return csv_chunks(itertools.chain([CSV_HEADER], (_csv_row(entry) for entry in entries)))
 
 
 def _chain(first: QueueEntry, rest: Iterator[QueueEntry]) -> Iterator[QueueEntry]:

@@ -147,7 +147,7 @@ def test_retries_are_bounded(tis_service, people):
 def test_other_client_errors_are_not_retried(tis_service, people):
     client, delays = client_for(tis_service)
     with pytest.raises(TisUnavailable, match="HTTP 404"):
-        client._get("/api/nothing-here")
+        client._get("/api/nothing-here", "people")
     assert delays == []
 
 
