@@ -56,6 +56,18 @@ class _Json(JsonFormatter):
         log_data.setdefault("actor", None)
 
 
+class _StandardError(logging.StreamHandler):
+    """Writes to standard error as it is when a line is written (a test's capture, a redirect)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _stream: Any) -> None:
+        pass
+
+
 def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     """With "json", one handler on the root logger writes every line as JSON to standard error
     (configured again, never added twice, when a process makes a second app). With "text" the
@@ -65,7 +77,7 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
         root.removeHandler(handler)
     if log_format != "json":
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StandardError()
     handler.set_name(_HANDLER_NAME)
     handler.addFilter(_Context())
     handler.setFormatter(_Json(" ".join(f"%({name})s" for name in JSON_FIELDS[3:]), json_ensure_ascii=False))

@@ -4,6 +4,7 @@ emptied before each test; an app and a CLI runner on it."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -22,10 +23,11 @@ os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempd
 import pytest
 import redis
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete
 from werkzeug.serving import make_server
 
-from reval import metrics
+from reval import logs, metrics
 from reval.app import create_app
 from reval.cli import cli
 from reval.db import ensure_schema, make_engine
@@ -39,7 +41,6 @@ from reval.settings import SETTINGS
 from reval.tis.client import TisSettings
 from reval.tis.simulator import RunningTisSimulator, TisState
 from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
-
 
 # This process's metrics (a process writes to the first folder named): a folder of the run's own,
 # not the first test's instance folder, which that test removes.
@@ -362,3 +363,46 @@ def workers(app, broker, tmp_path):
     started = Workers(app, broker, tmp_path)
     yield started
     started.stop_all()
+
+
+# --- metrics and logs ---------------------------------------------------------------------------
+
+METRICS_TOKEN = "a-metrics-token-of-the-operator"
+
+
+def scraped(app) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = app.test_client().get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200, response.text
+    assert response.mimetype == "text/plain"
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@pytest.fixture
+def metered(app):
+    app.config["REVAL_METRICS_TOKEN"] = METRICS_TOKEN
+    return app
+
+
+@pytest.fixture
+def json_logs(app, capsys):
+    """An app logging JSON (to the captured standard error); text logging again afterwards."""
+    root_level = logging.getLogger().level
+    settings = {key: value for key, value in app.config.items() if key.startswith("REVAL_")}
+    json_app = create_app(
+        settings | {"TESTING": True, "REVAL_LOG_FORMAT": "json", "REVAL_AUTH": "dev", "REVAL_SECURE_COOKIES": "0"}
+    )
+    yield json_app
+    logs.configure_logging("text")
+    logging.getLogger().setLevel(root_level)
+
+
+def log_lines(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
