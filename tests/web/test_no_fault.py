@@ -92,3 +92,30 @@ PREVIEW_FIELDS = (
 def test_no_rule_preview_faults(sign_in, national, path, fields, national_user):
     person = sign_in("national", EAST_OF_ENGLAND, "Nat National") if national_user else sign_in()
     assert_no_fault(person.client.get(path, query_string=fields))
+
+
+AUDIT_FIELDS = (
+    "actor",
+    "doctor",
+    "since",
+    "until",
+    "since[day]",
+    "since[month]",
+    "since[year]",
+    "until[day]",
+    "until[month]",
+    "until[year]",
+    "page",
+)
+
+
+@FUZZ
+@given(
+    fields=st.dictionaries(st.sampled_from(AUDIT_FIELDS), VALUE),
+    download=st.booleans(),
+    request_id=VALUE.filter(lambda text: "\n" not in text and "\r" not in text),  # HTTP carries no line breaks there
+)
+def test_no_audit_filter_or_request_id_faults(sign_in, national, fields, download, request_id):
+    nina = sign_in(role="national", name="Nina National")
+    path = "/audit/download" if download else "/audit"
+    assert_no_fault(nina.client.get(path, query_string=fields, headers={"X-Request-ID": request_id}))
