@@ -12,7 +12,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from reval import metrics
 from reval.api import API_PREFIX, error_problem, init_api
-from reval.db import private_folder
 from reval.extensions import Database, celery_init_app, init_settings
 from reval.logs import configure_logging
 from reval.settings import Settings, environment_settings
@@ -45,9 +44,7 @@ def create_app(config: dict[str, Any] | None = None, *, migrate: bool = True) ->
     if configured.log_format == "json":
         app.logger.removeHandler(default_handler)  # the root logger's JSON handler writes its lines
     metrics_folder = Path(configured.metrics_dir) if configured.metrics_dir else Path(app.instance_path) / "metrics"
-    if metrics.folder() is None:
-        private_folder(metrics_folder)
-        metrics.use_folder(metrics_folder)
+    metrics.use_folder(metrics_folder)
     Database(
         app.config["REVAL_DATABASE_URL"],
         migrate=migrate,

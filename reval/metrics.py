@@ -95,11 +95,11 @@ _state: dict[str, Metrics | Path] = {}
 
 def use_folder(folder: Path) -> Path:
     """This process's metrics folder: the first one named wins (a process writes to one folder;
-    its children inherit it). Call before any metric is counted."""
+    its children inherit it). Call before any metric is counted; the folder is made when the
+    first one is."""
     chosen = _state.get("folder")
     if isinstance(chosen, Path):
         return chosen
-    folder.mkdir(parents=True, exist_ok=True)
     export_metrics_folder(str(folder))
     # prometheus-client chose its value class as it was imported; choose multiprocess values now.
     values.ValueClass = values.MultiProcessValue()
@@ -116,6 +116,9 @@ def metrics() -> Metrics:
     """The metrics, made on first use (after ``use_folder``, so they write to its files)."""
     made = _state.get("metrics")
     if not isinstance(made, Metrics):
+        chosen = folder()
+        if chosen is not None:
+            chosen.mkdir(mode=0o700, parents=True, exist_ok=True)
         made = _state["metrics"] = Metrics.made()
     return made
 
@@ -151,9 +154,10 @@ def _running(pid: int) -> bool:
 
 
 def collected(folder: Path) -> CollectorRegistry:
-    """A registry of every process's counters and histograms in ``folder``."""
+    """A registry of every process's counters and histograms in ``folder`` (none before any is counted)."""
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(folder))
+    if folder.is_dir():
+        MultiProcessCollector(registry, path=str(folder))
     return registry
 
 

@@ -139,7 +139,7 @@ def check_port_free(host: str, port: int) -> None:
 def forget_dead_processes_metrics() -> None:
     """A server or worker starting: the metrics files of processes that have ended are removed."""
     folder = metrics.folder()
-    if folder is not None:
+    if folder is not None and folder.is_dir():
         metrics.remove_dead_processes(folder)
 
 
