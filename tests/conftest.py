@@ -3,9 +3,11 @@ emptied before each test; an app and a CLI runner on it."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -44,7 +46,9 @@ from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snap
 
 # This process's metrics (a process writes to the first folder named): a folder of the run's own,
 # not the first test's instance folder, which that test removes.
-metrics.use_folder(Path(tempfile.mkdtemp(prefix="reval-tests-metrics-")))
+METRICS_FOLDER = Path(tempfile.mkdtemp(prefix="reval-tests-metrics-"))
+metrics.use_folder(METRICS_FOLDER)
+atexit.register(shutil.rmtree, METRICS_FOLDER, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
