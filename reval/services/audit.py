@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from reval import logs
 from reval.clock import LONDON
 from reval.models import AccessRecord
+from reval.reconcile.common import refused_as_invalid
 from reval.refusals import Invalid
 from reval.services.access import checked_gmc_number, require_national
 from reval.services.context import Context
+from reval.validation import free_text
 
 AUDIT_PAGE_SIZE = 50
 MAX_ACTOR_LENGTH = 200
@@ -71,10 +73,8 @@ class AuditQuery:
     until: date | None = None  # to this day (London), inclusive
 
     def __post_init__(self) -> None:
-        actor = (self.actor or "").strip() or None
-        if actor is not None and len(actor) > MAX_ACTOR_LENGTH:
-            raise Invalid(f"actor is longer than {MAX_ACTOR_LENGTH} characters", field="actor")
-        object.__setattr__(self, "actor", actor)
+        with refused_as_invalid("actor"):
+            object.__setattr__(self, "actor", free_text("actor", self.actor, MAX_ACTOR_LENGTH))
         number = (self.gmc_number or "").strip() or None
         object.__setattr__(self, "gmc_number", checked_gmc_number(number) if number else None)
         if self.since is not None and self.until is not None and self.since > self.until:

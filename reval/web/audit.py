@@ -23,6 +23,7 @@ from reval.services.audit import (
 )
 from reval.services.queues import checked_page
 from reval.spreadsheets import csv_chunks
+from reval.validation import InvalidValue, free_text
 from reval.web.auth import signed_in_actor
 from reval.web.pages import url_with, web_context
 from reval.web.presenters import date_error, range_error
@@ -73,8 +74,10 @@ def _asked() -> AuditAsked:
     if since is not None and until is not None and until < since:
         errors["until"] = range_error(DATES["until"], since)
         days["until"] = None
-    if len(actor) > MAX_ACTOR_LENGTH:
-        errors["actor"] = f"Enter a name of {MAX_ACTOR_LENGTH} characters or fewer"
+    try:
+        free_text("actor", actor, MAX_ACTOR_LENGTH)
+    except InvalidValue:
+        errors["actor"] = f"Enter a name of up to {MAX_ACTOR_LENGTH} characters, without tabs or line breaks"
     query = AuditQuery(
         actor=actor if "actor" not in errors else None,
         gmc_number=doctor if "doctor" not in errors else None,

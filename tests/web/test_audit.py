@@ -130,6 +130,8 @@ def test_the_audit_is_for_national_users_only(sign_in, national):
         ("doctor=12345", "Enter a GMC number of 7 digits"),
         ("since[day]=31&since[month]=2&since[year]=2027", "real date"),
         ("since=2027-03-01&until=2027-02-01", "must be the same as or after"),
+        ("actor=Ann%00Admin", "without tabs or line breaks"),
+        (f"actor={'a' * 201}", "up to 200 characters"),
     ],
 )
 def test_bad_audit_filters_are_named_in_the_error_summary(sign_in, national, query, message):
@@ -172,3 +174,12 @@ def test_reval_audit_refuses_a_bad_gmc_number_in_one_line(app, tmp_path):
         tmp_path, "audit", "--doctor", "12x", REVAL_DATABASE_URL=app.config["REVAL_DATABASE_URL"]
     )
     assert_one_line_refusal(result, 2, "12x")
+
+
+def test_reval_audit_refuses_a_control_character_in_the_actor_in_one_line(app, tmp_path):
+    from tests.conftest import reval_from_settings
+
+    result = reval_from_settings(
+        tmp_path, "audit", "--actor", "Ann\tAdmin", REVAL_DATABASE_URL=app.config["REVAL_DATABASE_URL"]
+    )
+    assert_one_line_refusal(result, 2, "actor")
