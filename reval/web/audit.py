@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response, redirect, render_template, request, stream_with_context, url_for
@@ -26,8 +25,7 @@ from reval.spreadsheets import csv_chunks
 from reval.validation import InvalidValue, free_text
 from reval.web.auth import signed_in_actor
 from reval.web.pages import url_with, web_context
-from reval.web.presenters import date_error, range_error
-from reval.web.queues import pager, typed_date
+from reval.web.queues import checked_dates, pager, typed_date
 
 blueprint = Blueprint("audit_pages", __name__)
 
@@ -58,26 +56,12 @@ def _asked() -> AuditAsked:
     errors: dict[str, str] = {}
     actor = (request.args.get("actor") or "").strip()
     doctor = (request.args.get("doctor") or "").strip()
-    try:
-        checked_gmc_number(doctor) if doctor else None
-    except Invalid:
+    if not _is_person_name(actor):  # the errors in the order of the form's fields
+        errors["actor"] = f"Enter a name of up to {MAX_ACTOR_LENGTH} characters, without tabs or line breaks"
+    if doctor and not _is_gmc_number(doctor):
         errors["doctor"] = "Enter a GMC number of 7 digits, like 1234567"
     typed = {name: typed_date(request.args, name) for name in DATES}
-    days: dict[str, date | None] = {}
-    for name, subject in DATES.items():
-        error = date_error(typed[name], subject) if any(typed[name]) else None
-        if error:
-            errors[name] = error
-        day, month, year = typed[name]
-        days[name] = date(int(year), int(month), int(day)) if any(typed[name]) and not error else None
-    since, until = days["since"], days["until"]
-    if since is not None and until is not None and until < since:
-        errors["until"] = range_error(DATES["until"], since)
-        days["until"] = None
-    try:
-        free_text("actor", actor, MAX_ACTOR_LENGTH)
-    except InvalidValue:
-        errors["actor"] = f"Enter a name of up to {MAX_ACTOR_LENGTH} characters, without tabs or line breaks"
+    days = checked_dates(typed, errors, DATES, (("since", "until"),))
     query = AuditQuery(
         actor=actor if "actor" not in errors else None,
         gmc_number=doctor if "doctor" not in errors else None,
@@ -117,3 +101,19 @@ def download() -> Response:
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="reval-access-audit.csv"'},
     )
+
+
+def _is_gmc_number(text: str) -> bool:
+    try:
+        checked_gmc_number(text)
+    except Invalid:
+        return False
+    return True
+
+
+def _is_person_name(text: str) -> bool:
+    try:
+        free_text("actor", text, MAX_ACTOR_LENGTH)
+    except InvalidValue:
+        return False
+    return True

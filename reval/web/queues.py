@@ -4,7 +4,7 @@ and the whole view as CSV."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -86,6 +86,7 @@ DATE_FILTERS = {
     "changed_from": "Last change from",
     "changed_to": "Last change to",
 }
+DATE_RANGES = (("submitted_from", "submitted_to"), ("ended_from", "ended_to"), ("changed_from", "changed_to"))
 READY_LABELS = {Ready.CONNECT: "Ready for connection", Ready.DISCONNECT: "Ready for disconnection"}
 
 
@@ -141,7 +142,7 @@ def _asked(queue: str) -> ViewAsked:
         raise NotFound(f"designated body {request.args.get('body')!r} is not one of yours")
     errors: dict[str, str] = {}
     typed = {name: typed_date(request.args, name) for name in DATE_FILTERS}
-    dates = _dates(typed, errors)
+    dates = checked_dates(typed, errors)
     filters = QueueFilters(
         q=request.args.get("q"),
         reason=request.args.get("reason"),
@@ -177,19 +178,24 @@ def typed_date(args: Mapping[str, str], name: str) -> tuple[str, str, str]:
     return day or "?", month or "?", year or "?"  # "?": an address that is no date reads as one
 
 
-def _dates(typed: dict[str, tuple[str, str, str]], errors: dict[str, str]) -> dict[str, date | None]:
+def checked_dates(
+    typed: dict[str, tuple[str, str, str]],
+    errors: dict[str, str],
+    labels: Mapping[str, str] = DATE_FILTERS,
+    ranges: Sequence[tuple[str, str]] = DATE_RANGES,
+) -> dict[str, date | None]:
     """Each date filter, or None where it is empty or wrong (and then what is wrong, in ``errors``)."""
     dates: dict[str, date | None] = {}
-    for name, subject in DATE_FILTERS.items():
+    for name, subject in labels.items():
         day, month, year = typed[name]
         error = date_error(typed[name], subject) if any(typed[name]) else None
         if error:
             errors[name] = error
         dates[name] = date(int(year), int(month), int(day)) if any(typed[name]) and not error else None
-    for start, end in (("submitted_from", "submitted_to"), ("ended_from", "ended_to"), ("changed_from", "changed_to")):
+    for start, end in ranges:
         first, last = dates[start], dates[end]
         if first is not None and last is not None and last < first:
-            errors[end] = range_error(DATE_FILTERS[end], first)
+            errors[end] = range_error(labels[end], first)
             dates[end] = None
     return dates
 
