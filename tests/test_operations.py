@@ -8,16 +8,20 @@ import os
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from alembic import command
+from sqlalchemy import select
 
 from reval import logs, metrics
 from reval.app import create_app
+from reval.clock import utcnow
 from reval.db import alembic_config, make_engine
 from reval.extensions import database
 from reval.gmc.simulator import InjectedFault
+from reval.models import AccessRecord
 from tests.conftest import assert_one_line_refusal, log_lines, reval_from_settings, scraped, value
 from tests.factories import AS_OF, EAST_OF_ENGLAND, WESSEX, gmc_doctor, person, programme
 
@@ -237,3 +241,27 @@ def test_a_commands_log_lines_are_json_with_one_request_id(app, tmp_path):
 def test_a_bad_log_format_is_refused_in_one_line(tmp_path):
     result = reval_from_settings(tmp_path, "runs", REVAL_LOG_FORMAT="yaml")
     assert_one_line_refusal(result, 2, "REVAL_LOG_FORMAT", "yaml")
+
+
+def test_the_nightly_job_purges_audit_records_past_their_retention(
+    app, gmc_app, tis_app, gmc_connect, tis_service, reval, sessions
+):
+    app.config["REVAL_AUDIT_RETENTION_DAYS"] = "30"
+    now = utcnow()
+    with sessions.begin() as session:
+        for age in (31, 29):
+            session.add(
+                AccessRecord(
+                    recorded_at=now - timedelta(days=age),
+                    actor_name="Ann Admin",
+                    actor_role="admin",
+                    actor_bodies=[EAST_OF_ENGLAND],
+                    entry_point="ui",
+                    view="doctor",
+                    gmc_number="1000001",
+                )
+            )
+    reval("nightly", "--wait", "--as-of", AS_OF.isoformat())
+    with sessions.begin() as session:
+        kept = [record.recorded_at for record in session.scalars(select(AccessRecord))]
+    assert len(kept) == 1 and now - kept[0] < timedelta(days=30)

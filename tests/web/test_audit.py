@@ -183,3 +183,29 @@ def test_reval_audit_refuses_a_control_character_in_the_actor_in_one_line(app, t
         tmp_path, "audit", "--actor", "Ann\tAdmin", REVAL_DATABASE_URL=app.config["REVAL_DATABASE_URL"]
     )
     assert_one_line_refusal(result, 2, "actor")
+
+
+def test_the_audit_is_paged_newest_first(sign_in, national, sessions):
+    admin = sign_in()
+    for number in EAST_CONNECTED[:3]:
+        admin.get(f"/doctors/{number}")
+    with sessions.begin() as session:  # 50 older views, so the three above fill page 1 with 47 of these
+        first = session.scalars(select(AccessRecord)).first()
+        for _ in range(50):
+            session.add(
+                AccessRecord(
+                    **{
+                        column.key: getattr(first, column.key)
+                        for column in AccessRecord.__table__.columns
+                        if column.key != "id"
+                    }
+                    | {"recorded_at": first.recorded_at - timedelta(days=1), "gmc_number": EAST_MISMATCH[1]}
+                )
+            )
+    nina = sign_in(role="national", name="Nina National")
+    first_page = nina.get("/audit").text
+    assert "53 records, newest first" in first_page and "page=2" in first_page
+    assert first_page.index(EAST_CONNECTED[2]) < first_page.index(EAST_MISMATCH[1])
+    second_page = nina.get("/audit?page=2").text
+    assert second_page.count(f'Record of <span class="app-code">{EAST_MISMATCH[1]}</span>') == 3
+    assert nina.get("/audit?page=9").status_code == 302  # past the end: the last page
