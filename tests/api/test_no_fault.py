@@ -54,3 +54,15 @@ def test_no_api_read_faults(api, issuer, code, query):
     assert_no_fault(reader.get(f"/api/v1/designated-bodies/{quote(code, safe='')}/doctors", query_string=query))
     assert_no_fault(reader.get("/api/v1/connection-requests", query_string=query))
     assert_no_fault(reader.get("/api/v1/rules/preview", query_string=query))
+
+
+@FUZZ
+@given(
+    number=st.sampled_from(EAST_CONNECTED[:3]) | VALUE,
+    request_id=VALUE.filter(lambda text: "\n" not in text and "\r" not in text),  # HTTP carries no line breaks there
+)
+def test_no_audited_read_or_request_id_faults(api, issuer, number, request_id):
+    reader = Caller(api, issuer.token("reval.read"))
+    headers = {"X-Request-ID": request_id}
+    assert_no_fault(reader.get(f"/api/v1/doctors/{quote(number, safe='')}", headers=headers))
+    assert_no_fault(reader.get(f"/api/v1/doctors/{quote(number, safe='')}/history", headers=headers))
