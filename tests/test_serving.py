@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from reval.api.tokens import TokenSettings, dev_key, mint_dev_token
 from reval.bench_pages import free_port, reval_serve_command, running_server
@@ -184,3 +185,18 @@ def test_a_port_in_use_is_refused_in_one_line(app, tmp_path, workers):
             REVAL_AUTH="dev",
         )
     assert_one_line_refusal(result, 2, f"port {port} on 127.0.0.1 is not free", "--port")
+
+
+def test_metrics_of_both_processes_add_up(app, tmp_path):
+    with serving(app, tmp_path, 2, REVAL_METRICS_TOKEN="the-scrapers-token") as served:
+        answers = [served.get("/healthz") for _ in range(CONNECTIONS)]
+        assert {pid for _status, _body, pid, _headers in answers} == set(served.worker_pids())
+        status, body, _pid, _headers = served.get("/metrics", {"Authorization": "Bearer the-scrapers-token"})
+    assert status == 200
+    counted = {
+        sample.labels["route"]: sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name == "reval_http_requests_total" and sample.labels["status"] == "200"
+    }
+    assert counted["/healthz"] == CONNECTIONS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from typing import Any
 
 import click
 from flask import current_app
@@ -15,7 +16,7 @@ from reval.cli.base import CommandRefused, command, context
 from reval.db import schema_is_current
 from reval.extensions import broker_configured, database, settings
 from reval.services.reference import configured_bodies
-from reval.serving import default_workers, prefork_available, serve_wsgi
+from reval.serving import CHILD_EXIT_HOOKS, default_workers, prefork_available, serve_wsgi
 from reval.snapshot_files import open_snapshot
 from reval.tasks import PersonChangedConsumer, beat_schedule
 from reval.web.auth import require_web_settings
@@ -121,6 +122,8 @@ def serve(host, port, workers, threads):
         raise CommandRefused("the database schema is not up to date; run `reval db upgrade` first")
     check_port_free(host, port)
     forget_dead_processes_metrics()
+    if _forget_ended_worker_metrics not in CHILD_EXIT_HOOKS:
+        CHILD_EXIT_HOOKS.append(_forget_ended_worker_metrics)
     serve_app(app, host, port, threads, workers=default_workers() if workers is None else workers)
 
 
@@ -141,6 +144,10 @@ def forget_dead_processes_metrics() -> None:
     folder = metrics.folder()
     if folder is not None and folder.is_dir():
         metrics.remove_dead_processes(folder)
+
+
+def _forget_ended_worker_metrics(_arbiter: object, worker: Any) -> None:
+    metrics.process_ended(worker.pid)
 
 
 def serve_app(app, host: str, port: int, threads: int = 8, workers: int = 1) -> None:
