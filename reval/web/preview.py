@@ -27,7 +27,7 @@ from reval.services.queues import Page, checked_page
 from reval.spreadsheets import SafeCsvWriter
 from reval.web.pages import body_label_of, url_with, web_context
 from reval.web.presenters import date_error, format_day
-from reval.web.queues import _pager, _typed_date
+from reval.web.queues import pager, typed_date
 
 blueprint = Blueprint("preview_pages", __name__)
 PAGE_SIZE = 20
@@ -57,7 +57,7 @@ class DayAsked:
 
 def _asked_day() -> DayAsked:
     context = web_context()
-    typed = _typed_date(request.args, "as_of")
+    typed = typed_date(request.args, "as_of")
     if not any(typed):
         return DayAsked(typed, context.today(), None)
     error = date_error(typed, "The date to decide as of")
@@ -163,7 +163,7 @@ def doctors() -> ResponseReturnValue:
         doctors=shown.doctors[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
         total=len(shown.doctors),
         numbers=numbers,
-        pager=_pager(numbers),
+        pager=pager(numbers.page, numbers.pages),
         head=head,
         sorts=sorts,
         download=url_with(page=None).replace("/rules/preview/doctors", "/rules/preview/doctors/download", 1),
