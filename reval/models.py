@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -122,6 +123,13 @@ class Doctor(Base):
         Index(
             "ix_doctor_unassigned", "gmc_number", sqlite_where=text("unassigned"), postgresql_where=text("unassigned")
         ),
+        # The archived doctors (migration 0011), few beside the rest.
+        Index(
+            "ix_doctor_archived",
+            "gmc_number",
+            sqlite_where=text("archived_on IS NOT NULL"),
+            postgresql_where=text("archived_on IS NOT NULL"),
+        ),
         {"sqlite_with_rowid": False},  # stored in GMC-number order (migration 0004)
     )
 
@@ -158,6 +166,10 @@ class Doctor(Base):
     # Who last asked GMC to change the doctor's connection, or hid or unhid them (migration 0009):
     # written by those actions, never by a sync.
     last_changed_by: Mapped[str | None] = mapped_column(String(200))
+    # The as-of date of the sync that archived the doctor (migration 0011): no GMC connection, no
+    # TIS person, no change for REVAL_ARCHIVE_AFTER_DAYS. An archived doctor has no visibility
+    # rows, so is in no queue; queue and reason keep their last decision.
+    archived_on: Mapped[date | None] = mapped_column(Date)
 
 
 class DoctorVisibility(Base):
@@ -198,6 +210,41 @@ class DoctorVisibilityName(Base):
     queue: Mapped[str] = mapped_column(String(20), primary_key=True)
     name: Mapped[str] = mapped_column(NAME_KEY, primary_key=True)
     gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True)
+
+
+class DoctorChange(Base):
+    """One change to what a designated body sees of a doctor (None: the national Unassigned
+    view), in the order the changes feed serves them (migration 0011)."""
+
+    __tablename__ = "doctor_change"
+    __table_args__ = (
+        Index("ix_doctor_change_body_position", "designated_body_code", "xact_id", "id"),
+        Index("ix_doctor_change_position", "xact_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    # The writing transaction's id on PostgreSQL (pg_current_xact_id(), by the column's
+    # default), 0 on SQLite: see reval.reconcile.changes.
+    xact_id: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    gmc_number: Mapped[str] = mapped_column(GMC_NUMBER)
+    kind: Mapped[str] = mapped_column(String(20))  # an EventKind
+    designated_body_code: Mapped[str | None] = mapped_column(BODY_CODE)
+    queue: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(40))
+    visible: Mapped[bool] = mapped_column(Boolean)
+
+
+class DoctorChangePruned(Base):
+    """The latest feed position pruning has deleted (one row): a cursor before it is refused."""
+
+    __tablename__ = "doctor_change_pruned"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    xact_id: Mapped[int] = mapped_column(BigInteger)
+    change_id: Mapped[int] = mapped_column(BigInteger)
+    pruned_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class DoctorHide(Base):

@@ -24,6 +24,14 @@ class Invalid(Refused):
     """The request breaks a rule: a bad value, a reason that does not fit, a date in the past."""
 
 
+class Malformed(Invalid):
+    """A value that cannot even be read (a cursor Reval did not make, a date that is no date)."""
+
+
+class Gone(Refused):
+    """What was asked for existed once and has been deleted for good."""
+
+
 class Conflict(Refused):
     """The request does not fit the current state: already hidden, not failed, superseded."""
 

@@ -139,6 +139,8 @@ SETTINGS = (
     "REVAL_METRICS_DIR",
     "REVAL_LOG_FORMAT",
     "REVAL_AUDIT_RETENTION_DAYS",
+    "REVAL_CHANGES_RETENTION_DAYS",
+    "REVAL_ARCHIVE_AFTER_DAYS",
 )
 LOG_FORMATS = ("text", "json")
 
@@ -229,6 +231,9 @@ class Settings:
     metrics_dir: str | None = None  # None: the instance folder's metrics/
     log_format: str = "text"
     audit_retention_days: int = 2190  # six years
+    # other systems: how long the changes feed keeps its items, and when a doctor nobody holds is archived
+    changes_retention_days: int = 185
+    archive_after_days: int = 365
 
     @property
     def dev(self) -> bool:
@@ -258,7 +263,17 @@ class Settings:
             sync_helper=flag(config, "REVAL_SYNC_HELPER", cls.sync_helper),
             **_web(config),
             **_operations(config),
+            **_consumers(config),
         )
+
+
+def _consumers(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "changes_retention_days": whole_number(
+            config, "REVAL_CHANGES_RETENTION_DAYS", Settings.changes_retention_days, minimum=1
+        ),
+        "archive_after_days": whole_number(config, "REVAL_ARCHIVE_AFTER_DAYS", Settings.archive_after_days, minimum=1),
+    }
 
 
 def _broker(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,13 +22,21 @@ from flask_smorest.etag import _get_etag_ctx
 from werkzeug.exceptions import HTTPException
 
 from reval.db import DatabaseBusy
-from reval.refusals import Conflict, Invalid, NotConfigured, NotFound, NotPermitted, Refused
+from reval.refusals import Conflict, Gone, Invalid, Malformed, NotConfigured, NotFound, NotPermitted, Refused
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPES = "https://reval.nhs.example/problems/"  # the documentation of each problem type
-REFUSAL_STATUS = ((NotFound, 404), (NotPermitted, 403), (Conflict, 409), (Invalid, 422), (NotConfigured, 503))
+REFUSAL_STATUS = (
+    (NotFound, 404),
+    (NotPermitted, 403),
+    (Conflict, 409),
+    (Gone, 410),
+    (Malformed, 400),
+    (Invalid, 422),
+    (NotConfigured, 503),
+)
 # The use cases' names for inputs the API spells otherwise.
 FIELD_NAMES = {
     "owner": "programmeOwner",
@@ -93,10 +101,17 @@ def refusal_problem(refusal: Refused) -> Response:
         return problem(404, str(refusal), kind="not-found")
     errors = (
         {FIELD_NAMES.get(refusal.field, refusal.field): [str(refusal)]}
-        if status == http.HTTPStatus.UNPROCESSABLE_ENTITY and refusal.field
+        if status in (http.HTTPStatus.BAD_REQUEST, http.HTTPStatus.UNPROCESSABLE_ENTITY) and refusal.field
         else None
     )
-    kind = {403: "not-permitted", 409: "conflict", 422: "validation-error", 503: "not-configured"}.get(status)
+    kind = {
+        400: "validation-error",
+        403: "not-permitted",
+        409: "conflict",
+        410: "gone",
+        422: "validation-error",
+        503: "not-configured",
+    }.get(status)
     return problem(status, str(refusal), kind=kind, errors=errors)
 
 

@@ -11,11 +11,14 @@ import orjson
 from flask import Blueprint as FlaskBlueprint
 from flask import Response, current_app, g, jsonify, request, url_for
 from flask_smorest import abort as smorest_abort
+from werkzeug.http import http_date
 
 from reval.api import API_PREFIX, ApiBlueprint
 from reval.api.bodies import require_json_body
 from reval.api.callers import authenticate
 from reval.api.schemas import (
+    ChangesArgs,
+    ChangesPageSchema,
     ConnectionRequestIn,
     ConnectionRequestPageSchema,
     ConnectionRequestSchema,
@@ -44,6 +47,7 @@ from reval.models import DoctorHide
 from reval.rules import DEFAULT_RULE_TABLE, Queue
 from reval.rules.table import format_value
 from reval.services.access import visible_bodies, visible_body
+from reval.services.changes import changes_page
 from reval.services.connections import (
     RequestState,
     action_of,
@@ -83,7 +87,13 @@ requests_ = ApiBlueprint(
 )
 runs = ApiBlueprint("runs", __name__, url_prefix=f"{API_PREFIX}/runs", description="Sync runs, and starting one now.")
 rules = ApiBlueprint("rules", __name__, url_prefix=f"{API_PREFIX}/rules", description="The live rule table, as data.")
-BLUEPRINTS = (bodies, doctors, requests_, runs, rules)
+changes = ApiBlueprint(
+    "changes",
+    __name__,
+    url_prefix=f"{API_PREFIX}/changes",
+    description="Every change to what the caller's designated bodies see, in the order recorded.",
+)
+BLUEPRINTS = (bodies, doctors, requests_, runs, rules, changes)
 for _blueprint in BLUEPRINTS:
     _blueprint.before_request(authenticate)
     _blueprint.before_request(require_json_body)
@@ -214,15 +224,20 @@ def _links(page: int, pages: int) -> str:
 # --- doctors -------------------------------------------------------------------------------------
 
 
+LAST_MODIFIED = {"Last-Modified": {"description": "The doctor's latest recorded change", "schema": {"type": "string"}}}
+
+
 @doctors.route("/<gmcNumber>")
 @doctors.etag
-@doctors.response(200, DoctorDetailSchema)
+@doctors.response(200, DoctorDetailSchema, headers=LAST_MODIFIED)
 @doctors.alt_response(404, response="NOT_FOUND")
 @doctors.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def doctor(gmcNumber: str) -> dict[str, Any]:  # camelCase: the address names it so
+def doctor(gmcNumber: str) -> tuple[dict[str, Any], dict[str, str]]:  # camelCase: the address names it so
     """The doctor's facts from both sources, the decision and its explanation, active hides and GMC requests."""
     needs("reval.read")
-    return _detail_document(doctor_detail(context(), gmcNumber))
+    detail = doctor_detail(context(), gmcNumber)
+    headers = {"Last-Modified": http_date(detail.last_changed)} if detail.last_changed else {}
+    return _detail_document(detail), headers
 
 
 def _detail_document(detail: DoctorDetail) -> dict[str, Any]:
@@ -264,6 +279,10 @@ def _detail_document(detail: DoctorDetail) -> dict[str, Any]:
         "activeHides": detail.active_hides,
         "gmcUpdateFailed": detail.gmc_update_failed,
         "connectionRequests": detail.requests,
+        "lastChanged": detail.last_changed.isoformat() if detail.last_changed else None,
+        "archived": detail.archived_on is not None,
+        "archivedOn": detail.archived_on.isoformat() if detail.archived_on else None,
+        "lastQueue": stored.queue if stored is not None and detail.archived_on is not None else None,
     }
 
 
@@ -472,6 +491,23 @@ def rule_table() -> dict[str, Any]:
             for row in table.rows
         ],
     }
+
+
+# --- the changes feed ----------------------------------------------------------------------------
+
+
+@changes.route("")
+@changes.arguments(ChangesArgs, location="query")
+@changes.response(200, ChangesPageSchema, headers=LINK)
+@changes.alt_response(410, response="GONE")
+@changes.alt_response(422, response="UNPROCESSABLE_ENTITY")
+def list_changes(args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Changes to what the caller's bodies see after `since`, oldest first; resume from nextCursor (410: start again)."""  # noqa: E501 -- the OpenAPI summary: one line
+    needs("reval.read")
+    page = changes_page(context(), args.get("since"), args["pageSize"])
+    query = urlencode({"since": page.next_cursor, "pageSize": args["pageSize"]})
+    body = {"items": page.items, "nextCursor": page.next_cursor}
+    return body, {"Link": f'<{request.path}?{query}>; rel="next"'}
 
 
 @dev_keys.get("/dev-jwks.json")

@@ -10,6 +10,8 @@ import marshmallow as ma
 from marshmallow import fields, pre_load, validate
 
 from reval.rules import DEFAULT_RULE_TABLE, Queue
+from reval.services.changes import DEFAULT_PAGE_SIZE as CHANGES_PAGE_SIZE
+from reval.services.changes import MAX_PAGE_SIZE as CHANGES_MAX_PAGE_SIZE
 from reval.services.doctors import describe_event
 from reval.services.queues import MAX_PAGE_SIZE, Ready, SortKey
 
@@ -325,6 +327,16 @@ class DoctorDetailSchema(ma.Schema):
     activeHides = fields.List(fields.Nested(HideSchema), required=True)
     gmcUpdateFailed = fields.Boolean(required=True)
     connectionRequests = fields.List(fields.Nested(ConnectionRequestSchema), required=True)
+    lastChanged = fields.String(
+        required=True,
+        **NULLABLE,
+        metadata={"format": "date-time", "description": "The doctor's latest recorded change"},
+    )
+    archived = fields.Boolean(required=True, metadata={"description": "Archived: nobody holds the doctor"})
+    archivedOn = fields.String(required=True, **NULLABLE, metadata={"format": "date"})
+    lastQueue = fields.String(
+        required=True, **NULLABLE, metadata={"description": "An archived doctor's queue when archived"}
+    )
 
 
 class HistoryEventSchema(ma.Schema):
@@ -351,6 +363,39 @@ class RejectionSchema(ma.Schema):
     message = fields.String(required=True)
 
 
+class ChangesArgs(ma.Schema):
+    since = fields.String(
+        metadata={
+            "description": "The nextCursor (or an item's cursor) last seen, or an RFC 3339 time for a first pull; "
+            "none: from the oldest change kept"
+        }
+    )
+    pageSize = fields.Integer(load_default=CHANGES_PAGE_SIZE, validate=validate.Range(min=1, max=CHANGES_MAX_PAGE_SIZE))
+
+
+class ChangeSchema(ma.Schema):
+    cursor = fields.String(required=True, metadata={"description": "Resume after this item"})
+    changedAt = fields.String(required=True, metadata={"format": "date-time"})
+    gmcReferenceNumber = fields.String(required=True)
+    kind = fields.String(
+        required=True,
+        metadata={"description": "DECISION, CONNECTION, HIDE, UNHIDE, HIDE_ENDED, ARCHIVED or RESTORED"},
+    )
+    designatedBody = fields.String(
+        required=True, **NULLABLE, metadata={"description": "The body whose view changed; null: Unassigned"}
+    )
+    queue = fields.String(required=True, **NULLABLE, metadata={"description": "As that body sees the doctor"})
+    reason = fields.String(required=True, **NULLABLE)
+    visible = fields.Boolean(
+        required=True, metadata={"description": "false: the doctor left this body's view (a deletion)"}
+    )
+
+
+class ChangesPageSchema(ma.Schema):
+    items = fields.List(fields.Nested(ChangeSchema), required=True)
+    nextCursor = fields.String(required=True, metadata={"description": "Pass as since to resume"})
+
+
 class RunSchema(ma.Schema):
     id = fields.Integer(required=True)
     status = fields.String(required=True)
@@ -360,6 +405,8 @@ class RunSchema(ma.Schema):
     ruleTable = fields.String(required=True)
     sources = fields.Dict(required=True, metadata={"description": "Per source: fetched, and why not"})
     queues = fields.Dict(required=True, metadata={"description": "Per queue: before, after, in, out"})
+    archived = fields.Integer(required=True, metadata={"description": "Doctors nobody holds, archived by the run"})
+    restored = fields.Integer(required=True, metadata={"description": "Archived doctors back in a source"})
     rejectedRecords = fields.Integer(required=True)
     error = fields.String(required=True, **NULLABLE)
     rejections = fields.List(fields.Nested(RejectionSchema), metadata={"description": "National callers only"})

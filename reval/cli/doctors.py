@@ -17,6 +17,7 @@ from reval.rules import DEFAULT_RULE_TABLE, Explanation, Queue, TisPersonView
 from reval.rules.engine import placement_state, programme_state
 from reval.rules.table import format_value
 from reval.services.audit import View
+from reval.services.changes import DEFAULT_PAGE_SIZE, changes_page
 from reval.services.connections import request_view
 from reval.services.doctors import (
     EVENT_SOURCES,
@@ -36,9 +37,12 @@ from reval.spreadsheets import SafeCsvWriter
 @click.option("--format", "output_format", type=click.Choice(["json", "csv"]), default="json", show_default=True)
 @click.option("--queue", type=click.Choice([q.value for q in Queue], case_sensitive=False))
 @click.option("--designated-body", help="Only doctors this designated body sees, with its hides applied.")
-def export(output_format, queue, designated_body):
-    """Write every doctor's queue and reason to standard output."""
-    view = QueueView(designated_body, Queue(queue.upper()) if queue else None)
+@click.option("--archived", is_flag=True, help="Only the archived doctors (nobody holds them), with their last queue.")
+def export(output_format, queue, designated_body, archived):
+    """Write every doctor's queue and reason to standard output (archived doctors only with --archived)."""
+    if archived and designated_body:
+        raise click.UsageError("--archived lists doctors no designated body sees: leave out --designated-body")
+    view = QueueView(designated_body, Queue(queue.upper()) if queue else None, archived=archived)
     entries = exported_entries(context(), view, View.EXPORT)  # recorded in the access audit
     first = next(entries, None)  # a refusal (an unknown body) comes before any output
     rows = (entry.export_row() for entry in _chain(first, entries))
@@ -46,6 +50,25 @@ def export(output_format, queue, designated_body):
         sys.stdout.write(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         write_csv(rows, sys.stdout)
+
+
+@command()
+@click.option("--since", help="The nextCursor of the last pull, or an RFC 3339 time for a first pull.")
+@click.option("--page-size", default=DEFAULT_PAGE_SIZE, show_default=True, help="The most changes to show.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def changes(since, page_size, output_format):
+    """The changes feed: what changed in any designated body's view of a doctor, oldest first."""
+    page = changes_page(context(), since, page_size)
+    if output_format == "json":
+        print_json({"items": page.items, "nextCursor": page.next_cursor})
+        return
+    for item in page.items:
+        seen = f"{item['queue']} / {item['reason']}" if item["visible"] else "no longer visible"
+        click.echo(
+            f"{item['changedAt']}  {item['gmcReferenceNumber']}  {item['kind']:<10} "
+            f"{item['designatedBody'] or 'Unassigned'}: {seen}"
+        )
+    click.echo(f"Next cursor: {page.next_cursor}")
 
 
 def _chain(first: QueueEntry | None, rest: Iterable[QueueEntry]) -> Iterable[QueueEntry]:

@@ -188,7 +188,8 @@ def format_summary(summary: SyncSummary, reasons: Sequence[run_service.Rejection
     lines.append(
         f"{summary.doctors} doctors, {summary.doctors_decided} decided afresh, "
         f"{summary.decisions_changed} decisions changed, "
-        f"{summary.events} history events, {summary.hides_ended} hides ended"
+        f"{summary.events} history events, {summary.hides_ended} hides ended, "
+        f"{summary.archived} archived, {summary.restored} restored"
     )
     lines.append(f"Rejected records: {summary.rejected_records}")
     lines += _rejection_reason_lines(reasons, summary.sync_run_id)
@@ -381,6 +382,8 @@ def format_run(view: dict) -> str:
             )
     if view["queues"]:
         lines.append("  " + ", ".join(f"{q} {c['after']} (+{c['in']} -{c['out']})" for q, c in view["queues"].items()))
+    if view["archived"] or view["restored"]:
+        lines.append(f"  {view['archived']} archived, {view['restored']} restored")
     if view["error"]:
         lines.append(f"  {view['error']}")
     return "\n".join(lines)

@@ -33,6 +33,7 @@ class Source(StrEnum):
     GMC_SYNC = "GMC_SYNC"
     TIS_SYNC = "TIS_SYNC"
     ADMIN = "ADMIN"
+    SYNC = "SYNC"  # the sync's own housekeeping (archiving)
 
 
 class EventKind(StrEnum):
@@ -43,6 +44,8 @@ class EventKind(StrEnum):
     HIDE_ENDED = "HIDE_ENDED"
     GMC_REQUEST = "GMC_REQUEST"
     GMC_REQUEST_FAILED = "GMC_REQUEST_FAILED"
+    ARCHIVED = "ARCHIVED"  # no GMC connection, no TIS person, no change for a long time
+    RESTORED = "RESTORED"  # an archived doctor back in a source
 
 
 def record_hash(record: Any) -> str:

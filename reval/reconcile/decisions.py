@@ -21,6 +21,7 @@ from reval.db import offline_dialect
 from reval.designated_bodies import OwnerDirectory
 from reval.models import (
     Doctor,
+    DoctorChange,
     DoctorEvent,
     DoctorHide,
     DoctorVisibility,
@@ -30,6 +31,7 @@ from reval.models import (
     TisPerson,
 )
 from reval.progress import SILENT, Progress
+from reval.reconcile.changes import ChangeFeed, Views, change_rows, doctor_views
 from reval.reconcile.common import BATCH_SIZE, BoundRows, EventKind, EventLog, RowWriter, Source, bound_rows
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.rules import (
@@ -268,6 +270,7 @@ class NewDoctorRows(NamedTuple):
     views: BoundRows
     names: BoundRows
     events: BoundRows
+    changes: BoundRows  # the changes feed's rows
     queues: list[str]
 
 
@@ -286,15 +289,18 @@ def decide_job(context: DecisionContext, job: DecisionJob) -> list[dict[str, Any
     events = EventLog(context.recorded_at, context.as_of, context.sync_run_id)
     views: list[dict[str, Any]] = []
     names: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
     for new, source in zip(decided, sources, strict=True):
         events.add(new["gmc_number"], Source(source), EventKind.DECISION, None, decision_view(new), new["reason"])
         add_view_rows(new, set(), views, names)
+        changes += change_rows(new["gmc_number"], {}, doctor_views(new), EventKind.DECISION, context.recorded_at)
     dialect = offline_dialect(context.dialect)
     return NewDoctorRows(
         bound_rows(dialect, Doctor.__table__, decided),
         bound_rows(dialect, DoctorVisibility.__table__, views),
         bound_rows(dialect, DoctorVisibilityName.__table__, names),
         bound_rows(dialect, DoctorEvent.__table__, events.pending),
+        bound_rows(dialect, DoctorChange.__table__, changes),
         [new["queue"] for new in decided],
     )
 
@@ -316,6 +322,7 @@ class DecisionOutcome:
     decided: int = 0
     changed: int = 0
     hides_ended: int = 0
+    restored: int = 0  # archived doctors decided again: they reappeared in a source
     before: Counter = field(default_factory=Counter)
     after: Counter = field(default_factory=Counter)
     entered: Counter = field(default_factory=Counter)
@@ -327,6 +334,7 @@ class DecisionOutcome:
             "decided": self.decided,
             "changed": self.changed,
             "hidesEnded": self.hides_ended,
+            "restored": self.restored,
             "entered": dict(self.entered),
             "left": dict(self.left),
         }
@@ -335,6 +343,7 @@ class DecisionOutcome:
         self.decided += counts["decided"]
         self.changed += counts["changed"]
         self.hides_ended += counts["hidesEnded"]
+        self.restored += counts.get("restored", 0)
         self.entered.update(counts["entered"])
         self.left.update(counts["left"])
 
@@ -376,7 +385,7 @@ def decide_doctors(
     ``helper``: decides batches in a second process while this one reads and writes."""
     outcome = DecisionOutcome(before=queue_counts(session) if count_queues else Counter())
     doctors = RowWriter(session, Doctor.__table__, "gmc_number")
-    visibility = BodyViews(session)
+    visibility = BodyViews(session, events.recorded_at)
     hides_ending = RowWriter(session, DoctorHide.__table__, "id")
     active_hides = _active_hides(session)
     checked_every_time: dict[str, set[str]] = defaultdict(set)  # by range (its leading digits)
@@ -447,6 +456,7 @@ class _StaleDoctors:
         return self.session.scalars(
             select(Doctor.gmc_number).where(
                 in_range(Doctor.gmc_number, low, high),
+                Doctor.archived_on.is_(None),  # decided again only when a source brings them back
                 or_(
                     Doctor.decision_basis != self.basis,
                     Doctor.stable_from > self.as_of,
@@ -499,8 +509,9 @@ class _DecisionRecorder:
         hides = [(hide, hide_end_reason(hide, new, self.as_of)) for hide in self.active_hides.get(number, ())]
         hidden_for = {hide.designated_body_code for hide, end_reason in hides if not end_reason}
         ending = [(hide, end_reason) for hide, end_reason in hides if end_reason]
+        hidden_before = {hide.designated_body_code for hide, _ in hides}
         _record_decision(
-            self.outcome, self.doctors, self.visibility, self.events, source, previous, new, hidden_for, bool(ending)
+            self.outcome, self.doctors, self.visibility, self.events, source, previous, new, hidden_for, hidden_before
         )
         for hide, end_reason in ending:
             self.hides_ending.update({"id": hide.id, "ended_at": self.now, "end_reason": end_reason})
@@ -629,7 +640,14 @@ def _rows(session: Session, table, columns, needed: set[str], low: str, high: st
 
 
 def queue_counts(session: Session) -> Counter:
-    return Counter(dict(session.execute(select(Doctor.queue, func.count()).group_by(Doctor.queue)).all()))
+    """How many doctors each queue holds (archived doctors are in none)."""
+    return Counter(
+        dict(
+            session.execute(
+                select(Doctor.queue, func.count()).where(Doctor.archived_on.is_(None)).group_by(Doctor.queue)
+            ).all()
+        )
+    )
 
 
 def _write_new_doctors(
@@ -643,6 +661,7 @@ def _write_new_doctors(
     doctors.insert_bound(new.doctors)
     visibility.rows.insert_bound(new.views)
     visibility.names.insert_bound(new.names)
+    visibility.feed.insert_bound(new.changes)
     events.write_bound(session, new.events)
     outcome.decided += len(new.queues)
     outcome.changed += len(new.queues)
@@ -650,34 +669,61 @@ def _write_new_doctors(
 
 
 def _record_decision(
-    outcome, doctors, visibility: BodyViews, events, source, previous, new, hidden_for, hide_ended
+    outcome, doctors, visibility: BodyViews, events, source, previous, new, hidden_for, hidden_before
 ) -> None:
     """Writes a doctor's decision if it changed, with history, and each body's view of them
-    (``hidden_for``: the bodies whose admins hid the doctor and whose hides still stand)."""
+    (``hidden_for``: the bodies whose admins hid the doctor and whose hides still stand;
+    ``hidden_before``: those whose hides stood before this decision)."""
+    number = new["gmc_number"]
     if previous is None:
         doctors.insert(new)
         outcome.changed += 1
         outcome.entered[new["queue"]] += 1
-        events.add(new["gmc_number"], source, EventKind.DECISION, None, decision_view(new), new["reason"])
+        events.add(number, source, EventKind.DECISION, None, decision_view(new), new["reason"])
         visibility.write(new, hidden_for, replace=False)
+        visibility.changed(number, {}, doctor_views(new, hidden_for), EventKind.DECISION)
         return
+    restored = previous.archived_on is not None
+    if restored:  # an archived doctor is decided again only when a source has them again
+        new["archived_on"] = None
+        outcome.restored += 1
+        events.add(number, source, EventKind.RESTORED, {"archivedOn": previous.archived_on.isoformat()}, None, None)
+        outcome.entered[new["queue"]] += 1  # archived, they were in no queue's count
     decision_changed = any(getattr(previous, name) != new[name] for name in DECISION_FIELDS)
     names_changed = previous.sort_name != new["sort_name"] or previous.search_names != new["search_names"]
     if decision_changed:
         outcome.changed += 1
-        if previous.queue != new["queue"]:
+        if previous.queue != new["queue"] and not restored:
             outcome.left[previous.queue] += 1
             outcome.entered[new["queue"]] += 1
-        events.add(
-            new["gmc_number"], source, EventKind.DECISION, decision_view(previous), decision_view(new), new["reason"]
-        )
+        events.add(number, source, EventKind.DECISION, decision_view(previous), decision_view(new), new["reason"])
     else:
         # Unchanged decision: keep the date it was first reached.
         new["decided_as_of"] = previous.decided_as_of
-    if decision_changed or hide_ended or names_changed:
+    hide_ended = hidden_before != hidden_for
+    if decision_changed or hide_ended or names_changed or restored:
         visibility.write(new, hidden_for, replace=True)
+    moved = previous.designated_body_code != new["designated_body_code"]
+    visibility.changed(
+        number,
+        doctor_views(previous, hidden_before),
+        doctor_views(new, hidden_for),
+        _change_kind(restored, moved, decision_changed, hide_ended),
+        every_body=moved,
+    )
     if any(getattr(previous, name) != value for name, value in new.items()):
         doctors.update(new)
+
+
+def _change_kind(restored: bool, moved: bool, decision_changed: bool, hide_ended: bool) -> EventKind:
+    """What the changes feed says changed a doctor's views, the weightiest cause first."""
+    if restored:
+        return EventKind.RESTORED
+    if moved:
+        return EventKind.CONNECTION
+    if hide_ended and not decision_changed:
+        return EventKind.HIDE_ENDED
+    return EventKind.DECISION
 
 
 class BodyViews:
@@ -685,9 +731,15 @@ class BodyViews:
     and reason it sees (the decision's, or HIDDEN_BY_ADMIN where that body's admin hid them), and
     the names its queues are searched by."""
 
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, changed_at: datetime):
         self.rows = RowWriter(session, DoctorVisibility.__table__, "gmc_number")
         self.names = RowWriter(session, DoctorVisibilityName.__table__, "gmc_number")
+        self.feed = ChangeFeed(session)
+        self.changed_at = changed_at
+
+    def changed(self, number: str, old: Views, new: Views, kind: EventKind, every_body: bool = False) -> None:
+        """Records in the changes feed how the bodies' views of a doctor changed."""
+        self.feed.record(number, old, new, kind, self.changed_at, every_body=every_body)
 
     def write(self, doctor: dict[str, Any], hidden_for: set[str], replace: bool) -> None:
         number = doctor["gmc_number"]
@@ -705,6 +757,7 @@ class BodyViews:
     def flush(self) -> None:
         self.rows.flush()
         self.names.flush()
+        self.feed.flush()
 
 
 def add_view_rows(doctor: dict[str, Any], hidden_for: set[str], views: list, names: list) -> None:

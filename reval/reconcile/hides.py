@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reval.models import Doctor, DoctorHide, DoctorVisibility, DoctorVisibilityName
+from reval.reconcile.changes import ChangeFeed
 from reval.reconcile.common import EventKind, EventLog, Source, checked_person_name, refused_as_invalid
 from reval.reconcile.decisions import hide_view
 from reval.reconcile.reference import configured_code
@@ -86,7 +87,7 @@ def record_hide(
         session.flush()
     except IntegrityError:  # another hide of this doctor for this body committed since the check above
         raise already_hidden from None
-    _set_view(session, doctor.gmc_number, code, Queue.HIDDEN.value, HIDDEN_BY_ADMIN)
+    _set_view(session, doctor, code, (Queue.HIDDEN.value, HIDDEN_BY_ADMIN), EventKind.HIDE, now)
     doctor.last_changed_by = hidden_by
     events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)
     events.add(
@@ -107,7 +108,7 @@ def record_unhide(
         raise Conflict(f"doctor {doctor.gmc_number} is not hidden for {code}")
     hide.ended_at = now
     hide.end_reason = f"unhidden by {unhidden_by}"
-    _set_view(session, doctor.gmc_number, code, doctor.queue, doctor.reason)
+    _set_view(session, doctor, code, (doctor.queue, doctor.reason), EventKind.UNHIDE, now)
     doctor.last_changed_by = unhidden_by
     events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)
     events.add(doctor.gmc_number, Source.ADMIN, EventKind.UNHIDE, hide_view(hide), None, hide.end_reason)
@@ -115,18 +116,25 @@ def record_unhide(
     return hide
 
 
-def _set_view(session: Session, number: str, code: str, queue: str, reason: str) -> None:
-    """What one body sees of a doctor, after its admin hid or unhid them."""
+def _set_view(
+    session: Session, doctor: Doctor, code: str, view: tuple[str, str], kind: EventKind, now: datetime
+) -> None:
+    """What one body sees of a doctor, after its admin hid or unhid them, and the changes feed's
+    row saying so."""
+    queue, reason = view
     session.execute(
         update(DoctorVisibility)
-        .where(DoctorVisibility.gmc_number == number, DoctorVisibility.designated_body_code == code)
+        .where(DoctorVisibility.gmc_number == doctor.gmc_number, DoctorVisibility.designated_body_code == code)
         .values(queue=queue, reason=reason)
     )
     session.execute(
         update(DoctorVisibilityName)
-        .where(DoctorVisibilityName.gmc_number == number, DoctorVisibilityName.designated_body_code == code)
+        .where(DoctorVisibilityName.gmc_number == doctor.gmc_number, DoctorVisibilityName.designated_body_code == code)
         .values(queue=queue)
     )
+    feed = ChangeFeed(session)
+    feed.record(doctor.gmc_number, {}, {code: view}, kind, now)
+    feed.flush()
 
 
 def end_expired_hides(sessions: sessionmaker[Session], as_of: date, now: datetime) -> int:

@@ -22,6 +22,8 @@ KEYS = {
     "doctors_decided": "doctorsDecided",
     "decisions_changed": "decisionsChanged",
     "hides_ended": "hidesEnded",
+    "archived": "archived",
+    "restored": "restored",
     "events": "events",
     "rejected_records": "rejectedRecords",
     "shards": "shards",
@@ -45,6 +47,8 @@ class SyncSummary:
     doctors_decided: int = 0
     decisions_changed: int = 0
     hides_ended: int = 0
+    archived: int = 0  # doctors nobody holds, archived by the run
+    restored: int = 0  # archived doctors back in a source
     events: int = 0
     rejected_records: int = 0
     shards: int | None = None  # a sharded run's

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ from reval.models import (
     TisPerson,
 )
 from reval.progress import SILENT, Progress
+from reval.reconcile.archive import archive_doctors
+from reval.reconcile.changes import prune_changes
 from reval.reconcile.common import EventKind, EventLog, Rejection, Source, infrequent_garbage_collection
 from reval.reconcile.decisions import (
     DecisionOutcome,
@@ -169,6 +171,8 @@ class SyncControls:
     on_wait: Callable[[str], None] | None = None
     progress: Progress = SILENT  # hears each phase (GMC, TIS, decide) as it goes
     helper_process: bool = True  # REVAL_SYNC_HELPER: may share its work with a helper process
+    archive_after_days: int = 365  # REVAL_ARCHIVE_AFTER_DAYS
+    changes_retention_days: int = 185  # REVAL_CHANGES_RETENTION_DAYS
 
     @classmethod
     def from_settings(
@@ -185,7 +189,15 @@ class SyncControls:
         if wait_seconds is None:
             wait_seconds = settings.sync_wait_seconds
         guard = MassChangeGuard.from_settings(settings, allow_mass_changes)
-        return cls(guard, wait_seconds, on_wait, progress, settings.sync_helper)
+        return cls(
+            guard,
+            wait_seconds,
+            on_wait,
+            progress,
+            settings.sync_helper,
+            archive_after_days=settings.archive_after_days,
+            changes_retention_days=settings.changes_retention_days,
+        )
 
 
 def failure_text(error: BaseException) -> str:
@@ -342,10 +354,25 @@ def _reconcile(
         progress=controls.progress,
     )
     clock.lap("decide")
+    housekeeping = keep_house(session, decisions, as_of, events, controls)
+    clock.lap("housekeeping")
     summary = _sources_summary(
         run_id, as_of, engine, started, gmc, tis, gmc_outcome, tis_outcome, rejections, tis_not_fetched_reason
     )
-    return summary | _decisions_summary(decisions, events.written) | {"seconds": clock.seconds}
+    return summary | _decisions_summary(decisions, events.written) | housekeeping | {"seconds": clock.seconds}
+
+
+def keep_house(
+    session: Session, decisions: DecisionOutcome, as_of: date, events: EventLog, controls: SyncControls
+) -> dict[str, int]:
+    """A sync's last steps, once every doctor is decided: archives the doctors nobody holds
+    (counted out of their queues) and prunes the changes feed; returns their counts."""
+    archived = archive_doctors(session, as_of, controls.archive_after_days, events)
+    decisions.left.update(archived.left)
+    decisions.after.subtract(archived.left)
+    now = utcnow()
+    pruned = prune_changes(session, now - timedelta(days=controls.changes_retention_days), now)
+    return {"archived": archived.archived, "restored": decisions.restored, "changesPruned": pruned}
 
 
 @contextmanager
@@ -738,7 +765,10 @@ def decide_shard(
 
 
 def finish_sharded_run(
-    sessions: sessionmaker[Session], run_id: int, shard_counts: Sequence[dict[str, Any]]
+    sessions: sessionmaker[Session],
+    run_id: int,
+    shard_counts: Sequence[dict[str, Any]],
+    controls: SyncControls = SyncControls(),
 ) -> dict[str, Any]:
     """Completes a sharded run once every shard has reported: its counts, queues and status.
     A run already finished (its task delivered again) is left as it is."""
@@ -750,12 +780,18 @@ def finish_sharded_run(
         decisions = DecisionOutcome(before=Counter(summary.pop("queuesBefore")), after=queue_counts(session))
         for counts in shard_counts:
             decisions.add_shard(counts)
+        housekeeping = keep_house(session, decisions, run.as_of, EventLog(run.started_at, run.as_of, run_id), controls)
         events = session.execute(
             select(func.count()).select_from(DoctorEvent).where(DoctorEvent.sync_run_id == run_id)
         ).scalar_one()
         applied_at = datetime.fromisoformat(summary.pop("sourcesAppliedAt"))
         seconds = summary.pop("seconds") | {"decide": round((utcnow() - applied_at).total_seconds(), 3)}
-        summary = summary | _decisions_summary(decisions, events) | {"seconds": seconds, "shards": len(shard_counts)}
+        summary = (
+            summary
+            | _decisions_summary(decisions, events)
+            | housekeeping
+            | {"seconds": seconds, "shards": len(shard_counts)}
+        )
         run.status, run.finished_at = summary["status"], utcnow()
         summary["finishedAt"] = run.finished_at.isoformat()
         run.summary = summary
@@ -784,7 +820,7 @@ def run_sync_sharded(
             counts = [decide_shard(sessions, run_id, group) for group in groups]
         else:
             counts = decide_shards(run_id, groups)
-        summary = finish_sharded_run(sessions, run_id, counts)
+        summary = finish_sharded_run(sessions, run_id, counts, controls)
     refresh_statistics_after(sessions, summary)
     return summary
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from reval.gmc.codes import CHANGE_REASONS
@@ -34,6 +34,15 @@ class DoctorDetail:
     @property
     def stored(self) -> Doctor | None:
         return self.records.stored
+
+    @property
+    def archived_on(self) -> date | None:
+        return self.stored.archived_on if self.stored is not None else None
+
+    @property
+    def last_changed(self) -> datetime | None:
+        """When the doctor's history last recorded a change."""
+        return max((event.recorded_at for event in self.history), default=None)
 
     @property
     def connection(self) -> GmcConnection | None:
@@ -128,7 +137,7 @@ def rejected_record_text(rejected: RejectedTisPerson) -> str:
     return f"TIS's record was rejected in sync run {rejected.sync_run_id}: {problem}{got}{owners}"
 
 
-EVENT_SOURCES = {"GMC_SYNC": "GMC", "TIS_SYNC": "TIS", "ADMIN": "Admin"}
+EVENT_SOURCES = {"GMC_SYNC": "GMC", "TIS_SYNC": "TIS", "ADMIN": "Admin", "SYNC": "Sync"}
 
 
 def describe_event(event: DoctorEvent) -> str:

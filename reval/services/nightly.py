@@ -99,9 +99,14 @@ def decide_run_shard(
     return decide_shard(sessions, run_id, ranges)
 
 
-def finish_run(sessions: sessionmaker[Session], run_id: int, shard_counts: list[dict[str, Any]]) -> SyncSummary:
+def finish_run(
+    sessions: sessionmaker[Session],
+    run_id: int,
+    shard_counts: list[dict[str, Any]],
+    controls: SyncControls = SyncControls(),
+) -> SyncSummary:
     """Ends a sharded run once every shard has reported; its summary."""
-    return SyncSummary.from_json(finish_sharded_run(sessions, run_id, shard_counts))
+    return SyncSummary.from_json(finish_sharded_run(sessions, run_id, shard_counts, controls))
 
 
 def refresh_statistics(sessions: sessionmaker[Session], summary: SyncSummary) -> None:

@@ -171,6 +171,7 @@ class QueueView:
     body: str | None = None
     queue: Queue | None = None
     unassigned: bool = False
+    archived: bool = False  # the archived doctors instead (national); otherwise they are in no view
     filters: QueueFilters = field(default_factory=QueueFilters)
     sort: SortKey = SortKey.GMC_NUMBER
     descending: bool = False
@@ -551,9 +552,12 @@ def _scope(
     if view.unassigned:
         require_national(context.actor, "see the doctors no designated body sees")
         return doctor, [UNASSIGNED_DOCTOR], None
+    if view.archived:
+        require_national(context.actor, "see the archived doctors")
+        return doctor, [ARCHIVED_DOCTOR], None
     if view.body is None:
         require_national(context.actor, "see every designated body's doctors at once")
-        return doctor, [], None
+        return doctor, [doctor.c.archived_on.is_(None)], None
     code = visible_body(session, context.actor, view.body).code
     keyed = DoctorVisibility.__table__
     return keyed, [keyed.c.designated_body_code == code], code
@@ -624,6 +628,7 @@ def _ready_condition(ready: Ready, code: str | None) -> ColumnElement[bool]:
 # Exactly the predicate of the partial index ix_doctor_unassigned: SQLAlchemy writes a boolean
 # column as "unassigned = 1" on SQLite, which SQLite does not match to that index.
 UNASSIGNED_DOCTOR = text("doctor.unassigned")
+ARCHIVED_DOCTOR = text("doctor.archived_on IS NOT NULL")  # as the partial index ix_doctor_archived has it
 
 # The highest code point: every name that starts with a prefix sorts before prefix + this.
 _AFTER_EVERY_NAME = chr(0x10FFFF)

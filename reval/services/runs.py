@@ -134,6 +134,8 @@ def run_view(run: SyncRun) -> dict[str, Any]:
             },
         },
         "queues": summary.queues,
+        "archived": summary.archived,
+        "restored": summary.restored,
         "rejectedRecords": run.rejected_records,
         "error": run.error,
     }
