@@ -11,7 +11,8 @@ from flask.logging import default_handler
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from reval import metrics
-from reval.api import API_PREFIX, error_problem, init_api
+from reval.api import API_PREFIX, error_problem, init_api, under
+from reval.api.fhir import FHIR_PREFIX, fhir_error
 from reval.extensions import Database, celery_init_app, init_settings
 from reval.logs import configure_logging
 from reval.settings import Settings, environment_settings
@@ -66,7 +67,9 @@ def _refuse_large_body() -> None:
 
 
 def _error_response(error: Exception):
-    """A problem document under the API's address, a page elsewhere."""
-    if request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/"):
+    """A problem document under the API's address, an OperationOutcome under FHIR's, a page elsewhere."""
+    if under(API_PREFIX, request.path):
         return error_problem(error)
+    if under(FHIR_PREFIX, request.path):
+        return fhir_error(error)
     return error_page(error)

@@ -126,7 +126,7 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest ships no t
 
 
 def init_api(app: Flask, csrf: CSRFProtect) -> None:
-    from reval.api import resources
+    from reval.api import fhir, resources
 
     app.config.update(
         API_TITLE="Reval",
@@ -165,6 +165,9 @@ def init_api(app: Flask, csrf: CSRFProtect) -> None:
         limiter.shared_limit(_process_rate_limit, scope="api")(blueprint)
         csrf.exempt(blueprint)  # callers prove who they are with tokens, not cookies
         api.register_blueprint(blueprint)
+    limiter.shared_limit(_process_rate_limit, scope="api")(fhir.fhir)
+    csrf.exempt(fhir.fhir)
+    app.register_blueprint(fhir.fhir)
     if settings.dev:
         app.register_blueprint(resources.dev_keys)
         csrf.exempt(resources.dev_keys)
@@ -175,6 +178,10 @@ def openapi_document(app: Flask) -> str:
     with app.app_context():
         spec: dict[str, Any] = app.extensions["reval.api"].spec.to_dict()
     return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def under(prefix: str, path: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
 
 
 def share_rate_limit(app: Flask, processes: int) -> bool:
@@ -206,4 +213,4 @@ def _limit_storage(app: Flask) -> str:
     return configured.rate_limit_storage_url or configured.broker_url or MEMORY_STORAGE
 
 
-__all__ = ["API_PREFIX", "error_problem", "init_api", "openapi_document", "share_rate_limit"]
+__all__ = ["API_PREFIX", "error_problem", "init_api", "openapi_document", "share_rate_limit", "under"]

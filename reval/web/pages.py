@@ -33,8 +33,9 @@ from reval.web.presenters import (
 blueprint = Blueprint("pages", __name__)
 
 # Endpoints anyone may reach: signing in, the files every page loads, and the probes (/metrics
-# takes its own token). (The API, under /api/, names its callers with tokens, not the session.)
-PUBLIC_BLUEPRINTS = {"auth", "dev_auth", "assets", "operations"}
+# takes its own token). (The API, under /api/, and the FHIR view name their callers with tokens,
+# not the session.)
+PUBLIC_BLUEPRINTS = {"auth", "dev_auth", "assets", "operations", "fhir"}
 API_PATH = "/api/"
 
 CONTENT_SECURITY_POLICY = "; ".join(
