@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import IO, Any
 
@@ -45,11 +45,11 @@ def export(output_format, queue, designated_body, archived):
     view = QueueView(designated_body, Queue(queue.upper()) if queue else None, archived=archived)
     entries = exported_entries(context(), view, View.EXPORT)  # recorded in the access audit
     first = next(entries, None)  # a refusal (an unknown body) comes before any output
-    rows = (entry.export_row() for entry in _chain(first, entries))
+    rows = (_export_row(entry, archived) for entry in _chain(first, entries))
     if output_format == "json":
         sys.stdout.write(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        write_csv(rows, sys.stdout)
+        write_csv(rows, sys.stdout, (*EXPORT_FIELDS, "archivedOn") if archived else EXPORT_FIELDS)
 
 
 @command()
@@ -71,17 +71,25 @@ def changes(since, page_size, output_format):
     click.echo(f"Next cursor: {page.next_cursor}")
 
 
+def _export_row(entry: QueueEntry, archived: bool) -> dict[str, Any]:
+    """The export's row; an archived doctor's with the day they were archived."""
+    row = entry.export_row()
+    if archived:
+        row["archivedOn"] = entry.archived_on.isoformat() if entry.archived_on else None
+    return row
+
+
 def _chain(first: QueueEntry | None, rest: Iterable[QueueEntry]) -> Iterable[QueueEntry]:
     if first is not None:
         yield first
         yield from rest
 
 
-def write_csv(rows: Iterable[dict[str, Any]], stream: IO[str]) -> None:
+def write_csv(rows: Iterable[dict[str, Any]], stream: IO[str], fields: Sequence[str] = EXPORT_FIELDS) -> None:
     writer = SafeCsvWriter(stream, lineterminator="\n")
-    writer.writerow(EXPORT_FIELDS)
+    writer.writerow(fields)
     for row in rows:
-        writer.writerow(row[name] for name in EXPORT_FIELDS)
+        writer.writerow(row[name] for name in fields)
 
 
 @command()

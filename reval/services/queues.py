@@ -219,6 +219,7 @@ class QueueEntry:
     gmc_update_failed: bool = False
     programme_membership_type: str | None = None
     last_changed_by: str | None = None  # who last asked for a connection change, or hid or unhid
+    archived_on: date | None = None  # an archived doctor's (queue and reason are then their last)
 
     @property
     def reason_label(self) -> str:
@@ -740,6 +741,7 @@ def _doctor_columns() -> list[ColumnElement[Any]]:
         doctor.tis_person_ids,
         doctor.programme_membership_type,
         doctor.last_changed_by,
+        doctor.archived_on,
     ]
 
 
@@ -778,4 +780,5 @@ def _entry(
         gmc_update_failed=row.gmc_number in failed,
         programme_membership_type=row.programme_membership_type,
         last_changed_by=row.last_changed_by,
+        archived_on=row.archived_on,
     )

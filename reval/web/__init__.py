@@ -12,7 +12,7 @@ from flask import Blueprint, Flask
 from flask_wtf.csrf import CSRFProtect
 from jinja2 import ChainableUndefined, ChoiceLoader, FileSystemLoader, PackageLoader
 
-from reval.web import actions, audit, auth, components, doctors, operations, pages, preview, queues, runs
+from reval.web import actions, archive, audit, auth, components, doctors, operations, pages, preview, queues, runs
 
 WEB = Path(__file__).parent
 
@@ -61,5 +61,6 @@ def init_web(app: Flask) -> None:
         runs.blueprint,
         preview.blueprint,
         audit.blueprint,
+        archive.blueprint,
     ):
         app.register_blueprint(blueprint)

@@ -80,13 +80,13 @@ def sync(sessions, files, data: Dataset, as_of, name: str, **controls) -> dict:
 
 def without(data: Dataset, number: str) -> Dataset:
     """The dataset with the doctor gone from both sources."""
-    lists = {code: [d for d in doctors if d["GMCReferenceNumber"] != number] for code, doctors in data.gmc_lists.items()}
+    lists = {
+        code: [d for d in doctors if d["GMCReferenceNumber"] != number] for code, doctors in data.gmc_lists.items()
+    }
     return Dataset(lists, [p for p in data.people if p["gmcNumber"] != number])
 
 
-def test_a_consumer_holds_what_the_queues_say_through_syncs_hides_and_archiving(
-    calling, national, sessions, files
-):
+def test_a_consumer_holds_what_the_queues_say_through_syncs_hides_and_archiving(calling, national, sessions, files):
     east, everyone = calling(), calling(scopes=NATIONAL)
     east_feed, national_feed = Consumer(east), Consumer(everyone)
     for feed in (east_feed, national_feed):
