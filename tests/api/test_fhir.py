@@ -46,10 +46,11 @@ def test_a_body_s_connected_doctors_as_practitioner_roles_paged(calling, nationa
     roles = all_entries(caller, f"organization={EAST_OF_ENGLAND}&_count=10")
     assert [role.id for role in roles] == sorted(EAST_CONNECTED + EAST_MISMATCH)
     role = roles[0]
-    assert role.active is True
-    assert (role.practitioner.identifier.system, role.practitioner.identifier.value) == (GMC_SYSTEM, role.id)
-    assert role.organization.identifier.value == EAST_OF_ENGLAND
-    assert role.period.start is not None and role.meta.lastUpdated is not None
+    document = role.model_dump(mode="json", exclude_none=True)
+    assert document["active"] is True
+    assert document["practitioner"]["identifier"] == {"system": GMC_SYSTEM, "value": role.id}
+    assert document["organization"]["identifier"]["value"] == EAST_OF_ENGLAND
+    assert document["period"]["start"] and document["meta"]["lastUpdated"]
     assert EAST_NOT_CONNECTED[0] not in {r.id for r in roles}  # in the programme, not connected at GMC
 
     one = caller.get(f"{SEARCH}/{role.id}")
