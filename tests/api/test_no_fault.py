@@ -66,3 +66,18 @@ def test_no_audited_read_or_request_id_faults(api, issuer, number, request_id):
     headers = {"X-Request-ID": request_id}
     assert_no_fault(reader.get(f"/api/v1/doctors/{quote(number, safe='')}", headers=headers))
     assert_no_fault(reader.get(f"/api/v1/doctors/{quote(number, safe='')}/history", headers=headers))
+
+
+@FUZZ
+@given(
+    query=st.dictionaries(
+        st.sampled_from(["since", "pageSize", "organization", "_lastUpdated", "_count", "page"]),
+        VALUE,
+    ),
+    number=st.sampled_from(EAST_CONNECTED[:3]) | VALUE,
+)
+def test_no_faults_in_the_changes_feed_or_the_fhir_view(api, issuer, query, number):
+    reader = Caller(api, issuer.token("reval.read"))
+    assert_no_fault(reader.get("/api/v1/changes", query_string=query))
+    assert_no_fault(reader.get("/fhir/r4/PractitionerRole", query_string={"organization": EAST_OF_ENGLAND} | query))
+    assert_no_fault(reader.get(f"/fhir/r4/PractitionerRole/{quote(number, safe='')}"))

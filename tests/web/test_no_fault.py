@@ -119,3 +119,10 @@ def test_no_audit_filter_or_request_id_faults(sign_in, national, fields, downloa
     nina = sign_in(role="national", name="Nina National")
     path = "/audit/download" if download else "/audit"
     assert_no_fault(nina.client.get(path, query_string=fields, headers={"X-Request-ID": request_id}))
+
+
+@FUZZ
+@given(page=VALUE)
+def test_no_archive_page_faults(sign_in, national, page):
+    for role in ("national", "admin"):
+        assert_no_fault(sign_in(role).client.get("/archive", query_string={"page": page}))
