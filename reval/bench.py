@@ -275,11 +275,15 @@ def page_times(database_url: str, directory: Path) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {token}"}
     api = f"/api/v1/designated-bodies/{body}/doctors?queue=DISCREPANCY"
     doctor = _ok(client.get(api, headers=auth), api).json["items"][0]["gmcReferenceNumber"]
+    changes = "/api/v1/changes?pageSize=100"
+    resumed = f"{changes}&since={_ok(client.get(changes, headers=auth), changes).json['nextCursor']}"
     for name, url in {
         "apiDoctors": api,
         "apiDoctorsPage50": f"{api}&page={deep_page}",
         "apiNameSearch": f"{api}&q=kha",
         "apiDoctor": f"/api/v1/doctors/{doctor}",
+        "apiChanges": changes,  # the body's feed from its oldest change
+        "apiChangesResumed": resumed,  # and from a cursor, as a consumer pulls
     }.items():
         figures[name] = _percentiles(lambda url=url: _ok(client.get(url, headers=auth), url))
     database(app).engine.dispose()

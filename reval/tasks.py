@@ -239,7 +239,8 @@ def decide_shard_task(run_id: int, ranges: list[tuple[str, str | None]], token: 
 @shared_task(name="reval.finish_run")
 def finish_run(shard_counts: list[dict[str, Any]], run_id: int, token: str) -> dict[str, Any]:
     try:
-        summary = nightly_run.finish_run(database().sessions, run_id, shard_counts)
+        controls = SyncControls.from_settings(settings())  # archiving and pruning, as the settings say
+        summary = nightly_run.finish_run(database().sessions, run_id, shard_counts, controls)
     finally:
         run_lock().release(token)
     nightly_run.refresh_statistics(database().sessions, summary)

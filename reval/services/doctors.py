@@ -182,6 +182,14 @@ def _describe_hide_ended(event: DoctorEvent, old: dict[str, Any], _new: dict[str
     return f"Hide for {old.get('designatedBody')} ended: {event.detail}"
 
 
+def _describe_archived(event: DoctorEvent, old: dict[str, Any], new: dict[str, Any]) -> str:
+    return f"Archived on {new.get('archivedOn')} from {old.get('queue')} / {old.get('reason')}: {event.detail}"
+
+
+def _describe_restored(_event: DoctorEvent, old: dict[str, Any], _new: dict[str, Any]) -> str:
+    return f"Restored from the archive (archived on {old.get('archivedOn')}): back at GMC or in TIS"
+
+
 EVENT_DESCRIPTIONS: dict[str, Callable[[DoctorEvent, dict[str, Any], dict[str, Any]], str]] = {
     "CONNECTION": _describe_connection,
     "DECISION": _describe_decision,
@@ -190,6 +198,8 @@ EVENT_DESCRIPTIONS: dict[str, Callable[[DoctorEvent, dict[str, Any], dict[str, A
     "HIDE": _describe_hide,
     "UNHIDE": _describe_hide_ended,
     "HIDE_ENDED": _describe_hide_ended,
+    "ARCHIVED": _describe_archived,
+    "RESTORED": _describe_restored,
 }
 
 
