@@ -202,3 +202,18 @@ def test_reval_changes_prints_the_feed(reval, national):
     table = reval("changes", "--since", page["nextCursor"])
     assert table.exit_code == 0 and "Next cursor:" in table.output
     assert_one_line_refusal(reval("changes", "--since", "nonsense", expect_exit=2), 2, "since 'nonsense'")
+
+
+def test_archived_doctors_are_counted_listed_and_out_of_the_default_export(reval, national, sessions, files):
+    later = AS_OF + timedelta(days=400)
+    summary = sync(sessions, files, without(national, UNASSIGNED), later, "later")
+    assert (summary["archived"], summary["restored"]) == (1, 0)
+    assert sum(counts["after"] for counts in summary["queues"].values()) == summary["doctors"]
+    assert "1 archived, 0 restored" in reval("runs").output
+    archived = orjson.loads(reval("export", "--archived").output)
+    assert [(row["gmcReferenceNumber"], row["archivedOn"]) for row in archived] == [(UNASSIGNED, later.isoformat())]
+    assert UNASSIGNED not in {row["gmcReferenceNumber"] for row in orjson.loads(reval("export").output)}
+    assert "archivedOn" in reval("export", "--archived", "--format", "csv").output.splitlines()[0]
+    assert "Archived on" in reval("history", UNASSIGNED).output
+    refused = reval("export", "--archived", "--designated-body", EAST_OF_ENGLAND, expect_exit=2)
+    assert "--archived" in refused.output
