@@ -685,21 +685,9 @@ def _record_decision(
         return
     restored = previous.archived_on is not None
     if restored:  # an archived doctor is decided again only when a source has them again
-        new["archived_on"] = None
-        outcome.restored += 1
-        events.add(number, source, EventKind.RESTORED, {"archivedOn": previous.archived_on.isoformat()}, None, None)
-        outcome.entered[new["queue"]] += 1  # archived, they were in no queue's count
-    decision_changed = any(getattr(previous, name) != new[name] for name in DECISION_FIELDS)
+        _restore(outcome, events, source, previous, new)
+    decision_changed = _note_decision_change(outcome, events, source, previous, new, counted_before=not restored)
     names_changed = previous.sort_name != new["sort_name"] or previous.search_names != new["search_names"]
-    if decision_changed:
-        outcome.changed += 1
-        if previous.queue != new["queue"] and not restored:
-            outcome.left[previous.queue] += 1
-            outcome.entered[new["queue"]] += 1
-        events.add(number, source, EventKind.DECISION, decision_view(previous), decision_view(new), new["reason"])
-    else:
-        # Unchanged decision: keep the date it was first reached.
-        new["decided_as_of"] = previous.decided_as_of
     hide_ended = hidden_before != hidden_for
     if decision_changed or hide_ended or names_changed or restored:
         visibility.write(new, hidden_for, replace=True)
@@ -713,6 +701,35 @@ def _record_decision(
     )
     if any(getattr(previous, name) != value for name, value in new.items()):
         doctors.update(new)
+
+
+def _restore(outcome: DecisionOutcome, events: EventLog, source: Source, previous: Any, new: dict[str, Any]) -> None:
+    """An archived doctor back in a source: out of the archive, into their queue's count."""
+    new["archived_on"] = None
+    outcome.restored += 1
+    outcome.entered[new["queue"]] += 1  # archived, they were in no queue's count
+    events.add(
+        new["gmc_number"], source, EventKind.RESTORED, {"archivedOn": previous.archived_on.isoformat()}, None, None
+    )
+
+
+def _note_decision_change(
+    outcome: DecisionOutcome, events: EventLog, source: Source, previous: Any, new: dict[str, Any], counted_before: bool
+) -> bool:
+    """Whether the decision changed: if so, counted and put in the history; if not, it keeps
+    the date it was first reached. ``counted_before``: the previous decision was in its
+    queue's count (an archived one was not)."""
+    if not any(getattr(previous, name) != new[name] for name in DECISION_FIELDS):
+        new["decided_as_of"] = previous.decided_as_of
+        return False
+    outcome.changed += 1
+    if previous.queue != new["queue"] and counted_before:
+        outcome.left[previous.queue] += 1
+        outcome.entered[new["queue"]] += 1
+    events.add(
+        new["gmc_number"], source, EventKind.DECISION, decision_view(previous), decision_view(new), new["reason"]
+    )
+    return True
 
 
 def _change_kind(restored: bool, moved: bool, decision_changed: bool, hide_ended: bool) -> EventKind:
