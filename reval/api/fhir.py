@@ -28,7 +28,7 @@ from reval.api.callers import authenticate
 from reval.api.problems import error_problem
 from reval.clock import utcnow
 from reval.extensions import database
-from reval.refusals import Malformed, NotPermitted
+from reval.refusals import Invalid, NotPermitted
 from reval.services.context import Context
 from reval.services.practitioner_roles import ConnectedDoctor, connected_doctor, connected_doctors
 
@@ -215,10 +215,10 @@ def practitioner_role(doctor: ConnectedDoctor) -> PractitionerRole:
 def _organization(value: str | None) -> str:
     """A designated body code, bare or as system|code."""
     if not value or not value.strip():
-        raise Malformed("organization is required: a designated body code", field="organization")
+        raise Invalid("organization is required: a designated body code", field="organization")
     system, bar, code = value.strip().rpartition("|")
     if bar and system not in ("", DESIGNATED_BODY_SYSTEM):
-        raise Malformed(f"organization's system must be {DESIGNATED_BODY_SYSTEM}", field="organization")
+        raise Invalid(f"organization's system must be {DESIGNATED_BODY_SYSTEM}", field="organization")
     return code
 
 
@@ -227,7 +227,7 @@ def _whole_number(name: str, default: int, maximum: int) -> int:
     if raw is None or raw == "":
         return default
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
-        raise Malformed(f"{name} {raw[:40]!r} is not a whole number from 1 to {maximum}", field=name)
+        raise Invalid(f"{name} {raw[:40]!r} is not a whole number from 1 to {maximum}", field=name)
     return int(raw)
 
 
@@ -238,7 +238,7 @@ def _last_updated(value: str | None) -> tuple[str, datetime] | None:
     match = LAST_UPDATED.fullmatch(value.strip())
     moment = _moment(match.group(2)) if match else None
     if match is None or moment is None:
-        raise Malformed(
+        raise Invalid(
             f"_lastUpdated {value[:40]!r} is not a FHIR date such as gt2027-01-31T00:00:00Z", field="_lastUpdated"
         )
     return match.group(1) or "ge", moment  # no prefix: from that moment on
