@@ -12,8 +12,8 @@ sequence as rows are written but become visible when their transaction commits, 
 sync holding small ids can commit after an admin's hide with a larger one: "everything after
 the last id" would skip the sync's rows. So ``xact_id`` is the writing transaction's id
 (pg_current_xact_id()) and a reader serves only rows whose transaction is older than every
-transaction still running (its snapshot's xmin): those transactions have all finished, and
-any transaction that writes later has a larger id. Rows are served in (xact_id, id) order, and
+transaction of this database still running at its snapshot: those transactions have all
+finished, and any transaction that writes later has a larger id. Rows are served in (xact_id, id) order, and
 a page that is not full tells the reader it has everything up to that horizon. SQLite lets one
 writer at a time, so ``xact_id`` is 0 there and ids commit in order.
 """
@@ -172,11 +172,24 @@ def read_changes(
     return ChangesRead(rows, max(after, through))
 
 
+# The oldest transaction that may still commit a row of this database: the oldest of the
+# snapshot's running transactions, leaving out those another database's sessions are running
+# (transaction ids are the server's, and another database's long transaction must not hold this
+# feed back). One that has ended since the snapshot, or whose database cannot be seen, counts.
+_HORIZON = text(
+    "SELECT COALESCE("
+    "(SELECT min(running::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS running "
+    "WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity AS other WHERE other.backend_xid = running::xid "
+    "AND other.datname IS NOT NULL AND other.datname <> current_database())), "
+    "pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"
+)
+
+
 def _served_through(session: Session) -> Position:
-    """The last position a reader may serve now: below the oldest transaction still running
-    (PostgreSQL), or the newest row (SQLite, whose writers commit in order)."""
+    """The last position a reader may serve now: below the oldest transaction of this database
+    still running (PostgreSQL), or the newest row (SQLite, whose writers commit in order)."""
     if session.get_bind().dialect.name == "postgresql":
-        horizon = session.scalar(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+        horizon = session.scalar(_HORIZON)
         return Position(int(horizon or 1) - 1, LAST_ID)
     return Position(0, session.scalar(select(func.coalesce(func.max(DoctorChange.id), 0))) or 0)
 
