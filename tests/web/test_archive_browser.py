@@ -45,6 +45,12 @@ def test_a_national_user_finds_the_archived_doctors(page, site, artifacts, archi
     assert_fits(page, width, "the archive")
     assert_accessible(page)
 
+    page.get_by_role("link", name=UNASSIGNED).click()  # their record and history are kept
+    expect(page.get_by_text(f"Archived on {archived.strftime('%-d %B %Y')}: no GMC connection")).to_be_visible()
+    page.screenshot(path=artifacts / f"archived-doctor-{width}.png", full_page=True)
+    assert_fits(page, width, "an archived doctor")
+    assert_accessible(page)
+
     page.goto(site + "/queues/unassigned")  # out of the Unassigned queue they were in
     expect(page.get_by_text(UNASSIGNED)).to_have_count(0)
 
