@@ -212,6 +212,9 @@ def _dry_run_summary(summary: SyncSummary) -> str:
         f"{summary.decisions_changed} decisions would change, "
         f"{summary.events} history events would be recorded, {summary.hides_ended} hides would end"
     )
+    for label, key in (("archived", "archivedDoctors"), ("restored", "restoredDoctors")):
+        numbers = summary.stored.get(key, [])
+        lines.append(f"Doctors that would be {label}: {len(numbers)}" + (f" ({', '.join(numbers)})" if numbers else ""))
     lines.append(f"Records that would be rejected: {summary.rejected_records}")
     for rejection in summary.stored.get("rejections", []):
         lines.append(f"  {rejection['source']} {rejection['locator']}: {rejection['message']}")

@@ -44,6 +44,9 @@ def archivable(session: Session, as_of: date, after_days: int) -> list[Doctor]:
             .where(
                 Doctor.archived_on.is_(None),
                 Doctor.designated_body_code.is_(None),
+                # Implied by the history below, and what judges where there is none (a dry run's
+                # scratch copy holds no history).
+                Doctor.decided_as_of <= cutoff,
                 ~exists().where(TisPerson.gmc_number == Doctor.gmc_number),
                 ~exists().where(RejectedTisPerson.gmc_number == Doctor.gmc_number),
                 ~exists().where(DoctorEvent.gmc_number == Doctor.gmc_number, DoctorEvent.as_of > cutoff),

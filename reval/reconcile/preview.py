@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from reval.clock import utcnow
 from reval.db import make_engine, session_factory
 from reval.designated_bodies import OwnerDirectory
-from reval.models import Base, Doctor, DoctorEvent, RejectedRecord, SyncRun
+from reval.models import Base, Doctor, DoctorChange, DoctorChangePruned, DoctorEvent, RejectedRecord, SyncRun
 from reval.reconcile.common import EventKind
 from reval.reconcile.decisions import (
     DecisionContext,
@@ -206,6 +206,8 @@ def dry_run_sync(
                 raise DryRunFailed(f"the sync would fail (dry run, nothing written): {failure_text(cause)}") from error
             with scratch_sessions.begin() as session:
                 moves = run_moves(session, summary["syncRunId"])
+                summary["archivedDoctors"] = run_doctors(session, summary["syncRunId"], EventKind.ARCHIVED)
+                summary["restoredDoctors"] = run_doctors(session, summary["syncRunId"], EventKind.RESTORED)
         finally:
             scratch_engine.dispose()
     for key in ("syncRunId", "startedAt", "finishedAt", "helperProcess"):
@@ -252,8 +254,25 @@ def run_moves(session: Session, run_id: int) -> list[Move]:
     return [move for move in moves if move is not None]
 
 
+def run_doctors(session: Session, run_id: int, kind: EventKind) -> list[str]:
+    """The GMC numbers of the doctors a sync run recorded an event of this kind for, in order."""
+    return list(
+        session.scalars(
+            select(DoctorEvent.gmc_number)
+            .where(DoctorEvent.sync_run_id == run_id, DoctorEvent.kind == kind)
+            .distinct()
+            .order_by(DoctorEvent.gmc_number)
+        )
+    )
+
+
 # Written by a sync and read by none: not copied to a dry run's scratch database.
-NOT_COPIED = (DoctorEvent.__tablename__, RejectedRecord.__tablename__)
+NOT_COPIED = (
+    DoctorEvent.__tablename__,
+    RejectedRecord.__tablename__,
+    DoctorChange.__tablename__,  # the changes feed: read by other systems, never by a sync
+    DoctorChangePruned.__tablename__,
+)
 
 
 def _copy_under_lock(source: Engine, scratch: Path, controls: SyncControls) -> None:

@@ -222,6 +222,8 @@ class SyncDryRun:
             "moves": [move.as_json() for move in self.moves],
             "rejectedRecords": self.summary.rejected_records,
             "heldBack": self.held_back,
+            "archived": self.summary.stored.get("archivedDoctors", []),
+            "restored": self.summary.stored.get("restoredDoctors", []),
         }
 
 

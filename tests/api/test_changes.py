@@ -11,13 +11,15 @@ import orjson
 import pytest
 from sqlalchemy import select, update
 
+from reval.app import create_app
 from reval.clock import utcnow
+from reval.extensions import database
 from reval.models import DoctorChange
 from reval.reconcile.sync import GmcInput, SyncControls, TisInput, run_sync
 from reval.snapshot_files import open_snapshot
 from tests.api.conftest import Caller
 from tests.api.test_resources import all_pages
-from tests.conftest import assert_one_line_refusal
+from tests.conftest import Reval, assert_one_line_refusal
 from tests.factories import AS_OF, EAST_OF_ENGLAND, NORTH_EAST, WESSEX, gmc_snapshot, tis_snapshot
 from tests.web.conftest import EAST_CONNECTED, EAST_NOT_CONNECTED, UNASSIGNED, Dataset
 
@@ -217,3 +219,21 @@ def test_archived_doctors_are_counted_listed_and_out_of_the_default_export(reval
     assert "Archived on" in reval("history", UNASSIGNED).output
     refused = reval("export", "--archived", "--designated-body", EAST_OF_ENGLAND, expect_exit=2)
     assert "--archived" in refused.output
+
+
+def test_a_dry_run_lists_whom_the_sync_would_archive(app, national, files):
+    """REVAL_ARCHIVE_AFTER_DAYS as set, within the year of as-of dates a sync accepts."""
+    settings = {key: value for key, value in app.config.items() if key.startswith("REVAL_")}
+    short = create_app(settings | {"REVAL_ARCHIVE_AFTER_DAYS": "200"})
+    reval = Reval(short)
+    data = without(national, UNASSIGNED)
+    gmc = gmc_snapshot(files / "gmc-dry.json", data.gmc_lists)
+    tis = tis_snapshot(files / "tis-dry.json", data.people)
+    sources = ("--gmc-file", gmc, "--tis-file", tis, "--as-of", (AS_OF + timedelta(days=300)).isoformat())
+    dry = reval("sync", "--dry-run", *sources)
+    assert f"Doctors that would be archived: 1 ({UNASSIGNED})" in dry.output
+    assert "Doctors that would be restored: 0" in dry.output
+    listed = orjson.loads(reval("sync", "--dry-run", "--json", "--quiet", *sources).output)
+    assert (listed["archived"], listed["restored"]) == ([UNASSIGNED], [])
+    assert orjson.loads(reval("export", "--archived").output) == []  # a dry run writes nothing
+    database(short).engine.dispose()
