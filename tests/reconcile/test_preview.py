@@ -99,7 +99,16 @@ def test_a_dry_run_writes_nothing_and_lists_the_moves_the_sync_then_makes(reval,
     dry_run = json.loads(reval("sync", "--dry-run", *sources, "--format", "json").stdout)
 
     assert every_row(sessions) == rows_before
-    assert set(dry_run) == {"asOf", "ruleTable", "doctors", "moves", "rejectedRecords", "heldBack"}
+    assert set(dry_run) == {
+        "asOf",
+        "ruleTable",
+        "doctors",
+        "moves",
+        "rejectedRecords",
+        "heldBack",
+        "archived",
+        "restored",
+    }
     assert dry_run["asOf"] == (AS_OF + timedelta(days=1)).isoformat()
     assert dry_run["doctors"] == 3 and dry_run["rejectedRecords"] == 0 and dry_run["heldBack"] == []
     reval("sync", *sources)
