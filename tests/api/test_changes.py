@@ -229,7 +229,7 @@ def test_a_dry_run_lists_whom_the_sync_would_archive(app, national, files):
     data = without(national, UNASSIGNED)
     gmc = gmc_snapshot(files / "gmc-dry.json", data.gmc_lists)
     tis = tis_snapshot(files / "tis-dry.json", data.people)
-    sources = ("--gmc-file", gmc, "--tis-file", tis, "--as-of", (AS_OF + timedelta(days=300)).isoformat())
+    sources = ("--gmc-file", str(gmc), "--tis-file", str(tis), "--as-of", (AS_OF + timedelta(days=300)).isoformat())
     dry = reval("sync", "--dry-run", *sources)
     assert f"Doctors that would be archived: 1 ({UNASSIGNED})" in dry.output
     assert "Doctors that would be restored: 0" in dry.output
