@@ -15,7 +15,6 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
-    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -27,7 +26,9 @@ from sqlalchemy import (
     false,
     text,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.functions import FunctionElement
 
 GMC_NUMBER = String(7)
 BODY_CODE = String(32)
@@ -212,6 +213,25 @@ class DoctorVisibilityName(Base):
     gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True)
 
 
+class CurrentTransactionId(FunctionElement[int]):
+    """The writing transaction's id, as a column default: PostgreSQL's pg_current_xact_id() as a
+    number (64 bits, so it never wraps), 0 elsewhere (as migration 0011 makes it; a schema made
+    from these models, as a dry run's scratch copy is, gets the same)."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(CurrentTransactionId)
+def _no_transaction_id(element: CurrentTransactionId, compiler: Any, **kw: Any) -> str:
+    return "0"
+
+
+@compiles(CurrentTransactionId, "postgresql")
+def _postgresql_transaction_id(element: CurrentTransactionId, compiler: Any, **kw: Any) -> str:
+    return "(pg_current_xact_id()::text::bigint)"
+
+
 class DoctorChange(Base):
     """One change to what a designated body sees of a doctor (None: the national Unassigned
     view), in the order the changes feed serves them (migration 0011)."""
@@ -226,7 +246,7 @@ class DoctorChange(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     # The writing transaction's id on PostgreSQL (pg_current_xact_id(), by the column's
     # default), 0 on SQLite: see reval.reconcile.changes.
-    xact_id: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
+    xact_id: Mapped[int] = mapped_column(BigInteger, server_default=CurrentTransactionId())
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     gmc_number: Mapped[str] = mapped_column(GMC_NUMBER)
     kind: Mapped[str] = mapped_column(String(20))  # an EventKind
