@@ -239,15 +239,28 @@ class DecisionContext:
 DoctorInputs = tuple[str, tuple | None, tuple[tuple, ...], str | None, tuple[tuple[str, ...], ...]]
 
 
-def decide_batch(context: DecisionContext, batch: list[DoctorInputs]) -> list[dict[str, Any]]:
-    """The doctor row each doctor's inputs decide: pure, so it may run in the helper process."""
-    decided = []
+class DecidedDoctor(NamedTuple):
+    number: str
+    decision: Decision
+    situation: DoctorSituation
+    connection: ConnectionInput | None
+    people: tuple[PersonInput, ...]
+
+
+def decide_each(context: DecisionContext, batch: list[DoctorInputs]) -> Iterator[DecidedDoctor]:
+    """Each doctor's decision, with the inputs it was made from: pure."""
     make_connection, make_person = ConnectionInput._make, PersonInput._make
     for number, connection_values, people_values, last_connected_before, rejected_people in batch:
         connection = None if connection_values is None else make_connection(connection_values)
         people = tuple(map(make_person, people_values))
         situation = situation_of(connection, people, last_connected_before, context.owners, rejected_people)
-        decision = context.engine.decide(situation, context.as_of)
+        yield DecidedDoctor(number, context.engine.decide(situation, context.as_of), situation, connection, people)
+
+
+def decide_batch(context: DecisionContext, batch: list[DoctorInputs]) -> list[dict[str, Any]]:
+    """The doctor row each doctor's inputs decide: pure, so it may run in the helper process."""
+    decided = []
+    for number, decision, situation, connection, people in decide_each(context, batch):
         new = doctor_row(number, decision, situation, connection, people, context.as_of, context.owners.codes)
         new["stable_from"], new["stable_until"] = stable_between(situation, context.as_of)
         new["decision_basis"] = context.basis
@@ -527,8 +540,10 @@ class _DecisionRecorder:
 
 
 def _range_inputs(
-    session: Session, needed: set[str], low: str, high: str | None
+    session: Session, needed: set[str], low: str, high: str | None, previous_columns: Sequence[Any] = ()
 ) -> tuple[list[DoctorInputs], dict[str, Any]]:
+    """The range's doctors' inputs, and their stored rows (``previous_columns`` of them, with
+    gmc_number and last_connected_designated_body_code; every column when none are given)."""
     connection_table, person_table = GmcConnection.__table__, TisPerson.__table__
     connections = {
         row[0]: row[1:]
@@ -545,9 +560,13 @@ def _range_inputs(
     person_columns = [person_table.c[name] for name in PERSON_INPUT_COLUMNS]
     for row in _rows(session, person_table, person_columns, needed, low, high, order_by=person_table.c.tis_person_id):
         people[row[0]].append(row[1:])
-    previous_rows = {
-        row.gmc_number: row for row in _rows(session, Doctor.__table__, [Doctor.__table__], needed, low, high)
-    }
+    doctor_table = Doctor.__table__
+    read_columns = (
+        [doctor_table.c.gmc_number, doctor_table.c.last_connected_designated_body_code, *previous_columns]
+        if previous_columns
+        else [doctor_table]
+    )
+    previous_rows = {row.gmc_number: row for row in _rows(session, doctor_table, read_columns, needed, low, high)}
     rejected: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     rejected_table = RejectedTisPerson.__table__
     for number, owners in _rows(

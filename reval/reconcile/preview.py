@@ -2,8 +2,9 @@
 
 A rule preview decides every stored doctor again from the stored sources, with the installed rule
 table, as of a day, and compares each decision with the stored one. It reads range by range of
-GMC numbers through the decide step's own reader and decides with its own pure ``decide_batch``, so
-its memory is bounded by a range and its decisions are the sync's.
+GMC numbers through the decide step's own reader and decides with its own pure ``decide_each``
+(without making the rows a sync writes), so its memory is bounded by a range and its decisions
+are the sync's.
 
 A dry run of a sync applies its sources to a scratch copy of the database (an SQLite file of its
 own, removed afterwards) and runs the real sync there: the same validation, guard and decisions,
@@ -35,7 +36,7 @@ from reval.reconcile.decisions import (
     DecisionContext,
     DoctorInputs,
     _range_inputs,
-    decide_batch,
+    decide_each,
     decision_view,
     gmc_number_ranges,
     in_range,
@@ -101,8 +102,9 @@ def preview_moves(
 
 def decided_views(context: DecisionContext, batch: list[DoctorInputs]) -> list[tuple[str, dict[str, Any]]]:
     """Each doctor's decision view: pure, so it may run in the helper process, and all that
-    crosses back from it (a doctor's whole row would cost more to send than to decide)."""
-    return [(row["gmc_number"], decision_view(row)) for row in decide_batch(context, batch)]
+    crosses back from it (a doctor's whole row would cost more to send than to decide). The rows a
+    sync writes are not made: that was a fifth of the deciding."""
+    return [(doctor.number, decision_view(doctor.decision)) for doctor in decide_each(context, batch)]
 
 
 def stored_state(session: Session, engine: RuleEngine) -> tuple[Any, ...]:
@@ -136,13 +138,19 @@ def preview_helper(session: Session, wanted: bool) -> SyncHelper:
     return SyncHelper(None, start_now=True, preload=(decided_views.__module__,))
 
 
+# What a stored decision's view (decision_view) reads: a preview needs no more of the stored row.
+DECISION_VIEW_COLUMNS = [
+    Doctor.__table__.c[name] for name in ("queue", "reason", "rule_number", "rule_table", "visible_to")
+]
+
+
 def _every_doctor(session: Session) -> Iterator[tuple[list[DoctorInputs], dict[str, Any]]]:
     """Each range's doctors' inputs, with their stored decisions to compare against."""
     for low, high in gmc_number_ranges():
         stored = set(session.scalars(select(Doctor.gmc_number).where(in_range(Doctor.gmc_number, low, high))))
         numbers = stored | undecided_numbers(session, low, high)
         if numbers:
-            yield _range_inputs(session, numbers, low, high)
+            yield _range_inputs(session, numbers, low, high, DECISION_VIEW_COLUMNS)
 
 
 class DryRunBusy(Exception):
