@@ -190,6 +190,15 @@ class DoctorVisibility(Base):
     queue: Mapped[str] = mapped_column(String(20), server_default="")
     reason: Mapped[str] = mapped_column(String(40), server_default="")
     sort_name: Mapped[str] = mapped_column(String(400), server_default="")  # the doctor's (migration 0007)
+    # The doctor's columns a queue sorts and filters on (migration 0012), copied with each decision,
+    # so a sorted or filtered page reads the body's own rows and not a doctor row for each of them.
+    programme_name: Mapped[str | None] = mapped_column(String(200))
+    programme_start: Mapped[date | None] = mapped_column(Date)
+    programme_end: Mapped[date | None] = mapped_column(Date)
+    programme_owners: Mapped[str] = mapped_column(String(400), server_default="")
+    decided_as_of: Mapped[date | None] = mapped_column(Date)
+    # What this body's admin can do at once (a Ready value, or ""): the Discrepancies' two lists.
+    ready: Mapped[str] = mapped_column(String(10), server_default="")
 
 
 # Names are searched by prefix as ranges of code points; PostgreSQL must compare them so too,

@@ -95,6 +95,36 @@ def test_the_queue_index_migration_fills_each_bodys_names_and_sort_names_from_th
     engine.dispose()
 
 
+def test_the_view_columns_migration_copies_each_doctors_sort_columns_and_what_each_body_can_do(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'reval.sqlite'}")
+    config = alembic_config(engine)
+    command.upgrade(config, "0011")
+    with engine.begin() as connection:
+        # Connected to one body, owned by another, decided as not belonging where connected.
+        connection.exec_driver_sql(
+            "INSERT INTO doctor (gmc_number, queue, reason, rule_number, rule_table, visible_to,"
+            " programme_owner_designated_bodies, tis_person_ids, decided_as_of, decision_basis, designated_body_code,"
+            " programme_name, programme_start, programme_end, programme_owners)"
+            " VALUES ('1234567', 'DISCREPANCY', 'DB_MISMATCH', 5, 't', '[]', '[\"1-1RSSQ1B\"]', '[]', '2026-11-28',"
+            " 'b', '1-1RSSQ05', 'Surgery', '2025-08-06', '2028-08-01', '1-1RSSQ1B')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO doctor_visibility (designated_body_code, gmc_number, queue, reason) VALUES"
+            " ('1-1RSSQ05', '1234567', 'DISCREPANCY', 'DB_MISMATCH'),"
+            " ('1-1RSSQ1B', '1234567', 'HIDDEN', 'HIDDEN_BY_ADMIN')"
+        )
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql(
+            "SELECT designated_body_code, programme_name, programme_start, programme_end, programme_owners,"
+            " decided_as_of, ready FROM doctor_visibility ORDER BY designated_body_code"
+        ).all() == [
+            ("1-1RSSQ05", "Surgery", "2025-08-06", "2028-08-01", "1-1RSSQ1B", "2026-11-28", "disconnect"),
+            ("1-1RSSQ1B", "Surgery", "2025-08-06", "2028-08-01", "1-1RSSQ1B", "2026-11-28", "connect"),
+        ]
+    engine.dispose()
+
+
 def test_the_spans_migration_fills_each_stored_persons_spans_from_their_documents(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'reval.sqlite'}")
     config = alembic_config(engine)

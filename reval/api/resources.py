@@ -44,7 +44,7 @@ from reval.clock import utcnow
 from reval.extensions import database
 from reval.gateway import AppGateway
 from reval.models import DoctorHide
-from reval.rules import DEFAULT_RULE_TABLE, Queue
+from reval.rules import DEFAULT_RULE_TABLE, Queue, Ready
 from reval.rules.table import format_value
 from reval.services.access import visible_bodies, visible_body
 from reval.services.changes import changes_page
@@ -61,7 +61,7 @@ from reval.services.doctors import DoctorDetail, doctor_detail, doctor_history
 from reval.services.hides import hide_doctor, unhide_doctor
 from reval.services.idempotency import Answer, StillAnswering, answered_once
 from reval.services.preview import preview_rules
-from reval.services.queues import Page, QueueFilters, QueueTab, QueueView, Ready, SortKey, queue_page, tab_counts
+from reval.services.queues import Page, QueueFilters, QueueTab, QueueView, SortKey, queue_page, tab_counts
 from reval.services.runs import get_run, list_runs, run_rejections, run_view, start_nightly_run
 
 # flask-smorest's abort raises an HTTPException with a problem document; it ships no types to say so.

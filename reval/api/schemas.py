@@ -9,11 +9,11 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, pre_load, validate
 
-from reval.rules import DEFAULT_RULE_TABLE, Queue
+from reval.rules import DEFAULT_RULE_TABLE, Queue, Ready
 from reval.services.changes import DEFAULT_PAGE_SIZE as CHANGES_PAGE_SIZE
 from reval.services.changes import MAX_PAGE_SIZE as CHANGES_MAX_PAGE_SIZE
 from reval.services.doctors import describe_event
-from reval.services.queues import MAX_PAGE_SIZE, Ready, SortKey
+from reval.services.queues import MAX_PAGE_SIZE, SortKey
 
 NULLABLE: dict[str, Any] = {"allow_none": True}  # typed Any: unpacked into fields of every kind
 

@@ -36,11 +36,13 @@ from reval.reconcile.common import BATCH_SIZE, BoundRows, EventKind, EventLog, R
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.rules import (
     HIDDEN_BY_ADMIN,
+    SHOULD_NOT_BE_CONNECTED,
     Decision,
     DoctorSituation,
     PlacementSpan,
     ProgrammeSpan,
     Queue,
+    Ready,
     RuleEngine,
     TisPersonView,
 )
@@ -706,9 +708,12 @@ def _record_decision(
     if restored:  # an archived doctor is decided again only when a source has them again
         _restore(outcome, events, source, previous, new)
     decision_changed = _note_decision_change(outcome, events, source, previous, new, counted_before=not restored)
-    names_changed = previous.sort_name != new["sort_name"] or previous.search_names != new["search_names"]
+    # The views keep copies of these, and "ready" follows the GMC connection.
+    copies_changed = previous.search_names != new["search_names"] or any(
+        getattr(previous, name) != new[name] for name in (*VIEW_COPIED_COLUMNS, "designated_body_code")
+    )
     hide_ended = hidden_before != hidden_for
-    if decision_changed or hide_ended or names_changed or restored:
+    if decision_changed or hide_ended or copies_changed or restored:
         visibility.write(new, hidden_for, replace=True)
     moved = previous.designated_body_code != new["designated_body_code"]
     visibility.changed(
@@ -796,10 +801,22 @@ class BodyViews:
         self.feed.flush()
 
 
+# The doctor's columns each body's view row keeps a copy of (besides the decision's own).
+VIEW_COPIED_COLUMNS = ("sort_name", "programme_name", "programme_start", "programme_end", "programme_owners")
+
+
+def ready_for(doctor: dict[str, Any], code: str) -> str:
+    """What an admin of the body ``code`` can do at once about the doctor (a Ready, or "")."""
+    if doctor["designated_body_code"] == code:
+        return Ready.DISCONNECT.value if doctor["reason"] in SHOULD_NOT_BE_CONNECTED else ""
+    return Ready.CONNECT.value if code in doctor["programme_owner_designated_bodies"] else ""
+
+
 def add_view_rows(doctor: dict[str, Any], hidden_for: set[str], views: list, names: list) -> None:
     """Adds to ``views`` and ``names`` the rows of what each body sees of the doctor."""
     number = doctor["gmc_number"]
     keys = name_keys(doctor["search_names"])
+    copied = {name: doctor[name] for name in VIEW_COPIED_COLUMNS}
     for code in doctor["visible_to"]:
         queue, reason = (
             (Queue.HIDDEN.value, HIDDEN_BY_ADMIN) if code in hidden_for else (doctor["queue"], doctor["reason"])
@@ -810,7 +827,9 @@ def add_view_rows(doctor: dict[str, Any], hidden_for: set[str], views: list, nam
                 "gmc_number": number,
                 "queue": queue,
                 "reason": reason,
-                "sort_name": doctor["sort_name"],
+                "decided_as_of": doctor["decided_as_of"],
+                "ready": ready_for(doctor, code),
+                **copied,
             }
         )
         names.extend(

@@ -31,6 +31,16 @@ class Audience(StrEnum):
     REJECTED_RECORD_OWNERS = "owners of a rejected TIS record"
 
 
+class Ready(StrEnum):
+    """The Discrepancies an admin can act on at once, as the national UI's two lists have them."""
+
+    CONNECT = "connect"  # a programme owner is this body, and the doctor is not connected to it
+    DISCONNECT = "disconnect"  # connected to this body, and the decision says they should not be
+
+
+# The decisions that say a doctor connected at GMC should not be connected where they are.
+SHOULD_NOT_BE_CONNECTED = ("NOT_IN_TIS", "INACTIVE_IN_TIS", "DB_MISMATCH", "PROGRAMME_EXPIRED", "NO_CURRENT_PROGRAMME")
+
 HIDDEN_BY_ADMIN = "HIDDEN_BY_ADMIN"
 HIDDEN_BY_ADMIN_LABEL = "Hidden by an admin"
 HIDDEN_BY_ADMIN_DESCRIPTION = "An admin of this designated body hid the doctor from its other queues."

@@ -32,13 +32,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from reval.designated_bodies import find_designated_body
+from reval.designated_bodies import DesignatedBody, find_designated_body
 from reval.models import DesignatedBodyRecord, Doctor, DoctorHide, DoctorVisibility, DoctorVisibilityName
 from reval.reconcile.connections import failed_update_numbers, failed_update_numbers_query
 from reval.reconcile.decisions import NAME_KEY_LENGTH
 from reval.reconcile.reference import configured_designated_bodies
 from reval.refusals import Invalid
-from reval.rules import DEFAULT_RULE_TABLE, HIDDEN_BY_ADMIN, Queue
+from reval.rules import DEFAULT_RULE_TABLE, HIDDEN_BY_ADMIN, SHOULD_NOT_BE_CONNECTED, Queue, Ready
 from reval.services.access import require_national, visible_bodies, visible_body
 from reval.services.audit import View, record_export
 from reval.services.context import Context
@@ -63,15 +63,6 @@ TAB_QUEUES = {
 }
 
 
-class Ready(StrEnum):
-    """The Discrepancies an admin can act on at once, as the national UI's two lists have them."""
-
-    CONNECT = "connect"  # a programme owner is this body, and the doctor is not connected to it
-    DISCONNECT = "disconnect"  # connected to this body, and the decision says they should not be
-
-
-# The decisions that say a doctor connected at GMC should not be connected where they are.
-SHOULD_NOT_BE_CONNECTED = ("NOT_IN_TIS", "INACTIVE_IN_TIS", "DB_MISMATCH", "PROGRAMME_EXPIRED", "NO_CURRENT_PROGRAMME")
 MAX_PERSON_NAME_LENGTH = 200
 
 
@@ -340,15 +331,18 @@ def ready_counts(context: Context, body: str, filters: QueueFilters) -> dict[Rea
 def programme_names(context: Context, body: str | None) -> list[str]:
     """The programme names of the doctors a body sees (national actors: of every doctor), in
     alphabetical order: what a programme filter can choose from."""
-    doctor = Doctor.__table__
     with context.reads() as session:
-        statement = select(doctor.c.programme_name).where(doctor.c.programme_name.is_not(None)).distinct()
         if body is not None:
+            # The body's view rows hold each doctor's programme: one range of the body's rows.
             query = _query(session, context, QueueView(body))
-            statement = statement.where(doctor.c.gmc_number.in_(query.keys().with_only_columns(query.gmc_number)))
+            column = query.keyed.c.programme_name
+            statement = select(column).where(*query.conditions)
         else:
             require_national(context.actor, "see every designated body's programmes at once")
-        return sorted(session.scalars(statement), key=lambda name: (name.casefold(), name))
+            column = Doctor.__table__.c.programme_name
+            statement = select(column)
+        names = session.scalars(statement.where(column.is_not(None)).distinct())
+        return sorted(names, key=lambda name: (name.casefold(), name))
 
 
 def counts_by_body(session: Session) -> dict[str, dict[str, int]]:
@@ -529,7 +523,7 @@ def _query(session: Session, context: Context, view: QueueView) -> _Query:
         conditions.append(keyed.c.queue == view.queue.value)
     filtered, needs_doctor = _filter_conditions(session, view, keyed, code)
     conditions.extend(filtered)
-    order_key, nullable, from_doctor = _sort_expression(view.sort, keyed)
+    order_key, nullable, from_doctor = _sort_expression(view.sort, keyed, configured_designated_bodies(session))
     source: FromClause = keyed
     if keyed is not doctor and (needs_doctor or from_doctor):
         source = keyed.join(doctor, doctor.c.gmc_number == keyed.c.gmc_number)
@@ -568,60 +562,58 @@ def _filter_conditions(
     session: Session, view: QueueView, keyed: Table, code: str | None
 ) -> tuple[list[ColumnElement[bool] | TextClause], bool]:
     """The search's and filters' conditions, and whether any reads the doctor's own columns."""
-    doctor = Doctor.__table__
     filters = view.filters
     conditions: list[ColumnElement[bool] | TextClause] = []
-    needs_doctor = False
     if filters.q:
         conditions.append(_search_condition(filters.q, keyed, code, view.queue))
     if filters.reason:
         conditions.append(keyed.c.reason == filters.reason)
     if filters.owner:
         owner = _owner_code(session, filters.owner)
-        conditions.append(_spaced(doctor.c.programme_owners).like(f"% {_like_escaped(owner)} %", escape="\\"))
-        needs_doctor = True
+        conditions.append(_spaced(keyed.c.programme_owners).like(f"% {_like_escaped(owner)} %", escape="\\"))
     if filters.gmc_update_failed is not None:
         flagged = keyed.c.gmc_number.in_(failed_update_numbers_query())
         conditions.append(flagged if filters.gmc_update_failed else ~flagged)
-    doctor_conditions = _doctor_conditions(filters, code)
+    if filters.ready is not None:
+        # A body's view rows know what its admin can do at once; the national views ask the doctor.
+        conditions.append(keyed.c.ready == filters.ready.value if code is not None else _ready_condition(filters.ready))
+    if filters.programme:
+        conditions.append(func.lower(keyed.c.programme_name) == filters.programme.lower())
+    for column, start, end in (
+        (keyed.c.programme_end, filters.ended_from, filters.ended_to),
+        (keyed.c.decided_as_of, filters.changed_from, filters.changed_to),
+    ):
+        conditions.extend(_date_range(column, start, end))
+    doctor_conditions = _doctor_conditions(filters)
     conditions.extend(doctor_conditions)
-    return conditions, needs_doctor or bool(doctor_conditions)
+    return conditions, bool(doctor_conditions)
 
 
-def _doctor_conditions(filters: QueueFilters, code: str | None) -> list[ColumnElement[bool]]:
-    """The filters on the doctor's own columns (the view's table does not hold them)."""
+def _doctor_conditions(filters: QueueFilters) -> list[ColumnElement[bool]]:
+    """The filters on the doctor's columns that the view rows do not hold."""
     doctor = Doctor.__table__.c
     conditions: list[ColumnElement[bool]] = []
-    if filters.ready is not None:
-        conditions.append(_ready_condition(filters.ready, code))
-    if filters.programme:
-        conditions.append(func.lower(doctor.programme_name) == filters.programme.lower())
     if filters.changed_by:
         conditions.append(func.lower(doctor.last_changed_by) == filters.changed_by.lower())
-    for column, start, end in (
-        (doctor.submission_date, filters.submitted_from, filters.submitted_to),
-        (doctor.programme_end, filters.ended_from, filters.ended_to),
-        (doctor.decided_as_of, filters.changed_from, filters.changed_to),
-    ):
-        if start is not None:
-            conditions.append(column >= start)
-        if end is not None:
-            conditions.append(column <= end)
+    conditions.extend(_date_range(doctor.submission_date, filters.submitted_from, filters.submitted_to))
     return conditions
 
 
-def _ready_condition(ready: Ready, code: str | None) -> ColumnElement[bool]:
-    """Ready for connection: a programme owner is the body (for the national views: any owner)
-    and the doctor is not connected to it; ready for disconnection: connected to the body (any
-    body) and decided as not belonging there."""
+def _date_range(column: ColumnElement[Any], start: date | None, end: date | None) -> list[ColumnElement[bool]]:
+    return [
+        *([column >= start] if start is not None else []),
+        *([column <= end] if end is not None else []),
+    ]
+
+
+def _ready_condition(ready: Ready) -> ColumnElement[bool]:
+    """For the national views (a body's view rows hold it: see ``ready_for``): ready for
+    connection, a programme owner is any body and the doctor is not connected to one; ready for
+    disconnection, connected to a body and decided as not belonging there."""
     doctor = Doctor.__table__.c
     connected = doctor.designated_body_code
     if ready is Ready.DISCONNECT:
-        at_body = connected == code if code is not None else connected.is_not(None)
-        return and_(at_body, doctor.reason.in_(SHOULD_NOT_BE_CONNECTED))
-    if code is not None:
-        owned = _spaced(doctor.programme_owners).like(f"% {_like_escaped(code)} %", escape="\\")
-        return and_(owned, or_(connected.is_(None), connected != code))
+        return and_(connected.is_not(None), doctor.reason.in_(SHOULD_NOT_BE_CONNECTED))
     connected_to_owner = _spaced(doctor.programme_owners).like(literal("% ").concat(connected).concat(" %"))
     return and_(doctor.programme_owners != "", or_(connected.is_(None), ~connected_to_owner))
 
@@ -672,45 +664,62 @@ def _like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _sort_expression(sort: SortKey, keyed: Table) -> tuple[ColumnElement[Any], bool, bool]:
+def _sort_expression(
+    sort: SortKey, keyed: Table, bodies: Sequence[DesignatedBody]
+) -> tuple[ColumnElement[Any], bool, bool]:
     """The column a view is ordered by, whether it can be null, and whether it is the doctor's
-    (the view's own table holds GMC number, sort name and reason)."""
+    (a body's view rows hold GMC number, sort name, reason and the copies of VIEW_COPIED_COLUMNS
+    and the decision's date; the national views read the doctor's own)."""
     doctor = Doctor.__table__.c
+    held = doctor if keyed is Doctor.__table__ else keyed.c
     body = DesignatedBodyRecord.__table__.c
-    if sort is SortKey.NAME:
-        return keyed.c.sort_name, False, False
-    if sort is SortKey.GMC_NUMBER:
-        return keyed.c.gmc_number, False, False
     if sort is SortKey.REASON:
-        reason = keyed.c.reason
         labels = {code: DEFAULT_RULE_TABLE.reason_label(code).lower() for code in DEFAULT_RULE_TABLE.reasons()}
-        return case(labels, value=reason, else_=reason), False, False
-    if sort is SortKey.DESIGNATED_BODY:
-        # By the name people read, not the code.
-        return (
-            select(func.lower(body.name)).where(body.code == doctor.designated_body_code).scalar_subquery(),
-            True,
-            True,
-        )
+        return case(labels, value=keyed.c.reason, else_=keyed.c.reason), False, False
     if sort is SortKey.PROGRAMME_OWNER:
-        first_owner = func.min(func.lower(body.name))
-        return (
-            select(first_owner)
-            .where(_spaced(doctor.programme_owners).like(literal("% ").concat(body.code).concat(" %")))
-            .scalar_subquery(),
-            True,
-            True,
-        )
+        return _first_owner_name(held, bodies), True, held is doctor
+    if sort in _HELD_SORTS:
+        column = _HELD_SORTS[sort](held)
+        return column, getattr(column, "nullable", True), held is doctor and sort not in _KEY_SORTS
     column = {
-        SortKey.PROGRAMME: func.lower(doctor.programme_name),
-        SortKey.START: doctor.programme_start,
-        SortKey.END: doctor.programme_end,
+        # By the name people read, not the code.
+        SortKey.DESIGNATED_BODY: select(func.lower(body.name))
+        .where(body.code == doctor.designated_body_code)
+        .scalar_subquery(),
         SortKey.SUBMISSION_DATE: doctor.submission_date,
-        SortKey.CHANGED: doctor.decided_as_of,
         SortKey.MEMBERSHIP_TYPE: doctor.programme_membership_type,
         SortKey.CHANGED_BY: func.lower(doctor.last_changed_by),
     }[sort]
-    return column, sort is not SortKey.CHANGED, True
+    return column, True, True
+
+
+# The sorts by what the view's own rows hold: each key's column of ``held`` (the view's columns).
+_HELD_SORTS: dict[SortKey, Any] = {
+    SortKey.NAME: lambda held: held.sort_name,
+    SortKey.GMC_NUMBER: lambda held: held.gmc_number,
+    SortKey.PROGRAMME: lambda held: func.lower(held.programme_name),
+    SortKey.START: lambda held: held.programme_start,
+    SortKey.END: lambda held: held.programme_end,
+    SortKey.CHANGED: lambda held: held.decided_as_of,
+}
+
+
+def _first_owner_name(held: Any, bodies: Sequence[DesignatedBody]) -> ColumnElement[Any]:
+    """The programme owners' first name people read (not their codes), case-folded as SQL does.
+    Most doctors have one owner, looked up by its code; a search of the bodies only for the rest."""
+    body = DesignatedBodyRecord.__table__.c
+    of_several = (
+        select(func.min(func.lower(body.name)))
+        .where(_spaced(held.programme_owners).like(literal("% ").concat(body.code).concat(" %")))
+        .scalar_subquery()
+    )
+    if not bodies:
+        return of_several
+    one_owner = {each.code: func.lower(literal(each.name)) for each in bodies}
+    return case(one_owner, value=held.programme_owners, else_=of_several)
+
+
+_KEY_SORTS = (SortKey.NAME, SortKey.GMC_NUMBER)  # the view's keys: never null, read off its indexes
 
 
 def _hidden_for(session: Session, numbers: list[str] | None) -> dict[str, list[str]]:

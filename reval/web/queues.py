@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from reval.designated_bodies import DesignatedBody, find_designated_body
 from reval.refusals import Invalid, NotFound
-from reval.rules import DEFAULT_RULE_TABLE
+from reval.rules import DEFAULT_RULE_TABLE, Ready
 from reval.services.actions import standing_failures
 from reval.services.audit import View
 from reval.services.hides import active_hides
@@ -24,7 +24,6 @@ from reval.services.queues import (
     QueueFilters,
     QueueTab,
     QueueView,
-    Ready,
     SortKey,
     checked_page,
     descending,

@@ -8,13 +8,14 @@ from datetime import date
 import pytest
 
 from reval.refusals import Invalid
+from reval.rules import Ready
 from reval.services.context import Actor, Context, Role
 from reval.services.hides import hide_doctor
 from reval.services.queues import (
     QueueFilters,
     QueueTab,
     QueueView,
-    Ready,
+    SortKey,
     programme_names,
     queue_entries,
     queue_page,
@@ -24,6 +25,7 @@ from reval.services.queues import (
 from tests.factories import EAST_OF_ENGLAND, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
 
 CONNECTED, NOT_CONNECTED, NOT_IN_TIS = "1000001", "1000002", "1000003"
+CONNECTED_PERSON, NOT_CONNECTED_PERSON = 501, 502  # the same people in every snapshot
 
 
 @pytest.fixture
@@ -42,8 +44,12 @@ def synced(reval, files):
     tis = tis_snapshot(
         files / "tis.json",
         [
-            person(CONNECTED, programme(EAST_OF_ENGLAND, end="2027-08-01")),
-            person(NOT_CONNECTED, programme(EAST_OF_ENGLAND, end="2028-08-01", kind="LAT", programmeName="Surgery")),
+            person(CONNECTED, programme(EAST_OF_ENGLAND, end="2027-08-01"), person_id=CONNECTED_PERSON),
+            person(
+                NOT_CONNECTED,
+                programme(EAST_OF_ENGLAND, end="2028-08-01", kind="LAT", programmeName="Surgery"),
+                person_id=NOT_CONNECTED_PERSON,
+            ),
         ],
     )
     reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21")
@@ -115,3 +121,57 @@ def test_last_changed_by_is_who_hid_and_filters_the_view_and_the_csv(synced, ses
     assert numbers(sessions, QueueTab.HIDDEN, changed_by="Someone Else") == []
     page = queue_page(admin(sessions), QueueView.of_tab(QueueTab.DISCREPANCIES, EAST_OF_ENGLAND))
     assert [(e.programme_membership_type, e.last_changed_by) for e in page.items] == [("LAT", None), (None, None)]
+
+
+def test_a_resync_that_changes_only_a_programme_refreshes_what_the_queues_sort_and_filter_by(
+    synced, sessions, reval, files
+):
+    """A body's view rows keep copies of the doctor's programme columns: a change to them that
+    leaves the decision as it was still reaches the filters, the sorts and the programme list."""
+    gmc = gmc_snapshot(
+        files / "gmc-2.json",
+        {
+            EAST_OF_ENGLAND: [
+                gmc_doctor(CONNECTED, SubmissionDate="01/06/2027"),
+                gmc_doctor(NOT_IN_TIS, SubmissionDate="01/02/2027"),
+            ]
+        },
+    )
+    tis = tis_snapshot(
+        files / "tis-2.json",
+        [
+            person(CONNECTED, programme(EAST_OF_ENGLAND, end="2027-08-01"), person_id=CONNECTED_PERSON),
+            person(
+                NOT_CONNECTED,
+                programme(EAST_OF_ENGLAND, end="2029-08-01", kind="LAT", programmeName="Urology"),
+                person_id=NOT_CONNECTED_PERSON,
+            ),
+        ],
+    )
+    reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21")
+
+    assert programme_names(admin(sessions), EAST_OF_ENGLAND) == ["General Practice", "Urology"]
+    assert numbers(sessions, QueueTab.DISCREPANCIES, programme="urology") == [NOT_CONNECTED]
+    assert numbers(sessions, QueueTab.DISCREPANCIES, programme="Surgery") == []
+    assert numbers(sessions, QueueTab.DISCREPANCIES, ended_from=date(2029, 1, 1)) == [NOT_CONNECTED]
+    assert ready_counts(admin(sessions), EAST_OF_ENGLAND, QueueFilters(programme="Urology")) == {
+        Ready.CONNECT: 1,
+        Ready.DISCONNECT: 0,
+    }
+
+
+@pytest.mark.parametrize(
+    "sort", [SortKey.PROGRAMME, SortKey.START, SortKey.END, SortKey.CHANGED, SortKey.PROGRAMME_OWNER]
+)
+@pytest.mark.parametrize("descending", [False, True])
+def test_a_body_sorts_by_its_copies_as_the_national_view_sorts_by_the_doctors_own(synced, sessions, sort, descending):
+    national = Context(sessions, sessions, Actor("Nat", Role.NATIONAL))
+    body_order = [
+        entry.gmc_number
+        for entry in queue_page(admin(sessions), QueueView(EAST_OF_ENGLAND, sort=sort, descending=descending)).items
+    ]
+    every_order = [
+        entry.gmc_number for entry in queue_page(national, QueueView(None, sort=sort, descending=descending)).items
+    ]
+    assert len(body_order) == 3
+    assert body_order == [number for number in every_order if number in body_order]
