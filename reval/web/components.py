@@ -20,8 +20,11 @@ MACROS = {
     "button": "nhsuk/components/button/macro.jinja",
     "checkboxes": "nhsuk/components/checkboxes/macro.jinja",
     "dateInput": "nhsuk/components/date-input/macro.jinja",
+    "footer": "nhsuk/components/footer/macro.jinja",
+    "header": "nhsuk/components/header/macro.jinja",
     "input": "nhsuk/components/input/macro.jinja",
     "select": "nhsuk/components/select/macro.jinja",
+    "skipLink": "nhsuk/components/skip-link/macro.jinja",
 }
 KEPT = 4096  # components' HTML kept per process: a few hundred bytes each
 
