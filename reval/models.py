@@ -179,9 +179,12 @@ class DoctorVisibility(Base):
 
     __tablename__ = "doctor_visibility"
     __table_args__ = (
-        # A queue's page in GMC-number or name order, and its count, are each one index range.
-        Index("ix_doctor_visibility_queue", "designated_body_code", "queue", "gmc_number"),
+        # A queue's page in GMC-number or name order, and its count, are each one index range;
+        # the first holds what the body's admin can do at once, so the ready counts read it alone.
+        Index("ix_doctor_visibility_queue", "designated_body_code", "queue", "gmc_number", "ready"),
         Index("ix_doctor_visibility_queue_name", "designated_body_code", "queue", "sort_name", "gmc_number"),
+        # A body's programme names: one seek each (see reval.services.queues.programme_names).
+        Index("ix_doctor_visibility_programme", "designated_body_code", "programme_name"),
         {"sqlite_with_rowid": False},  # stored in key order (migration 0004)
     )
 
@@ -197,6 +200,7 @@ class DoctorVisibility(Base):
     programme_end: Mapped[date | None] = mapped_column(Date)
     programme_owners: Mapped[str] = mapped_column(String(400), server_default="")
     decided_as_of: Mapped[date | None] = mapped_column(Date)
+    last_changed_by: Mapped[str | None] = mapped_column(String(200))  # kept by the actions that set it
     # What this body's admin can do at once (a Ready value, or ""): the Discrepancies' two lists.
     ready: Mapped[str] = mapped_column(String(10), server_default="")
 

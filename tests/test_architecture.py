@@ -104,9 +104,9 @@ def test_the_view_columns_migration_copies_each_doctors_sort_columns_and_what_ea
         connection.exec_driver_sql(
             "INSERT INTO doctor (gmc_number, queue, reason, rule_number, rule_table, visible_to,"
             " programme_owner_designated_bodies, tis_person_ids, decided_as_of, decision_basis, designated_body_code,"
-            " programme_name, programme_start, programme_end, programme_owners)"
+            " programme_name, programme_start, programme_end, programme_owners, last_changed_by)"
             " VALUES ('1234567', 'DISCREPANCY', 'DB_MISMATCH', 5, 't', '[]', '[\"1-1RSSQ1B\"]', '[]', '2026-11-28',"
-            " 'b', '1-1RSSQ05', 'Surgery', '2025-08-06', '2028-08-01', '1-1RSSQ1B')"
+            " 'b', '1-1RSSQ05', 'Surgery', '2025-08-06', '2028-08-01', '1-1RSSQ1B', 'Ann Admin')"
         )
         connection.exec_driver_sql(
             "INSERT INTO doctor_visibility (designated_body_code, gmc_number, queue, reason) VALUES"
@@ -117,10 +117,10 @@ def test_the_view_columns_migration_copies_each_doctors_sort_columns_and_what_ea
     with engine.connect() as connection:
         assert connection.exec_driver_sql(
             "SELECT designated_body_code, programme_name, programme_start, programme_end, programme_owners,"
-            " decided_as_of, ready FROM doctor_visibility ORDER BY designated_body_code"
+            " decided_as_of, last_changed_by, ready FROM doctor_visibility ORDER BY designated_body_code"
         ).all() == [
-            ("1-1RSSQ05", "Surgery", "2025-08-06", "2028-08-01", "1-1RSSQ1B", "2026-11-28", "disconnect"),
-            ("1-1RSSQ1B", "Surgery", "2025-08-06", "2028-08-01", "1-1RSSQ1B", "2026-11-28", "connect"),
+            ("1-1RSSQ05", "Surgery", "2025-08-06", "2028-08-01", "1-1RSSQ1B", "2026-11-28", "Ann Admin", "disconnect"),
+            ("1-1RSSQ1B", "Surgery", "2025-08-06", "2028-08-01", "1-1RSSQ1B", "2026-11-28", "Ann Admin", "connect"),
         ]
     engine.dispose()
 

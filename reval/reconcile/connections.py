@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from reval.clock import london_today
 from reval.gmc.client import GmcClient, GmcReply, new_client_request_id
 from reval.gmc.codes import CHANGE_REASONS, Action, OutcomeKind
-from reval.models import ConnectionRequest, Doctor, GmcConnection
+from reval.models import ConnectionRequest, GmcConnection
 from reval.reconcile.common import EventKind, EventLog, Source, checked_person_name, refused_as_invalid
+from reval.reconcile.decisions import note_last_changed_by
 from reval.reconcile.reference import configured_code
 from reval.reconcile.sync import redecide_doctors
 from reval.refusals import Conflict, Invalid
@@ -92,8 +93,7 @@ def record_connection_request(
     )
     session.add(request)
     session.flush()
-    # The queues' "last changed by" (a doctor Reval does not know yet has no row to note it on).
-    session.execute(update(Doctor).where(Doctor.gmc_number == number).values(last_changed_by=requested_by))
+    note_last_changed_by(session, number, requested_by)
     events = EventLog(recorded_at=now, as_of=london_today(now), sync_run_id=None)
     verb = "connection to" if action is Action.ADD else "disconnection from"
     events.add(

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from reval.db import offline_dialect
@@ -714,7 +714,7 @@ def _record_decision(
     )
     hide_ended = hidden_before != hidden_for
     if decision_changed or hide_ended or copies_changed or restored:
-        visibility.write(new, hidden_for, replace=True)
+        visibility.write(new, hidden_for, replace=True, last_changed_by=previous.last_changed_by)
     moved = previous.designated_body_code != new["designated_body_code"]
     visibility.changed(
         number,
@@ -782,14 +782,16 @@ class BodyViews:
         """Records in the changes feed how the bodies' views of a doctor changed."""
         self.feed.record(number, old, new, kind, self.changed_at, every_body=every_body)
 
-    def write(self, doctor: dict[str, Any], hidden_for: set[str], replace: bool) -> None:
+    def write(
+        self, doctor: dict[str, Any], hidden_for: set[str], replace: bool, last_changed_by: str | None = None
+    ) -> None:
         number = doctor["gmc_number"]
         if replace:
             self.rows.delete(number)
             self.names.delete(number)
         views: list[dict[str, Any]] = []
         names: list[dict[str, Any]] = []
-        add_view_rows(doctor, hidden_for, views, names)
+        add_view_rows(doctor, hidden_for, views, names, last_changed_by)
         for row in views:
             self.rows.insert(row)
         for row in names:
@@ -812,8 +814,11 @@ def ready_for(doctor: dict[str, Any], code: str) -> str:
     return Ready.CONNECT.value if code in doctor["programme_owner_designated_bodies"] else ""
 
 
-def add_view_rows(doctor: dict[str, Any], hidden_for: set[str], views: list, names: list) -> None:
-    """Adds to ``views`` and ``names`` the rows of what each body sees of the doctor."""
+def add_view_rows(
+    doctor: dict[str, Any], hidden_for: set[str], views: list, names: list, last_changed_by: str | None = None
+) -> None:
+    """Adds to ``views`` and ``names`` the rows of what each body sees of the doctor
+    (``last_changed_by``: as the doctor's stored row has it; a sync never changes it)."""
     number = doctor["gmc_number"]
     keys = name_keys(doctor["search_names"])
     copied = {name: doctor[name] for name in VIEW_COPIED_COLUMNS}
@@ -828,6 +833,7 @@ def add_view_rows(doctor: dict[str, Any], hidden_for: set[str], views: list, nam
                 "queue": queue,
                 "reason": reason,
                 "decided_as_of": doctor["decided_as_of"],
+                "last_changed_by": last_changed_by,
                 "ready": ready_for(doctor, code),
                 **copied,
             }
@@ -835,6 +841,13 @@ def add_view_rows(doctor: dict[str, Any], hidden_for: set[str], views: list, nam
         names.extend(
             {"designated_body_code": code, "queue": queue, "name": name, "gmc_number": number} for name in keys
         )
+
+
+def note_last_changed_by(session: Session, number: str, name: str) -> None:
+    """Who last asked GMC to change the doctor's connection, or hid or unhid them: on the
+    doctor's row and each body's view of them (a doctor Reval does not know yet has no rows)."""
+    session.execute(update(Doctor).where(Doctor.gmc_number == number).values(last_changed_by=name))
+    session.execute(update(DoctorVisibility).where(DoctorVisibility.gmc_number == number).values(last_changed_by=name))
 
 
 def name_keys(search_names: str) -> set[str]:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from reval.models import Doctor, DoctorHide, DoctorVisibility, DoctorVisibilityName
 from reval.reconcile.changes import ChangeFeed
 from reval.reconcile.common import EventKind, EventLog, Source, checked_person_name, refused_as_invalid
-from reval.reconcile.decisions import hide_view
+from reval.reconcile.decisions import hide_view, note_last_changed_by
 from reval.reconcile.reference import configured_code
 from reval.reconcile.sync import redecide_doctors
 from reval.refusals import Conflict, Invalid, NotFound
@@ -88,7 +88,7 @@ def record_hide(
     except IntegrityError:  # another hide of this doctor for this body committed since the check above
         raise already_hidden from None
     _set_view(session, doctor, code, (Queue.HIDDEN.value, HIDDEN_BY_ADMIN), EventKind.HIDE, now)
-    doctor.last_changed_by = hidden_by
+    note_last_changed_by(session, doctor.gmc_number, hidden_by)
     events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)
     events.add(
         doctor.gmc_number, Source.ADMIN, EventKind.HIDE, None, hide_view(hide), f"hidden for {code} by {hidden_by}"
@@ -109,7 +109,7 @@ def record_unhide(
     hide.ended_at = now
     hide.end_reason = f"unhidden by {unhidden_by}"
     _set_view(session, doctor, code, (doctor.queue, doctor.reason), EventKind.UNHIDE, now)
-    doctor.last_changed_by = unhidden_by
+    note_last_changed_by(session, doctor.gmc_number, unhidden_by)
     events = EventLog(recorded_at=now, as_of=as_of, sync_run_id=None)
     events.add(doctor.gmc_number, Source.ADMIN, EventKind.UNHIDE, hide_view(hide), None, hide.end_reason)
     events.flush(session, force=True)

@@ -26,13 +26,14 @@ from sqlalchemy import (
     case,
     func,
     literal,
+    null,
     or_,
     select,
     text,
 )
 from sqlalchemy.orm import Session
 
-from reval.designated_bodies import DesignatedBody, find_designated_body
+from reval.designated_bodies import find_designated_body
 from reval.models import DesignatedBodyRecord, Doctor, DoctorHide, DoctorVisibility, DoctorVisibilityName
 from reval.reconcile.connections import failed_update_numbers, failed_update_numbers_query
 from reval.reconcile.decisions import NAME_KEY_LENGTH
@@ -301,31 +302,32 @@ def doctors_seen_by(context: Context, body: str, numbers: list[str]) -> tuple[li
 
 def tab_counts(context: Context, body: str | None, filters: QueueFilters) -> dict[QueueTab, int]:
     """How many doctors each tab holds for a body, with the same search and filters; Unassigned
-    only for a national actor. Each is counted on its own: one index range apiece."""
+    only for a national actor. The four queues are one grouped count of the view's rows (as many
+    rows as four counts would read, in one statement); Failed updates and Unassigned are counted
+    on their own."""
     tabs = [tab for tab in QueueTab if tab is not QueueTab.UNASSIGNED or context.actor.national]
     with context.reads() as session:
-        return {
-            tab: session.execute(
-                _query(session, context, QueueView.of_tab(tab, body, filters=filters)).count()
-            ).scalar_one()
-            for tab in tabs
-        }
+        every_queue = _query(session, context, QueueView(body, filters=filters))
+        by_queue: dict[str, int] = {queue: count for queue, count in session.execute(every_queue.grouped_count())}
+        counts = {tab: by_queue.get(queue.value, 0) for tab, queue in TAB_QUEUES.items()}
+        for tab in tabs:
+            if tab not in counts:
+                view = QueueView.of_tab(tab, body, filters=filters)
+                counts[tab] = session.execute(_query(session, context, view).count()).scalar_one()
+        return {tab: counts[tab] for tab in tabs}
 
 
 def ready_counts(context: Context, body: str, filters: QueueFilters) -> dict[Ready, int]:
     """How many of a body's Discrepancies are ready for connection and for disconnection, with
-    the same search and other filters."""
+    the same search and other filters: one count of the body's Discrepancies, grouped by what its
+    view rows say its admin can do at once."""
+    view = QueueView.of_tab(QueueTab.DISCREPANCIES, body, filters=replace(filters, ready=None))
     with context.reads() as session:
-        return {
-            ready: session.execute(
-                _query(
-                    session,
-                    context,
-                    QueueView.of_tab(QueueTab.DISCREPANCIES, body, filters=replace(filters, ready=ready)),
-                ).count()
-            ).scalar_one()
-            for ready in Ready
+        query = _query(session, context, view)
+        by_ready: dict[str, int] = {
+            ready: count for ready, count in session.execute(query.grouped_count(query.keyed.c.ready))
         }
+    return {ready: by_ready.get(ready.value, 0) for ready in Ready}
 
 
 def programme_names(context: Context, body: str | None) -> list[str]:
@@ -333,16 +335,27 @@ def programme_names(context: Context, body: str | None) -> list[str]:
     alphabetical order: what a programme filter can choose from."""
     with context.reads() as session:
         if body is not None:
-            # The body's view rows hold each doctor's programme: one range of the body's rows.
-            query = _query(session, context, QueueView(body))
-            column = query.keyed.c.programme_name
-            statement = select(column).where(*query.conditions)
+            code = visible_body(session, context.actor, body).code
+            names = session.scalars(_BODY_PROGRAMME_NAMES, {"code": code})
         else:
             require_national(context.actor, "see every designated body's programmes at once")
             column = Doctor.__table__.c.programme_name
-            statement = select(column)
-        names = session.scalars(statement.where(column.is_not(None)).distinct())
+            names = session.scalars(select(column).where(column.is_not(None)).distinct())
         return sorted(names, key=lambda name: (name.casefold(), name))
+
+
+# A body's distinct programme names, each found by one seek of ix_doctor_visibility_programme
+# after the one before (neither SQLite nor PostgreSQL skips through an index for DISTINCT): a
+# few hundred seeks, where DISTINCT would read every one of the body's rows.
+_BODY_PROGRAMME_NAMES = text(
+    "WITH RECURSIVE names(name) AS ("
+    " SELECT min(programme_name) FROM doctor_visibility WHERE designated_body_code = :code"
+    " UNION ALL"
+    " SELECT (SELECT min(programme_name) FROM doctor_visibility"
+    "  WHERE designated_body_code = :code AND programme_name > names.name)"
+    " FROM names WHERE names.name IS NOT NULL"
+    ") SELECT name FROM names WHERE name IS NOT NULL"
+)
 
 
 def counts_by_body(session: Session) -> dict[str, dict[str, int]]:
@@ -485,6 +498,11 @@ class _Query:
     def count(self) -> Select[int]:
         return select(func.count()).select_from(self.source).where(*self.conditions)
 
+    def grouped_count(self, by: ColumnElement[Any] | None = None) -> Select[Any, int]:
+        """How many rows of the view have each value of ``by`` (default: the queue as seen)."""
+        column = self.keyed.c.queue if by is None else by
+        return select(column, func.count()).select_from(self.source).where(*self.conditions).group_by(column)
+
     def keys(self) -> Select[Any, Any, Any]:  # GMC number, queue and reason as seen
         keyed = self.keyed.c
         return (
@@ -523,7 +541,7 @@ def _query(session: Session, context: Context, view: QueueView) -> _Query:
         conditions.append(keyed.c.queue == view.queue.value)
     filtered, needs_doctor = _filter_conditions(session, view, keyed, code)
     conditions.extend(filtered)
-    order_key, nullable, from_doctor = _sort_expression(view.sort, keyed, configured_designated_bodies(session))
+    order_key, nullable, from_doctor = _sort_expression(view.sort, keyed)
     source: FromClause = keyed
     if keyed is not doctor and (needs_doctor or from_doctor):
         source = keyed.join(doctor, doctor.c.gmc_number == keyed.c.gmc_number)
@@ -579,6 +597,8 @@ def _filter_conditions(
         conditions.append(keyed.c.ready == filters.ready.value if code is not None else _ready_condition(filters.ready))
     if filters.programme:
         conditions.append(func.lower(keyed.c.programme_name) == filters.programme.lower())
+    if filters.changed_by:
+        conditions.append(func.lower(keyed.c.last_changed_by) == filters.changed_by.lower())
     for column, start, end in (
         (keyed.c.programme_end, filters.ended_from, filters.ended_to),
         (keyed.c.decided_as_of, filters.changed_from, filters.changed_to),
@@ -593,8 +613,6 @@ def _doctor_conditions(filters: QueueFilters) -> list[ColumnElement[bool]]:
     """The filters on the doctor's columns that the view rows do not hold."""
     doctor = Doctor.__table__.c
     conditions: list[ColumnElement[bool]] = []
-    if filters.changed_by:
-        conditions.append(func.lower(doctor.last_changed_by) == filters.changed_by.lower())
     conditions.extend(_date_range(doctor.submission_date, filters.submitted_from, filters.submitted_to))
     return conditions
 
@@ -664,9 +682,7 @@ def _like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _sort_expression(
-    sort: SortKey, keyed: Table, bodies: Sequence[DesignatedBody]
-) -> tuple[ColumnElement[Any], bool, bool]:
+def _sort_expression(sort: SortKey, keyed: Table) -> tuple[ColumnElement[Any], bool, bool]:
     """The column a view is ordered by, whether it can be null, and whether it is the doctor's
     (a body's view rows hold GMC number, sort name, reason and the copies of VIEW_COPIED_COLUMNS
     and the decision's date; the national views read the doctor's own)."""
@@ -677,7 +693,7 @@ def _sort_expression(
         labels = {code: DEFAULT_RULE_TABLE.reason_label(code).lower() for code in DEFAULT_RULE_TABLE.reasons()}
         return case(labels, value=keyed.c.reason, else_=keyed.c.reason), False, False
     if sort is SortKey.PROGRAMME_OWNER:
-        return _first_owner_name(held, bodies), True, held is doctor
+        return _first_owner_name(held), True, held is doctor
     if sort in _HELD_SORTS:
         column = _HELD_SORTS[sort](held)
         return column, getattr(column, "nullable", True), held is doctor and sort not in _KEY_SORTS
@@ -688,7 +704,6 @@ def _sort_expression(
         .scalar_subquery(),
         SortKey.SUBMISSION_DATE: doctor.submission_date,
         SortKey.MEMBERSHIP_TYPE: doctor.programme_membership_type,
-        SortKey.CHANGED_BY: func.lower(doctor.last_changed_by),
     }[sort]
     return column, True, True
 
@@ -701,22 +716,22 @@ _HELD_SORTS: dict[SortKey, Any] = {
     SortKey.START: lambda held: held.programme_start,
     SortKey.END: lambda held: held.programme_end,
     SortKey.CHANGED: lambda held: held.decided_as_of,
+    SortKey.CHANGED_BY: lambda held: func.lower(held.last_changed_by),
 }
 
 
-def _first_owner_name(held: Any, bodies: Sequence[DesignatedBody]) -> ColumnElement[Any]:
+def _first_owner_name(held: Any) -> ColumnElement[Any]:
     """The programme owners' first name people read (not their codes), case-folded as SQL does.
-    Most doctors have one owner, looked up by its code; a search of the bodies only for the rest."""
+    Nearly every doctor has one owner, found by its code (a key lookup), or none; the bodies are
+    searched only for a doctor with several."""
     body = DesignatedBodyRecord.__table__.c
+    of_one = select(func.lower(body.name)).where(body.code == held.programme_owners).scalar_subquery()
     of_several = (
         select(func.min(func.lower(body.name)))
         .where(_spaced(held.programme_owners).like(literal("% ").concat(body.code).concat(" %")))
         .scalar_subquery()
     )
-    if not bodies:
-        return of_several
-    one_owner = {each.code: func.lower(literal(each.name)) for each in bodies}
-    return case(one_owner, value=held.programme_owners, else_=of_several)
+    return func.coalesce(of_one, case((held.programme_owners.contains(" "), of_several), else_=null()))
 
 
 _KEY_SORTS = (SortKey.NAME, SortKey.GMC_NUMBER)  # the view's keys: never null, read off its indexes

@@ -175,3 +175,25 @@ def test_a_body_sorts_by_its_copies_as_the_national_view_sorts_by_the_doctors_ow
     ]
     assert len(body_order) == 3
     assert body_order == [number for number in every_order if number in body_order]
+
+
+def test_who_last_changed_a_doctor_outlives_a_resync_that_rewrites_their_views(synced, sessions, reval, files):
+    hide_doctor(admin(sessions), CONNECTED, EAST_OF_ENGLAND, "on leave")
+    gmc = gmc_snapshot(
+        files / "gmc-2.json",
+        {EAST_OF_ENGLAND: [gmc_doctor(CONNECTED, SubmissionDate="01/06/2027"), gmc_doctor(NOT_IN_TIS)]},
+    )
+    renamed = programme(EAST_OF_ENGLAND, end="2027-08-01", programmeName="General Practice (renamed)")
+    tis = tis_snapshot(
+        files / "tis-2.json",
+        [
+            person(CONNECTED, renamed, person_id=CONNECTED_PERSON),
+            person(NOT_CONNECTED, programme(EAST_OF_ENGLAND, end="2028-08-01"), person_id=NOT_CONNECTED_PERSON),
+        ],
+    )
+    reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21")
+
+    assert numbers(sessions, QueueTab.HIDDEN, programme="General Practice (renamed)") == [CONNECTED]
+    assert numbers(sessions, QueueTab.HIDDEN, changed_by="Ann Admin") == [CONNECTED]
+    by_who = queue_page(admin(sessions), QueueView(EAST_OF_ENGLAND, sort=SortKey.CHANGED_BY, descending=True))
+    assert [entry.last_changed_by for entry in by_who.items] == ["Ann Admin", None, None]
