@@ -32,8 +32,13 @@ CONNECTED_PERSON, NOT_CONNECTED_PERSON = 501, 502  # the same people in every sn
 def synced(reval, files):
     """Connected as it should be; in a programme of the body but not connected (ready for
     connection); connected but unknown to TIS (ready for disconnection)."""
+    sync_the_three(reval, files, "first")
+
+
+def sync_the_three(reval, files, name: str, connected: dict | None = None, not_connected: dict | None = None) -> None:
+    """Syncs the three doctors, the two in TIS in these programmes (or the first snapshot's)."""
     gmc = gmc_snapshot(
-        files / "gmc.json",
+        files / f"gmc-{name}.json",
         {
             EAST_OF_ENGLAND: [
                 gmc_doctor(CONNECTED, SubmissionDate="01/06/2027"),
@@ -42,12 +47,12 @@ def synced(reval, files):
         },
     )
     tis = tis_snapshot(
-        files / "tis.json",
+        files / f"tis-{name}.json",
         [
-            person(CONNECTED, programme(EAST_OF_ENGLAND, end="2027-08-01"), person_id=CONNECTED_PERSON),
+            person(CONNECTED, connected or programme(EAST_OF_ENGLAND, end="2027-08-01"), person_id=CONNECTED_PERSON),
             person(
                 NOT_CONNECTED,
-                programme(EAST_OF_ENGLAND, end="2028-08-01", kind="LAT", programmeName="Surgery"),
+                not_connected or programme(EAST_OF_ENGLAND, end="2028-08-01", kind="LAT", programmeName="Surgery"),
                 person_id=NOT_CONNECTED_PERSON,
             ),
         ],
@@ -128,27 +133,8 @@ def test_a_resync_that_changes_only_a_programme_refreshes_what_the_queues_sort_a
 ):
     """A body's view rows keep copies of the doctor's programme columns: a change to them that
     leaves the decision as it was still reaches the filters, the sorts and the programme list."""
-    gmc = gmc_snapshot(
-        files / "gmc-2.json",
-        {
-            EAST_OF_ENGLAND: [
-                gmc_doctor(CONNECTED, SubmissionDate="01/06/2027"),
-                gmc_doctor(NOT_IN_TIS, SubmissionDate="01/02/2027"),
-            ]
-        },
-    )
-    tis = tis_snapshot(
-        files / "tis-2.json",
-        [
-            person(CONNECTED, programme(EAST_OF_ENGLAND, end="2027-08-01"), person_id=CONNECTED_PERSON),
-            person(
-                NOT_CONNECTED,
-                programme(EAST_OF_ENGLAND, end="2029-08-01", kind="LAT", programmeName="Urology"),
-                person_id=NOT_CONNECTED_PERSON,
-            ),
-        ],
-    )
-    reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21")
+    urology = programme(EAST_OF_ENGLAND, end="2029-08-01", kind="LAT", programmeName="Urology")
+    sync_the_three(reval, files, "second", not_connected=urology)
 
     assert programme_names(admin(sessions), EAST_OF_ENGLAND) == ["General Practice", "Urology"]
     assert numbers(sessions, QueueTab.DISCREPANCIES, programme="urology") == [NOT_CONNECTED]
@@ -179,19 +165,8 @@ def test_a_body_sorts_by_its_copies_as_the_national_view_sorts_by_the_doctors_ow
 
 def test_who_last_changed_a_doctor_outlives_a_resync_that_rewrites_their_views(synced, sessions, reval, files):
     hide_doctor(admin(sessions), CONNECTED, EAST_OF_ENGLAND, "on leave")
-    gmc = gmc_snapshot(
-        files / "gmc-2.json",
-        {EAST_OF_ENGLAND: [gmc_doctor(CONNECTED, SubmissionDate="01/06/2027"), gmc_doctor(NOT_IN_TIS)]},
-    )
     renamed = programme(EAST_OF_ENGLAND, end="2027-08-01", programmeName="General Practice (renamed)")
-    tis = tis_snapshot(
-        files / "tis-2.json",
-        [
-            person(CONNECTED, renamed, person_id=CONNECTED_PERSON),
-            person(NOT_CONNECTED, programme(EAST_OF_ENGLAND, end="2028-08-01"), person_id=NOT_CONNECTED_PERSON),
-        ],
-    )
-    reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21")
+    sync_the_three(reval, files, "second", connected=renamed)
 
     assert numbers(sessions, QueueTab.HIDDEN, programme="General Practice (renamed)") == [CONNECTED]
     assert numbers(sessions, QueueTab.HIDDEN, changed_by="Ann Admin") == [CONNECTED]
