@@ -173,6 +173,18 @@ class Doctor(Base):
     archived_on: Mapped[date | None] = mapped_column(Date)
 
 
+# What a sorted queue page reads of each of the body's rows besides the index's keys.
+QUEUE_INDEX_INCLUDES = [
+    "reason",
+    "programme_name",
+    "programme_start",
+    "programme_end",
+    "programme_owners",
+    "decided_as_of",
+    "last_changed_by",
+]
+
+
 class DoctorVisibility(Base):
     """Which designated bodies see a doctor, and in which queue and for what reason each sees them
     (an admin's hide for that body applied): the one place a body's queues are read from."""
@@ -181,7 +193,16 @@ class DoctorVisibility(Base):
     __table_args__ = (
         # A queue's page in GMC-number or name order, and its count, are each one index range;
         # the first holds what the body's admin can do at once, so the ready counts read it alone.
-        Index("ix_doctor_visibility_queue", "designated_body_code", "queue", "gmc_number", "ready"),
+        # On PostgreSQL it holds the sorted columns too: a sorted page reads the index alone
+        # (SQLite's rows are stored in the body's order already; see migration 0012).
+        Index(
+            "ix_doctor_visibility_queue",
+            "designated_body_code",
+            "queue",
+            "gmc_number",
+            "ready",
+            postgresql_include=QUEUE_INDEX_INCLUDES,
+        ),
         Index("ix_doctor_visibility_queue_name", "designated_body_code", "queue", "sort_name", "gmc_number"),
         # A body's programme names: one seek each (see reval.services.queues.programme_names).
         Index("ix_doctor_visibility_programme", "designated_body_code", "programme_name"),

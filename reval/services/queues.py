@@ -486,6 +486,9 @@ class _Query:
     order_key_nullable: bool
     descending: bool
     tie_break: bool  # order by GMC number after the key
+    # How the order's own table joins the view's rows, where it needs one (the first programme
+    # owner's name): joined for the page's keys and rows, never for a count.
+    order_join: tuple[FromClause, ColumnElement[bool]] | None = None
 
     @property
     def joins_doctor(self) -> bool:
@@ -507,7 +510,7 @@ class _Query:
         keyed = self.keyed.c
         return (
             select(keyed.gmc_number, keyed.queue.label("seen_queue"), keyed.reason.label("seen_reason"))
-            .select_from(self.source)
+            .select_from(self._ordered(self.source))
             .where(*self.conditions)
         )
 
@@ -519,9 +522,12 @@ class _Query:
         keyed = self.keyed.c
         return (
             select(*_doctor_columns(), keyed.queue.label("seen_queue"), keyed.reason.label("seen_reason"))
-            .select_from(source)
+            .select_from(self._ordered(source))
             .where(*self.conditions)
         )
+
+    def _ordered(self, source: FromClause) -> FromClause:
+        return source.outerjoin(*self.order_join) if self.order_join is not None else source
 
     def ordering(self) -> list[ColumnElement[Any]]:
         primary = self.order_key.desc() if self.descending else self.order_key.asc()
@@ -545,6 +551,7 @@ def _query(session: Session, context: Context, view: QueueView) -> _Query:
     source: FromClause = keyed
     if keyed is not doctor and (needs_doctor or from_doctor):
         source = keyed.join(doctor, doctor.c.gmc_number == keyed.c.gmc_number)
+    held = keyed.c
     return _Query(
         keyed,
         source,
@@ -553,6 +560,9 @@ def _query(session: Session, context: Context, view: QueueView) -> _Query:
         nullable,
         view.descending,
         tie_break=view.sort is not SortKey.GMC_NUMBER,
+        order_join=(_FIRST_OWNER, _FIRST_OWNER.c.code == held.programme_owners)
+        if view.sort is SortKey.PROGRAMME_OWNER
+        else None,
     )
 
 
@@ -720,18 +730,23 @@ _HELD_SORTS: dict[SortKey, Any] = {
 }
 
 
+# The designated body a doctor's one programme owner is, joined for the sort by owner.
+_FIRST_OWNER = DesignatedBodyRecord.__table__.alias("first_owner")
+
+
 def _first_owner_name(held: Any) -> ColumnElement[Any]:
     """The programme owners' first name people read (not their codes), case-folded as SQL does.
-    Nearly every doctor has one owner, found by its code (a key lookup), or none; the bodies are
-    searched only for a doctor with several."""
+    Nearly every doctor has one owner, joined by its code (see ``_query``), or none; the bodies
+    are searched only for a doctor with several."""
     body = DesignatedBodyRecord.__table__.c
-    of_one = select(func.lower(body.name)).where(body.code == held.programme_owners).scalar_subquery()
     of_several = (
         select(func.min(func.lower(body.name)))
         .where(_spaced(held.programme_owners).like(literal("% ").concat(body.code).concat(" %")))
         .scalar_subquery()
     )
-    return func.coalesce(of_one, case((held.programme_owners.contains(" "), of_several), else_=null()))
+    return func.coalesce(
+        func.lower(_FIRST_OWNER.c.name), case((held.programme_owners.contains(" "), of_several), else_=null())
+    )
 
 
 _KEY_SORTS = (SortKey.NAME, SortKey.GMC_NUMBER)  # the view's keys: never null, read off its indexes

@@ -6,8 +6,10 @@ and what the body's admin can do at once (``ready``: connect, disconnect or noth
 from the stored decisions here, and after by each decision and each action that changes them.
 A page sorted by programme, a date or who changed the doctor, or the Discrepancies' two ready
 counts, then read the body's rows alone, not a doctor row for each of them. The queue index
-holds ``ready`` too, so the ready counts read the index alone, and a new index by (body,
-programme name) gives a body's programme names one seek each.
+holds ``ready`` too, so the ready counts read the index alone (on PostgreSQL it includes the
+sorted columns, so a sorted page reads the index alone too: PostgreSQL's rows are not stored in
+the body's order as SQLite's are), and a new index by (body, programme name) gives a body's
+programme names one seek each.
 
 Revision ID: 0012
 Revises: 0011
@@ -25,6 +27,15 @@ depends_on = None
 # The decisions that say a doctor connected at GMC should not be connected where they are, as
 # reval.rules has them at this revision.
 SHOULD_NOT_BE_CONNECTED = ("NOT_IN_TIS", "INACTIVE_IN_TIS", "DB_MISMATCH", "PROGRAMME_EXPIRED", "NO_CURRENT_PROGRAMME")
+QUEUE_INDEX_INCLUDES = [
+    "reason",
+    "programme_name",
+    "programme_start",
+    "programme_end",
+    "programme_owners",
+    "decided_as_of",
+    "last_changed_by",
+]
 COLUMNS = (
     "programme_name",
     "programme_start",
@@ -66,7 +77,10 @@ def upgrade() -> None:
     with op.batch_alter_table("doctor_visibility") as batch_op:
         batch_op.drop_index("ix_doctor_visibility_queue")
         batch_op.create_index(
-            "ix_doctor_visibility_queue", ["designated_body_code", "queue", "gmc_number", "ready"], unique=False
+            "ix_doctor_visibility_queue",
+            ["designated_body_code", "queue", "gmc_number", "ready"],
+            unique=False,
+            postgresql_include=QUEUE_INDEX_INCLUDES,
         )
         batch_op.create_index(
             "ix_doctor_visibility_programme", ["designated_body_code", "programme_name"], unique=False
