@@ -27,15 +27,6 @@ depends_on = None
 # The decisions that say a doctor connected at GMC should not be connected where they are, as
 # reval.rules has them at this revision.
 SHOULD_NOT_BE_CONNECTED = ("NOT_IN_TIS", "INACTIVE_IN_TIS", "DB_MISMATCH", "PROGRAMME_EXPIRED", "NO_CURRENT_PROGRAMME")
-QUEUE_INDEX_INCLUDES = [
-    "reason",
-    "programme_name",
-    "programme_start",
-    "programme_end",
-    "programme_owners",
-    "decided_as_of",
-    "last_changed_by",
-]
 COLUMNS = (
     "programme_name",
     "programme_start",
@@ -45,6 +36,8 @@ COLUMNS = (
     "last_changed_by",
     "ready",
 )
+# What a sorted page reads besides the queue index's keys (PostgreSQL only).
+QUEUE_INDEX_INCLUDES = ["reason", *(column for column in COLUMNS if column != "ready")]
 
 
 def upgrade() -> None:
