@@ -183,7 +183,7 @@ def search_practitioner_roles() -> Response:
                     "resource": practitioner_role(doctor),
                     "search": {"mode": "match"},
                 }
-                for doctor in found.doctors
+                for doctor in found.items
             ],
         }
     )

@@ -60,8 +60,9 @@ from reval.services.context import Context
 from reval.services.doctors import DoctorDetail, doctor_detail, doctor_history
 from reval.services.hides import hide_doctor, unhide_doctor
 from reval.services.idempotency import Answer, StillAnswering, answered_once
+from reval.services.paging import Page
 from reval.services.preview import preview_rules
-from reval.services.queues import Page, QueueFilters, QueueTab, QueueView, SortKey, queue_page, tab_counts
+from reval.services.queues import QueueEntry, QueueFilters, QueueTab, QueueView, SortKey, queue_page, tab_counts
 from reval.services.runs import get_run, list_runs, run_rejections, run_view, start_nightly_run
 
 # flask-smorest's abort raises an HTTPException with a problem document; it ships no types to say so.
@@ -170,7 +171,7 @@ def designated_body_queues(args: dict[str, Any], code: str) -> dict[str, Any]:
 @bodies.response(200, DoctorPageSchema, headers=LINK)
 @bodies.alt_response(404, response="NOT_FOUND")
 @bodies.alt_response(422, response="UNPROCESSABLE_ENTITY")
-def designated_body_doctors(args: dict[str, Any], code: str) -> tuple[Page, dict[str, str]]:
+def designated_body_doctors(args: dict[str, Any], code: str) -> tuple[Page[QueueEntry], dict[str, str]]:
     """The body's doctors (its hides applied), filtered, sorted and paged as `reval export --designated-body` lists them."""  # noqa: E501 -- the OpenAPI summary: one line
     needs("reval.read")
     body = _visible_body(code)

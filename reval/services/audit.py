@@ -21,6 +21,7 @@ from reval.reconcile.common import refused_as_invalid
 from reval.refusals import Invalid
 from reval.services.access import checked_gmc_number, require_national
 from reval.services.context import Context
+from reval.services.paging import Page, checked_page
 from reval.validation import free_text
 
 AUDIT_PAGE_SIZE = 50
@@ -96,23 +97,12 @@ class AuditQuery:
         return statement
 
 
-@dataclass(frozen=True)
-class AuditPage:
-    records: list[AccessRecord]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
-
-
-def audit_page(context: Context, query: AuditQuery, page: int = 1, page_size: int = AUDIT_PAGE_SIZE) -> AuditPage:
+def audit_page(
+    context: Context, query: AuditQuery, page: int = 1, page_size: int = AUDIT_PAGE_SIZE
+) -> Page[AccessRecord]:
     """National users only: the records, newest first, a page at a time."""
     require_national(context.actor, "read the access audit")
-    if page < 1:
-        raise Invalid(f"page {page} is not a page number (1 or more)", field="page")
+    page = checked_page(page)
     with context.reads() as session:
         statement = query.statement()
         total = session.execute(select(func.count()).select_from(statement.subquery())).scalar_one()
@@ -121,7 +111,7 @@ def audit_page(context: Context, query: AuditQuery, page: int = 1, page_size: in
             .offset((page - 1) * page_size)
             .limit(page_size)
         ).all()
-        return AuditPage(list(records), total, page, page_size)
+        return Page(list(records), total, page, page_size)
 
 
 def audit_records(context: Context, query: AuditQuery) -> Iterator[AccessRecord]:

@@ -15,6 +15,7 @@ from reval.models import DoctorEvent, GmcConnection
 from reval.refusals import NotFound
 from reval.services.access import checked_gmc_number, visible_body
 from reval.services.context import Context
+from reval.services.paging import Page
 
 # A comparison of _lastUpdated (FHIR's date search prefixes) as SQL.
 COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
@@ -33,12 +34,6 @@ class ConnectedDoctor:
     last_name: str | None
     date_added: date | None
     last_updated: datetime | None  # the doctor's latest recorded change
-
-
-@dataclass(frozen=True)
-class ConnectedPage:
-    doctors: list[ConnectedDoctor]
-    total: int
 
 
 def _last_updated() -> Any:
@@ -77,7 +72,7 @@ def connected_doctors(
     updated: tuple[str, datetime] | None,
     page: int,
     count: int,
-) -> ConnectedPage:
+) -> Page[ConnectedDoctor]:
     """The doctors GMC has connected to one of the actor's bodies, in GMC-number order (a page
     of ``count``), optionally only those whose latest change compares so (``updated``: a
     COMPARISONS prefix and a moment)."""
@@ -89,7 +84,7 @@ def connected_doctors(
             statement = statement.where(COMPARISONS[prefix](_last_updated(), moment))
         total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
         rows = session.execute(statement.order_by(GmcConnection.gmc_number).offset((page - 1) * count).limit(count))
-        return ConnectedPage([_doctor(row) for row in rows], total)
+        return Page([_doctor(row) for row in rows], total, page, count)
 
 
 def connected_doctor(context: Context, number: str) -> ConnectedDoctor:

@@ -43,6 +43,7 @@ from reval.rules import DEFAULT_RULE_TABLE, HIDDEN_BY_ADMIN, SHOULD_NOT_BE_CONNE
 from reval.services.access import require_national, visible_bodies, visible_body
 from reval.services.audit import View, record_export
 from reval.services.context import Context
+from reval.services.paging import Page, checked_page, whole_number
 
 
 class QueueTab(StrEnum):
@@ -85,7 +86,6 @@ class SortKey(StrEnum):
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 500
 MAX_SEARCH_LENGTH = 100
-MAX_NUMBER_DIGITS = 9  # page numbers and sizes: more digits than any page there is
 GMC_NUMBER_DIGITS = 7
 
 
@@ -239,22 +239,12 @@ EXPORT_FIELDS = tuple(
 )
 
 
-@dataclass(frozen=True)
-class Page:
-    items: list[QueueEntry]
-    total: int
-    page: int
-    page_size: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
-
-
 # --- reading ------------------------------------------------------------------------------------
 
 
-def queue_page(context: Context, view: QueueView, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE) -> Page:
+def queue_page(
+    context: Context, view: QueueView, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE
+) -> Page[QueueEntry]:
     page, page_size = checked_page(page), checked_page_size(page_size)
     with context.reads() as session:
         query = _query(session, context, view)
@@ -442,31 +432,11 @@ def descending(order: str | None) -> bool:
     return value == "desc"
 
 
-def checked_page(page: Any) -> int:
-    number = _whole_number(page, "page")
-    if number < 1:
-        raise Invalid(f"page {page!r} is not 1 or more", field="page")
-    return number
-
-
 def checked_page_size(size: Any) -> int:
-    number = _whole_number(size, "pageSize")
+    number = whole_number(size, "pageSize")
     if not 1 <= number <= MAX_PAGE_SIZE:
         raise Invalid(f"page size {size!r} is not between 1 and {MAX_PAGE_SIZE}", field="pageSize")
     return number
-
-
-def _whole_number(value: Any, name: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if (
-        isinstance(value, str)
-        and value.strip().isascii()
-        and value.strip().isdigit()
-        and len(value.strip()) <= MAX_NUMBER_DIGITS
-    ):
-        return int(value)
-    raise Invalid(f"{name} {value!r} is not a whole number", field=name)
 
 
 # --- the query ----------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 
 from reval.services.access import require_national
-from reval.services.queues import DEFAULT_PAGE_SIZE, QueueView, checked_page, queue_page
+from reval.services.paging import checked_page
+from reval.services.queues import DEFAULT_PAGE_SIZE, QueueView, queue_page
 from reval.web.auth import signed_in_actor
 from reval.web.pages import web_context
 from reval.web.queues import pager

@@ -20,7 +20,7 @@ from reval.services.audit import (
     audit_page,
     audit_records,
 )
-from reval.services.queues import checked_page
+from reval.services.paging import checked_page
 from reval.spreadsheets import csv_chunks
 from reval.validation import InvalidValue, free_text
 from reval.web.auth import signed_in_actor

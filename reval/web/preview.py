@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 
 from reval.clock import EARLIEST_AS_OF, latest_as_of
 from reval.refusals import Invalid
+from reval.services.paging import Page, checked_page
 from reval.services.preview import (
     NO_BODY,
     GroupAsked,
@@ -23,7 +24,6 @@ from reval.services.preview import (
     preview_rules,
     require_previewer,
 )
-from reval.services.queues import Page, checked_page
 from reval.spreadsheets import SafeCsvWriter
 from reval.web.pages import body_label_of, url_with, web_context
 from reval.web.presenters import date_error, format_day
@@ -152,7 +152,7 @@ def _sort_links(shown: GroupShown) -> tuple[list[dict[str, str]], list[dict[str,
 def doctors() -> ResponseReturnValue:
     shown = _group_shown()
     page = checked_page(request.args.get("page") or 1)
-    numbers = Page([], len(shown.doctors), page, PAGE_SIZE)
+    numbers: Page[object] = Page([], len(shown.doctors), page, PAGE_SIZE)
     head, sorts = _sort_links(shown)
     return render_template(
         "rules/preview_doctors.html",

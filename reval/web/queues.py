@@ -18,6 +18,7 @@ from reval.rules import DEFAULT_RULE_TABLE, Ready
 from reval.services.actions import standing_failures
 from reval.services.audit import View
 from reval.services.hides import active_hides
+from reval.services.paging import checked_page
 from reval.services.queues import (
     DEFAULT_PAGE_SIZE,
     QueueEntry,
@@ -25,7 +26,6 @@ from reval.services.queues import (
     QueueTab,
     QueueView,
     SortKey,
-    checked_page,
     descending,
     discrepancy_counts,
     exported_entries,
