@@ -212,6 +212,27 @@ def test_console_script_reports_an_unreadable_file_without_a_traceback(files, mi
     assert result.stdout == ""
 
 
+def test_a_reader_that_stops_early_ends_the_command_quietly(files, migrated):
+    """`reval designated-bodies | head -1`: the pipe's reader has gone when the list is written.
+    That is the reader's choice, not an error to report."""
+    script = Path(sys.executable).with_name("reval")
+    reader, writer = os.pipe()
+    os.close(reader)  # gone before the command writes a line
+    try:
+        result = subprocess.run(
+            [str(script), "designated-bodies"],
+            check=False,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "REVAL_DATABASE_URL": migrated},
+        )
+    finally:
+        os.close(writer)
+    assert result.returncode == 1
+    assert result.stderr == ""
+
+
 def test_rejections_lists_every_rejected_record_of_the_latest_run(reval, synced):
     rows = json.loads(reval("rejections", "--format", "json").stdout)
     assert rows == [

@@ -73,6 +73,9 @@ def command(group: click.Group = cli, name: str | None = None, stoppable: bool =
                     return function(*args, **kwargs)
             except (click.ClickException, click.exceptions.Exit, click.Abort):
                 raise
+            except BrokenPipeError:
+                # The reader stopped early (`reval runs | head`): click ends quietly with exit 1.
+                raise
             except SyncInterrupted as error:
                 click.echo(f"Error: {error}", err=True)
                 sys.exit(128 + getattr(error.__cause__, "signal_number", signal.SIGINT))
