@@ -517,7 +517,7 @@ def _query(session: Session, context: Context, view: QueueView) -> _Query:
         conditions.append(keyed.c.queue == view.queue.value)
     filtered, needs_doctor = _filter_conditions(session, view, keyed, code)
     conditions.extend(filtered)
-    order_key, nullable, from_doctor = _sort_expression(view.sort, keyed)
+    order_key, nullable, from_doctor = _sort_expression(session, view.sort, keyed)
     source: FromClause = keyed
     if keyed is not doctor and (needs_doctor or from_doctor):
         source = keyed.join(doctor, doctor.c.gmc_number == keyed.c.gmc_number)
@@ -662,7 +662,7 @@ def _like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _sort_expression(sort: SortKey, keyed: Table) -> tuple[ColumnElement[Any], bool, bool]:
+def _sort_expression(session: Session, sort: SortKey, keyed: Table) -> tuple[ColumnElement[Any], bool, bool]:
     """The column a view is ordered by, whether it can be null, and whether it is the doctor's
     (a body's view rows hold GMC number, sort name, reason and the copies of VIEW_COPIED_COLUMNS
     and the decision's date; the national views read the doctor's own)."""
@@ -673,7 +673,7 @@ def _sort_expression(sort: SortKey, keyed: Table) -> tuple[ColumnElement[Any], b
         labels = {code: DEFAULT_RULE_TABLE.reason_label(code).lower() for code in DEFAULT_RULE_TABLE.reasons()}
         return case(labels, value=keyed.c.reason, else_=keyed.c.reason), False, False
     if sort is SortKey.PROGRAMME_OWNER:
-        return _first_owner_name(held), True, held is doctor
+        return _first_owner_name(session, held), True, held is doctor
     if sort in _HELD_SORTS:
         column = _HELD_SORTS[sort](held)
         return column, getattr(column, "nullable", True), held is doctor and sort not in _KEY_SORTS
@@ -704,19 +704,19 @@ _HELD_SORTS: dict[SortKey, Any] = {
 _FIRST_OWNER = DesignatedBodyRecord.__table__.alias("first_owner")
 
 
-def _first_owner_name(held: Any) -> ColumnElement[Any]:
+def _first_owner_name(session: Session, held: Any) -> ColumnElement[Any]:
     """The programme owners' first name people read (not their codes), case-folded as SQL does.
-    Nearly every doctor has one owner, joined by its code (see ``_query``), or none; the bodies
-    are searched only for a doctor with several."""
+    Nearly every doctor has one owner, joined by its code (see ``_query``), or none. For a doctor
+    with several, one expression tests the configured bodies in the database's own order of
+    their names and takes the first that owns a programme: the least name, as ``min`` would find
+    it, without a subquery per doctor."""
     body = DesignatedBodyRecord.__table__.c
-    of_several = (
-        select(func.min(func.lower(body.name)))
-        .where(_spaced(held.programme_owners).like(literal("% ").concat(body.code).concat(" %")))
-        .scalar_subquery()
-    )
-    return func.coalesce(
-        func.lower(_FIRST_OWNER.c.name), case((held.programme_owners.contains(" "), of_several), else_=null())
-    )
+    by_name = session.execute(select(body.code, body.name).order_by(func.lower(body.name), body.code)).all()
+    spaced = _spaced(held.programme_owners)
+    tests = [(spaced.like(f"% {_like_escaped(code)} %", escape="\\"), name) for code, name in by_name]
+    first_of_several = case(*tests, else_=null()) if tests else null()
+    several = held.programme_owners.contains(" ")
+    return func.lower(func.coalesce(_FIRST_OWNER.c.name, case((several, first_of_several), else_=null())))
 
 
 _KEY_SORTS = (SortKey.NAME, SortKey.GMC_NUMBER)  # the view's keys: never null, read off its indexes

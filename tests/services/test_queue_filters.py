@@ -22,7 +22,16 @@ from reval.services.queues import (
     ready_counts,
     tab_counts,
 )
-from tests.factories import EAST_OF_ENGLAND, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
+from tests.factories import (
+    EAST_OF_ENGLAND,
+    THAMES_VALLEY,
+    WESSEX,
+    gmc_doctor,
+    gmc_snapshot,
+    person,
+    programme,
+    tis_snapshot,
+)
 
 CONNECTED, NOT_CONNECTED, NOT_IN_TIS = "1000001", "1000002", "1000003"
 CONNECTED_PERSON, NOT_CONNECTED_PERSON = 501, 502  # the same people in every snapshot
@@ -172,3 +181,30 @@ def test_who_last_changed_a_doctor_outlives_a_resync_that_rewrites_their_views(s
     assert numbers(sessions, QueueTab.HIDDEN, changed_by="Ann Admin") == [CONNECTED]
     by_who = queue_page(admin(sessions), QueueView(EAST_OF_ENGLAND, sort=SortKey.CHANGED_BY, descending=True))
     assert [entry.last_changed_by for entry in by_who.items] == ["Ann Admin", None, None]
+
+
+def test_the_sort_by_owner_reads_each_doctors_first_owner_by_name_not_by_code(reval, files, sessions):
+    """Yorkshire and the Humber has the least code of all and the last name: a doctor it shares
+    with another owner sorts under the other's name. A doctor with no current programme sorts
+    last either way."""
+    yorkshire = "Yorkshire and the Humber"
+    owned_by = {
+        "2000001": [programme(WESSEX)],
+        "2000002": [programme(yorkshire), programme(WESSEX, programmeName="Surgery")],
+        "2000003": [programme(THAMES_VALLEY)],
+        "2000004": [programme(yorkshire), programme(EAST_OF_ENGLAND, programmeName="Surgery")],
+        "2000005": [programme(yorkshire)],
+        "2000006": [],
+    }
+    gmc = gmc_snapshot(files / "gmc.json", {WESSEX: [gmc_doctor(number) for number in owned_by]})
+    tis = tis_snapshot(files / "tis.json", [person(number, *programmes) for number, programmes in owned_by.items()])
+    reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21")
+    national = Context(sessions, sessions, Actor("Nat", Role.NATIONAL))
+
+    def in_order(descending: bool) -> list[str]:
+        view = QueueView(None, sort=SortKey.PROGRAMME_OWNER, descending=descending)
+        return [entry.gmc_number for entry in queue_page(national, view).items]
+
+    # east of england, thames valley, wessex (by number), yorkshire; then no owner
+    assert in_order(False) == ["2000004", "2000003", "2000001", "2000002", "2000005", "2000006"]
+    assert in_order(True) == ["2000005", "2000002", "2000001", "2000003", "2000004", "2000006"]
