@@ -456,9 +456,6 @@ class _Query:
     order_key_nullable: bool
     descending: bool
     tie_break: bool  # order by GMC number after the key
-    # How the order's own table joins the view's rows, where it needs one (the first programme
-    # owner's name): joined for the page's keys and rows, never for a count.
-    order_join: tuple[FromClause, ColumnElement[bool]] | None = None
 
     @property
     def joins_doctor(self) -> bool:
@@ -480,7 +477,7 @@ class _Query:
         keyed = self.keyed.c
         return (
             select(keyed.gmc_number, keyed.queue.label("seen_queue"), keyed.reason.label("seen_reason"))
-            .select_from(self._ordered(self.source))
+            .select_from(self.source)
             .where(*self.conditions)
         )
 
@@ -492,12 +489,9 @@ class _Query:
         keyed = self.keyed.c
         return (
             select(*_doctor_columns(), keyed.queue.label("seen_queue"), keyed.reason.label("seen_reason"))
-            .select_from(self._ordered(source))
+            .select_from(source)
             .where(*self.conditions)
         )
-
-    def _ordered(self, source: FromClause) -> FromClause:
-        return source.outerjoin(*self.order_join) if self.order_join is not None else source
 
     def ordering(self) -> list[ColumnElement[Any]]:
         primary = self.order_key.desc() if self.descending else self.order_key.asc()
@@ -521,7 +515,6 @@ def _query(session: Session, context: Context, view: QueueView) -> _Query:
     source: FromClause = keyed
     if keyed is not doctor and (needs_doctor or from_doctor):
         source = keyed.join(doctor, doctor.c.gmc_number == keyed.c.gmc_number)
-    held = keyed.c
     return _Query(
         keyed,
         source,
@@ -530,9 +523,6 @@ def _query(session: Session, context: Context, view: QueueView) -> _Query:
         nullable,
         view.descending,
         tie_break=view.sort is not SortKey.GMC_NUMBER,
-        order_join=(_FIRST_OWNER, _FIRST_OWNER.c.code == held.programme_owners)
-        if view.sort is SortKey.PROGRAMME_OWNER
-        else None,
     )
 
 
@@ -673,7 +663,7 @@ def _sort_expression(session: Session, sort: SortKey, keyed: Table) -> tuple[Col
         labels = {code: DEFAULT_RULE_TABLE.reason_label(code).lower() for code in DEFAULT_RULE_TABLE.reasons()}
         return case(labels, value=keyed.c.reason, else_=keyed.c.reason), False, False
     if sort is SortKey.PROGRAMME_OWNER:
-        return _first_owner_name(session, held), True, held is doctor
+        return _first_owner_rank(session, held), True, held is doctor
     if sort in _HELD_SORTS:
         column = _HELD_SORTS[sort](held)
         return column, getattr(column, "nullable", True), held is doctor and sort not in _KEY_SORTS
@@ -700,23 +690,28 @@ _HELD_SORTS: dict[SortKey, Any] = {
 }
 
 
-# The designated body a doctor's one programme owner is, joined for the sort by owner.
-_FIRST_OWNER = DesignatedBodyRecord.__table__.alias("first_owner")
-
-
-def _first_owner_name(session: Session, held: Any) -> ColumnElement[Any]:
-    """The programme owners' first name people read (not their codes), case-folded as SQL does.
-    Nearly every doctor has one owner, joined by its code (see ``_query``), or none. For a doctor
-    with several, one expression tests the configured bodies in the database's own order of
-    their names and takes the first that owns a programme: the least name, as ``min`` would find
-    it, without a subquery per doctor."""
+def _first_owner_rank(session: Session, held: Any) -> ColumnElement[Any]:
+    """Where the programme owners' first name people read (not their codes) comes among the
+    configured bodies' names, as the database orders them case-folded; null for no owner. One
+    expression over the dozen or so bodies, not a join or a subquery per doctor: nearly every
+    doctor has one owner, found by its code; the bodies are searched for the few with several,
+    in the order of their names, so the first found is the least."""
     body = DesignatedBodyRecord.__table__.c
-    by_name = session.execute(select(body.code, body.name).order_by(func.lower(body.name), body.code)).all()
-    spaced = _spaced(held.programme_owners)
-    tests = [(spaced.like(f"% {_like_escaped(code)} %", escape="\\"), name) for code, name in by_name]
-    first_of_several = case(*tests, else_=null()) if tests else null()
-    several = held.programme_owners.contains(" ")
-    return func.lower(func.coalesce(_FIRST_OWNER.c.name, case((several, first_of_several), else_=null())))
+    folded = func.lower(body.name)
+    by_name = session.execute(select(body.code, folded).order_by(folded, body.code)).all()
+    ranks: dict[str, int] = {}
+    rank, previous = 0, None
+    for code, name in by_name:
+        rank += name != previous  # bodies of the same name share a place: the GMC number decides
+        ranks[code], previous = rank, name
+    owners = held.programme_owners
+    spaced = _spaced(owners)
+    return case(
+        *((owners == code, place) for code, place in ranks.items()),
+        (owners == "", null()),
+        *((spaced.like(f"% {_like_escaped(code)} %", escape="\\"), place) for code, place in ranks.items()),
+        else_=null(),
+    )
 
 
 _KEY_SORTS = (SortKey.NAME, SortKey.GMC_NUMBER)  # the view's keys: never null, read off its indexes
