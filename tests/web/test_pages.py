@@ -177,6 +177,17 @@ def test_a_national_user_sees_every_body(sign_in, national):
 # --- who may act ---------------------------------------------------------------------------------
 
 
+def test_hide_is_offered_only_for_a_body_that_sees_the_doctor(sign_in, national):
+    national_user = sign_in(role="national", body=NORTH_EAST)
+    for_east = national_user.get(f"/doctors/{EAST_CONNECTED[0]}?body={EAST_OF_ENGLAND}").text
+    assert f'href="/actions/hide?body={EAST_OF_ENGLAND}' in for_east
+    assert "cannot hide them" not in for_east
+    for_wessex = national_user.get(f"/doctors/{EAST_CONNECTED[0]}?body={WESSEX}").text
+    assert "/actions/hide?" not in for_wessex
+    assert "Wessex does not see this doctor, so cannot hide them." in for_wessex
+    assert f'href="/actions/connect?body={WESSEX}' in for_wessex  # connecting is how a body comes to see them
+
+
 def test_a_viewers_action_is_forbidden(sign_in, national):
     viewer = sign_in(role="viewer")
     response = viewer.post("/actions/hide", {"body": EAST_OF_ENGLAND, "doctor": EAST_CONNECTED[0], "reason": "x"})
