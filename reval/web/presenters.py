@@ -225,13 +225,25 @@ def event_sentence(event: HistoryEvent, words: HistoryWords) -> str | None:
         return _connection_sentence(event, old, new, words)
     if event.kind == "DECISION":
         return _decision_sentence(old, new, words)
+    return _hide_or_archive_sentence(event, old, new, words)
+
+
+def _hide_or_archive_sentence(
+    event: HistoryEvent, old: Mapping[str, Any], new: Mapping[str, Any], words: HistoryWords
+) -> str | None:
+    """A hide or its end, an archiving or a restoring (None: any other kind)."""
+    why = f": {event.detail}" if event.detail else ""
     if event.kind == "HIDE":
         until = f" until {format_day(new['until'])}" if new.get("until") else ""
         return (
             f"Hidden for {words.body(new.get('designatedBody'))} by {new.get('hiddenBy')}{until}: {new.get('reason')}"
         )
     if event.kind in ("UNHIDE", "HIDE_ENDED"):
-        return f"Hide for {words.body(old.get('designatedBody'))} ended" + (f": {event.detail}" if event.detail else "")
+        return f"Hide for {words.body(old.get('designatedBody'))} ended{why}"
+    if event.kind == "ARCHIVED":
+        return f"Archived on {format_day(new.get('archivedOn'))}, from {_placed(old, words)}{why}"
+    if event.kind == "RESTORED":
+        return f"Restored from the archive (archived on {format_day(old.get('archivedOn'))}): back at GMC or in TIS"
     return None
 
 
@@ -270,10 +282,12 @@ def _connection_sentence(
 
 
 def _decision_sentence(old: Mapping[str, Any], new: Mapping[str, Any], words: HistoryWords) -> str:
-    def placed(values: Mapping[str, Any]) -> str:
-        queue = str(values.get("queue"))
-        return f"{QUEUE_WORDS.get(queue, queue.title())} ({words.reason(str(values.get('reason')))})"
-
     if not old:
-        return f"Placed in {placed(new)}"
-    return f"Moved from {placed(old)} to {placed(new)}"
+        return f"Placed in {_placed(new, words)}"
+    return f"Moved from {_placed(old, words)} to {_placed(new, words)}"
+
+
+def _placed(values: Mapping[str, Any], words: HistoryWords) -> str:
+    """A queue and its reason in words: Discrepancies (Not connected)."""
+    queue = str(values.get("queue"))
+    return f"{QUEUE_WORDS.get(queue, queue.title())} ({words.reason(str(values.get('reason')))})"

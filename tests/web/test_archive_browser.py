@@ -47,6 +47,13 @@ def test_a_national_user_finds_the_archived_doctors(page, site, artifacts, archi
 
     page.get_by_role("link", name=UNASSIGNED).click()  # their record and history are kept
     expect(page.get_by_text(f"Archived on {archived.strftime('%-d %B %Y')}: no GMC connection")).to_be_visible()
+    # No body sees them, so none can hide them; a connection at GMC would bring them back.
+    expect(page.get_by_text("does not see this doctor, so cannot hide them")).to_be_visible()
+    expect(page.get_by_role("button", name="Hide", exact=True)).to_have_count(0)
+    expect(page.get_by_role("button", name="Connect", exact=True)).to_be_visible()
+    expect(page.locator(".app-timeline")).to_contain_text(
+        f"Archived on {archived.strftime('%-d %B %Y')}, from Hidden (No programme, never connected): no GMC connection"
+    )
     page.screenshot(path=artifacts / f"archived-doctor-{width}.png", full_page=True)
     assert_fits(page, width, "an archived doctor")
     assert_accessible(page)

@@ -5,11 +5,15 @@ body codes or ISO dates. ``reval history`` keeps its own lines (tests/test_cli.p
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
 from playwright.sync_api import expect
 
+from reval.gmc.codes import CHANGE_REASONS
 from reval.gmc.simulator import InjectedFault
+from reval.rules import DEFAULT_RULE_TABLE
+from reval.web.presenters import HistoryWords, event_sentence
 from tests.factories import EAST_OF_ENGLAND
 from tests.web import test_browser
 from tests.web.conftest import EAST_MISMATCH, EAST_NOT_CONNECTED
@@ -59,3 +63,22 @@ def test_the_history_reads_as_sentences(page, site, artifacts, gmc_connect, nati
     expect(history).to_contain_text("Disconnected from East of England at GMC, asked by Ann Admin")
     entries = history.locator("li").all_inner_texts()
     assert not [entry for entry in entries if CODES.search(entry)], entries
+
+
+def test_archiving_and_restoring_read_as_sentences():
+    words = HistoryWords(str, DEFAULT_RULE_TABLE.reason_label, CHANGE_REASONS)
+    archived = SimpleNamespace(
+        kind="ARCHIVED",
+        source="SYNC",
+        old={"queue": "DISCREPANCY", "reason": "NOT_CONNECTED"},
+        new={"archivedOn": "2027-12-26"},
+        detail="no GMC connection, no TIS person and no change for 365 days",
+    )
+    restored = SimpleNamespace(kind="RESTORED", source="SYNC", old={"archivedOn": "2027-12-26"}, new={}, detail=None)
+    assert event_sentence(archived, words) == (
+        f"Archived on 26 December 2027, from Discrepancies ({DEFAULT_RULE_TABLE.reason_label('NOT_CONNECTED')}): "
+        "no GMC connection, no TIS person and no change for 365 days"
+    )
+    assert event_sentence(restored, words) == (
+        "Restored from the archive (archived on 26 December 2027): back at GMC or in TIS"
+    )
