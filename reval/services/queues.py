@@ -706,12 +706,9 @@ def _first_owner_rank(session: Session, held: Any) -> ColumnElement[Any]:
         ranks[code], previous = rank, name
     owners = held.programme_owners
     spaced = _spaced(owners)
-    return case(
-        *((owners == code, place) for code, place in ranks.items()),
-        (owners == "", null()),
-        *((spaced.like(f"% {_like_escaped(code)} %", escape="\\"), place) for code, place in ranks.items()),
-        else_=null(),
-    )
+    several = [(spaced.like(f"% {_like_escaped(code)} %", escape="\\"), place) for code, place in ranks.items()]
+    # A simple CASE reads the owners once per doctor; a searched one would read them per body.
+    return case({**ranks, "": null()}, value=owners, else_=case(*several, else_=null()) if several else null())
 
 
 _KEY_SORTS = (SortKey.NAME, SortKey.GMC_NUMBER)  # the view's keys: never null, read off its indexes
