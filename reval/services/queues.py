@@ -706,9 +706,10 @@ def _first_owner_rank(session: Session, held: Any) -> ColumnElement[Any]:
         ranks[code], previous = rank, name
     owners = held.programme_owners
     spaced = _spaced(owners)
-    several = [(spaced.like(f"% {_like_escaped(code)} %", escape="\\"), place) for code, place in ranks.items()]
+    tests = [(spaced.like(f"% {_like_escaped(code)} %", escape="\\"), place) for code, place in ranks.items()]
+    of_several = case((owners.contains(" "), case(*tests, else_=null())), else_=null()) if tests else null()
     # A simple CASE reads the owners once per doctor; a searched one would read them per body.
-    return case({**ranks, "": null()}, value=owners, else_=case(*several, else_=null()) if several else null())
+    return case({**ranks, "": null()}, value=owners, else_=of_several)
 
 
 _KEY_SORTS = (SortKey.NAME, SortKey.GMC_NUMBER)  # the view's keys: never null, read off its indexes

@@ -208,3 +208,27 @@ def test_the_sort_by_owner_reads_each_doctors_first_owner_by_name_not_by_code(re
     # east of england, thames valley, wessex (by number), yorkshire; then no owner
     assert in_order(False) == ["2000004", "2000003", "2000001", "2000002", "2000005", "2000006"]
     assert in_order(True) == ["2000005", "2000002", "2000001", "2000003", "2000004", "2000006"]
+
+
+def test_bodies_of_the_same_name_share_a_place_in_the_sort_by_owner(reval, files, sessions):
+    """Two bodies whose names differ only in case sort as one: the GMC number decides between
+    their doctors, in either direction, not the bodies' codes."""
+    bodies = files / "bodies.csv"
+    bodies.write_text("code,name,owner\nA-1,Same Name,Owner A\nB-1,same name,Owner B\nC-1,Other,Owner C\n")
+    reval("designated-bodies", "load", bodies)
+    owned_by = {
+        "3000001": [programme("Owner B")],
+        "3000002": [programme("Owner A")],
+        "3000003": [programme("Owner A"), programme("Owner C", programmeName="Surgery")],
+    }
+    gmc = gmc_snapshot(files / "gmc.json", {"A-1": [gmc_doctor(number) for number in owned_by]})
+    tis = tis_snapshot(files / "tis.json", [person(number, *programmes) for number, programmes in owned_by.items()])
+    reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21")
+    national = Context(sessions, sessions, Actor("Nat", Role.NATIONAL))
+
+    def in_order(descending: bool) -> list[str]:
+        view = QueueView(None, sort=SortKey.PROGRAMME_OWNER, descending=descending)
+        return [entry.gmc_number for entry in queue_page(national, view).items]
+
+    assert in_order(False) == ["3000003", "3000001", "3000002"]
+    assert in_order(True) == ["3000002", "3000001", "3000003"]
