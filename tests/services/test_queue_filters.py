@@ -196,18 +196,10 @@ def test_the_sort_by_owner_reads_each_doctors_first_owner_by_name_not_by_code(re
         "2000005": [programme(yorkshire)],
         "2000006": [],
     }
-    gmc = gmc_snapshot(files / "gmc.json", {WESSEX: [gmc_doctor(number) for number in owned_by]})
-    tis = tis_snapshot(files / "tis.json", [person(number, *programmes) for number, programmes in owned_by.items()])
-    reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21")
-    national = Context(sessions, sessions, Actor("Nat", Role.NATIONAL))
-
-    def in_order(descending: bool) -> list[str]:
-        view = QueueView(None, sort=SortKey.PROGRAMME_OWNER, descending=descending)
-        return [entry.gmc_number for entry in queue_page(national, view).items]
-
+    sync_owned_by(reval, files, WESSEX, owned_by)
     # east of england, thames valley, wessex (by number), yorkshire; then no owner
-    assert in_order(False) == ["2000004", "2000003", "2000001", "2000002", "2000005", "2000006"]
-    assert in_order(True) == ["2000005", "2000002", "2000001", "2000003", "2000004", "2000006"]
+    assert by_owner(sessions, False) == ["2000004", "2000003", "2000001", "2000002", "2000005", "2000006"]
+    assert by_owner(sessions, True) == ["2000005", "2000002", "2000001", "2000003", "2000004", "2000006"]
 
 
 def test_bodies_of_the_same_name_share_a_place_in_the_sort_by_owner(reval, files, sessions):
@@ -221,14 +213,20 @@ def test_bodies_of_the_same_name_share_a_place_in_the_sort_by_owner(reval, files
         "3000002": [programme("Owner A")],
         "3000003": [programme("Owner A"), programme("Owner C", programmeName="Surgery")],
     }
-    gmc = gmc_snapshot(files / "gmc.json", {"A-1": [gmc_doctor(number) for number in owned_by]})
+    sync_owned_by(reval, files, "A-1", owned_by)
+    assert by_owner(sessions, False) == ["3000003", "3000001", "3000002"]
+    assert by_owner(sessions, True) == ["3000002", "3000001", "3000003"]
+
+
+def sync_owned_by(reval, files, connected_to: str, owned_by: dict[str, list[dict]]) -> None:
+    """Syncs these doctors, each connected to ``connected_to`` and in TIS in their programmes."""
+    gmc = gmc_snapshot(files / "gmc.json", {connected_to: [gmc_doctor(number) for number in owned_by]})
     tis = tis_snapshot(files / "tis.json", [person(number, *programmes) for number, programmes in owned_by.items()])
     reval("sync", "--gmc-file", gmc, "--tis-file", tis, "--as-of", "2026-11-21")
+
+
+def by_owner(sessions, descending: bool) -> list[str]:
+    """Every doctor's GMC number, as a national user sees them sorted by programme owner."""
     national = Context(sessions, sessions, Actor("Nat", Role.NATIONAL))
-
-    def in_order(descending: bool) -> list[str]:
-        view = QueueView(None, sort=SortKey.PROGRAMME_OWNER, descending=descending)
-        return [entry.gmc_number for entry in queue_page(national, view).items]
-
-    assert in_order(False) == ["3000003", "3000001", "3000002"]
-    assert in_order(True) == ["3000002", "3000001", "3000003"]
+    view = QueueView(None, sort=SortKey.PROGRAMME_OWNER, descending=descending)
+    return [entry.gmc_number for entry in queue_page(national, view).items]
