@@ -5,6 +5,7 @@ Each test runs real syncs on the test database (SQLite, or PostgreSQL with REVAL
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -498,6 +499,7 @@ def start_sync(app, dataset, *extra, tis: Path | None = None) -> subprocess.Pope
         **os.environ,
         **{k: str(v) for k, v in app.config.items() if k.startswith("REVAL_")},
         "REVAL_SYNC_HELPER": "1",
+        "PYTHONFAULTHANDLER": "1",  # SIGABRT dumps every thread's stack: see stopped_sync_output
     }
     return subprocess.Popen(
         [
@@ -571,6 +573,21 @@ class HeldBackSnapshot:
         self.writer.join(60)
 
 
+def stopped_sync_output(process: subprocess.Popen, seconds: float) -> str:
+    """The standard error of a sync just stopped. One still running ``seconds`` later is made to
+    dump where each of its threads was, and its helper's (faulthandler, on SIGABRT, into the same
+    standard error), and the test fails with that."""
+    try:
+        return process.communicate(timeout=seconds)[1]
+    except subprocess.TimeoutExpired:
+        for helper in children_of(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(helper, signal.SIGABRT)
+        process.send_signal(signal.SIGABRT)
+        _out, err = process.communicate(timeout=30)
+        pytest.fail(f"the sync had not ended {seconds:g} s after it was stopped; its threads then:\n{err[-8000:]}")
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_a_stopped_sync_is_recorded_as_interrupted(app, sessions, large_dataset, stop, tmp_path):
     tis = HeldBackSnapshot(large_dataset.tis, tmp_path)
@@ -579,7 +596,7 @@ def test_a_stopped_sync_is_recorded_as_interrupted(app, sessions, large_dataset,
         run = wait_for(lambda: running_run(app), 60)
         assert tis.handed_over.wait(60)  # all but the last person handed over: the sync cannot finish
         process.send_signal(stop)
-        _out, err = process.communicate(timeout=60)
+        err = stopped_sync_output(process, 60)
     finally:
         process.kill()
         tis.release()
