@@ -501,6 +501,16 @@ def start_sync(app, dataset, *extra, tis: Path | None = None) -> subprocess.Pope
         "REVAL_SYNC_HELPER": "1",
         "PYTHONFAULTHANDLER": "1",  # SIGABRT dumps every thread's stack: see stopped_sync_output
     }
+    # Ctrl-C must reach the sync as from a terminal, even where these tests run with SIGINT
+    # ignored (a shell's background job), which a child would inherit: a handler is not inherited.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _started_sync(dataset, extra, tis, environment)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _started_sync(dataset, extra, tis: Path | None, environment: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
