@@ -505,31 +505,27 @@ def start_sync(app, dataset, *extra, tis: Path | None = None) -> subprocess.Pope
     # ignored (a shell's background job), which a child would inherit: a handler is not inherited.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return _started_sync(dataset, extra, tis, environment)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "reval",
+                "sync",
+                "--gmc-file",
+                str(dataset.gmc),
+                "--tis-file",
+                str(tis or dataset.tis),
+                "--as-of",
+                AS_OF.isoformat(),
+                *extra,
+            ],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _started_sync(dataset, extra, tis: Path | None, environment: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reval",
-            "sync",
-            "--gmc-file",
-            str(dataset.gmc),
-            "--tis-file",
-            str(tis or dataset.tis),
-            "--as-of",
-            AS_OF.isoformat(),
-            *extra,
-        ],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def running_run(app):
