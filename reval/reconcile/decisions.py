@@ -542,10 +542,12 @@ class _DecisionRecorder:
 
 
 def _range_inputs(
-    session: Session, needed: set[str], low: str, high: str | None, previous_columns: Sequence[Any] = ()
+    session: Session, needed: set[str] | None, low: str, high: str | None, previous_columns: Sequence[Any] = ()
 ) -> tuple[list[DoctorInputs], dict[str, Any]]:
     """The range's doctors' inputs, and their stored rows (``previous_columns`` of them, with
-    gmc_number and last_connected_designated_body_code; every column when none are given)."""
+    gmc_number and last_connected_designated_body_code; every column when none are given).
+    ``needed``: the GMC numbers to read; None for every doctor a source or a decision has in the
+    range (as many as ``undecided_numbers`` and the stored decisions give, read in one pass)."""
     connection_table, person_table = GmcConnection.__table__, TisPerson.__table__
     connections = {
         row[0]: row[1:]
@@ -581,6 +583,7 @@ def _range_inputs(
         order_by=rejected_table.c.tis_person_id,
     ):
         rejected[number].append(tuple(owners))
+    known = connections.keys() | people.keys() | previous_rows.keys() | rejected.keys()
     batch = [
         (
             number,
@@ -589,7 +592,7 @@ def _range_inputs(
             previous_rows[number].last_connected_designated_body_code if number in previous_rows else None,
             tuple(rejected.get(number, ())),
         )
-        for number in sorted(needed & (connections.keys() | people.keys() | previous_rows.keys() | rejected.keys()))
+        for number in sorted(known if needed is None else needed & known)
     ]
     return batch, previous_rows
 
@@ -642,14 +645,17 @@ def undecided_numbers(session: Session, low: str, high: str | None) -> set[str]:
 SELECTIVE_READ_LIMIT = 500
 
 
-def _rows(session: Session, table, columns, needed: set[str], low: str, high: str | None, order_by=None) -> list[Any]:
+def _rows(
+    session: Session, table, columns, needed: set[str] | None, low: str, high: str | None, order_by=None
+) -> list[Any]:
+    """The range's rows of ``table`` for the ``needed`` GMC numbers (None: every row in the range)."""
     statement = select(*columns)
     if order_by is not None:
         statement = statement.order_by(order_by)
     connection = session.connection()  # plain rows: the ORM's per-row loading is not needed here
-    if len(needed) > SELECTIVE_READ_LIMIT:
+    if needed is None or len(needed) > SELECTIVE_READ_LIMIT:
         rows = connection.execute(statement.where(in_range(table.c.gmc_number, low, high))).all()
-        return [row for row in rows if row[0] in needed]
+        return rows if needed is None else [row for row in rows if row[0] in needed]
     ordered = sorted(needed)
     return [
         row

@@ -39,8 +39,6 @@ from reval.reconcile.decisions import (
     decide_each,
     decision_view,
     gmc_number_ranges,
-    in_range,
-    undecided_numbers,
 )
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.reconcile.lock import SyncLockBusy, sync_lock
@@ -145,12 +143,12 @@ DECISION_VIEW_COLUMNS = [
 
 
 def _every_doctor(session: Session) -> Iterator[tuple[list[DoctorInputs], dict[str, Any]]]:
-    """Each range's doctors' inputs, with their stored decisions to compare against."""
+    """Each range's doctors' inputs, with their stored decisions to compare against: every
+    doctor a decision or a source has, read in one pass over each table's range."""
     for low, high in gmc_number_ranges():
-        stored = set(session.scalars(select(Doctor.gmc_number).where(in_range(Doctor.gmc_number, low, high))))
-        numbers = stored | undecided_numbers(session, low, high)
-        if numbers:
-            yield _range_inputs(session, numbers, low, high, DECISION_VIEW_COLUMNS)
+        batch, stored = _range_inputs(session, None, low, high, DECISION_VIEW_COLUMNS)
+        if batch:
+            yield batch, stored
 
 
 class DryRunBusy(Exception):
