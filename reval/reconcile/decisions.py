@@ -647,7 +647,7 @@ SELECTIVE_READ_LIMIT = 500
 
 def _rows(
     session: Session, table, columns, needed: set[str] | None, low: str, high: str | None, order_by=None
-) -> list[Any]:
+) -> Sequence[Any]:
     """The range's rows of ``table`` for the ``needed`` GMC numbers (None: every row in the range)."""
     statement = select(*columns)
     if order_by is not None:

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from reval.clock import utcnow
 from reval.extensions import database
 from reval.gmc.codes import Action
-from reval.models import Base, Doctor, SyncRun
+from reval.models import Base, Doctor, GmcConnection, RejectedTisPerson, SyncRun, TisPerson
 from reval.reconcile.connections import record_connection_request
+from reval.reconcile.decisions import person_spans
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.reconcile.lock import sync_lock
 from reval.reconcile.preview import dry_run_sync, preview_moves
@@ -253,6 +254,34 @@ def test_a_preview_in_a_helper_process_equals_one_worked_alone(sessions, first_n
             shared = preview_moves(session, as_of=AS_OF + timedelta(days=30), helper=helper)
         assert helper.uses_process
     assert shared == alone and [move.gmc_number for move in alone.moves] == ["1000001"]
+
+
+def test_a_preview_decides_the_doctors_a_source_has_and_no_decision_yet(sessions, first_night):
+    """As between a sharded run's applying its sources and deciding them: Mary is on North East's
+    list, one doctor is a TIS person only and another a TIS person whose record was rejected, and
+    none has a decision; the preview decides them all."""
+    with sessions.begin() as session:
+        run_id = session.scalar(select(SyncRun.id).order_by(SyncRun.id.desc()).limit(1))
+        session.add(RejectedTisPerson(tis_person_id=8, gmc_number="1000008", owners=[WESSEX], sync_run_id=run_id))
+        session.add(GmcConnection(gmc_number="1000003", designated_body_code=NORTH_EAST, record_hash="x"))
+        session.add(
+            TisPerson(
+                tis_person_id=9,
+                gmc_number="1000009",
+                programme_memberships=[],
+                placements=[],
+                spans=person_spans([], []),
+                record_hash="x",
+            )
+        )
+    with sessions() as session:
+        preview = preview_moves(session, as_of=AS_OF, helper=IN_THIS_PROCESS)
+    assert preview.doctors == 5
+    assert [(move.gmc_number, move.from_queue, move.to_queue) for move in preview.moves] == [
+        ("1000003", None, "DISCREPANCY"),
+        ("1000008", None, "DISCREPANCY"),
+        ("1000009", None, "HIDDEN"),
+    ]
 
 
 def test_a_preview_of_a_new_rule_table_lists_the_moves_its_first_sync_makes(sessions, files, first_night):
