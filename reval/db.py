@@ -29,7 +29,7 @@ class SerializedJson(str):
 
 def _json_dumps(value) -> str:
     if isinstance(value, SerializedJson):
-        return value
+        return str(value)  # a plain str: sqlite3 binds a subclass of str by its slow path (adapting it)
     return orjson.dumps(value).decode()
 
 

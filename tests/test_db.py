@@ -300,6 +300,42 @@ def test_bulk_inserts_store_what_sqlalchemys_own_insert_stores(migrated):
     ]
 
 
+def test_bulk_inserts_store_null_where_every_row_gives_none_as_sqlalchemys_insert_does(migrated):
+    """A column every row of a batch leaves None may be left out of the insert (sqlite3 binds None
+    slowly), but only where the database would store NULL for it: never over a default."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
+
+    from reval.db import make_engine
+    from reval.reconcile.common import bound_rows, insert_rows
+
+    table = Table(
+        "zz_bulk_null_probe",
+        MetaData(),
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("plain", String(10)),
+        Column("server_defaulted", String(10), server_default=text("'server'")),
+        Column("python_defaulted", String(10), default="python"),
+    )
+    every_column_none = {"plain": None, "server_defaulted": None, "python_defaulted": None}
+    rows = [{"id": 1, **every_column_none}, {"id": 2, **every_column_none}]
+    engine = make_engine(migrated)
+    stored = []
+    try:
+        for write in (
+            lambda connection: insert_rows(connection, table, rows),
+            lambda connection: connection.execute(insert(table), rows),
+        ):
+            with engine.connect() as connection, connection.begin() as transaction:
+                table.create(connection)
+                write(connection)
+                stored.append(connection.execute(select(table).order_by(table.c.id)).all())
+                transaction.rollback()
+    finally:
+        engine.dispose()
+    assert stored[0] == stored[1] == [(1, None, None, None), (2, None, None, None)]
+    assert bound_rows(engine.dialect, table, rows).columns == ("id", "server_defaulted", "python_defaulted")
+
+
 def test_a_read_sees_one_snapshot_while_another_transaction_commits(app):
     """A page's count, keys and rows are read in one transaction: a sync committing between them
     must not make them disagree."""
