@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import orjson
-from sqlalchemy import Dialect, Engine, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -100,6 +101,7 @@ def make_engine(
         )
         event.listen(engine, "begin", _begin_immediately)
         event.listen(engine, "handle_error", functools.partial(_busy_as_one_line, busy_seconds=busy_seconds))
+        event.listen(engine, "checkin", _detach_packed_rows)
     return engine
 
 
@@ -163,6 +165,31 @@ def _configure_sqlite(dbapi_connection, _record, *, busy_milliseconds: int) -> N
     # ago, and the default 2 MiB sends those reads to the WAL file.
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
+
+
+# SQLite: the schema a sync attaches to read rows packed by its helper process (see
+# reconcile.common.PackedRows), and the connection's info key saying it is attached.
+PACKED_ROWS_SCHEMA = "reval_packed"
+_PACKED_ROWS_ATTACHED = "reval_packed_rows_attached"
+
+
+def attach_packed_rows(connection: Connection, image: bytes) -> None:
+    """Puts ``image`` (an SQLite database's, serialized) in PACKED_ROWS_SCHEMA on ``connection``,
+    attaching the schema first if need be. SQLite allows the attach, and the image's replacing
+    the last, within the connection's transaction; the schema is detached as the connection goes
+    back to the pool, after its transaction has ended (``_detach_packed_rows``)."""
+    pooled = connection.connection
+    if not pooled.info.get(_PACKED_ROWS_ATTACHED):
+        connection.exec_driver_sql(f"ATTACH DATABASE ':memory:' AS {PACKED_ROWS_SCHEMA}")
+        pooled.info[_PACKED_ROWS_ATTACHED] = True
+    cast(sqlite3.Connection, pooled.driver_connection).deserialize(image, name=PACKED_ROWS_SCHEMA)
+
+
+def _detach_packed_rows(dbapi_connection, record) -> None:
+    if dbapi_connection is not None and record.info.get(_PACKED_ROWS_ATTACHED):
+        with contextlib.suppress(sqlite3.Error):  # still attached: the flag stays, so it is not attached twice
+            dbapi_connection.execute(f"DETACH DATABASE {PACKED_ROWS_SCHEMA}")
+            record.info[_PACKED_ROWS_ATTACHED] = False
 
 
 def _busy_as_one_line(context, *, busy_seconds: float) -> Exception | None:

@@ -10,6 +10,7 @@ import stat
 from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -334,6 +335,59 @@ def test_bulk_inserts_store_null_where_every_row_gives_none_as_sqlalchemys_inser
         engine.dispose()
     assert stored[0] == stored[1] == [(1, None, None, None), (2, None, None, None)]
     assert bound_rows(engine.dialect, table, rows).columns == ("id", "server_defaulted", "python_defaulted")
+
+
+def test_packed_rows_store_what_bound_rows_store_batch_after_batch(migrated):
+    """SQLite: rows packed by a sync's helper (an in-memory database's image) go in by INSERT ...
+    SELECT. Batch after batch on one connection, whatever each holds (a table empty in one, a
+    column every row leaves NULL in another, a first table of another size), they store exactly
+    what binding them row by row stores; the schema they are read from is gone once the
+    connection is back in the pool."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, select
+
+    from reval.db import PACKED_ROWS_SCHEMA, make_engine
+    from reval.reconcile.common import bound_rows, insert_each, pack_rows
+
+    if make_url(migrated).get_backend_name() != "sqlite":
+        pytest.skip("rows are packed for SQLite; PostgreSQL takes them by COPY")
+    metadata = MetaData()
+    tables = [
+        Table("zz_packed_people", metadata, Column("id", Integer, primary_key=True), Column("name", String(20))),
+        Table(
+            "zz_packed_notes",
+            metadata,
+            Column("id", Integer, primary_key=True, autoincrement=False),
+            Column("person", Integer),
+            Column("text", String(40)),
+        ),
+    ]
+    many = [{"name": f"person {number} of a batch that fills pages"} for number in range(2000)]
+    # The same columns twice, over a first table of one row and then of many pages.
+    batches: list[list[list[dict[str, Any]]]] = [
+        [[{"name": "Ann"}], [{"id": 1, "person": 1, "text": "a note\nover two lines"}]],
+        [many, [{"id": 2, "person": 2, "text": "ü"}]],
+        [[], [{"id": 3, "person": None, "text": None}, {"id": 4, "person": None, "text": "' quoted"}]],
+    ]
+    engine = make_engine(migrated)
+    stored = []
+    try:
+        for insert in ("packed", "bound"):
+            with engine.connect() as connection, connection.begin() as transaction:
+                metadata.create_all(connection)
+                for batch in batches:
+                    bound = [bound_rows(engine.dialect, table, rows) for table, rows in zip(tables, batch, strict=True)]
+                    insert_each(connection, tables, pack_rows(bound) if insert == "packed" else bound)
+                stored.append([connection.execute(select(table).order_by(table.c.id)).all() for table in tables])
+                transaction.rollback()
+            with engine.connect() as connection:
+                schemas = [row[1] for row in connection.exec_driver_sql("PRAGMA database_list")]
+                assert PACKED_ROWS_SCHEMA not in schemas
+    finally:
+        engine.dispose()
+    assert stored[0] == stored[1]
+    people, notes = stored[0]
+    assert len(people) == 2001 and people[:2] == [(1, "Ann"), (2, "person 0 of a batch that fills pages")]
+    assert notes == [(1, 1, "a note\nover two lines"), (2, 2, "ü"), (3, None, None), (4, None, "' quoted")]
 
 
 def test_a_read_sees_one_snapshot_while_another_transaction_commits(app):

@@ -32,7 +32,18 @@ from reval.models import (
 )
 from reval.progress import SILENT, Progress
 from reval.reconcile.changes import ChangeFeed, Views, change_rows, doctor_views
-from reval.reconcile.common import BATCH_SIZE, BoundRows, EventKind, EventLog, RowWriter, Source, bound_rows
+from reval.reconcile.common import (
+    BATCH_SIZE,
+    BoundRows,
+    EventKind,
+    EventLog,
+    PackedRows,
+    RowWriter,
+    Source,
+    bound_rows,
+    insert_each,
+    pack_rows,
+)
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.rules import (
     HIDDEN_BY_ADMIN,
@@ -277,16 +288,24 @@ NEW_DOCTOR_ROWS_WHERE_DECIDED = True
 
 class NewDoctorRows(NamedTuple):
     """Everything a batch of doctors new to Reval (no stored decision, no hide) writes, bound for
-    the database where they were decided: in a national first sync that is every doctor, and
-    making these rows (the views, their names, the history) and binding them is work the
-    process holding the transaction would otherwise do between its writes."""
+    the database where they were decided (on SQLite, packed: see PackedRows): in a national first
+    sync that is every doctor, and making these rows (the views, their names, the history) and
+    binding them is work the process holding the transaction would otherwise do between its writes."""
 
-    doctors: BoundRows
-    views: BoundRows
-    names: BoundRows
-    events: BoundRows
-    changes: BoundRows  # the changes feed's rows
+    rows: tuple[BoundRows, ...] | PackedRows  # of each of NEW_DOCTOR_TABLES, in that order
     queues: list[str]
+    events: int  # how many of the rows are history events
+
+
+# What a batch of new doctors writes, in the order it is written: the doctors, what each body sees
+# of them and the names it searches them by, their history, and the changes feed.
+NEW_DOCTOR_TABLES = (
+    Doctor.__table__,
+    DoctorVisibility.__table__,
+    DoctorVisibilityName.__table__,
+    DoctorEvent.__table__,
+    DoctorChange.__table__,
+)
 
 
 # A batch of doctors to decide, and, when every one of them is new to Reval, the source each
@@ -310,13 +329,14 @@ def decide_job(context: DecisionContext, job: DecisionJob) -> list[dict[str, Any
         add_view_rows(new, set(), views, names)
         changes += change_rows(new["gmc_number"], {}, doctor_views(new), EventKind.DECISION, context.recorded_at)
     dialect = offline_dialect(context.dialect)
+    bound = tuple(
+        bound_rows(dialect, table, rows)
+        for table, rows in zip(NEW_DOCTOR_TABLES, (decided, views, names, events.pending, changes), strict=True)
+    )
     return NewDoctorRows(
-        bound_rows(dialect, Doctor.__table__, decided),
-        bound_rows(dialect, DoctorVisibility.__table__, views),
-        bound_rows(dialect, DoctorVisibilityName.__table__, names),
-        bound_rows(dialect, DoctorEvent.__table__, events.pending),
-        bound_rows(dialect, DoctorChange.__table__, changes),
+        pack_rows(bound) if dialect.name == "sqlite" else bound,
         [new["queue"] for new in decided],
+        len(events.pending),
     )
 
 
@@ -685,11 +705,11 @@ def _write_new_doctors(
     events: EventLog,
     new: NewDoctorRows,
 ) -> None:
-    doctors.insert_bound(new.doctors)
-    visibility.rows.insert_bound(new.views)
-    visibility.names.insert_bound(new.names)
-    visibility.feed.insert_bound(new.changes)
-    events.write_bound(session, new.events)
+    for writer in (doctors, visibility.rows, visibility.names, visibility.feed):
+        writer.flush()  # what is buffered goes first, so that history and the feed keep their order
+    events.flush(session, force=True)
+    insert_each(session.connection(), NEW_DOCTOR_TABLES, new.rows)
+    events.written += new.events
     outcome.decided += len(new.queues)
     outcome.changed += len(new.queues)
     outcome.entered.update(new.queues)
