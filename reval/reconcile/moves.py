@@ -47,13 +47,29 @@ class Move:
         }
 
 
+# Where a decision puts a doctor, as a move compares it: queue, reason, and the bodies that see
+# them, sorted.
+Placement = tuple[str, str, tuple[str, ...]]
+
+
+def placement_of(queue: str, reason: str, visible_to: Iterable[str]) -> Placement:
+    return queue, reason, tuple(sorted(visible_to))
+
+
 def move_between(gmc_number: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> Move | None:
     """The doctor's move from the ``before`` decision view (None: not decided yet) to ``after``,
     or None when queue, reason and the bodies that see them all stay the same."""
-    to_bodies = tuple(sorted(after["visibleTo"]))
-    if before is None:
-        return Move(gmc_number, None, None, after["queue"], after["reason"], (), to_bodies)
-    from_bodies = tuple(sorted(before["visibleTo"]))
-    if (before["queue"], before["reason"], from_bodies) == (after["queue"], after["reason"], to_bodies):
+    return move_from(
+        gmc_number,
+        None if before is None else placement_of(before["queue"], before["reason"], before["visibleTo"]),
+        placement_of(after["queue"], after["reason"], after["visibleTo"]),
+    )
+
+
+def move_from(gmc_number: str, before: Placement | None, after: Placement) -> Move | None:
+    """``move_between`` for two placements (None: not decided yet)."""
+    if before == after:
         return None
-    return Move(gmc_number, before["queue"], before["reason"], after["queue"], after["reason"], from_bodies, to_bodies)
+    if before is None:
+        return Move(gmc_number, None, None, *after[:2], (), after[2])
+    return Move(gmc_number, before[0], before[1], after[0], after[1], before[2], after[2])

@@ -37,12 +37,11 @@ from reval.reconcile.decisions import (
     DoctorInputs,
     _range_inputs,
     decide_each,
-    decision_view,
     gmc_number_ranges,
 )
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
 from reval.reconcile.lock import SyncLockBusy, sync_lock
-from reval.reconcile.moves import Move, move_between
+from reval.reconcile.moves import Move, Placement, move_between, move_from, placement_of
 from reval.reconcile.reference import configured_designated_bodies
 from reval.reconcile.sync import (
     GmcInput,
@@ -88,21 +87,25 @@ def preview_moves(
         session.get_bind().dialect.name,
     )
     preview = Preview(as_of, engine.table.label)
-    for previous_rows, decided in helper.ordered(decided_views, context, _every_doctor(session)):
+    for stored_rows, decided in helper.ordered(decided_placements, context, _every_doctor(session)):
         preview.doctors += len(decided)
-        for number, view in decided:
-            previous = previous_rows.get(number)
-            move = move_between(number, None if previous is None else decision_view(previous), view)
+        for number, placement in decided:
+            stored = stored_rows.get(number)
+            before = None if stored is None else placement_of(stored.queue, stored.reason, stored.visible_to)
+            move = move_from(number, before, placement)
             if move is not None:
                 preview.moves.append(move)
     return preview
 
 
-def decided_views(context: DecisionContext, batch: list[DoctorInputs]) -> list[tuple[str, dict[str, Any]]]:
-    """Each doctor's decision view: pure, so it may run in the helper process, and all that
-    crosses back from it (a doctor's whole row would cost more to send than to decide). The rows a
-    sync writes are not made: that was a fifth of the deciding."""
-    return [(doctor.number, decision_view(doctor.decision)) for doctor in decide_each(context, batch)]
+def decided_placements(context: DecisionContext, batch: list[DoctorInputs]) -> list[tuple[str, Placement]]:
+    """Where each doctor's decision puts them: pure, so it may run in the helper process, and all
+    that crosses back from it (a doctor's whole row would cost more to send than to decide). The
+    rows a sync writes are not made: that was a fifth of the deciding."""
+    return [
+        (doctor.number, placement_of(doctor.decision.queue, doctor.decision.reason, doctor.decision.visible_to))
+        for doctor in decide_each(context, batch)
+    ]
 
 
 def stored_state(session: Session, engine: RuleEngine) -> tuple[Any, ...]:
@@ -133,20 +136,18 @@ def preview_helper(session: Session, wanted: bool) -> SyncHelper:
     """A helper process for a large preview, when ``wanted``; else this process alone."""
     if not wanted or (session.scalar(select(func.count()).select_from(Doctor)) or 0) < HELPER_FROM_DOCTORS:
         return IN_THIS_PROCESS
-    return SyncHelper(None, start_now=True, preload=(decided_views.__module__,))
+    return SyncHelper(None, start_now=True, preload=(decided_placements.__module__,))
 
 
-# What a stored decision's view (decision_view) reads: a preview needs no more of the stored row.
-DECISION_VIEW_COLUMNS = [
-    Doctor.__table__.c[name] for name in ("queue", "reason", "rule_number", "rule_table", "visible_to")
-]
+# What a stored decision's placement reads: a preview needs no more of the stored row.
+PLACEMENT_COLUMNS = [Doctor.__table__.c[name] for name in ("queue", "reason", "visible_to")]
 
 
 def _every_doctor(session: Session) -> Iterator[tuple[list[DoctorInputs], dict[str, Any]]]:
     """Each range's doctors' inputs, with their stored decisions to compare against: every
     doctor a decision or a source has, read in one pass over each table's range."""
     for low, high in gmc_number_ranges():
-        batch, stored = _range_inputs(session, None, low, high, DECISION_VIEW_COLUMNS)
+        batch, stored = _range_inputs(session, None, low, high, PLACEMENT_COLUMNS)
         if batch:
             yield batch, stored
 
