@@ -175,14 +175,42 @@ _PACKED_ROWS_ATTACHED = "reval_packed_rows_attached"
 
 def attach_packed_rows(connection: Connection, image: bytes) -> None:
     """Puts ``image`` (an SQLite database's, serialized) in PACKED_ROWS_SCHEMA on ``connection``,
-    attaching the schema first if need be. SQLite allows the attach, and the image's replacing
-    the last, within the connection's transaction; the schema is detached as the connection goes
-    back to the pool, after its transaction has ended (``_detach_packed_rows``)."""
+    attaching the schema first if need be, within the connection's transaction. The schema is
+    detached as the connection goes back to the pool, after its transaction has ended
+    (``_detach_packed_rows``). Raises sqlite3.Error where this SQLite refuses to replace an image
+    its transaction has read (see ``packed_rows_supported``)."""
     pooled = connection.connection
     if not pooled.info.get(_PACKED_ROWS_ATTACHED):
         connection.exec_driver_sql(f"ATTACH DATABASE ':memory:' AS {PACKED_ROWS_SCHEMA}")
         pooled.info[_PACKED_ROWS_ATTACHED] = True
     cast(sqlite3.Connection, pooled.driver_connection).deserialize(image, name=PACKED_ROWS_SCHEMA)
+
+
+@functools.cache
+def packed_rows_supported() -> bool:
+    """Whether this process's SQLite lets an attached schema's image be replaced after the
+    transaction has read it, as a sync does batch after batch. SQLite 3.40 does; its documentation
+    says sqlite3_deserialize fails on a schema in a read transaction, and a later release may hold
+    to that (or a build may lack serialize altogether): then rows are bound one by one instead."""
+    probe = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        image = sqlite3.connect(":memory:")
+        image.execute("CREATE TABLE t0 (c0)")
+        serialized = image.serialize()
+        image.close()
+        probe.execute("CREATE TABLE t (c0)")
+        probe.execute("BEGIN")
+        probe.execute("INSERT INTO t VALUES (1)")
+        probe.execute(f"ATTACH DATABASE ':memory:' AS {PACKED_ROWS_SCHEMA}")
+        for _ in range(2):
+            probe.deserialize(serialized, name=PACKED_ROWS_SCHEMA)
+            probe.execute(f"INSERT INTO t SELECT c0 FROM {PACKED_ROWS_SCHEMA}.t0")
+        probe.execute("COMMIT")
+        return True
+    except (sqlite3.Error, AttributeError):
+        return False
+    finally:
+        probe.close()
 
 
 def _detach_packed_rows(dbapi_connection, record) -> None:

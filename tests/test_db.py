@@ -337,14 +337,21 @@ def test_bulk_inserts_store_null_where_every_row_gives_none_as_sqlalchemys_inser
     assert bound_rows(engine.dialect, table, rows).columns == ("id", "server_defaulted", "python_defaulted")
 
 
-def test_packed_rows_store_what_bound_rows_store_batch_after_batch(migrated):
+def _refuse_to_replace_an_image(connection, image):
+    # What sqlite3_deserialize's documentation says it may do with a schema its transaction has read.
+    raise sqlite3.OperationalError("database is locked")
+
+
+def test_packed_rows_store_what_bound_rows_store_batch_after_batch(migrated, monkeypatch):
     """SQLite: rows packed by a sync's helper (an in-memory database's image) go in by INSERT ...
     SELECT. Batch after batch on one connection, whatever each holds (a table empty in one, a
     column every row leaves NULL in another, a first table of another size), they store exactly
-    what binding them row by row stores; the schema they are read from is gone once the
-    connection is back in the pool."""
+    what binding them row by row stores, as they do where SQLite refuses to replace the image
+    (they are then bound); the schema they are read from is gone once the connection is back in
+    the pool."""
     from sqlalchemy import Column, Integer, MetaData, String, Table, select
 
+    import reval.reconcile.common
     from reval.db import PACKED_ROWS_SCHEMA, make_engine
     from reval.reconcile.common import bound_rows, insert_each, pack_rows
 
@@ -371,20 +378,23 @@ def test_packed_rows_store_what_bound_rows_store_batch_after_batch(migrated):
     engine = make_engine(migrated)
     stored = []
     try:
-        for insert in ("packed", "bound"):
+        for insert in ("packed", "packed and refused", "bound"):
+            if insert == "packed and refused":
+                monkeypatch.setattr(reval.reconcile.common, "attach_packed_rows", _refuse_to_replace_an_image)
             with engine.connect() as connection, connection.begin() as transaction:
                 metadata.create_all(connection)
                 for batch in batches:
                     bound = [bound_rows(engine.dialect, table, rows) for table, rows in zip(tables, batch, strict=True)]
-                    insert_each(connection, tables, pack_rows(bound) if insert == "packed" else bound)
+                    insert_each(connection, tables, bound if insert == "bound" else pack_rows(bound))
                 stored.append([connection.execute(select(table).order_by(table.c.id)).all() for table in tables])
                 transaction.rollback()
+            monkeypatch.undo()
             with engine.connect() as connection:
                 schemas = [row[1] for row in connection.exec_driver_sql("PRAGMA database_list")]
                 assert PACKED_ROWS_SCHEMA not in schemas
     finally:
         engine.dispose()
-    assert stored[0] == stored[1]
+    assert stored[0] == stored[1] == stored[2]
     people, notes = stored[0]
     assert len(people) == 2001 and people[:2] == [(1, "Ann"), (2, "person 0 of a batch that fills pages")]
     assert notes == [(1, 1, "a note\nover two lines"), (2, 2, "ü"), (3, None, None), (4, None, "' quoted")]

@@ -121,6 +121,8 @@ def bound_rows(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]]) -
     columns = tuple(column.key for column in table.columns if column.key in rows[0])
     if len(columns) != len(rows[0]):
         raise ValueError(f"{table.name} has no column {sorted(set(rows[0]) - set(columns))[0]!r}")
+    if not columns:
+        raise ValueError(f"rows for {table.name} name no column")
     bound_columns, converted_columns = [], []
     convert: Callable[[Any], Any] | None
     for key in columns:
@@ -220,10 +222,27 @@ def insert_each(connection: Connection, tables: Sequence[Table], rows: Sequence[
         for table, bound in zip(tables, rows, strict=True):
             insert_bound_rows(connection, table, bound)
         return
-    attach_packed_rows(connection, rows.image)
+    try:
+        attach_packed_rows(connection, rows.image)
+    except sqlite3.Error:  # this SQLite will not replace an image it has read: bind them instead
+        insert_each(connection, tables, unpacked_rows(rows))
+        return
     for index, (table, columns, count) in enumerate(zip(tables, rows.columns, rows.counts, strict=True)):
         if count:
             connection.exec_driver_sql(_packed_insert_statement(connection.dialect, table, columns, index))
+
+
+def unpacked_rows(packed: PackedRows) -> list[BoundRows]:
+    """The bound rows ``pack_rows`` packed, as it was given them."""
+    database = sqlite3.connect(":memory:")
+    try:
+        database.deserialize(packed.image)
+        return [
+            BoundRows(columns, database.execute(f"SELECT * FROM t{index} ORDER BY rowid").fetchall() if count else [])
+            for index, (columns, count) in enumerate(zip(packed.columns, packed.counts, strict=True))
+        ]
+    finally:
+        database.close()
 
 
 @functools.lru_cache(maxsize=64)

@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from reval.db import offline_dialect
+from reval.db import offline_dialect, packed_rows_supported
 from reval.designated_bodies import OwnerDirectory
 from reval.models import (
     Doctor,
@@ -334,7 +334,7 @@ def decide_job(context: DecisionContext, job: DecisionJob) -> list[dict[str, Any
         for table, rows in zip(NEW_DOCTOR_TABLES, (decided, views, names, events.pending, changes), strict=True)
     )
     return NewDoctorRows(
-        pack_rows(bound) if dialect.name == "sqlite" else bound,
+        pack_rows(bound) if dialect.name == "sqlite" and packed_rows_supported() else bound,
         [new["queue"] for new in decided],
         len(events.pending),
     )

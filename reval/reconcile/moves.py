@@ -1,6 +1,7 @@
 """A move: a doctor whose queue, reason or set of designated bodies seeing them changes from one
 decision to the next. What a preview lists, what a dry run says a sync would do, and what a sync
-did, all computed here from two decision views (``decision_view``: queue, reason, visibleTo)."""
+did, all computed here from two placements (``move_from``), or from two decision views
+(``move_between``, ``decision_view``: queue, reason, visibleTo)."""
 
 from __future__ import annotations
 
