@@ -200,7 +200,7 @@ def pack_rows(tables: Sequence[BoundRows]) -> PackedRows:
         # when the schema's version changes: so every image has its tables made first, in the same
         # order (the same pages), and a version of its own.
         for index, rows in enumerate(tables):
-            database.execute(f"CREATE TABLE t{index} ({', '.join(f'c{n}' for n in range(len(rows.columns) or 1))})")
+            database.execute(f"CREATE TABLE t{index} ({_packed_columns(len(rows.columns) or 1)})")
         database.execute(f"PRAGMA schema_version = {secrets.randbelow(1 << 31) + 1}")
         for index, rows in enumerate(tables):
             if rows.values:
@@ -248,11 +248,15 @@ def unpacked_rows(packed: PackedRows) -> list[BoundRows]:
 @functools.lru_cache(maxsize=64)
 def _packed_insert_statement(dialect: Dialect, table: Table, columns: tuple[str, ...], index: int) -> str:
     quote = dialect.identifier_preparer.quote
-    packed = ", ".join(f"c{n}" for n in range(len(columns)))
     return (
         f"INSERT INTO main.{quote(table.name)} ({', '.join(map(quote, columns))}) "
-        f"SELECT {packed} FROM {PACKED_ROWS_SCHEMA}.t{index} ORDER BY rowid"  # in the order they were bound
+        f"SELECT {_packed_columns(len(columns))} FROM {PACKED_ROWS_SCHEMA}.t{index} ORDER BY rowid"  # as bound
     )
+
+
+def _packed_columns(count: int) -> str:
+    """A packed table's columns, ``c0`` to ``c<count - 1>``: the bound columns, in their order."""
+    return ", ".join(f"c{n}" for n in range(count))
 
 
 @functools.lru_cache(maxsize=128)

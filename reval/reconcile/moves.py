@@ -72,5 +72,5 @@ def move_from(gmc_number: str, before: Placement | None, after: Placement) -> Mo
     if before == after:
         return None
     if before is None:
-        return Move(gmc_number, None, None, *after[:2], (), after[2])
+        return Move(gmc_number, None, None, after[0], after[1], (), after[2])
     return Move(gmc_number, before[0], before[1], after[0], after[1], before[2], after[2])
