@@ -102,6 +102,7 @@ def make_engine(
         event.listen(engine, "begin", _begin_immediately)
         event.listen(engine, "handle_error", functools.partial(_busy_as_one_line, busy_seconds=busy_seconds))
         event.listen(engine, "checkin", _detach_packed_rows)
+        event.listen(engine, "checkin", _end_bulk_page_cache)
     return engine
 
 
@@ -151,6 +152,18 @@ def private_folder(folder: Path) -> None:
         missing.mkdir(mode=0o700, exist_ok=True)
 
 
+# SQLite's page cache for each connection, in KiB (used only as needed): a sync reads back pages it
+# wrote moments ago, and the default 2 MiB sends those reads to the WAL file.
+PAGE_CACHE_KIB = 64 * 1024
+# A sync's connection's, until the connection goes back to the pool (``bulk_page_cache``). A table
+# whose rows arrive out of key order (GMC connections come body by body) keeps every page of it in
+# use: at a million doctors that is 115 MiB of GMC connections, and some 200 MiB of the queues' name
+# and sort orders. A cache smaller than that writes a page out to the WAL and reads it back for
+# nearly every row; with this one the GMC step of a million doctors wrote 0.2 GB rather than 2.8 GB.
+BULK_PAGE_CACHE_KIB = 256 * 1024
+_BULK_PAGE_CACHE = "reval_bulk_page_cache"
+
+
 def _configure_sqlite(dbapi_connection, _record, *, busy_milliseconds: int) -> None:
     # Let SQLAlchemy, not pysqlite, decide when transactions begin (see _begin_immediately).
     dbapi_connection.isolation_level = None
@@ -161,10 +174,26 @@ def _configure_sqlite(dbapi_connection, _record, *, busy_milliseconds: int) -> N
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={busy_milliseconds}")
-    # Up to 64 MiB of page cache (used only as needed): a sync reads back pages it wrote moments
-    # ago, and the default 2 MiB sends those reads to the WAL file.
-    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
     cursor.close()
+
+
+def bulk_page_cache(session: Session) -> None:
+    """SQLite: gives the connection of ``session``'s transaction BULK_PAGE_CACHE_KIB of page cache
+    until it goes back to the pool, where it returns to PAGE_CACHE_KIB and frees the rest
+    (``_end_bulk_page_cache``). A web server's connections keep the smaller cache each."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    connection.exec_driver_sql(f"PRAGMA cache_size=-{BULK_PAGE_CACHE_KIB}")
+    connection.connection.info[_BULK_PAGE_CACHE] = True
+
+
+def _end_bulk_page_cache(dbapi_connection, record) -> None:
+    if dbapi_connection is not None and record.info.get(_BULK_PAGE_CACHE):
+        with contextlib.suppress(sqlite3.Error):  # the flag stays, so the next check-in tries again
+            dbapi_connection.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
+            record.info[_BULK_PAGE_CACHE] = False
 
 
 # SQLite: the schema a sync attaches to read rows packed by its helper process (see

@@ -400,6 +400,46 @@ def test_packed_rows_store_what_bound_rows_store_batch_after_batch(migrated, mon
     assert notes == [(1, 1, "a note\nover two lines"), (2, 2, "ü"), (3, None, None), (4, None, "' quoted")]
 
 
+def test_a_packed_row_that_breaks_a_constraint_stops_its_batch_and_the_rollback_takes_back_the_rest(migrated):
+    """SQLite: a packed batch goes in without a statement journal (OR FAIL), so a row that breaks
+    a constraint leaves the rows before it in the transaction; the error still reaches the caller,
+    and the transaction's rollback, as a failed sync's, leaves nothing of the batch."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+    from sqlalchemy.exc import IntegrityError
+
+    from reval.db import make_engine
+    from reval.reconcile.common import bound_rows, insert_each, pack_rows
+
+    if make_url(migrated).get_backend_name() != "sqlite":
+        pytest.skip("rows are packed for SQLite; PostgreSQL takes them by COPY")
+    table = Table(
+        "zz_packed_unique",
+        MetaData(),
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("name", String(20), nullable=False),
+    )
+    engine = make_engine(migrated)
+    try:
+        with engine.connect() as connection:
+            table.create(connection)
+            connection.commit()
+            try:
+                transaction = connection.begin()
+                rows = [{"id": 1, "name": "first"}, {"id": 2, "name": "second"}, {"id": 1, "name": "again"}]
+                with pytest.raises(IntegrityError, match=r"UNIQUE constraint failed: zz_packed_unique\.id"):
+                    insert_each(connection, [table], pack_rows([bound_rows(engine.dialect, table, rows)]))
+                # Not undone by the statement: the transaction's rollback takes them back.
+                assert connection.scalar(select(func.count()).select_from(table)) == 2
+                transaction.rollback()
+                assert connection.scalar(select(func.count()).select_from(table)) == 0
+            finally:
+                connection.rollback()
+                table.drop(connection)
+                connection.commit()
+    finally:
+        engine.dispose()
+
+
 def test_a_read_sees_one_snapshot_while_another_transaction_commits(app):
     """A page's count, keys and rows are read in one transaction: a sync committing between them
     must not make them disagree."""

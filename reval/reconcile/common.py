@@ -248,8 +248,13 @@ def unpacked_rows(packed: PackedRows) -> list[BoundRows]:
 @functools.lru_cache(maxsize=64)
 def _packed_insert_statement(dialect: Dialect, table: Table, columns: tuple[str, ...], index: int) -> str:
     quote = dialect.identifier_preparer.quote
+    # OR FAIL: a row that breaks a constraint stops the statement without undoing the rows before
+    # it, which the sync's transaction then rolls back with the rest. So SQLite keeps no statement
+    # journal of each page the statement changes (a temporary file past 64 KiB): a batch's names
+    # and queue orders change thousands of pages, and at a million doctors that file took 6 GB of
+    # writes in the decide step.
     return (
-        f"INSERT INTO main.{quote(table.name)} ({', '.join(map(quote, columns))}) "
+        f"INSERT OR FAIL INTO main.{quote(table.name)} ({', '.join(map(quote, columns))}) "
         f"SELECT {_packed_columns(len(columns))} FROM {PACKED_ROWS_SCHEMA}.t{index} ORDER BY rowid"  # as bound
     )
 

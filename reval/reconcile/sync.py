@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reval.clock import utcnow
-from reval.db import refresh_planner_statistics
+from reval.db import bulk_page_cache, refresh_planner_statistics
 from reval.designated_bodies import DesignatedBody, OwnerDirectory
 from reval.metrics import metrics
 from reval.models import (
@@ -240,6 +240,7 @@ def run_sync(
         infrequent_garbage_collection(),
         sessions.begin() as session,
     ):
+        bulk_page_cache(session)
         if helper_process is None and not controls.helper_process:
             helper_process = False
         with _sync_helper(gmc, tis, helper_process) as helper:  # its process ends before the commit
@@ -689,6 +690,7 @@ def _apply_for_shards(
     release: bool,
 ) -> None:
     with infrequent_garbage_collection(), sessions.begin() as session:
+        bulk_page_cache(session)
         clock = PhaseClock()
         events = EventLog(recorded_at=started, as_of=as_of, sync_run_id=run_id)
         bodies = configured_designated_bodies(session)
@@ -735,6 +737,7 @@ def decide_shard(
     """Decides one shard's contiguous ranges for a run whose sources are applied; returns its counts."""
     engine = engine or RuleEngine(DEFAULT_RULE_TABLE)
     with infrequent_garbage_collection(), sessions.begin() as session:
+        bulk_page_cache(session)
         run = session.get_one(SyncRun, run_id)
         events = EventLog(recorded_at=run.started_at, as_of=run.as_of, sync_run_id=run_id)
         new = set().union(*(undecided_numbers(session, low, high) for low, high in ranges))

@@ -8,20 +8,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import tracemalloc
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.engine.default import DefaultDialect
 
 from reval.clock import utcnow
+from reval.db import BULK_PAGE_CACHE_KIB, PAGE_CACHE_KIB
 from reval.designated_bodies import DEFAULT_DESIGNATED_BODIES
 from reval.extensions import database
 from reval.models import (
@@ -35,10 +38,19 @@ from reval.models import (
     SyncRun,
     TisPerson,
 )
+from reval.progress import Progress
 from reval.reconcile.lock import sync_lock
 from reval.reconcile.reference import replace_designated_bodies
 from reval.reconcile.sources import MassChangeGuard
-from reval.reconcile.sync import GmcInput, SyncControls, SyncInterrupted, TisInput, failure_text, run_sync
+from reval.reconcile.sync import (
+    GmcInput,
+    SyncControls,
+    SyncFailed,
+    SyncInterrupted,
+    TisInput,
+    failure_text,
+    run_sync,
+)
 from reval.snapshot_files import open_snapshot
 from reval.synthetic import generate
 from tests.conftest import wait_for
@@ -641,6 +653,51 @@ def test_a_sync_stopped_inside_a_database_call_is_recorded_as_interrupted(sessio
         run = session.get(SyncRun, stopped.value.run_id)
         assert (run.status, run.error) == ("FAILED", "interrupted")
         assert session.scalar(select(func.count()).select_from(GmcConnection)) == 0  # nothing of it committed
+
+
+class StoppedBeforeDeciding(Progress):
+    def begin(self, phase: str, unit: str) -> None:
+        if phase == "decide":
+            raise RuntimeError("stopped before deciding")
+
+
+def test_a_sync_writes_with_the_bulk_page_cache_and_the_pool_gets_the_usual_one_back(sessions, tmp_path):
+    """SQLite: a sync's connection writes with BULK_PAGE_CACHE_KIB of page cache (a national
+    sync's tables that fill out of key order need it), and is back at PAGE_CACHE_KIB once in the
+    pool, after a sync that failed as after one that succeeded: a web server's connections stay small."""
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's page cache is per connection; PostgreSQL's shared buffers are the server's")
+    small = generate(tmp_path, 50, AS_OF, seed=3)
+    cache_while_writing: dict[str, set[int]] = defaultdict(set)
+
+    def note_cache(_connection, cursor, statement, _parameters, _context, _executemany):
+        written = re.match(r"\s*INSERT (?:OR FAIL )?INTO (?:main\.)?(gmc_connection|tis_person|doctor)\b", statement)
+        if written:
+            cache_while_writing[written[1]].add(cursor.connection.execute("PRAGMA cache_size").fetchone()[0])
+
+    def pooled_caches() -> set[int]:
+        held = [engine.connect() for _ in range(max(1, engine.pool.checkedin()))]
+        try:
+            return {connection.exec_driver_sql("PRAGMA cache_size").scalar() for connection in held}
+        finally:
+            for connection in held:
+                connection.close()
+
+    event.listen(engine, "before_cursor_execute", note_cache)
+    try:
+        assert sync_files(sessions, small.gmc, small.tis, ALLOW)["status"] == "SUCCEEDED"
+        assert pooled_caches() == {-PAGE_CACHE_KIB}
+        with pytest.raises(SyncFailed, match="stopped before deciding"):
+            sync_files(sessions, small.gmc, small.tis, SyncControls(ALLOW.guard, progress=StoppedBeforeDeciding()))
+    finally:
+        event.remove(engine, "before_cursor_execute", note_cache)
+    assert pooled_caches() == {-PAGE_CACHE_KIB}
+    assert dict(cache_while_writing) == {
+        "gmc_connection": {-BULK_PAGE_CACHE_KIB},
+        "tis_person": {-BULK_PAGE_CACHE_KIB},
+        "doctor": {-BULK_PAGE_CACHE_KIB},
+    }
 
 
 def test_a_killed_sync_is_abandoned_and_its_helper_ends(app, sessions, large_dataset, files):
