@@ -156,10 +156,9 @@ def private_folder(folder: Path) -> None:
 # wrote moments ago, and the default 2 MiB sends those reads to the WAL file.
 PAGE_CACHE_KIB = 64 * 1024
 # A sync's connection's, until the connection goes back to the pool (``bulk_page_cache``). A table
-# whose rows arrive out of key order (GMC connections come body by body) keeps every page of it in
-# use: at a million doctors that is 115 MiB of GMC connections, and some 200 MiB of the queues' name
-# and sort orders. A cache smaller than that writes a page out to the WAL and reads it back for
-# nearly every row; with this one the GMC step of a million doctors wrote 0.2 GB rather than 2.8 GB.
+# whose rows arrive out of key order keeps every page of it in use: GMC connections come body by
+# body, 115 MiB of them at a million doctors. With less cache than that, nearly every row wrote a
+# page out to the WAL and read it back: that GMC step wrote 2.8 GB, and 0.2 GB with this cache.
 BULK_PAGE_CACHE_KIB = 256 * 1024
 _BULK_PAGE_CACHE = "reval_bulk_page_cache"
 
