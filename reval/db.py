@@ -101,8 +101,7 @@ def make_engine(
         )
         event.listen(engine, "begin", _begin_immediately)
         event.listen(engine, "handle_error", functools.partial(_busy_as_one_line, busy_seconds=busy_seconds))
-        event.listen(engine, "checkin", _detach_packed_rows)
-        event.listen(engine, "checkin", _end_bulk_page_cache)
+        event.listen(engine, "checkin", _undo_at_checkin)
     return engine
 
 
@@ -180,19 +179,12 @@ def _configure_sqlite(dbapi_connection, _record, *, busy_milliseconds: int) -> N
 def bulk_page_cache(session: Session) -> None:
     """SQLite: gives the connection of ``session``'s transaction BULK_PAGE_CACHE_KIB of page cache
     until it goes back to the pool, where it returns to PAGE_CACHE_KIB and frees the rest
-    (``_end_bulk_page_cache``). A web server's connections keep the smaller cache each."""
+    (``_undo_at_checkin``). A web server's connections keep the smaller cache each."""
     connection = session.connection()
     if connection.dialect.name != "sqlite":
         return
     connection.exec_driver_sql(f"PRAGMA cache_size=-{BULK_PAGE_CACHE_KIB}")
     connection.connection.info[_BULK_PAGE_CACHE] = True
-
-
-def _end_bulk_page_cache(dbapi_connection, record) -> None:
-    if dbapi_connection is not None and record.info.get(_BULK_PAGE_CACHE):
-        with contextlib.suppress(sqlite3.Error):  # the flag stays, so the next check-in tries again
-            dbapi_connection.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
-            record.info[_BULK_PAGE_CACHE] = False
 
 
 # SQLite: the schema a sync attaches to read rows packed by its helper process (see
@@ -205,7 +197,7 @@ def attach_packed_rows(connection: Connection, image: bytes) -> None:
     """Puts ``image`` (an SQLite database's, serialized) in PACKED_ROWS_SCHEMA on ``connection``,
     attaching the schema first if need be, within the connection's transaction. The schema is
     detached as the connection goes back to the pool, after its transaction has ended
-    (``_detach_packed_rows``). Raises sqlite3.Error where this SQLite refuses to replace an image
+    (``_undo_at_checkin``). Raises sqlite3.Error where this SQLite refuses to replace an image
     its transaction has read (see ``packed_rows_supported``)."""
     pooled = connection.connection
     if not pooled.info.get(_PACKED_ROWS_ATTACHED):
@@ -241,11 +233,24 @@ def packed_rows_supported() -> bool:
         probe.close()
 
 
-def _detach_packed_rows(dbapi_connection, record) -> None:
-    if dbapi_connection is not None and record.info.get(_PACKED_ROWS_ATTACHED):
-        with contextlib.suppress(sqlite3.Error):  # still attached: the flag stays, so it is not attached twice
-            dbapi_connection.execute(f"DETACH DATABASE {PACKED_ROWS_SCHEMA}")
-            record.info[_PACKED_ROWS_ATTACHED] = False
+# What a sync gives its connection for a while, taken back as the pool takes the connection back
+# (its transaction over): the connection's info key saying it was given, and the statement that
+# takes it back.
+_UNDONE_AT_CHECKIN = {
+    _PACKED_ROWS_ATTACHED: f"DETACH DATABASE {PACKED_ROWS_SCHEMA}",
+    _BULK_PAGE_CACHE: f"PRAGMA cache_size=-{PAGE_CACHE_KIB}",
+}
+
+
+def _undo_at_checkin(dbapi_connection, record) -> None:
+    if dbapi_connection is None:
+        return
+    for key, statement in _UNDONE_AT_CHECKIN.items():
+        if record.info.get(key):
+            # Where it fails the flag stays: the schema is not attached twice, and the next check-in tries again.
+            with contextlib.suppress(sqlite3.Error):
+                dbapi_connection.execute(statement)
+                record.info[key] = False
 
 
 def _busy_as_one_line(context, *, busy_seconds: float) -> Exception | None:
