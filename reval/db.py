@@ -16,16 +16,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from reval.models import SerializedJson
 from reval.refusals import NotConfigured
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-class SerializedJson(str):
-    """A JSON column's value already serialized (by a sync's helper process): stored as it is."""
 
 
 def _json_dumps(value) -> str:
@@ -294,7 +291,7 @@ def offline_dialect(name: str) -> Dialect:
 
 
 # Alembic is imported where migrations are looked at: a sync's helper process imports this module
-# (for SerializedJson) and never migrates.
+# (for its JSON serializer) and never migrates.
 
 
 def alembic_config(engine: Engine) -> Config:

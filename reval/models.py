@@ -30,6 +30,13 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.functions import FunctionElement
 
+from reval.tis.records import (
+    memberships_from_storage,
+    placements_from_storage,
+    stored_memberships,
+    stored_placements,
+)
+
 GMC_NUMBER = String(7)
 BODY_CODE = String(32)
 
@@ -49,6 +56,49 @@ class UtcDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SerializedJson(str):
+    """A JSON column's value already serialized, in the form stored (by a sync's helper process):
+    stored as it is."""
+
+
+class _StoredDocuments(TypeDecorator):
+    """A TIS person's documents, stored compactly (``reval.tis.records``) and read back in the
+    validated form, so nothing but this column knows the difference."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect) -> Any:
+        if value is None or isinstance(value, SerializedJson):
+            return value
+        return self.to_storage(value)
+
+    def process_result_value(self, value: Any, dialect) -> Any:
+        return None if value is None else self.from_storage(value)
+
+    def to_storage(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def from_storage(self, value: Any) -> Any:
+        raise NotImplementedError
+
+
+class StoredMemberships(_StoredDocuments):
+    def to_storage(self, value: Any) -> Any:
+        return stored_memberships(value)
+
+    def from_storage(self, value: Any) -> Any:
+        return memberships_from_storage(value)
+
+
+class StoredPlacements(_StoredDocuments):
+    def to_storage(self, value: Any) -> Any:
+        return stored_placements(value)
+
+    def from_storage(self, value: Any) -> Any:
+        return placements_from_storage(value)
 
 
 NAMING_CONVENTION = {
@@ -98,7 +148,8 @@ class GmcConnection(Base):
 
 
 class TisPerson(Base):
-    """A TIS person as last pulled; programmes and placements are kept as TIS's documents."""
+    """A TIS person as last pulled; programmes and placements are kept as TIS's documents, in
+    their validated form (stored compactly: StoredMemberships, StoredPlacements)."""
 
     __tablename__ = "tis_person"
 
@@ -107,8 +158,8 @@ class TisPerson(Base):
     forenames: Mapped[str | None] = mapped_column(String(200))
     surname: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str | None] = mapped_column(String(20))
-    programme_memberships: Mapped[list[Any]]
-    placements: Mapped[list[Any]]
+    programme_memberships: Mapped[list[Any]] = mapped_column(StoredMemberships)
+    placements: Mapped[list[Any]] = mapped_column(StoredPlacements)
     # What deciding reads of those documents, a tenth of their size (migration 0008; written by
     # reval.reconcile.decisions.person_spans, read by person_view).
     spans: Mapped[str] = mapped_column(Text)

@@ -4,6 +4,7 @@ SQLite: its write lock)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,9 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from alembic import command
+from sqlalchemy import JSON, bindparam, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
-from reval.db import MIGRATION_LOCK_KEY, make_engine, schema_is_current, upgrade_schema
+from reval.db import MIGRATION_LOCK_KEY, alembic_config, make_engine, schema_is_current, upgrade_schema
+from reval.models import TisPerson
 from reval.settings import SETTINGS
 from tests.conftest import wait_for
 
@@ -90,3 +95,77 @@ def _finished(process: subprocess.Popen[bytes]) -> tuple[int, str]:
     """Its exit code and its output, once it has ended."""
     output, _ = process.communicate(timeout=120)
     return process.returncode, output.decode()
+
+
+def test_the_documents_migration_drops_their_keys_and_its_downgrade_puts_them_back(database_url, tmp_path):
+    curricula = [{"curriculumName": "Cardiology", "curriculumStartDate": "2025-08-06", "curriculumEndDate": None}]
+    membership = {
+        "id": "7a",
+        "programmeName": "Cardiology",
+        "programmeNumber": "C1",
+        "programmeMembershipType": "SUBSTANTIVE",
+        "programmeStartDate": "2025-08-06",
+        "programmeEndDate": None,
+        "programmeOwner": "Health Education England Wessex",
+        "trainingPathway": "CCT",
+        "curricula": curricula,
+    }
+    placement = {"id": "9", "gradeAbbreviation": "F1", "dateFrom": "2025-08-06", "dateTo": "2026-08-05"}
+    documents = {7: ([membership], [placement]), 8: ([], [])}
+    with brand_new_database(database_url, tmp_path) as url:
+        engine = make_engine(url)
+        config = alembic_config(engine)
+
+        def stored() -> dict[int, tuple]:
+            with engine.connect() as connection:
+                rows = connection.execute(
+                    text("SELECT tis_person_id, programme_memberships, placements FROM tis_person")
+                ).all()
+            return {
+                person_id: (_decoded(memberships), _decoded(placements)) for person_id, memberships, placements in rows
+            }
+
+        try:
+            command.upgrade(config, "0012")
+            with engine.begin() as connection:
+                for person_id, (memberships, placements) in documents.items():
+                    connection.execute(
+                        text(
+                            "INSERT INTO tis_person (tis_person_id, gmc_number, status, programme_memberships,"
+                            " placements, spans, record_hash)"
+                            " VALUES (:id, '1234567', 'CURRENT', :memberships, :placements, '[[],[]]', 'h')"
+                        ).bindparams(bindparam("memberships", type_=JSON), bindparam("placements", type_=JSON)),
+                        {"id": person_id, "memberships": memberships, "placements": placements},
+                    )
+            command.upgrade(config, "head")
+            assert stored() == {
+                7: (
+                    [
+                        [
+                            "7a",
+                            "Cardiology",
+                            "C1",
+                            "SUBSTANTIVE",
+                            "2025-08-06",
+                            None,
+                            "Health Education England Wessex",
+                            "CCT",
+                            [["Cardiology", "2025-08-06", None]],
+                        ]
+                    ],
+                    [["9", "F1", "2025-08-06", "2026-08-05"]],
+                ),
+                8: ([], []),
+            }
+            with Session(engine) as session:  # the model reads them as the sync writes them now
+                person = session.get(TisPerson, 7)
+                assert person is not None and (person.programme_memberships, person.placements) == documents[7]
+            command.downgrade(config, "0012")
+            assert stored() == documents
+        finally:
+            engine.dispose()
+
+
+def _decoded(value):
+    """A JSON column's value read as it is: text on SQLite, already decoded on PostgreSQL."""
+    return json.loads(value) if isinstance(value, str) else value

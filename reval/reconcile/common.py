@@ -16,9 +16,10 @@ from enum import StrEnum
 from typing import Any, NamedTuple, TypeVar
 
 import orjson
-from sqlalchemy import JSON, Connection, Dialect, Table, bindparam, delete, insert, update
+from sqlalchemy import JSON, Connection, Dialect, Table, TypeDecorator, bindparam, delete, insert, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from reval.db import ENGINE_OPTIONS, PACKED_ROWS_SCHEMA, attach_packed_rows
 from reval.models import DoctorEvent
@@ -128,9 +129,8 @@ def bound_rows(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]]) -
     for key in columns:
         column_type = table.c[key].type
         column_values = [row[key] for row in rows]
-        if isinstance(column_type, JSON):
-            convert = _json_text(column_type)
-        else:
+        convert = _json_text(column_type, dialect)
+        if convert is None:
             convert = column_type.dialect_impl(dialect).bind_processor(dialect)
             if convert is not None:
                 # Dates and times repeat (the run's as-of date on every event): convert each once.
@@ -157,12 +157,22 @@ def _null_unless_given(table: Table) -> frozenset[str]:
     )
 
 
-def _json_text(column_type: JSON) -> Callable[[Any], str | None]:
-    """A JSON column's value as the text stored, as SQLAlchemy makes it with Reval's serializer."""
+def _json_text(column_type: TypeEngine, dialect: Dialect) -> Callable[[Any], str | None] | None:
+    """A JSON column's value as the text stored, as SQLAlchemy makes it with Reval's serializer
+    (after the column's own conversion, for a JSON type decorated); None for any other column."""
     serialize = ENGINE_OPTIONS["json_serializer"]
+    if isinstance(column_type, TypeDecorator) and isinstance(column_type.impl_instance, JSON):
+        convert, column_type = column_type.process_bind_param, column_type.impl_instance
+        serialize = functools.partial(_serialize_converted, serialize, convert, dialect)
+    if not isinstance(column_type, JSON):
+        return None
     if column_type.none_as_null:
         return lambda value: None if value is None else serialize(value)
     return serialize
+
+
+def _serialize_converted(serialize: Callable[[Any], str], convert: Callable[[Any, Dialect], Any], dialect, value):
+    return serialize(convert(value, dialect))
 
 
 def insert_bound_rows(connection: Connection, table: Table, rows: BoundRows) -> None:

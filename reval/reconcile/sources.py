@@ -21,10 +21,9 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from reval.db import SerializedJson
 from reval.designated_bodies import OwnerDirectory
 from reval.gmc.records import read_connected_doctor
-from reval.models import ConnectionRequest, GmcConnection, RejectedTisPerson, TisPerson
+from reval.models import ConnectionRequest, GmcConnection, RejectedTisPerson, SerializedJson, TisPerson
 from reval.progress import SILENT, Progress
 from reval.reconcile.common import EventKind, EventLog, Rejection, RowWriter, Source, batched, line_hash, record_hash
 from reval.reconcile.decisions import person_spans
@@ -32,7 +31,7 @@ from reval.reconcile.helper import IN_THIS_PROCESS, OrderedResults, SyncHelper
 from reval.reconcile.reference import configured_designated_bodies
 from reval.settings import Settings
 from reval.snapshot_files import UnparseableRecord, parse_line
-from reval.tis.records import read_person
+from reval.tis.records import read_person, stored_memberships, stored_placements
 from reval.validation import InvalidValue, gmc_number, gmc_number_or_none, list_of_objects, record_id, require_object
 
 log = logging.getLogger(__name__)
@@ -766,10 +765,11 @@ def _person_row(person: dict[str, Any], digest: str) -> dict[str, Any]:
         "forenames": person["forenames"],
         "surname": person["surname"],
         "status": person["status"],
-        # Serialized where validated (in the helper process, if any): their dates are cheaper to
-        # write out as JSON than to send across. Plain str crosses fastest; see SERIALIZED_COLUMNS.
-        "programme_memberships": orjson.dumps(person["programmeMemberships"]).decode(),
-        "placements": orjson.dumps(person["placements"]).decode(),
+        # Serialized where validated (in the helper process, if any), in the form stored: their
+        # dates are cheaper to write out as JSON than to send across. Plain str crosses fastest;
+        # see SERIALIZED_COLUMNS.
+        "programme_memberships": orjson.dumps(stored_memberships(person["programmeMemberships"])).decode(),
+        "placements": orjson.dumps(stored_placements(person["placements"])).decode(),
         "spans": person_spans(person["programmeMemberships"], person["placements"]),
         "record_hash": digest,
     }

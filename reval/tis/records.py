@@ -8,8 +8,9 @@ checked against ``read_person`` in the tests. Both apply the rules in ``reval.va
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
+from operator import itemgetter
 from typing import Any, cast
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
@@ -164,3 +165,43 @@ PersonSchema = _schema(
     programmeMemberships=fields.List(fields.Nested(ProgrammeMembershipSchema), load_default=list),
     placements=fields.List(fields.Nested(PlacementSchema), load_default=list),
 )
+
+
+# How a person's documents are stored (tis_person.programme_memberships and .placements, migration
+# 0013): each item as an array of its values in its fields' order, a membership's curricula last.
+# The keys, the same in every item, were over half of each person's row: a national database
+# wrote, checkpointed and read them back a million times over.
+_MEMBERSHIP_VALUES = itemgetter(*PROGRAMME_MEMBERSHIP_FIELDS, "curricula")
+_CURRICULUM_VALUES = itemgetter(*CURRICULUM_FIELDS)
+_PLACEMENT_VALUES = itemgetter(*PLACEMENT_FIELDS)
+
+
+def stored_memberships(memberships: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """Validated programme memberships as they are stored."""
+    stored = []
+    for membership in memberships:
+        values = list(_MEMBERSHIP_VALUES(membership))
+        values[-1] = list(map(_CURRICULUM_VALUES, values[-1]))
+        stored.append(values)
+    return stored
+
+
+def stored_placements(placements: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Validated placements as they are stored."""
+    return list(map(_PLACEMENT_VALUES, placements))
+
+
+def memberships_from_storage(stored: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Stored programme memberships in the validated form (``stored_memberships`` undone)."""
+    return [
+        {
+            **dict(zip(PROGRAMME_MEMBERSHIP_FIELDS, values[:-1], strict=True)),
+            "curricula": [dict(zip(CURRICULUM_FIELDS, curriculum, strict=True)) for curriculum in values[-1]],
+        }
+        for values in stored
+    ]
+
+
+def placements_from_storage(stored: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Stored placements in the validated form (``stored_placements`` undone)."""
+    return [dict(zip(PLACEMENT_FIELDS, values, strict=True)) for values in stored]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import orjson
 import pytest
 from sqlalchemy import func, select
 
@@ -25,6 +26,7 @@ from tests.factories import (
     gmc_doctor,
     gmc_snapshot,
     person,
+    placement,
     programme,
     tis_snapshot,
 )
@@ -124,6 +126,41 @@ def test_a_person_absent_from_a_full_tis_snapshot_has_been_deleted(sync, session
     assert summary["tis"]["peopleDeleted"] == 1
     assert decisions(sessions)["1000001"] == ("DISCREPANCY", "NOT_IN_TIS")
     assert events(sessions, "1000001")[-1][:2] == ("TIS_SYNC", "DECISION")
+
+
+def test_a_persons_documents_are_stored_without_their_keys_and_read_back_as_tis_sent_them(sync, sessions):
+    curriculum = {"curriculumName": "General Practice", "curriculumStartDate": days(-100), "curriculumEndDate": None}
+    membership = programme(EAST_OF_ENGLAND, curricula=[curriculum])
+    ada = person("1000001", membership, person_id=1, placements=[placement("F1", days(-30), None)])
+    sync(CONNECTED_ADA, [ada])  # a first sync: a new person, in a batch from the helper
+    ada["placements"].append(placement("F2", days(100), days(200)))
+    sync(CONNECTED_ADA, [ada])  # a changed person: updated in place
+    with sessions.begin() as session:
+        stored = (
+            session.connection()
+            .exec_driver_sql("SELECT programme_memberships, placements FROM tis_person WHERE tis_person_id = 1")
+            .one()
+        )
+        read = session.get(TisPerson, 1)
+        assert read is not None
+        assert (read.programme_memberships, read.placements) == (ada["programmeMemberships"], ada["placements"])
+    stored_memberships, stored_placements = (orjson.loads(text) if isinstance(text, str) else text for text in stored)
+    assert stored_memberships == [
+        [
+            membership["id"],
+            "General Practice",
+            "GP1",
+            "SUBSTANTIVE",
+            membership["programmeStartDate"],
+            membership["programmeEndDate"],
+            "East of England",
+            "CCT",
+            [["General Practice", days(-100), None]],
+        ]
+    ]
+    assert stored_placements == [
+        [p["id"], p["gradeAbbreviation"], p["dateFrom"], p["dateTo"]] for p in ada["placements"]
+    ]
 
 
 def test_a_sync_without_tis_keeps_tis_people(sync, sessions):
