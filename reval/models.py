@@ -160,7 +160,7 @@ class TisPerson(Base):
     status: Mapped[str | None] = mapped_column(String(20))
     programme_memberships: Mapped[list[Any]] = mapped_column(StoredMemberships)
     placements: Mapped[list[Any]] = mapped_column(StoredPlacements)
-    # What deciding reads of those documents, a tenth of their size (migration 0008; written by
+    # What deciding reads of those documents, half their size (migration 0008; written by
     # reval.reconcile.decisions.person_spans, read by person_view).
     spans: Mapped[str] = mapped_column(Text)
     record_hash: Mapped[str] = mapped_column(String(32))

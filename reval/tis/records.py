@@ -1,9 +1,10 @@
 """A TIS person with programme memberships and placements, validated into Reval's own form.
 
 The validated form keeps TIS's field names, with values normalised (trimmed text, canonical
-enumerations, ``date`` objects), and is what Reval stores for the person. ``read_person`` is the
-bulk path; ``PersonSchema`` is the same contract in marshmallow, used for single records and
-checked against ``read_person`` in the tests. Both apply the rules in ``reval.validation``.
+enumerations, ``date`` objects), and is what Reval stores for the person (its documents without
+their keys: ``stored_memberships``, ``stored_placements``). ``read_person`` is the bulk path;
+``PersonSchema`` is the same contract in marshmallow, used for single records and checked against
+``read_person`` in the tests. Both apply the rules in ``reval.validation``.
 """
 
 from __future__ import annotations
