@@ -86,6 +86,8 @@ class _StoredDocuments(TypeDecorator):
 
 
 class StoredMemberships(_StoredDocuments):
+    cache_ok = True  # (SQLAlchemy reads it from each class itself, not from its bases)
+
     def to_storage(self, value: Any) -> Any:
         return stored_memberships(value)
 
@@ -94,6 +96,8 @@ class StoredMemberships(_StoredDocuments):
 
 
 class StoredPlacements(_StoredDocuments):
+    cache_ok = True
+
     def to_storage(self, value: Any) -> Any:
         return stored_placements(value)
 

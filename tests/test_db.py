@@ -455,3 +455,14 @@ def test_a_read_sees_one_snapshot_while_another_transaction_commits(app):
         assert reading.scalar(count) == before
     with database(app).reads() as reading:
         assert reading.scalar(count) == before + 1
+
+
+def test_statements_on_a_tis_persons_documents_are_cached_like_any_other():
+    from sqlalchemy import Text, cast, select
+
+    from reval.models import TisPerson
+
+    # SQLAlchemy caches a statement only if every type in it says it may be (cache_ok, which each
+    # TypeDecorator class must set itself); else it compiles the statement every time, and warns.
+    statement = select(cast(TisPerson.programme_memberships, Text), cast(TisPerson.placements, Text))
+    assert statement._generate_cache_key() is not None
