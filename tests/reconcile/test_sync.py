@@ -132,7 +132,7 @@ def test_a_persons_documents_are_stored_without_their_keys_and_read_back_as_tis_
     curriculum = {"curriculumName": "General Practice", "curriculumStartDate": days(-100), "curriculumEndDate": None}
     membership = programme(EAST_OF_ENGLAND, curricula=[curriculum])
     ada = person("1000001", membership, person_id=1, placements=[placement("F1", days(-30), None)])
-    sync(CONNECTED_ADA, [ada])  # a first sync: a new person, in a batch from the helper
+    sync(CONNECTED_ADA, [ada])  # a first sync: a new person, inserted
     ada["placements"].append(placement("F2", days(100), days(200)))
     sync(CONNECTED_ADA, [ada])  # a changed person: updated in place
     with sessions.begin() as session:
