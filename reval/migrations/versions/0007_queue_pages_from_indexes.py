@@ -15,13 +15,14 @@ Create Date: 2026-11-29 00:30:00
 import sqlalchemy as sa
 from alembic import op
 
+from reval.migrations.batches import in_batches
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
 
 NAME_KEY_LENGTH = 200
-FILL_BATCH = 5000
 
 
 def upgrade() -> None:
@@ -65,16 +66,7 @@ def _fill_names(names: sa.Table) -> None:
     """One row per body, name and doctor, from each doctor's search_names (newline-separated),
     a batch of doctors at a time in GMC-number order."""
     connection = op.get_bind()
-    last = ""
-    while True:
-        doctors = connection.execute(
-            sa.text(
-                "SELECT gmc_number, search_names FROM doctor WHERE gmc_number > :last ORDER BY gmc_number LIMIT :size"
-            ),
-            {"last": last, "size": FILL_BATCH},
-        ).all()
-        if not doctors:
-            return
+    for doctors in in_batches("doctor", "gmc_number", ("search_names",)):
         first, last = doctors[0][0], doctors[-1][0]
         names_of = {
             number: {name[:NAME_KEY_LENGTH] for name in (text or "").split("\n") if name} for number, text in doctors

@@ -14,12 +14,12 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
+from reval.migrations.batches import in_batches, json_document
+
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
-
-FILL_BATCH = 5000
 
 
 def upgrade() -> None:
@@ -54,35 +54,14 @@ def _spans(memberships, placements) -> str:
 def _fill_spans() -> None:
     """Each stored person's spans from their documents, a batch at a time in TIS id order."""
     connection = op.get_bind()
-    last = None
-    while True:
-        after, parameters = (
-            ("", {"size": FILL_BATCH})
-            if last is None
-            else (" WHERE tis_person_id > :last", {"size": FILL_BATCH, "last": last})
-        )
-        people = connection.execute(
-            sa.text(
-                f"SELECT tis_person_id, programme_memberships, placements FROM tis_person{after}"
-                " ORDER BY tis_person_id LIMIT :size"
-            ),
-            parameters,
-        ).all()
-        if not people:
-            return
-        last = people[-1][0]
+    for people in in_batches("tis_person", "tis_person_id", ("programme_memberships", "placements")):
         connection.execute(
             sa.text("UPDATE tis_person SET spans = :spans WHERE tis_person_id = :id"),
             [
-                {"id": person_id, "spans": _spans(_document(memberships), _document(placements))}
+                {"id": person_id, "spans": _spans(json_document(memberships), json_document(placements))}
                 for person_id, memberships, placements in people
             ],
         )
-
-
-def _document(value):
-    """A JSON column's value as read here: text on SQLite, already decoded on PostgreSQL."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def downgrade() -> None:

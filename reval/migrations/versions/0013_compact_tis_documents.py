@@ -11,19 +11,18 @@ Revises: 0012
 Create Date: 2026-12-07 12:00:00
 """
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 
+from reval.migrations.batches import in_batches, json_document
+
 revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
-
-BATCH = 5000
 
 # The fields of each kind of item, in the order stored, as reval.tis.records has them at this revision.
 MEMBERSHIP_FIELDS = (
@@ -79,37 +78,18 @@ def downgrade() -> None:
 def _rewrite(memberships: Callable[[Any], Any], placements: Callable[[Any], Any]) -> None:
     """Each stored person's documents rewritten, a batch at a time in TIS id order."""
     connection = op.get_bind()
-    last = None
-    while True:
-        after, parameters = (
-            ("", {"size": BATCH}) if last is None else (" WHERE tis_person_id > :last", {"size": BATCH, "last": last})
-        )
-        people = connection.execute(
-            sa.text(
-                f"SELECT tis_person_id, programme_memberships, placements FROM tis_person{after}"
-                " ORDER BY tis_person_id LIMIT :size"
-            ),
-            parameters,
-        ).all()
-        if not people:
-            return
-        last = people[-1][0]
+    update = sa.text(
+        "UPDATE tis_person SET programme_memberships = :memberships, placements = :placements WHERE tis_person_id = :id"
+    ).bindparams(sa.bindparam("memberships", type_=sa.JSON), sa.bindparam("placements", type_=sa.JSON))
+    for people in in_batches("tis_person", "tis_person_id", ("programme_memberships", "placements")):
         connection.execute(
-            sa.text(
-                "UPDATE tis_person SET programme_memberships = :memberships, placements = :placements"
-                " WHERE tis_person_id = :id"
-            ).bindparams(sa.bindparam("memberships", type_=sa.JSON), sa.bindparam("placements", type_=sa.JSON)),
+            update,
             [
                 {
                     "id": person_id,
-                    "memberships": memberships(_document(stored_memberships)),
-                    "placements": placements(_document(stored_placements)),
+                    "memberships": memberships(json_document(stored_memberships)),
+                    "placements": placements(json_document(stored_placements)),
                 }
                 for person_id, stored_memberships, stored_placements in people
             ],
         )
-
-
-def _document(value):
-    """A JSON column's value as read here: text on SQLite, already decoded on PostgreSQL."""
-    return json.loads(value) if isinstance(value, str) else value
