@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 import resource
 import sqlite3
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from datetime import date
 from http import HTTPStatus
@@ -84,11 +86,16 @@ def run_bench(
     shape: Shape = DEFAULT_SHAPE,
     *,
     http_pages: bool = False,
+    scale_from: int | None = None,
 ) -> dict[str, Any]:
-    """``http_pages``: also time the pages over HTTP against a real `reval serve` (bench_pages)."""
+    """``http_pages``: also time the pages over HTTP against a real `reval serve` (bench_pages).
+    ``scale_from``: also time the full sync of that many doctors of the same shape (ScaleBase)."""
+    if scale_from is not None:
+        ScaleBase.check(scale_from, doctors, database_url)
     with tempfile.TemporaryDirectory(prefix="reval-bench-") as work:
         directory = Path(work)
         dataset, generate_seconds = _timed(lambda: generate(directory, doctors, as_of, seed, shape))
+        scale_base = None if scale_from is None else ScaleBase(directory / "scale-base", scale_from, seed, as_of, shape)
         engine = make_engine(database_url or f"sqlite:///{directory / 'bench.sqlite'}", setting="the database URL")
         sessions = session_factory(engine)
         _, migrate_seconds = _timed(lambda: ensure_schema(engine))
@@ -97,8 +104,12 @@ def run_bench(
                 raise ValueError(f"the bench needs an empty database; {database_url} already holds doctors")
         floor_before = load_floor(dataset.gmc, dataset.tis, directory)
         memory_before = peak_memory_mib()
+        if scale_base is not None:
+            scale_base.time_full_sync()
         full, full_seconds = _timed(lambda: sync_files(sessions, dataset.gmc, dataset.tis, as_of, progress))
         memory_after_full = peak_memory_mib()
+        if scale_base is not None:
+            scale_base.time_full_sync()
         again, again_seconds = _timed(lambda: sync_files(sessions, dataset.gmc, dataset.tis, as_of, progress))
         operator = Context(sessions, sessions, Actor.operator("bench"))
         preview, preview_seconds = _timed(lambda: preview_rules(operator, as_of, helper_process=True))
@@ -138,13 +149,156 @@ def run_bench(
             **validation_cost(dataset.tis),
             "pages": page_times(url, directory),
         }
+        if scale_base is not None:
+            figures |= scale_base.figures(full_seconds)
         engine.dispose()
         if http_pages:
             body, discrepancies = figures["pages"]["designatedBody"], figures["pages"]["bodyDiscrepancies"]
             figures["httpPages"] = page_times_over_http(
                 url, directory, body, deep_page_number(discrepancies), dataset.gmc_doctors
             )
+        figures["targets"] = targets(figures, doctors)
+        figures["allTargetsMet"] = all(target["met"] for target in figures["targets"])
         return figures
+
+
+class ScaleBase:
+    """The same shape's full sync at fewer doctors, timed just before and just after the bench's
+    own full sync: how the sync grows with the doctors, measured in one run, so that the machine's
+    speed, which drifts from one minute to the next, is the same on both sides. Each of its syncs
+    runs in a process of its own, from a fresh interpreter as a bench of that size would, into a
+    fresh SQLite file, and leaves the bench's own memory peaks alone."""
+
+    def __init__(self, directory: Path, doctors: int, seed: int, as_of: date, shape: Shape) -> None:
+        self.dataset = generate(directory, doctors, as_of, seed, shape)
+        self.runs: list[tuple[float, int]] = []  # (seconds, doctors decided)
+
+    @staticmethod
+    def check(scale_from: int, doctors: int, database_url: str | None) -> None:
+        """Refuses, in one line, a scale base that cannot be compared with the bench's sync."""
+        if not 0 < scale_from < doctors:
+            raise ValueError(f"--scale-from must be fewer doctors than --doctors ({doctors}), not {scale_from}")
+        if database_url is not None:
+            raise ValueError("--scale-from syncs both sizes into fresh SQLite files: run it without --database-url")
+
+    def time_full_sync(self) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as process:
+            dataset = self.dataset
+            database = dataset.directory / "scale-base.sqlite"
+            self.runs.append(
+                process.submit(timed_full_sync, dataset.gmc, dataset.tis, dataset.as_of, database).result()
+            )
+
+    def figures(self, full_seconds: float) -> dict[str, Any]:
+        seconds = [run_seconds for run_seconds, _decided in self.runs]
+        mean = sum(seconds) / len(seconds)
+        return {
+            "scaleBase": {
+                "doctors": self.dataset.gmc_doctors,
+                "decided": self.runs[0][1],
+                "fullSyncSeconds": mean,
+                "fullSyncRunsSeconds": seconds,
+            },
+            "fullSyncToScaleBase": full_seconds / mean,
+        }
+
+
+def timed_full_sync(gmc: Path, tis: Path, as_of: date, database: Path) -> tuple[float, int]:
+    """Seconds of a full sync of these files into a fresh SQLite file (removed after), and the
+    doctors it decided."""
+    engine = make_engine(f"sqlite:///{database}", setting="the scale base's database")
+    try:
+        ensure_schema(engine)
+        summary, seconds = _timed(lambda: sync_files(session_factory(engine), gmc, tis, as_of))
+    finally:
+        engine.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+    return seconds, summary["doctors"]
+
+
+# The targets of docs/performance.md ("Targets"), as the bench's figures show them, and the size
+# each is set at: the floor's at 100,000 doctors (a smaller sync is more its fixed costs, a larger
+# one is held to the scale base instead), the pages' at a million.
+FLOOR_TARGETS_DOCTORS = 100_000
+FULL_SYNC_TO_FLOOR = 4.0
+UNCHANGED_RESYNC_TO_FLOOR = 1.0
+PREVIEW_TO_DECIDE_STEP = 1.0
+MEMORY_MIB = 2048.0  # the sync's two processes together
+# Ten times the doctors within eleven times the time: 1.1 times the doctors' ratio.
+SCALE_ALLOWANCE = 1.1
+PAGE_TARGETS_DOCTORS = 1_000_000
+UI_PAGE_TO_FLOOR, API_TO_FLOOR = 3.0, 2.0
+CONCURRENT_P95_TO_FLOOR, CONCURRENT_THROUGHPUT_TO_FLOOR = 2.0, 0.5
+SORTED_QUEUE_P95_MS = 100.0
+
+
+def targets(figures: dict[str, Any], doctors: int) -> list[dict[str, Any]]:
+    """Each target set at this size (``doctors``, as asked for) that the run's figures show: what
+    it asks, the run's figure, its limit, and whether it was met (at most its limit, or at least
+    it where ``atLeast``)."""
+    shown = []
+    if doctors == FLOOR_TARGETS_DOCTORS:
+        shown += [
+            _target("full sync within 4x the floor", figures["fullSyncToFloor"], FULL_SYNC_TO_FLOOR),
+            _target(
+                "unchanged re-sync within 1x the floor", figures["unchangedResyncToFloor"], UNCHANGED_RESYNC_TO_FLOOR
+            ),
+        ]
+    shown += [
+        _target("rule preview within the decide step", figures["previewToFullSyncDecide"], PREVIEW_TO_DECIDE_STEP),
+        _target(
+            "peak memory of both processes within 2 GB (MiB)",
+            figures["peakMemoryMiB"] + figures["helperPeakMemoryMiB"],
+            MEMORY_MIB,
+        ),
+    ]
+    if "scaleBase" in figures:
+        base = figures["scaleBase"]
+        limit = round(SCALE_ALLOWANCE * figures["decided"] / base["decided"], 1)
+        shown.append(
+            _target(
+                f"full sync within {limit:g}x that of {base['doctors']:,} doctors",
+                figures["fullSyncToScaleBase"],
+                limit,
+            )
+        )
+    if "httpPages" in figures and doctors >= PAGE_TARGETS_DOCTORS:
+        shown += _page_targets(figures["httpPages"])
+    return shown
+
+
+def _page_targets(pages: dict[str, Any]) -> list[dict[str, Any]]:
+    shown = []
+    for name, ratio in pages["oneClientP95ToFloor"].items():
+        limit = API_TO_FLOOR if name.startswith("api") else UI_PAGE_TO_FLOOR
+        shown.append(_target(f"{name}: p95 within {limit:g}x the floor page's", ratio, limit))
+    for name, times in pages["reval"]["oneClient"].items():
+        if name.startswith("sortedBy_"):
+            shown.append(_target(f"{name}: p95 within 100 ms", times["p95Ms"], SORTED_QUEUE_P95_MS))
+    shown.append(
+        _target("16 clients: p95 within 2x the floor's", pages["concurrentP95ToFloor"], CONCURRENT_P95_TO_FLOOR)
+    )
+    shown.append(
+        _target(
+            "16 clients: at least half the floor's throughput",
+            pages["concurrentThroughputToFloor"],
+            CONCURRENT_THROUGHPUT_TO_FLOOR,
+            at_least=True,
+        )
+    )
+    return shown
+
+
+def _target(name: str, figure: float, limit: float, at_least: bool = False) -> dict[str, Any]:
+    return {
+        "target": name,
+        "figure": round(figure, 2),
+        "limit": limit,
+        "atLeast": at_least,
+        "met": figure >= limit if at_least else figure <= limit,
+    }
 
 
 def load_floor(gmc_file: Path, tis_file: Path, directory: Path) -> float:

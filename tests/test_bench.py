@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import orjson
 import pytest
 
+from reval.bench import targets
 from reval.cli.demo import format_http_pages
 from reval.synthetic import DEFAULT_SHAPE, SCENARIOS, SHAPES, Shape, generate
 from tests.conftest import assert_one_line_refusal
@@ -73,6 +75,9 @@ def test_bench_runs_the_heavy_shape_with_its_discrepancies(reval):
         (["--ended-share", "1.5"], "ended share must be between 0 and 1, not 1.5"),
         (["--discrepancy-share", "0.01"], "discrepancy share of 0.01"),
         (["--pages", "--workers", "2"], "run it without --workers"),
+        (["--scale-from", "100"], "--scale-from must be fewer doctors than --doctors (100), not 100"),
+        (["--scale-from", "50", "--workers", "2"], "--scale-from compares syncs in one process"),
+        (["--scale-from", "50", "--database-url", "sqlite:///elsewhere.sqlite"], "run it without --database-url"),
     ],
 )
 def test_a_shape_that_cannot_be_made_is_refused_in_one_line(reval, options, named):
@@ -96,3 +101,67 @@ def test_bench_pages_times_a_real_server_beside_its_floor_page(reval):
 
     text = format_http_pages(pages)
     assert "pages over HTTP" in text and "16 clients at once" in text
+
+
+def test_bench_times_a_smaller_sync_of_the_same_shape_just_before_and_after_its_own(reval):
+    figures = json.loads(reval("bench", "--doctors", "600", "--scale-from", "200", "--json", "--quiet").output)
+    base = figures["scaleBase"]
+    before, after = base["fullSyncRunsSeconds"]
+    assert before > 0 and after > 0
+    assert base["fullSyncSeconds"] == pytest.approx((before + after) / 2)
+    assert figures["fullSyncToScaleBase"] == pytest.approx(figures["fullSyncSeconds"] / base["fullSyncSeconds"])
+    assert 150 < base["doctors"] < 250 and base["decided"] >= base["doctors"]
+    scale = next(target for target in figures["targets"] if target["target"].startswith("full sync within"))
+    assert scale["limit"] == pytest.approx(1.1 * figures["decided"] / base["decided"], abs=0.05)
+    assert scale["met"] == (figures["fullSyncToScaleBase"] <= scale["limit"])
+    assert figures["allTargetsMet"] == all(target["met"] for target in figures["targets"])
+
+    text = reval("bench", "--doctors", "600", "--scale-from", "200", "--quiet").output
+    assert re.search(r"full sync to smaller +[\d.]+ x the full sync of \d+ doctors of the same shape", text), text
+    assert re.search(r"full sync within [\d.]+x that of \d+ doctors +[\d.]+ <= [\d.]+ +(met|MISSED)", text), text
+
+
+def _figures(**changes) -> dict:
+    figures = {
+        "fullSyncToFloor": 3.9,
+        "unchangedResyncToFloor": 1.2,
+        "previewToFullSyncDecide": 0.7,
+        "peakMemoryMiB": 1500.0,
+        "helperPeakMemoryMiB": 600.0,
+        "decided": 1_000_000,
+        "httpPages": {
+            "oneClientP95ToFloor": {"discrepancies": 2.5, "apiDoctors": 2.5},
+            "reval": {"oneClient": {"discrepancies": {"p95Ms": 60.0}, "sortedBy_changed": {"p95Ms": 101.0}}},
+            "concurrentP95ToFloor": 1.3,
+            "concurrentThroughputToFloor": 0.6,
+        },
+    }
+    return figures | changes
+
+
+def test_the_bench_judges_each_target_set_at_its_size():
+    at_100k = {target["target"]: target for target in targets(_figures(), 100_000)}
+    assert at_100k["full sync within 4x the floor"]["met"]
+    assert not at_100k["unchanged re-sync within 1x the floor"]["met"]
+    assert at_100k["rule preview within the decide step"]["met"]
+    memory = at_100k["peak memory of both processes within 2 GB (MiB)"]
+    assert memory["figure"] == 2100.0 and not memory["met"]  # the sync's two processes together
+    assert not any("p95" in name for name in at_100k)  # the pages' targets are a million doctors'
+
+    at_a_million = {target["target"]: target for target in targets(_figures(), 1_000_000)}
+    assert "full sync within 4x the floor" not in at_a_million  # held to the scale base instead
+    assert at_a_million["discrepancies: p95 within 3x the floor page's"]["met"]
+    assert not at_a_million["apiDoctors: p95 within 2x the floor page's"]["met"]
+    assert not at_a_million["sortedBy_changed: p95 within 100 ms"]["met"]
+    throughput = at_a_million["16 clients: at least half the floor's throughput"]
+    assert throughput["atLeast"] and throughput["met"]  # at least its limit
+
+    base = {"scaleBase": {"doctors": 97_000, "decided": 100_000}, "fullSyncToScaleBase": 11.2}
+    scaled = {target["target"]: target for target in targets(_figures(**base), 1_000_000)}
+    assert scaled["full sync within 11x that of 97,000 doctors"] == {
+        "target": "full sync within 11x that of 97,000 doctors",
+        "figure": 11.2,
+        "limit": 11.0,
+        "atLeast": False,
+        "met": False,
+    }

@@ -140,22 +140,32 @@ def _print_offices(result, host: str, port: int) -> None:
     is_flag=True,
     help="Also time pages over HTTP against a real `reval serve`, one client then 16, beside a floor page.",
 )
+@click.option(
+    "--scale-from",
+    type=int,
+    help="Also time a full sync of this many doctors of the same shape, just before and after the bench's own, "
+    "and print how many times longer the bench's took (for example 100000 beside --doctors 1000000).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @QUIET
-def bench(doctors, seed, database_url, workers, shards, shape_name, pages, as_json, quiet, **overrides):
+def bench(doctors, seed, database_url, workers, shards, shape_name, pages, scale_from, as_json, quiet, **overrides):
     """Time a full national sync, an unchanged re-sync and a rule preview into a fresh database."""
     from reval.bench import run_bench, run_sharded_bench
 
     today = context().today()
     if workers and pages:
         raise CommandRefused("--pages times one server on its own database: run it without --workers")
+    if workers and scale_from:
+        raise CommandRefused("--scale-from compares syncs in one process and its helper: run it without --workers")
     try:
         shape = replace(SHAPES[shape_name], **{name: value for name, value in overrides.items() if value is not None})
         if workers:
             _celery_app()
             figures = run_sharded_bench(doctors, seed, today, database_url, workers, shards, current_app, shape)
         else:
-            figures = run_bench(doctors, seed, today, database_url, progress_for(quiet), shape, http_pages=pages)
+            figures = run_bench(
+                doctors, seed, today, database_url, progress_for(quiet), shape, http_pages=pages, scale_from=scale_from
+            )
     except ValueError as error:
         raise CommandRefused(str(error)) from None
     if as_json or workers:
@@ -175,7 +185,8 @@ def bench(doctors, seed, database_url, workers, shards, shape_name, pages, as_js
         f"and {figures['floorRunsSeconds'][1]:.2f} s after)\n"
         f"  full sync               {figures['fullSyncSeconds']:8.2f} s = {figures['fullSyncToFloor']:.2f} x floor "
         f"{figures['fullSyncPhases']}\n"
-        f"  unchanged re-sync       {figures['unchangedResyncSeconds']:8.2f} s "
+        + (format_scale_base(figures) if "scaleBase" in figures else "")
+        + f"  unchanged re-sync       {figures['unchangedResyncSeconds']:8.2f} s "
         f"= {figures['unchangedResyncToFloor']:.2f} x floor "
         f"{figures['unchangedResyncPhases']}, {figures['unchangedResyncEvents']} events\n"
         f"  rule preview            {figures['previewSeconds']:8.2f} s "
@@ -190,7 +201,26 @@ def bench(doctors, seed, database_url, workers, shards, shape_name, pages, as_js
         f"  queues                  {figures['queues']}, {figures['rejectedRecords']} rejected records\n"
         + format_page_times(figures["pages"])
         + (format_http_pages(figures["httpPages"]) if "httpPages" in figures else "")
+        + format_targets(figures["targets"])
     )
+
+
+def format_scale_base(figures: dict) -> str:
+    base = figures["scaleBase"]
+    before, after = base["fullSyncRunsSeconds"]
+    return (
+        f"  full sync to smaller    {figures['fullSyncToScaleBase']:8.2f} x the full sync of {base['doctors']:,} "
+        f"doctors of the same shape ({before:.2f} s just before, {after:.2f} s just after)\n"
+    )
+
+
+def format_targets(targets: list[dict]) -> str:
+    lines = ["\n  targets set at this size (docs/performance.md):"]
+    for target in targets:
+        verdict = "met" if target["met"] else "MISSED"
+        sign = ">=" if target["atLeast"] else "<="
+        lines.append(f"    {target['target']:<58}{target['figure']:9.2f} {sign} {target['limit']:<6g} {verdict}")
+    return "\n".join(lines)
 
 
 def format_page_times(pages: dict) -> str:
