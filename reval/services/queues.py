@@ -243,12 +243,15 @@ EXPORT_FIELDS = tuple(
 
 
 def queue_page(
-    context: Context, view: QueueView, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE
+    context: Context, view: QueueView, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE, total: int | None = None
 ) -> Page[QueueEntry]:
+    """A page of the view; ``total``: its count, where the caller has just counted it (a tab's
+    count, with the same filters), so as not to count it twice."""
     page, page_size = checked_page(page), checked_page_size(page_size)
     with context.reads() as session:
         query = _query(session, context, view)
-        total = session.execute(query.count()).scalar_one()
+        if total is None:
+            total = session.execute(query.count()).scalar_one()
         # The page's keys come from the view's own index, in order; only its doctors are read.
         keys = session.execute(
             query.keys().order_by(*query.ordering()).offset((page - 1) * page_size).limit(page_size)
@@ -290,34 +293,58 @@ def doctors_seen_by(context: Context, body: str, numbers: list[str]) -> tuple[li
     ]
 
 
-def tab_counts(context: Context, body: str | None, filters: QueueFilters) -> dict[QueueTab, int]:
-    """How many doctors each tab holds for a body, with the same search and filters; Unassigned
-    only for a national actor. The four queues are one grouped count of the view's rows (as many
-    rows as four counts would read, in one statement); Failed updates and Unassigned are counted
-    on their own."""
+@dataclass(frozen=True)
+class QueueCounts:
+    """What a body's tabs hold with a search and filters, and how many of its Discrepancies are
+    ready for each action with the same search and filters but any readiness (empty for the
+    national views, whose rows do not hold it)."""
+
+    tabs: dict[QueueTab, int]
+    ready: dict[Ready, int]
+
+
+def queue_counts(context: Context, body: str | None, filters: QueueFilters) -> QueueCounts:
+    """The tabs' counts (Unassigned only for a national actor) and the ready counts. A body's four
+    queues and its Discrepancies' ready lists come from one read of its view rows, where a count
+    each would read them three times; Failed updates and Unassigned are counted on their own."""
     tabs = [tab for tab in QueueTab if tab is not QueueTab.UNASSIGNED or context.actor.national]
     with context.reads() as session:
-        every_queue = _query(session, context, QueueView(body, filters=filters))
-        by_queue: dict[str, int] = {queue: count for queue, count in session.execute(every_queue.grouped_count())}
+        by_queue, ready = _queue_and_ready_counts(session, context, body, filters)
         counts = {tab: by_queue.get(queue.value, 0) for tab, queue in TAB_QUEUES.items()}
         for tab in tabs:
             if tab not in counts:
                 view = QueueView.of_tab(tab, body, filters=filters)
                 counts[tab] = session.execute(_query(session, context, view).count()).scalar_one()
-        return {tab: counts[tab] for tab in tabs}
+    return QueueCounts({tab: counts[tab] for tab in tabs}, ready)
 
 
-def ready_counts(context: Context, body: str, filters: QueueFilters) -> dict[Ready, int]:
-    """How many of a body's Discrepancies are ready for connection and for disconnection, with
-    the same search and other filters: one count of the body's Discrepancies, grouped by what its
-    view rows say its admin can do at once."""
-    view = QueueView.of_tab(QueueTab.DISCREPANCIES, body, filters=replace(filters, ready=None))
-    with context.reads() as session:
-        query = _query(session, context, view)
-        by_ready: dict[str, int] = {
-            ready: count for ready, count in session.execute(query.grouped_count(query.keyed.c.ready))
-        }
-    return {ready: by_ready.get(ready.value, 0) for ready in Ready}
+def tab_counts(context: Context, body: str | None, filters: QueueFilters) -> dict[QueueTab, int]:
+    """How many doctors each tab holds for a body, with the same search and filters."""
+    return queue_counts(context, body, filters).tabs
+
+
+def _queue_and_ready_counts(
+    session: Session, context: Context, body: str | None, filters: QueueFilters
+) -> tuple[dict[str, int], dict[Ready, int]]:
+    """How many rows of the view each queue holds with the filters, and how many Discrepancies
+    are ready for each action with the filters but any readiness. A body's rows are read once, in
+    its queue index's order: each queue's count beside its count of each readiness, of which a
+    readiness filter takes its own."""
+    if body is None:  # the doctors' own rows hold no readiness to count by
+        every_queue = _query(session, context, QueueView(body, filters=filters))
+        return {queue: count for queue, count in session.execute(every_queue.grouped_count())}, {}
+    every_queue = _query(session, context, QueueView(body, filters=replace(filters, ready=None)))
+    keyed = every_queue.keyed.c
+    each_ready = [func.count().filter(keyed.ready == ready.value) for ready in Ready]
+    counted = session.execute(every_queue.grouped_count(keyed.queue, also=(func.count(), *each_ready)))
+    by_queue: dict[str, int] = {}
+    ready = dict.fromkeys(Ready, 0)
+    for queue, count, *ready_counts in counted:
+        by_ready = dict(zip(Ready, ready_counts, strict=True))
+        by_queue[queue] = count if filters.ready is None else by_ready[filters.ready]
+        if queue == Queue.DISCREPANCY.value:
+            ready = by_ready
+    return by_queue, ready
 
 
 def programme_names(context: Context, body: str | None) -> list[str]:
@@ -468,10 +495,14 @@ class _Query:
     def count(self) -> Select[int]:
         return select(func.count()).select_from(self.source).where(*self.conditions)
 
-    def grouped_count(self, by: ColumnElement[Any] | None = None) -> Select[Any, int]:
-        """How many rows of the view have each value of ``by`` (default: the queue as seen)."""
+    def grouped_count(
+        self, by: ColumnElement[Any] | None = None, also: tuple[ColumnElement[Any], ...] | None = None
+    ) -> Select[Any]:
+        """How many rows of the view have each value of ``by`` (default: the queue as seen), or
+        the aggregates ``also`` for each."""
         column = self.keyed.c.queue if by is None else by
-        return select(column, func.count()).select_from(self.source).where(*self.conditions).group_by(column)
+        aggregates = also or (func.count(),)
+        return select(column, *aggregates).select_from(self.source).where(*self.conditions).group_by(column)
 
     def keys(self) -> Select[Any, Any, Any]:  # GMC number, queue and reason as seen
         keyed = self.keyed.c

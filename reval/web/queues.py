@@ -30,11 +30,10 @@ from reval.services.queues import (
     discrepancy_counts,
     exported_entries,
     programme_names,
+    queue_counts,
     queue_page,
     queue_tab,
-    ready_counts,
     sort_key,
-    tab_counts,
 )
 from reval.spreadsheets import csv_chunks
 from reval.web.auth import signed_in_actor
@@ -203,9 +202,11 @@ def checked_dates(
 def queue(queue: str) -> ResponseReturnValue:
     asked = _asked(queue)
     context = web_context()
-    page = queue_page(context, asked.view(), checked_page(request.args.get("page") or 1), DEFAULT_PAGE_SIZE)
-    counts = tab_counts(context, asked.body.code, asked.filters)
-    ready = ready_counts(context, asked.body.code, asked.filters) if asked.tab is QueueTab.DISCREPANCIES else {}
+    counted = queue_counts(context, asked.body.code, asked.filters)
+    counts = counted.tabs
+    page_asked = checked_page(request.args.get("page") or 1)
+    page = queue_page(context, asked.view(), page_asked, DEFAULT_PAGE_SIZE, total=counts.get(asked.tab))
+    ready = counted.ready if asked.tab is QueueTab.DISCREPANCIES else {}
     if page.total and page.page > page.pages:
         return redirect(url_with(page=page.pages))  # past the end: the last page, not an empty table
     numbers = [entry.gmc_number for entry in page.items]
