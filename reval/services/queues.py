@@ -245,8 +245,8 @@ EXPORT_FIELDS = tuple(
 def queue_page(
     context: Context, view: QueueView, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE, total: int | None = None
 ) -> Page[QueueEntry]:
-    """A page of the view; ``total``: its count, where the caller has just counted it (a tab's
-    count, with the same filters), so as not to count it twice."""
+    """A page of the view; ``total``: its count, where the caller has just counted it (its tab's
+    count, with the same filters): not counted twice, and the tab and the pager say the same."""
     page, page_size = checked_page(page), checked_page_size(page_size)
     with context.reads() as session:
         query = _query(session, context, view)
