@@ -99,6 +99,8 @@ def make_engine(
         event.listen(engine, "begin", _begin_immediately)
         event.listen(engine, "handle_error", functools.partial(_busy_as_one_line, busy_seconds=busy_seconds))
         event.listen(engine, "checkin", _undo_at_checkin)
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _configure_postgresql)
     return engine
 
 
@@ -171,6 +173,16 @@ def _configure_sqlite(dbapi_connection, _record, *, busy_milliseconds: int) -> N
     cursor.execute(f"PRAGMA busy_timeout={busy_milliseconds}")
     cursor.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
     cursor.close()
+
+
+def _configure_postgresql(dbapi_connection, _record) -> None:
+    # No parallel workers: Reval's statements each read a range or a body's queue, for which
+    # starting workers costs more than it saves, and the workers would take the cores that the
+    # web server's processes and the sync's helper need (under 16 clients at a million doctors,
+    # 35 requests a second without them against 28 with; see docs/performance.md).
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET max_parallel_workers_per_gather = 0")
+    dbapi_connection.commit()
 
 
 def bulk_page_cache(session: Session) -> None:

@@ -457,6 +457,19 @@ def test_a_read_sees_one_snapshot_while_another_transaction_commits(app):
         assert reading.scalar(count) == before + 1
 
 
+def test_postgresql_runs_reval_s_statements_without_parallel_workers(migrated):
+    from reval.db import make_engine
+
+    engine = make_engine(migrated)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL setting: runs with REVAL_TEST_DATABASE_URL set to PostgreSQL")
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar() == "0"
+    finally:
+        engine.dispose()
+
+
 def test_statements_on_a_tis_persons_documents_are_cached_like_any_other():
     from sqlalchemy import Text, cast, select
 
