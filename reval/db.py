@@ -278,9 +278,9 @@ READ_ONLY = "reval_read_only"
 
 def read_only(engine: Engine) -> Engine:
     """The same engine, for transactions that only read. Each reads one snapshot, so a page's
-    count, keys and rows agree even while a sync commits: SQLite (deferred, under WAL) takes no
-    write lock and keeps its snapshot; PostgreSQL reads at REPEATABLE READ, where a transaction
-    that only reads never fails for another's writes."""
+    keys and rows (and its count, where it counts itself) agree even while a sync commits:
+    SQLite (deferred, under WAL) takes no write lock and keeps its snapshot; PostgreSQL reads at
+    REPEATABLE READ, where a transaction that only reads never fails for another's writes."""
     options: dict = {READ_ONLY: True}
     if engine.dialect.name == "postgresql":
         options["isolation_level"] = "REPEATABLE READ"
