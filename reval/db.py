@@ -6,6 +6,7 @@ import contextlib
 import functools
 import os
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -167,12 +168,34 @@ def _configure_sqlite(dbapi_connection, _record, *, busy_milliseconds: int) -> N
     cursor = dbapi_connection.cursor()
     # Larger pages for a new database (an existing one keeps its own): fewer writes, shallower indexes.
     cursor.execute("PRAGMA page_size=16384")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _write_ahead_logging(cursor, busy_milliseconds / 1000)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={busy_milliseconds}")
     cursor.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
     cursor.close()
+
+
+# How long a connection that SQLite turned away from turning a new database to WAL waits before
+# trying again (see _write_ahead_logging).
+WAL_RETRY_SECONDS = 0.01
+
+
+def _write_ahead_logging(cursor: sqlite3.Cursor, busy_seconds: float) -> None:
+    """Puts the database in WAL mode, which it keeps once set. Commands started together on a
+    brand-new database each turn it to WAL as they connect: two connections may each hold the
+    shared lock the other needs gone, and SQLite fails one of them at once rather than let both
+    wait for ever. That one has let go by then, so it tries again (for up to ``busy_seconds``, as
+    long as any statement waits for a lock) and finds the database turned."""
+    deadline = time.monotonic() + busy_seconds
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if (getattr(error, "sqlite_errorcode", 0) & 0xFF) != SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(WAL_RETRY_SECONDS)
 
 
 def _configure_postgresql(dbapi_connection, _record) -> None:
