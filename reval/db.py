@@ -193,7 +193,7 @@ def _write_ahead_logging(cursor: sqlite3.Cursor, busy_seconds: float) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as error:
-            if (getattr(error, "sqlite_errorcode", 0) & 0xFF) != SQLITE_BUSY or time.monotonic() >= deadline:
+            if not _sqlite_busy(error) or time.monotonic() >= deadline:
                 raise
             time.sleep(WAL_RETRY_SECONDS)
 
@@ -287,13 +287,17 @@ def _undo_at_checkin(dbapi_connection, record) -> None:
 
 def _busy_as_one_line(context, *, busy_seconds: float) -> Exception | None:
     """SQLite's "database is locked", after waiting ``busy_seconds`` for a writer: said as what it is."""
-    error = context.original_exception
-    if isinstance(error, sqlite3.OperationalError) and (getattr(error, "sqlite_errorcode", 0) & 0xFF) == SQLITE_BUSY:
+    if _sqlite_busy(context.original_exception):
         return DatabaseBusy(
             f"a sync holds the database (still locked after {busy_seconds:g} s); "
             "nothing was changed: try again when it has finished"
         )
     return None
+
+
+def _sqlite_busy(error: BaseException) -> bool:
+    """Whether ``error`` is SQLite's "database is locked" (SQLITE_BUSY, whatever its extended code)."""
+    return isinstance(error, sqlite3.OperationalError) and (getattr(error, "sqlite_errorcode", 0) & 0xFF) == SQLITE_BUSY
 
 
 READ_ONLY = "reval_read_only"

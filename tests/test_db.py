@@ -494,8 +494,6 @@ def test_a_read_sees_one_snapshot_while_another_transaction_commits(app):
 
 
 def test_postgresql_runs_reval_s_statements_without_parallel_workers(migrated):
-    from reval.db import make_engine
-
     engine = make_engine(migrated)
     if engine.dialect.name != "postgresql":
         pytest.skip("a PostgreSQL setting: runs with REVAL_TEST_DATABASE_URL set to PostgreSQL")
