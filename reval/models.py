@@ -302,6 +302,17 @@ class DoctorVisibilityName(Base):
     gmc_number: Mapped[str] = mapped_column(GMC_NUMBER, primary_key=True)
 
 
+class ViewsVersion(Base):
+    """One row: a token replaced by every committed transaction that writes the view rows above,
+    so a body's queue counts can be kept while it stays the same (reval.reconcile.views_version;
+    migration 0014)."""
+
+    __tablename__ = "views_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1
+    token: Mapped[str] = mapped_column(String(32))
+
+
 class CurrentTransactionId(FunctionElement[int]):
     """The writing transaction's id, as a column default: PostgreSQL's pg_current_xact_id() as a
     number (64 bits, so it never wraps), 0 elsewhere (as migration 0011 makes it; a schema made

@@ -24,6 +24,7 @@ from reval.models import (
 )
 from reval.reconcile.changes import ChangeFeed, doctor_views
 from reval.reconcile.common import EventKind, EventLog, RowWriter, Source
+from reval.reconcile.views_version import views_written
 
 ARCHIVED_HIDE_END = "archived: no GMC connection, no TIS person"
 
@@ -66,6 +67,7 @@ def archive_doctors(session: Session, as_of: date, after_days: int, events: Even
     hides: dict[str, list[DoctorHide]] = defaultdict(list)
     for hide in session.scalars(select(DoctorHide).where(DoctorHide.ended_at.is_(None))):
         hides[hide.gmc_number].append(hide)
+    views_written(session)
     views = RowWriter(session, DoctorVisibility.__table__, "gmc_number")
     names = RowWriter(session, DoctorVisibilityName.__table__, "gmc_number")
     feed = ChangeFeed(session)

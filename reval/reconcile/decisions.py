@@ -45,6 +45,7 @@ from reval.reconcile.common import (
     pack_rows,
 )
 from reval.reconcile.helper import IN_THIS_PROCESS, SyncHelper
+from reval.reconcile.views_version import views_written
 from reval.rules import (
     HIDDEN_BY_ADMIN,
     SHOULD_NOT_BE_CONNECTED,
@@ -799,6 +800,7 @@ class BodyViews:
     the names its queues are searched by."""
 
     def __init__(self, session: Session, changed_at: datetime):
+        views_written(session)
         self.rows = RowWriter(session, DoctorVisibility.__table__, "gmc_number")
         self.names = RowWriter(session, DoctorVisibilityName.__table__, "gmc_number")
         self.feed = ChangeFeed(session)

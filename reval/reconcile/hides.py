@@ -14,6 +14,7 @@ from reval.reconcile.common import EventKind, EventLog, Source, checked_person_n
 from reval.reconcile.decisions import hide_view, note_last_changed_by
 from reval.reconcile.reference import configured_code
 from reval.reconcile.sync import redecide_doctors
+from reval.reconcile.views_version import views_written
 from reval.refusals import Conflict, Invalid, NotFound
 from reval.rules import HIDDEN_BY_ADMIN, Queue
 from reval.validation import free_text, gmc_number
@@ -122,6 +123,7 @@ def _set_view(
     """What one body sees of a doctor, after its admin hid or unhid them, and the changes feed's
     row saying so."""
     queue, reason = view
+    views_written(session)
     session.execute(
         update(DoctorVisibility)
         .where(DoctorVisibility.gmc_number == doctor.gmc_number, DoctorVisibility.designated_body_code == code)

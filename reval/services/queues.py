@@ -8,6 +8,7 @@ every view here reads it from there: the web's tabs, the API's pages, ``reval ex
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,6 +39,7 @@ from reval.models import DesignatedBodyRecord, Doctor, DoctorHide, DoctorVisibil
 from reval.reconcile.connections import failed_update_numbers, failed_update_numbers_query
 from reval.reconcile.decisions import NAME_KEY_LENGTH
 from reval.reconcile.reference import configured_designated_bodies
+from reval.reconcile.views_version import views_token
 from reval.refusals import Invalid
 from reval.rules import DEFAULT_RULE_TABLE, HIDDEN_BY_ADMIN, SHOULD_NOT_BE_CONNECTED, Queue, Ready
 from reval.services.access import require_national, visible_bodies, visible_body
@@ -251,12 +253,23 @@ def queue_page(
     with context.reads() as session:
         query = _query(session, context, view)
         if total is None:
-            total = session.execute(query.count()).scalar_one()
+            total = _view_total(session, context, view, query)
         # The page's keys come from the view's own index, in order; only its doctors are read.
         keys = session.execute(
             query.keys().order_by(*query.ordering()).offset((page - 1) * page_size).limit(page_size)
         ).all()
         return Page(_entries_of_keys(session, keys), total, page, page_size)
+
+
+def _view_total(session: Session, context: Context, view: QueueView, query: _Query) -> int:
+    """How many doctors the view holds: a body's unfiltered queue, or all its queues, from its
+    kept counts; any other view counted."""
+    if view.body is None or view.unassigned or view.archived or view.filters.any:
+        return session.execute(query.count()).scalar_one()
+    counts = _body_counts(session, context, view.body, view.filters)
+    if view.queue is None:
+        return sum(count for count, _ in counts.values())
+    return counts.get(view.queue.value, (0, {}))[0]
 
 
 def queue_entries(context: Context, view: QueueView) -> Iterator[QueueEntry]:
@@ -327,24 +340,69 @@ def _queue_and_ready_counts(
     session: Session, context: Context, body: str | None, filters: QueueFilters
 ) -> tuple[dict[str, int], dict[Ready, int]]:
     """How many rows of the view each queue holds with the filters, and how many Discrepancies
-    are ready for each action with the filters but any readiness. A body's rows are read once, in
-    its queue index's order: each queue's count beside its count of each readiness, of which a
-    readiness filter takes its own."""
+    are ready for each action with the filters but any readiness (a readiness filter takes its
+    own from those)."""
     if body is None:  # the doctors' own rows hold no readiness to count by
         every_queue = _query(session, context, QueueView(body, filters=filters))
         return {queue: count for queue, count in session.execute(every_queue.grouped_count())}, {}
-    every_queue = _query(session, context, QueueView(body, filters=replace(filters, ready=None)))
+    by_queue: dict[str, int] = {}
+    ready = dict.fromkeys(Ready, 0)
+    for queue, (count, by_ready) in _body_counts(session, context, body, replace(filters, ready=None)).items():
+        by_queue[queue] = count if filters.ready is None else by_ready[filters.ready]
+        if queue == Queue.DISCREPANCY.value:
+            ready = dict(by_ready)
+    return by_queue, ready
+
+
+# Each queue's count, and its count of each readiness, by queue.
+QueueTallies = dict[str, tuple[int, dict[Ready, int]]]
+
+
+class _KeptCounts:
+    """Each body's unfiltered counts as this process last counted them, with the views token
+    they were counted at (see reval.reconcile.views_version): a body's queue page shows its tabs'
+    counts, and at a million doctors on PostgreSQL counting the largest body's rows cost more
+    than reading its page, sorted by last change. They change only when a sync or an admin's
+    action writes view rows, which replaces the token."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the server's threads share them
+        self._by_body: dict[str, tuple[str, QueueTallies]] = {}
+
+    def get(self, code: str, token: str) -> QueueTallies | None:
+        with self._lock:
+            kept = self._by_body.get(code)
+        return kept[1] if kept is not None and kept[0] == token else None
+
+    def keep(self, code: str, token: str, counts: QueueTallies) -> None:
+        with self._lock:
+            self._by_body[code] = (token, counts)
+
+
+_KEPT_COUNTS = _KeptCounts()
+
+
+def _body_counts(session: Session, context: Context, body: str, filters: QueueFilters) -> QueueTallies:
+    """A body's counts with the filters (no readiness filter), from one read of its view rows in
+    its queue index's order; unfiltered, kept while the views token stays the same."""
+    if filters.any:
+        return _count_body(session, context, body, filters)
+    code = visible_body(session, context.actor, body).code  # may this actor see them?
+    token = views_token(session)  # before counting: see reval.reconcile.views_version
+    counts = _KEPT_COUNTS.get(code, token) if token is not None else None
+    if counts is None:
+        counts = _count_body(session, context, code, filters)
+        if token is not None:
+            _KEPT_COUNTS.keep(code, token, counts)
+    return counts
+
+
+def _count_body(session: Session, context: Context, body: str, filters: QueueFilters) -> QueueTallies:
+    every_queue = _query(session, context, QueueView(body, filters=filters))
     keyed = every_queue.keyed.c
     each_ready = [func.count().filter(keyed.ready == ready.value) for ready in Ready]
     counted = session.execute(every_queue.grouped_count(keyed.queue, also=(func.count(), *each_ready)))
-    by_queue: dict[str, int] = {}
-    ready = dict.fromkeys(Ready, 0)
-    for queue, count, *ready_counts in counted:
-        by_ready = dict(zip(Ready, ready_counts, strict=True))
-        by_queue[queue] = count if filters.ready is None else by_ready[filters.ready]
-        if queue == Queue.DISCREPANCY.value:
-            ready = by_ready
-    return by_queue, ready
+    return {queue: (count, dict(zip(Ready, ready_counts, strict=True))) for queue, count, *ready_counts in counted}
 
 
 def programme_names(context: Context, body: str | None) -> list[str]:
