@@ -116,11 +116,18 @@ def metrics() -> Metrics:
     """The metrics, made on first use (after ``use_folder``, so they write to its files)."""
     made = _state.get("metrics")
     if not isinstance(made, Metrics):
-        chosen = folder()
+        # A child started afresh (spawned) that chose no folder inherits its parent's, which the
+        # parent may not have made yet: prometheus-client writes there all the same.
+        chosen = folder() or _inherited_folder()
         if chosen is not None:
             chosen.mkdir(mode=0o700, parents=True, exist_ok=True)
         made = _state["metrics"] = Metrics.made()
     return made
+
+
+def _inherited_folder() -> Path | None:
+    named = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return Path(named) if named else None
 
 
 def remove_dead_processes(folder: Path) -> list[int]:

@@ -208,6 +208,30 @@ def test_metrics_of_several_processes_add_up(metered, tmp_path):
     assert len(metrics.remove_dead_processes(folder)) == 2 and not list(folder.glob("*.db"))
 
 
+def test_a_spawned_child_counts_into_its_parents_folder_before_the_parent_has_made_it(tmp_path):
+    """`reval bench --scale-from` syncs its smaller size in a spawned process, which counts a sync
+    before the bench itself has counted anything."""
+    folder = tmp_path / "not-made-yet"
+    script = (
+        "import sys, multiprocessing; from pathlib import Path; from reval import metrics\n"
+        "def count(): metrics.metrics().sync_runs.labels('succeeded').inc()\n"
+        "if __name__ == '__main__':\n"
+        "    metrics.use_folder(Path(sys.argv[1]))\n"
+        "    child = multiprocessing.get_context('spawn').Process(target=count)\n"
+        "    child.start(); child.join(); sys.exit(child.exitcode)\n"
+    )
+    program = tmp_path / "spawning.py"
+    program.write_text(script)
+    subprocess.run([sys.executable, str(program), str(folder)], check=True, env=dict(os.environ), cwd=tmp_path)
+    totals = [
+        sample.value
+        for family in metrics.collected(folder).collect()
+        for sample in family.samples
+        if sample.name == "reval_sync_runs_total"
+    ]
+    assert totals == [1.0]
+
+
 # --- logs ---------------------------------------------------------------------------------------
 
 
