@@ -303,9 +303,9 @@ class DoctorVisibilityName(Base):
 
 
 class ViewsVersion(Base):
-    """One row: a token replaced by every committed transaction that writes the view rows above,
-    so a body's queue counts can be kept while it stays the same (reval.reconcile.views_version;
-    migration 0014)."""
+    """One row: a token replaced by every committed transaction that adds or removes the view rows
+    above or changes their queue or readiness, so a body's queue counts can be kept while it
+    stays the same (reval.reconcile.views_version; migration 0014)."""
 
     __tablename__ = "views_version"
 

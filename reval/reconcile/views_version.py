@@ -2,17 +2,20 @@
 (``doctor_visibility``), so a body's queue counts can be kept in memory and counted again only
 when it changes (see reval.services.queues).
 
-Every writer of view rows calls ``views_written`` on its session: the decisions, an admin's
-hide or unhide, archiving. The token is replaced just before that transaction commits, so it
-commits with the rows, and its row is locked only while the transaction commits: a sync's
-transaction runs for minutes, and an admin's hide must not wait for it.
+Every writer that adds or removes view rows, or changes their queue or readiness, calls
+``views_written`` on its session: the decisions, an admin's hide or unhide, archiving. The token
+is replaced just before that transaction commits, so it commits with the rows, and its row is
+locked only while the transaction commits: a sync's transaction runs for minutes, and an admin's
+hide must not wait for it. A migration or a hand-made fix that changes view rows outside a
+session must delete the token (``DELETE FROM views_version``).
 
-A reader takes the token before it counts. A count made at a token may include a transaction
-committed after the token was read, but never misses one committed before it, and any later
-transaction replaces the token: so counts kept at the token a reader finds are the rows it would
-count. The token is random, not a counter: a database emptied, rebuilt or restored from a backup
-can never bring back a token some process kept counts at for other rows. No row (a new or an
-emptied database) means nothing is kept until the first write.
+A reader takes the token, then counts, in one read transaction: one snapshot on PostgreSQL
+(repeatable read) and on SQLite, so the counts are those of the token's rows. (Were they two
+snapshots, a count could include a transaction committed after the token was read, never miss
+one committed before it, and the later transaction would have replaced the token.) The token is
+random, not a counter: a database emptied, rebuilt or restored from a backup can never bring
+back a token some process kept counts at for other rows. No row (a new or an emptied database)
+means nothing is kept until the first write.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import secrets
 
 from sqlalchemy import event, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from reval.models import ViewsVersion
 
@@ -40,7 +43,8 @@ def views_token(session: Session) -> str | None:
 
 @event.listens_for(Session, "before_commit")
 def _replace_token(session: Session) -> None:
-    if not session.info.pop(_WRITTEN, False):
+    # A savepoint's release fires this too, but commits nothing: the token goes with the outermost.
+    if session.in_nested_transaction() or not session.info.pop(_WRITTEN, False):
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -49,6 +53,9 @@ def _replace_token(session: Session) -> None:
     session.execute(statement.on_conflict_do_update(index_elements=["id"], set_={"token": token}))
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_written(session: Session) -> None:
-    session.info.pop(_WRITTEN, None)
+@event.listens_for(Session, "after_transaction_end")
+def _forget_written(session: Session, transaction: SessionTransaction) -> None:
+    # Only as the outermost transaction ends (committed, rolled back or closed): a savepoint rolled
+    # back leaves the view rows written before it, still to commit.
+    if transaction.parent is None:
+        session.info.pop(_WRITTEN, None)
