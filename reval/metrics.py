@@ -19,7 +19,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from reval.settings import export_metrics_folder
+from reval.settings import export_metrics_folder, exported_metrics_folder
 
 # Seconds: a page or API call (fast), and a call to GMC or TIS (a body's list takes minutes).
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -126,7 +126,7 @@ def metrics() -> Metrics:
 
 
 def _inherited_folder() -> Path | None:
-    named = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    named = exported_metrics_folder()
     return Path(named) if named else None
 
 

@@ -157,6 +157,11 @@ def export_metrics_folder(folder: str) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
 
 
+def exported_metrics_folder() -> str | None:
+    """The folder of this process's metrics as a parent process named it, if one did."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 def process_environment(**settings: str) -> dict[str, str]:
     """This process's environment with these settings: for a process it starts (a worker)."""
     return {**os.environ, **settings}
