@@ -9,8 +9,10 @@ from typing import Any
 
 import orjson
 
+from reval.reconcile.sync import GmcInput, TisInput, run_sync
 from reval.services.context import Actor, Context
 from reval.services.queues import QueueView, queue_entries
+from reval.snapshot_files import open_snapshot
 
 EAST_OF_ENGLAND = "1-1RSSQ05"
 WESSEX = "1-1RUZUSF"
@@ -101,6 +103,22 @@ def tis_snapshot(path: Path, people: list[dict[str, Any]], jsonl: bool = False) 
     else:
         path.write_bytes(orjson.dumps({"people": people}))
     return path
+
+
+def sync_snapshots(
+    sessions, files: Path, gmc_lists: dict[str, list[dict]], people: list[dict[str, Any]], name: str = "", **options
+) -> dict[str, Any]:
+    """Writes the lists and the people as GMC and TIS snapshot files (gmc<name>.json and
+    tis<name>.json in ``files``) and syncs them; ``options`` go to run_sync (as_of, controls,
+    engine); its summary."""
+    gmc = gmc_snapshot(files / f"gmc{name}.json", gmc_lists)
+    tis = tis_snapshot(files / f"tis{name}.json", people)
+    return run_sync(
+        sessions,
+        gmc=GmcInput(str(gmc), open_snapshot(gmc, label="GMC", list_key="designatedBodies")),
+        tis=TisInput(str(tis), open_snapshot(tis, label="TIS", list_key="people")),
+        **options,
+    )
 
 
 def operator_context(sessions) -> Context:

@@ -15,12 +15,11 @@ from reval.app import create_app
 from reval.clock import utcnow
 from reval.extensions import database
 from reval.models import DoctorChange
-from reval.reconcile.sync import GmcInput, SyncControls, TisInput, run_sync
-from reval.snapshot_files import open_snapshot
+from reval.reconcile.sync import SyncControls
 from tests.api.conftest import Caller
 from tests.api.test_resources import all_pages
 from tests.conftest import Reval, assert_one_line_refusal
-from tests.factories import AS_OF, EAST_OF_ENGLAND, NORTH_EAST, WESSEX, gmc_snapshot, tis_snapshot
+from tests.factories import AS_OF, EAST_OF_ENGLAND, NORTH_EAST, WESSEX, gmc_snapshot, sync_snapshots, tis_snapshot
 from tests.web.conftest import EAST_CONNECTED, EAST_NOT_CONNECTED, UNASSIGNED, Dataset
 
 NATIONAL = "reval.read reval.national"
@@ -69,14 +68,8 @@ def queues_say(caller: Caller, code: str) -> dict[str, tuple[str, str]]:
 
 
 def sync(sessions, files, data: Dataset, as_of, name: str, **controls) -> dict:
-    gmc = gmc_snapshot(files / f"gmc-{name}.json", data.gmc_lists)
-    tis = tis_snapshot(files / f"tis-{name}.json", data.people)
-    return run_sync(
-        sessions,
-        as_of=as_of,
-        gmc=GmcInput(str(gmc), open_snapshot(gmc, label="GMC", list_key="designatedBodies")),
-        tis=TisInput(str(tis), open_snapshot(tis, label="TIS", list_key="people")),
-        controls=SyncControls(**controls),
+    return sync_snapshots(
+        sessions, files, data.gmc_lists, data.people, f"-{name}", as_of=as_of, controls=SyncControls(**controls)
     )
 
 

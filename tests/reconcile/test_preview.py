@@ -33,6 +33,7 @@ from tests.factories import (
     gmc_snapshot,
     person,
     programme,
+    sync_snapshots,
     tis_snapshot,
 )
 
@@ -296,15 +297,8 @@ def test_a_preview_of_a_new_rule_table_lists_the_moves_its_first_sync_makes(sess
         preview = preview_moves(session, as_of=AS_OF, engine=engine)
     assert preview.rule_table == "reval-default@3"
 
-    gmc = gmc_snapshot(files / "gmc1.json", {EAST_OF_ENGLAND: [gmc_doctor("1000001")], WESSEX: []})
-    tis = tis_snapshot(files / "tis1.json", [ENDING, GRACE])
-    run_sync(
-        sessions,
-        gmc=GmcInput(str(gmc), open_snapshot(gmc, label="GMC", list_key="designatedBodies")),
-        tis=TisInput(str(tis), open_snapshot(tis, label="TIS", list_key="people")),
-        as_of=AS_OF,
-        engine=engine,
-    )
+    lists = {EAST_OF_ENGLAND: [gmc_doctor("1000001")], WESSEX: []}
+    sync_snapshots(sessions, files, lists, [ENDING, GRACE], "1", as_of=AS_OF, engine=engine)
     assert [move.as_json() for move in preview.moves] == moves_between(decided_before, decisions(sessions))
     assert [(move.gmc_number, move.to_reason) for move in preview.moves] == [("1000002", "NOT_CONNECTED_YET")]
 

@@ -14,7 +14,7 @@ from reval.models import DoctorVisibility, ViewsVersion
 from reval.reconcile.archive import archive_doctors
 from reval.reconcile.common import EventLog
 from reval.reconcile.sources import MassChangeGuard
-from reval.reconcile.sync import GmcInput, SyncControls, TisInput, run_sync
+from reval.reconcile.sync import SyncControls
 from reval.reconcile.views_version import views_written
 from reval.refusals import NotFound
 from reval.rules import Queue, Ready
@@ -29,8 +29,14 @@ from reval.services.queues import (
     queue_counts,
     queue_page,
 )
-from reval.snapshot_files import open_snapshot
-from tests.factories import EAST_OF_ENGLAND, WESSEX, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
+from tests.factories import (
+    EAST_OF_ENGLAND,
+    WESSEX,
+    gmc_doctor,
+    person,
+    programme,
+    sync_snapshots,
+)
 
 AS_OF = date(2026, 11, 21)
 CONNECTED, NOT_CONNECTED, NOT_IN_TIS, ELSEWHERE = "1000001", "1000002", "1000003", "1000004"
@@ -52,15 +58,8 @@ def sync(sessions, files, name: str, as_of: date, without: str | None = None, **
         code: [d for d in doctors if d["GMCReferenceNumber"] != without] for code, doctors in gmc_lists.items()
     }
     people = [p for p in people if p["gmcNumber"] != without]
-    gmc = gmc_snapshot(files / f"gmc-{name}.json", gmc_lists)
-    tis = tis_snapshot(files / f"tis-{name}.json", people)
-    return run_sync(
-        sessions,
-        as_of=as_of,
-        gmc=GmcInput(str(gmc), open_snapshot(gmc, label="GMC", list_key="designatedBodies")),
-        tis=TisInput(str(tis), open_snapshot(tis, label="TIS", list_key="people")),
-        controls=SyncControls(guard=MassChangeGuard(allowed=True), **controls),  # four doctors: one is a lot
-    )
+    controls_allowing = SyncControls(guard=MassChangeGuard(allowed=True), **controls)  # four doctors: one is a lot
+    return sync_snapshots(sessions, files, gmc_lists, people, f"-{name}", as_of=as_of, controls=controls_allowing)
 
 
 def admin(sessions, bodies: frozenset[str] = frozenset({EAST_OF_ENGLAND, WESSEX})) -> Context:

@@ -10,8 +10,6 @@ import pytest
 
 from reval.app import create_app
 from reval.extensions import database
-from reval.reconcile.sync import GmcInput, TisInput, run_sync
-from reval.snapshot_files import open_snapshot
 from tests.factories import (
     AS_OF,
     EAST_OF_ENGLAND,
@@ -19,11 +17,10 @@ from tests.factories import (
     WESSEX,
     days,
     gmc_doctor,
-    gmc_snapshot,
     person,
     placement,
     programme,
-    tis_snapshot,
+    sync_snapshots,
 )
 from tests.matching import first_group
 
@@ -74,14 +71,7 @@ def national_dataset() -> Dataset:
 def national(app, sessions, files):
     """The dataset synced as of AS_OF."""
     data = national_dataset()
-    gmc = gmc_snapshot(files / "gmc.json", data.gmc_lists)
-    tis = tis_snapshot(files / "tis.json", data.people)
-    summary = run_sync(
-        sessions,
-        as_of=AS_OF,
-        gmc=GmcInput(str(gmc), open_snapshot(gmc, label="GMC", list_key="designatedBodies")),
-        tis=TisInput(str(tis), open_snapshot(tis, label="TIS", list_key="people")),
-    )
+    summary = sync_snapshots(sessions, files, data.gmc_lists, data.people, as_of=AS_OF)
     return Dataset(data.gmc_lists, data.people, summary["syncRunId"])
 
 

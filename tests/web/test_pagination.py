@@ -7,9 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from reval.reconcile.sync import GmcInput, TisInput, run_sync
-from reval.snapshot_files import open_snapshot
-from tests.factories import AS_OF, WESSEX, gmc_doctor, gmc_snapshot, person, programme, tis_snapshot
+from tests.factories import AS_OF, WESSEX, gmc_doctor, person, programme, sync_snapshots
 from tests.web import test_browser
 from tests.web.conftest import Dataset, national_dataset
 from tests.web.test_browser import assert_accessible, sign_in
@@ -29,14 +27,7 @@ def national(app, sessions, files) -> Dataset:
     data = national_dataset()
     lists = data.gmc_lists | {WESSEX: data.gmc_lists[WESSEX] + [gmc_doctor(n) for n in WESSEX_MORE]}
     people = data.people + [person(n, programme(WESSEX)) for n in WESSEX_MORE]
-    gmc = gmc_snapshot(files / "gmc.json", lists)
-    tis = tis_snapshot(files / "tis.json", people)
-    summary = run_sync(
-        sessions,
-        as_of=AS_OF,
-        gmc=GmcInput(str(gmc), open_snapshot(gmc, label="GMC", list_key="designatedBodies")),
-        tis=TisInput(str(tis), open_snapshot(tis, label="TIS", list_key="people")),
-    )
+    summary = sync_snapshots(sessions, files, lists, people, as_of=AS_OF)
     return Dataset(lists, people, summary["syncRunId"])
 
 
